@@ -1,0 +1,119 @@
+//! OHLCV bars, one at a time ([`Bar`]) and as columns ([`BarSeries`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timeframe;
+
+/// One OHLCV bar. `ts` is the bar's timestamp in UTC milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    pub ts: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+}
+
+/// A validated price history for one instrument, stored column by column so
+/// that indicators and the engine run over contiguous `&[f64]` slices.
+///
+/// Invariant (enforced by the loaders): all columns have the same length and
+/// `ts` is strictly ascending.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BarSeries {
+    /// Instrument identifier, e.g. `nvda-1999-2014` or `NVDA`.
+    pub instrument: String,
+    pub timeframe: Option<Timeframe>,
+    pub ts: Vec<i64>,
+    pub open: Vec<f64>,
+    pub high: Vec<f64>,
+    pub low: Vec<f64>,
+    pub close: Vec<f64>,
+    pub volume: Vec<f64>,
+}
+
+impl BarSeries {
+    pub fn new(instrument: impl Into<String>) -> Self {
+        BarSeries {
+            instrument: instrument.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_capacity(instrument: impl Into<String>, n: usize) -> Self {
+        BarSeries {
+            instrument: instrument.into(),
+            timeframe: None,
+            ts: Vec::with_capacity(n),
+            open: Vec::with_capacity(n),
+            high: Vec::with_capacity(n),
+            low: Vec::with_capacity(n),
+            close: Vec::with_capacity(n),
+            volume: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    pub fn push(&mut self, bar: Bar) {
+        self.ts.push(bar.ts);
+        self.open.push(bar.open);
+        self.high.push(bar.high);
+        self.low.push(bar.low);
+        self.close.push(bar.close);
+        self.volume.push(bar.volume);
+    }
+
+    /// The bar at index `i`. Panics if out of range, like slice indexing.
+    #[inline]
+    pub fn bar(&self, i: usize) -> Bar {
+        Bar {
+            ts: self.ts[i],
+            open: self.open[i],
+            high: self.high[i],
+            low: self.low[i],
+            close: self.close[i],
+            volume: self.volume[i],
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Bar> + '_ {
+        (0..self.len()).map(|i| self.bar(i))
+    }
+
+    /// A copy of bars `[start, end)`.
+    pub fn slice(&self, start: usize, end: usize) -> BarSeries {
+        BarSeries {
+            instrument: self.instrument.clone(),
+            timeframe: self.timeframe,
+            ts: self.ts[start..end].to_vec(),
+            open: self.open[start..end].to_vec(),
+            high: self.high[start..end].to_vec(),
+            low: self.low[start..end].to_vec(),
+            close: self.close[start..end].to_vec(),
+            volume: self.volume[start..end].to_vec(),
+        }
+    }
+
+    /// The declared timeframe, or the one inferred from the timestamps.
+    pub fn timeframe_or_inferred(&self) -> Option<Timeframe> {
+        self.timeframe.or_else(|| Timeframe::infer(&self.ts))
+    }
+}
+
+impl FromIterator<Bar> for BarSeries {
+    fn from_iter<T: IntoIterator<Item = Bar>>(iter: T) -> Self {
+        let mut s = BarSeries::default();
+        for b in iter {
+            s.push(b);
+        }
+        s
+    }
+}

@@ -1,0 +1,545 @@
+//! The schema of `config/settings.yaml`, and its loading and validation.
+//!
+//! Loading works in layers so that a user's file only needs the keys it
+//! changes: the defaults (the repository's `config/settings.yaml`, compiled
+//! in) are merged with the user's file, then `--set key.path=value` overrides
+//! are applied, then the result is deserialised strictly (unknown keys and
+//! wrong types are refused with their key path) and range-checked.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// The defaults: the repository's settings file, compiled into the binary.
+pub const DEFAULT_SETTINGS_YAML: &str = include_str!("../../../config/settings.yaml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub seed: u64,
+    pub data: DataSettings,
+    pub features: FeatureSettings,
+    pub backtest: BacktestSettings,
+    pub risk: RiskSettings,
+    pub strategies: StrategySettings,
+    pub walk_forward: WalkForwardSettings,
+    pub monte_carlo: MonteCarloSettings,
+    pub report: ReportSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub raw_dir: PathBuf,
+    pub final_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub repair_policy: RepairPolicy,
+    pub lot_size: f64,
+    pub fractional: bool,
+}
+
+/// What the loaders do with a row that fails validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairPolicy {
+    /// Reject the whole file.
+    Refuse,
+    /// Skip the bad row.
+    Drop,
+    /// Fix the row where the fix is unambiguous, otherwise skip it.
+    Repair,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSettings {
+    pub sma_fast: usize,
+    pub sma_slow: usize,
+    pub ema_fast: usize,
+    pub ema_slow: usize,
+    pub rsi_period: usize,
+    pub macd_fast: usize,
+    pub macd_slow: usize,
+    pub macd_signal: usize,
+    pub atr_period: usize,
+    pub bollinger_period: usize,
+    pub bollinger_width: f64,
+    pub roc_period: usize,
+    pub volatility_window: usize,
+    pub stoch_k: usize,
+    pub stoch_slow_k: usize,
+    pub stoch_d: usize,
+    pub adx_period: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestSettings {
+    pub initial_cash: f64,
+    pub currency: String,
+    pub fill: FillPolicy,
+    pub risk_free_rate: f64,
+    pub costs: CostSettings,
+    pub slippage: SlippageSettings,
+    pub sizing: SizingSettings,
+}
+
+/// When a market order submitted at bar `t` fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FillPolicy {
+    /// At bar `t+1`'s open: the default, never looks ahead.
+    NextOpen,
+    /// At bar `t`'s close (backtrader's cheat-on-close).
+    SignalClose,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostSettings {
+    pub entry_fixed: f64,
+    pub exit_fixed: f64,
+    pub percent: f64,
+    pub per_unit: f64,
+    pub minimum: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlippageSettings {
+    pub model: SlippageModel,
+    pub bps: f64,
+    pub atr_fraction: f64,
+    pub atr_period: usize,
+    pub impact: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlippageModel {
+    None,
+    FixedBps,
+    AtrFraction,
+    VolumeParticipation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizingSettings {
+    pub method: SizingMethod,
+    pub quantity: f64,
+    pub fraction: f64,
+    pub target_volatility: f64,
+    pub volatility_window: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizingMethod {
+    FixedQuantity,
+    FractionOfEquity,
+    VolatilityTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskSettings {
+    pub enabled: bool,
+    pub max_position_units: f64,
+    pub max_asset_fraction: f64,
+    pub max_gross_leverage: f64,
+    pub daily_loss_limit: f64,
+    pub max_drawdown: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySettings {
+    pub sma_crossover: SmaCrossoverSettings,
+    pub rsi_mean_reversion: RsiMeanReversionSettings,
+    pub momentum: MomentumSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmaCrossoverSettings {
+    pub fast: usize,
+    pub slow: usize,
+    pub allow_short: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RsiMeanReversionSettings {
+    pub period: usize,
+    pub oversold: f64,
+    pub overbought: f64,
+    pub exit_level: f64,
+    pub allow_short: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MomentumSettings {
+    pub lookback: usize,
+    pub threshold: f64,
+    pub allow_short: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalkForwardSettings {
+    pub train_bars: usize,
+    pub test_bars: usize,
+    pub embargo_bars: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonteCarloSettings {
+    pub paths: usize,
+    pub block_size: usize,
+    pub vol_scales: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    pub out_dir: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_layers(None, &[]).expect("the compiled-in default settings are valid")
+    }
+}
+
+impl Settings {
+    /// Loads `path` over the compiled-in defaults, then applies `overrides`
+    /// (each `key.path=value`, the value read as YAML).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Settings> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::SettingsIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let user = parse_yaml(&text, path)?;
+        Settings::from_layers(Some(user), overrides)
+    }
+
+    /// The compiled-in defaults with `overrides` applied.
+    pub fn defaults_with(overrides: &[String]) -> Result<Settings> {
+        Settings::from_layers(None, overrides)
+    }
+
+    /// Parses settings from YAML text laid over the defaults.
+    pub fn from_yaml_str(text: &str, overrides: &[String]) -> Result<Settings> {
+        let user = parse_yaml(text, Path::new("<string>"))?;
+        Settings::from_layers(Some(user), overrides)
+    }
+
+    fn from_layers(user: Option<Value>, overrides: &[String]) -> Result<Settings> {
+        let mut merged = parse_yaml(DEFAULT_SETTINGS_YAML, Path::new("<defaults>"))?;
+        if let Some(user) = user {
+            // An empty file parses as null: it means "all defaults".
+            if !user.is_null() {
+                if !user.is_object() {
+                    return Err(invalid("(top level)", &user, "is not a mapping", "a mapping of sections like `data:` and `backtest:`"));
+                }
+                merge(&mut merged, user);
+            }
+        }
+        for o in overrides {
+            apply_override(&mut merged, o)?;
+        }
+        let settings: Settings = serde_path_to_error::deserialize(merged.clone()).map_err(|e| {
+            let key = e.path().to_string();
+            let value = lookup(&merged, &key).map(short).unwrap_or_else(|| "(missing)".into());
+            let inner = e.into_inner().to_string();
+            let (problem, allowed) = split_serde_message(&inner);
+            Error::SettingsInvalid { key, value, problem, allowed }
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let mut v = Validator::default();
+        let f = &self.features;
+        for (key, val) in [
+            ("features.sma_fast", f.sma_fast),
+            ("features.sma_slow", f.sma_slow),
+            ("features.ema_fast", f.ema_fast),
+            ("features.ema_slow", f.ema_slow),
+            ("features.rsi_period", f.rsi_period),
+            ("features.macd_fast", f.macd_fast),
+            ("features.macd_slow", f.macd_slow),
+            ("features.macd_signal", f.macd_signal),
+            ("features.atr_period", f.atr_period),
+            ("features.bollinger_period", f.bollinger_period),
+            ("features.roc_period", f.roc_period),
+            ("features.volatility_window", f.volatility_window),
+            ("features.stoch_k", f.stoch_k),
+            ("features.stoch_slow_k", f.stoch_slow_k),
+            ("features.stoch_d", f.stoch_d),
+            ("features.adx_period", f.adx_period),
+            ("backtest.slippage.atr_period", self.backtest.slippage.atr_period),
+            ("backtest.sizing.volatility_window", self.backtest.sizing.volatility_window),
+            ("strategies.sma_crossover.fast", self.strategies.sma_crossover.fast),
+            ("strategies.sma_crossover.slow", self.strategies.sma_crossover.slow),
+            ("strategies.rsi_mean_reversion.period", self.strategies.rsi_mean_reversion.period),
+            ("strategies.momentum.lookback", self.strategies.momentum.lookback),
+            ("walk_forward.train_bars", self.walk_forward.train_bars),
+            ("walk_forward.test_bars", self.walk_forward.test_bars),
+            ("monte_carlo.paths", self.monte_carlo.paths),
+            ("monte_carlo.block_size", self.monte_carlo.block_size),
+        ] {
+            v.int_range(key, val, 1, 100_000);
+        }
+        v.check(f.macd_fast < f.macd_slow, "features.macd_fast", f.macd_fast, "must be below features.macd_slow", "an integer smaller than macd_slow");
+        v.check(f.bollinger_width.is_finite() && f.bollinger_width > 0.0, "features.bollinger_width", f.bollinger_width, "must be positive", "a number > 0, like 2.0");
+        v.check(f.adx_period >= 2, "features.adx_period", f.adx_period, "is too short", "an integer >= 2");
+        v.check(f.volatility_window >= 2, "features.volatility_window", f.volatility_window, "is too short", "an integer >= 2");
+
+        let b = &self.backtest;
+        v.check(b.initial_cash.is_finite() && b.initial_cash > 0.0, "backtest.initial_cash", b.initial_cash, "must be positive", "a number > 0");
+        v.check(!b.currency.trim().is_empty(), "backtest.currency", &b.currency, "is empty", "a currency label like INR or USD");
+        v.range("backtest.risk_free_rate", b.risk_free_rate, -0.5, 1.0);
+        let c = &b.costs;
+        v.range("backtest.costs.entry_fixed", c.entry_fixed, 0.0, 1e9);
+        v.range("backtest.costs.exit_fixed", c.exit_fixed, 0.0, 1e9);
+        v.range("backtest.costs.percent", c.percent, 0.0, 0.5);
+        v.range("backtest.costs.per_unit", c.per_unit, 0.0, 1e6);
+        v.range("backtest.costs.minimum", c.minimum, 0.0, 1e9);
+        let s = &b.slippage;
+        v.range("backtest.slippage.bps", s.bps, 0.0, 10_000.0);
+        v.range("backtest.slippage.atr_fraction", s.atr_fraction, 0.0, 100.0);
+        v.range("backtest.slippage.impact", s.impact, 0.0, 100.0);
+        let z = &b.sizing;
+        v.check(z.quantity.is_finite() && z.quantity > 0.0, "backtest.sizing.quantity", z.quantity, "must be positive", "a number > 0");
+        v.check(z.fraction.is_finite() && z.fraction > 0.0 && z.fraction <= 10.0, "backtest.sizing.fraction", z.fraction, "is out of range", "a number in (0, 10]");
+        v.check(z.target_volatility.is_finite() && z.target_volatility > 0.0 && z.target_volatility <= 10.0, "backtest.sizing.target_volatility", z.target_volatility, "is out of range", "a number in (0, 10]");
+        v.check(z.volatility_window >= 2, "backtest.sizing.volatility_window", z.volatility_window, "is too short", "an integer >= 2");
+
+        let r = &self.risk;
+        v.range("risk.max_position_units", r.max_position_units, 0.0, 1e15);
+        v.check(r.max_asset_fraction > 0.0 && r.max_asset_fraction <= 10.0, "risk.max_asset_fraction", r.max_asset_fraction, "is out of range", "a number in (0, 10], e.g. 0.25 for 25%");
+        v.check(r.max_gross_leverage > 0.0 && r.max_gross_leverage <= 100.0, "risk.max_gross_leverage", r.max_gross_leverage, "is out of range", "a number in (0, 100]");
+        v.range("risk.daily_loss_limit", r.daily_loss_limit, 0.0, 1.0);
+        v.range("risk.max_drawdown", r.max_drawdown, 0.0, 1.0);
+
+        let d = &self.data;
+        v.check(d.lot_size.is_finite() && d.lot_size > 0.0, "data.lot_size", d.lot_size, "must be positive", "a number > 0, like 1");
+
+        let st = &self.strategies;
+        v.check(st.sma_crossover.fast < st.sma_crossover.slow, "strategies.sma_crossover.fast", st.sma_crossover.fast, "must be below strategies.sma_crossover.slow", "an integer smaller than slow");
+        let rsi = &st.rsi_mean_reversion;
+        v.range("strategies.rsi_mean_reversion.oversold", rsi.oversold, 0.0, 100.0);
+        v.range("strategies.rsi_mean_reversion.overbought", rsi.overbought, 0.0, 100.0);
+        v.range("strategies.rsi_mean_reversion.exit_level", rsi.exit_level, 0.0, 100.0);
+        v.check(rsi.oversold < rsi.overbought, "strategies.rsi_mean_reversion.oversold", rsi.oversold, "must be below overbought", "a level in [0, overbought)");
+        v.range("strategies.momentum.threshold", st.momentum.threshold, -1.0, 10.0);
+
+        let mc = &self.monte_carlo;
+        v.check(!mc.vol_scales.is_empty(), "monte_carlo.vol_scales", format!("{:?}", mc.vol_scales), "is empty", "a list of positive multipliers, like [1.0, 1.5]");
+        for (i, x) in mc.vol_scales.iter().enumerate() {
+            v.check(x.is_finite() && *x > 0.0 && *x <= 10.0, &format!("monte_carlo.vol_scales[{i}]"), x, "is out of range", "a number in (0, 10]");
+        }
+        v.finish()
+    }
+}
+
+/// Collects the first range violation (settings errors are fixed one at a time).
+#[derive(Default)]
+struct Validator {
+    first: Option<Error>,
+}
+
+impl Validator {
+    fn check(&mut self, ok: bool, key: &str, value: impl std::fmt::Display, problem: &str, allowed: &str) {
+        if !ok && self.first.is_none() {
+            self.first = Some(Error::SettingsInvalid {
+                key: key.to_string(),
+                value: value.to_string(),
+                problem: problem.to_string(),
+                allowed: allowed.to_string(),
+            });
+        }
+    }
+
+    fn range(&mut self, key: &str, value: f64, lo: f64, hi: f64) {
+        let ok = value.is_finite() && value >= lo && value <= hi;
+        self.check(ok, key, value, "is out of range", &format!("a number in [{lo}, {hi}]"));
+    }
+
+    fn int_range(&mut self, key: &str, value: usize, lo: usize, hi: usize) {
+        let ok = value >= lo && value <= hi;
+        self.check(ok, key, value, "is out of range", &format!("an integer in [{lo}, {hi}]"));
+    }
+
+    fn finish(self) -> Result<()> {
+        self.first.map_or(Ok(()), Err)
+    }
+}
+
+fn parse_yaml(text: &str, path: &Path) -> Result<Value> {
+    serde_saphyr::from_str::<Value>(text).map_err(|e| Error::SettingsSyntax {
+        path: path.to_path_buf(),
+        message: e.to_string().lines().next().unwrap_or("").to_string(),
+    })
+}
+
+fn invalid(key: &str, value: &Value, problem: &str, allowed: &str) -> Error {
+    Error::SettingsInvalid {
+        key: key.to_string(),
+        value: short(value),
+        problem: problem.to_string(),
+        allowed: allowed.to_string(),
+    }
+}
+
+/// Deep-merges `over` into `base`: mappings merge key by key, anything else
+/// replaces. Unknown keys survive the merge so that deserialisation refuses
+/// them with their path.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
+    let (key, raw) = spec.split_once('=').ok_or_else(|| Error::BadOverride(spec.to_string()))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(Error::BadOverride(spec.to_string()));
+    }
+    let value = serde_saphyr::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+    let mut node = root;
+    for part in key.split('.') {
+        let obj = node.as_object_mut().ok_or_else(|| Error::BadOverride(spec.to_string()))?;
+        node = obj.entry(part.to_string()).or_insert(Value::Null);
+    }
+    *node = value;
+    Ok(())
+}
+
+fn lookup<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
+    let mut node = root;
+    for part in dotted.split('.').filter(|p| !p.is_empty() && *p != "?") {
+        node = match node {
+            Value::Object(o) => o.get(part)?,
+            Value::Array(a) => a.get(part.trim_start_matches('[').trim_end_matches(']').parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        format!("{}...", &s[..57])
+    } else {
+        s
+    }
+}
+
+/// Turns serde's "unknown field `x`, expected one of `a`, `b`" or
+/// "invalid type: string \"x\", expected f64" into (problem, allowed).
+fn split_serde_message(msg: &str) -> (String, String) {
+    if let Some((problem, allowed)) = msg.split_once(", expected ") {
+        (problem.to_string(), allowed.to_string())
+    } else {
+        (msg.to_string(), "see config/settings.yaml for the key and its comment".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(yaml: &str) -> String {
+        Settings::from_yaml_str(yaml, &[]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_load_and_carry_the_seed_costs() {
+        let s = Settings::default();
+        assert_eq!(s.backtest.costs.entry_fixed, 25.0);
+        assert_eq!(s.backtest.costs.exit_fixed, 35.0);
+        assert_eq!(s.risk.max_asset_fraction, 0.25);
+        assert_eq!(s.backtest.fill, FillPolicy::NextOpen);
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let s = Settings::from_yaml_str("risk:\n  max_asset_fraction: 0.1\n", &[]).unwrap();
+        assert_eq!(s.risk.max_asset_fraction, 0.1);
+        assert_eq!(s.risk.max_gross_leverage, 1.0);
+        assert_eq!(Settings::from_yaml_str("", &[]).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_path() {
+        let e = err("risk:\n  max_asset_fractoin: 0.1\n");
+        assert!(e.contains("risk"), "{e}");
+        assert!(e.contains("max_asset_fractoin"), "{e}");
+        assert!(e.contains("max_asset_fraction"), "lists allowed keys: {e}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused_with_path_value_and_expectation() {
+        let e = err("backtest:\n  costs:\n    entry_fixed: lots\n");
+        assert!(e.contains("backtest.costs.entry_fixed"), "{e}");
+        assert!(e.contains("lots"), "{e}");
+        assert!(e.contains("f64") || e.contains("float"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_value_is_refused_with_allowed_range() {
+        let e = err("risk:\n  max_drawdown: 1.5\n");
+        assert!(e.contains("risk.max_drawdown"), "{e}");
+        assert!(e.contains("1.5"), "{e}");
+        assert!(e.contains("[0, 1]"), "{e}");
+        let e = err("backtest:\n  fill: tomorrow\n");
+        assert!(e.contains("backtest.fill") && e.contains("next_open"), "{e}");
+        let e = err("strategies:\n  sma_crossover:\n    fast: 50\n    slow: 20\n");
+        assert!(e.contains("strategies.sma_crossover.fast"), "{e}");
+    }
+
+    #[test]
+    fn overrides_win_over_file_and_are_validated() {
+        let s = Settings::from_yaml_str(
+            "backtest:\n  initial_cash: 5000\n",
+            &["backtest.initial_cash=7000".into(), "backtest.fill=signal_close".into()],
+        )
+        .unwrap();
+        assert_eq!(s.backtest.initial_cash, 7000.0);
+        assert_eq!(s.backtest.fill, FillPolicy::SignalClose);
+        let e = Settings::defaults_with(&["risk.nope=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+        let e = Settings::defaults_with(&["no_equals_sign".into()]).unwrap_err().to_string();
+        assert!(e.contains("KEY.PATH=VALUE"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_and_missing_files_are_named() {
+        let e = err("risk: [unclosed\n");
+        assert!(e.contains("not valid YAML"), "{e}");
+        let e = Settings::load(Path::new("/nonexistent/settings.yaml"), &[]).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/settings.yaml") && e.contains("--config"), "{e}");
+    }
+}
