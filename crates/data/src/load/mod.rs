@@ -1,0 +1,386 @@
+//! Reading OHLCV files: layout detection, parsing, validation and repair.
+//!
+//! Every row is checked: prices finite and positive, `high >= low`,
+//! `high >= open, close`, `low <= open, close`, volume finite and not
+//! negative, timestamps strictly ascending and unique. What happens to a row
+//! that fails is the [`RepairPolicy`]'s choice, and every action is recorded
+//! in the [`LoadReport`] with its line number.
+//!
+//! ```no_run
+//! use tradelab_data::{load_symbol, LoadOptions};
+//! let (series, report) = load_symbol("data/raw".as_ref(), "nvda", &LoadOptions::default()).unwrap();
+//! println!("{} bars of {} ({})", series.len(), series.instrument, report.layout);
+//! ```
+
+mod layout;
+pub mod timestamp;
+
+use std::path::{Path, PathBuf};
+
+use tradelab_core::settings::RepairPolicy;
+use tradelab_core::{Bar, BarSeries, Timeframe};
+
+use crate::DataError;
+pub use layout::Layout;
+
+/// How to load a file.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub repair: RepairPolicy,
+    /// Instrument name; defaults to the file stem.
+    pub instrument: Option<String>,
+    /// Declared timeframe; inferred from the timestamps when absent.
+    pub timeframe: Option<Timeframe>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            repair: RepairPolicy::Repair,
+            instrument: None,
+            timeframe: None,
+        }
+    }
+}
+
+/// What the loader did to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueAction {
+    Dropped,
+    Repaired,
+}
+
+/// One validation finding, with its 1-based line in the file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RowIssue {
+    pub line: usize,
+    pub action: IssueAction,
+    pub message: String,
+}
+
+/// What loading one file found and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    pub path: PathBuf,
+    pub instrument: String,
+    pub layout: String,
+    pub header_note: Option<String>,
+    pub timeframe: Option<Timeframe>,
+    pub rows_read: usize,
+    pub rows_loaded: usize,
+    pub issues: Vec<RowIssue>,
+}
+
+impl LoadReport {
+    pub fn dropped(&self) -> usize {
+        self.issues.iter().filter(|i| i.action == IssueAction::Dropped).count()
+    }
+    pub fn repaired(&self) -> usize {
+        self.issues.iter().filter(|i| i.action == IssueAction::Repaired).count()
+    }
+}
+
+/// Loads one file.
+pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<(BarSeries, LoadReport), DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    load_bytes(&bytes, path, opts)
+}
+
+/// The instrument name a file gets by default: its stem.
+pub fn instrument_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Loads a file already in memory (so callers that hash the content read it once).
+pub fn load_bytes(bytes: &[u8], path: &Path, opts: &LoadOptions) -> Result<(BarSeries, LoadReport), DataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut header = csv::ByteRecord::new();
+    let mut record = csv::ByteRecord::new();
+    let corrupt = |e: csv::Error| DataError::format(path, format!("not a readable CSV file: {e}"));
+    if !reader.read_byte_record(&mut header).map_err(corrupt)? {
+        return Err(DataError::format(
+            path,
+            "the file is empty; expected a header and OHLCV rows",
+        ));
+    }
+    if !reader.read_byte_record(&mut record).map_err(corrupt)? {
+        return Err(DataError::format(path, "the file has a header but no rows"));
+    }
+    let header_fields: Vec<&[u8]> = header.iter().collect();
+    let first: Vec<&[u8]> = record.iter().collect();
+    let layout = layout::detect(&header_fields, &first).map_err(|m| DataError::format(path, m))?;
+
+    let instrument = opts.instrument.clone().unwrap_or_else(|| instrument_name(path));
+    // Rows are ~40-60 bytes; reserving up front avoids regrowth on big files.
+    let mut series = BarSeries::with_capacity(instrument.clone(), bytes.len() / 40 + 1);
+    let mut validator = RowValidator::new(path, opts.repair);
+    let mut rows_read = 0;
+    loop {
+        rows_read += 1;
+        let line = record.position().map_or(rows_read + 1, |p| p.line() as usize);
+        validator.accept(line, parse_row(&record, &layout), &mut series)?;
+        if !reader.read_byte_record(&mut record).map_err(corrupt)? {
+            break;
+        }
+    }
+    if series.is_empty() {
+        return Err(DataError::NoRows {
+            path: path.to_path_buf(),
+            dropped: validator.issues.len(),
+        });
+    }
+    series.timeframe = opts.timeframe.or_else(|| Timeframe::infer(&series.ts));
+    let report = LoadReport {
+        path: path.to_path_buf(),
+        instrument,
+        layout: layout.description.clone(),
+        header_note: layout.header_note.clone(),
+        timeframe: series.timeframe,
+        rows_read,
+        rows_loaded: series.len(),
+        issues: validator.issues,
+    };
+    Ok((series, report))
+}
+
+fn parse_f64(field: &[u8]) -> Option<f64> {
+    std::str::from_utf8(field).ok()?.trim().parse().ok()
+}
+
+/// Parses one row; `Err` carries a message for an unparseable row.
+fn parse_row(rec: &csv::ByteRecord, l: &Layout) -> Result<Bar, String> {
+    if rec.len() != l.fields {
+        return Err(format!("row has {} fields, expected {}", rec.len(), l.fields));
+    }
+    let field = |i: usize| rec.get(i).unwrap_or_default();
+    let mut ts = l
+        .format
+        .parse(field(l.date))
+        .ok_or_else(|| format!("cannot parse timestamp `{}`", String::from_utf8_lossy(field(l.date))))?;
+    if let Some(t) = l.time {
+        ts += timestamp::parse_time_of_day(field(t))
+            .ok_or_else(|| format!("cannot parse time `{}`", String::from_utf8_lossy(field(t))))?;
+    }
+    let price = |i: usize, name: &str| {
+        parse_f64(field(i)).ok_or_else(|| format!("cannot parse {name} `{}`", String::from_utf8_lossy(field(i))))
+    };
+    let volume = match l.volume {
+        Some(v) if !field(v).iter().all(u8::is_ascii_whitespace) => price(v, "volume")?,
+        _ => 0.0,
+    };
+    Ok(Bar {
+        ts,
+        open: price(l.open, "open")?,
+        high: price(l.high, "high")?,
+        low: price(l.low, "low")?,
+        close: price(l.close, "close")?,
+        volume,
+    })
+}
+
+/// Applies the validation rules and the repair policy row by row.
+struct RowValidator<'a> {
+    path: &'a Path,
+    policy: RepairPolicy,
+    issues: Vec<RowIssue>,
+}
+
+impl<'a> RowValidator<'a> {
+    fn new(path: &'a Path, policy: RepairPolicy) -> Self {
+        RowValidator {
+            path,
+            policy,
+            issues: Vec::new(),
+        }
+    }
+
+    fn reject(&mut self, line: usize, problem: String) -> Result<(), DataError> {
+        if self.policy == RepairPolicy::Refuse {
+            return Err(DataError::InvalidRow {
+                path: self.path.to_path_buf(),
+                line,
+                problem,
+            });
+        }
+        self.issues.push(RowIssue {
+            line,
+            action: IssueAction::Dropped,
+            message: problem,
+        });
+        Ok(())
+    }
+
+    fn accept(&mut self, line: usize, parsed: Result<Bar, String>, out: &mut BarSeries) -> Result<(), DataError> {
+        let mut bar = match parsed {
+            Ok(b) => b,
+            Err(problem) => return self.reject(line, problem),
+        };
+        let prices = [bar.open, bar.high, bar.low, bar.close];
+        if prices.iter().any(|p| !p.is_finite() || *p <= 0.0) {
+            return self.reject(
+                line,
+                format!(
+                    "prices must be finite and positive, got o={} h={} l={} c={}",
+                    bar.open, bar.high, bar.low, bar.close
+                ),
+            );
+        }
+        if !bar.volume.is_finite() || bar.volume < 0.0 {
+            return self.reject(
+                line,
+                format!("volume must be finite and not negative, got {}", bar.volume),
+            );
+        }
+        if let Some(&prev) = out.ts.last() {
+            if bar.ts <= prev {
+                let what = if bar.ts == prev {
+                    "duplicates"
+                } else {
+                    "is earlier than"
+                };
+                let problem = format!(
+                    "timestamp {} {what} the previous row's {}",
+                    tradelab_core::time::format_datetime(bar.ts),
+                    tradelab_core::time::format_datetime(prev)
+                );
+                // An exact copy of the previous row is unambiguous to repair.
+                let last = out.bar(out.len() - 1);
+                if bar == last && self.policy == RepairPolicy::Repair {
+                    self.issues.push(RowIssue {
+                        line,
+                        action: IssueAction::Repaired,
+                        message: format!("{problem}; exact duplicate row removed"),
+                    });
+                    return Ok(());
+                }
+                return self.reject(line, problem);
+            }
+        }
+        let consistent = |b: &Bar| b.high >= b.low && b.high >= b.open.max(b.close) && b.low <= b.open.min(b.close);
+        if !consistent(&bar) {
+            let problem = format!(
+                "inconsistent OHLC: o={} h={} l={} c={} (need low <= open, close <= high)",
+                bar.open, bar.high, bar.low, bar.close
+            );
+            if self.policy != RepairPolicy::Repair {
+                return self.reject(line, problem);
+            }
+            // Repairs assume open and close are right (they are the prices a
+            // feed most often gets right): swap reversed high/low, then widen
+            // the range to contain open and close.
+            let mut fix = Vec::new();
+            if bar.high < bar.low {
+                std::mem::swap(&mut bar.high, &mut bar.low);
+                fix.push("swapped high and low");
+            }
+            if bar.high < bar.open.max(bar.close) {
+                bar.high = bar.open.max(bar.close);
+                fix.push("raised high to max(open, close)");
+            }
+            if bar.low > bar.open.min(bar.close) {
+                bar.low = bar.open.min(bar.close);
+                fix.push("lowered low to min(open, close)");
+            }
+            self.issues.push(RowIssue {
+                line,
+                action: IssueAction::Repaired,
+                message: format!("{problem}; {}", fix.join(", ")),
+            });
+        }
+        out.push(bar);
+        Ok(())
+    }
+}
+
+/// The outcome of loading every file in a folder: what loaded, and what did
+/// not (a corrupt file never stops the others from loading).
+#[derive(Debug, Default)]
+pub struct DirLoad {
+    pub series: Vec<BarSeries>,
+    pub reports: Vec<LoadReport>,
+    pub failures: Vec<(PathBuf, DataError)>,
+}
+
+/// The data files in a folder: `*.csv` and `*.txt`, except README files,
+/// sorted by name so results are deterministic.
+pub fn data_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            p.is_file()
+                && !name.starts_with('.')
+                && !name.starts_with("readme")
+                && (name.ends_with(".csv") || name.ends_with(".txt"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::EmptyDir { dir: dir.to_path_buf() });
+    }
+    Ok(files)
+}
+
+/// Loads every data file in `dir`. Fails only when the folder itself cannot
+/// be read or holds no data files; bad files are listed in `failures`.
+pub fn load_dir(dir: &Path, policy: RepairPolicy) -> Result<DirLoad, DataError> {
+    let mut out = DirLoad::default();
+    for path in data_files(dir)? {
+        let opts = LoadOptions {
+            repair: policy,
+            ..Default::default()
+        };
+        match load_file(&path, &opts) {
+            Ok((s, r)) => {
+                out.series.push(s);
+                out.reports.push(r);
+            }
+            Err(e) => out.failures.push((path, e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the file for `symbol` in `dir`: an exact file stem, or a unique
+/// case-insensitive prefix of one (`nvda` finds `nvda-1999-2014.txt`).
+pub fn find_symbol(dir: &Path, symbol: &str) -> Result<PathBuf, DataError> {
+    let files = data_files(dir)?;
+    let want = symbol.to_ascii_lowercase();
+    let stem = |p: &PathBuf| instrument_name(p).to_ascii_lowercase();
+    if let Some(exact) = files.iter().find(|p| stem(p) == want) {
+        return Ok(exact.clone());
+    }
+    let matches: Vec<&PathBuf> = files.iter().filter(|p| stem(p).starts_with(&want)).collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(DataError::UnknownSymbol {
+            symbol: symbol.into(),
+            dir: dir.into(),
+            available: files.iter().map(|p| instrument_name(p)).collect::<Vec<_>>().join(", "),
+        }),
+        many => Err(DataError::AmbiguousSymbol {
+            symbol: symbol.into(),
+            dir: dir.into(),
+            matches: many.iter().map(|p| instrument_name(p)).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// Loads one symbol from the backtesting folder (`data/raw/`).
+pub fn load_symbol(dir: &Path, symbol: &str, opts: &LoadOptions) -> Result<(BarSeries, LoadReport), DataError> {
+    let path = find_symbol(dir, symbol)?;
+    load_file(&path, opts)
+}
+
+#[cfg(test)]
+mod tests;
