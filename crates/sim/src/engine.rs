@@ -1,0 +1,411 @@
+//! The event-driven backtesting engine.
+//!
+//! Bars from every feed are replayed in timestamp order (ties in feed
+//! order); all instruments share one cash [`Account`]. For each bar:
+//!
+//! 1. pending orders for that instrument are checked against the bar
+//!    (market orders fill at the open; limit and stop orders follow
+//!    [`Order::trigger_price`]: a gap through the level fills at the open,
+//!    otherwise at the level if the bar's range reaches it);
+//! 2. attached stop-loss / take-profit levels are checked. When both lie in
+//!    one bar's range the stop-loss is assumed to fill first, and on the bar
+//!    an entry filled at the open or intrabar only the stop-loss is checked:
+//!    bar data cannot say which came first, so the engine assumes the worse;
+//! 3. the position is marked at the close and the strategy sees the bar;
+//! 4. its market orders fill under the fill policy: `next_open` (default)
+//!    queues them for the next bar's open, so nothing can trade on a price
+//!    it has not seen; `signal_close` fills them at this close;
+//! 5. once all feeds at this timestamp are done, the risk layer sees the
+//!    marked equity (drawdown breaker, daily loss limit) and the equity curve
+//!    gets a point.
+//!
+//! Entries pass the risk layer and are rounded down to whole lots; exits are
+//! never blocked. The loop allocates nothing per bar: order queues and the
+//! equity curve are allocated up front.
+
+use serde::Serialize;
+use tradelab_core::settings::{FillPolicy, Settings};
+use tradelab_core::{Action, Bar, BarSeries};
+use tradelab_data::features::{Atr, RealizedVolatility};
+
+use crate::account::{Account, Fill, Position, Trade};
+use crate::costs::{CostModel, Slippage};
+use crate::metrics::periods_per_year;
+use crate::order::{Order, OrderKind, OrderQty};
+use crate::risk::{RiskEvent, RiskLayer, RiskLimits, RiskRule};
+use crate::sizing::{Lots, Sizing};
+use crate::strategy::{BarContext, Strategy};
+
+/// Everything the engine needs from settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub initial_cash: f64,
+    pub fill: FillPolicy,
+    pub costs: CostModel,
+    pub slippage: Slippage,
+    pub atr_period: usize,
+    pub sizing: Sizing,
+    pub lots: Lots,
+    pub risk: RiskLimits,
+}
+
+impl EngineConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        let b = &s.backtest;
+        EngineConfig {
+            initial_cash: b.initial_cash,
+            fill: b.fill,
+            costs: CostModel::from_settings(&b.costs),
+            slippage: Slippage::from_settings(&b.slippage),
+            atr_period: b.slippage.atr_period,
+            sizing: Sizing::from_settings(s),
+            lots: Lots {
+                size: s.data.lot_size,
+                fractional: s.data.fractional,
+            },
+            risk: RiskLimits::from_settings(&s.risk),
+        }
+    }
+}
+
+/// The outcome of a backtest: enough to compute every metric and report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestResult {
+    pub strategy: String,
+    pub instruments: Vec<String>,
+    pub initial_cash: f64,
+    pub final_equity: f64,
+    /// One point per distinct timestamp, after that timestamp's bars.
+    pub timestamps: Vec<i64>,
+    pub equity: Vec<f64>,
+    /// Timestamps at which any position was open.
+    pub exposed_points: usize,
+    pub trades: Vec<Trade>,
+    pub fills: Vec<Fill>,
+    pub risk_events: Vec<RiskEvent>,
+    pub open_positions: Vec<Position>,
+    pub fees_paid: f64,
+    pub traded_notional: f64,
+    pub periods_per_year: f64,
+    pub bars_processed: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bracket {
+    stop_loss: Option<f64>,
+    take_profit: Option<f64>,
+    /// The bar on which the entry filled at the open or intrabar: only the
+    /// stop-loss is checked there.
+    entry_bar: Option<usize>,
+}
+
+struct InstrumentState {
+    atr: Option<Atr>,
+    vol: Option<RealizedVolatility>,
+    last_atr: f64,
+    last_vol: f64,
+    bracket: Option<Bracket>,
+    periods_per_year: f64,
+    /// `sqrt(periods_per_year)`, to annualise per-bar volatility.
+    annualise: f64,
+}
+
+struct Run<'a> {
+    cfg: &'a EngineConfig,
+    account: Account,
+    risk: RiskLayer,
+    state: Vec<InstrumentState>,
+}
+
+impl Run<'_> {
+    /// Fills `o` at trigger price `p0` (before slippage) on bar `k`.
+    fn execute(&mut self, o: &Order, p0: f64, bar: &Bar, k: usize, intrabar: bool) {
+        let i = o.instrument;
+        let side = o.side();
+        let pos = self.account.position(i).qty;
+        let st = &self.state[i];
+        let (atr, vol_bar) = (st.last_atr, bar.volume);
+        match o.action {
+            Action::Hold => {}
+            Action::CloseLong | Action::CloseShort => {
+                let matches =
+                    (o.action == Action::CloseLong && pos > 0.0) || (o.action == Action::CloseShort && pos < 0.0);
+                if !matches {
+                    return;
+                }
+                let qty = match o.qty {
+                    OrderQty::Units(u) => u.min(pos.abs()),
+                    _ => pos.abs(),
+                };
+                if qty <= 0.0 {
+                    return;
+                }
+                let price = self.cfg.slippage.apply(p0, side, qty, vol_bar, atr);
+                self.account.fill(bar.ts, i, o.action, -pos.signum() * qty, price);
+                if self.account.position(i).qty == 0.0 {
+                    self.state[i].bracket = None;
+                }
+            }
+            Action::BuyLong | Action::SellShort => {
+                let dir = if o.action == Action::BuyLong { 1.0 } else { -1.0 };
+                if pos * dir < 0.0 {
+                    let price = self.cfg.slippage.apply(p0, side, pos.abs(), vol_bar, atr);
+                    self.account.fill(bar.ts, i, o.action, -pos, price);
+                    self.state[i].bracket = None;
+                }
+                let est = self.cfg.slippage.apply(p0, side, 0.0, vol_bar, atr);
+                let vol_annual = self.state[i].last_vol * self.state[i].annualise;
+                let wanted = match o.qty {
+                    OrderQty::Units(u) => Some(u),
+                    _ => self
+                        .cfg
+                        .sizing
+                        .units(self.account.equity(), est, vol_annual, &self.cfg.costs),
+                };
+                let Some(wanted) = wanted.filter(|u| u.is_finite()) else {
+                    self.risk.record(
+                        bar.ts,
+                        i,
+                        o.action,
+                        RiskRule::SizingUnavailable,
+                        0.0,
+                        "volatility estimate not ready: entry skipped".into(),
+                    );
+                    return;
+                };
+                let wanted = self.cfg.lots.round(wanted);
+                if wanted <= 0.0 {
+                    return;
+                }
+                let allowed = self.risk.allow_entry(bar.ts, i, o.action, wanted, est, &self.account);
+                let qty = self.cfg.lots.round(allowed.min(wanted));
+                if qty <= 0.0 {
+                    return;
+                }
+                let price = self.cfg.slippage.apply(p0, side, qty, vol_bar, atr);
+                self.account.fill(bar.ts, i, o.action, dir * qty, price);
+                if o.stop_loss.is_some() || o.take_profit.is_some() {
+                    self.state[i].bracket = Some(Bracket {
+                        stop_loss: o.stop_loss,
+                        take_profit: o.take_profit,
+                        entry_bar: intrabar.then_some(k),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Exits at an attached stop-loss or take-profit if the bar reaches it.
+    #[inline]
+    fn check_bracket(&mut self, i: usize, bar: &Bar, k: usize) {
+        let Some(b) = self.state[i].bracket else { return };
+        let pos = self.account.position(i).qty;
+        if pos == 0.0 {
+            self.state[i].bracket = None;
+            return;
+        }
+        let long = pos > 0.0;
+        let close_action = if long { Action::CloseLong } else { Action::CloseShort };
+        let exit = Order::market(i, close_action);
+        if let Some(sl) = b.stop_loss {
+            let hit = if long {
+                (bar.open <= sl).then_some(bar.open).or((bar.low <= sl).then_some(sl))
+            } else {
+                (bar.open >= sl).then_some(bar.open).or((bar.high >= sl).then_some(sl))
+            };
+            if let Some(p) = hit {
+                self.execute(&exit, p, bar, k, true);
+                return;
+            }
+        }
+        if b.entry_bar == Some(k) {
+            return;
+        }
+        if let Some(tp) = b.take_profit {
+            let hit = if long {
+                (bar.open >= tp).then_some(bar.open).or((bar.high >= tp).then_some(tp))
+            } else {
+                (bar.open <= tp).then_some(bar.open).or((bar.low <= tp).then_some(tp))
+            };
+            if let Some(p) = hit {
+                // A take-profit is a resting limit: no slippage.
+                let pos = self.account.position(i).qty;
+                self.account.fill(bar.ts, i, close_action, -pos, p);
+                self.state[i].bracket = None;
+            }
+        }
+    }
+}
+
+/// Runs `strategy` over `feeds` and returns the full result.
+pub fn run<S: Strategy + ?Sized>(feeds: &[&BarSeries], strategy: &mut S, cfg: &EngineConfig) -> BacktestResult {
+    let n = feeds.len();
+    let longest = feeds.iter().map(|f| f.len()).max().unwrap_or(0);
+    let total: usize = feeds.iter().map(|f| f.len()).sum();
+    let mut run = Run {
+        cfg,
+        account: Account::new(cfg.initial_cash, n, cfg.costs),
+        risk: RiskLayer::new(cfg.risk, cfg.initial_cash),
+        state: feeds
+            .iter()
+            .map(|f| {
+                let ppy = periods_per_year(&f.ts, f.timeframe_or_inferred());
+                let needs_vol = matches!(cfg.sizing, Sizing::VolatilityTarget { .. });
+                let window = match cfg.sizing {
+                    Sizing::VolatilityTarget { window, .. } => window,
+                    _ => 2,
+                };
+                InstrumentState {
+                    atr: cfg.slippage.needs_atr().then(|| Atr::new(cfg.atr_period)),
+                    vol: needs_vol.then(|| RealizedVolatility::new(window)),
+                    last_atr: f64::NAN,
+                    last_vol: f64::NAN,
+                    bracket: None,
+                    periods_per_year: ppy,
+                    annualise: ppy.sqrt(),
+                }
+            })
+            .collect(),
+    };
+    strategy.start(feeds);
+    let mut timestamps = Vec::with_capacity(if n == 1 { longest } else { total });
+    let mut equity = Vec::with_capacity(timestamps.capacity());
+    let mut new_orders: Vec<Order> = Vec::with_capacity(16);
+    let mut pending: Vec<Order> = Vec::with_capacity(16);
+    let mut cursor = vec![0usize; n];
+    let mut exposed = 0usize;
+
+    let next_event = |cursor: &[usize]| -> Option<(usize, i64)> {
+        if n == 1 {
+            return feeds[0].ts.get(cursor[0]).map(|&ts| (0, ts));
+        }
+        let mut best: Option<(usize, i64)> = None;
+        for (i, f) in feeds.iter().enumerate() {
+            if let Some(&ts) = f.ts.get(cursor[i]) {
+                if best.is_none_or(|(_, b)| ts < b) {
+                    best = Some((i, ts));
+                }
+            }
+        }
+        best
+    };
+
+    let mut next = next_event(&cursor);
+    while let Some((i, ts)) = next {
+        let k = cursor[i];
+        cursor[i] += 1;
+        let feed = feeds[i];
+        let bar = feed.bar(k);
+        run.risk.begin_bar(ts);
+
+        if !pending.is_empty() {
+            let mut j = 0;
+            while j < pending.len() {
+                if pending[j].instrument != i {
+                    j += 1;
+                    continue;
+                }
+                let o = pending[j];
+                match o.trigger_price(bar.open, bar.high, bar.low) {
+                    Some(p) => {
+                        pending.remove(j);
+                        // Filled at the open or inside the bar: the rest of
+                        // this bar happened after the fill.
+                        run.execute(&o, p, &bar, k, true);
+                    }
+                    None => j += 1,
+                }
+            }
+        }
+        run.check_bracket(i, &bar, k);
+        run.account.set_mark(i, bar.close);
+        {
+            let st = &mut run.state[i];
+            if let Some(atr) = st.atr.as_mut() {
+                st.last_atr = atr.update(bar.high, bar.low, bar.close);
+            }
+            if let Some(vol) = st.vol.as_mut() {
+                st.last_vol = vol.update(bar.close);
+            }
+        }
+
+        let mut ctx = BarContext {
+            instrument: i,
+            index: k,
+            bar,
+            position: run.account.position(i).qty,
+            equity: run.account.equity(),
+            cash: run.account.cash(),
+            halted: run.risk.halted(),
+            orders: &mut new_orders,
+        };
+        strategy.on_bar(&mut ctx);
+        if !new_orders.is_empty() {
+            for o in new_orders.drain(..) {
+                if cfg.fill == FillPolicy::SignalClose && o.kind == OrderKind::Market {
+                    run.execute(&o, bar.close, &bar, k, false);
+                } else {
+                    pending.push(o);
+                }
+            }
+        }
+
+        next = next_event(&cursor);
+        if next.is_none_or(|(_, t)| t != ts) {
+            let eq = run.account.equity();
+            if run.risk.end_bar(ts, eq) {
+                // Breaker: drop what was queued and close everything.
+                pending.clear();
+                for (j, p) in run.account.positions().to_vec().iter().enumerate() {
+                    if p.qty == 0.0 {
+                        continue;
+                    }
+                    let action = if p.qty > 0.0 {
+                        Action::CloseLong
+                    } else {
+                        Action::CloseShort
+                    };
+                    let exit = Order::market(j, action);
+                    if cfg.fill == FillPolicy::SignalClose {
+                        let mark = run.account.mark(j);
+                        let b = Bar {
+                            ts,
+                            open: mark,
+                            high: mark,
+                            low: mark,
+                            close: mark,
+                            volume: 0.0,
+                        };
+                        run.execute(&exit, mark, &b, k, false);
+                    } else {
+                        pending.push(exit);
+                    }
+                }
+            }
+            if run.account.has_positions() {
+                exposed += 1;
+            }
+            timestamps.push(ts);
+            equity.push(run.account.equity());
+        }
+    }
+
+    let ppy = run.state.iter().map(|s| s.periods_per_year).fold(0.0, f64::max);
+    BacktestResult {
+        strategy: strategy.name(),
+        instruments: feeds.iter().map(|f| f.instrument.clone()).collect(),
+        initial_cash: cfg.initial_cash,
+        final_equity: run.account.equity(),
+        timestamps,
+        equity,
+        exposed_points: exposed,
+        open_positions: run.account.positions().to_vec(),
+        fees_paid: run.account.fees_paid(),
+        traded_notional: run.account.traded_notional(),
+        trades: std::mem::take(&mut run.account.trades),
+        fills: std::mem::take(&mut run.account.fills),
+        risk_events: std::mem::take(&mut run.risk.events),
+        periods_per_year: if ppy > 0.0 { ppy } else { 252.0 },
+        bars_processed: total,
+    }
+}

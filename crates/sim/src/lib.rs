@@ -1,0 +1,42 @@
+//! The event-driven backtesting engine and everything around it.
+//!
+//! - [`engine`]: replays bars from one or more instruments through a
+//!   [`Strategy`](strategy::Strategy), with fills that never look ahead by
+//!   default, into one shared [`Account`](account::Account);
+//! - [`costs`], [`sizing`], [`risk`]: commissions and slippage, position
+//!   sizing and lots, and the risk layer every entry passes through;
+//! - [`strategies`]: the rule baselines (buy-and-hold, SMA crossover, RSI
+//!   mean reversion, momentum);
+//! - [`metrics`] and [`report`]: the numbers, and their JSON, terminal and
+//!   SVG forms;
+//! - [`walkforward`] and [`montecarlo`]: honest evaluation helpers.
+//!
+//! Architecture invariant: nothing here knows about the ML framework, the
+//! database or HTTP.
+//!
+//! ```
+//! use tradelab_core::Settings;
+//! use tradelab_data::synthetic::{generate, SyntheticConfig};
+//! use tradelab_sim::{engine, metrics, strategies};
+//!
+//! let settings = Settings::default();
+//! let market = generate(&SyntheticConfig { bars: 300, ..Default::default() });
+//! let mut strategy = strategies::baseline("sma_crossover", &settings).unwrap();
+//! let result = engine::run(&[&market.series], strategy.as_mut(), &engine::EngineConfig::from_settings(&settings));
+//! let m = metrics::compute(&result, 0.0);
+//! assert_eq!(result.equity.len(), 300);
+//! assert_eq!(m.trades.total_trades, result.trades.len());
+//! ```
+
+pub mod account;
+pub mod costs;
+pub mod engine;
+pub mod metrics;
+pub mod montecarlo;
+pub mod order;
+pub mod report;
+pub mod risk;
+pub mod sizing;
+pub mod strategies;
+pub mod strategy;
+pub mod walkforward;

@@ -1,0 +1,293 @@
+//! Performance metrics of a backtest, with their edge cases defined.
+//!
+//! Definitions (checked against empyrical in `tests/metrics_reference.rs`):
+//! - returns `r_t = E_t / E_{t-1} - 1`; per-period risk-free `rf / P`, where
+//!   `P` is periods per year for the data's timeframe ([`periods_per_year`]);
+//! - Sharpe `mean(r - rf_p) / std(r - rf_p, ddof 1) * sqrt(P)`;
+//!   Sortino `mean(r - rf_p) / sqrt(mean(min(r - rf_p, 0)^2)) * sqrt(P)`;
+//! - maximum drawdown `min_t E_t / max_{s<=t} E_s - 1`, and its duration, the
+//!   longest run of points below the running peak;
+//! - CAGR over calendar time (365.25-day years); Calmar `CAGR / |max DD|`;
+//! - trade statistics over closed round trips, net of fees.
+//!
+//! Edge cases: a ratio whose denominator is zero (no variance, no downside,
+//! no drawdown, no losing trade) is `None`, reported as `null`, never a
+//! made-up number; per-trade figures with no trades are `None`;
+//! profit factor with losses but no wins is 0.
+
+use serde::Serialize;
+use tradelab_core::time::{day_of, years_between};
+use tradelab_core::Timeframe;
+
+use crate::account::Trade;
+use crate::engine::BacktestResult;
+
+/// Periods per year used to annualise: 252 trading days for daily bars
+/// (scaled for multi-day bars), and for intraday bars 252 times the median
+/// number of bars per calendar day actually in the data (sessions differ).
+pub fn periods_per_year(ts: &[i64], tf: Option<Timeframe>) -> f64 {
+    let Some(tf) = tf else { return 252.0 };
+    if tf.is_daily_or_longer() {
+        return 252.0 * Timeframe::DAY.millis() as f64 / tf.millis() as f64;
+    }
+    // Bars per calendar day, walking day boundaries instead of dividing
+    // every timestamp (this runs over every bar of every backtest).
+    let mut counts = Vec::new();
+    let mut i = 0;
+    while i < ts.len() {
+        let day_end = (day_of(ts[i]) + 1) * Timeframe::DAY.millis();
+        let start = i;
+        while i < ts.len() && ts[i] < day_end {
+            i += 1;
+        }
+        counts.push(i - start);
+    }
+    if counts.is_empty() {
+        return 252.0 * (Timeframe::DAY.millis() / tf.millis()) as f64;
+    }
+    counts.sort_unstable();
+    let n = counts.len();
+    let median = if n % 2 == 1 {
+        counts[n / 2] as f64
+    } else {
+        (counts[n / 2 - 1] + counts[n / 2]) as f64 / 2.0
+    };
+    252.0 * median
+}
+
+/// Curve-based metrics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurveMetrics {
+    pub total_return: f64,
+    pub cagr: Option<f64>,
+    pub annual_volatility: Option<f64>,
+    pub sharpe: Option<f64>,
+    pub sortino: Option<f64>,
+    pub calmar: Option<f64>,
+    /// A negative fraction (or 0).
+    pub max_drawdown: f64,
+    pub max_drawdown_duration_bars: usize,
+}
+
+/// Trade-based metrics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TradeMetrics {
+    pub total_trades: usize,
+    pub win_rate: Option<f64>,
+    pub profit_factor: Option<f64>,
+    pub avg_trade_pnl: Option<f64>,
+    pub avg_trade_return_pct: Option<f64>,
+    pub best_trade_pnl: Option<f64>,
+    pub worst_trade_pnl: Option<f64>,
+    pub best_trade_return_pct: Option<f64>,
+    pub worst_trade_return_pct: Option<f64>,
+}
+
+/// Everything in a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    pub total_pnl: f64,
+    #[serde(flatten)]
+    pub curve: CurveMetrics,
+    #[serde(flatten)]
+    pub trades: TradeMetrics,
+    /// Share of equity points with an open position.
+    pub exposure: f64,
+    /// Traded notional divided by average equity.
+    pub turnover: f64,
+    pub fees_paid: f64,
+    pub periods_per_year: f64,
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+fn ratio(num: f64, den: f64) -> Option<f64> {
+    (den > 0.0 && den.is_finite()).then(|| num / den)
+}
+
+/// Metrics of an equity curve.
+pub fn curve_metrics(ts: &[i64], equity: &[f64], periods_per_year: f64, risk_free_rate: f64) -> CurveMetrics {
+    let n = equity.len();
+    let (mut peak, mut max_dd, mut run, mut longest) = (f64::MIN, 0.0f64, 0usize, 0usize);
+    for &e in equity {
+        if e >= peak {
+            peak = e;
+            run = 0;
+        } else {
+            run += 1;
+            longest = longest.max(run);
+            max_dd = max_dd.min(e / peak - 1.0);
+        }
+    }
+    if n < 2 || equity[0] <= 0.0 {
+        return CurveMetrics {
+            total_return: 0.0,
+            cagr: None,
+            annual_volatility: None,
+            sharpe: None,
+            sortino: None,
+            calmar: None,
+            max_drawdown: max_dd,
+            max_drawdown_duration_bars: longest,
+        };
+    }
+    let rf_p = risk_free_rate / periods_per_year;
+    let excess: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0 - rf_p).collect();
+    let m = mean(&excess);
+    let var = excess.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (excess.len().max(2) - 1) as f64;
+    let sd = var.sqrt();
+    let downside = (excess.iter().map(|x| x.min(0.0).powi(2)).sum::<f64>() / excess.len() as f64).sqrt();
+    let ann = periods_per_year.sqrt();
+    // Zero variance within rounding noise is zero variance.
+    let sd_eff = if sd > 1e-14 * m.abs().max(1e-300) && sd > 0.0 {
+        sd
+    } else {
+        0.0
+    };
+    let total_return = equity[n - 1] / equity[0] - 1.0;
+    let years = years_between(ts[0], ts[n - 1]);
+    let cagr = (years > 0.0 && equity[n - 1] > 0.0).then(|| (equity[n - 1] / equity[0]).powf(1.0 / years) - 1.0);
+    CurveMetrics {
+        total_return,
+        cagr,
+        annual_volatility: Some(sd_eff * ann),
+        sharpe: ratio(m, sd_eff).map(|r| r * ann),
+        sortino: ratio(m, downside).map(|r| r * ann),
+        calmar: cagr.and_then(|c| ratio(c, -max_dd)),
+        max_drawdown: max_dd,
+        max_drawdown_duration_bars: longest,
+    }
+}
+
+/// Metrics of a list of closed trades.
+pub fn trade_metrics(trades: &[Trade]) -> TradeMetrics {
+    let n = trades.len();
+    let pnls = trades.iter().map(|t| t.pnl);
+    let rets = trades.iter().map(|t| t.return_pct);
+    let gross_win: f64 = trades.iter().filter(|t| t.pnl > 0.0).map(|t| t.pnl).sum();
+    let gross_loss: f64 = -trades.iter().filter(|t| t.pnl < 0.0).map(|t| t.pnl).sum::<f64>();
+    let some = |v: f64| (n > 0).then_some(v);
+    TradeMetrics {
+        total_trades: n,
+        win_rate: some(trades.iter().filter(|t| t.pnl > 0.0).count() as f64 / n as f64),
+        profit_factor: ratio(gross_win, gross_loss),
+        avg_trade_pnl: some(pnls.clone().sum::<f64>() / n as f64),
+        avg_trade_return_pct: some(rets.clone().sum::<f64>() / n as f64),
+        best_trade_pnl: pnls.clone().reduce(f64::max),
+        worst_trade_pnl: pnls.reduce(f64::min),
+        best_trade_return_pct: rets.clone().reduce(f64::max),
+        worst_trade_return_pct: rets.reduce(f64::min),
+    }
+}
+
+/// All metrics of a backtest.
+pub fn compute(r: &BacktestResult, risk_free_rate: f64) -> Metrics {
+    let curve = curve_metrics(&r.timestamps, &r.equity, r.periods_per_year, risk_free_rate);
+    let avg_equity = if r.equity.is_empty() {
+        r.initial_cash
+    } else {
+        mean(&r.equity)
+    };
+    Metrics {
+        total_pnl: r.final_equity - r.initial_cash,
+        curve,
+        trades: trade_metrics(&r.trades),
+        exposure: if r.equity.is_empty() {
+            0.0
+        } else {
+            r.exposed_points as f64 / r.equity.len() as f64
+        },
+        turnover: if avg_equity > 0.0 {
+            r.traded_notional / avg_equity
+        } else {
+            0.0
+        },
+        fees_paid: r.fees_paid,
+        periods_per_year: r.periods_per_year,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::Direction;
+
+    fn trade(pnl: f64) -> Trade {
+        Trade {
+            instrument: 0,
+            direction: Direction::Long,
+            entry_ts: 0,
+            exit_ts: 1,
+            quantity: 1.0,
+            entry_price: 100.0,
+            exit_price: 100.0 + pnl,
+            pnl,
+            fees: 0.0,
+            return_pct: pnl,
+        }
+    }
+
+    #[test]
+    fn no_trades_gives_nulls_not_numbers() {
+        let m = trade_metrics(&[]);
+        assert_eq!(m.total_trades, 0);
+        assert_eq!(
+            (m.win_rate, m.profit_factor, m.avg_trade_pnl, m.best_trade_pnl),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn all_losers_give_zero_win_rate_and_zero_profit_factor() {
+        let m = trade_metrics(&[trade(-1.0), trade(-2.0)]);
+        assert_eq!((m.win_rate, m.profit_factor), (Some(0.0), Some(0.0)));
+        assert_eq!((m.best_trade_pnl, m.worst_trade_pnl), (Some(-1.0), Some(-2.0)));
+        let m = trade_metrics(&[trade(3.0), trade(1.0)]);
+        assert_eq!(m.profit_factor, None, "no losses: undefined, not infinite");
+        let m = trade_metrics(&[trade(3.0), trade(-1.0), trade(0.0)]);
+        assert_eq!(m.profit_factor, Some(3.0));
+        assert_eq!(m.win_rate, Some(1.0 / 3.0));
+    }
+
+    #[test]
+    fn flat_curve_has_zero_drawdown_and_undefined_ratios() {
+        let ts: Vec<i64> = (0..10).map(|i| i * 86_400_000).collect();
+        let m = curve_metrics(&ts, &[1000.0; 10], 252.0, 0.0);
+        assert_eq!((m.max_drawdown, m.max_drawdown_duration_bars), (0.0, 0));
+        assert_eq!((m.sharpe, m.sortino, m.calmar), (None, None, None));
+        assert_eq!(m.cagr, Some(0.0));
+    }
+
+    #[test]
+    fn drawdown_depth_and_duration() {
+        let ts: Vec<i64> = (0..7).map(|i| i * 86_400_000).collect();
+        let m = curve_metrics(&ts, &[100.0, 120.0, 90.0, 100.0, 130.0, 125.0, 126.0], 252.0, 0.0);
+        assert!((m.max_drawdown + 0.25).abs() < 1e-12);
+        assert_eq!(m.max_drawdown_duration_bars, 2);
+    }
+
+    #[test]
+    fn periods_per_year_follow_the_timeframe() {
+        assert_eq!(periods_per_year(&[], Some(Timeframe::DAY)), 252.0);
+        // Two days of 5-minute bars: 3 and 5 bars; median 4.
+        let m5 = 300_000;
+        let d = 86_400_000;
+        let ts = [
+            0,
+            m5,
+            2 * m5,
+            d,
+            d + m5,
+            d + 2 * m5,
+            d + 3 * m5,
+            d + 4 * m5,
+            2 * d,
+            2 * d + m5,
+            2 * d + 2 * m5,
+            2 * d + 3 * m5,
+        ];
+        assert_eq!(periods_per_year(&ts, Some(Timeframe::from_millis(m5))), 252.0 * 4.0);
+    }
+}

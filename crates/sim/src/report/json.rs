@@ -1,0 +1,149 @@
+use serde::Serialize;
+use tradelab_core::time::{format_date, format_datetime};
+
+use crate::engine::BacktestResult;
+use crate::metrics::Metrics;
+use crate::risk::RiskEvent;
+
+/// A closed trade as reported, with names and dates instead of indices.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TradeRow {
+    pub instrument: String,
+    pub direction: crate::account::Direction,
+    pub entry_time: String,
+    pub exit_time: String,
+    pub quantity: f64,
+    pub entry_price: f64,
+    pub exit_price: f64,
+    pub pnl: f64,
+    pub fees: f64,
+    pub return_pct: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EquityPoint {
+    pub time: String,
+    pub equity: f64,
+    /// Fraction below the running peak (<= 0).
+    pub drawdown: f64,
+}
+
+/// The JSON report. The first fields are the seed's simulator report;
+/// nothing in it depends on the wall clock, so the same inputs give the
+/// same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacktestReport {
+    pub simulation_id: String,
+    pub model_used: String,
+    pub start_date: String,
+    pub end_date: String,
+    pub portfolio_start: f64,
+    pub portfolio_end: f64,
+    pub total_trades: usize,
+    pub max_drawdown_pct: f64,
+    pub avg_trade_return_pct: Option<f64>,
+    pub best_trade_return_pct: Option<f64>,
+    pub worst_trade_return_pct: Option<f64>,
+    pub instruments: Vec<String>,
+    pub currency: String,
+    pub fill_policy: String,
+    pub metrics: Metrics,
+    pub trades: Vec<TradeRow>,
+    pub open_positions: Vec<OpenPositionRow>,
+    pub risk_events: Vec<RiskEvent>,
+    pub equity_curve: Vec<EquityPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenPositionRow {
+    pub instrument: String,
+    pub quantity: f64,
+    pub avg_price: f64,
+}
+
+/// FNV-1a: a stable, dependency-free fingerprint for the simulation id.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl BacktestReport {
+    /// Builds the report. `settings_fingerprint` is any string that changes
+    /// when the settings change (the CLI passes the settings as JSON).
+    pub fn new(r: &BacktestResult, m: &Metrics, currency: &str, fill_policy: &str, settings_fingerprint: &str) -> Self {
+        let name = |i: usize| r.instruments.get(i).cloned().unwrap_or_default();
+        let mut peak = f64::MIN;
+        let equity_curve = r
+            .timestamps
+            .iter()
+            .zip(&r.equity)
+            .map(|(&ts, &e)| {
+                peak = peak.max(e);
+                EquityPoint {
+                    time: format_datetime(ts),
+                    equity: e,
+                    drawdown: if peak > 0.0 { e / peak - 1.0 } else { 0.0 },
+                }
+            })
+            .collect();
+        let id_input = format!(
+            "{}|{}|{}|{}|{}",
+            r.strategy,
+            r.instruments.join(","),
+            r.timestamps.first().unwrap_or(&0),
+            r.timestamps.len(),
+            settings_fingerprint
+        );
+        BacktestReport {
+            simulation_id: format!("sim-{:016x}", fnv1a(id_input.as_bytes())),
+            model_used: r.strategy.clone(),
+            start_date: r.timestamps.first().map(|&t| format_date(t)).unwrap_or_default(),
+            end_date: r.timestamps.last().map(|&t| format_date(t)).unwrap_or_default(),
+            portfolio_start: r.initial_cash,
+            portfolio_end: r.final_equity,
+            total_trades: r.trades.len(),
+            max_drawdown_pct: m.curve.max_drawdown * 100.0,
+            avg_trade_return_pct: m.trades.avg_trade_return_pct,
+            best_trade_return_pct: m.trades.best_trade_return_pct,
+            worst_trade_return_pct: m.trades.worst_trade_return_pct,
+            instruments: r.instruments.clone(),
+            currency: currency.to_string(),
+            fill_policy: fill_policy.to_string(),
+            metrics: m.clone(),
+            trades: r
+                .trades
+                .iter()
+                .map(|t| TradeRow {
+                    instrument: name(t.instrument),
+                    direction: t.direction,
+                    entry_time: format_datetime(t.entry_ts),
+                    exit_time: format_datetime(t.exit_ts),
+                    quantity: t.quantity,
+                    entry_price: t.entry_price,
+                    exit_price: t.exit_price,
+                    pnl: t.pnl,
+                    fees: t.fees,
+                    return_pct: t.return_pct,
+                })
+                .collect(),
+            open_positions: r
+                .open_positions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.qty != 0.0)
+                .map(|(i, p)| OpenPositionRow {
+                    instrument: name(i),
+                    quantity: p.qty,
+                    avg_price: p.avg_price,
+                })
+                .collect(),
+            risk_events: r.risk_events.clone(),
+            equity_curve,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialise")
+    }
+}

@@ -1,0 +1,10 @@
+//! Reports of a backtest: JSON (the seed's simulator fields plus every
+//! metric, trade and equity point), a terminal table and an SVG chart.
+
+mod chart;
+mod json;
+mod terminal;
+
+pub use chart::equity_chart_svg;
+pub use json::{BacktestReport, EquityPoint, TradeRow};
+pub use terminal::{render_comparison, render_report, Style};

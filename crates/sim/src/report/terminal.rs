@@ -1,0 +1,154 @@
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
+
+use super::BacktestReport;
+
+/// Whether to colour output: never when NO_COLOR is set (any value) or when
+/// the caller says the output is not a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Color,
+    Plain,
+}
+
+impl Style {
+    /// Colour only for a terminal and only without NO_COLOR.
+    pub fn detect(is_terminal: bool) -> Style {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if is_terminal && !no_color {
+            Style::Color
+        } else {
+            Style::Plain
+        }
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("n/a".into(), |x| format!("{x:.digits$}"))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |x| format!("{:.2}%", x * 100.0))
+}
+
+fn new_table(style: Style) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    match style {
+        Style::Color => t.enforce_styling(),
+        Style::Plain => t.force_no_tty(),
+    };
+    t
+}
+
+/// Green for good, red for bad, bold for the headline figures.
+fn signed(text: String, value: f64, style: Style, bold: bool) -> Cell {
+    let mut c = Cell::new(text).set_alignment(CellAlignment::Right);
+    if style == Style::Color {
+        c = c.fg(if value >= 0.0 { Color::Green } else { Color::Red });
+        if bold {
+            c = c.add_attribute(Attribute::Bold);
+        }
+    }
+    c
+}
+
+/// The one-run report: a compact two-column table of key figures.
+pub fn render_report(r: &BacktestReport, style: Style) -> String {
+    let m = &r.metrics;
+    let mut t = new_table(style);
+    t.set_header(vec![
+        Cell::new(format!("{} on {}", r.model_used, r.instruments.join(", "))),
+        Cell::new(format!("{} .. {}", r.start_date, r.end_date)),
+    ]);
+    let plain = |label: &str, v: String| vec![Cell::new(label), Cell::new(v).set_alignment(CellAlignment::Right)];
+    t.add_row(plain(
+        "Portfolio start",
+        format!("{:.2} {}", r.portfolio_start, r.currency),
+    ));
+    t.add_row(vec![
+        Cell::new("Portfolio end"),
+        signed(
+            format!("{:.2} {}", r.portfolio_end, r.currency),
+            m.total_pnl,
+            style,
+            true,
+        ),
+    ]);
+    t.add_row(vec![
+        Cell::new("Total P&L"),
+        signed(format!("{:+.2}", m.total_pnl), m.total_pnl, style, true),
+    ]);
+    t.add_row(vec![
+        Cell::new("CAGR"),
+        signed(pct(m.curve.cagr), m.curve.cagr.unwrap_or(0.0), style, false),
+    ]);
+    t.add_row(vec![
+        Cell::new("Sharpe"),
+        signed(opt(m.curve.sharpe, 3), m.curve.sharpe.unwrap_or(0.0), style, true),
+    ]);
+    t.add_row(plain("Sortino", opt(m.curve.sortino, 3)));
+    t.add_row(plain("Calmar", opt(m.curve.calmar, 3)));
+    t.add_row(vec![
+        Cell::new("Max drawdown"),
+        signed(
+            format!(
+                "{:.2}% ({} bars)",
+                m.curve.max_drawdown * 100.0,
+                m.curve.max_drawdown_duration_bars
+            ),
+            -1.0,
+            style,
+            true,
+        ),
+    ]);
+    t.add_row(plain("Trades", m.trades.total_trades.to_string()));
+    t.add_row(plain("Win rate", pct(m.trades.win_rate)));
+    t.add_row(plain("Profit factor", opt(m.trades.profit_factor, 3)));
+    t.add_row(plain("Avg P&L / trade", opt(m.trades.avg_trade_pnl, 2)));
+    t.add_row(plain(
+        "Best / worst trade",
+        format!(
+            "{} / {}",
+            opt(m.trades.best_trade_pnl, 2),
+            opt(m.trades.worst_trade_pnl, 2)
+        ),
+    ));
+    t.add_row(plain("Exposure", format!("{:.1}%", m.exposure * 100.0)));
+    t.add_row(plain("Turnover", format!("{:.2}x", m.turnover)));
+    t.add_row(plain("Fees paid", format!("{:.2}", m.fees_paid)));
+    t.add_row(plain("Risk events", r.risk_events.len().to_string()));
+    t.to_string()
+}
+
+/// Several runs side by side, one row each (for baselines or walk-forward).
+pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
+    let mut t = new_table(style);
+    t.set_header(vec![
+        "strategy",
+        "instrument",
+        "P&L",
+        "CAGR",
+        "Sharpe",
+        "max DD",
+        "trades",
+        "win rate",
+        "PF",
+    ]);
+    for r in reports {
+        let m = &r.metrics;
+        t.add_row(vec![
+            Cell::new(&r.model_used),
+            Cell::new(r.instruments.join(",")),
+            signed(format!("{:+.0}", m.total_pnl), m.total_pnl, style, true),
+            Cell::new(pct(m.curve.cagr)).set_alignment(CellAlignment::Right),
+            signed(opt(m.curve.sharpe, 2), m.curve.sharpe.unwrap_or(0.0), style, false),
+            Cell::new(format!("{:.1}%", m.curve.max_drawdown * 100.0)).set_alignment(CellAlignment::Right),
+            Cell::new(m.trades.total_trades).set_alignment(CellAlignment::Right),
+            Cell::new(pct(m.trades.win_rate)).set_alignment(CellAlignment::Right),
+            Cell::new(opt(m.trades.profit_factor, 2)).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    t.to_string()
+}

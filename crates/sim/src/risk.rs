@@ -1,0 +1,368 @@
+//! The risk layer: every entry order passes through it before it fills.
+//!
+//! Limits (from `risk:` in settings): maximum units per instrument, maximum
+//! share of equity in one instrument (25% by default), maximum gross
+//! leverage, a daily loss limit that blocks new entries for the rest of the
+//! day, and a drawdown circuit breaker that flattens everything and halts.
+//! Orders that reduce risk (exits) are never blocked. Every refusal or cut is
+//! recorded as a [`RiskEvent`] with its reason.
+
+use serde::Serialize;
+use tradelab_core::settings::RiskSettings;
+use tradelab_core::time::{day_of, MS_PER_DAY};
+use tradelab_core::Action;
+
+use crate::account::Account;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskLimits {
+    pub enabled: bool,
+    /// 0 = no limit.
+    pub max_position_units: f64,
+    pub max_asset_fraction: f64,
+    pub max_gross_leverage: f64,
+    /// 0 = off.
+    pub daily_loss_limit: f64,
+    /// 0 = off.
+    pub max_drawdown: f64,
+}
+
+impl RiskLimits {
+    pub fn from_settings(s: &RiskSettings) -> Self {
+        RiskLimits {
+            enabled: s.enabled,
+            max_position_units: s.max_position_units,
+            max_asset_fraction: s.max_asset_fraction,
+            max_gross_leverage: s.max_gross_leverage,
+            daily_loss_limit: s.daily_loss_limit,
+            max_drawdown: s.max_drawdown,
+        }
+    }
+
+    /// No limits at all.
+    pub fn off() -> Self {
+        RiskLimits {
+            enabled: false,
+            max_position_units: 0.0,
+            max_asset_fraction: f64::INFINITY,
+            max_gross_leverage: f64::INFINITY,
+            daily_loss_limit: 0.0,
+            max_drawdown: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskRule {
+    MaxPositionUnits,
+    MaxAssetFraction,
+    MaxGrossLeverage,
+    DailyLossLimit,
+    DrawdownCircuitBreaker,
+    NonPositiveEquity,
+    SizingUnavailable,
+}
+
+/// A refusal, a cut, or the breaker tripping.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskEvent {
+    pub ts: i64,
+    /// `None` for account-wide events (daily loss limit, breaker).
+    pub instrument: Option<usize>,
+    pub action: Action,
+    pub rule: RiskRule,
+    /// Units the order asked to open, and the units allowed (0 = refused).
+    pub requested: f64,
+    pub allowed: f64,
+    pub reason: String,
+}
+
+/// Stateful risk checks for one run.
+#[derive(Debug, Clone)]
+pub struct RiskLayer {
+    pub limits: RiskLimits,
+    peak_equity: f64,
+    /// The current UTC day as `[start, end)` in ms: comparing against it
+    /// avoids a 64-bit division on every bar.
+    day_start: i64,
+    day_end: i64,
+    day_start_equity: f64,
+    last_equity: f64,
+    daily_blocked: bool,
+    halted: bool,
+    pub events: Vec<RiskEvent>,
+}
+
+impl RiskLayer {
+    pub fn new(limits: RiskLimits, initial_equity: f64) -> Self {
+        RiskLayer {
+            limits,
+            peak_equity: initial_equity,
+            day_start: i64::MAX,
+            day_end: i64::MIN,
+            day_start_equity: initial_equity,
+            last_equity: initial_equity,
+            daily_blocked: false,
+            halted: false,
+            events: Vec::new(),
+        }
+    }
+
+    /// True once the drawdown breaker has tripped.
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+
+    /// Call at the start of every bar: resets the daily loss limit at a new day.
+    #[inline]
+    pub fn begin_bar(&mut self, ts: i64) {
+        if ts < self.day_start || ts >= self.day_end {
+            self.day_start = day_of(ts) * MS_PER_DAY;
+            self.day_end = self.day_start + MS_PER_DAY;
+            self.day_start_equity = self.last_equity;
+            self.daily_blocked = false;
+        }
+    }
+
+    /// Call at every bar's close with the marked equity. Returns true when
+    /// the drawdown breaker trips now: the caller must flatten everything.
+    #[inline(always)]
+    pub fn end_bar(&mut self, ts: i64, equity: f64) -> bool {
+        self.last_equity = equity;
+        if equity > self.peak_equity {
+            self.peak_equity = equity;
+        }
+        if !self.limits.enabled {
+            return false;
+        }
+        let l = &self.limits;
+        if l.daily_loss_limit > 0.0
+            && !self.daily_blocked
+            && equity < self.day_start_equity * (1.0 - l.daily_loss_limit)
+        {
+            self.daily_blocked = true;
+            self.events.push(RiskEvent {
+                ts,
+                instrument: None,
+                action: Action::Hold,
+                rule: RiskRule::DailyLossLimit,
+                requested: 0.0,
+                allowed: 0.0,
+                reason: format!(
+                    "equity {equity:.2} is more than {:.1}% below the day's start {:.2}: no new entries until tomorrow",
+                    l.daily_loss_limit * 100.0,
+                    self.day_start_equity
+                ),
+            });
+        }
+        if l.max_drawdown > 0.0 && !self.halted && equity < self.peak_equity * (1.0 - l.max_drawdown) {
+            self.halted = true;
+            self.events.push(RiskEvent {
+                ts,
+                instrument: None,
+                action: Action::Hold,
+                rule: RiskRule::DrawdownCircuitBreaker,
+                requested: 0.0,
+                allowed: 0.0,
+                reason: format!(
+                    "equity {equity:.2} is more than {:.1}% below its peak {:.2}: flattening and halting",
+                    l.max_drawdown * 100.0,
+                    self.peak_equity
+                ),
+            });
+            return true;
+        }
+        false
+    }
+
+    /// Records a refusal that happened outside the limit checks.
+    pub fn record(
+        &mut self,
+        ts: i64,
+        instrument: usize,
+        action: Action,
+        rule: RiskRule,
+        requested: f64,
+        reason: String,
+    ) {
+        self.events.push(RiskEvent {
+            ts,
+            instrument: Some(instrument),
+            action,
+            rule,
+            requested,
+            allowed: 0.0,
+            reason,
+        });
+    }
+
+    /// How many of `requested` units (> 0) an entry of `action` in
+    /// `instrument` at `price` may open. Records a [`RiskEvent`] whenever the
+    /// answer is less than asked.
+    pub fn allow_entry(
+        &mut self,
+        ts: i64,
+        instrument: usize,
+        action: Action,
+        requested: f64,
+        price: f64,
+        account: &Account,
+    ) -> f64 {
+        if !self.limits.enabled {
+            return requested;
+        }
+        let refuse = |rule: RiskRule, allowed: f64, reason: String, events: &mut Vec<RiskEvent>| {
+            events.push(RiskEvent {
+                ts,
+                instrument: Some(instrument),
+                action,
+                rule,
+                requested,
+                allowed,
+                reason,
+            });
+            allowed
+        };
+        if self.halted {
+            return refuse(
+                RiskRule::DrawdownCircuitBreaker,
+                0.0,
+                "trading halted by the drawdown circuit breaker".into(),
+                &mut self.events,
+            );
+        }
+        if self.daily_blocked {
+            return refuse(
+                RiskRule::DailyLossLimit,
+                0.0,
+                "daily loss limit reached: no new entries today".into(),
+                &mut self.events,
+            );
+        }
+        let equity = account.equity();
+        if equity <= 0.0 {
+            return refuse(
+                RiskRule::NonPositiveEquity,
+                0.0,
+                format!("equity is {equity:.2}: no new entries"),
+                &mut self.events,
+            );
+        }
+        let held = account.position(instrument).qty.abs();
+        let l = self.limits;
+        let mut allowed = requested;
+        let mut binding = None;
+        let mut cap = |room: f64, rule: RiskRule, why: String| {
+            let room = room.max(0.0);
+            if room < allowed {
+                allowed = room;
+                binding = Some((rule, why));
+            }
+        };
+        if l.max_position_units > 0.0 {
+            cap(
+                l.max_position_units - held,
+                RiskRule::MaxPositionUnits,
+                format!("position limit {} units", l.max_position_units),
+            );
+        }
+        cap(
+            l.max_asset_fraction * equity / price - held,
+            RiskRule::MaxAssetFraction,
+            format!(
+                "at most {:.1}% of equity in one instrument",
+                l.max_asset_fraction * 100.0
+            ),
+        );
+        let other_gross = account.gross_exposure() - held * price;
+        cap(
+            (l.max_gross_leverage * equity - other_gross) / price - held,
+            RiskRule::MaxGrossLeverage,
+            format!("gross leverage at most {}x", l.max_gross_leverage),
+        );
+        if let Some((rule, why)) = binding {
+            let verb = if allowed <= 0.0 { "refused" } else { "cut" };
+            let reason = format!("{verb}: {requested:.4} units requested, {allowed:.4} allowed by {why}");
+            refuse(rule, allowed, reason, &mut self.events);
+        }
+        allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::costs::CostModel;
+
+    fn limits() -> RiskLimits {
+        RiskLimits::from_settings(&tradelab_core::Settings::default().risk)
+    }
+
+    #[test]
+    fn single_asset_cap_cuts_orders_to_a_quarter_of_equity() {
+        let a = Account::new(100_000.0, 2, CostModel::free());
+        let mut r = RiskLayer::new(limits(), 100_000.0);
+        let allowed = r.allow_entry(0, 0, Action::BuyLong, 1000.0, 100.0, &a);
+        assert_eq!(allowed, 250.0);
+        assert_eq!(r.events[0].rule, RiskRule::MaxAssetFraction);
+        assert!(r.events[0].reason.contains("25.0%"));
+        assert_eq!(r.allow_entry(0, 0, Action::BuyLong, 100.0, 100.0, &a), 100.0);
+        assert_eq!(r.events.len(), 1, "allowed orders record nothing");
+    }
+
+    #[test]
+    fn position_and_leverage_limits_bind_when_tighter() {
+        let mut a = Account::new(100_000.0, 2, CostModel::free());
+        let mut l = limits();
+        l.max_position_units = 50.0;
+        let mut r = RiskLayer::new(l, 100_000.0);
+        assert_eq!(r.allow_entry(0, 0, Action::BuyLong, 100.0, 100.0, &a), 50.0);
+        assert_eq!(r.events[0].rule, RiskRule::MaxPositionUnits);
+        // 90% of equity already in instrument 1 leaves room for 10% in 0.
+        let mut l = limits();
+        l.max_asset_fraction = 1.0;
+        let mut r = RiskLayer::new(l, 100_000.0);
+        a.execute(0, 1, Action::BuyLong, 100.0, 900.0).unwrap();
+        let allowed = r.allow_entry(0, 0, Action::BuyLong, 500.0, 100.0, &a);
+        assert!((allowed - 100.0).abs() < 1e-9, "{allowed}");
+        assert_eq!(r.events[0].rule, RiskRule::MaxGrossLeverage);
+    }
+
+    #[test]
+    fn drawdown_breaker_trips_once_and_blocks_entries() {
+        let a = Account::new(100_000.0, 1, CostModel::free());
+        let mut r = RiskLayer::new(limits(), 100_000.0);
+        r.begin_bar(0);
+        assert!(!r.end_bar(0, 120_000.0));
+        assert!(r.end_bar(1, 89_000.0), "25% below the 120k peak");
+        assert!(!r.end_bar(2, 80_000.0), "trips once");
+        assert!(r.halted());
+        assert_eq!(r.allow_entry(3, 0, Action::BuyLong, 1.0, 1.0, &a), 0.0);
+        assert!(r
+            .events
+            .iter()
+            .any(|e| e.rule == RiskRule::DrawdownCircuitBreaker && e.reason.contains("halted")));
+    }
+
+    #[test]
+    fn daily_loss_limit_blocks_until_the_next_day() {
+        let a = Account::new(100_000.0, 1, CostModel::free());
+        let mut r = RiskLayer::new(limits(), 100_000.0);
+        let day = tradelab_core::time::MS_PER_DAY;
+        r.begin_bar(0);
+        r.end_bar(0, 94_000.0);
+        assert_eq!(r.allow_entry(1, 0, Action::BuyLong, 1.0, 1.0, &a), 0.0);
+        assert_eq!(r.events.last().unwrap().rule, RiskRule::DailyLossLimit);
+        r.begin_bar(day);
+        assert_eq!(r.allow_entry(day, 0, Action::BuyLong, 1.0, 1.0, &a), 1.0);
+    }
+
+    #[test]
+    fn disabled_layer_allows_everything() {
+        let a = Account::new(100.0, 1, CostModel::free());
+        let mut r = RiskLayer::new(RiskLimits::off(), 100.0);
+        assert_eq!(r.allow_entry(0, 0, Action::BuyLong, 1e6, 100.0, &a), 1e6);
+        assert!(!r.end_bar(0, 1.0));
+    }
+}

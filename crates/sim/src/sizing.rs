@@ -1,0 +1,113 @@
+//! Position sizing: how many units an entry opens.
+
+use tradelab_core::settings::{Settings, SizingMethod};
+
+use crate::costs::CostModel;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sizing {
+    /// Always this many units.
+    FixedQuantity(f64),
+    /// Commit this fraction of equity, commission included.
+    FractionOfEquity(f64),
+    /// Aim for this annualised volatility, given the instrument's realised
+    /// volatility over `window` bars: `units = target / vol * equity / price`.
+    VolatilityTarget { target: f64, window: usize },
+}
+
+/// Lot rules for an instrument.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lots {
+    pub size: f64,
+    pub fractional: bool,
+}
+
+impl Lots {
+    /// Rounds a quantity down to whole lots (or leaves it when fractional).
+    #[inline]
+    pub fn round(&self, qty: f64) -> f64 {
+        if self.fractional || !qty.is_finite() {
+            return qty.max(0.0);
+        }
+        // The epsilon keeps 99.99999999 (float noise) from rounding to 99.
+        ((qty / self.size) + 1e-9).floor().max(0.0) * self.size
+    }
+}
+
+impl Sizing {
+    pub fn from_settings(s: &Settings) -> Self {
+        let z = &s.backtest.sizing;
+        match z.method {
+            SizingMethod::FixedQuantity => Sizing::FixedQuantity(z.quantity),
+            SizingMethod::FractionOfEquity => Sizing::FractionOfEquity(z.fraction),
+            SizingMethod::VolatilityTarget => Sizing::VolatilityTarget {
+                target: z.target_volatility,
+                window: z.volatility_window,
+            },
+        }
+    }
+
+    /// Units for an entry at `price`. `annual_vol` is the instrument's
+    /// annualised realised volatility (NaN when not yet known). Returns
+    /// `None` when the method cannot size yet.
+    #[inline]
+    pub fn units(&self, equity: f64, price: f64, annual_vol: f64, costs: &CostModel) -> Option<f64> {
+        match *self {
+            Sizing::FixedQuantity(q) => Some(q),
+            Sizing::FractionOfEquity(f) => Some(costs.affordable_quantity(f * equity, price)),
+            Sizing::VolatilityTarget { target, .. } => {
+                (annual_vol.is_finite() && annual_vol > 0.0).then(|| target / annual_vol * equity / price)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lots_round_down_and_fractional_passes_through() {
+        let whole = Lots {
+            size: 1.0,
+            fractional: false,
+        };
+        assert_eq!(whole.round(10.7), 10.0);
+        assert_eq!(whole.round(99.999_999_999_9), 100.0);
+        let lots = Lots {
+            size: 25.0,
+            fractional: false,
+        };
+        assert_eq!(lots.round(74.0), 50.0);
+        assert_eq!(
+            Lots {
+                size: 1.0,
+                fractional: true
+            }
+            .round(0.37),
+            0.37
+        );
+    }
+
+    #[test]
+    fn each_method_sizes_as_documented() {
+        let c = CostModel {
+            entry_fixed: 25.0,
+            exit_fixed: 35.0,
+            percent: 0.0,
+            per_unit: 0.0,
+            minimum: 0.0,
+        };
+        assert_eq!(Sizing::FixedQuantity(7.0).units(1e5, 10.0, f64::NAN, &c), Some(7.0));
+        assert_eq!(
+            Sizing::FractionOfEquity(1.0).units(100_025.0, 10.0, f64::NAN, &c),
+            Some(10_000.0)
+        );
+        let v = Sizing::VolatilityTarget {
+            target: 0.1,
+            window: 20,
+        };
+        assert_eq!(v.units(100_000.0, 10.0, 0.2, &c), Some(5_000.0));
+        assert_eq!(v.units(100_000.0, 10.0, f64::NAN, &c), None);
+    }
+}

@@ -1,0 +1,352 @@
+//! Behaviour of the engine: fill timing, order types, brackets, costs,
+//! slippage, shorts, several instruments, the risk layer and determinism.
+
+use tradelab_core::settings::FillPolicy;
+use tradelab_core::{Action, Bar, BarSeries, Settings, Timeframe};
+use tradelab_data::synthetic::{generate, SyntheticConfig};
+use tradelab_sim::costs::{CostModel, Slippage};
+use tradelab_sim::engine::{run, EngineConfig};
+use tradelab_sim::order::Order;
+use tradelab_sim::risk::{RiskLimits, RiskRule};
+use tradelab_sim::sizing::{Lots, Sizing};
+use tradelab_sim::strategies::{baseline, SmaCrossover};
+use tradelab_sim::strategy::{BarContext, Strategy};
+
+const DAY: i64 = 86_400_000;
+
+fn series(name: &str, bars: &[(f64, f64, f64, f64)]) -> BarSeries {
+    let mut s: BarSeries = bars
+        .iter()
+        .enumerate()
+        .map(|(i, &(open, high, low, close))| Bar {
+            ts: i as i64 * DAY,
+            open,
+            high,
+            low,
+            close,
+            volume: 1000.0,
+        })
+        .collect();
+    s.instrument = name.into();
+    s.timeframe = Some(Timeframe::DAY);
+    s
+}
+
+fn flat_bars(n: usize, price: f64) -> Vec<(f64, f64, f64, f64)> {
+    (0..n)
+        .map(|i| {
+            let p = price + i as f64;
+            (p, p + 0.5, p - 0.5, p + 0.25)
+        })
+        .collect()
+}
+
+fn frictionless() -> EngineConfig {
+    EngineConfig {
+        initial_cash: 100_000.0,
+        fill: FillPolicy::NextOpen,
+        costs: CostModel::free(),
+        slippage: Slippage::None,
+        atr_period: 14,
+        sizing: Sizing::FixedQuantity(10.0),
+        lots: Lots {
+            size: 1.0,
+            fractional: false,
+        },
+        risk: RiskLimits::off(),
+    }
+}
+
+/// Submits the given orders at the given bar indices.
+struct Script {
+    at: Vec<(usize, Order)>,
+}
+
+impl Strategy for Script {
+    fn name(&self) -> String {
+        "script".into()
+    }
+    fn on_bar(&mut self, ctx: &mut BarContext<'_>) {
+        for (k, o) in &self.at {
+            if *k == ctx.index && o.instrument == ctx.instrument {
+                ctx.submit(*o);
+            }
+        }
+    }
+}
+
+#[test]
+fn default_fill_is_the_next_bars_open_never_the_signal_close() {
+    let s = series("A", &flat_bars(10, 100.0));
+    let mut strat = Script {
+        at: vec![(3, Order::market(0, Action::BuyLong))],
+    };
+    let r = run(&[&s], &mut strat, &frictionless());
+    assert_eq!(r.fills.len(), 1);
+    assert_eq!(r.fills[0].ts, s.ts[4]);
+    assert_eq!(r.fills[0].price, s.open[4]);
+    let mut cfg = frictionless();
+    cfg.fill = FillPolicy::SignalClose;
+    let r = run(
+        &[&s],
+        &mut Script {
+            at: vec![(3, Order::market(0, Action::BuyLong))],
+        },
+        &cfg,
+    );
+    assert_eq!((r.fills[0].ts, r.fills[0].price), (s.ts[3], s.close[3]));
+}
+
+#[test]
+fn past_equity_does_not_depend_on_future_bars() {
+    let m = generate(&SyntheticConfig {
+        bars: 600,
+        seed: 3,
+        ..Default::default()
+    });
+    let settings = Settings::default();
+    let cfg = EngineConfig::from_settings(&settings);
+    let base = run(
+        &[&m.series],
+        baseline("sma_crossover", &settings).unwrap().as_mut(),
+        &cfg,
+    );
+    let mut altered = m.series.clone();
+    for i in 400..altered.len() {
+        altered.open[i] *= 1.5;
+        altered.high[i] *= 1.5;
+        altered.low[i] *= 1.5;
+        altered.close[i] *= 1.5;
+    }
+    let other = run(
+        &[&altered],
+        baseline("sma_crossover", &settings).unwrap().as_mut(),
+        &cfg,
+    );
+    assert_eq!(base.equity[..400], other.equity[..400]);
+    assert_ne!(base.equity[400..], other.equity[400..]);
+}
+
+#[test]
+fn limit_and_stop_orders_wait_for_their_price() {
+    // Prices climb 100, 101, ...; a buy limit at 102.6 can only fill on a
+    // bar whose low reaches it; a sell stop below the market waits for a fall.
+    let s = series("A", &flat_bars(12, 100.0));
+    let orders = vec![
+        (0, Order::limit(0, Action::BuyLong, 101.6).units(5.0)),
+        (1, Order::stop(0, Action::SellShort, 50.0).units(1.0)),
+    ];
+    let r = run(&[&s], &mut Script { at: orders }, &frictionless());
+    assert_eq!(
+        r.fills.len(),
+        1,
+        "the sell stop at 50, below the market, never triggers"
+    );
+    // Bar 1: open 101 <= 101.6: gap through the limit fills at the open.
+    assert_eq!((r.fills[0].ts, r.fills[0].price, r.fills[0].qty), (s.ts[1], 101.0, 5.0));
+    let orders = vec![(2, Order::limit(0, Action::BuyLong, 102.6).units(5.0))];
+    let r = run(&[&s], &mut Script { at: orders }, &frictionless());
+    // Bar 3: open 103, low 102.5 reaches 102.6: fills at the limit.
+    assert_eq!((r.fills[0].ts, r.fills[0].price), (s.ts[3], 102.6));
+}
+
+#[test]
+fn stop_loss_wins_when_both_levels_are_inside_one_bar() {
+    let mut bars = flat_bars(6, 100.0);
+    bars[3] = (102.0, 110.0, 90.0, 101.0); // wide bar touching both levels
+    let s = series("A", &bars);
+    let entry = Order::market(0, Action::BuyLong)
+        .units(10.0)
+        .with_stop_loss(95.0)
+        .with_take_profit(108.0);
+    let r = run(&[&s], &mut Script { at: vec![(0, entry)] }, &frictionless());
+    assert_eq!(r.trades.len(), 1);
+    assert_eq!(
+        (r.trades[0].exit_ts, r.trades[0].exit_price),
+        (s.ts[3], 95.0),
+        "conservative: the stop-loss first"
+    );
+}
+
+#[test]
+fn take_profit_exits_at_its_level() {
+    let mut bars = flat_bars(6, 100.0);
+    bars[3] = (102.0, 110.0, 101.5, 109.0);
+    let s = series("A", &bars);
+    let entry = Order::market(0, Action::BuyLong)
+        .units(10.0)
+        .with_stop_loss(90.0)
+        .with_take_profit(108.0);
+    let r = run(&[&s], &mut Script { at: vec![(0, entry)] }, &frictionless());
+    assert_eq!((r.trades[0].exit_ts, r.trades[0].exit_price), (s.ts[3], 108.0));
+    assert!((r.trades[0].pnl - 10.0 * (108.0 - 101.0)).abs() < 1e-9);
+}
+
+#[test]
+fn fees_are_25_per_entry_and_35_per_exit_and_slippage_costs_money() {
+    let s = series("A", &flat_bars(10, 100.0));
+    let mut cfg = frictionless();
+    cfg.costs = CostModel::from_settings(&Settings::default().backtest.costs);
+    let orders = vec![
+        (0, Order::market(0, Action::BuyLong)),
+        (2, Order::market(0, Action::CloseLong)),
+        (4, Order::market(0, Action::SellShort)),
+        (6, Order::market(0, Action::CloseShort)),
+    ];
+    let r = run(&[&s], &mut Script { at: orders.clone() }, &cfg);
+    assert_eq!(r.trades.len(), 2);
+    assert_eq!(r.fees_paid, 2.0 * (25.0 + 35.0));
+    assert!(r.trades.iter().all(|t| t.fees == 60.0));
+    cfg.slippage = Slippage::FixedBps(50.0);
+    let slipped = run(&[&s], &mut Script { at: orders }, &cfg);
+    assert!(slipped.final_equity < r.final_equity);
+    assert!((slipped.fills[0].price - s.open[1] * 1.005).abs() < 1e-9);
+}
+
+#[test]
+fn shorts_profit_from_falling_prices() {
+    let bars: Vec<_> = (0..10)
+        .map(|i| {
+            let p = 200.0 - 5.0 * i as f64;
+            (p, p + 1.0, p - 6.0, p - 5.0)
+        })
+        .collect();
+    let s = series("A", &bars);
+    let orders = vec![
+        (0, Order::market(0, Action::SellShort).units(10.0)),
+        (5, Order::market(0, Action::CloseShort)),
+    ];
+    let r = run(&[&s], &mut Script { at: orders }, &frictionless());
+    assert_eq!(r.trades[0].direction, tradelab_sim::account::Direction::Short);
+    assert!((r.trades[0].pnl - 10.0 * (195.0 - 170.0)).abs() < 1e-9);
+}
+
+#[test]
+fn several_instruments_share_one_account_on_a_merged_timeline() {
+    let a = series("A", &flat_bars(10, 100.0));
+    // B trades every other day, offset by half a day.
+    let mut b = series("B", &flat_bars(5, 50.0));
+    for (i, t) in b.ts.iter_mut().enumerate() {
+        *t = i as i64 * 2 * DAY + DAY / 2;
+    }
+    let orders = vec![
+        (1, Order::market(0, Action::BuyLong).units(10.0)),
+        (1, Order::market(1, Action::BuyLong).units(20.0)),
+    ];
+    let r = run(&[&a, &b], &mut Script { at: orders }, &frictionless());
+    assert_eq!(r.equity.len(), 15, "one point per distinct timestamp");
+    assert!(r.timestamps.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(r.open_positions[0].qty, 10.0);
+    assert_eq!(r.open_positions[1].qty, 20.0);
+    let cash_spent = 10.0 * a.open[2] + 20.0 * b.open[2];
+    let marked = 10.0 * a.close[9] + 20.0 * b.close[4];
+    assert!((r.final_equity - (100_000.0 - cash_spent + marked)).abs() < 1e-6);
+}
+
+#[test]
+fn default_risk_layer_caps_one_asset_at_a_quarter_of_equity() {
+    let s = series("A", &flat_bars(20, 100.0));
+    let settings = Settings::default();
+    let r = run(
+        &[&s],
+        baseline("buy_and_hold", &settings).unwrap().as_mut(),
+        &EngineConfig::from_settings(&settings),
+    );
+    let fill = &r.fills[0];
+    assert!(
+        fill.qty * fill.price <= 0.25 * 100_000.0 + 1e-6,
+        "{} units at {}",
+        fill.qty,
+        fill.price
+    );
+    assert!(fill.qty * fill.price > 0.24 * 100_000.0);
+    assert_eq!(r.risk_events[0].rule, RiskRule::MaxAssetFraction);
+}
+
+#[test]
+fn drawdown_breaker_flattens_and_halts() {
+    // Up, then a crash, then recovery the strategy would love to buy.
+    let mut bars = Vec::new();
+    for i in 0..60 {
+        let p = if i < 20 {
+            100.0 + i as f64
+        } else if i < 30 {
+            120.0 - 6.0 * (i - 20) as f64
+        } else {
+            60.0 + (i - 30) as f64
+        };
+        bars.push((p, p + 1.0, p - 1.0, p));
+    }
+    let s = series("A", &bars);
+    let mut settings = Settings::default();
+    settings.risk.max_asset_fraction = 1.0;
+    settings.risk.max_drawdown = 0.2;
+    settings.risk.daily_loss_limit = 0.0;
+    settings.backtest.costs.entry_fixed = 0.0;
+    settings.backtest.costs.exit_fixed = 0.0;
+    let cfg = EngineConfig::from_settings(&settings);
+    let orders = (0..60).map(|k| (k, Order::market(0, Action::BuyLong))).collect();
+    let r = run(&[&s], &mut Script { at: orders }, &cfg);
+    let trip = r
+        .risk_events
+        .iter()
+        .position(|e| e.rule == RiskRule::DrawdownCircuitBreaker)
+        .expect("breaker trips");
+    assert!(r.risk_events[trip].reason.contains("flattening"));
+    assert_eq!(r.open_positions[0].qty, 0.0, "flattened");
+    assert_eq!(r.trades.len(), 1);
+    assert!(r.risk_events[trip + 1..]
+        .iter()
+        .all(|e| e.rule == RiskRule::DrawdownCircuitBreaker && e.allowed == 0.0));
+    assert!(
+        r.risk_events.len() > trip + 5,
+        "later entries are refused, each recorded"
+    );
+}
+
+#[test]
+fn same_inputs_same_result() {
+    let m = generate(&SyntheticConfig {
+        bars: 3000,
+        seed: 11,
+        ..Default::default()
+    });
+    let settings = Settings::default();
+    let cfg = EngineConfig::from_settings(&settings);
+    let a = run(&[&m.series], &mut SmaCrossover::new(10, 30, true), &cfg);
+    let b = run(&[&m.series], &mut SmaCrossover::new(10, 30, true), &cfg);
+    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    assert!(a
+        .trades
+        .iter()
+        .any(|t| t.direction == tradelab_sim::account::Direction::Short));
+}
+
+#[test]
+fn every_baseline_runs_and_accounts_balance() {
+    let m = generate(&SyntheticConfig {
+        bars: 2000,
+        seed: 5,
+        ..Default::default()
+    });
+    let settings = Settings::default();
+    let cfg = EngineConfig::from_settings(&settings);
+    for name in tradelab_sim::strategies::BASELINES {
+        let r = run(&[&m.series], baseline(name, &settings).unwrap().as_mut(), &cfg);
+        // Equity = initial + closed P&L + open P&L (closed P&L is net of all fees
+        // except the entry fee of a still-open position).
+        let closed: f64 = r.trades.iter().map(|t| t.pnl).sum();
+        let p = r.open_positions[0];
+        let open_pnl = p.qty * (m.series.close.last().unwrap() - p.avg_price);
+        let open_fees: f64 = if p.qty != 0.0 {
+            r.fills.iter().rev().take_while(|f| f.is_entry).map(|f| f.fee).sum()
+        } else {
+            0.0
+        };
+        assert!(
+            (r.final_equity - (100_000.0 + closed + open_pnl - open_fees)).abs() < 1e-6,
+            "{name}"
+        );
+        assert_eq!(r.equity.len(), 2000, "{name}");
+    }
+}
