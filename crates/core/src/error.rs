@@ -7,10 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read settings file {path}: {source}; check the path or pass --config")]
-    SettingsIo {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    SettingsIo { path: PathBuf, source: std::io::Error },
     #[error("settings file {path} is not valid YAML: {message}")]
     SettingsSyntax { path: PathBuf, message: String },
     /// A key is unknown, has the wrong type or is out of range.

@@ -246,7 +246,12 @@ impl Settings {
             // An empty file parses as null: it means "all defaults".
             if !user.is_null() {
                 if !user.is_object() {
-                    return Err(invalid("(top level)", &user, "is not a mapping", "a mapping of sections like `data:` and `backtest:`"));
+                    return Err(invalid(
+                        "(top level)",
+                        &user,
+                        "is not a mapping",
+                        "a mapping of sections like `data:` and `backtest:`",
+                    ));
                 }
                 merge(&mut merged, user);
             }
@@ -259,7 +264,12 @@ impl Settings {
             let value = lookup(&merged, &key).map(short).unwrap_or_else(|| "(missing)".into());
             let inner = e.into_inner().to_string();
             let (problem, allowed) = split_serde_message(&inner);
-            Error::SettingsInvalid { key, value, problem, allowed }
+            Error::SettingsInvalid {
+                key,
+                value,
+                problem,
+                allowed,
+            }
         })?;
         settings.validate()?;
         Ok(settings)
@@ -287,10 +297,16 @@ impl Settings {
             ("features.stoch_d", f.stoch_d),
             ("features.adx_period", f.adx_period),
             ("backtest.slippage.atr_period", self.backtest.slippage.atr_period),
-            ("backtest.sizing.volatility_window", self.backtest.sizing.volatility_window),
+            (
+                "backtest.sizing.volatility_window",
+                self.backtest.sizing.volatility_window,
+            ),
             ("strategies.sma_crossover.fast", self.strategies.sma_crossover.fast),
             ("strategies.sma_crossover.slow", self.strategies.sma_crossover.slow),
-            ("strategies.rsi_mean_reversion.period", self.strategies.rsi_mean_reversion.period),
+            (
+                "strategies.rsi_mean_reversion.period",
+                self.strategies.rsi_mean_reversion.period,
+            ),
             ("strategies.momentum.lookback", self.strategies.momentum.lookback),
             ("walk_forward.train_bars", self.walk_forward.train_bars),
             ("walk_forward.test_bars", self.walk_forward.test_bars),
@@ -299,14 +315,50 @@ impl Settings {
         ] {
             v.int_range(key, val, 1, 100_000);
         }
-        v.check(f.macd_fast < f.macd_slow, "features.macd_fast", f.macd_fast, "must be below features.macd_slow", "an integer smaller than macd_slow");
-        v.check(f.bollinger_width.is_finite() && f.bollinger_width > 0.0, "features.bollinger_width", f.bollinger_width, "must be positive", "a number > 0, like 2.0");
-        v.check(f.adx_period >= 2, "features.adx_period", f.adx_period, "is too short", "an integer >= 2");
-        v.check(f.volatility_window >= 2, "features.volatility_window", f.volatility_window, "is too short", "an integer >= 2");
+        v.check(
+            f.macd_fast < f.macd_slow,
+            "features.macd_fast",
+            f.macd_fast,
+            "must be below features.macd_slow",
+            "an integer smaller than macd_slow",
+        );
+        v.check(
+            f.bollinger_width.is_finite() && f.bollinger_width > 0.0,
+            "features.bollinger_width",
+            f.bollinger_width,
+            "must be positive",
+            "a number > 0, like 2.0",
+        );
+        v.check(
+            f.adx_period >= 2,
+            "features.adx_period",
+            f.adx_period,
+            "is too short",
+            "an integer >= 2",
+        );
+        v.check(
+            f.volatility_window >= 2,
+            "features.volatility_window",
+            f.volatility_window,
+            "is too short",
+            "an integer >= 2",
+        );
 
         let b = &self.backtest;
-        v.check(b.initial_cash.is_finite() && b.initial_cash > 0.0, "backtest.initial_cash", b.initial_cash, "must be positive", "a number > 0");
-        v.check(!b.currency.trim().is_empty(), "backtest.currency", &b.currency, "is empty", "a currency label like INR or USD");
+        v.check(
+            b.initial_cash.is_finite() && b.initial_cash > 0.0,
+            "backtest.initial_cash",
+            b.initial_cash,
+            "must be positive",
+            "a number > 0",
+        );
+        v.check(
+            !b.currency.trim().is_empty(),
+            "backtest.currency",
+            &b.currency,
+            "is empty",
+            "a currency label like INR or USD",
+        );
         v.range("backtest.risk_free_rate", b.risk_free_rate, -0.5, 1.0);
         let c = &b.costs;
         v.range("backtest.costs.entry_fixed", c.entry_fixed, 0.0, 1e9);
@@ -319,34 +371,100 @@ impl Settings {
         v.range("backtest.slippage.atr_fraction", s.atr_fraction, 0.0, 100.0);
         v.range("backtest.slippage.impact", s.impact, 0.0, 100.0);
         let z = &b.sizing;
-        v.check(z.quantity.is_finite() && z.quantity > 0.0, "backtest.sizing.quantity", z.quantity, "must be positive", "a number > 0");
-        v.check(z.fraction.is_finite() && z.fraction > 0.0 && z.fraction <= 10.0, "backtest.sizing.fraction", z.fraction, "is out of range", "a number in (0, 10]");
-        v.check(z.target_volatility.is_finite() && z.target_volatility > 0.0 && z.target_volatility <= 10.0, "backtest.sizing.target_volatility", z.target_volatility, "is out of range", "a number in (0, 10]");
-        v.check(z.volatility_window >= 2, "backtest.sizing.volatility_window", z.volatility_window, "is too short", "an integer >= 2");
+        v.check(
+            z.quantity.is_finite() && z.quantity > 0.0,
+            "backtest.sizing.quantity",
+            z.quantity,
+            "must be positive",
+            "a number > 0",
+        );
+        v.check(
+            z.fraction.is_finite() && z.fraction > 0.0 && z.fraction <= 10.0,
+            "backtest.sizing.fraction",
+            z.fraction,
+            "is out of range",
+            "a number in (0, 10]",
+        );
+        v.check(
+            z.target_volatility.is_finite() && z.target_volatility > 0.0 && z.target_volatility <= 10.0,
+            "backtest.sizing.target_volatility",
+            z.target_volatility,
+            "is out of range",
+            "a number in (0, 10]",
+        );
+        v.check(
+            z.volatility_window >= 2,
+            "backtest.sizing.volatility_window",
+            z.volatility_window,
+            "is too short",
+            "an integer >= 2",
+        );
 
         let r = &self.risk;
         v.range("risk.max_position_units", r.max_position_units, 0.0, 1e15);
-        v.check(r.max_asset_fraction > 0.0 && r.max_asset_fraction <= 10.0, "risk.max_asset_fraction", r.max_asset_fraction, "is out of range", "a number in (0, 10], e.g. 0.25 for 25%");
-        v.check(r.max_gross_leverage > 0.0 && r.max_gross_leverage <= 100.0, "risk.max_gross_leverage", r.max_gross_leverage, "is out of range", "a number in (0, 100]");
+        v.check(
+            r.max_asset_fraction > 0.0 && r.max_asset_fraction <= 10.0,
+            "risk.max_asset_fraction",
+            r.max_asset_fraction,
+            "is out of range",
+            "a number in (0, 10], e.g. 0.25 for 25%",
+        );
+        v.check(
+            r.max_gross_leverage > 0.0 && r.max_gross_leverage <= 100.0,
+            "risk.max_gross_leverage",
+            r.max_gross_leverage,
+            "is out of range",
+            "a number in (0, 100]",
+        );
         v.range("risk.daily_loss_limit", r.daily_loss_limit, 0.0, 1.0);
         v.range("risk.max_drawdown", r.max_drawdown, 0.0, 1.0);
 
         let d = &self.data;
-        v.check(d.lot_size.is_finite() && d.lot_size > 0.0, "data.lot_size", d.lot_size, "must be positive", "a number > 0, like 1");
+        v.check(
+            d.lot_size.is_finite() && d.lot_size > 0.0,
+            "data.lot_size",
+            d.lot_size,
+            "must be positive",
+            "a number > 0, like 1",
+        );
 
         let st = &self.strategies;
-        v.check(st.sma_crossover.fast < st.sma_crossover.slow, "strategies.sma_crossover.fast", st.sma_crossover.fast, "must be below strategies.sma_crossover.slow", "an integer smaller than slow");
+        v.check(
+            st.sma_crossover.fast < st.sma_crossover.slow,
+            "strategies.sma_crossover.fast",
+            st.sma_crossover.fast,
+            "must be below strategies.sma_crossover.slow",
+            "an integer smaller than slow",
+        );
         let rsi = &st.rsi_mean_reversion;
         v.range("strategies.rsi_mean_reversion.oversold", rsi.oversold, 0.0, 100.0);
         v.range("strategies.rsi_mean_reversion.overbought", rsi.overbought, 0.0, 100.0);
         v.range("strategies.rsi_mean_reversion.exit_level", rsi.exit_level, 0.0, 100.0);
-        v.check(rsi.oversold < rsi.overbought, "strategies.rsi_mean_reversion.oversold", rsi.oversold, "must be below overbought", "a level in [0, overbought)");
+        v.check(
+            rsi.oversold < rsi.overbought,
+            "strategies.rsi_mean_reversion.oversold",
+            rsi.oversold,
+            "must be below overbought",
+            "a level in [0, overbought)",
+        );
         v.range("strategies.momentum.threshold", st.momentum.threshold, -1.0, 10.0);
 
         let mc = &self.monte_carlo;
-        v.check(!mc.vol_scales.is_empty(), "monte_carlo.vol_scales", format!("{:?}", mc.vol_scales), "is empty", "a list of positive multipliers, like [1.0, 1.5]");
+        v.check(
+            !mc.vol_scales.is_empty(),
+            "monte_carlo.vol_scales",
+            format!("{:?}", mc.vol_scales),
+            "is empty",
+            "a list of positive multipliers, like [1.0, 1.5]",
+        );
         for (i, x) in mc.vol_scales.iter().enumerate() {
-            v.check(x.is_finite() && *x > 0.0 && *x <= 10.0, &format!("monte_carlo.vol_scales[{i}]"), x, "is out of range", "a number in (0, 10]");
+            v.check(
+                x.is_finite() && *x > 0.0 && *x <= 10.0,
+                &format!("monte_carlo.vol_scales[{i}]"),
+                x,
+                "is out of range",
+                "a number in (0, 10]",
+            );
         }
         v.finish()
     }
@@ -377,7 +495,13 @@ impl Validator {
 
     fn int_range(&mut self, key: &str, value: usize, lo: usize, hi: usize) {
         let ok = value >= lo && value <= hi;
-        self.check(ok, key, value, "is out of range", &format!("an integer in [{lo}, {hi}]"));
+        self.check(
+            ok,
+            key,
+            value,
+            "is out of range",
+            &format!("an integer in [{lo}, {hi}]"),
+        );
     }
 
     fn finish(self) -> Result<()> {
@@ -421,7 +545,9 @@ fn merge(base: &mut Value, over: Value) {
 }
 
 fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
-    let (key, raw) = spec.split_once('=').ok_or_else(|| Error::BadOverride(spec.to_string()))?;
+    let (key, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| Error::BadOverride(spec.to_string()))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(Error::BadOverride(spec.to_string()));
@@ -429,7 +555,9 @@ fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
     let value = serde_saphyr::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
     let mut node = root;
     for part in key.split('.') {
-        let obj = node.as_object_mut().ok_or_else(|| Error::BadOverride(spec.to_string()))?;
+        let obj = node
+            .as_object_mut()
+            .ok_or_else(|| Error::BadOverride(spec.to_string()))?;
         node = obj.entry(part.to_string()).or_insert(Value::Null);
     }
     *node = value;
@@ -441,7 +569,12 @@ fn lookup<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
     for part in dotted.split('.').filter(|p| !p.is_empty() && *p != "?") {
         node = match node {
             Value::Object(o) => o.get(part)?,
-            Value::Array(a) => a.get(part.trim_start_matches('[').trim_end_matches(']').parse::<usize>().ok()?)?,
+            Value::Array(a) => a.get(
+                part.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<usize>()
+                    .ok()?,
+            )?,
             _ => return None,
         };
     }
@@ -463,7 +596,10 @@ fn split_serde_message(msg: &str) -> (String, String) {
     if let Some((problem, allowed)) = msg.split_once(", expected ") {
         (problem.to_string(), allowed.to_string())
     } else {
-        (msg.to_string(), "see config/settings.yaml for the key and its comment".to_string())
+        (
+            msg.to_string(),
+            "see config/settings.yaml for the key and its comment".to_string(),
+        )
     }
 }
 
@@ -529,9 +665,13 @@ mod tests {
         .unwrap();
         assert_eq!(s.backtest.initial_cash, 7000.0);
         assert_eq!(s.backtest.fill, FillPolicy::SignalClose);
-        let e = Settings::defaults_with(&["risk.nope=1".into()]).unwrap_err().to_string();
+        let e = Settings::defaults_with(&["risk.nope=1".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope"), "{e}");
-        let e = Settings::defaults_with(&["no_equals_sign".into()]).unwrap_err().to_string();
+        let e = Settings::defaults_with(&["no_equals_sign".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("KEY.PATH=VALUE"), "{e}");
     }
 
@@ -539,7 +679,12 @@ mod tests {
     fn syntax_errors_and_missing_files_are_named() {
         let e = err("risk: [unclosed\n");
         assert!(e.contains("not valid YAML"), "{e}");
-        let e = Settings::load(Path::new("/nonexistent/settings.yaml"), &[]).unwrap_err().to_string();
-        assert!(e.contains("/nonexistent/settings.yaml") && e.contains("--config"), "{e}");
+        let e = Settings::load(Path::new("/nonexistent/settings.yaml"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/settings.yaml") && e.contains("--config"),
+            "{e}"
+        );
     }
 }

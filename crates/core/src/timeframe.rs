@@ -31,11 +31,7 @@ impl Timeframe {
     /// regular spacing, so the mode is robust where the mean is not.
     /// Returns `None` for fewer than two bars.
     pub fn infer(timestamps: &[i64]) -> Option<Timeframe> {
-        let mut gaps: Vec<i64> = timestamps
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .filter(|g| *g > 0)
-            .collect();
+        let mut gaps: Vec<i64> = timestamps.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0).collect();
         if gaps.is_empty() {
             return None;
         }
@@ -86,9 +82,7 @@ impl FromStr for Timeframe {
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(|| Error::UnknownTimeframe(s.to_string()))?;
         let (num, unit) = s.split_at(split);
-        let n: i64 = num
-            .parse()
-            .map_err(|_| Error::UnknownTimeframe(s.to_string()))?;
+        let n: i64 = num.parse().map_err(|_| Error::UnknownTimeframe(s.to_string()))?;
         let size = match unit {
             "ms" => 1,
             "s" => 1000,

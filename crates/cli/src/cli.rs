@@ -1,0 +1,132 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tradelab",
+    version,
+    about = "Reinforcement-learning trading research: data, backtests, reports."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Settings file; defaults to config/settings.yaml when present, else the
+    /// compiled-in defaults.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Override a setting, e.g. --set risk.max_asset_fraction=0.2 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
+    pub overrides: Vec<String>,
+    /// Seed for every random draw (overrides `seed`).
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
+    /// More output.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The main job on the defaults: prepare data, backtest every baseline on
+    /// the bundled daily data, print the reports, write JSON and charts.
+    Run(RunArgs),
+    /// Data preparation and inspection.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Backtest a rule strategy on one or more instruments from data/raw.
+    Backtest(BacktestArgs),
+    /// Monte Carlo stress test of a strategy's equity curve.
+    Stress(StressArgs),
+    /// Throughput benchmarks (see BENCHMARKS.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where reports go (overrides report.out_dir).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Build data/final/ from data/raw/: validate, compute and cache features.
+    Prepare {
+        #[arg(long)]
+        raw_dir: Option<PathBuf>,
+        #[arg(long)]
+        final_dir: Option<PathBuf>,
+    },
+    /// Load one file and report its layout, timeframe and every validation action.
+    Validate { file: PathBuf },
+    /// Resample a file to a coarser timeframe and write it as CSV.
+    Resample {
+        file: PathBuf,
+        /// Target timeframe, e.g. 5m, 1h, 1d.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a seeded synthetic regime-switching market (with regime labels) as CSV.
+    Synth {
+        #[arg(long, default_value_t = 2000)]
+        bars: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// buy_and_hold, sma_crossover, rsi_mean_reversion or momentum.
+    #[arg(long, short)]
+    pub strategy: String,
+    /// Instrument(s) in data/raw: a file stem or a unique prefix (repeatable).
+    #[arg(long = "symbol", required = true)]
+    pub symbols: Vec<String>,
+    /// next_open (default) or signal_close.
+    #[arg(long)]
+    pub fill: Option<String>,
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Print the JSON report to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StressArgs {
+    #[arg(long, short)]
+    pub strategy: String,
+    #[arg(long = "symbol", required = true)]
+    pub symbols: Vec<String>,
+    /// Number of resampled paths (overrides monte_carlo.paths).
+    #[arg(long)]
+    pub paths: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// engine, portfolio, csv, features or all.
+    #[arg(default_value = "all")]
+    pub what: String,
+    /// Bars per series.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub bars: usize,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    pub repeats: usize,
+    /// Also write the engine benchmark's close series here (for vectorbt).
+    #[arg(long)]
+    pub write_csv: Option<PathBuf>,
+}

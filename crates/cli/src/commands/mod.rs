@@ -1,0 +1,21 @@
+//! One module per subcommand.
+
+mod backtest;
+mod bench;
+mod data;
+mod run;
+mod stress;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(a) => run::run(&cli.global, &a),
+        Command::Data(c) => data::run(&cli.global, c),
+        Command::Backtest(a) => backtest::run(&cli.global, &a),
+        Command::Stress(a) => stress::run(&cli.global, &a),
+        Command::Bench(a) => bench::run(&cli.global, &a),
+    }
+}

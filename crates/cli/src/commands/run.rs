@@ -1,0 +1,79 @@
+//! `tradelab run`: the main job on the embedded defaults.
+
+use anyhow::{Context, Result};
+use tradelab_data::prepare::prepare;
+use tradelab_sim::report::{render_comparison, render_report, BacktestReport};
+use tradelab_sim::strategies::BASELINES;
+
+use super::backtest::backtest;
+use super::data::print_prepare;
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::context::{load_settings, path_override};
+use crate::output::{build_report, style, write_report};
+
+pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
+    let extra: Vec<String> = path_override("report.out_dir", &a.out_dir).into_iter().collect();
+    let settings = load_settings(g, &extra)?;
+    println!(
+        "== 1/3 prepare data: {} -> {}",
+        settings.data.raw_dir.display(),
+        settings.data.final_dir.display()
+    );
+    let prepared = prepare(&settings).context("preparing data")?;
+    print_prepare(&prepared, g.verbose);
+    anyhow::ensure!(
+        !prepared.series.is_empty(),
+        "no usable data in {}; copy OHLCV files there",
+        settings.data.raw_dir.display()
+    );
+
+    // Baselines run on the daily instruments, where their default
+    // parameters mean what they say; intraday files are prepared for training.
+    let daily: Vec<_> = prepared
+        .series
+        .iter()
+        .filter(|s| s.timeframe.is_some_and(|t| t.is_daily_or_longer()))
+        .collect();
+    println!(
+        "\n== 2/3 backtest {} baselines on {} daily instruments (fill: {:?}, fees {}/{} {}, risk cap {:.0}% per asset)",
+        BASELINES.len(),
+        daily.len(),
+        settings.backtest.fill,
+        settings.backtest.costs.entry_fixed,
+        settings.backtest.costs.exit_fixed,
+        settings.backtest.currency,
+        settings.risk.max_asset_fraction * 100.0
+    );
+    let mut reports: Vec<BacktestReport> = Vec::new();
+    for series in &daily {
+        for name in BASELINES {
+            let result = backtest(&settings, name, std::slice::from_ref(*series))?;
+            let (_, report) = build_report(&result, &settings);
+            write_report(&settings.report.out_dir, &report, &result)?;
+            reports.push(report);
+        }
+    }
+    println!("{}", render_comparison(&reports, style()));
+
+    println!("\n== 3/3 best by Sharpe");
+    if let Some(best) = reports.iter().max_by(|a, b| {
+        a.metrics
+            .curve
+            .sharpe
+            .unwrap_or(f64::MIN)
+            .total_cmp(&b.metrics.curve.sharpe.unwrap_or(f64::MIN))
+    }) {
+        println!("{}", render_report(best, style()));
+    }
+    let summary: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| serde_json::json!({"simulation_id": r.simulation_id, "model_used": r.model_used, "instruments": r.instruments, "total_pnl": r.metrics.total_pnl, "sharpe": r.metrics.curve.sharpe, "max_drawdown_pct": r.max_drawdown_pct, "total_trades": r.total_trades}))
+        .collect();
+    let path = settings.report.out_dir.join("summary.json");
+    tradelab_data::cache::write_atomic(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    println!(
+        "reports and charts: {}/ (summary.json, one .json and .svg per run)",
+        settings.report.out_dir.display()
+    );
+    Ok(())
+}

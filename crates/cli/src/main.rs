@@ -1,0 +1,31 @@
+//! `tradelab`: the command-line face of the platform.
+//!
+//! Every command loads `config/settings.yaml` (or `--config`), applies
+//! `--set key.path=value` overrides, and reports failures as one line that
+//! names the cause and a hint, with a non-zero exit code; user input never
+//! makes it panic.
+
+mod cli;
+mod commands;
+mod context;
+mod output;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match commands::dispatch(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the outermost context, then each cause.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let label = if color { "\x1b[1;31merror\x1b[0m" } else { "error" };
+            eprintln!("{label}: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Writing reports to disk and to the terminal.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tradelab_core::Settings;
+use tradelab_sim::engine::BacktestResult;
+use tradelab_sim::metrics::{self, Metrics};
+use tradelab_sim::report::{equity_chart_svg, BacktestReport, Style};
+
+/// Terminal style for stdout.
+pub fn style() -> Style {
+    Style::detect(std::io::stdout().is_terminal())
+}
+
+/// Metrics and the JSON report of a result under `settings`.
+pub fn build_report(result: &BacktestResult, settings: &Settings) -> (Metrics, BacktestReport) {
+    let m = metrics::compute(result, settings.backtest.risk_free_rate);
+    // Where reports go does not change what they say.
+    let mut fingerprinted = settings.clone();
+    fingerprinted.report.out_dir = Default::default();
+    let fingerprint = serde_json::to_string(&fingerprinted).unwrap_or_default();
+    let fill = serde_json::to_value(settings.backtest.fill)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let report = BacktestReport::new(result, &m, &settings.backtest.currency, &fill, &fingerprint);
+    (m, report)
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_string()
+}
+
+/// Writes `<strategy>__<instruments>.json` and `.svg` into `dir`; returns both paths.
+pub fn write_report(dir: &Path, report: &BacktestReport, result: &BacktestResult) -> Result<(PathBuf, PathBuf)> {
+    crate::context::ensure_dir(dir)?;
+    let stem = format!("{}__{}", slug(&report.model_used), slug(&report.instruments.join("+")));
+    let json_path = dir.join(format!("{stem}.json"));
+    let svg_path = dir.join(format!("{stem}.svg"));
+    tradelab_data::cache::write_atomic(&json_path, report.to_json().as_bytes())
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let title = format!("{} on {}", report.model_used, report.instruments.join(", "));
+    let svg = equity_chart_svg(&title, &result.timestamps, &result.equity);
+    tradelab_data::cache::write_atomic(&svg_path, svg.as_bytes())
+        .with_context(|| format!("writing {}", svg_path.display()))?;
+    Ok((json_path, svg_path))
+}

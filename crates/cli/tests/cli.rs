@@ -1,0 +1,221 @@
+//! The binary end to end: the main job, and every entry point's answer to
+//! bad input (non-zero exit, a one-line cause with a hint, never a panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Runs tradelab in `cwd` with settings pointing at the bundled data.
+fn tradelab(cwd: &Path, args: &[&str]) -> Output {
+    let raw = root().join("data/raw");
+    Command::new(env!("CARGO_BIN_EXE_tradelab"))
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .args(["--set", &format!("data.raw_dir={}", raw.display())])
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A failure: non-zero exit, one `error:` line naming `needles`, no panic.
+fn assert_clean_failure(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(lines.len(), 1, "exactly one error line: {err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "error line lacks `{n}`: {}", lines[0]);
+    }
+}
+
+#[test]
+fn missing_file_is_named_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(dir.path(), &["data", "validate", "/no/such/prices.csv"]);
+    assert_clean_failure(&o, &["/no/such/prices.csv", "exists"]);
+}
+
+#[test]
+fn corrupt_and_ambiguous_files_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, b"\x00\x01\x02garbage\xff\xfe\n,,\n").unwrap();
+    let o = tradelab(dir.path(), &["data", "validate", bad.to_str().unwrap()]);
+    assert_clean_failure(&o, &["bad.csv"]);
+    let shifted = dir.path().join("shifted.csv");
+    std::fs::write(&shifted, "Date,Open,High,Low,Close\n2024-01-02,1,2,0.5,1.5,99\n").unwrap();
+    let o = tradelab(dir.path(), &["data", "validate", shifted.to_str().unwrap()]);
+    assert_clean_failure(&o, &["shifted.csv", "fix the header"]);
+}
+
+#[test]
+fn bad_settings_name_the_key_value_and_allowed_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(
+        dir.path(),
+        &[
+            "--set",
+            "risk.max_drawdown=2",
+            "backtest",
+            "-s",
+            "sma_crossover",
+            "--symbol",
+            "nvda",
+        ],
+    );
+    assert_clean_failure(&o, &["risk.max_drawdown", "2", "[0, 1]"]);
+    let cfg = dir.path().join("s.yaml");
+    std::fs::write(&cfg, "backtest:\n  costs:\n    entry_fee: 25\n").unwrap();
+    let o = tradelab(
+        dir.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "backtest",
+            "-s",
+            "sma_crossover",
+            "--symbol",
+            "nvda",
+        ],
+    );
+    assert_clean_failure(&o, &["backtest.costs", "entry_fee", "entry_fixed"]);
+    std::fs::write(&cfg, "risk: [oops\n").unwrap();
+    let o = tradelab(dir.path(), &["--config", cfg.to_str().unwrap(), "data", "prepare"]);
+    assert_clean_failure(&o, &["s.yaml", "not valid YAML"]);
+    let o = tradelab(dir.path(), &["--config", "/no/settings.yaml", "data", "prepare"]);
+    assert_clean_failure(&o, &["/no/settings.yaml", "--config"]);
+    let o = tradelab(
+        dir.path(),
+        &[
+            "backtest",
+            "-s",
+            "sma_crossover",
+            "--symbol",
+            "nvda",
+            "--fill",
+            "tomorrow",
+        ],
+    );
+    assert_clean_failure(&o, &["backtest.fill", "tomorrow", "next_open"]);
+}
+
+#[test]
+fn unknown_strategy_and_symbol_list_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(dir.path(), &["backtest", "-s", "moonshot", "--symbol", "nvda"]);
+    assert_clean_failure(&o, &["moonshot", "sma_crossover", "buy_and_hold"]);
+    let o = tradelab(dir.path(), &["backtest", "-s", "momentum", "--symbol", "msft"]);
+    assert_clean_failure(&o, &["msft", "nvda-1999-2014"]);
+    let o = tradelab(dir.path(), &["stress", "-s", "nope", "--symbol", "nvda"]);
+    assert_clean_failure(&o, &["nope"]);
+    let o = tradelab(dir.path(), &["bench", "everything"]);
+    assert_clean_failure(&o, &["everything", "engine"]);
+}
+
+#[test]
+fn empty_data_folder_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = tradelab(
+        dir.path(),
+        &["--set", &format!("data.raw_dir={}", empty.display()), "data", "prepare"],
+    );
+    assert_clean_failure(&o, &["no data files", "empty"]);
+}
+
+#[test]
+fn backtest_writes_the_seed_report_fields_and_a_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(
+        dir.path(),
+        &[
+            "backtest",
+            "-s",
+            "sma_crossover",
+            "--symbol",
+            "nvda",
+            "--out-dir",
+            "out",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Sharpe"));
+    let json = std::fs::read_to_string(dir.path().join("out/sma_crossover_10_30__nvda-1999-2014.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for key in [
+        "simulation_id",
+        "model_used",
+        "start_date",
+        "end_date",
+        "portfolio_start",
+        "portfolio_end",
+        "total_trades",
+        "max_drawdown_pct",
+        "avg_trade_return_pct",
+        "best_trade_return_pct",
+        "worst_trade_return_pct",
+        "metrics",
+        "trades",
+        "equity_curve",
+    ] {
+        assert!(v.get(key).is_some(), "report lacks {key}");
+    }
+    assert_eq!(v["portfolio_start"], 100000.0);
+    assert_eq!(v["start_date"], "1999-01-22");
+    let svg = std::fs::read_to_string(dir.path().join("out/sma_crossover_10_30__nvda-1999-2014.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+    // Same seed and settings: the same report, byte for byte.
+    let again = tradelab(
+        dir.path(),
+        &[
+            "backtest",
+            "-s",
+            "sma_crossover",
+            "--symbol",
+            "nvda",
+            "--out-dir",
+            "out2",
+        ],
+    );
+    assert!(again.status.success());
+    let second = std::fs::read_to_string(dir.path().join("out2/sma_crossover_10_30__nvda-1999-2014.json")).unwrap();
+    assert!(json == second, "two runs with the same settings gave different reports");
+}
+
+#[test]
+fn main_job_prepares_data_runs_every_baseline_and_reuses_the_feature_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(dir.path(), &["run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("features: 6 computed, 0 from cache"), "{out}");
+    for name in ["buy_and_hold", "sma_crossover", "rsi_mean_reversion", "momentum"] {
+        assert!(out.contains(name), "{name} missing from {out}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("reports/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.as_array().unwrap().len(), 4 * 4, "4 baselines on 4 daily files");
+    assert!(dir.path().join("data/final/manifest.json").exists());
+    let again = tradelab(dir.path(), &["run"]);
+    assert!(
+        stdout(&again).contains("features: 0 computed, 6 from cache"),
+        "{}",
+        stdout(&again)
+    );
+}
