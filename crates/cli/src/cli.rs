@@ -91,7 +91,8 @@ pub struct BacktestArgs {
     /// buy_and_hold, sma_crossover, rsi_mean_reversion or momentum.
     #[arg(long, short)]
     pub strategy: String,
-    /// Instrument(s) in data/raw: a file stem or a unique prefix (repeatable).
+    /// Instrument(s): a file stem or unique prefix in data.raw_dir, or a path
+    /// to any supported CSV file (repeatable: several share one account).
     #[arg(long = "symbol", required = true)]
     pub symbols: Vec<String>,
     /// next_open (default) or signal_close.

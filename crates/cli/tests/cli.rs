@@ -128,6 +128,47 @@ fn unknown_strategy_and_symbol_list_the_choices() {
 }
 
 #[test]
+fn resample_and_synth_refuse_bad_arguments_and_work_on_good_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let m5 = root().join("data/raw/2006-min-005.txt");
+    let o = tradelab(
+        dir.path(),
+        &["data", "resample", m5.to_str().unwrap(), "--to", "7x", "--out", "x.csv"],
+    );
+    assert_clean_failure(&o, &["7x", "timeframe"]);
+    let o = tradelab(
+        dir.path(),
+        &["data", "resample", m5.to_str().unwrap(), "--to", "7m", "--out", "x.csv"],
+    );
+    assert_clean_failure(&o, &["whole multiple"]);
+    let o = tradelab(
+        dir.path(),
+        &[
+            "data",
+            "resample",
+            m5.to_str().unwrap(),
+            "--to",
+            "1h",
+            "--out",
+            "h1.csv",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tradelab(dir.path(), &["data", "synth", "--bars", "1", "--out", "s.csv"]);
+    assert_clean_failure(&o, &["--bars"]);
+    let o = tradelab(dir.path(), &["data", "synth", "--bars", "800", "--out", "s.csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Both outputs are loadable data: backtest them straight from their paths.
+    for f in ["h1.csv", "s.csv"] {
+        let o = tradelab(
+            dir.path(),
+            &["backtest", "-s", "momentum", "--symbol", f, "--out-dir", "r"],
+        );
+        assert!(o.status.success(), "{f}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn empty_data_folder_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty");

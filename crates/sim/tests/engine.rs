@@ -350,3 +350,80 @@ fn every_baseline_runs_and_accounts_balance() {
         assert_eq!(r.equity.len(), 2000, "{name}");
     }
 }
+
+#[test]
+fn atr_and_volume_slippage_and_percentage_costs_apply_at_the_fill() {
+    let m = generate(&SyntheticConfig {
+        bars: 300,
+        seed: 21,
+        ..Default::default()
+    });
+    let orders = vec![(40, Order::market(0, Action::BuyLong).units(100.0))];
+    let base = run(&[&m.series], &mut Script { at: orders.clone() }, &frictionless());
+    let open = m.series.open[41];
+    assert_eq!(base.fills[0].price, open);
+
+    let mut cfg = frictionless();
+    cfg.slippage = Slippage::AtrFraction(0.5);
+    let r = run(&[&m.series], &mut Script { at: orders.clone() }, &cfg);
+    // ATR as of bar 40's close (known before bar 41 opens).
+    let mut atr = tradelab_data::features::Atr::new(14);
+    let mut last = f64::NAN;
+    for i in 0..=40 {
+        last = atr.update(m.series.high[i], m.series.low[i], m.series.close[i]);
+    }
+    assert!((r.fills[0].price - (open + 0.5 * last)).abs() < 1e-9);
+
+    cfg.slippage = Slippage::VolumeParticipation(0.1);
+    let r = run(&[&m.series], &mut Script { at: orders.clone() }, &cfg);
+    let expected = open * (1.0 + 0.1 * 100.0 / m.series.volume[41]);
+    assert!((r.fills[0].price - expected).abs() < 1e-9);
+
+    let mut cfg = frictionless();
+    cfg.costs = CostModel {
+        entry_fixed: 0.0,
+        exit_fixed: 0.0,
+        percent: 0.001,
+        per_unit: 0.01,
+        minimum: 2.0,
+    };
+    let r = run(&[&m.series], &mut Script { at: orders }, &cfg);
+    assert!((r.fills[0].fee - (0.001 * 100.0 * open + 1.0).max(2.0)).abs() < 1e-9);
+}
+
+#[test]
+fn volatility_target_sizing_scales_inversely_with_volatility_and_respects_lots() {
+    let calm = generate(&SyntheticConfig {
+        bars: 200,
+        seed: 1,
+        persistence: 1.0,
+        ..Default::default()
+    });
+    let mut cfg = frictionless();
+    cfg.sizing = Sizing::VolatilityTarget {
+        target: 0.10,
+        window: 20,
+    };
+    cfg.lots = Lots {
+        size: 10.0,
+        fractional: false,
+    };
+    let orders = vec![
+        (5, Order::market(0, Action::BuyLong)),
+        (60, Order::market(0, Action::BuyLong)),
+    ];
+    let r = run(&[&calm.series], &mut Script { at: orders }, &cfg);
+    // Bar 5: the 20-bar volatility estimate is not ready, so no entry and a record.
+    assert_eq!(r.risk_events[0].rule, RiskRule::SizingUnavailable);
+    let fill = &r.fills[0];
+    assert_eq!(fill.ts, calm.series.ts[61]);
+    assert_eq!(fill.qty % 10.0, 0.0, "whole lots of 10");
+    let mut vol = tradelab_data::features::RealizedVolatility::new(20);
+    let mut at_signal = f64::NAN;
+    for i in 0..=60 {
+        at_signal = vol.update(calm.series.close[i]);
+    }
+    let annual = at_signal * 252f64.sqrt();
+    let want = (0.10 / annual * 100_000.0 / fill.price / 10.0).floor() * 10.0;
+    assert_eq!(fill.qty, want);
+}

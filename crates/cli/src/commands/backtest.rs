@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use tradelab_core::{BarSeries, Settings};
-use tradelab_data::{load_symbol, LoadOptions};
+use tradelab_data::{load_file, load_symbol, LoadOptions};
 use tradelab_sim::engine::{self, BacktestResult, EngineConfig};
 use tradelab_sim::report::render_report;
 use tradelab_sim::strategies::{baseline, BASELINES};
@@ -28,8 +28,14 @@ pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> R
     };
     let mut out = Vec::new();
     for s in symbols {
-        let (series, report) =
-            load_symbol(&settings.data.raw_dir, s, &opts).with_context(|| format!("loading `{s}`"))?;
+        // A path to a file loads that file; anything else names an instrument in data.raw_dir.
+        let path = std::path::Path::new(s);
+        let loaded = if path.is_file() {
+            load_file(path, &opts)
+        } else {
+            load_symbol(&settings.data.raw_dir, s, &opts)
+        };
+        let (series, report) = loaded.with_context(|| format!("loading `{s}`"))?;
         if !report.issues.is_empty() {
             eprintln!(
                 "note: {}: {} rows repaired, {} dropped (run `tradelab data validate {}` for details)",

@@ -152,3 +152,34 @@ pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
     }
     t.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{run, EngineConfig};
+    use crate::metrics::compute;
+    use tradelab_core::Settings;
+    use tradelab_data::synthetic::{generate, SyntheticConfig};
+
+    fn report() -> BacktestReport {
+        let settings = Settings::default();
+        let m = generate(&SyntheticConfig {
+            bars: 400,
+            ..Default::default()
+        });
+        let mut s = crate::strategies::baseline("momentum", &settings).unwrap();
+        let r = run(&[&m.series], s.as_mut(), &EngineConfig::from_settings(&settings));
+        BacktestReport::new(&r, &compute(&r, 0.0), "INR", "next_open", "")
+    }
+
+    #[test]
+    fn plain_style_has_no_escape_codes_and_color_style_has_them() {
+        let r = report();
+        let plain = render_report(&r, Style::Plain);
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("Sharpe") && plain.contains("Max drawdown") && plain.contains("Profit factor"));
+        assert!(render_report(&r, Style::Color).contains('\x1b'));
+        assert!(!render_comparison(std::slice::from_ref(&r), Style::Plain).contains('\x1b'));
+        assert_eq!(Style::detect(false), Style::Plain, "never colour a pipe");
+    }
+}
