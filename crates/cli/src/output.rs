@@ -15,7 +15,7 @@ pub fn style() -> Style {
 }
 
 /// Metrics and the JSON report of a result under `settings`.
-pub fn build_report(result: &BacktestResult, settings: &Settings) -> (Metrics, BacktestReport) {
+pub fn build_report(result: &BacktestResult<'_>, settings: &Settings) -> (Metrics, BacktestReport) {
     let m = metrics::compute(result, settings.backtest.risk_free_rate);
     // Where reports go does not change what they say.
     let mut fingerprinted = settings.clone();

@@ -72,7 +72,7 @@ impl BarSeries {
     }
 
     /// The bar at index `i`. Panics if out of range, like slice indexing.
-    #[inline]
+    #[inline(always)]
     pub fn bar(&self, i: usize) -> Bar {
         Bar {
             ts: self.ts[i],

@@ -23,6 +23,8 @@
 //! never blocked. The loop allocates nothing per bar: order queues and the
 //! equity curve are allocated up front.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use tradelab_core::settings::{FillPolicy, Settings};
 use tradelab_core::{Action, Bar, BarSeries};
@@ -69,14 +71,17 @@ impl EngineConfig {
 }
 
 /// The outcome of a backtest: enough to compute every metric and report.
+///
+/// With a single feed, `timestamps` borrows the feed's own column instead
+/// of copying it (a million-bar copy is a measurable share of a run).
 #[derive(Debug, Clone, Serialize)]
-pub struct BacktestResult {
+pub struct BacktestResult<'a> {
     pub strategy: String,
     pub instruments: Vec<String>,
     pub initial_cash: f64,
     pub final_equity: f64,
     /// One point per distinct timestamp, after that timestamp's bars.
-    pub timestamps: Vec<i64>,
+    pub timestamps: Cow<'a, [i64]>,
     pub equity: Vec<f64>,
     /// Timestamps at which any position was open.
     pub exposed_points: usize,
@@ -108,6 +113,24 @@ struct InstrumentState {
     periods_per_year: f64,
     /// `sqrt(periods_per_year)`, to annualise per-bar volatility.
     annualise: f64,
+}
+
+/// Orders the strategy just submitted, and those waiting for a later bar.
+struct Queues {
+    new_orders: Vec<Order>,
+    pending: Vec<Order>,
+}
+
+/// The equity curve being recorded.
+///
+/// With one feed the timestamps are the feed's own, copied once at the end,
+/// and equity goes into a pre-sized vector: no per-bar capacity checks.
+struct Curve {
+    timestamps: Vec<i64>,
+    equity: Vec<f64>,
+    points: usize,
+    record_timestamps: bool,
+    exposed: usize,
 }
 
 struct Run<'a> {
@@ -196,7 +219,7 @@ impl Run<'_> {
     }
 
     /// Exits at an attached stop-loss or take-profit if the bar reaches it.
-    #[inline]
+    #[inline(never)]
     fn check_bracket(&mut self, i: usize, bar: &Bar, k: usize) {
         let Some(b) = self.state[i].bracket else { return };
         let pos = self.account.position(i).qty;
@@ -235,10 +258,123 @@ impl Run<'_> {
             }
         }
     }
+
+    /// Steps 1-4 of the module docs for bar `k` of instrument `i`.
+    #[inline(always)]
+    fn bar<S: Strategy + ?Sized>(&mut self, strategy: &mut S, q: &mut Queues, i: usize, k: usize, bar: Bar) {
+        self.risk.begin_bar(bar.ts);
+        if !q.pending.is_empty() {
+            let mut j = 0;
+            while j < q.pending.len() {
+                if q.pending[j].instrument != i {
+                    j += 1;
+                    continue;
+                }
+                let o = q.pending[j];
+                match o.trigger_price(bar.open, bar.high, bar.low) {
+                    Some(p) => {
+                        q.pending.remove(j);
+                        // Filled at the open or inside the bar: the rest of
+                        // this bar happened after the fill.
+                        self.execute(&o, p, &bar, k, true);
+                    }
+                    None => j += 1,
+                }
+            }
+        }
+        let st = &mut self.state[i];
+        if st.bracket.is_some() {
+            self.check_bracket(i, &bar, k);
+        }
+        self.account.set_mark(i, bar.close);
+        let st = &mut self.state[i];
+        if let Some(atr) = st.atr.as_mut() {
+            st.last_atr = atr.update(bar.high, bar.low, bar.close);
+        }
+        if let Some(vol) = st.vol.as_mut() {
+            st.last_vol = vol.update(bar.close);
+        }
+
+        let mut ctx = BarContext {
+            instrument: i,
+            index: k,
+            bar,
+            position: self.account.position(i).qty,
+            equity: self.account.equity(),
+            cash: self.account.cash(),
+            halted: self.risk.halted(),
+            orders: &mut q.new_orders,
+        };
+        strategy.on_bar(&mut ctx);
+        if !q.new_orders.is_empty() {
+            for j in 0..q.new_orders.len() {
+                let o = q.new_orders[j];
+                if self.cfg.fill == FillPolicy::SignalClose && o.kind == OrderKind::Market {
+                    self.execute(&o, bar.close, &bar, k, false);
+                } else {
+                    q.pending.push(o);
+                }
+            }
+            q.new_orders.clear();
+        }
+    }
+
+    /// Step 5: once every feed at `ts` is done, the risk layer sees the
+    /// marked equity and the curve gets its point.
+    #[inline(always)]
+    fn close_timestamp(&mut self, q: &mut Queues, out: &mut Curve, ts: i64, k: usize) {
+        let eq = self.account.equity();
+        if self.risk.end_bar(ts, eq) {
+            self.trip_breaker(q, ts, k);
+        }
+        if self.account.has_positions() {
+            out.exposed += 1;
+        }
+        if out.record_timestamps {
+            out.timestamps.push(ts);
+        }
+        out.equity[out.points] = self.account.equity();
+        out.points += 1;
+    }
+
+    /// The drawdown breaker: drop what was queued and close everything.
+    #[cold]
+    fn trip_breaker(&mut self, q: &mut Queues, ts: i64, k: usize) {
+        q.pending.clear();
+        for (j, p) in self.account.positions().to_vec().iter().enumerate() {
+            if p.qty == 0.0 {
+                continue;
+            }
+            let action = if p.qty > 0.0 {
+                Action::CloseLong
+            } else {
+                Action::CloseShort
+            };
+            let exit = Order::market(j, action);
+            if self.cfg.fill == FillPolicy::SignalClose {
+                let mark = self.account.mark(j);
+                let b = Bar {
+                    ts,
+                    open: mark,
+                    high: mark,
+                    low: mark,
+                    close: mark,
+                    volume: 0.0,
+                };
+                self.execute(&exit, mark, &b, k, false);
+            } else {
+                q.pending.push(exit);
+            }
+        }
+    }
 }
 
 /// Runs `strategy` over `feeds` and returns the full result.
-pub fn run<S: Strategy + ?Sized>(feeds: &[&BarSeries], strategy: &mut S, cfg: &EngineConfig) -> BacktestResult {
+pub fn run<'a, S: Strategy + ?Sized>(
+    feeds: &[&'a BarSeries],
+    strategy: &mut S,
+    cfg: &EngineConfig,
+) -> BacktestResult<'a> {
     let n = feeds.len();
     let longest = feeds.iter().map(|f| f.len()).max().unwrap_or(0);
     let total: usize = feeds.iter().map(|f| f.len()).sum();
@@ -268,125 +404,48 @@ pub fn run<S: Strategy + ?Sized>(feeds: &[&BarSeries], strategy: &mut S, cfg: &E
             .collect(),
     };
     strategy.start(feeds);
-    let mut timestamps = Vec::with_capacity(if n == 1 { longest } else { total });
-    let mut equity = Vec::with_capacity(timestamps.capacity());
-    let mut new_orders: Vec<Order> = Vec::with_capacity(16);
-    let mut pending: Vec<Order> = Vec::with_capacity(16);
-    let mut cursor = vec![0usize; n];
-    let mut exposed = 0usize;
-
-    let next_event = |cursor: &[usize]| -> Option<(usize, i64)> {
-        if n == 1 {
-            return feeds[0].ts.get(cursor[0]).map(|&ts| (0, ts));
-        }
-        let mut best: Option<(usize, i64)> = None;
-        for (i, f) in feeds.iter().enumerate() {
-            if let Some(&ts) = f.ts.get(cursor[i]) {
-                if best.is_none_or(|(_, b)| ts < b) {
-                    best = Some((i, ts));
-                }
-            }
-        }
-        best
+    let points = if n == 1 { longest } else { total };
+    let mut out = Curve {
+        timestamps: if n == 1 { Vec::new() } else { Vec::with_capacity(points) },
+        equity: vec![0.0; points],
+        points: 0,
+        record_timestamps: n != 1,
+        exposed: 0,
     };
-
-    let mut next = next_event(&cursor);
-    while let Some((i, ts)) = next {
-        let k = cursor[i];
-        cursor[i] += 1;
-        let feed = feeds[i];
-        let bar = feed.bar(k);
-        run.risk.begin_bar(ts);
-
-        if !pending.is_empty() {
-            let mut j = 0;
-            while j < pending.len() {
-                if pending[j].instrument != i {
-                    j += 1;
-                    continue;
-                }
-                let o = pending[j];
-                match o.trigger_price(bar.open, bar.high, bar.low) {
-                    Some(p) => {
-                        pending.remove(j);
-                        // Filled at the open or inside the bar: the rest of
-                        // this bar happened after the fill.
-                        run.execute(&o, p, &bar, k, true);
+    let mut queues = Queues {
+        new_orders: Vec::with_capacity(16),
+        pending: Vec::with_capacity(16),
+    };
+    if n == 1 {
+        // One feed: every bar is its own timestamp; no merging needed.
+        let feed = feeds[0];
+        for k in 0..feed.len() {
+            let bar = feed.bar(k);
+            run.bar(strategy, &mut queues, 0, k, bar);
+            run.close_timestamp(&mut queues, &mut out, bar.ts, k);
+        }
+    } else {
+        let mut cursor = vec![0usize; n];
+        let next_event = |cursor: &[usize]| -> Option<(usize, i64)> {
+            let mut best: Option<(usize, i64)> = None;
+            for (i, f) in feeds.iter().enumerate() {
+                if let Some(&ts) = f.ts.get(cursor[i]) {
+                    if best.is_none_or(|(_, b)| ts < b) {
+                        best = Some((i, ts));
                     }
-                    None => j += 1,
                 }
             }
-        }
-        run.check_bracket(i, &bar, k);
-        run.account.set_mark(i, bar.close);
-        {
-            let st = &mut run.state[i];
-            if let Some(atr) = st.atr.as_mut() {
-                st.last_atr = atr.update(bar.high, bar.low, bar.close);
-            }
-            if let Some(vol) = st.vol.as_mut() {
-                st.last_vol = vol.update(bar.close);
-            }
-        }
-
-        let mut ctx = BarContext {
-            instrument: i,
-            index: k,
-            bar,
-            position: run.account.position(i).qty,
-            equity: run.account.equity(),
-            cash: run.account.cash(),
-            halted: run.risk.halted(),
-            orders: &mut new_orders,
+            best
         };
-        strategy.on_bar(&mut ctx);
-        if !new_orders.is_empty() {
-            for o in new_orders.drain(..) {
-                if cfg.fill == FillPolicy::SignalClose && o.kind == OrderKind::Market {
-                    run.execute(&o, bar.close, &bar, k, false);
-                } else {
-                    pending.push(o);
-                }
+        let mut next = next_event(&cursor);
+        while let Some((i, ts)) = next {
+            let k = cursor[i];
+            cursor[i] += 1;
+            run.bar(strategy, &mut queues, i, k, feeds[i].bar(k));
+            next = next_event(&cursor);
+            if next.is_none_or(|(_, t)| t != ts) {
+                run.close_timestamp(&mut queues, &mut out, ts, k);
             }
-        }
-
-        next = next_event(&cursor);
-        if next.is_none_or(|(_, t)| t != ts) {
-            let eq = run.account.equity();
-            if run.risk.end_bar(ts, eq) {
-                // Breaker: drop what was queued and close everything.
-                pending.clear();
-                for (j, p) in run.account.positions().to_vec().iter().enumerate() {
-                    if p.qty == 0.0 {
-                        continue;
-                    }
-                    let action = if p.qty > 0.0 {
-                        Action::CloseLong
-                    } else {
-                        Action::CloseShort
-                    };
-                    let exit = Order::market(j, action);
-                    if cfg.fill == FillPolicy::SignalClose {
-                        let mark = run.account.mark(j);
-                        let b = Bar {
-                            ts,
-                            open: mark,
-                            high: mark,
-                            low: mark,
-                            close: mark,
-                            volume: 0.0,
-                        };
-                        run.execute(&exit, mark, &b, k, false);
-                    } else {
-                        pending.push(exit);
-                    }
-                }
-            }
-            if run.account.has_positions() {
-                exposed += 1;
-            }
-            timestamps.push(ts);
-            equity.push(run.account.equity());
         }
     }
 
@@ -396,9 +455,17 @@ pub fn run<S: Strategy + ?Sized>(feeds: &[&BarSeries], strategy: &mut S, cfg: &E
         instruments: feeds.iter().map(|f| f.instrument.clone()).collect(),
         initial_cash: cfg.initial_cash,
         final_equity: run.account.equity(),
-        timestamps,
-        equity,
-        exposed_points: exposed,
+        equity: {
+            let mut e = out.equity;
+            e.truncate(out.points);
+            e
+        },
+        timestamps: if n == 1 {
+            Cow::Borrowed(&feeds[0].ts[..])
+        } else {
+            Cow::Owned(out.timestamps)
+        },
+        exposed_points: out.exposed,
         open_positions: run.account.positions().to_vec(),
         fees_paid: run.account.fees_paid(),
         traded_notional: run.account.traded_notional(),

@@ -183,7 +183,7 @@ pub fn trade_metrics(trades: &[Trade]) -> TradeMetrics {
 }
 
 /// All metrics of a backtest.
-pub fn compute(r: &BacktestResult, risk_free_rate: f64) -> Metrics {
+pub fn compute(r: &BacktestResult<'_>, risk_free_rate: f64) -> Metrics {
     let curve = curve_metrics(&r.timestamps, &r.equity, r.periods_per_year, risk_free_rate);
     let avg_equity = if r.equity.is_empty() {
         r.initial_cash

@@ -55,7 +55,7 @@ pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> R
     Ok(out)
 }
 
-pub fn backtest(settings: &Settings, strategy: &str, feeds: &[BarSeries]) -> Result<BacktestResult> {
+pub fn backtest<'a>(settings: &Settings, strategy: &str, feeds: &'a [BarSeries]) -> Result<BacktestResult<'a>> {
     let mut s = strategy_by_name(strategy, settings)?;
     let refs: Vec<&BarSeries> = feeds.iter().collect();
     Ok(engine::run(&refs, s.as_mut(), &EngineConfig::from_settings(settings)))

@@ -1,27 +1,52 @@
 //! Simple moving average: `SMA_t = (x_{t-n+1} + ... + x_t) / n`.
 //!
 //! TA-Lib convention (`TA_SMA`): lookback `n - 1`, so the first value is at
-//! index `n - 1`.
+//! index `n - 1`, and the window sum is one running total (add the new value,
+//! divide by `n`, then subtract the value leaving the window), as TA-Lib's
+//! loop does. That is two additions per bar, which the engine's hot loop
+//! needs.
 //!
-//! The window sum is kept *exactly* as a double-double running total
-//! (error-free `two_sum` updates), so each output is the correctly rounded
-//! window sum divided by `n`: what `math.fsum(window) / n` gives, and what
-//! backtrader and backtesting.py compute. TA-Lib instead carries one plain
-//! running total whose rounding error accumulates over the series; the two
-//! agree to ~1e-15 relative (the TA-Lib test allows 1e-9), but only the exact
-//! sum reproduces the peers' decisions on exact ties, such as ORCL's
-//! SMA(10) == SMA(30) on 2004-06-29 (`crates/sim/tests/peers.rs`).
+//! A running total accumulates rounding error, so alongside it the average
+//! keeps a rigorous bound on that error ([`Sma::error_bound`]) and, every
+//! [`RESYNC_EVERY`] updates, resets the total to the exactly rounded window
+//! sum so the bound stays near one ulp. [`Sma::exact`] gives the correctly
+//! rounded mean (`math.fsum(window) / n`, what backtrader and backtesting.py
+//! compute) in O(n). Together they let a caller decide comparisons exactly
+//! at the cost of a running total: compare the fast values, and only when two
+//! averages are within their bounds of each other, compare the exact ones.
+//! That is how the SMA crossover reproduces the peers on exact ties such as
+//! ORCL's SMA(10) == SMA(30) on 2004-06-29 (`crates/sim/tests/peers.rs`).
+
+/// Updates between resets of the running total to the exact window sum.
+pub const RESYNC_EVERY: usize = 1024;
+
+/// Relative error below which an output counts as tight ([`Sma::is_tight`]).
+pub const TIGHT: f64 = 1e-10;
+
+/// Half the distance from 1.0 to the next double: the unit roundoff.
+const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
 
 /// Streaming simple moving average over the last `period` values.
 #[derive(Debug, Clone)]
 pub struct Sma {
     period: usize,
+    /// `period` as a float, converted once rather than on every update.
+    divisor: f64,
+    /// `1 / period`, for the error bound (a multiply instead of a divide).
+    reciprocal: f64,
     buf: Vec<f64>,
     head: usize,
     count: usize,
-    /// The exact window sum is `hi + lo`, with `hi` its rounded value.
-    hi: f64,
-    lo: f64,
+    sum: f64,
+    /// Bound on |sum - exact sum of the values it holds|.
+    sum_err: f64,
+    /// The last output and the bound on its running total's error, kept so
+    /// that [`Sma::error_bound`] costs nothing unless someone asks.
+    out: f64,
+    out_sum_err: f64,
+    /// Whether the last output's error is within [`TIGHT`] of its value.
+    out_tight: bool,
+    since_resync: usize,
 }
 
 /// Knuth's two-sum: `a + b == s + err` exactly.
@@ -32,17 +57,35 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
     (s, (a - (s - bb)) + (b - bb))
 }
 
+/// The sum of `xs`, correctly rounded (a double-double accumulation).
+fn exact_sum<'a>(xs: impl Iterator<Item = &'a f64>) -> f64 {
+    let (mut hi, mut lo) = (0.0f64, 0.0f64);
+    for &x in xs {
+        let (s, e) = two_sum(hi, x);
+        let e = e + lo;
+        hi = s + e;
+        lo = e - (hi - s);
+    }
+    hi
+}
+
 impl Sma {
     /// A moving average over `period` values (a period of 0 is treated as 1).
     pub fn new(period: usize) -> Self {
         let period = period.max(1);
         Sma {
             period,
+            divisor: period as f64,
+            reciprocal: 1.0 / period as f64,
             buf: vec![0.0; period],
             head: 0,
             count: 0,
-            hi: 0.0,
-            lo: 0.0,
+            sum: 0.0,
+            sum_err: 0.0,
+            out: f64::NAN,
+            out_sum_err: 0.0,
+            out_tight: false,
+            since_resync: 0,
         }
     }
 
@@ -63,43 +106,88 @@ impl Sma {
 
     /// Adds `x` and returns the average of the last `period` values, or NaN
     /// during the warm-up.
-    #[inline]
+    #[inline(always)]
     pub fn update(&mut self, x: f64) -> f64 {
-        if self.count == self.period {
-            let oldest = self.buf[self.head];
-            self.add(-oldest);
-        } else {
-            self.count += 1;
-        }
-        self.add(x);
+        self.sum += x;
+        self.sum_err += UNIT_ROUNDOFF * self.sum.abs();
         self.buf[self.head] = x;
         self.head += 1;
         if self.head == self.period {
             self.head = 0;
         }
         if self.count < self.period {
-            return f64::NAN;
+            self.count += 1;
+            if self.count < self.period {
+                return f64::NAN;
+            }
         }
-        self.hi / self.period as f64
+        let out = self.sum / self.divisor;
+        self.out = out;
+        self.out_sum_err = self.sum_err;
+        self.out_tight = self.sum_err <= TIGHT * self.sum.abs();
+        // buf[head] is the oldest value of the window just averaged; it
+        // leaves the running total before the next bar, as in TA-Lib.
+        self.sum -= self.buf[self.head];
+        self.sum_err += UNIT_ROUNDOFF * self.sum.abs();
+        self.since_resync += 1;
+        if self.since_resync >= RESYNC_EVERY {
+            self.resync();
+        }
+        out
     }
 
-    /// Adds `x` to the double-double total and renormalises so that `hi` is
-    /// the total rounded to nearest.
-    #[inline(always)]
-    fn add(&mut self, x: f64) {
-        let (s, e) = two_sum(self.hi, x);
-        let e = e + self.lo;
-        let hi = s + e;
-        self.lo = e - (hi - s);
-        self.hi = hi;
+    /// Resets the running total to the correctly rounded sum of the values
+    /// it holds (the window minus the value about to leave).
+    #[cold]
+    fn resync(&mut self) {
+        let leaving = self.head;
+        let kept = self
+            .buf
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != leaving)
+            .map(|(_, x)| x);
+        self.sum = exact_sum(kept);
+        self.sum_err = UNIT_ROUNDOFF * self.sum.abs();
+        self.since_resync = 0;
+    }
+
+    /// A bound on how far the last `update`'s output can be from the exact
+    /// mean of its window.
+    #[inline]
+    pub fn error_bound(&self) -> f64 {
+        // The total's error shrinks by the division, which rounds once more;
+        // the factor covers the rounding of the reciprocal and of this bound.
+        (self.out_sum_err * self.reciprocal + UNIT_ROUNDOFF * self.out.abs()) * (1.0 + 8.0 * UNIT_ROUNDOFF)
+    }
+
+    /// True when the last output is within `TIGHT` (1e-10) relative of the
+    /// exact mean, up to one more rounding: a one-multiply check that lets
+    /// callers skip [`Sma::error_bound`] for values that differ by more.
+    #[inline]
+    pub fn is_tight(&self) -> bool {
+        self.out_tight
+    }
+
+    /// The correctly rounded mean of the last `update`'s window:
+    /// `fsum(window) / period`. NaN during the warm-up. O(period).
+    pub fn exact(&self) -> f64 {
+        if self.count < self.period {
+            return f64::NAN;
+        }
+        exact_sum(self.buf.iter()) / self.divisor
     }
 
     pub fn reset(&mut self) {
         self.buf.fill(0.0);
         self.head = 0;
         self.count = 0;
-        self.hi = 0.0;
-        self.lo = 0.0;
+        self.sum = 0.0;
+        self.sum_err = 0.0;
+        self.out = f64::NAN;
+        self.out_sum_err = 0.0;
+        self.out_tight = false;
+        self.since_resync = 0;
     }
 }
 
@@ -121,18 +209,39 @@ mod tests {
         let mut s = Sma::new(1);
         for x in [3.5, -1.0, 1e9, 0.1] {
             assert_eq!(s.update(x), x);
+            assert_eq!(s.exact(), x);
         }
     }
 
     #[test]
-    fn window_sum_stays_exact_where_a_running_total_drifts() {
-        // A plain running total loses the 1.0 added beside 1e16 (the spacing
-        // of doubles there is 2) and, once 1e16 leaves, reports 0.5; the
-        // exact total still holds the 1.0.
+    fn exact_mean_is_correct_where_the_running_total_drifts_and_the_bound_covers_it() {
+        // The running total loses the 1.0 added beside 1e16 (doubles are 2
+        // apart there) and, once 1e16 leaves, reports 0.5; the exact mean is
+        // 1.0 and the error bound admits the difference.
         let mut t = Sma::new(2);
         t.update(1e16);
-        assert_eq!(t.update(1.0), (1e16 + 1.0) / 2.0);
-        assert_eq!(t.update(1.0), 1.0);
+        t.update(1.0);
+        let fast = t.update(1.0);
+        assert_eq!(fast, 0.5);
+        assert_eq!(t.exact(), 1.0);
+        assert!((fast - t.exact()).abs() <= t.error_bound());
+    }
+
+    #[test]
+    fn bound_always_covers_the_running_error_and_resync_keeps_it_small() {
+        let mut s = Sma::new(30);
+        let mut x = 100.0f64;
+        for i in 0..20_000u64 {
+            // A deterministic rough walk with inexact decimals.
+            x *= 1.0 + ((i.wrapping_mul(2_654_435_761) % 1000) as f64 - 499.5) * 1e-5;
+            let v = s.update(x);
+            if v.is_finite() {
+                let exact = s.exact();
+                assert!((v - exact).abs() <= s.error_bound(), "bar {i}: {v} vs {exact}");
+                assert!(s.error_bound() <= 1e-12 * exact.abs(), "resync keeps the bound tight");
+                assert!(s.is_tight());
+            }
+        }
     }
 
     #[test]
@@ -142,6 +251,7 @@ mod tests {
         s.update(20.0);
         s.reset();
         assert!(s.update(1.0).is_nan());
+        assert!(s.exact().is_nan());
         assert_eq!(s.update(3.0), 2.0);
     }
 }

@@ -71,7 +71,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 impl BacktestReport {
     /// Builds the report. `settings_fingerprint` is any string that changes
     /// when the settings change (the CLI passes the settings as JSON).
-    pub fn new(r: &BacktestResult, m: &Metrics, currency: &str, fill_policy: &str, settings_fingerprint: &str) -> Self {
+    pub fn new(
+        r: &BacktestResult<'_>,
+        m: &Metrics,
+        currency: &str,
+        fill_policy: &str,
+        settings_fingerprint: &str,
+    ) -> Self {
         let name = |i: usize| r.instruments.get(i).cloned().unwrap_or_default();
         let mut peak = f64::MIN;
         let equity_curve = r

@@ -1,3 +1,5 @@
+use std::cmp::Ordering;
+
 use tradelab_core::{Action, BarSeries};
 use tradelab_data::features::Sma;
 
@@ -6,6 +8,11 @@ use crate::strategy::{BarContext, Strategy};
 /// Long on a golden cross (fast SMA crosses above slow), out (or short, if
 /// allowed) on a death cross. A cross at bar t needs both averages valid at
 /// t and t-1: golden when `fast[t] > slow[t]` and `fast[t-1] <= slow[t-1]`.
+///
+/// The averages are compared as their correctly rounded values (what
+/// backtrader and backtesting.py compute), so exact ties decide the same way
+/// as in those tools: the cheap running averages settle every comparison
+/// except those within their error bounds, which fall back to exact means.
 pub struct SmaCrossover {
     fast: usize,
     slow: usize,
@@ -16,7 +23,8 @@ pub struct SmaCrossover {
 struct CrossState {
     fast: Sma,
     slow: Sma,
-    prev: Option<(f64, f64)>,
+    /// How fast compared with slow at the previous bar.
+    prev: Option<Ordering>,
 }
 
 impl SmaCrossover {
@@ -27,6 +35,23 @@ impl SmaCrossover {
             allow_short,
             state: Vec::new(),
         }
+    }
+}
+
+/// `fast` against `slow` as exact means, using the running values when
+/// their error bounds cannot change the answer.
+#[inline]
+fn compare(fast: &Sma, f: f64, slow: &Sma, s: f64) -> Option<Ordering> {
+    let gap = (f - s).abs();
+    // Tight values are within ~1e-10 relative of exact, so a gap of 1e-9
+    // relative settles the order without computing the bounds (the common
+    // case); twice the bounds also covers the rounding of the subtraction.
+    let settled = (fast.is_tight() && slow.is_tight() && gap > 1e-9 * f.abs().max(s.abs()))
+        || gap > 2.0 * (fast.error_bound() + slow.error_bound());
+    if settled {
+        f.partial_cmp(&s)
+    } else {
+        fast.exact().partial_cmp(&slow.exact())
     }
 }
 
@@ -54,17 +79,79 @@ impl Strategy for SmaCrossover {
         if !(f.is_finite() && sl.is_finite()) {
             return;
         }
-        if let Some((pf, ps)) = s.prev {
-            if f > sl && pf <= ps {
-                ctx.act(Action::BuyLong);
-            } else if f < sl && pf >= ps {
-                ctx.act(if self.allow_short {
-                    Action::SellShort
-                } else {
-                    Action::CloseLong
-                });
+        let now = compare(&s.fast, f, &s.slow, sl);
+        match (s.prev, now) {
+            (Some(Ordering::Less | Ordering::Equal), Some(Ordering::Greater)) => ctx.act(Action::BuyLong),
+            (Some(Ordering::Greater | Ordering::Equal), Some(Ordering::Less)) => ctx.act(if self.allow_short {
+                Action::SellShort
+            } else {
+                Action::CloseLong
+            }),
+            _ => {}
+        }
+        s.prev = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tradelab_core::Bar;
+
+    /// The bars at which the strategy acts, for a series of closes.
+    fn signals(closes: &[f64], fast: usize, slow: usize) -> Vec<(usize, Action)> {
+        let mut strat = SmaCrossover::new(fast, slow, false);
+        let series: BarSeries = closes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| Bar {
+                ts: i as i64,
+                open: c,
+                high: c,
+                low: c,
+                close: c,
+                volume: 0.0,
+            })
+            .collect();
+        strat.start(&[&series]);
+        let mut orders = Vec::new();
+        let mut out = Vec::new();
+        let mut position = 0.0;
+        for (k, bar) in series.iter().enumerate() {
+            let mut ctx = BarContext {
+                instrument: 0,
+                index: k,
+                bar,
+                position,
+                equity: 1.0,
+                cash: 1.0,
+                halted: false,
+                orders: &mut orders,
+            };
+            strat.on_bar(&mut ctx);
+            for o in orders.drain(..) {
+                position = if o.action == Action::BuyLong { 1.0 } else { 0.0 };
+                out.push((k, o.action));
             }
         }
-        s.prev = Some((f, sl));
+        out
+    }
+
+    #[test]
+    fn an_exact_tie_is_not_a_cross_even_where_running_sums_drift() {
+        // At bar 2 the slow running total has lost the 1.0 added beside 1e16
+        // and reads 0.5 < fast = 1.0, but the exact means are equal (1.0 and
+        // 1.0): no cross there. Bar 3 then crosses for real.
+        assert_eq!(signals(&[1e16, 1.0, 1.0, 2.0], 1, 2), vec![(3, Action::BuyLong)]);
+    }
+
+    #[test]
+    fn golden_and_death_crosses_on_a_simple_series() {
+        let closes = [5.0, 4.0, 3.0, 4.0, 6.0, 5.0, 3.0, 2.0];
+        // fast(1) vs slow(3): slow valid from bar 2.
+        assert_eq!(
+            signals(&closes, 1, 3),
+            vec![(3, Action::BuyLong), (6, Action::CloseLong)]
+        );
     }
 }
