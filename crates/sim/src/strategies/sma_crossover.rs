@@ -71,7 +71,7 @@ impl Strategy for SmaCrossover {
             .collect();
     }
 
-    #[inline]
+    #[inline(always)]
     fn on_bar(&mut self, ctx: &mut BarContext<'_>) {
         let s = &mut self.state[ctx.instrument];
         let f = s.fast.update(ctx.bar.close);
