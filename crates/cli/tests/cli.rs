@@ -48,6 +48,9 @@ fn missing_file_is_named_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let o = tradelab(dir.path(), &["data", "validate", "/no/such/prices.csv"]);
     assert_clean_failure(&o, &["/no/such/prices.csv", "exists"]);
+    // A folder where a file belongs cannot be read as one.
+    let o = tradelab(dir.path(), &["data", "validate", dir.path().to_str().unwrap()]);
+    assert_clean_failure(&o, &[dir.path().to_str().unwrap(), "readable"]);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! are applied, then the result is deserialised strictly (unknown keys and
 //! wrong types are refused with their key path) and range-checked.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,20 @@ pub struct DataSettings {
     pub repair_policy: RepairPolicy,
     pub lot_size: f64,
     pub fractional: bool,
+    /// Per-instrument overrides of `lot_size` and `fractional`, keyed by
+    /// instrument name (the file stem).
+    pub instruments: BTreeMap<String, InstrumentSettings>,
+}
+
+/// Trading rules of one instrument; absent keys fall back to `data.lot_size`
+/// and `data.fractional`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentSettings {
+    #[serde(default)]
+    pub lot_size: Option<f64>,
+    #[serde(default)]
+    pub fractional: Option<bool>,
 }
 
 /// What the loaders do with a row that fails validation.
@@ -427,6 +442,18 @@ impl Settings {
             "must be positive",
             "a number > 0, like 1",
         );
+        for (name, inst) in &d.instruments {
+            if let Some(lot) = inst.lot_size {
+                let key = format!("data.instruments.{name}.lot_size");
+                v.check(
+                    lot.is_finite() && lot > 0.0,
+                    &key,
+                    lot,
+                    "must be positive",
+                    "a number > 0, like 1",
+                );
+            }
+        }
 
         let st = &self.strategies;
         v.check(
@@ -673,6 +700,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("KEY.PATH=VALUE"), "{e}");
+    }
+
+    #[test]
+    fn per_instrument_lots_are_read_and_checked() {
+        let s = Settings::from_yaml_str("data:\n  instruments:\n    nifty:\n      lot_size: 50\n", &[]).unwrap();
+        assert_eq!(s.data.instruments["nifty"].lot_size, Some(50.0));
+        assert_eq!(s.data.instruments["nifty"].fractional, None);
+        let e = err("data:\n  instruments:\n    nifty:\n      lot_size: -5\n");
+        assert!(e.contains("data.instruments.nifty.lot_size"), "{e}");
+        let e = err("data:\n  instruments:\n    nifty:\n      lots: 5\n");
+        assert!(e.contains("lots"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! equity curve are allocated up front.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tradelab_core::settings::{FillPolicy, Settings};
@@ -47,7 +48,9 @@ pub struct EngineConfig {
     pub slippage: Slippage,
     pub atr_period: usize,
     pub sizing: Sizing,
+    /// Lot rules for instruments without an entry in `instrument_lots`.
     pub lots: Lots,
+    pub instrument_lots: BTreeMap<String, Lots>,
     pub risk: RiskLimits,
 }
 
@@ -65,6 +68,18 @@ impl EngineConfig {
                 size: s.data.lot_size,
                 fractional: s.data.fractional,
             },
+            instrument_lots: s
+                .data
+                .instruments
+                .iter()
+                .map(|(name, i)| {
+                    let lots = Lots {
+                        size: i.lot_size.unwrap_or(s.data.lot_size),
+                        fractional: i.fractional.unwrap_or(s.data.fractional),
+                    };
+                    (name.clone(), lots)
+                })
+                .collect(),
             risk: RiskLimits::from_settings(&s.risk),
         }
     }
@@ -110,6 +125,7 @@ struct InstrumentState {
     last_atr: f64,
     last_vol: f64,
     bracket: Option<Bracket>,
+    lots: Lots,
     periods_per_year: f64,
     /// `sqrt(periods_per_year)`, to annualise per-bar volatility.
     annualise: f64,
@@ -196,12 +212,13 @@ impl Run<'_> {
                     );
                     return;
                 };
-                let wanted = self.cfg.lots.round(wanted);
+                let lots = self.state[i].lots;
+                let wanted = lots.round(wanted);
                 if wanted <= 0.0 {
                     return;
                 }
                 let allowed = self.risk.allow_entry(bar.ts, i, o.action, wanted, est, &self.account);
-                let qty = self.cfg.lots.round(allowed.min(wanted));
+                let qty = lots.round(allowed.min(wanted));
                 if qty <= 0.0 {
                     return;
                 }
@@ -397,6 +414,7 @@ pub fn run<'a, S: Strategy + ?Sized>(
                     last_atr: f64::NAN,
                     last_vol: f64::NAN,
                     bracket: None,
+                    lots: cfg.instrument_lots.get(&f.instrument).copied().unwrap_or(cfg.lots),
                     periods_per_year: ppy,
                     annualise: ppy.sqrt(),
                 }

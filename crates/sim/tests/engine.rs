@@ -53,6 +53,7 @@ fn frictionless() -> EngineConfig {
             size: 1.0,
             fractional: false,
         },
+        instrument_lots: Default::default(),
         risk: RiskLimits::off(),
     }
 }
@@ -426,4 +427,33 @@ fn volatility_target_sizing_scales_inversely_with_volatility_and_respects_lots()
     let annual = at_signal * 252f64.sqrt();
     let want = (0.10 / annual * 100_000.0 / fill.price / 10.0).floor() * 10.0;
     assert_eq!(fill.qty, want);
+}
+
+#[test]
+fn lot_sizes_and_fractional_quantities_apply_per_instrument() {
+    let a = series("A", &flat_bars(10, 100.0));
+    let b = series("B", &flat_bars(10, 100.0));
+    let c = series("C", &flat_bars(10, 100.0));
+    let mut cfg = frictionless();
+    cfg.instrument_lots.insert(
+        "A".into(),
+        Lots {
+            size: 25.0,
+            fractional: false,
+        },
+    );
+    cfg.instrument_lots.insert(
+        "B".into(),
+        Lots {
+            size: 1.0,
+            fractional: true,
+        },
+    );
+    let orders = (0..3)
+        .map(|i| (0, Order::market(i, Action::BuyLong).units(37.5)))
+        .collect();
+    let r = run(&[&a, &b, &c], &mut Script { at: orders }, &cfg);
+    assert_eq!(r.open_positions[0].qty, 25.0, "A trades in lots of 25");
+    assert_eq!(r.open_positions[1].qty, 37.5, "B is fractional");
+    assert_eq!(r.open_positions[2].qty, 37.0, "C falls back to whole units");
 }

@@ -64,6 +64,7 @@ fn peer_rules() -> EngineConfig {
             size: 1.0,
             fractional: false,
         },
+        instrument_lots: Default::default(),
         risk: RiskLimits::off(),
     }
 }
