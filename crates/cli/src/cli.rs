@@ -114,6 +114,9 @@ pub struct StressArgs {
     /// Number of resampled paths (overrides monte_carlo.paths).
     #[arg(long)]
     pub paths: Option<usize>,
+    /// Where stress.json goes (overrides report.out_dir).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -172,6 +172,37 @@ fn resample_and_synth_refuse_bad_arguments_and_work_on_good_ones() {
 }
 
 #[test]
+fn stress_reports_percentiles_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(
+        dir.path(),
+        &[
+            "stress",
+            "-s",
+            "momentum",
+            "--symbol",
+            "orcl",
+            "--paths",
+            "200",
+            "--out-dir",
+            "r",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("equity p50"), "{}", stdout(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r/stress.json")).unwrap()).unwrap();
+    let first = &v.as_array().unwrap()[0];
+    assert_eq!(first["paths"], 200);
+    assert!(first["final_equity"]["p05"].as_f64().unwrap() <= first["final_equity"]["p95"].as_f64().unwrap());
+    let o = tradelab(
+        dir.path(),
+        &["stress", "-s", "momentum", "--symbol", "orcl", "--paths", "0"],
+    );
+    assert_clean_failure(&o, &["monte_carlo.paths"]);
+}
+
+#[test]
 fn empty_data_folder_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty");

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Error, Result};
+use crate::{Error, Result, Timeframe};
 
 /// The defaults: the repository's settings file, compiled into the binary.
 pub const DEFAULT_SETTINGS_YAML: &str = include_str!("../../../config/settings.yaml");
@@ -54,6 +54,9 @@ pub struct InstrumentSettings {
     pub lot_size: Option<f64>,
     #[serde(default)]
     pub fractional: Option<bool>,
+    /// Declared bar spacing (e.g. `5m`); inferred from timestamps when absent.
+    #[serde(default)]
+    pub timeframe: Option<Timeframe>,
 }
 
 /// What the loaders do with a row that fails validation.
@@ -704,8 +707,16 @@ mod tests {
 
     #[test]
     fn per_instrument_lots_are_read_and_checked() {
-        let s = Settings::from_yaml_str("data:\n  instruments:\n    nifty:\n      lot_size: 50\n", &[]).unwrap();
+        let s = Settings::from_yaml_str(
+            "data:\n  instruments:\n    nifty:\n      lot_size: 50\n      timeframe: 5m\n",
+            &[],
+        )
+        .unwrap();
         assert_eq!(s.data.instruments["nifty"].lot_size, Some(50.0));
+        assert_eq!(
+            s.data.instruments["nifty"].timeframe,
+            Some(Timeframe::from_millis(300_000))
+        );
         assert_eq!(s.data.instruments["nifty"].fractional, None);
         let e = err("data:\n  instruments:\n    nifty:\n      lot_size: -5\n");
         assert!(e.contains("data.instruments.nifty.lot_size"), "{e}");

@@ -87,11 +87,7 @@ fn prepare_one(
     context: &str,
 ) -> Result<(ManifestEntry, BarSeries, LoadReport, bool), DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let opts = LoadOptions {
-        repair: settings.data.repair_policy,
-        ..Default::default()
-    };
-    let (series, load) = load_bytes(&bytes, path, &opts)?;
+    let (series, load) = load_bytes(&bytes, path, &LoadOptions::for_file(settings, path))?;
     let key = feature_key(&bytes, context, &settings.features);
     let (features, hit) = cache.get_or_compute(&key, || FeatureEngine::new(&settings.features).compute(&series))?;
     let file = format!("{}.csv", instrument_name(path));

@@ -100,3 +100,27 @@ fn missing_manifest_says_to_run_prepare() {
     let e = load_final(dir.path()).unwrap_err().to_string();
     assert!(e.contains("tradelab data prepare"), "{e}");
 }
+
+#[test]
+fn a_declared_timeframe_wins_over_inference() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir(&raw).unwrap();
+    std::fs::copy(raw_dir().join("2006-min-005.txt"), raw.join("2006-min-005.txt")).unwrap();
+    let mut s = settings_in(dir.path(), raw);
+    let declared = tradelab_core::settings::InstrumentSettings {
+        lot_size: None,
+        fractional: None,
+        timeframe: Some("15m".parse().unwrap()),
+    };
+    s.data.instruments.insert("2006-min-005".into(), declared);
+    let report = prepare(&s).unwrap();
+    assert_eq!(report.prepared[0].timeframe, Some("15m".parse().unwrap()));
+    s.data.instruments.clear();
+    let report = prepare(&s).unwrap();
+    assert_eq!(
+        report.prepared[0].timeframe,
+        Some("5m".parse().unwrap()),
+        "inferred when not declared"
+    );
+}

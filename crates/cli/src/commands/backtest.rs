@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use tradelab_core::{BarSeries, Settings};
-use tradelab_data::{load_file, load_symbol, LoadOptions};
+use tradelab_data::load::find_symbol;
+use tradelab_data::{load_file, LoadOptions};
 use tradelab_sim::engine::{self, BacktestResult, EngineConfig};
 use tradelab_sim::report::render_report;
 use tradelab_sim::strategies::{baseline, BASELINES};
@@ -22,19 +23,16 @@ pub fn strategy_by_name(name: &str, settings: &Settings) -> Result<Box<dyn Strat
 
 /// Loads symbols from `data.raw_dir`, reporting what validation did.
 pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> Result<Vec<BarSeries>> {
-    let opts = LoadOptions {
-        repair: settings.data.repair_policy,
-        ..Default::default()
-    };
     let mut out = Vec::new();
     for s in symbols {
         // A path to a file loads that file; anything else names an instrument in data.raw_dir.
         let path = std::path::Path::new(s);
-        let loaded = if path.is_file() {
-            load_file(path, &opts)
+        let path = if path.is_file() {
+            path.to_path_buf()
         } else {
-            load_symbol(&settings.data.raw_dir, s, &opts)
+            find_symbol(&settings.data.raw_dir, s).with_context(|| format!("loading `{s}`"))?
         };
+        let loaded = load_file(&path, &LoadOptions::for_file(settings, &path));
         let (series, report) = loaded.with_context(|| format!("loading `{s}`"))?;
         if !report.issues.is_empty() {
             eprintln!(

@@ -39,11 +39,7 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
         }
         DataCommand::Validate { file } => {
             let settings = load_settings(g, &[])?;
-            let opts = LoadOptions {
-                repair: settings.data.repair_policy,
-                ..Default::default()
-            };
-            let (series, report) = load_file(&file, &opts)?;
+            let (series, report) = load_file(&file, &LoadOptions::for_file(&settings, &file))?;
             println!(
                 "{}: {} rows read, {} loaded",
                 file.display(),
@@ -77,11 +73,7 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
         DataCommand::Resample { file, to, out } => {
             let settings = load_settings(g, &[])?;
             let target: Timeframe = to.parse()?;
-            let opts = LoadOptions {
-                repair: settings.data.repair_policy,
-                ..Default::default()
-            };
-            let (series, _) = load_file(&file, &opts)?;
+            let (series, _) = load_file(&file, &LoadOptions::for_file(&settings, &file))?;
             let resampled = resample(&series, target)?;
             tradelab_data::cache::write_atomic(&out, ohlcv_csv(&resampled, None).as_bytes())?;
             println!(

@@ -8,7 +8,8 @@ use crate::cli::{GlobalArgs, StressArgs};
 use crate::context::load_settings;
 
 pub fn run(g: &GlobalArgs, a: &StressArgs) -> Result<()> {
-    let extra: Vec<String> = a.paths.map(|p| format!("monte_carlo.paths={p}")).into_iter().collect();
+    let mut extra: Vec<String> = a.paths.map(|p| format!("monte_carlo.paths={p}")).into_iter().collect();
+    extra.extend(crate::context::path_override("report.out_dir", &a.out_dir));
     let settings = load_settings(g, &extra)?;
     strategy_by_name(&a.strategy, &settings)?;
     let feeds = load_symbols(&settings, &a.symbols, g.verbose)?;

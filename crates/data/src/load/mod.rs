@@ -33,6 +33,19 @@ pub struct LoadOptions {
     pub timeframe: Option<Timeframe>,
 }
 
+impl LoadOptions {
+    /// Options for `path` under `settings`: the repair policy, and the
+    /// timeframe declared for its instrument in `data.instruments`, if any.
+    pub fn for_file(settings: &tradelab_core::Settings, path: &Path) -> Self {
+        let declared = settings.data.instruments.get(&instrument_name(path));
+        LoadOptions {
+            repair: settings.data.repair_policy,
+            instrument: None,
+            timeframe: declared.and_then(|i| i.timeframe),
+        }
+    }
+}
+
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
