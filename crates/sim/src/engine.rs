@@ -29,13 +29,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tradelab_core::settings::{FillPolicy, Settings};
 use tradelab_core::{Action, Bar, BarSeries};
-use tradelab_data::features::{Atr, RealizedVolatility};
 
-use crate::account::{Account, Fill, Position, Trade};
+use crate::account::{Fill, Position, Trade};
+use crate::broker::Broker;
 use crate::costs::{CostModel, Slippage};
-use crate::metrics::periods_per_year;
-use crate::order::{Order, OrderKind, OrderQty};
-use crate::risk::{RiskEvent, RiskLayer, RiskLimits, RiskRule};
+use crate::order::{Order, OrderKind};
+use crate::risk::{RiskEvent, RiskLimits};
 use crate::sizing::{Lots, Sizing};
 use crate::strategy::{BarContext, Strategy};
 
@@ -110,27 +109,6 @@ pub struct BacktestResult<'a> {
     pub bars_processed: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bracket {
-    stop_loss: Option<f64>,
-    take_profit: Option<f64>,
-    /// The bar on which the entry filled at the open or intrabar: only the
-    /// stop-loss is checked there.
-    entry_bar: Option<usize>,
-}
-
-struct InstrumentState {
-    atr: Option<Atr>,
-    vol: Option<RealizedVolatility>,
-    last_atr: f64,
-    last_vol: f64,
-    bracket: Option<Bracket>,
-    lots: Lots,
-    periods_per_year: f64,
-    /// `sqrt(periods_per_year)`, to annualise per-bar volatility.
-    annualise: f64,
-}
-
 /// Orders the strategy just submitted, and those waiting for a later bar.
 struct Queues {
     new_orders: Vec<Order>,
@@ -149,137 +127,12 @@ struct Curve {
     exposed: usize,
 }
 
-struct Run<'a> {
-    cfg: &'a EngineConfig,
-    account: Account,
-    risk: RiskLayer,
-    state: Vec<InstrumentState>,
-}
-
-impl Run<'_> {
-    /// Fills `o` at trigger price `p0` (before slippage) on bar `k`.
-    fn execute(&mut self, o: &Order, p0: f64, bar: &Bar, k: usize, intrabar: bool) {
-        let i = o.instrument;
-        let side = o.side();
-        let pos = self.account.position(i).qty;
-        let st = &self.state[i];
-        let (atr, vol_bar) = (st.last_atr, bar.volume);
-        match o.action {
-            Action::Hold => {}
-            Action::CloseLong | Action::CloseShort => {
-                let matches =
-                    (o.action == Action::CloseLong && pos > 0.0) || (o.action == Action::CloseShort && pos < 0.0);
-                if !matches {
-                    return;
-                }
-                let qty = match o.qty {
-                    OrderQty::Units(u) => u.min(pos.abs()),
-                    _ => pos.abs(),
-                };
-                if qty <= 0.0 {
-                    return;
-                }
-                let price = self.cfg.slippage.apply(p0, side, qty, vol_bar, atr);
-                self.account.fill(bar.ts, i, o.action, -pos.signum() * qty, price);
-                if self.account.position(i).qty == 0.0 {
-                    self.state[i].bracket = None;
-                }
-            }
-            Action::BuyLong | Action::SellShort => {
-                let dir = if o.action == Action::BuyLong { 1.0 } else { -1.0 };
-                if pos * dir < 0.0 {
-                    let price = self.cfg.slippage.apply(p0, side, pos.abs(), vol_bar, atr);
-                    self.account.fill(bar.ts, i, o.action, -pos, price);
-                    self.state[i].bracket = None;
-                }
-                let est = self.cfg.slippage.apply(p0, side, 0.0, vol_bar, atr);
-                let vol_annual = self.state[i].last_vol * self.state[i].annualise;
-                let wanted = match o.qty {
-                    OrderQty::Units(u) => Some(u),
-                    _ => self
-                        .cfg
-                        .sizing
-                        .units(self.account.equity(), est, vol_annual, &self.cfg.costs),
-                };
-                let Some(wanted) = wanted.filter(|u| u.is_finite()) else {
-                    self.risk.record(
-                        bar.ts,
-                        i,
-                        o.action,
-                        RiskRule::SizingUnavailable,
-                        0.0,
-                        "volatility estimate not ready: entry skipped".into(),
-                    );
-                    return;
-                };
-                let lots = self.state[i].lots;
-                let wanted = lots.round(wanted);
-                if wanted <= 0.0 {
-                    return;
-                }
-                let allowed = self.risk.allow_entry(bar.ts, i, o.action, wanted, est, &self.account);
-                let qty = lots.round(allowed.min(wanted));
-                if qty <= 0.0 {
-                    return;
-                }
-                let price = self.cfg.slippage.apply(p0, side, qty, vol_bar, atr);
-                self.account.fill(bar.ts, i, o.action, dir * qty, price);
-                if o.stop_loss.is_some() || o.take_profit.is_some() {
-                    self.state[i].bracket = Some(Bracket {
-                        stop_loss: o.stop_loss,
-                        take_profit: o.take_profit,
-                        entry_bar: intrabar.then_some(k),
-                    });
-                }
-            }
-        }
-    }
-
-    /// Exits at an attached stop-loss or take-profit if the bar reaches it.
-    #[inline(never)]
-    fn check_bracket(&mut self, i: usize, bar: &Bar, k: usize) {
-        let Some(b) = self.state[i].bracket else { return };
-        let pos = self.account.position(i).qty;
-        if pos == 0.0 {
-            self.state[i].bracket = None;
-            return;
-        }
-        let long = pos > 0.0;
-        let close_action = if long { Action::CloseLong } else { Action::CloseShort };
-        let exit = Order::market(i, close_action);
-        if let Some(sl) = b.stop_loss {
-            let hit = if long {
-                (bar.open <= sl).then_some(bar.open).or((bar.low <= sl).then_some(sl))
-            } else {
-                (bar.open >= sl).then_some(bar.open).or((bar.high >= sl).then_some(sl))
-            };
-            if let Some(p) = hit {
-                self.execute(&exit, p, bar, k, true);
-                return;
-            }
-        }
-        if b.entry_bar == Some(k) {
-            return;
-        }
-        if let Some(tp) = b.take_profit {
-            let hit = if long {
-                (bar.open >= tp).then_some(bar.open).or((bar.high >= tp).then_some(tp))
-            } else {
-                (bar.open <= tp).then_some(bar.open).or((bar.low <= tp).then_some(tp))
-            };
-            if let Some(p) = hit {
-                // A take-profit is a resting limit: no slippage.
-                let pos = self.account.position(i).qty;
-                self.account.fill(bar.ts, i, close_action, -pos, p);
-                self.state[i].bracket = None;
-            }
-        }
-    }
-
+/// The engine's steps, on top of the broker.
+impl Broker {
     /// Steps 1-4 of the module docs for bar `k` of instrument `i`.
     #[inline(always)]
     fn bar<S: Strategy + ?Sized>(&mut self, strategy: &mut S, q: &mut Queues, i: usize, k: usize, bar: Bar) {
-        self.risk.begin_bar(bar.ts);
+        self.begin_bar(&bar);
         if !q.pending.is_empty() {
             let mut j = 0;
             while j < q.pending.len() {
@@ -303,14 +156,7 @@ impl Run<'_> {
         if st.bracket.is_some() {
             self.check_bracket(i, &bar, k);
         }
-        self.account.set_mark(i, bar.close);
-        let st = &mut self.state[i];
-        if let Some(atr) = st.atr.as_mut() {
-            st.last_atr = atr.update(bar.high, bar.low, bar.close);
-        }
-        if let Some(vol) = st.vol.as_mut() {
-            st.last_vol = vol.update(bar.close);
-        }
+        self.close_bar(i, &bar);
 
         let mut ctx = BarContext {
             instrument: i,
@@ -340,8 +186,7 @@ impl Run<'_> {
     /// marked equity and the curve gets its point.
     #[inline(always)]
     fn close_timestamp(&mut self, q: &mut Queues, out: &mut Curve, ts: i64, k: usize) {
-        let eq = self.account.equity();
-        if self.risk.end_bar(ts, eq) {
+        if self.end_timestamp(ts) {
             self.trip_breaker(q, ts, k);
         }
         if self.account.has_positions() {
@@ -395,32 +240,7 @@ pub fn run<'a, S: Strategy + ?Sized>(
     let n = feeds.len();
     let longest = feeds.iter().map(|f| f.len()).max().unwrap_or(0);
     let total: usize = feeds.iter().map(|f| f.len()).sum();
-    let mut run = Run {
-        cfg,
-        account: Account::new(cfg.initial_cash, n, cfg.costs),
-        risk: RiskLayer::new(cfg.risk, cfg.initial_cash),
-        state: feeds
-            .iter()
-            .map(|f| {
-                let ppy = periods_per_year(&f.ts, f.timeframe_or_inferred());
-                let needs_vol = matches!(cfg.sizing, Sizing::VolatilityTarget { .. });
-                let window = match cfg.sizing {
-                    Sizing::VolatilityTarget { window, .. } => window,
-                    _ => 2,
-                };
-                InstrumentState {
-                    atr: cfg.slippage.needs_atr().then(|| Atr::new(cfg.atr_period)),
-                    vol: needs_vol.then(|| RealizedVolatility::new(window)),
-                    last_atr: f64::NAN,
-                    last_vol: f64::NAN,
-                    bracket: None,
-                    lots: cfg.instrument_lots.get(&f.instrument).copied().unwrap_or(cfg.lots),
-                    periods_per_year: ppy,
-                    annualise: ppy.sqrt(),
-                }
-            })
-            .collect(),
-    };
+    let mut run = Broker::new(cfg.clone(), feeds);
     strategy.start(feeds);
     let points = if n == 1 { longest } else { total };
     let mut out = Curve {

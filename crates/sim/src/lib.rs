@@ -3,6 +3,8 @@
 //! - [`engine`]: replays bars from one or more instruments through a
 //!   [`Strategy`](strategy::Strategy), with fills that never look ahead by
 //!   default, into one shared [`Account`](account::Account);
+//! - [`broker`]: turns orders into fills on a bar under the costs, sizing
+//!   and risk rules, for the engine and the RL environment alike;
 //! - [`costs`], [`sizing`], [`risk`]: commissions and slippage, position
 //!   sizing and lots, and the risk layer every entry passes through;
 //! - [`strategies`]: the rule baselines (buy-and-hold, SMA crossover, RSI
@@ -29,6 +31,7 @@
 //! ```
 
 pub mod account;
+pub mod broker;
 pub mod costs;
 pub mod engine;
 pub mod metrics;

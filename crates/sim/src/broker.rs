@@ -1,0 +1,241 @@
+//! The broker: one shared cash [`Account`], the risk layer, and the rules
+//! for turning an [`Order`] into fills on a bar (costs, slippage, sizing,
+//! lots, attached stop-loss / take-profit). The backtesting engine drives it
+//! from recorded bars; the RL environment drives it one agent action at a
+//! time, so both trade under exactly the same rules.
+
+use tradelab_core::{Action, Bar, BarSeries};
+use tradelab_data::features::{Atr, RealizedVolatility};
+
+use crate::account::Account;
+use crate::engine::EngineConfig;
+use crate::metrics::periods_per_year;
+use crate::order::{Order, OrderQty};
+use crate::risk::{RiskLayer, RiskRule};
+use crate::sizing::{Lots, Sizing};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bracket {
+    stop_loss: Option<f64>,
+    take_profit: Option<f64>,
+    /// The bar on which the entry filled at the open or intrabar: only the
+    /// stop-loss is checked there.
+    entry_bar: Option<usize>,
+}
+
+pub(crate) struct InstrumentState {
+    pub(crate) atr: Option<Atr>,
+    pub(crate) vol: Option<RealizedVolatility>,
+    pub(crate) last_atr: f64,
+    pub(crate) last_vol: f64,
+    pub(crate) bracket: Option<Bracket>,
+    pub(crate) lots: Lots,
+    pub(crate) periods_per_year: f64,
+    /// `sqrt(periods_per_year)`, to annualise per-bar volatility.
+    pub(crate) annualise: f64,
+}
+
+/// Executes orders for a set of instruments against one account.
+pub struct Broker {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) account: Account,
+    pub(crate) risk: RiskLayer,
+    pub(crate) state: Vec<InstrumentState>,
+}
+
+impl Broker {
+    /// A broker for `feeds` (used for their names, lot rules and timeframe).
+    pub fn new(cfg: EngineConfig, feeds: &[&BarSeries]) -> Self {
+        let state = feeds
+            .iter()
+            .map(|f| {
+                let ppy = periods_per_year(&f.ts, f.timeframe_or_inferred());
+                let window = match cfg.sizing {
+                    Sizing::VolatilityTarget { window, .. } => Some(window),
+                    _ => None,
+                };
+                InstrumentState {
+                    atr: cfg.slippage.needs_atr().then(|| Atr::new(cfg.atr_period)),
+                    vol: window.map(RealizedVolatility::new),
+                    last_atr: f64::NAN,
+                    last_vol: f64::NAN,
+                    bracket: None,
+                    lots: cfg.instrument_lots.get(&f.instrument).copied().unwrap_or(cfg.lots),
+                    periods_per_year: ppy,
+                    annualise: ppy.sqrt(),
+                }
+            })
+            .collect();
+        Broker {
+            account: Account::new(cfg.initial_cash, feeds.len(), cfg.costs),
+            risk: crate::risk::RiskLayer::new(cfg.risk, cfg.initial_cash),
+            state,
+            cfg,
+        }
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    pub fn risk(&self) -> &RiskLayer {
+        &self.risk
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Lot rules of instrument `i`.
+    pub fn lots(&self, i: usize) -> Lots {
+        self.state[i].lots
+    }
+
+    /// Call at the start of each bar of instrument `i`: the risk layer's day.
+    #[inline]
+    pub fn begin_bar(&mut self, bar: &Bar) {
+        self.risk.begin_bar(bar.ts);
+    }
+
+    /// Call at each bar's close of instrument `i`: marks the position and
+    /// updates the estimates used by slippage and sizing (known from the next
+    /// bar on, so nothing looks ahead).
+    #[inline]
+    pub fn close_bar(&mut self, i: usize, bar: &Bar) {
+        self.account.set_mark(i, bar.close);
+        let st = &mut self.state[i];
+        if let Some(atr) = st.atr.as_mut() {
+            st.last_atr = atr.update(bar.high, bar.low, bar.close);
+        }
+        if let Some(vol) = st.vol.as_mut() {
+            st.last_vol = vol.update(bar.close);
+        }
+    }
+
+    /// Once every instrument at `ts` is closed: the risk layer sees the
+    /// marked equity. True when the drawdown breaker trips now.
+    #[inline]
+    pub fn end_timestamp(&mut self, ts: i64) -> bool {
+        let eq = self.account.equity();
+        self.risk.end_bar(ts, eq)
+    }
+
+    /// Fills `o` at trigger price `p0` (before slippage) on bar `k`.
+    pub fn execute(&mut self, o: &Order, p0: f64, bar: &Bar, k: usize, intrabar: bool) {
+        let i = o.instrument;
+        let side = o.side();
+        let pos = self.account.position(i).qty;
+        let st = &self.state[i];
+        let (atr, vol_bar) = (st.last_atr, bar.volume);
+        match o.action {
+            Action::Hold => {}
+            Action::CloseLong | Action::CloseShort => {
+                let matches =
+                    (o.action == Action::CloseLong && pos > 0.0) || (o.action == Action::CloseShort && pos < 0.0);
+                if !matches {
+                    return;
+                }
+                let qty = match o.qty {
+                    OrderQty::Units(u) => u.min(pos.abs()),
+                    _ => pos.abs(),
+                };
+                if qty <= 0.0 {
+                    return;
+                }
+                let price = self.cfg.slippage.apply(p0, side, qty, vol_bar, atr);
+                self.account.fill(bar.ts, i, o.action, -pos.signum() * qty, price);
+                if self.account.position(i).qty == 0.0 {
+                    self.state[i].bracket = None;
+                }
+            }
+            Action::BuyLong | Action::SellShort => {
+                let dir = if o.action == Action::BuyLong { 1.0 } else { -1.0 };
+                if pos * dir < 0.0 {
+                    let price = self.cfg.slippage.apply(p0, side, pos.abs(), vol_bar, atr);
+                    self.account.fill(bar.ts, i, o.action, -pos, price);
+                    self.state[i].bracket = None;
+                }
+                let est = self.cfg.slippage.apply(p0, side, 0.0, vol_bar, atr);
+                let vol_annual = self.state[i].last_vol * self.state[i].annualise;
+                let wanted = match o.qty {
+                    OrderQty::Units(u) => Some(u),
+                    _ => self
+                        .cfg
+                        .sizing
+                        .units(self.account.equity(), est, vol_annual, &self.cfg.costs),
+                };
+                let Some(wanted) = wanted.filter(|u| u.is_finite()) else {
+                    self.risk.record(
+                        bar.ts,
+                        i,
+                        o.action,
+                        RiskRule::SizingUnavailable,
+                        0.0,
+                        "volatility estimate not ready: entry skipped".into(),
+                    );
+                    return;
+                };
+                let lots = self.state[i].lots;
+                let wanted = lots.round(wanted);
+                if wanted <= 0.0 {
+                    return;
+                }
+                let allowed = self.risk.allow_entry(bar.ts, i, o.action, wanted, est, &self.account);
+                let qty = lots.round(allowed.min(wanted));
+                if qty <= 0.0 {
+                    return;
+                }
+                let price = self.cfg.slippage.apply(p0, side, qty, vol_bar, atr);
+                self.account.fill(bar.ts, i, o.action, dir * qty, price);
+                if o.stop_loss.is_some() || o.take_profit.is_some() {
+                    self.state[i].bracket = Some(Bracket {
+                        stop_loss: o.stop_loss,
+                        take_profit: o.take_profit,
+                        entry_bar: intrabar.then_some(k),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Exits at an attached stop-loss or take-profit if the bar reaches it.
+    #[inline(never)]
+    pub(crate) fn check_bracket(&mut self, i: usize, bar: &Bar, k: usize) {
+        let Some(b) = self.state[i].bracket else { return };
+        let pos = self.account.position(i).qty;
+        if pos == 0.0 {
+            self.state[i].bracket = None;
+            return;
+        }
+        let long = pos > 0.0;
+        let close_action = if long { Action::CloseLong } else { Action::CloseShort };
+        let exit = Order::market(i, close_action);
+        if let Some(sl) = b.stop_loss {
+            let hit = if long {
+                (bar.open <= sl).then_some(bar.open).or((bar.low <= sl).then_some(sl))
+            } else {
+                (bar.open >= sl).then_some(bar.open).or((bar.high >= sl).then_some(sl))
+            };
+            if let Some(p) = hit {
+                self.execute(&exit, p, bar, k, true);
+                return;
+            }
+        }
+        if b.entry_bar == Some(k) {
+            return;
+        }
+        if let Some(tp) = b.take_profit {
+            let hit = if long {
+                (bar.open >= tp).then_some(bar.open).or((bar.high >= tp).then_some(tp))
+            } else {
+                (bar.open <= tp).then_some(bar.open).or((bar.low <= tp).then_some(tp))
+            };
+            if let Some(p) = hit {
+                // A take-profit is a resting limit: no slippage.
+                let pos = self.account.position(i).qty;
+                self.account.fill(bar.ts, i, close_action, -pos, p);
+                self.state[i].bracket = None;
+            }
+        }
+    }
+}
