@@ -121,7 +121,7 @@ pub struct StressArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// engine, portfolio, csv, features or all.
+    /// engine, portfolio, csv, features, env or all.
     #[arg(default_value = "all")]
     pub what: String,
     /// Bars per series.

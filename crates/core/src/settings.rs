@@ -26,6 +26,7 @@ pub struct Settings {
     pub backtest: BacktestSettings,
     pub risk: RiskSettings,
     pub strategies: StrategySettings,
+    pub env: EnvSettings,
     pub walk_forward: WalkForwardSettings,
     pub monte_carlo: MonteCarloSettings,
     pub report: ReportSettings,
@@ -205,6 +206,40 @@ pub struct MomentumSettings {
     pub lookback: usize,
     pub threshold: f64,
     pub allow_short: bool,
+}
+
+/// The RL trading environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSettings {
+    pub window: usize,
+    pub train_fraction: f64,
+    pub validation_fraction: f64,
+    pub reward: RewardKind,
+    pub reward_scale: f64,
+    pub dsr_eta: f64,
+    pub drawdown_penalty: f64,
+    pub risk_penalty: f64,
+    pub invalid_actions: InvalidActions,
+    pub invalid_penalty: f64,
+    pub episode_bars: usize,
+    pub random_start: bool,
+    pub ruin_fraction: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    PortfolioChange,
+    LogReturn,
+    DifferentialSharpe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidActions {
+    Mask,
+    Penalize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -479,6 +514,41 @@ impl Settings {
         );
         v.range("strategies.momentum.threshold", st.momentum.threshold, -1.0, 10.0);
 
+        let e = &self.env;
+        v.int_range("env.window", e.window, 1, 10_000);
+        v.check(
+            e.train_fraction > 0.0 && e.train_fraction < 1.0,
+            "env.train_fraction",
+            e.train_fraction,
+            "is out of range",
+            "a fraction in (0, 1)",
+        );
+        v.check(
+            e.validation_fraction >= 0.0 && e.train_fraction + e.validation_fraction < 1.0,
+            "env.validation_fraction",
+            e.validation_fraction,
+            "leaves no test split",
+            "a fraction >= 0 with train_fraction + validation_fraction < 1",
+        );
+        v.check(
+            e.reward_scale.is_finite() && e.reward_scale > 0.0,
+            "env.reward_scale",
+            e.reward_scale,
+            "must be positive",
+            "a number > 0",
+        );
+        v.check(
+            e.dsr_eta > 0.0 && e.dsr_eta < 1.0,
+            "env.dsr_eta",
+            e.dsr_eta,
+            "is out of range",
+            "a number in (0, 1)",
+        );
+        v.range("env.drawdown_penalty", e.drawdown_penalty, 0.0, 1e6);
+        v.range("env.risk_penalty", e.risk_penalty, 0.0, 1e6);
+        v.range("env.invalid_penalty", e.invalid_penalty, 0.0, 1e6);
+        v.range("env.ruin_fraction", e.ruin_fraction, 0.0, 0.999);
+
         let mc = &self.monte_carlo;
         v.check(
             !mc.vol_scales.is_empty(),
@@ -722,6 +792,19 @@ mod tests {
         assert!(e.contains("data.instruments.nifty.lot_size"), "{e}");
         let e = err("data:\n  instruments:\n    nifty:\n      lots: 5\n");
         assert!(e.contains("lots"), "{e}");
+    }
+
+    #[test]
+    fn environment_splits_and_rewards_are_checked() {
+        let e = err("env:\n  train_fraction: 0.8\n  validation_fraction: 0.3\n");
+        assert!(
+            e.contains("env.validation_fraction") && e.contains("no test split"),
+            "{e}"
+        );
+        let e = err("env:\n  reward: sharpe\n");
+        assert!(e.contains("env.reward") && e.contains("differential_sharpe"), "{e}");
+        let e = err("env:\n  window: 0\n");
+        assert!(e.contains("env.window"), "{e}");
     }
 
     #[test]

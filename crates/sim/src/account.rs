@@ -119,6 +119,21 @@ impl Account {
         }
     }
 
+    /// Back to the starting cash with no positions, keeping allocations.
+    pub fn reset(&mut self) {
+        self.cash = self.initial_cash;
+        self.positions.fill(Position::default());
+        self.marks.fill(f64::NAN);
+        self.market_value = 0.0;
+        self.realized_pnl = 0.0;
+        self.fees_paid = 0.0;
+        self.traded_notional = 0.0;
+        self.open_trades.fill(None);
+        self.open_count = 0;
+        self.fills.clear();
+        self.trades.clear();
+    }
+
     /// Cash on hand (the seed's "current capital").
     pub fn cash(&self) -> f64 {
         self.cash

@@ -74,6 +74,24 @@ impl Broker {
         }
     }
 
+    /// Back to a fresh account and risk state, keeping allocations (the RL
+    /// environment resets many times).
+    pub fn reset(&mut self) {
+        self.account.reset();
+        self.risk.reset(self.cfg.initial_cash);
+        for st in &mut self.state {
+            if let Some(atr) = st.atr.as_mut() {
+                atr.reset();
+            }
+            if let Some(vol) = st.vol.as_mut() {
+                vol.reset();
+            }
+            st.last_atr = f64::NAN;
+            st.last_vol = f64::NAN;
+            st.bracket = None;
+        }
+    }
+
     pub fn account(&self) -> &Account {
         &self.account
     }

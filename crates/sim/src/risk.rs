@@ -109,6 +109,18 @@ impl RiskLayer {
         }
     }
 
+    /// Back to the state of a new run starting with `equity`, keeping allocations.
+    pub fn reset(&mut self, equity: f64) {
+        self.peak_equity = equity;
+        self.day_start = i64::MAX;
+        self.day_end = i64::MIN;
+        self.day_start_equity = equity;
+        self.last_equity = equity;
+        self.daily_blocked = false;
+        self.halted = false;
+        self.events.clear();
+    }
+
     /// True once the drawdown breaker has tripped.
     pub fn halted(&self) -> bool {
         self.halted
@@ -253,35 +265,35 @@ impl RiskLayer {
         let l = self.limits;
         let mut allowed = requested;
         let mut binding = None;
-        let mut cap = |room: f64, rule: RiskRule, why: String| {
+        // Rooms are plain numbers; the reason is only formatted for the cap
+        // that binds, so allowed orders cost no allocation.
+        let mut cap = |room: f64, rule: RiskRule| {
             let room = room.max(0.0);
             if room < allowed {
                 allowed = room;
-                binding = Some((rule, why));
+                binding = Some(rule);
             }
         };
         if l.max_position_units > 0.0 {
-            cap(
-                l.max_position_units - held,
-                RiskRule::MaxPositionUnits,
-                format!("position limit {} units", l.max_position_units),
-            );
+            cap(l.max_position_units - held, RiskRule::MaxPositionUnits);
         }
-        cap(
-            l.max_asset_fraction * equity / price - held,
-            RiskRule::MaxAssetFraction,
-            format!(
-                "at most {:.1}% of equity in one instrument",
-                l.max_asset_fraction * 100.0
-            ),
-        );
+        cap(l.max_asset_fraction * equity / price - held, RiskRule::MaxAssetFraction);
         let other_gross = account.gross_exposure() - held * price;
         cap(
             (l.max_gross_leverage * equity - other_gross) / price - held,
             RiskRule::MaxGrossLeverage,
-            format!("gross leverage at most {}x", l.max_gross_leverage),
         );
-        if let Some((rule, why)) = binding {
+        if let Some(rule) = binding {
+            let why = match rule {
+                RiskRule::MaxPositionUnits => format!("position limit {} units", l.max_position_units),
+                RiskRule::MaxAssetFraction => {
+                    format!(
+                        "at most {:.1}% of equity in one instrument",
+                        l.max_asset_fraction * 100.0
+                    )
+                }
+                _ => format!("gross leverage at most {}x", l.max_gross_leverage),
+            };
             let verb = if allowed <= 0.0 { "refused" } else { "cut" };
             let reason = format!("{verb}: {requested:.4} units requested, {allowed:.4} allowed by {why}");
             refuse(rule, allowed, reason, &mut self.events);

@@ -96,8 +96,8 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         bail!("--bars must be at least 100");
     }
     let what = a.what.as_str();
-    if !["all", "engine", "portfolio", "csv", "features"].contains(&what) {
-        bail!("unknown benchmark `{what}`; choose engine, portfolio, csv, features or all");
+    if !["all", "engine", "portfolio", "csv", "features", "env"].contains(&what) {
+        bail!("unknown benchmark `{what}`; choose engine, portfolio, csv, features, env or all");
     }
     let all = what == "all";
     println!("median of {} runs after a warm-up, one thread", a.repeats);
@@ -191,5 +191,63 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
             a.bars as f64 / med
         );
     }
+    if all || what == "env" {
+        bench_env(&settings, a)?;
+    }
+    Ok(())
+}
+
+/// The vectorised environment stepped with uniformly random valid actions.
+fn bench_env(settings: &Settings, a: &BenchArgs) -> Result<()> {
+    use std::sync::Arc;
+    use tradelab_core::Action;
+    use tradelab_env::{EnvAction, MarketData, Split, VecEnv};
+
+    const ENVS: usize = 16;
+    let mut s = settings.clone();
+    // One long episode per environment, as gym-anytrading runs it.
+    s.env.episode_bars = 0;
+    s.env.train_fraction = 0.98;
+    s.env.validation_fraction = 0.01;
+    let series = random_walk(a.bars, settings.seed, "ENV");
+    if let Some(p) = &a.write_csv {
+        write_close_csv(p, &series)?;
+    }
+    let data = Arc::new(MarketData::new(series, &s)?);
+    let mut venv = VecEnv::new(&[data], ENVS, Split::Train, &s, settings.seed)?;
+    let steps_per_round = a.bars / ENVS;
+    let mut actions = vec![EnvAction::new(Action::Hold, 1.0); ENVS];
+    // xorshift64*: the cheapest decent generator, so the benchmark measures the environment.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ settings.seed;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let (med, min, checksum) = time_it(a.repeats, || {
+        let mut total = 0.0;
+        for _ in 0..steps_per_round {
+            for (i, act) in actions.iter_mut().enumerate() {
+                let r = next();
+                let mask = venv.masks[i];
+                let mut k = (r % 5) as usize;
+                while !mask[k] {
+                    k = (k + 1) % 5;
+                }
+                let quantity = ((r >> 32) as f64 / u32::MAX as f64).max(0.01);
+                *act = EnvAction::new(Action::ALL[k], quantity);
+            }
+            venv.step(&actions);
+            total += venv.rewards.iter().sum::<f64>();
+        }
+        total
+    });
+    let steps = steps_per_round * ENVS;
+    println!(
+        "{{\"tool\":\"tradelab\",\"bench\":\"vec_env_random_actions\",\"envs\":{ENVS},\"window\":{},\"steps\":{steps},\"median_s\":{med:.6},\"min_s\":{min:.6},\"steps_per_s\":{:.0},\"checksum\":{checksum}}}",
+        s.env.window,
+        steps as f64 / med
+    );
     Ok(())
 }

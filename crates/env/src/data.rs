@@ -1,0 +1,183 @@
+//! Market data prepared for the environment: features turned into a
+//! normalised observation matrix, and the chronological splits.
+
+use std::ops::Range;
+
+use tradelab_core::{BarSeries, Settings};
+use tradelab_data::FeatureEngine;
+
+use crate::env::EnvError;
+
+/// Account values appended to every observation.
+pub const ACCOUNT_FEATURES: usize = 3;
+
+/// Features in price units: observed relative to the close so that their
+/// scale does not depend on the price level (which would leak the era).
+const RELATIVE_TO_CLOSE: [&str; 7] = [
+    "sma_fast",
+    "sma_slow",
+    "ema_fast",
+    "ema_slow",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+];
+/// Price-unit differences: divided by the close.
+const SCALED_BY_CLOSE: [&str; 4] = ["macd", "macd_signal", "macd_hist", "atr"];
+/// Cumulative features: observed as their change per bar.
+const DIFFERENCED: [&str; 1] = ["obv"];
+/// Z-scores are clipped so one outlier bar cannot dominate an input.
+const CLIP: f64 = 10.0;
+
+/// A chronological part of the series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Validation,
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => "validation",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// One instrument's bars with their normalised observation matrix.
+#[derive(Debug, Clone)]
+pub struct MarketData {
+    pub series: BarSeries,
+    pub feature_names: Vec<String>,
+    /// Z-score statistics, fitted on the training split only.
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    /// Rows x features, row-major; zero where a feature is still warming up.
+    obs: Vec<f32>,
+    /// First row whose features are all defined.
+    first_valid: usize,
+    splits: [Range<usize>; 3],
+    window: usize,
+}
+
+impl MarketData {
+    /// Computes features, fits normalisation on the training split and
+    /// checks that every split leaves room for at least one step.
+    pub fn new(series: BarSeries, settings: &Settings) -> Result<Self, EnvError> {
+        let features = FeatureEngine::new(&settings.features).compute(&series);
+        let n = series.len();
+        let e = &settings.env;
+        let train_end = (n as f64 * e.train_fraction).round() as usize;
+        let val_end = (n as f64 * (e.train_fraction + e.validation_fraction)).round() as usize;
+        let splits = [0..train_end, train_end..val_end, val_end..n];
+        let window = e.window;
+
+        // Transform each feature to a scale-free column.
+        let names = features.names.clone();
+        let mut cols: Vec<Vec<f64>> = Vec::with_capacity(names.len());
+        for (name, col) in names.iter().zip(&features.columns) {
+            let transformed: Vec<f64> = if RELATIVE_TO_CLOSE.contains(&name.as_str()) {
+                col.iter().zip(&series.close).map(|(x, c)| x / c - 1.0).collect()
+            } else if SCALED_BY_CLOSE.contains(&name.as_str()) {
+                col.iter().zip(&series.close).map(|(x, c)| x / c).collect()
+            } else if DIFFERENCED.contains(&name.as_str()) {
+                (0..n)
+                    .map(|i| if i == 0 { f64::NAN } else { col[i] - col[i - 1] })
+                    .collect()
+            } else {
+                col.clone()
+            };
+            cols.push(transformed);
+        }
+        let first_valid = (0..n).find(|&i| cols.iter().all(|c| c[i].is_finite())).unwrap_or(n);
+
+        // Fit on training rows only: nothing from validation or test leaks in.
+        let fit = first_valid.min(train_end)..train_end;
+        if fit.len() < 2 {
+            return Err(EnvError::SplitTooShort {
+                instrument: series.instrument.clone(),
+                split: "train",
+                bars: train_end,
+                needed: first_valid + 2,
+            });
+        }
+        let (mut mean, mut std) = (Vec::new(), Vec::new());
+        for c in &cols {
+            let xs = &c[fit.clone()];
+            let m = xs.iter().sum::<f64>() / xs.len() as f64;
+            let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;
+            mean.push(m);
+            std.push(if v.sqrt() > 1e-12 { v.sqrt() } else { 1.0 });
+        }
+        let nf = cols.len();
+        let mut obs = vec![0f32; n * nf];
+        for (j, c) in cols.iter().enumerate() {
+            for i in 0..n {
+                let z = (c[i] - mean[j]) / std[j];
+                obs[i * nf + j] = if z.is_finite() {
+                    z.clamp(-CLIP, CLIP) as f32
+                } else {
+                    0.0
+                };
+            }
+        }
+        let data = MarketData {
+            series,
+            feature_names: names,
+            mean,
+            std,
+            obs,
+            first_valid,
+            splits,
+            window,
+        };
+        for split in [Split::Train, Split::Validation, Split::Test] {
+            let r = &data.splits[split as usize];
+            if !r.is_empty() && data.steps(split).is_empty() {
+                return Err(EnvError::SplitTooShort {
+                    instrument: data.series.instrument.clone(),
+                    split: split.name(),
+                    bars: r.len(),
+                    needed: (data.first_valid + window + 1).saturating_sub(r.start).max(2),
+                });
+            }
+        }
+        Ok(data)
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    pub fn window_len(&self) -> usize {
+        self.window
+    }
+
+    /// Values in one observation: the window of features plus the account.
+    pub fn observation_len(&self) -> usize {
+        self.window * self.n_features() + ACCOUNT_FEATURES
+    }
+
+    /// Bar indices of a split.
+    pub fn bars(&self, split: Split) -> Range<usize> {
+        self.splits[split as usize].clone()
+    }
+
+    /// Bars at which an agent can act in `split`: a full window of defined
+    /// features behind it and a next bar inside the split to fill on.
+    pub fn steps(&self, split: Split) -> Range<usize> {
+        let r = self.bars(split);
+        let start = r.start.max(self.first_valid + self.window - 1);
+        start..r.end.saturating_sub(1).max(start)
+    }
+
+    /// The feature window ending at bar `t` (inclusive), oldest row first.
+    #[inline]
+    pub fn window(&self, t: usize) -> &[f32] {
+        let nf = self.n_features();
+        &self.obs[(t + 1 - self.window) * nf..(t + 1) * nf]
+    }
+}

@@ -1,0 +1,204 @@
+use std::sync::Arc;
+
+use tradelab_core::settings::{FillPolicy, InvalidActions};
+use tradelab_core::{Action, Bar, BarSeries, Settings, Timeframe};
+use tradelab_data::synthetic::{generate, SyntheticConfig};
+
+use super::*;
+
+fn settings() -> Settings {
+    let mut s = Settings::default();
+    s.env.window = 8;
+    s.env.episode_bars = 50;
+    s.env.random_start = false;
+    s
+}
+
+fn market(bars: usize, seed: u64) -> BarSeries {
+    generate(&SyntheticConfig {
+        bars,
+        seed,
+        ..Default::default()
+    })
+    .series
+}
+
+fn env_with(s: &Settings, series: BarSeries) -> TradingEnv {
+    let data = Arc::new(MarketData::new(series, s).unwrap());
+    TradingEnv::new(data, Split::Train, s, 1).unwrap()
+}
+
+#[test]
+fn buy_fills_at_the_next_open_with_the_seed_fee_and_rewards_the_equity_change() {
+    let s = settings();
+    let mut env = env_with(&s, market(1000, 3));
+    env.reset();
+    let t0 = env.bar_index();
+    assert_eq!(env.action_mask(), [true, true, false, false, true]);
+    let r = env.step(EnvAction::new(Action::BuyLong, 1.0));
+    let series = &env.data().series;
+    let fill = env.broker().account().fills[0].clone();
+    assert_eq!(
+        (fill.ts, fill.price, fill.fee),
+        (series.ts[t0 + 1], series.open[t0 + 1], 25.0)
+    );
+    // Quantity 1.0 commits the whole risk budget: 25% of equity.
+    let notional = fill.qty * fill.price;
+    assert!(
+        notional <= 0.25 * 100_000.0 && notional > 0.249 * 100_000.0 - fill.price,
+        "{notional}"
+    );
+    let equity = 100_000.0 - 25.0 + fill.qty * (series.close[t0 + 1] - fill.price);
+    assert!((r.info.equity - equity).abs() < 1e-6);
+    assert!((r.reward - (equity - 100_000.0) / 100_000.0 * 100.0).abs() < 1e-9);
+    assert_eq!(env.action_mask(), [false, false, true, false, true]);
+    assert!(!r.terminated && !r.truncated);
+    let r = env.step(EnvAction::new(Action::CloseLong, 0.3));
+    assert_eq!(r.info.position, 0.0, "close actions close everything");
+    assert_eq!(r.info.fees, 35.0);
+}
+
+#[test]
+fn signal_close_policy_fills_at_the_observed_close() {
+    let mut s = settings();
+    s.backtest.fill = FillPolicy::SignalClose;
+    let mut env = env_with(&s, market(1000, 3));
+    env.reset();
+    let t0 = env.bar_index();
+    env.step(EnvAction::new(Action::SellShort, 0.5));
+    let fill = env.broker().account().fills[0].clone();
+    assert_eq!(fill.price, env.data().series.close[t0]);
+    assert!(env.broker().account().position(0).qty < 0.0);
+}
+
+#[test]
+fn the_end_of_the_episode_truncates_and_ruin_terminates() {
+    let s = settings();
+    let mut env = env_with(&s, market(1000, 3));
+    env.reset();
+    let mut steps = 0;
+    loop {
+        let r = env.step(EnvAction::new(Action::Hold, 1.0));
+        steps += 1;
+        if r.truncated || r.terminated {
+            assert!(r.truncated && !r.terminated);
+            break;
+        }
+    }
+    assert_eq!(steps, 49, "50 bars observed, 49 steps");
+
+    // A crash: long at full budget, prices fall 90%; the breaker trips.
+    let bars: Vec<Bar> = (0..400)
+        .map(|i| {
+            let p = if i < 300 {
+                100.0 + (i % 5) as f64
+            } else {
+                100.0 * 0.9f64.powi(i - 299)
+            };
+            Bar {
+                ts: i as i64 * 86_400_000,
+                open: p,
+                high: p * 1.01,
+                low: p * 0.99,
+                close: p,
+                volume: 1e6,
+            }
+        })
+        .collect();
+    let mut series: BarSeries = bars.into_iter().collect();
+    series.timeframe = Some(Timeframe::DAY);
+    let mut s = settings();
+    s.env.episode_bars = 0;
+    s.env.train_fraction = 0.9;
+    s.env.validation_fraction = 0.05;
+    s.risk.max_asset_fraction = 1.0;
+    let mut env = env_with(&s, series);
+    env.reset();
+    let mut ended = None;
+    for _ in 0..400 {
+        let act = if env.action_mask()[0] {
+            Action::BuyLong
+        } else {
+            Action::Hold
+        };
+        let r = env.step(EnvAction::new(act, 1.0));
+        if r.terminated || r.truncated {
+            ended = Some(r);
+            break;
+        }
+    }
+    let r = ended.unwrap();
+    assert!(r.terminated, "the drawdown breaker terminates");
+    assert_eq!(r.info.position, 0.0, "and the position is closed out");
+}
+
+#[test]
+fn invalid_actions_hold_and_are_penalised_when_configured() {
+    let mut s = settings();
+    let mut env = env_with(&s, market(1000, 3));
+    env.reset();
+    let r = env.step(EnvAction::new(Action::CloseLong, 1.0));
+    assert!(r.info.invalid_action);
+    assert_eq!(r.info.fees, 0.0);
+    assert_eq!(r.reward, 0.0);
+    s.env.invalid_actions = InvalidActions::Penalize;
+    s.env.invalid_penalty = 0.25;
+    let mut env = env_with(&s, market(1000, 3));
+    env.reset();
+    assert_eq!(env.step(EnvAction::new(Action::CloseShort, 1.0)).reward, -0.25);
+}
+
+#[test]
+fn normalisation_uses_the_training_split_only_and_observations_are_causal() {
+    let s = settings();
+    let base = market(1500, 9);
+    let a = MarketData::new(base.clone(), &s).unwrap();
+    let mut altered = base.clone();
+    let test_start = a.bars(Split::Test).start;
+    for i in test_start..altered.len() {
+        altered.close[i] *= 3.0;
+        altered.open[i] *= 3.0;
+        altered.high[i] *= 3.0;
+        altered.low[i] *= 3.0;
+        altered.volume[i] *= 7.0;
+    }
+    let b = MarketData::new(altered, &s).unwrap();
+    assert_eq!(a.mean, b.mean, "statistics come from the training split");
+    assert_eq!(a.std, b.std);
+    for t in [a.steps(Split::Train).start, 600, test_start - 1] {
+        assert_eq!(a.window(t), b.window(t), "bar {t} sees nothing after it");
+    }
+    assert_ne!(a.window(test_start + 40), b.window(test_start + 40));
+    // Training-split observations are roughly standardised.
+    let nf = a.n_features();
+    let train = a.steps(Split::Train);
+    let col0: Vec<f32> = train.clone().map(|t| a.window(t)[(s.env.window - 1) * nf]).collect();
+    let mean = col0.iter().map(|&x| x as f64).sum::<f64>() / col0.len() as f64;
+    assert!(mean.abs() < 0.1, "{mean}");
+}
+
+#[test]
+fn random_starts_stay_in_the_split_and_are_seeded() {
+    let mut s = settings();
+    s.env.random_start = true;
+    let data = Arc::new(MarketData::new(market(3000, 4), &s).unwrap());
+    let mut a = TradingEnv::new(data.clone(), Split::Validation, &s, 11).unwrap();
+    let mut b = TradingEnv::new(data.clone(), Split::Validation, &s, 11).unwrap();
+    let steps = data.steps(Split::Validation);
+    let mut starts = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        a.reset();
+        b.reset();
+        assert_eq!(a.bar_index(), b.bar_index());
+        assert!(steps.contains(&a.bar_index()) && a.bar_index() + 49 < steps.end + 1);
+        starts.insert(a.bar_index());
+    }
+    assert!(starts.len() > 20, "starts vary");
+}
+
+#[test]
+fn too_short_data_is_refused_with_the_numbers() {
+    let s = settings();
+    let e = MarketData::new(market(45, 1), &s).unwrap_err().to_string();
+    assert!(e.contains("split has") && e.contains("env.window"), "{e}");
+}

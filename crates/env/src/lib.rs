@@ -1,0 +1,50 @@
+//! The reinforcement-learning trading environment.
+//!
+//! [`TradingEnv`] wraps the backtesting [`Broker`](tradelab_sim::broker::Broker),
+//! so an agent trades under exactly the costs, fills and risk layer a
+//! backtest uses. It follows Gymnasium's semantics: [`TradingEnv::reset`]
+//! starts an episode, [`TradingEnv::step`] returns reward, `terminated` (ruin
+//! or the drawdown breaker: no bootstrapping) and `truncated` (the end of the
+//! episode window: bootstrap from the last observation).
+//!
+//! - Actions: the five [`Action`](tradelab_core::Action)s plus a quantity in
+//!   (0, 1], the fraction of the risk budget (the single-asset cap times
+//!   equity) an entry commits. [`TradingEnv::action_mask`] marks the actions
+//!   valid for the current position.
+//! - Observations ([`Observation`]): a window of normalised features (a view
+//!   into one precomputed matrix, so stepping copies nothing) and three
+//!   account values: equity relative to the start, signed exposure and
+//!   unrealised P&L, both as fractions of equity.
+//! - Normalisation ([`MarketData`]): price-level features are divided by the
+//!   close, then every feature is z-scored with statistics fitted on the
+//!   training split only.
+//! - [`VecEnv`] steps many environments in lockstep with preallocated
+//!   buffers and automatic resets.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tradelab_core::{Action, Settings};
+//! use tradelab_data::synthetic::{generate, SyntheticConfig};
+//! use tradelab_env::{EnvAction, MarketData, Split, TradingEnv};
+//!
+//! let settings = Settings::default();
+//! let market = generate(&SyntheticConfig { bars: 2_000, ..Default::default() });
+//! let data = Arc::new(MarketData::new(market.series, &settings).unwrap());
+//! let mut env = TradingEnv::new(data, Split::Train, &settings, 7).unwrap();
+//! env.reset();
+//! let step = env.step(EnvAction::new(Action::BuyLong, 0.5));
+//! assert!(step.reward.is_finite() && !step.terminated);
+//! assert!(env.action_mask()[Action::CloseLong.index()]);
+//! ```
+
+mod config;
+mod data;
+mod env;
+mod reward;
+mod vec_env;
+
+pub use config::EnvConfig;
+pub use data::{MarketData, Split, ACCOUNT_FEATURES};
+pub use env::{EnvAction, EnvError, Observation, StepInfo, StepResult, TradingEnv};
+pub use reward::RewardTracker;
+pub use vec_env::{FinalState, VecEnv};
