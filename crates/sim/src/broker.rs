@@ -189,7 +189,7 @@ impl Broker {
                         o.action,
                         RiskRule::SizingUnavailable,
                         0.0,
-                        "volatility estimate not ready: entry skipped".into(),
+                        "volatility estimate not ready: entry skipped",
                     );
                     return;
                 };

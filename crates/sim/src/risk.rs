@@ -7,6 +7,8 @@
 //! Orders that reduce risk (exits) are never blocked. Every refusal or cut is
 //! recorded as a [`RiskEvent`] with its reason.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use tradelab_core::settings::RiskSettings;
 use tradelab_core::time::{day_of, MS_PER_DAY};
@@ -75,7 +77,8 @@ pub struct RiskEvent {
     /// Units the order asked to open, and the units allowed (0 = refused).
     pub requested: f64,
     pub allowed: f64,
-    pub reason: String,
+    /// Fixed reasons are static strings: refusing costs no allocation.
+    pub reason: Cow<'static, str>,
 }
 
 /// Stateful risk checks for one run.
@@ -161,11 +164,11 @@ impl RiskLayer {
                 rule: RiskRule::DailyLossLimit,
                 requested: 0.0,
                 allowed: 0.0,
-                reason: format!(
+                reason: Cow::Owned(format!(
                     "equity {equity:.2} is more than {:.1}% below the day's start {:.2}: no new entries until tomorrow",
                     l.daily_loss_limit * 100.0,
                     self.day_start_equity
-                ),
+                )),
             });
         }
         if l.max_drawdown > 0.0 && !self.halted && equity < self.peak_equity * (1.0 - l.max_drawdown) {
@@ -177,11 +180,11 @@ impl RiskLayer {
                 rule: RiskRule::DrawdownCircuitBreaker,
                 requested: 0.0,
                 allowed: 0.0,
-                reason: format!(
+                reason: Cow::Owned(format!(
                     "equity {equity:.2} is more than {:.1}% below its peak {:.2}: flattening and halting",
                     l.max_drawdown * 100.0,
                     self.peak_equity
-                ),
+                )),
             });
             return true;
         }
@@ -196,7 +199,7 @@ impl RiskLayer {
         action: Action,
         rule: RiskRule,
         requested: f64,
-        reason: String,
+        reason: impl Into<Cow<'static, str>>,
     ) {
         self.events.push(RiskEvent {
             ts,
@@ -205,7 +208,7 @@ impl RiskLayer {
             rule,
             requested,
             allowed: 0.0,
-            reason,
+            reason: reason.into(),
         });
     }
 
@@ -224,7 +227,7 @@ impl RiskLayer {
         if !self.limits.enabled {
             return requested;
         }
-        let refuse = |rule: RiskRule, allowed: f64, reason: String, events: &mut Vec<RiskEvent>| {
+        let refuse = |rule: RiskRule, allowed: f64, reason: Cow<'static, str>, events: &mut Vec<RiskEvent>| {
             events.push(RiskEvent {
                 ts,
                 instrument: Some(instrument),
@@ -257,7 +260,7 @@ impl RiskLayer {
             return refuse(
                 RiskRule::NonPositiveEquity,
                 0.0,
-                format!("equity is {equity:.2}: no new entries"),
+                Cow::Owned(format!("equity is {equity:.2}: no new entries")),
                 &mut self.events,
             );
         }
@@ -296,7 +299,7 @@ impl RiskLayer {
             };
             let verb = if allowed <= 0.0 { "refused" } else { "cut" };
             let reason = format!("{verb}: {requested:.4} units requested, {allowed:.4} allowed by {why}");
-            refuse(rule, allowed, reason, &mut self.events);
+            refuse(rule, allowed, Cow::Owned(reason), &mut self.events);
         }
         allowed
     }
@@ -351,6 +354,9 @@ mod tests {
         assert!(!r.end_bar(2, 80_000.0), "trips once");
         assert!(r.halted());
         assert_eq!(r.allow_entry(3, 0, Action::BuyLong, 1.0, 1.0, &a), 0.0);
+        // Repeated refusals carry a static reason: recording them allocates
+        // no string (they can happen on every bar of a halted run).
+        assert!(matches!(r.events.last().unwrap().reason, Cow::Borrowed(_)));
         assert!(r
             .events
             .iter()
