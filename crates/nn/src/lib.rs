@@ -1,0 +1,35 @@
+//! Neural building blocks for tradelab's agents, on candle.
+//!
+//! - [`params`]: a named, sorted parameter store initialised from our own
+//!   seeded generator (candle cannot seed its CPU RNG), with orthogonal
+//!   initialisation, so the same seed gives the same weights;
+//! - [`lstm`]: an LSTM whose four gates share one matrix multiply per step,
+//!   and whose input projections for the whole window are one multiply;
+//! - [`transformer`]: a pre-norm Transformer encoder (attention as batched
+//!   matrix multiplies) with learned positions;
+//! - [`heads`]: the masked 5-way action distribution and the Beta
+//!   distribution of the quantity, with log-probabilities and entropies;
+//! - [`special`]: log-gamma and digamma from elementwise ops, so the Beta
+//!   head's log-probability is differentiable in its parameters.
+//!
+//! Architecture invariant: only agents and nn depend on the ML framework.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use tradelab_nn::{lstm::Lstm, params::Params};
+//!
+//! let mut p = Params::new(7, Device::Cpu);
+//! let lstm = Lstm::new(&mut p, "enc", 4, 8).unwrap();
+//! let x = Tensor::zeros((2, 5, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+//! let (out, h, _c) = lstm.forward(&x).unwrap();
+//! assert_eq!(out.dims(), &[2, 5, 8]);
+//! assert_eq!(h.dims(), &[2, 8]);
+//! ```
+
+pub mod heads;
+pub mod lstm;
+pub mod params;
+pub mod special;
+pub mod transformer;
+
+pub use candle_core::{Device, Result, Tensor};

@@ -1,0 +1,152 @@
+//! Named parameters with seeded initialisation.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Every trainable tensor of a model, by name. Names sort deterministically,
+/// which keeps optimiser state and checkpoints in a stable order.
+pub struct Params {
+    vars: BTreeMap<String, Var>,
+    rng: ChaCha8Rng,
+    device: Device,
+}
+
+impl Params {
+    pub fn new(seed: u64, device: Device) -> Self {
+        Params {
+            vars: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            device,
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A parameter with explicit initial values.
+    pub fn add(&mut self, name: &str, values: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+        if self.vars.contains_key(name) {
+            candle_core::bail!("parameter `{name}` defined twice");
+        }
+        let var = Var::from_tensor(&Tensor::from_vec(values, shape, &self.device)?)?;
+        let t = var.as_tensor().clone();
+        self.vars.insert(name.to_string(), var);
+        Ok(t)
+    }
+
+    fn gaussian(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| StandardNormal.sample(&mut self.rng)).collect()
+    }
+
+    /// A `rows x cols` matrix with orthonormal rows or columns (whichever
+    /// are fewer) scaled by `gain`: Saxe et al.'s initialisation, as PPO
+    /// implementations use it.
+    pub fn orthogonal(&mut self, name: &str, rows: usize, cols: usize, gain: f64) -> Result<Tensor> {
+        let (long, short) = (rows.max(cols), rows.min(cols));
+        // Columns of a long x short Gaussian matrix, orthonormalised by
+        // modified Gram-Schmidt (in f64 for accuracy).
+        let g = self.gaussian(long * short);
+        let mut cols_v: Vec<Vec<f64>> = (0..short)
+            .map(|j| (0..long).map(|i| g[i * short + j]).collect())
+            .collect();
+        for j in 0..short {
+            for k in 0..j {
+                let (done, rest) = cols_v.split_at_mut(j);
+                let (col, prev) = (&mut rest[0], &done[k]);
+                let dot: f64 = col.iter().zip(prev).map(|(a, b)| a * b).sum();
+                col.iter_mut().zip(prev).for_each(|(a, b)| *a -= dot * b);
+            }
+            let norm = cols_v[j].iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+            cols_v[j].iter_mut().for_each(|x| *x /= norm);
+        }
+        let mut values = vec![0f32; rows * cols];
+        for r in 0..rows {
+            for c in 0..cols {
+                let v = if rows >= cols { cols_v[c][r] } else { cols_v[r][c] };
+                values[r * cols + c] = (v * gain) as f32;
+            }
+        }
+        self.add(name, values, &[rows, cols])
+    }
+
+    pub fn constant(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Tensor> {
+        let n = shape.iter().product();
+        self.add(name, vec![value; n], shape)
+    }
+
+    pub fn normal(&mut self, name: &str, shape: &[usize], std: f64) -> Result<Tensor> {
+        let n = shape.iter().product();
+        let values = self.gaussian(n).into_iter().map(|x| (x * std) as f32).collect();
+        self.add(name, values, shape)
+    }
+
+    /// Trainable variables in name order.
+    pub fn vars(&self) -> Vec<Var> {
+        self.vars.values().cloned().collect()
+    }
+
+    /// Current values by name (what a checkpoint stores).
+    pub fn tensors(&self) -> BTreeMap<String, Tensor> {
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.vars.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+    }
+
+    /// Total number of scalar parameters.
+    pub fn count(&self) -> usize {
+        self.vars.values().map(|v| v.as_tensor().elem_count()).sum()
+    }
+
+    pub fn dtype(&self) -> DType {
+        DType::F32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gram(t: &Tensor, rows_orthonormal: bool) -> Vec<Vec<f32>> {
+        let m = if rows_orthonormal {
+            t.matmul(&t.t().unwrap()).unwrap()
+        } else {
+            t.t().unwrap().matmul(t).unwrap()
+        };
+        m.to_vec2::<f32>().unwrap()
+    }
+
+    #[test]
+    fn orthogonal_matrices_are_orthonormal_and_seeded() {
+        let mut p = Params::new(1, Device::Cpu);
+        let wide = p.orthogonal("wide", 4, 9, 1.0).unwrap();
+        let tall = p.orthogonal("tall", 9, 4, 1.0).unwrap();
+        for g in [gram(&wide, true), gram(&tall, false)] {
+            for (i, row) in g.iter().enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    let want = if i == j { 1.0 } else { 0.0 };
+                    assert!((v - want).abs() < 1e-5, "{i},{j}: {v}");
+                }
+            }
+        }
+        let again = Params::new(1, Device::Cpu).orthogonal("wide", 4, 9, 1.0).unwrap();
+        assert_eq!(wide.to_vec2::<f32>().unwrap(), again.to_vec2::<f32>().unwrap());
+        let other = Params::new(2, Device::Cpu).orthogonal("wide", 4, 9, 1.0).unwrap();
+        assert_ne!(wide.to_vec2::<f32>().unwrap(), other.to_vec2::<f32>().unwrap());
+        assert!(p.constant("wide", &[1], 0.0).is_err(), "names are unique");
+        assert_eq!(p.count(), 72);
+    }
+}
