@@ -9,6 +9,8 @@
 //!   matrix multiplies) with learned positions;
 //! - [`heads`]: the masked 5-way action distribution and the Beta
 //!   distribution of the quantity, with log-probabilities and entropies;
+//! - [`policy`]: the actor-critic network (encoder, instrument and
+//!   timeframe embeddings, action, quantity and value heads);
 //! - [`special`]: log-gamma and digamma from elementwise ops, so the Beta
 //!   head's log-probability is differentiable in its parameters.
 //!
@@ -29,6 +31,7 @@
 pub mod heads;
 pub mod lstm;
 pub mod params;
+pub mod policy;
 pub mod special;
 pub mod transformer;
 
