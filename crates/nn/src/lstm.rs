@@ -19,14 +19,12 @@ pub struct Lstm {
 }
 
 impl Lstm {
-    /// Weights orthogonal, biases zero except the forget gate's 1.0 (which
-    /// keeps early gradients flowing through the cell).
+    /// Orthogonal weights with gain 1 and zero biases, as the PPO reference
+    /// prescribes for recurrent policies (algorithms.md section 4.5).
     pub fn new(p: &mut Params, name: &str, input: usize, hidden: usize) -> Result<Self> {
         let w_ih = p.orthogonal(&format!("{name}.weight_ih"), 4 * hidden, input, 1.0)?;
         let w_hh = p.orthogonal(&format!("{name}.weight_hh"), 4 * hidden, hidden, 1.0)?;
-        let mut b = vec![0f32; 4 * hidden];
-        b[hidden..2 * hidden].fill(1.0);
-        let bias = p.add(&format!("{name}.bias"), b, &[4 * hidden])?;
+        let bias = p.constant(&format!("{name}.bias"), &[4 * hidden], 0.0)?;
         Ok(Lstm {
             w_ih,
             w_hh,
