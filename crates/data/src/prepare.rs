@@ -107,11 +107,24 @@ fn prepare_one(
     Ok((entry, series, load, hit))
 }
 
-/// Renders bars and features as the `data/final/` CSV layout.
+/// Renders bars and features as the `data/final/` CSV layout (warm-up
+/// values left empty).
 pub fn final_csv(series: &BarSeries, features: &FeatureMatrix) -> String {
-    let mut out = String::with_capacity(series.len() * (64 + 20 * features.names.len()));
+    let names: Vec<&str> = features.names.iter().map(String::as_str).collect();
+    bars_csv(series, &names, |col, row, out| {
+        let v = features.columns[col][row];
+        if v.is_finite() {
+            let _ = write!(out, "{v}");
+        }
+    })
+}
+
+/// Lower-case `datetime,open,high,low,close,volume` CSV followed by the
+/// `extra` columns, whose cells `cell(column, row, out)` writes.
+pub fn bars_csv(series: &BarSeries, extra: &[&str], mut cell: impl FnMut(usize, usize, &mut String)) -> String {
+    let mut out = String::with_capacity(series.len() * (64 + 20 * extra.len()));
     out.push_str("datetime,open,high,low,close,volume");
-    for n in &features.names {
+    for n in extra {
         out.push(',');
         out.push_str(n);
     }
@@ -128,11 +141,9 @@ pub fn final_csv(series: &BarSeries, features: &FeatureMatrix) -> String {
             b.close,
             b.volume
         );
-        for col in &features.columns {
+        for col in 0..extra.len() {
             out.push(',');
-            if col[i].is_finite() {
-                let _ = write!(out, "{}", col[i]);
-            }
+            cell(col, i, &mut out);
         }
         out.push('\n');
     }

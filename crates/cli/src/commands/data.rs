@@ -2,9 +2,9 @@
 
 use anyhow::{Context, Result};
 use tradelab_core::time::format_datetime;
-use tradelab_core::{BarSeries, Timeframe};
+use tradelab_core::Timeframe;
 use tradelab_data::load::{load_file, LoadOptions};
-use tradelab_data::prepare::{prepare, PrepareReport};
+use tradelab_data::prepare::{bars_csv, prepare, PrepareReport};
 use tradelab_data::resample::resample;
 use tradelab_data::synthetic::{generate, SyntheticConfig};
 
@@ -75,7 +75,7 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
             let target: Timeframe = to.parse()?;
             let (series, _) = load_file(&file, &LoadOptions::for_file(&settings, &file))?;
             let resampled = resample(&series, target)?;
-            tradelab_data::cache::write_atomic(&out, ohlcv_csv(&resampled, None).as_bytes())?;
+            tradelab_data::cache::write_atomic(&out, bars_csv(&resampled, &[], |_, _, _| {}).as_bytes())?;
             println!(
                 "{} {} bars -> {} {} bars: {}",
                 series.len(),
@@ -104,7 +104,10 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
                         .unwrap_or_default()
                 })
                 .collect();
-            tradelab_data::cache::write_atomic(&out, ohlcv_csv(&market.series, Some(&labels)).as_bytes())?;
+            tradelab_data::cache::write_atomic(
+                &out,
+                bars_csv(&market.series, &["regime"], |_, row, out| out.push_str(&labels[row])).as_bytes(),
+            )?;
             println!(
                 "wrote {bars} synthetic bars (seed {}) with regime labels to {}",
                 settings.seed,
@@ -113,32 +116,6 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Lower-case `datetime,open,high,low,close,volume[,regime]` CSV.
-fn ohlcv_csv(s: &BarSeries, labels: Option<&[String]>) -> String {
-    let mut out = String::from("datetime,open,high,low,close,volume");
-    if labels.is_some() {
-        out.push_str(",regime");
-    }
-    out.push('\n');
-    for (i, b) in s.iter().enumerate() {
-        out.push_str(&format!(
-            "{},{},{},{},{},{}",
-            format_datetime(b.ts),
-            b.open,
-            b.high,
-            b.low,
-            b.close,
-            b.volume
-        ));
-        if let Some(l) = labels {
-            out.push(',');
-            out.push_str(&l[i]);
-        }
-        out.push('\n');
-    }
-    out
 }
 
 pub fn print_prepare(report: &PrepareReport, verbose: bool) {
