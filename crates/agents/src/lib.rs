@@ -1,11 +1,21 @@
 //! Learning agents for tradelab.
 //!
-//! So far this crate holds PPO's rollout arithmetic, written to the
-//! reference in `shared/docs/algorithms.md` section 4: [`gae`] (generalised
-//! advantage estimation that bootstraps truncated episodes from their final
-//! observation and cuts the trace on either flag) and
-//! [`normalize_advantages`] (per minibatch). The PPO agent, its trainer and
-//! checkpoints build on these next.
+//! - [`agent`]: the [`Agent`] trait every agent implements (select an
+//!   action, learn from environments, save, load), with the inputs and
+//!   decisions it exchanges;
+//! - [`ppo`]: proximal policy optimisation over LSTM, Transformer or MLP
+//!   encoders, written to `shared/docs/algorithms.md` section 4;
+//! - [`gae`](mod@gae): generalised advantage estimation with truncation
+//!   bootstrapping, and per-minibatch advantage normalisation;
+//! - [`adam`]: Adam with global gradient clipping and checkpointable state;
+//! - [`checkpoint`] and [`metadata`]: the checkpoint directory
+//!   (`model.safetensors`, `optimizer.safetensors`, `metadata.json`),
+//!   written atomically and verified by checksum on load;
+//! - [`trainer`]: the training loop with periodic validation, best-model
+//!   keeping and early stopping;
+//! - [`evaluate`]: a trained agent as a backtesting strategy, acting
+//!   greedily through the same engine, costs and risk layer as the rule
+//!   baselines.
 //!
 //! ```
 //! use tradelab_agents::{gae, Rollout};
@@ -17,6 +27,19 @@
 //! assert_eq!(adv.len(), 2);
 //! ```
 
+pub mod adam;
+pub mod agent;
+pub mod checkpoint;
+mod error;
+pub mod evaluate;
 mod gae;
+pub mod metadata;
+pub mod ppo;
+mod reward_scale;
+pub mod trainer;
 
+pub use agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
+pub use error::AgentError;
 pub use gae::{gae, normalize_advantages, Rollout};
+pub use ppo::{PpoAgent, PpoConfig};
+pub use reward_scale::RewardScaler;

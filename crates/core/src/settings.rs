@@ -27,6 +27,7 @@ pub struct Settings {
     pub risk: RiskSettings,
     pub strategies: StrategySettings,
     pub env: EnvSettings,
+    pub ppo: PpoSettings,
     pub walk_forward: WalkForwardSettings,
     pub monte_carlo: MonteCarloSettings,
     pub report: ReportSettings,
@@ -240,6 +241,33 @@ pub enum RewardKind {
 pub enum InvalidActions {
     Mask,
     Penalize,
+}
+
+/// Proximal policy optimisation: network sizes, rollout shape, update
+/// hyper-parameters and the training budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PpoSettings {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub envs: usize,
+    pub rollout_steps: usize,
+    pub epochs: usize,
+    pub minibatches: usize,
+    pub learning_rate: f64,
+    pub anneal_lr: bool,
+    pub gamma: f64,
+    pub gae_lambda: f64,
+    pub clip: f64,
+    pub value_coef: f64,
+    pub entropy_coef: f64,
+    pub max_grad_norm: f64,
+    pub target_kl: f64,
+    pub normalize_rewards: bool,
+    pub total_steps: usize,
+    pub eval_every: usize,
+    pub patience: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -548,6 +576,60 @@ impl Settings {
         v.range("env.risk_penalty", e.risk_penalty, 0.0, 1e6);
         v.range("env.invalid_penalty", e.invalid_penalty, 0.0, 1e6);
         v.range("env.ruin_fraction", e.ruin_fraction, 0.0, 0.999);
+
+        let p = &self.ppo;
+        for (key, val, hi) in [
+            ("ppo.hidden", p.hidden, 4096),
+            ("ppo.layers", p.layers, 64),
+            ("ppo.heads", p.heads, 64),
+            ("ppo.envs", p.envs, 4096),
+            ("ppo.rollout_steps", p.rollout_steps, 100_000),
+            ("ppo.epochs", p.epochs, 100),
+            ("ppo.minibatches", p.minibatches, 4096),
+            ("ppo.total_steps", p.total_steps, usize::MAX),
+        ] {
+            v.int_range(key, val, 1, hi);
+        }
+        v.check(
+            p.hidden.is_multiple_of(p.heads),
+            "ppo.heads",
+            p.heads,
+            "does not divide ppo.hidden",
+            &format!("a divisor of hidden ({})", p.hidden),
+        );
+        v.check(
+            p.envs.is_multiple_of(p.minibatches),
+            "ppo.minibatches",
+            p.minibatches,
+            "does not divide ppo.envs (minibatches are split by environment)",
+            &format!("a divisor of envs ({})", p.envs),
+        );
+        v.check(
+            p.learning_rate.is_finite() && p.learning_rate > 0.0 && p.learning_rate < 1.0,
+            "ppo.learning_rate",
+            p.learning_rate,
+            "is out of range",
+            "a number in (0, 1), like 0.0003",
+        );
+        v.range("ppo.gamma", p.gamma, 0.0, 1.0);
+        v.range("ppo.gae_lambda", p.gae_lambda, 0.0, 1.0);
+        v.check(
+            p.clip > 0.0 && p.clip < 1.0,
+            "ppo.clip",
+            p.clip,
+            "is out of range",
+            "a number in (0, 1), like 0.2",
+        );
+        v.range("ppo.value_coef", p.value_coef, 0.0, 100.0);
+        v.range("ppo.entropy_coef", p.entropy_coef, 0.0, 10.0);
+        v.check(
+            p.max_grad_norm.is_finite() && p.max_grad_norm > 0.0,
+            "ppo.max_grad_norm",
+            p.max_grad_norm,
+            "must be positive",
+            "a number > 0, like 0.5",
+        );
+        v.range("ppo.target_kl", p.target_kl, 0.0, 10.0);
 
         let mc = &self.monte_carlo;
         v.check(

@@ -90,6 +90,39 @@ impl Params {
         self.vars.values().cloned().collect()
     }
 
+    /// Trainable variables with their names, in name order.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        self.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Overwrites every parameter with the value of the same name. Every
+    /// parameter must be present with its shape, and no unknown name may
+    /// appear: a checkpoint of another architecture is refused, not
+    /// half-loaded.
+    pub fn assign(&self, values: &BTreeMap<String, Tensor>) -> std::result::Result<(), String> {
+        if let Some(extra) = values.keys().find(|k| !self.vars.contains_key(*k)) {
+            return Err(format!("holds `{extra}`, which this model does not have"));
+        }
+        for (name, var) in &self.vars {
+            let t = values
+                .get(name)
+                .ok_or_else(|| format!("lacks the parameter `{name}`"))?;
+            if t.dims() != var.as_tensor().dims() {
+                return Err(format!(
+                    "`{name}` has shape {:?}, this model needs {:?}",
+                    t.dims(),
+                    var.as_tensor().dims()
+                ));
+            }
+            let t = t
+                .to_dtype(DType::F32)
+                .and_then(|t| t.to_device(&self.device))
+                .map_err(|e| e.to_string())?;
+            var.set(&t).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Current values by name (what a checkpoint stores).
     pub fn tensors(&self) -> BTreeMap<String, Tensor> {
         self.vars

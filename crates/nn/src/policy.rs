@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! e   = encoder(window)[last step]                     [B, H]
+//!       (LSTM, Transformer, or for an MLP tanh(W flatten(window) + b))
 //! z   = tanh(W [e, account, inst_emb(i), tf_emb(k)] + b)   (64-d and 32-d embeddings)
 //! logits = W_pi z  (5 actions, masked later)      gain 0.01
 //! (ra, rb) = W_q z (Beta(1 + softplus ra, 1 + softplus rb) quantity)  gain 0.01
@@ -26,6 +27,28 @@ pub const TIMEFRAME_EMBEDDING: usize = 32;
 pub enum EncoderKind {
     Lstm,
     Transformer,
+    /// A dense layer over the flattened window: the size of
+    /// Stable-Baselines3's `MlpPolicy`, for throughput comparisons.
+    Mlp,
+}
+
+impl EncoderKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EncoderKind::Lstm => "lstm",
+            EncoderKind::Transformer => "transformer",
+            EncoderKind::Mlp => "mlp",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "lstm" => Some(EncoderKind::Lstm),
+            "transformer" => Some(EncoderKind::Transformer),
+            "mlp" => Some(EncoderKind::Mlp),
+            _ => None,
+        }
+    }
 }
 
 /// Sizes of a policy network.
@@ -46,6 +69,7 @@ pub struct PolicyConfig {
 enum WindowEncoder {
     Lstm(Lstm),
     Transformer(Encoder),
+    Mlp(Linear),
 }
 
 /// The network's outputs for a batch.
@@ -82,6 +106,13 @@ impl PolicyNet {
                 cfg.hidden,
                 cfg.heads,
                 cfg.layers,
+            )?),
+            EncoderKind::Mlp => WindowEncoder::Mlp(Linear::new(
+                p,
+                "encoder.mlp",
+                cfg.window * cfg.features,
+                cfg.hidden,
+                2f64.sqrt(),
             )?),
         };
         let trunk_in = cfg.hidden + cfg.account + INSTRUMENT_EMBEDDING + TIMEFRAME_EMBEDDING;
@@ -122,6 +153,7 @@ impl PolicyNet {
         let encoded = match &self.encoder {
             WindowEncoder::Lstm(l) => l.forward(window)?.1,
             WindowEncoder::Transformer(t) => t.forward(window)?.narrow(1, w - 1, 1)?.squeeze(1)?,
+            WindowEncoder::Mlp(m) => m.forward(&window.flatten_from(1)?)?.tanh()?,
         };
         let inst = self.instrument_embedding.index_select(instrument, 0)?;
         let tf = self.timeframe_embedding.index_select(timeframe, 0)?;
@@ -168,7 +200,7 @@ mod tests {
 
     #[test]
     fn both_encoders_give_every_head_and_gradients_reach_all_parameters() {
-        for kind in [EncoderKind::Lstm, EncoderKind::Transformer] {
+        for kind in [EncoderKind::Lstm, EncoderKind::Transformer, EncoderKind::Mlp] {
             let mut p = Params::new(9, Device::Cpu);
             let net = PolicyNet::new(&mut p, cfg(kind)).unwrap();
             let (w, a, i, t) = inputs(4);

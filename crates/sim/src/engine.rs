@@ -165,6 +165,7 @@ impl Broker {
             position: self.account.position(i).qty,
             equity: self.account.equity(),
             cash: self.account.cash(),
+            unrealized_pnl: self.account.unrealized_pnl(i),
             halted: self.risk.halted(),
             orders: &mut q.new_orders,
         };

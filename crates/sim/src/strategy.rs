@@ -15,6 +15,8 @@ pub struct BarContext<'a> {
     pub position: f64,
     pub equity: f64,
     pub cash: f64,
+    /// Unrealised P&L of this instrument's position at this close.
+    pub unrealized_pnl: f64,
     /// True once the drawdown breaker has halted trading.
     pub halted: bool,
     pub(crate) orders: &'a mut Vec<Order>,

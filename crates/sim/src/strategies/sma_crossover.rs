@@ -125,6 +125,7 @@ mod tests {
                 position,
                 equity: 1.0,
                 cash: 1.0,
+                unrealized_pnl: 0.0,
                 halted: false,
                 orders: &mut orders,
             };

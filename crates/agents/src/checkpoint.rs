@@ -1,0 +1,198 @@
+//! Checkpoint files: a deterministic safetensors writer, a checked reader,
+//! and directories replaced atomically.
+//!
+//! A checkpoint is a directory:
+//!
+//! ```text
+//! model.safetensors      the weights (what Python's `safetensors` opens)
+//! optimizer.safetensors  Adam's moments, for resuming
+//! metadata.json          what the model is, its checksums, settings, data hashes, metrics
+//! ```
+//!
+//! The directory is staged beside its final place and renamed into it, so a
+//! killed process leaves the previous checkpoint or the new one, never a mix.
+//! Tensors are written in name order with a fixed header, so the same weights
+//! always give the same bytes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use sha2::{Digest, Sha256};
+
+use crate::error::AgentError;
+
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const METADATA_FILE: &str = "metadata.json";
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Serialises f32 tensors in the safetensors format: an 8-byte
+/// little-endian header length, a JSON header (names in sorted order, padded
+/// with spaces to 8 bytes), then the raw little-endian data.
+pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>, AgentError> {
+    let mut header = serde_json::Map::new();
+    let mut data: Vec<u8> = Vec::new();
+    for (name, t) in tensors {
+        let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let start = data.len();
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.dims(), "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut head = serde_json::to_string(&header).expect("a JSON map always serialises");
+    while !head.len().is_multiple_of(8) {
+        head.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + head.len() + data.len());
+    out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&data);
+    Ok(out)
+}
+
+/// Parses safetensors bytes (any file Python's `safetensors` writes with
+/// float tensors), refusing malformed or truncated content.
+pub fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, AgentError> {
+    let bad = |problem: String| {
+        AgentError::checkpoint(path, format!("{problem}; the file is corrupt or not a safetensors file, so write it again (train or export once more)"))
+    };
+    let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| bad(e.to_string()))?;
+    Ok(map.into_iter().collect())
+}
+
+/// Reads a file of the checkpoint, naming it when it is missing.
+pub fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>, AgentError> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            AgentError::checkpoint(
+                &path,
+                format!(
+                    "missing; {} is not a complete checkpoint directory (it needs {WEIGHTS_FILE}, {OPTIMIZER_FILE} and {METADATA_FILE}){}",
+                    dir.display(),
+                    interrupted_hint(dir)
+                ),
+            )
+        } else {
+            AgentError::io(&path, e)
+        }
+    })
+}
+
+/// Writes the files into `dir`, replacing what is there only once all of
+/// them are on disk.
+pub fn write_dir_atomic(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), AgentError> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| AgentError::io(&parent, e))?;
+    let name = dir
+        .file_name()
+        .ok_or_else(|| AgentError::Invalid(format!("{} is not a usable checkpoint path", dir.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let pid = std::process::id();
+    let staging = parent.join(format!(".{name}.partial-{pid}"));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging).map_err(|e| AgentError::io(&staging, e))?;
+    for (file, bytes) in files {
+        let path = staging.join(file);
+        let mut f = std::fs::File::create(&path).map_err(|e| AgentError::io(&path, e))?;
+        f.write_all(bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| AgentError::io(&path, e))?;
+    }
+    let old = parent.join(format!(".{name}.old-{pid}"));
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| AgentError::io(dir, e))?;
+    }
+    std::fs::rename(&staging, dir).map_err(|e| AgentError::io(dir, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Where a checkpoint replaced by a killed process left its predecessor.
+fn interrupted_hint(dir: &Path) -> String {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return String::new();
+    };
+    let prefix = format!(".{}.old-", name.to_string_lossy());
+    std::fs::read_dir(parent)
+        .ok()
+        .and_then(|entries| {
+            entries
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        })
+        .map(|e| {
+            format!(
+                "; a save was interrupted and the previous checkpoint is intact at {}",
+                e.path().display()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// Checks a file's bytes against the checksum metadata.json recorded.
+pub fn verify_checksum(path: &Path, bytes: &[u8], expected: &str) -> Result<(), AgentError> {
+    let found = sha256_hex(bytes);
+    if found != expected {
+        return Err(AgentError::checkpoint(
+            path,
+            format!("sha256 is {found} but metadata.json records {expected}: the file was changed or damaged after it was saved; restore it or train again"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safetensors_round_trip_is_byte_stable_and_corruption_is_refused() {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "b.weight".to_string(),
+            Tensor::new(&[[1f32, 2.0], [3.0, 4.0]], &Device::Cpu).unwrap(),
+        );
+        m.insert("a.bias".to_string(), Tensor::new(&[0.5f32], &Device::Cpu).unwrap());
+        let bytes = safetensors_bytes(&m).unwrap();
+        assert_eq!(bytes, safetensors_bytes(&m).unwrap());
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(header_len % 8, 0);
+        let back = read_safetensors(Path::new("x"), &bytes).unwrap();
+        assert_eq!(
+            back["b.weight"].to_vec2::<f32>().unwrap(),
+            vec![vec![1.0, 2.0], vec![3.0, 4.0]]
+        );
+        assert_eq!(back["a.bias"].to_vec1::<f32>().unwrap(), vec![0.5]);
+        let err = read_safetensors(Path::new("x"), &bytes[..bytes.len() - 3]).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(verify_checksum(Path::new("x"), &bytes, &sha256_hex(b"other")).is_err());
+    }
+
+    #[test]
+    fn directories_are_replaced_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ckpt");
+        write_dir_atomic(&dir, &[("a", b"1"), ("b", b"2")]).unwrap();
+        write_dir_atomic(&dir, &[("a", b"3")]).unwrap();
+        assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"3");
+        assert!(!dir.join("b").exists(), "the old directory is gone, not merged");
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no staging or old directories remain");
+        let err = read_file(&tmp.path().join("none"), WEIGHTS_FILE).unwrap_err();
+        assert!(err.to_string().contains("not a complete checkpoint"), "{err}");
+    }
+}

@@ -1,0 +1,113 @@
+//! `metadata.json`: what a checkpoint is and where it came from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::MarketKey;
+
+/// Bumped when the checkpoint layout changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The model's vocabulary: instrument and timeframe names by embedding row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Vocabulary {
+    pub instruments: Vec<String>,
+    pub timeframes: Vec<String>,
+}
+
+impl Vocabulary {
+    /// Ids of a market, or an error naming what the model knows.
+    pub fn key(&self, instrument: &str, timeframe: &str) -> Result<MarketKey, String> {
+        let i = self.instruments.iter().position(|x| x == instrument).ok_or_else(|| {
+            format!(
+                "instrument `{instrument}` is not in the model's vocabulary {:?}; evaluate on one of those or train a model that includes it",
+                self.instruments
+            )
+        })?;
+        let t = self.timeframes.iter().position(|x| x == timeframe).ok_or_else(|| {
+            format!(
+                "timeframe `{timeframe}` is not in the model's vocabulary {:?}",
+                self.timeframes
+            )
+        })?;
+        Ok(MarketKey {
+            instrument: i as u32,
+            timeframe: t as u32,
+        })
+    }
+}
+
+/// One series the model was trained on, identified by content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataHash {
+    pub instrument: String,
+    pub timeframe: String,
+    pub bars: usize,
+    pub first: String,
+    pub last: String,
+    /// sha256 of the bars (timestamps and OHLCV as little-endian bytes).
+    pub sha256: String,
+}
+
+/// Greedy performance on the validation split.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValidationMetrics {
+    /// Mean over markets of the split's total return, in percent, after costs.
+    pub return_pct: f64,
+    pub trades: usize,
+    pub at_update: usize,
+}
+
+/// Where the model came from and how well it did: filled in by the trainer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub vocabulary: Vocabulary,
+    pub features: Vec<String>,
+    /// The full settings the model was trained with.
+    pub settings: serde_json::Value,
+    pub data: Vec<DataHash>,
+    pub train: Option<crate::agent::LearnStats>,
+    pub train_return_moving_average: Option<f64>,
+    pub validation: Option<ValidationMetrics>,
+    pub best_validation: Option<ValidationMetrics>,
+    /// Evaluations since the best one (early stopping's counter).
+    pub evaluations_since_best: usize,
+}
+
+/// sha256 of a series' bars, so a model can tell whether it is being
+/// evaluated on the data it was trained on.
+pub fn series_hash(s: &tradelab_core::BarSeries) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for i in 0..s.len() {
+        h.update(s.ts[i].to_le_bytes());
+        for v in [s.open[i], s.high[i], s.low[i], s.close[i], s.volume[i]] {
+            h.update(v.to_le_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// The current time as RFC 3339 UTC. `SOURCE_DATE_EPOCH` (seconds), the
+/// reproducible-builds convention, replaces the clock so that two runs with
+/// the same seed can produce byte-identical checkpoints.
+pub fn timestamp_now() -> String {
+    let ms = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map(|s| s * 1000)
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0)
+        });
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = tradelab_core::time::civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

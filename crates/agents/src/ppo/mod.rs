@@ -1,0 +1,352 @@
+//! Proximal policy optimisation (Schulman et al. 2017) with the details of
+//! algorithms.md section 4: GAE with truncation bootstrapping, per-minibatch
+//! advantage normalisation, the clipped objective, an unclipped value loss,
+//! an entropy bonus, orthogonal initialisation, Adam (eps 1e-5) with linear
+//! learning-rate annealing and global gradient clipping, minibatches split
+//! by environment, and approx-KL, clip fraction and explained variance
+//! logged every update.
+//!
+//! The action is composite: one of five actions from a masked categorical
+//! head and a quantity from a Beta head. Its log-probability is the sum of
+//! the parts, the quantity's counted only for entries (it has no effect on
+//! closes and HOLD, so it must not get credit or blame for them).
+//!
+//! The encoders read the whole observation window at every step (no state
+//! is carried from one step to the next), so a minibatch of whole
+//! per-environment sequences needs no stored hidden state; splitting by
+//! environment still keeps each minibatch's samples from one trajectory.
+
+mod persist;
+mod rollout;
+mod update;
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::Distribution;
+use serde::{Deserialize, Serialize};
+use tradelab_core::settings::PpoSettings;
+use tradelab_core::Action;
+use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
+use tradelab_nn::heads::{masked_log_probs, Beta};
+use tradelab_nn::params::Params;
+use tradelab_nn::policy::{EncoderKind, PolicyConfig, PolicyNet, PolicyOutput};
+
+use crate::adam::Adam;
+use crate::agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
+use crate::error::AgentError;
+use crate::metadata::Provenance;
+use crate::reward_scale::RewardScaler;
+
+pub use persist::PpoMetadata;
+use rollout::RolloutBuffer;
+
+/// Quantities are kept inside (0, 1) so their Beta log-density stays finite.
+const QUANTITY_EPS: f32 = 1e-4;
+
+/// Everything that fixes a PPO agent's shape and training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PpoConfig {
+    /// `lstm`, `transformer` or `mlp`.
+    pub encoder: String,
+    pub features: usize,
+    pub window: usize,
+    pub instruments: usize,
+    pub timeframes: usize,
+    pub seed: u64,
+    pub ppo: PpoSettings,
+}
+
+impl PpoConfig {
+    pub fn encoder_kind(&self) -> Result<EncoderKind, AgentError> {
+        EncoderKind::parse(&self.encoder).ok_or_else(|| {
+            AgentError::Invalid(format!(
+                "unknown PPO encoder `{}`; use lstm, transformer or mlp",
+                self.encoder
+            ))
+        })
+    }
+
+    fn policy(&self) -> Result<PolicyConfig, AgentError> {
+        Ok(PolicyConfig {
+            encoder: self.encoder_kind()?,
+            features: self.features,
+            window: self.window,
+            account: ACCOUNT_FEATURES,
+            hidden: self.ppo.hidden,
+            heads: self.ppo.heads,
+            layers: self.ppo.layers,
+            instruments: self.instruments,
+            timeframes: self.timeframes,
+        })
+    }
+
+    /// Updates the budget allows: the learning-rate schedule's length.
+    pub fn total_updates(&self) -> usize {
+        let batch = self.ppo.envs * self.ppo.rollout_steps;
+        self.ppo.total_steps.div_ceil(batch).max(1)
+    }
+}
+
+/// Name `tradelab train --agent` uses for an encoder.
+pub fn kind_name(encoder: EncoderKind) -> &'static str {
+    match encoder {
+        EncoderKind::Lstm => "ppo-lstm",
+        EncoderKind::Transformer => "ppo-transformer",
+        EncoderKind::Mlp => "ppo-mlp",
+    }
+}
+
+/// Per-sample outputs of acting on a batch.
+#[derive(Debug, Default)]
+pub(crate) struct Acted {
+    pub actions: Vec<u32>,
+    pub quantities: Vec<f32>,
+    pub log_probs: Vec<f32>,
+    pub values: Vec<f32>,
+    pub probabilities: Vec<[f32; 5]>,
+}
+
+pub struct PpoAgent {
+    pub config: PpoConfig,
+    kind: EncoderKind,
+    params: Params,
+    net: PolicyNet,
+    adam: Adam,
+    rng: ChaCha8Rng,
+    scaler: RewardScaler,
+    /// Updates and environment steps done so far (across resumes).
+    pub updates: usize,
+    pub env_steps: usize,
+    /// Filled in by the trainer; saved in metadata.json.
+    pub provenance: Provenance,
+    buffer: Option<RolloutBuffer>,
+    device: Device,
+}
+
+impl PpoAgent {
+    pub fn new(config: PpoConfig) -> Result<Self, AgentError> {
+        let kind = config.encoder_kind()?;
+        let device = Device::Cpu;
+        let mut params = Params::new(config.seed, device.clone());
+        let net = PolicyNet::new(&mut params, config.policy()?)?;
+        let adam = Adam::new(params.named_vars(), 1e-5)?;
+        Ok(PpoAgent {
+            kind,
+            net,
+            adam,
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            scaler: RewardScaler::new(config.ppo.envs, config.ppo.gamma),
+            updates: 0,
+            env_steps: 0,
+            provenance: Provenance::default(),
+            buffer: None,
+            device,
+            params,
+            config,
+        })
+    }
+
+    /// Number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.params.count()
+    }
+
+    /// The agent's random stream for one update: derived from the seed and
+    /// the update number, so a resumed run draws what an uninterrupted one would.
+    fn reseed(&mut self) {
+        let stream = self.config.seed ^ (self.updates as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.rng = ChaCha8Rng::seed_from_u64(stream);
+    }
+
+    fn forward(&self, windows: &[f32], accounts: &[f32], keys: &[MarketKey]) -> Result<PolicyOutput, AgentError> {
+        let n = keys.len();
+        let (w, f) = (self.config.window, self.config.features);
+        if windows.len() != n * w * f {
+            return Err(AgentError::Mismatch(format!(
+                "the observation has {} values but the model reads a window of {w} bars x {f} features",
+                windows.len() / n.max(1)
+            )));
+        }
+        if let Some(k) = keys.iter().find(|k| {
+            k.instrument as usize >= self.config.instruments || k.timeframe as usize >= self.config.timeframes
+        }) {
+            return Err(AgentError::Mismatch(format!(
+                "market ids {k:?} are outside the model's vocabulary ({} instruments, {} timeframes)",
+                self.config.instruments, self.config.timeframes
+            )));
+        }
+        let d = &self.device;
+        let window = Tensor::from_slice(windows, (n, w, f), d)?;
+        let account = Tensor::from_slice(accounts, (n, ACCOUNT_FEATURES), d)?;
+        let inst: Vec<u32> = keys.iter().map(|k| k.instrument).collect();
+        let tf: Vec<u32> = keys.iter().map(|k| k.timeframe).collect();
+        let inst = Tensor::from_vec(inst, n, d)?;
+        let tf = Tensor::from_vec(tf, n, d)?;
+        Ok(self.net.forward(&window, &account, &inst, &tf)?)
+    }
+
+    /// Values of a batch of observations.
+    fn values(&self, windows: &[f32], accounts: &[f32], keys: &[MarketKey]) -> Result<Vec<f32>, AgentError> {
+        Ok(self.forward(windows, accounts, keys)?.value.to_vec1::<f32>()?)
+    }
+
+    /// Acts on a batch: samples (or, when greedy, takes the most likely
+    /// action and the quantity's mode) and records log-probabilities.
+    pub(crate) fn act(
+        &mut self,
+        windows: &[f32],
+        accounts: &[f32],
+        masks: &[f32],
+        keys: &[MarketKey],
+        greedy: bool,
+    ) -> Result<Acted, AgentError> {
+        let n = keys.len();
+        let out = self.forward(windows, accounts, keys)?;
+        let mask = Tensor::from_slice(masks, (n, 5), &self.device)?;
+        let log_probs = masked_log_probs(&out.logits, &mask)?.to_vec2::<f32>()?;
+        let beta = Beta::from_raw(&out.raw_alpha, &out.raw_beta)?;
+        let alphas = beta.alpha.to_vec1::<f32>()?;
+        let betas = beta.beta.to_vec1::<f32>()?;
+        let modes = if greedy {
+            beta.mode()?.to_vec1::<f32>()?
+        } else {
+            Vec::new()
+        };
+        let mut acted = Acted {
+            values: out.value.to_vec1::<f32>()?,
+            ..Default::default()
+        };
+        for i in 0..n {
+            let p: [f32; 5] = std::array::from_fn(|k| log_probs[i][k].exp());
+            let a = if greedy {
+                argmax(&p)
+            } else {
+                sample(&p, self.rng.random::<f32>())
+            };
+            let q = if greedy {
+                modes[i]
+            } else {
+                rand_distr::Beta::new(alphas[i], betas[i])
+                    .map(|b| b.sample(&mut self.rng))
+                    .unwrap_or(0.5)
+            };
+            acted.actions.push(a as u32);
+            acted.quantities.push(q.clamp(QUANTITY_EPS, 1.0 - QUANTITY_EPS));
+            acted.probabilities.push(p);
+        }
+        if !greedy {
+            let q = Tensor::from_slice(&acted.quantities, n, &self.device)?;
+            let lq = beta.log_prob(&q)?.to_vec1::<f32>()?;
+            for i in 0..n {
+                let a = acted.actions[i] as usize;
+                acted.log_probs.push(log_probs[i][a] + entry(a) * lq[i]);
+            }
+        }
+        Ok(acted)
+    }
+}
+
+/// 1.0 for the actions whose quantity matters (entries), else 0.0.
+fn entry(action: usize) -> f32 {
+    if action == Action::BuyLong.index() || action == Action::SellShort.index() {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn argmax(p: &[f32; 5]) -> usize {
+    let mut best = 0;
+    for k in 1..5 {
+        if p[k] > p[best] {
+            best = k;
+        }
+    }
+    best
+}
+
+/// Inverse-CDF draw from a categorical; never returns a zero-probability action.
+fn sample(p: &[f32; 5], u: f32) -> usize {
+    let mut acc = 0.0;
+    let mut last = 4;
+    for (k, pk) in p.iter().enumerate() {
+        if *pk > 0.0 {
+            acc += pk;
+            last = k;
+            if u < acc {
+                return k;
+            }
+        }
+    }
+    last
+}
+
+impl Agent for PpoAgent {
+    fn kind(&self) -> &'static str {
+        kind_name(self.kind)
+    }
+
+    fn select_action(&mut self, input: &AgentInput<'_>, greedy: bool) -> Result<Decision, AgentError> {
+        let mask: [f32; 5] = input.mask.map(|m| if m { 1.0 } else { 0.0 });
+        let acted = self.act(input.window, &input.account, &mask, &[input.market], greedy)?;
+        let action = Action::from_index(acted.actions[0] as usize).unwrap_or(Action::Hold);
+        Ok(Decision {
+            action,
+            quantity: acted.quantities[0] as f64,
+            probabilities: acted.probabilities[0],
+            value: acted.values[0],
+        })
+    }
+
+    fn learn(&mut self, envs: &mut VecEnv, markets: &[MarketKey]) -> Result<LearnStats, AgentError> {
+        if envs.len() != self.config.ppo.envs {
+            return Err(AgentError::Invalid(format!(
+                "the agent was configured for {} environments but got {}",
+                self.config.ppo.envs,
+                envs.len()
+            )));
+        }
+        self.reseed();
+        let mut buffer = self.buffer.take().unwrap_or_else(|| RolloutBuffer::new(&self.config));
+        let result = self
+            .collect(&mut buffer, envs, markets)
+            .and_then(|episodes| self.update(&buffer).map(|s| (episodes, s)));
+        self.buffer = Some(buffer);
+        let (episode_returns, mut stats) = result?;
+        stats.episode_returns = episode_returns;
+        stats.env_steps = self.config.ppo.envs * self.config.ppo.rollout_steps;
+        self.env_steps += stats.env_steps;
+        self.updates += 1;
+        Ok(stats)
+    }
+
+    fn save(&self, dir: &std::path::Path) -> Result<(), AgentError> {
+        persist::save(self, dir)
+    }
+
+    fn load(dir: &std::path::Path) -> Result<Self, AgentError> {
+        persist::load(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+impl crate::trainer::Trainable for PpoAgent {
+    fn provenance_mut(&mut self) -> &mut Provenance {
+        &mut self.provenance
+    }
+
+    fn env_steps_done(&self) -> usize {
+        self.env_steps
+    }
+
+    fn updates_done(&self) -> usize {
+        self.updates
+    }
+
+    fn lockstep_envs(&self) -> usize {
+        self.config.ppo.envs
+    }
+}

@@ -1,0 +1,138 @@
+//! Saving and loading a PPO agent as a checkpoint directory.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{kind_name, PpoAgent, PpoConfig};
+use crate::agent::Agent;
+use crate::checkpoint::{
+    read_file, read_safetensors, safetensors_bytes, sha256_hex, verify_checksum, write_dir_atomic, METADATA_FILE,
+    OPTIMIZER_FILE, WEIGHTS_FILE,
+};
+use crate::error::AgentError;
+use crate::metadata::{timestamp_now, Provenance, FORMAT_VERSION};
+use crate::reward_scale::RewardScaler;
+
+/// Training progress needed to resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PpoTrainingState {
+    pub updates: usize,
+    pub env_steps: usize,
+    pub adam_step: usize,
+    pub reward_scaler: RewardScaler,
+}
+
+/// Everything in a PPO checkpoint's metadata.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PpoMetadata {
+    pub format_version: u32,
+    /// The agent type (`ppo-lstm`, ...): loading refuses another.
+    pub model: String,
+    pub version: u32,
+    pub framework: String,
+    pub weights_sha256: String,
+    pub optimizer_sha256: String,
+    pub trained_at: String,
+    pub parameters: usize,
+    pub config: PpoConfig,
+    pub training: PpoTrainingState,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
+pub(super) fn save(agent: &PpoAgent, dir: &Path) -> Result<(), AgentError> {
+    let weights = safetensors_bytes(&agent.params.tensors())?;
+    let optimizer = safetensors_bytes(&agent.adam.state())?;
+    let meta = PpoMetadata {
+        format_version: FORMAT_VERSION,
+        model: agent.kind().to_string(),
+        version: 1,
+        framework: format!("candle {} (tradelab-agents {})", "0.11", env!("CARGO_PKG_VERSION")),
+        weights_sha256: sha256_hex(&weights),
+        optimizer_sha256: sha256_hex(&optimizer),
+        trained_at: timestamp_now(),
+        parameters: agent.parameter_count(),
+        config: agent.config.clone(),
+        training: PpoTrainingState {
+            updates: agent.updates,
+            env_steps: agent.env_steps,
+            adam_step: agent.adam.step,
+            reward_scaler: agent.scaler.clone(),
+        },
+        provenance: agent.provenance.clone(),
+    };
+    let json = serde_json::to_string_pretty(&meta).expect("metadata serialises") + "\n";
+    write_dir_atomic(
+        dir,
+        &[
+            (WEIGHTS_FILE, &weights),
+            (OPTIMIZER_FILE, &optimizer),
+            (METADATA_FILE, json.as_bytes()),
+        ],
+    )
+}
+
+/// Reads only metadata.json, to tell which agent a checkpoint holds.
+pub fn read_model_kind(dir: &Path) -> Result<String, AgentError> {
+    let path = dir.join(METADATA_FILE);
+    let bytes = read_file(dir, METADATA_FILE)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| AgentError::checkpoint(&path, format!("is not valid JSON ({e}); the checkpoint is damaged")))?;
+    v.get("model")
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| AgentError::checkpoint(&path, "has no `model` field; it is not a tradelab checkpoint"))
+}
+
+pub(super) fn load(dir: &Path) -> Result<PpoAgent, AgentError> {
+    let meta_path = dir.join(METADATA_FILE);
+    let kind = read_model_kind(dir)?;
+    if !["ppo-lstm", "ppo-transformer", "ppo-mlp"].contains(&kind.as_str()) {
+        return Err(AgentError::Mismatch(format!(
+            "{} holds a `{kind}` model, not a PPO one; load it as `{kind}`",
+            dir.display()
+        )));
+    }
+    let bytes = read_file(dir, METADATA_FILE)?;
+    let meta: PpoMetadata = serde_json::from_slice(&bytes)
+        .map_err(|e| AgentError::checkpoint(&meta_path, format!("does not match the PPO checkpoint layout ({e})")))?;
+    if meta.format_version != FORMAT_VERSION {
+        return Err(AgentError::checkpoint(
+            &meta_path,
+            format!(
+                "is checkpoint format {} but this build reads format {FORMAT_VERSION}; use the tradelab version that wrote it",
+                meta.format_version
+            ),
+        ));
+    }
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let weights = read_file(dir, WEIGHTS_FILE)?;
+    verify_checksum(&weights_path, &weights, &meta.weights_sha256)?;
+    let optimizer_path = dir.join(OPTIMIZER_FILE);
+    let optimizer = read_file(dir, OPTIMIZER_FILE)?;
+    verify_checksum(&optimizer_path, &optimizer, &meta.optimizer_sha256)?;
+
+    let mut agent = PpoAgent::new(meta.config.clone())?;
+    if agent.kind() != kind_name(agent.config.encoder_kind()?) || agent.kind() != meta.model {
+        return Err(AgentError::checkpoint(
+            &meta_path,
+            format!("says `{}` but its config describes a `{}`", meta.model, agent.kind()),
+        ));
+    }
+    let values = read_safetensors(&weights_path, &weights)?;
+    agent
+        .params
+        .assign(&values)
+        .map_err(|p| AgentError::checkpoint(&weights_path, p))?;
+    let moments = read_safetensors(&optimizer_path, &optimizer)?;
+    agent
+        .adam
+        .restore(&moments, meta.training.adam_step)
+        .map_err(|p| AgentError::checkpoint(&optimizer_path, p))?;
+    agent.updates = meta.training.updates;
+    agent.env_steps = meta.training.env_steps;
+    agent.scaler = meta.training.reward_scaler;
+    agent.provenance = meta.provenance;
+    Ok(agent)
+}

@@ -1,0 +1,182 @@
+use std::sync::Arc;
+
+use tradelab_core::Settings;
+use tradelab_data::synthetic::{generate, SyntheticConfig};
+use tradelab_env::{MarketData, Split, VecEnv};
+
+use super::*;
+
+pub(crate) fn small_settings() -> Settings {
+    let mut s = Settings::default();
+    s.env.window = 8;
+    s.env.episode_bars = 64;
+    s.ppo.hidden = 16;
+    s.ppo.heads = 2;
+    s.ppo.layers = 1;
+    s.ppo.envs = 4;
+    s.ppo.rollout_steps = 32;
+    s.ppo.minibatches = 2;
+    s.ppo.epochs = 2;
+    s.ppo.total_steps = 4 * 32 * 10;
+    s
+}
+
+fn market(s: &Settings) -> Arc<MarketData> {
+    let m = generate(&SyntheticConfig {
+        bars: 1500,
+        ..Default::default()
+    });
+    Arc::new(MarketData::new(m.series, s).unwrap())
+}
+
+pub(crate) fn agent(s: &Settings, encoder: &str, data: &MarketData) -> PpoAgent {
+    PpoAgent::new(PpoConfig {
+        encoder: encoder.into(),
+        features: data.n_features(),
+        window: s.env.window,
+        instruments: 1,
+        timeframes: 1,
+        seed: 3,
+        ppo: s.ppo.clone(),
+    })
+    .unwrap()
+}
+
+const KEY: [MarketKey; 1] = [MarketKey {
+    instrument: 0,
+    timeframe: 0,
+}];
+
+fn weights(a: &PpoAgent) -> Vec<u8> {
+    crate::checkpoint::safetensors_bytes(&a.params.tensors()).unwrap()
+}
+
+#[test]
+fn an_update_changes_the_policy_a_little_and_logs_finite_diagnostics() {
+    let s = small_settings();
+    let data = market(&s);
+    for encoder in ["lstm", "transformer", "mlp"] {
+        let mut a = agent(&s, encoder, &data);
+        let before = weights(&a);
+        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 1).unwrap();
+        let st = a.learn(&mut envs, &KEY).unwrap();
+        assert_ne!(weights(&a), before, "{encoder}: weights moved");
+        assert_eq!(st.env_steps, 128);
+        assert_eq!(st.epochs, 2);
+        for (name, v) in [
+            ("policy", st.policy_loss),
+            ("value", st.value_loss),
+            ("entropy", st.entropy),
+            ("kl", st.approx_kl),
+            ("clip", st.clip_fraction),
+            ("ev", st.explained_variance),
+            ("grad", st.grad_norm),
+        ] {
+            assert!(v.is_finite(), "{encoder}: {name} = {v}");
+        }
+        // A first update from a near-uniform policy stays close to it.
+        assert!(
+            st.approx_kl >= 0.0 && st.approx_kl < 0.1,
+            "{encoder}: kl {}",
+            st.approx_kl
+        );
+        assert!((0.0..=1.0).contains(&st.clip_fraction));
+        assert!(
+            st.entropy > 0.5,
+            "{encoder}: near-uniform start has high entropy: {}",
+            st.entropy
+        );
+        assert!(
+            (st.learning_rate - s.ppo.learning_rate).abs() < 1e-12,
+            "first update uses lr0"
+        );
+        assert_eq!(a.updates, 1);
+    }
+}
+
+#[test]
+fn masked_actions_are_never_chosen_and_greedy_is_repeatable() {
+    let s = small_settings();
+    let data = market(&s);
+    let mut a = agent(&s, "lstm", &data);
+    let t = data.steps(Split::Train).start + 5;
+    let input = AgentInput {
+        window: data.window(t),
+        account: [0.0; 3],
+        mask: [false, false, true, false, true],
+        market: KEY[0],
+    };
+    for _ in 0..200 {
+        let d = a.select_action(&input, false).unwrap();
+        assert!(matches!(d.action, Action::CloseLong | Action::Hold), "{:?}", d.action);
+        assert_eq!(d.probabilities[0], 0.0);
+        assert!(d.quantity > 0.0 && d.quantity < 1.0);
+    }
+    let g1 = a.select_action(&input, true).unwrap();
+    let g2 = a.select_action(&input, true).unwrap();
+    assert_eq!(g1, g2);
+    let bad = AgentInput {
+        window: &data.window(t)[1..],
+        ..input
+    };
+    let err = a.select_action(&bad, true).unwrap_err().to_string();
+    assert!(err.contains("window of 8 bars"), "{err}");
+}
+
+#[test]
+fn same_seed_same_weights_and_a_checkpoint_round_trips() {
+    let s = small_settings();
+    let data = market(&s);
+    let train = |seed_env: u64| {
+        let mut a = agent(&s, "transformer", &data);
+        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, seed_env).unwrap();
+        a.learn(&mut envs, &KEY).unwrap();
+        a.learn(&mut envs, &KEY).unwrap();
+        a
+    };
+    let a = train(5);
+    assert_eq!(weights(&a), weights(&train(5)), "deterministic");
+    assert_ne!(weights(&a), weights(&train(6)), "the environment seed matters");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ckpt");
+    a.save(&dir).unwrap();
+    let mut b = PpoAgent::load(&dir).unwrap();
+    assert_eq!(weights(&b), weights(&a));
+    assert_eq!((b.updates, b.env_steps), (2, 256));
+    assert_eq!(
+        b.adam.state()["adam.v.head.value.weight"].to_vec2::<f32>().unwrap(),
+        a.adam.state()["adam.v.head.value.weight"].to_vec2::<f32>().unwrap()
+    );
+    let t = data.steps(Split::Test).start;
+    let input = AgentInput {
+        window: data.window(t),
+        account: [0.0; 3],
+        mask: [true; 5],
+        market: KEY[0],
+    };
+    let mut a = a;
+    assert_eq!(
+        a.select_action(&input, true).unwrap(),
+        b.select_action(&input, true).unwrap()
+    );
+
+    // A flipped byte in the weights is caught by the checksum.
+    let path = dir.join(crate::checkpoint::WEIGHTS_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = PpoAgent::load(&dir).err().unwrap().to_string();
+    assert!(err.contains("sha256") && err.contains("model.safetensors"), "{err}");
+
+    // Another agent type is named, not half-loaded.
+    let meta = dir.join(crate::checkpoint::METADATA_FILE);
+    let text =
+        std::fs::read_to_string(&meta)
+            .unwrap()
+            .replacen("\"model\": \"ppo-transformer\"", "\"model\": \"hrm\"", 1);
+    std::fs::write(&meta, text).unwrap();
+    let err = PpoAgent::load(&dir).err().unwrap().to_string();
+    assert!(err.contains("`hrm` model"), "{err}");
+}

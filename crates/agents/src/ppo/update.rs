@@ -1,0 +1,179 @@
+//! One PPO update: advantages, then `epochs` passes of minibatches split
+//! by environment.
+
+use candle_core::{DType, Tensor};
+use rand::Rng;
+use tradelab_env::ACCOUNT_FEATURES;
+use tradelab_nn::heads::{categorical_entropy, masked_log_probs, Beta};
+
+use super::rollout::RolloutBuffer;
+use super::{entry, PpoAgent};
+use crate::agent::LearnStats;
+use crate::error::AgentError;
+use crate::gae::{gae, normalize_advantages, Rollout};
+
+/// The rollout as tensors, built once per update and indexed per minibatch.
+struct Batch {
+    windows: Tensor,
+    accounts: Tensor,
+    masks: Tensor,
+    instruments: Tensor,
+    timeframes: Tensor,
+    actions: Tensor,
+    quantities: Tensor,
+    entries: Tensor,
+    old_log_probs: Tensor,
+    returns: Tensor,
+}
+
+impl PpoAgent {
+    pub(crate) fn update(&mut self, b: &RolloutBuffer) -> Result<LearnStats, AgentError> {
+        let p = self.config.ppo.clone();
+        let (n, t) = (b.envs, b.steps);
+        let total = n * t;
+        let (advantages, returns) = gae(
+            &Rollout {
+                envs: n,
+                rewards: &b.rewards,
+                values: &b.values,
+                terminated: &b.terminated,
+                truncated: &b.truncated,
+                final_values: &b.final_values,
+                last_values: &b.last_values,
+            },
+            p.gamma as f32,
+            p.gae_lambda as f32,
+        );
+        let d = self.device.clone();
+        let entries: Vec<f32> = b.actions.iter().map(|a| entry(*a as usize)).collect();
+        let batch = Batch {
+            windows: Tensor::from_slice(&b.windows, (total, self.config.window, self.config.features), &d)?,
+            accounts: Tensor::from_slice(&b.accounts, (total, ACCOUNT_FEATURES), &d)?,
+            masks: Tensor::from_slice(&b.masks, (total, 5), &d)?,
+            instruments: Tensor::from_vec(b.keys.iter().map(|k| k.instrument).collect::<Vec<_>>(), total, &d)?,
+            timeframes: Tensor::from_vec(b.keys.iter().map(|k| k.timeframe).collect::<Vec<_>>(), total, &d)?,
+            actions: Tensor::from_slice(&b.actions, total, &d)?,
+            quantities: Tensor::from_slice(&b.quantities, total, &d)?,
+            entries: Tensor::from_vec(entries, total, &d)?,
+            old_log_probs: Tensor::from_slice(&b.log_probs, total, &d)?,
+            returns: Tensor::from_slice(&returns, total, &d)?,
+        };
+
+        let lr = if p.anneal_lr {
+            let frac = 1.0 - self.updates as f64 / self.config.total_updates() as f64;
+            p.learning_rate * frac.max(0.0)
+        } else {
+            p.learning_rate
+        };
+        let per_minibatch = n / p.minibatches;
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut stats = LearnStats {
+            learning_rate: lr,
+            ..Default::default()
+        };
+        let mut sums = [0f64; 6];
+        let mut count = 0f64;
+        for _epoch in 0..p.epochs {
+            // Fisher-Yates over environments: every epoch partitions all of
+            // them, each minibatch holding whole sequences.
+            for i in (1..n).rev() {
+                let j = self.rng.random_range(0..=i);
+                order.swap(i, j);
+            }
+            let mut epoch_kl = 0f64;
+            for mb in 0..p.minibatches {
+                let envs = &order[mb * per_minibatch..(mb + 1) * per_minibatch];
+                let idx: Vec<u32> = envs
+                    .iter()
+                    .flat_map(|&e| (0..t).map(move |s| (s * n + e) as u32))
+                    .collect();
+                let mut adv: Vec<f32> = idx.iter().map(|&i| advantages[i as usize]).collect();
+                normalize_advantages(&mut adv);
+                let r = self.minibatch_step(&batch, &idx, adv, lr)?;
+                for (s, v) in sums.iter_mut().zip(r) {
+                    *s += v;
+                }
+                epoch_kl += r[3];
+                count += 1.0;
+            }
+            stats.epochs += 1;
+            if p.target_kl > 0.0 && epoch_kl / p.minibatches as f64 > p.target_kl {
+                break;
+            }
+        }
+        stats.policy_loss = sums[0] / count;
+        stats.value_loss = sums[1] / count;
+        stats.entropy = sums[2] / count;
+        stats.approx_kl = sums[3] / count;
+        stats.clip_fraction = sums[4] / count;
+        stats.grad_norm = sums[5] / count;
+        stats.explained_variance = explained_variance(&b.values, &returns);
+        Ok(stats)
+    }
+
+    /// Loss, backward pass and Adam step on one minibatch. Returns policy
+    /// loss, value loss, entropy, approx-KL, clip fraction and gradient norm.
+    fn minibatch_step(&mut self, batch: &Batch, idx: &[u32], adv: Vec<f32>, lr: f64) -> Result<[f64; 6], AgentError> {
+        let p = &self.config.ppo;
+        let m = idx.len();
+        let ix = Tensor::from_slice(idx, m, &self.device)?;
+        let pick = |t: &Tensor| t.index_select(&ix, 0);
+        let out = self.net.forward(
+            &pick(&batch.windows)?,
+            &pick(&batch.accounts)?,
+            &pick(&batch.instruments)?,
+            &pick(&batch.timeframes)?,
+        )?;
+        let log_probs = masked_log_probs(&out.logits, &pick(&batch.masks)?)?;
+        let actions = pick(&batch.actions)?.unsqueeze(1)?;
+        let action_lp = log_probs.gather(&actions, 1)?.squeeze(1)?;
+        let beta = Beta::from_raw(&out.raw_alpha, &out.raw_beta)?;
+        let quantity_lp = beta.log_prob(&pick(&batch.quantities)?)?;
+        let new_lp = (action_lp + (quantity_lp * pick(&batch.entries)?)?)?;
+        let log_ratio = (new_lp - pick(&batch.old_log_probs)?)?;
+        let ratio = log_ratio.exp()?;
+        let adv = Tensor::from_vec(adv, m, &self.device)?;
+
+        let unclipped = (adv.neg()? * &ratio)?;
+        let clipped = (adv.neg()? * ratio.clamp(1.0 - p.clip, 1.0 + p.clip)?)?;
+        let policy_loss = unclipped.maximum(&clipped)?.mean_all()?;
+        let value_loss = ((out.value - pick(&batch.returns)?)?.sqr()?.mean_all()? * 0.5)?;
+        let entropy = (categorical_entropy(&log_probs)? + beta.entropy()?)?.mean_all()?;
+        let loss = ((&policy_loss + (&value_loss * p.value_coef)?)? - (&entropy * p.entropy_coef)?)?;
+
+        let grads = loss.backward()?;
+        let grad_norm = self.adam.step(&grads, lr, p.max_grad_norm)?;
+
+        let approx_kl = ((&ratio - 1.0)? - &log_ratio)?.mean_all()?;
+        let clip_fraction = (&ratio - 1.0)?.abs()?.gt(p.clip)?.to_dtype(DType::F32)?.mean_all()?;
+        let scalar = |t: &Tensor| -> Result<f64, AgentError> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
+        Ok([
+            scalar(&policy_loss)?,
+            scalar(&value_loss)?,
+            scalar(&entropy)?,
+            scalar(&approx_kl)?,
+            scalar(&clip_fraction)?,
+            grad_norm,
+        ])
+    }
+}
+
+/// `1 - Var(returns - values) / Var(returns)`: 1 is a perfect critic, 0 no
+/// better than a constant, negative worse.
+pub(crate) fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
+    let n = returns.len() as f64;
+    if n == 0.0 {
+        return 0.0;
+    }
+    let var = |xs: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = xs.collect();
+        let mean = v.iter().sum::<f64>() / n;
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n
+    };
+    let var_r = var(&mut returns.iter().map(|r| *r as f64));
+    if var_r < 1e-12 {
+        return 0.0;
+    }
+    let var_diff = var(&mut returns.iter().zip(values).map(|(r, v)| (*r - *v) as f64));
+    1.0 - var_diff / var_r
+}
