@@ -46,8 +46,56 @@ pub enum Command {
     Backtest(BacktestArgs),
     /// Monte Carlo stress test of a strategy's equity curve.
     Stress(StressArgs),
+    /// Train an RL agent (PPO with an LSTM, Transformer or MLP encoder).
+    Train(TrainArgs),
+    /// Run a trained model greedily through the engine, out of sample, next
+    /// to buy-and-hold and the SMA crossover.
+    Evaluate(EvaluateArgs),
     /// Throughput benchmarks (see BENCHMARKS.md).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// ppo-lstm, ppo-transformer or ppo-mlp.
+    #[arg(long)]
+    pub agent: String,
+    /// Instrument(s) to train on: a name in data/final (or data.raw_dir), or a
+    /// CSV path (repeatable). Default: every series in data/final.
+    #[arg(long = "symbol")]
+    pub symbols: Vec<String>,
+    /// Only series of this timeframe, e.g. 1d or 5m.
+    #[arg(long)]
+    pub timeframe: Option<String>,
+    /// Training budget in environment steps (overrides ppo.total_steps).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Run folder for checkpoints (default runs/<agent>-seed<seed>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from a checkpoint folder (e.g. runs/ppo-lstm-seed42/last).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Checkpoint folder (holding model.safetensors and metadata.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Instrument(s) to evaluate on (default: those the model was trained on).
+    #[arg(long = "symbol")]
+    pub symbols: Vec<String>,
+    /// test (default) or validation.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Split the evaluated period into this many consecutive folds, each
+    /// backtested from a fresh account.
+    #[arg(long, default_value_t = 1)]
+    pub folds: usize,
+    /// Where reports go (overrides report.out_dir).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

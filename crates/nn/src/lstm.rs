@@ -1,9 +1,9 @@
 //! A single-layer LSTM with fused gates (PyTorch's layout and gate order).
 //!
 //! ```text
-//! [i f g o] = x_t W_ih^T + h_{t-1} W_hh^T + b       (one matmul per step;
-//! i, f, o = sigmoid(.), g = tanh(.)                  x W_ih^T for all t is
-//! c_t = f * c_{t-1} + i * g                          one matmul up front)
+//! [i f g o] = x_t W_ih^T + h_{t-1} W_hh^T + b
+//! i, f, o = sigmoid(.), g = tanh(.)
+//! c_t = f * c_{t-1} + i * g
 //! h_t = o * tanh(c_t)
 //! ```
 
@@ -40,39 +40,46 @@ impl Lstm {
     /// Runs over `x: [batch, time, input]` from zero state; returns every
     /// step's hidden state `[batch, time, hidden]` and the final `(h, c)`.
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let (b, t, f) = x.dims3()?;
-        let h0 = Tensor::zeros((b, self.hidden), DType::F32, x.device())?;
-        self.forward_from(x, &h0, &h0.clone(), (b, t, f))
+        let mut outputs = Vec::with_capacity(x.dim(1)?);
+        let (h, c) = self.run(x, Some(&mut outputs))?;
+        Ok((Tensor::stack(&outputs, 1)?, h, c))
     }
 
-    fn forward_from(
-        &self,
-        x: &Tensor,
-        h0: &Tensor,
-        c0: &Tensor,
-        (b, t, f): (usize, usize, usize),
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+    /// The final `(h, c)` only: what a policy reading the window's last
+    /// step needs, without keeping (and backpropagating through) a stacked
+    /// copy of every step's output.
+    pub fn forward_last(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.run(x, None)
+    }
+
+    fn run(&self, x: &Tensor, mut outputs: Option<&mut Vec<Tensor>>) -> Result<(Tensor, Tensor)> {
+        let (b, t, _) = x.dims3()?;
         let n = self.hidden;
-        let projected = x
-            .reshape((b * t, f))?
-            .matmul(&self.w_ih.t()?)?
-            .broadcast_add(&self.bias)?
-            .reshape((b, t, 4 * n))?;
+        // Time-major input so each step's slice is contiguous. The input is
+        // projected per step rather than for all steps up front: candle's
+        // gradient of a slice is a zero-padded copy of the whole sliced
+        // tensor, so slicing the narrow input costs far less than slicing a
+        // [time, batch, 4 hidden] projection.
+        let x = x.transpose(0, 1)?.contiguous()?;
+        let w_ih_t = self.w_ih.t()?;
         let w_hh_t = self.w_hh.t()?;
-        let (mut h, mut c) = (h0.clone(), c0.clone());
-        let mut outputs = Vec::with_capacity(t);
+        let mut h = Tensor::zeros((b, n), DType::F32, x.device())?;
+        let mut c = h.clone();
         for step in 0..t {
-            let gates = (projected.narrow(1, step, 1)?.squeeze(1)? + h.matmul(&w_hh_t)?)?;
-            let chunks = gates.chunk(4, D::Minus1)?;
-            let i = candle_nn::ops::sigmoid(&chunks[0])?;
-            let fg = candle_nn::ops::sigmoid(&chunks[1])?;
-            let g = chunks[2].tanh()?;
-            let o = candle_nn::ops::sigmoid(&chunks[3])?;
+            let gates = (x.get(step)?.matmul(&w_ih_t)? + h.matmul(&w_hh_t)?)?.broadcast_add(&self.bias)?;
+            // One sigmoid over all four gates (g's share is discarded).
+            let s = candle_nn::ops::sigmoid(&gates)?;
+            let i = s.narrow(D::Minus1, 0, n)?;
+            let fg = s.narrow(D::Minus1, n, n)?;
+            let o = s.narrow(D::Minus1, 3 * n, n)?;
+            let g = gates.narrow(D::Minus1, 2 * n, n)?.tanh()?;
             c = ((fg * &c)? + (i * g)?)?;
             h = (o * c.tanh()?)?;
-            outputs.push(h.clone());
+            if let Some(out) = outputs.as_deref_mut() {
+                out.push(h.clone());
+            }
         }
-        Ok((Tensor::stack(&outputs, 1)?, h, c))
+        Ok((h, c))
     }
 }
 

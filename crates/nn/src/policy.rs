@@ -151,7 +151,7 @@ impl PolicyNet {
     ) -> Result<PolicyOutput> {
         let (b, w, _) = window.dims3()?;
         let encoded = match &self.encoder {
-            WindowEncoder::Lstm(l) => l.forward(window)?.1,
+            WindowEncoder::Lstm(l) => l.forward_last(window)?.0,
             WindowEncoder::Transformer(t) => t.forward(window)?.narrow(1, w - 1, 1)?.squeeze(1)?,
             WindowEncoder::Mlp(m) => m.forward(&window.flatten_from(1)?)?.tanh()?,
         };

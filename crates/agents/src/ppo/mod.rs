@@ -38,7 +38,7 @@ use crate::error::AgentError;
 use crate::metadata::Provenance;
 use crate::reward_scale::RewardScaler;
 
-pub use persist::PpoMetadata;
+pub use persist::{read_model_kind, PpoMetadata};
 use rollout::RolloutBuffer;
 
 /// Quantities are kept inside (0, 1) so their Beta log-density stays finite.

@@ -3,8 +3,11 @@
 mod backtest;
 mod bench;
 mod data;
+mod evaluate;
+mod markets;
 mod run;
 mod stress;
+mod train;
 
 use anyhow::Result;
 
@@ -16,6 +19,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Data(c) => data::run(&cli.global, c),
         Command::Backtest(a) => backtest::run(&cli.global, &a),
         Command::Stress(a) => stress::run(&cli.global, &a),
+        Command::Train(a) => train::run(&cli.global, &a),
+        Command::Evaluate(a) => evaluate::run(&cli.global, &a),
         Command::Bench(a) => bench::run(&cli.global, &a),
     }
 }

@@ -1,0 +1,171 @@
+//! `tradelab evaluate`: a trained model, greedily, through the backtesting
+//! engine on its out-of-sample split (optionally in consecutive folds), next
+//! to buy-and-hold and the SMA crossover under the same costs and risk layer.
+
+use anyhow::{bail, Context, Result};
+use tradelab_agents::agent::Agent;
+use tradelab_agents::evaluate::AgentStrategy;
+use tradelab_agents::ppo::{read_model_kind, PpoAgent};
+use tradelab_core::Settings;
+use tradelab_env::Split;
+use tradelab_sim::engine::{self, EngineConfig};
+use tradelab_sim::report::{render_comparison, BacktestReport};
+use tradelab_sim::strategies::baseline;
+
+use super::markets::{data_hash, load_series, markets};
+use crate::cli::{EvaluateArgs, GlobalArgs};
+use crate::context::load_settings;
+use crate::output::{build_report, style, write_report};
+
+/// The baselines every model is compared with.
+const COMPARED: [&str; 2] = ["buy_and_hold", "sma_crossover"];
+
+pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
+    let current = load_settings(g, &[])?;
+    let split = match a.split.as_str() {
+        "test" => Split::Test,
+        "validation" => Split::Validation,
+        other => bail!("unknown split `{other}`; use test or validation"),
+    };
+    if a.folds == 0 {
+        bail!("--folds must be at least 1");
+    }
+    let kind = read_model_kind(&a.model).with_context(|| format!("opening model {}", a.model.display()))?;
+    if !kind.starts_with("ppo-") {
+        bail!(
+            "{} holds a `{kind}` model, which this build cannot evaluate yet",
+            a.model.display()
+        );
+    }
+    let mut agent = PpoAgent::load(&a.model).with_context(|| format!("opening model {}", a.model.display()))?;
+
+    // Features and the observation follow the model's own settings (its
+    // input shape depends on them); costs, fills and risk are today's.
+    let mut settings: Settings = serde_json::from_value(agent.provenance.settings.clone())
+        .context("the model's metadata.json holds settings this build cannot read; retrain the model")?;
+    settings.backtest = current.backtest.clone();
+    settings.risk = current.risk.clone();
+    settings.data = current.data.clone();
+    settings.report = current.report.clone();
+    if let Some(dir) = &a.out_dir {
+        settings.report.out_dir = dir.clone();
+    }
+
+    let symbols: Vec<String> = if a.symbols.is_empty() {
+        agent.provenance.vocabulary.instruments.clone()
+    } else {
+        a.symbols.clone()
+    };
+    let trained_on = agent.provenance.data.clone();
+    let mut series = load_series(&settings, &symbols, None, g.verbose)?;
+    series.retain(|s| {
+        trained_on.is_empty()
+            || trained_on
+                .iter()
+                .any(|h| h.instrument == s.instrument && h.timeframe == super::markets::timeframe_name(s))
+    });
+    if series.is_empty() {
+        bail!(
+            "none of the requested series matches the model's markets {:?}",
+            trained_on
+                .iter()
+                .map(|h| format!("{} {}", h.instrument, h.timeframe))
+                .collect::<Vec<_>>()
+        );
+    }
+    for s in &series {
+        let h = data_hash(s);
+        if let Some(t) = trained_on
+            .iter()
+            .find(|t| t.instrument == h.instrument && t.timeframe == h.timeframe)
+        {
+            if t.sha256 != h.sha256 {
+                eprintln!(
+                    "note: {} {} differs from the data the model was trained on ({} bars {}..{} then, {} bars {}..{} now); normalisation is refitted on this data's training split",
+                    h.instrument, h.timeframe, t.bars, t.first, t.last, h.bars, h.first, h.last
+                );
+            }
+        }
+    }
+    let markets = markets(series, &agent.provenance.vocabulary, &settings)?;
+    for m in &markets {
+        if m.data.feature_names != agent.provenance.features {
+            bail!(
+                "feature mismatch: the model was trained on {:?} but the data gives {:?}; evaluate with the model's feature settings",
+                agent.provenance.features,
+                m.data.feature_names
+            );
+        }
+    }
+
+    let cfg = EngineConfig::from_settings(&settings);
+    let mut reports: Vec<BacktestReport> = Vec::new();
+    for m in &markets {
+        let range = m.data.bars(split);
+        let fold_len = range.len() / a.folds;
+        if fold_len < 2 {
+            bail!(
+                "{}: the {} split has {} bars, too few for {} folds; use fewer --folds",
+                m.data.series.instrument,
+                split.name(),
+                range.len(),
+                a.folds
+            );
+        }
+        for f in 0..a.folds {
+            let start = range.start + f * fold_len;
+            let end = if f + 1 == a.folds { range.end } else { start + fold_len };
+            let slice = m.data.series.slice(start, end);
+            let out_dir = if a.folds > 1 {
+                settings.report.out_dir.join(format!("fold-{}", f + 1))
+            } else {
+                settings.report.out_dir.clone()
+            };
+            let mut strategy = AgentStrategy::new(&mut agent, &m.data, m.key, start, &settings);
+            let result = engine::run(&[&slice], &mut strategy, &cfg);
+            if let Some(e) = strategy.error.take() {
+                return Err(e).context("the model failed while deciding");
+            }
+            let (_, report) = build_report(&result, &settings);
+            write_report(&out_dir, &report, &result)?;
+            reports.push(report);
+            for name in COMPARED {
+                let mut b = baseline(name, &settings).expect("compared baselines exist");
+                let result = engine::run(&[&slice], b.as_mut(), &cfg);
+                let (_, report) = build_report(&result, &settings);
+                write_report(&out_dir, &report, &result)?;
+                reports.push(report);
+            }
+        }
+    }
+    println!(
+        "{} on the {} split{} (greedy; fill {:?}, fees {}/{} {}; features and window as trained)",
+        agent.kind(),
+        split.name(),
+        if a.folds > 1 {
+            format!(", {} folds", a.folds)
+        } else {
+            String::new()
+        },
+        settings.backtest.fill,
+        settings.backtest.costs.entry_fixed,
+        settings.backtest.costs.exit_fixed,
+        settings.backtest.currency
+    );
+    println!("{}", render_comparison(&reports, style()));
+    let summary: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| serde_json::json!({"model_used": r.model_used, "instruments": r.instruments, "start": r.start_date, "end": r.end_date, "total_pnl": r.metrics.total_pnl, "sharpe": r.metrics.curve.sharpe, "max_drawdown_pct": r.max_drawdown_pct, "total_trades": r.total_trades}))
+        .collect();
+    let path = settings.report.out_dir.join("evaluation.json");
+    crate::context::ensure_dir(&settings.report.out_dir)?;
+    tradelab_data::cache::write_atomic(
+        &path,
+        serde_json::to_string_pretty(&serde_json::json!({"model": a.model, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary}))?.as_bytes(),
+    )?;
+    println!(
+        "reports and charts: {}/ (evaluation.json, one .json and .svg per run)",
+        settings.report.out_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The series an agent trains or is evaluated on, and their embedding ids.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tradelab_agents::metadata::{series_hash, DataHash, Vocabulary};
+use tradelab_agents::trainer::TrainingMarket;
+use tradelab_core::{time::format_date, BarSeries, Settings};
+use tradelab_data::table::load_final;
+use tradelab_env::MarketData;
+
+use super::backtest::load_symbols;
+
+/// Timeframe name of a series ("1d", "5m", or "unknown").
+pub fn timeframe_name(s: &BarSeries) -> String {
+    s.timeframe_or_inferred()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Series from `--symbol` (names in data/final, else data.raw_dir, or
+/// paths), or every series in data/final; optionally one timeframe only.
+pub fn load_series(
+    settings: &Settings,
+    symbols: &[String],
+    timeframe: Option<&str>,
+    verbose: bool,
+) -> Result<Vec<BarSeries>> {
+    let final_dir = &settings.data.final_dir;
+    let table = load_final(final_dir).ok();
+    let mut out = Vec::new();
+    if symbols.is_empty() {
+        let Some(table) = table else {
+            bail!(
+                "no prepared data in {}; run `tradelab data prepare` (or `tradelab run`) first, or name files with --symbol",
+                final_dir.display()
+            );
+        };
+        for (id, tf, r) in table.segments() {
+            out.push(segment(&table, id, tf, r));
+        }
+    } else {
+        for s in symbols {
+            let from_table = table.as_ref().and_then(|t| {
+                let id = t.instruments.iter().position(|n| n == s)? as u32;
+                Some(
+                    t.segments()
+                        .into_iter()
+                        .filter(|(i, _, _)| *i == id)
+                        .map(|(i, tf, r)| segment(t, i, tf, r))
+                        .collect::<Vec<_>>(),
+                )
+            });
+            match from_table {
+                Some(found) => out.extend(found),
+                None => out.extend(load_symbols(settings, std::slice::from_ref(s), verbose)?),
+            }
+        }
+    }
+    if let Some(tf) = timeframe {
+        out.retain(|s| timeframe_name(s) == tf);
+        if out.is_empty() {
+            bail!("no series with timeframe `{tf}`; omit --timeframe or choose another (e.g. 1d, 5m, 1m)");
+        }
+    }
+    Ok(out)
+}
+
+fn segment(
+    t: &tradelab_data::table::MarketTable,
+    id: u32,
+    tf: tradelab_core::Timeframe,
+    r: std::ops::Range<usize>,
+) -> BarSeries {
+    BarSeries {
+        instrument: t.instruments[id as usize].clone(),
+        timeframe: Some(tf),
+        ts: t.ts[r.clone()].to_vec(),
+        open: t.open[r.clone()].to_vec(),
+        high: t.high[r.clone()].to_vec(),
+        low: t.low[r.clone()].to_vec(),
+        close: t.close[r.clone()].to_vec(),
+        volume: t.volume[r].to_vec(),
+    }
+}
+
+/// The vocabulary of a set of series: instruments and timeframes in first-seen order.
+pub fn vocabulary(series: &[BarSeries]) -> Vocabulary {
+    let mut v = Vocabulary::default();
+    for s in series {
+        if !v.instruments.contains(&s.instrument) {
+            v.instruments.push(s.instrument.clone());
+        }
+        let tf = timeframe_name(s);
+        if !v.timeframes.contains(&tf) {
+            v.timeframes.push(tf);
+        }
+    }
+    v
+}
+
+pub fn data_hash(s: &BarSeries) -> DataHash {
+    DataHash {
+        instrument: s.instrument.clone(),
+        timeframe: timeframe_name(s),
+        bars: s.len(),
+        first: s.ts.first().map(|t| format_date(*t)).unwrap_or_default(),
+        last: s.ts.last().map(|t| format_date(*t)).unwrap_or_default(),
+        sha256: series_hash(s),
+    }
+}
+
+/// Market data (features, normalisation, splits) with embedding ids.
+pub fn markets(series: Vec<BarSeries>, vocab: &Vocabulary, settings: &Settings) -> Result<Vec<TrainingMarket>> {
+    let mut out = Vec::new();
+    for s in series {
+        let key = vocab
+            .key(&s.instrument, &timeframe_name(&s))
+            .map_err(anyhow::Error::msg)?;
+        let name = format!("{} ({})", s.instrument, timeframe_name(&s));
+        let data = MarketData::new(s, settings).with_context(|| format!("preparing {name} for the environment"))?;
+        out.push(TrainingMarket {
+            data: Arc::new(data),
+            key,
+        });
+    }
+    Ok(out)
+}
