@@ -27,10 +27,28 @@ struct Batch {
 }
 
 impl PpoAgent {
+    /// The rollout as tensors, with `returns` as the value targets.
+    fn batch(&self, b: &RolloutBuffer, returns: &[f32]) -> Result<Batch, AgentError> {
+        let total = b.envs * b.steps;
+        let d = &self.device;
+        let entries: Vec<f32> = b.actions.iter().map(|a| entry(*a as usize)).collect();
+        Ok(Batch {
+            windows: Tensor::from_slice(&b.windows, (total, self.config.window, self.config.features), d)?,
+            accounts: Tensor::from_slice(&b.accounts, (total, ACCOUNT_FEATURES), d)?,
+            masks: Tensor::from_slice(&b.masks, (total, 5), d)?,
+            instruments: Tensor::from_vec(b.keys.iter().map(|k| k.instrument).collect::<Vec<_>>(), total, d)?,
+            timeframes: Tensor::from_vec(b.keys.iter().map(|k| k.timeframe).collect::<Vec<_>>(), total, d)?,
+            actions: Tensor::from_slice(&b.actions, total, d)?,
+            quantities: Tensor::from_slice(&b.quantities, total, d)?,
+            entries: Tensor::from_vec(entries, total, d)?,
+            old_log_probs: Tensor::from_slice(&b.log_probs, total, d)?,
+            returns: Tensor::from_slice(returns, total, d)?,
+        })
+    }
+
     pub(crate) fn update(&mut self, b: &RolloutBuffer) -> Result<LearnStats, AgentError> {
         let p = self.config.ppo.clone();
         let (n, t) = (b.envs, b.steps);
-        let total = n * t;
         let (advantages, returns) = gae(
             &Rollout {
                 envs: n,
@@ -44,20 +62,7 @@ impl PpoAgent {
             p.gamma as f32,
             p.gae_lambda as f32,
         );
-        let d = self.device.clone();
-        let entries: Vec<f32> = b.actions.iter().map(|a| entry(*a as usize)).collect();
-        let batch = Batch {
-            windows: Tensor::from_slice(&b.windows, (total, self.config.window, self.config.features), &d)?,
-            accounts: Tensor::from_slice(&b.accounts, (total, ACCOUNT_FEATURES), &d)?,
-            masks: Tensor::from_slice(&b.masks, (total, 5), &d)?,
-            instruments: Tensor::from_vec(b.keys.iter().map(|k| k.instrument).collect::<Vec<_>>(), total, &d)?,
-            timeframes: Tensor::from_vec(b.keys.iter().map(|k| k.timeframe).collect::<Vec<_>>(), total, &d)?,
-            actions: Tensor::from_slice(&b.actions, total, &d)?,
-            quantities: Tensor::from_slice(&b.quantities, total, &d)?,
-            entries: Tensor::from_vec(entries, total, &d)?,
-            old_log_probs: Tensor::from_slice(&b.log_probs, total, &d)?,
-            returns: Tensor::from_slice(&returns, total, &d)?,
-        };
+        let batch = self.batch(b, &returns)?;
 
         let lr = if p.anneal_lr {
             let frac = 1.0 - self.updates as f64 / self.config.total_updates() as f64;
@@ -176,4 +181,32 @@ pub(crate) fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
     }
     let var_diff = var(&mut returns.iter().zip(values).map(|(r, v)| (*r - *v) as f64));
     1.0 - var_diff / var_r
+}
+
+impl PpoAgent {
+    /// Seconds per PPO minibatch step (forward, backward, Adam) on the
+    /// first minibatch of the last rollout, `repeats` times after one
+    /// warm-up: the figure compared with PyTorch in BENCHMARKS.md. Call
+    /// after at least one [`learn`](crate::Agent::learn).
+    pub fn time_update_step(&mut self, repeats: usize) -> Result<Vec<f64>, AgentError> {
+        let b = self
+            .buffer
+            .take()
+            .ok_or_else(|| AgentError::Invalid("time_update_step needs a rollout: call learn first".into()))?;
+        let (n, t) = (b.envs, b.steps);
+        let batch = self.batch(&b, &b.values)?;
+        let per = n / self.config.ppo.minibatches;
+        let idx: Vec<u32> = (0..per).flat_map(|e| (0..t).map(move |s| (s * n + e) as u32)).collect();
+        let adv: Vec<f32> = (0..idx.len()).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let mut times = Vec::with_capacity(repeats);
+        for k in 0..=repeats {
+            let start = std::time::Instant::now();
+            self.minibatch_step(&batch, &idx, adv.clone(), 1e-5)?;
+            if k > 0 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+        self.buffer = Some(b);
+        Ok(times)
+    }
 }

@@ -96,8 +96,12 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         bail!("--bars must be at least 100");
     }
     let what = a.what.as_str();
-    if !["all", "engine", "portfolio", "csv", "features", "env"].contains(&what) {
-        bail!("unknown benchmark `{what}`; choose engine, portfolio, csv, features, env or all");
+    if !["all", "engine", "portfolio", "csv", "features", "env", "ppo"].contains(&what) {
+        bail!("unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo or all");
+    }
+    if what == "ppo" {
+        // Steps of PPO training per timed run (capped: --bars defaults to a million).
+        return super::bench_ppo::run(&settings, a.bars.min(65_536), a.repeats);
     }
     let all = what == "all";
     println!("median of {} runs after a warm-up, one thread", a.repeats);
