@@ -203,20 +203,16 @@ pub fn train<A: Trainable>(
         // No validation split (or none run): the last model is the best known.
         agent.save(&best)?;
     }
+    let (updates, env_steps) = (agent.updates_done(), agent.env_steps_done());
     let p = agent.provenance_mut();
     Ok(TrainSummary {
-        updates: 0,
-        env_steps: 0,
+        updates,
+        env_steps,
         seconds: started.elapsed().as_secs_f64(),
         stopped_early,
         best: p.best_validation.clone(),
         last_dir: last,
         best_dir: best,
         return_moving_average: p.train_return_moving_average,
-    })
-    .map(|mut s| {
-        s.updates = agent.updates_done();
-        s.env_steps = agent.env_steps_done();
-        s
     })
 }

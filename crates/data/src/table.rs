@@ -56,8 +56,13 @@ impl MarketTable {
     pub fn series(&self, instrument: &str) -> Option<BarSeries> {
         let id = self.instruments.iter().position(|n| n == instrument)? as u32;
         let (_, tf, r) = self.segments().into_iter().find(|(i, _, _)| *i == id)?;
-        Some(BarSeries {
-            instrument: instrument.to_string(),
+        Some(self.segment_series(id, tf, r))
+    }
+
+    /// One segment (as [`segments`](Self::segments) lists them) as a series.
+    pub fn segment_series(&self, id: u32, tf: Timeframe, r: Range<usize>) -> BarSeries {
+        BarSeries {
+            instrument: self.instruments[id as usize].clone(),
             timeframe: Some(tf),
             ts: self.ts[r.clone()].to_vec(),
             open: self.open[r.clone()].to_vec(),
@@ -65,7 +70,7 @@ impl MarketTable {
             low: self.low[r.clone()].to_vec(),
             close: self.close[r.clone()].to_vec(),
             volume: self.volume[r].to_vec(),
-        })
+        }
     }
 }
 

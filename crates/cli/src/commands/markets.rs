@@ -37,7 +37,7 @@ pub fn load_series(
             );
         };
         for (id, tf, r) in table.segments() {
-            out.push(segment(&table, id, tf, r));
+            out.push(table.segment_series(id, tf, r));
         }
     } else {
         for s in symbols {
@@ -47,7 +47,7 @@ pub fn load_series(
                     t.segments()
                         .into_iter()
                         .filter(|(i, _, _)| *i == id)
-                        .map(|(i, tf, r)| segment(t, i, tf, r))
+                        .map(|(i, tf, r)| t.segment_series(i, tf, r))
                         .collect::<Vec<_>>(),
                 )
             });
@@ -64,24 +64,6 @@ pub fn load_series(
         }
     }
     Ok(out)
-}
-
-fn segment(
-    t: &tradelab_data::table::MarketTable,
-    id: u32,
-    tf: tradelab_core::Timeframe,
-    r: std::ops::Range<usize>,
-) -> BarSeries {
-    BarSeries {
-        instrument: t.instruments[id as usize].clone(),
-        timeframe: Some(tf),
-        ts: t.ts[r.clone()].to_vec(),
-        open: t.open[r.clone()].to_vec(),
-        high: t.high[r.clone()].to_vec(),
-        low: t.low[r.clone()].to_vec(),
-        close: t.close[r.clone()].to_vec(),
-        volume: t.volume[r].to_vec(),
-    }
 }
 
 /// The vocabulary of a set of series: instruments and timeframes in first-seen order.
