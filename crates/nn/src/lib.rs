@@ -3,8 +3,9 @@
 //! - [`params`]: a named, sorted parameter store initialised from our own
 //!   seeded generator (candle cannot seed its CPU RNG), with orthogonal
 //!   initialisation, so the same seed gives the same weights;
-//! - [`lstm`]: an LSTM whose four gates share one matrix multiply per step,
-//!   and whose input projections for the whole window are one multiply;
+//! - [`lstm`]: an LSTM whose input projections for the whole window are one
+//!   multiply and whose recurrence is one fused CPU operation with a
+//!   hand-written backward pass;
 //! - [`transformer`]: a pre-norm Transformer encoder (attention as batched
 //!   matrix multiplies) with learned positions;
 //! - [`heads`]: the masked 5-way action distribution and the Beta
@@ -23,13 +24,15 @@
 //! let mut p = Params::new(7, Device::Cpu);
 //! let lstm = Lstm::new(&mut p, "enc", 4, 8).unwrap();
 //! let x = Tensor::zeros((2, 5, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
-//! let (out, h, _c) = lstm.forward(&x).unwrap();
+//! let (out, h) = lstm.forward(&x).unwrap();
 //! assert_eq!(out.dims(), &[2, 5, 8]);
 //! assert_eq!(h.dims(), &[2, 8]);
 //! ```
 
 pub mod heads;
+mod kernels;
 pub mod lstm;
+mod lstm_recurrence;
 pub mod params;
 pub mod policy;
 pub mod special;

@@ -9,6 +9,8 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
+use crate::kernels::LinearOp;
+use crate::lstm_recurrence::LstmRecurrence;
 use crate::params::Params;
 
 pub struct Lstm {
@@ -38,36 +40,50 @@ impl Lstm {
     }
 
     /// Runs over `x: [batch, time, input]` from zero state; returns every
-    /// step's hidden state `[batch, time, hidden]` and the final `(h, c)`.
-    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let mut outputs = Vec::with_capacity(x.dim(1)?);
-        let (h, c) = self.run(x, Some(&mut outputs))?;
-        Ok((Tensor::stack(&outputs, 1)?, h, c))
+    /// step's hidden state `[batch, time, hidden]` and the last `[batch, hidden]`.
+    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let t = x.dim(1)?;
+        let all = self.recurrence(x, true)?.transpose(0, 1)?.contiguous()?;
+        let last = all.narrow(1, t - 1, 1)?.squeeze(1)?;
+        Ok((all, last))
     }
 
-    /// The final `(h, c)` only: what a policy reading the window's last
-    /// step needs, without keeping (and backpropagating through) a stacked
-    /// copy of every step's output.
-    pub fn forward_last(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.run(x, None)
+    /// The last hidden state `[batch, hidden]` only: what a policy reading
+    /// the window's last step needs.
+    pub fn forward_last(&self, x: &Tensor) -> Result<Tensor> {
+        self.recurrence(x, false)
     }
 
-    fn run(&self, x: &Tensor, mut outputs: Option<&mut Vec<Tensor>>) -> Result<(Tensor, Tensor)> {
-        let (b, t, _) = x.dims3()?;
+    /// `[time, batch, hidden]` with `all_steps`, else `[batch, hidden]`.
+    fn recurrence(&self, x: &Tensor, all_steps: bool) -> Result<Tensor> {
+        let (b, t, input) = x.dims3()?;
+        // Every step's input projection in one multiply, time major so the
+        // recurrence reads each step contiguously.
+        let x_tm = x.transpose(0, 1)?.contiguous()?.reshape((t * b, input))?;
+        let projections = if x.device().is_cpu() {
+            x_tm.apply_op3(&self.w_ih, &self.bias, LinearOp)?
+        } else {
+            x_tm.matmul(&self.w_ih.t()?)?.broadcast_add(&self.bias)?
+        }
+        .reshape((t, b, 4 * self.hidden))?;
+        if x.device().is_cpu() {
+            projections.apply_op2(&self.w_hh, LstmRecurrence::new(all_steps))
+        } else {
+            self.composed(&projections, all_steps)
+        }
+    }
+
+    /// The same recurrence from candle operations: for devices without the
+    /// fused CPU kernel, and the reference the kernel is tested against.
+    fn composed(&self, projections: &Tensor, all_steps: bool) -> Result<Tensor> {
+        let (t, b, _) = projections.dims3()?;
         let n = self.hidden;
-        // Time-major input so each step's slice is contiguous. The input is
-        // projected per step rather than for all steps up front: candle's
-        // gradient of a slice is a zero-padded copy of the whole sliced
-        // tensor, so slicing the narrow input costs far less than slicing a
-        // [time, batch, 4 hidden] projection.
-        let x = x.transpose(0, 1)?.contiguous()?;
-        let w_ih_t = self.w_ih.t()?;
         let w_hh_t = self.w_hh.t()?;
-        let mut h = Tensor::zeros((b, n), DType::F32, x.device())?;
+        let mut h = Tensor::zeros((b, n), DType::F32, projections.device())?;
         let mut c = h.clone();
+        let mut outputs = Vec::with_capacity(t);
         for step in 0..t {
-            let gates = (x.get(step)?.matmul(&w_ih_t)? + h.matmul(&w_hh_t)?)?.broadcast_add(&self.bias)?;
-            // One sigmoid over all four gates (g's share is discarded).
+            let gates = (projections.get(step)? + h.matmul(&w_hh_t)?)?;
             let s = candle_nn::ops::sigmoid(&gates)?;
             let i = s.narrow(D::Minus1, 0, n)?;
             let fg = s.narrow(D::Minus1, n, n)?;
@@ -75,11 +91,15 @@ impl Lstm {
             let g = gates.narrow(D::Minus1, 2 * n, n)?.tanh()?;
             c = ((fg * &c)? + (i * g)?)?;
             h = (o * c.tanh()?)?;
-            if let Some(out) = outputs.as_deref_mut() {
-                out.push(h.clone());
+            if all_steps {
+                outputs.push(h.clone());
             }
         }
-        Ok((h, c))
+        if all_steps {
+            Tensor::stack(&outputs, 0)
+        } else {
+            Ok(h)
+        }
     }
 }
 
@@ -125,7 +145,7 @@ mod tests {
             .map(|t| (0..3).map(|k| ((t * 3 + k) as f32 * 0.37).sin()).collect())
             .collect();
         let x = Tensor::from_vec(xs.concat(), (1, 6, 3), &Device::Cpu).unwrap();
-        let (out, h, _) = lstm.forward(&x).unwrap();
+        let (out, h) = lstm.forward(&x).unwrap();
         let want = reference(
             &lstm.w_ih.to_vec2().unwrap(),
             &lstm.w_hh.to_vec2().unwrap(),
@@ -152,11 +172,74 @@ mod tests {
         let mut p = Params::new(4, Device::Cpu);
         let lstm = Lstm::new(&mut p, "l", 2, 3).unwrap();
         let x = Tensor::ones((2, 4, 2), DType::F32, &Device::Cpu).unwrap();
-        let (_, h, _) = lstm.forward(&x).unwrap();
+        let h = lstm.forward_last(&x).unwrap();
         let grads = h.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         for v in p.vars() {
             let g = grads.get(v.as_tensor()).expect("gradient present");
             assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+        }
+    }
+
+    /// The fused kernel against the composed candle operations: outputs and
+    /// the gradients of the input and every parameter, for the last step
+    /// and for every step's output.
+    #[test]
+    fn fused_recurrence_matches_candle_operations_forward_and_backward() {
+        let d = Device::Cpu;
+        let mut p = Params::new(11, d.clone());
+        let lstm = Lstm::new(&mut p, "l", 5, 6).unwrap();
+        // Non-zero biases so their gradient path is exercised too.
+        let bias = Tensor::randn(0f32, 0.5, 24, &d).unwrap();
+        let vars = p.named_vars();
+        vars.iter().find(|(n, _)| n == "l.bias").unwrap().1.set(&bias).unwrap();
+        let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 7, 5), &d).unwrap()).unwrap();
+        let weights = Tensor::randn(0f32, 1.0, (3, 7, 6), &d).unwrap();
+        for all_steps in [false, true] {
+            let projections = x
+                .as_tensor()
+                .transpose(0, 1)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .reshape((21, 5))
+                .unwrap()
+                .matmul(&lstm.w_ih.t().unwrap())
+                .unwrap()
+                .broadcast_add(&lstm.bias)
+                .unwrap()
+                .reshape((7, 3, 24))
+                .unwrap();
+            let fused = projections
+                .apply_op2(&lstm.w_hh, LstmRecurrence::new(all_steps))
+                .unwrap();
+            let composed = lstm.composed(&projections, all_steps).unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (a, b) in flat(&fused).iter().zip(flat(&composed)) {
+                assert!((a - b).abs() < 1e-5, "output {a} vs {b}");
+            }
+            // A loss that weighs every output differently.
+            let loss = |out: &Tensor| {
+                let w = if all_steps {
+                    weights.transpose(0, 1).unwrap().contiguous().unwrap()
+                } else {
+                    weights.get_on_dim(1, 6).unwrap()
+                };
+                (out * w).unwrap().sum_all().unwrap()
+            };
+            let g_fused = loss(&fused).backward().unwrap();
+            let g_composed = loss(&composed).backward().unwrap();
+            let mut tensors: Vec<&Tensor> = vec![x.as_tensor()];
+            tensors.extend([&lstm.w_ih, &lstm.w_hh, &lstm.bias]);
+            for t in tensors {
+                let (a, b) = (flat(g_fused.get(t).unwrap()), flat(g_composed.get(t).unwrap()));
+                let scale = b.iter().map(|v| v.abs()).fold(1e-3, f32::max);
+                for (u, v) in a.iter().zip(&b) {
+                    assert!(
+                        (u - v).abs() < 1e-4 * scale,
+                        "all_steps {all_steps}: gradient {u} vs {v}"
+                    );
+                }
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 
 use candle_core::{DType, Result, Tensor};
 
+use crate::kernels;
 use crate::lstm::Lstm;
 use crate::params::Params;
 use crate::transformer::{Encoder, Linear};
@@ -149,16 +150,16 @@ impl PolicyNet {
         instrument: &Tensor,
         timeframe: &Tensor,
     ) -> Result<PolicyOutput> {
-        let (b, w, _) = window.dims3()?;
+        let b = window.dim(0)?;
         let encoded = match &self.encoder {
-            WindowEncoder::Lstm(l) => l.forward_last(window)?.0,
-            WindowEncoder::Transformer(t) => t.forward(window)?.narrow(1, w - 1, 1)?.squeeze(1)?,
-            WindowEncoder::Mlp(m) => m.forward(&window.flatten_from(1)?)?.tanh()?,
+            WindowEncoder::Lstm(l) => l.forward_last(window)?,
+            WindowEncoder::Transformer(t) => t.forward_last(window)?,
+            WindowEncoder::Mlp(m) => kernels::tanh(&m.forward(&window.flatten_from(1)?)?)?,
         };
         let inst = self.instrument_embedding.index_select(instrument, 0)?;
         let tf = self.timeframe_embedding.index_select(timeframe, 0)?;
         let joined = Tensor::cat(&[&encoded, &account.to_dtype(DType::F32)?, &inst, &tf], 1)?;
-        let z = self.trunk.forward(&joined)?.tanh()?;
+        let z = kernels::tanh(&self.trunk.forward(&joined)?)?;
         let q = self.quantity.forward(&z)?;
         Ok(PolicyOutput {
             logits: self.policy.forward(&z)?,

@@ -11,6 +11,7 @@
 
 use candle_core::{Result, Tensor, D};
 
+use crate::kernels::{LayerNormOp, LinearOp, LAYER_NORM_EPS};
 use crate::params::Params;
 
 pub struct LayerNorm {
@@ -26,11 +27,26 @@ impl LayerNorm {
         })
     }
 
+    /// Normalises over the last dimension of `x: [..., dim]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            return self.composed(x);
+        }
+        let dims = x.dims().to_vec();
+        let dim = *dims
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("layer norm of a scalar".into()))?;
+        let rows = x.elem_count() / dim.max(1);
+        x.reshape((rows, dim))?
+            .apply_op3(&self.gain, &self.bias, LayerNormOp::new())?
+            .reshape(dims)
+    }
+
+    fn composed(&self, x: &Tensor) -> Result<Tensor> {
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+        let normed = centred.broadcast_div(&(var + LAYER_NORM_EPS as f64)?.sqrt()?)?;
         normed.broadcast_mul(&self.gain)?.broadcast_add(&self.bias)
     }
 }
@@ -54,13 +70,19 @@ impl Linear {
         let dims = x.dims().to_vec();
         let input = *dims.last().expect("at least one dim");
         let rows: usize = dims[..dims.len() - 1].iter().product();
-        let y = x
-            .reshape((rows, input))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?;
+        let x = x.reshape((rows, input))?;
+        let y = if x.device().is_cpu() {
+            x.apply_op3(&self.weight, &self.bias, LinearOp)?
+        } else {
+            self.composed(&x)?
+        };
         let mut out_dims = dims;
         *out_dims.last_mut().expect("at least one dim") = self.weight.dim(0)?;
         y.reshape(out_dims)
+    }
+
+    fn composed(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
     }
 }
 
@@ -92,6 +114,21 @@ impl EncoderLayer {
 
     /// Attention weights `[batch, heads, T, T]` and the layer output.
     pub fn forward_with_attention(&self, h: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.attend(h, false)
+    }
+
+    pub fn forward(&self, h: &Tensor) -> Result<Tensor> {
+        Ok(self.attend(h, false)?.1)
+    }
+
+    /// The output at the last position only, `[batch, 1, dim]`: every
+    /// position is still attended to, but the queries, the feed-forward
+    /// block and their gradients are computed for one position instead of T.
+    pub fn forward_last(&self, h: &Tensor) -> Result<Tensor> {
+        Ok(self.attend(h, true)?.1)
+    }
+
+    fn attend(&self, h: &Tensor, last_only: bool) -> Result<(Tensor, Tensor)> {
         let (b, t, d) = h.dims3()?;
         let dh = d / self.heads;
         let qkv = self.qkv.forward(&self.ln1.forward(h)?)?;
@@ -102,22 +139,24 @@ impl EncoderLayer {
                 .contiguous()?
                 .reshape((b * self.heads, t, dh))
         };
-        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        let (mut q, k, v) = (split(0)?, split(1)?, split(2)?);
+        let (mut h, mut tq) = (h.clone(), t);
+        if last_only {
+            q = q.narrow(1, t - 1, 1)?;
+            h = h.narrow(1, t - 1, 1)?;
+            tq = 1;
+        }
         let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
         let att = candle_nn::ops::softmax_last_dim(&scores)?;
         let mixed = att
             .matmul(&v)?
-            .reshape((b, self.heads, t, dh))?
+            .reshape((b, self.heads, tq, dh))?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((b, t, d))?;
+            .reshape((b, tq, d))?;
         let h = (h + self.out.forward(&mixed)?)?;
         let ff = self.ff2.forward(&self.ff1.forward(&self.ln2.forward(&h)?)?.relu()?)?;
-        Ok((att.reshape((b, self.heads, t, t))?, (h + ff)?))
-    }
-
-    pub fn forward(&self, h: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_with_attention(h)?.1)
+        Ok((att.reshape((b, self.heads, tq, t))?, (h + ff)?))
     }
 }
 
@@ -156,6 +195,21 @@ impl Encoder {
             h = layer.forward(&h)?;
         }
         self.norm.forward(&h)
+    }
+
+    /// The encoding of the window's last position, `[batch, dim]`: equal to
+    /// `forward(x)` at the last step, with the last layer computed for that
+    /// position only.
+    pub fn forward_last(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = self.input.forward(x)?.broadcast_add(&self.positions)?;
+        let Some((last, rest)) = self.layers.split_last() else {
+            let t = h.dim(1)?;
+            return self.norm.forward(&h.narrow(1, t - 1, 1)?.squeeze(1)?);
+        };
+        for layer in rest {
+            h = layer.forward(&h)?;
+        }
+        self.norm.forward(&last.forward_last(&h)?.squeeze(1)?)
     }
 }
 
@@ -204,5 +258,57 @@ mod tests {
         assert!(mean.iter().all(|m| m.abs() < 1e-5) && var.iter().all(|v| (v - 1.0).abs() < 1e-3));
         assert!(EncoderLayer::new(&mut p, "bad", 10, 3, 8).is_err());
         let _ = DType::F32;
+    }
+
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().map(|v| v.abs()).fold(1e-3, f32::max);
+        for (u, v) in a.iter().zip(b) {
+            assert!((u - v).abs() <= tol * scale, "{what}: {u} vs {v}");
+        }
+    }
+
+    #[test]
+    fn last_position_path_equals_the_full_encoder_at_the_last_step() {
+        let mut p = Params::new(8, Device::Cpu);
+        let enc = Encoder::new(&mut p, "tf", 6, 10, 16, 4, 2).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 10, 6), &Device::Cpu).unwrap();
+        let full = enc.forward(&x).unwrap().narrow(1, 9, 1).unwrap().squeeze(1).unwrap();
+        let last = enc.forward_last(&x).unwrap();
+        assert_eq!(last.dims(), &[3, 16]);
+        assert_close(&flat(&last), &flat(&full), 1e-5, "last position");
+    }
+
+    /// The fused dense layer and layer norm against candle's composed
+    /// operations: outputs and gradients of input, weights and biases.
+    #[test]
+    fn fused_linear_and_layer_norm_match_composed_operations() {
+        let d = Device::Cpu;
+        let mut p = Params::new(3, d.clone());
+        let lin = Linear::new(&mut p, "lin", 7, 5, 1.0).unwrap();
+        let ln = LayerNorm::new(&mut p, "ln", 5).unwrap();
+        // Non-trivial biases and gains.
+        for (name, var) in p.named_vars() {
+            if name.ends_with("bias") || name == "ln.weight" {
+                let dims = var.as_tensor().dims().to_vec();
+                var.set(&Tensor::randn(0.5f32, 0.3, dims, &d).unwrap()).unwrap();
+            }
+        }
+        let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (9, 7), &d).unwrap()).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (9, 5), &d).unwrap();
+        let fused = ln.forward(&lin.forward(x.as_tensor()).unwrap()).unwrap();
+        let composed = ln.composed(&lin.composed(x.as_tensor()).unwrap()).unwrap();
+        assert_close(&flat(&fused), &flat(&composed), 1e-5, "output");
+        let gf = (&fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gc = (&composed * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut tensors: Vec<(String, Tensor)> = p.tensors().into_iter().collect();
+        tensors.push(("x".into(), x.as_tensor().clone()));
+        for (name, t) in tensors {
+            assert_close(&flat(gf.get(&t).unwrap()), &flat(gc.get(&t).unwrap()), 1e-4, &name);
+        }
     }
 }
