@@ -6,6 +6,9 @@
 #    128 steps, batch 256, 4 epochs;
 #  - one update step (forward, backward, Adam) of the LSTM and Transformer
 #    policies against the same networks in PyTorch, batch 256;
+#  - the same training comparison on a compact observation (window 2,
+#    2 x 19 + 3 = 41), where per-step overhead rather than matrix
+#    multiplies decides;
 #  - tradelab's decision latency at batch 1 (p50, p99).
 #
 #   python3 -m venv /tmp/peerenv && /tmp/peerenv/bin/pip install -r scripts/peers/requirements-rl.txt
@@ -22,15 +25,18 @@ for round in $(seq 1 "$ROUNDS"); do
   ours=$(./target/release/tradelab --set data.raw_dir=data/raw bench ppo --bars "$STEPS" --repeats 1)
   sb3=$("$PY" scripts/peers/sb3_ppo_bench.py --csv data/raw/orcl-1995-2014.txt --timesteps "$STEPS" --repeats 1 --threads 1 2>/dev/null | tail -1)
   torch=$("$PY" scripts/peers/torch_ppo_update_bench.py --threads 1 2>/dev/null)
-  echo "$ours"; echo "$sb3"; echo "$torch"
-  python3 - "$round" "$ours" "$sb3" "$torch" <<'PY'
+  ours2=$(./target/release/tradelab --set data.raw_dir=data/raw --set env.window=2 bench ppo --bars "$STEPS" --repeats 1 | grep ppo_mlp_training)
+  sb32=$("$PY" scripts/peers/sb3_ppo_bench.py --csv data/raw/orcl-1995-2014.txt --window 2 --timesteps "$STEPS" --repeats 1 --threads 1 2>/dev/null | tail -1)
+  echo "$ours"; echo "$sb3"; echo "$torch"; echo "$ours2"; echo "$sb32"
+  python3 - "$round" "$ours" "$sb3" "$torch" "$ours2" "$sb32" <<'PY'
 import json, sys
 rnd = sys.argv[1]
 ours = {j["bench"]: j for j in map(json.loads, sys.argv[2].splitlines())}
 sb3 = json.loads(sys.argv[3])
 torch = {j["encoder"]: j for j in map(json.loads, sys.argv[4].splitlines())}
-t, s = ours["ppo_mlp_training"]["steps_per_s_median"], sb3["steps_per_s_median"]
-print(f"round {rnd}: training tradelab {t:.0f} steps/s vs SB3 {s:.0f}: {t/s:.2f}x")
+for o, p in [(ours["ppo_mlp_training"], sb3), (json.loads(sys.argv[5]), json.loads(sys.argv[6]))]:
+    t, s = o["steps_per_s_median"], p["steps_per_s_median"]
+    print(f"round {rnd}: training obs {o['obs']} tradelab {t:.0f} steps/s vs SB3 {s:.0f}: {t/s:.2f}x")
 for enc in ["lstm", "transformer"]:
     o, p = ours[f"ppo_{enc}"], torch[enc]
     print(f"round {rnd}: {enc} update tradelab {o['update_ms_median']:.1f} ms vs PyTorch {p['update_ms_median']:.1f} ms: "
