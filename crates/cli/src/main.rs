@@ -21,6 +21,14 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // `tradelab ... | head` closes the pipe early. Rust ignores SIGPIPE, so
+    // the next print would panic; restore the default and end quietly,
+    // as other Unix tools do.
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     match commands::dispatch(args) {
         Ok(()) => ExitCode::SUCCESS,

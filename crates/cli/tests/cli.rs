@@ -294,3 +294,30 @@ fn main_job_prepares_data_runs_every_baseline_and_reuses_the_feature_cache() {
         stdout(&again)
     );
 }
+
+/// A reader that stops early (`tradelab ... | head`) ends the command
+/// quietly instead of a panic about a broken pipe.
+#[cfg(unix)]
+#[test]
+fn closed_stdout_pipe_is_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
+        .args([
+            "backtest",
+            "--strategy",
+            "buy_and_hold",
+            "--symbol",
+            "orcl-1995-2014",
+            "--out-dir",
+        ])
+        .arg(std::env::temp_dir().join(format!("tradelab-pipe-{}", std::process::id())))
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
