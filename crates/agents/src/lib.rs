@@ -36,6 +36,7 @@ mod gae;
 pub mod metadata;
 pub mod ppo;
 mod reward_scale;
+mod rollout;
 pub mod trainer;
 
 pub use agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};

@@ -12,6 +12,9 @@
 //!   distribution of the quantity, with log-probabilities and entropies;
 //! - [`policy`]: the actor-critic network (encoder, instrument and
 //!   timeframe embeddings, action, quantity and value heads);
+//! - [`hrm`]: the Hierarchical Reasoning Model (two recurrent modules of
+//!   post-norm blocks with rotary attention and SwiGLU, one-step gradient)
+//!   as an actor-critic with a Q-halting head;
 //! - [`special`]: log-gamma and digamma from elementwise ops, so the Beta
 //!   head's log-probability is differentiable in its parameters.
 //!
@@ -30,6 +33,7 @@
 //! ```
 
 pub mod heads;
+pub mod hrm;
 mod kernels;
 pub mod lstm;
 mod lstm_recurrence;

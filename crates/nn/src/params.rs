@@ -85,6 +85,28 @@ impl Params {
         self.add(name, values, shape)
     }
 
+    /// Normal values cut at two standard deviations, the deviation corrected
+    /// for the cut so the result has std `std` (HRM's LeCun initialisation).
+    pub fn truncated_normal(&mut self, name: &str, shape: &[usize], std: f64) -> Result<Tensor> {
+        let values = self.truncated_values(shape.iter().product(), std);
+        self.add(name, values, shape)
+    }
+
+    /// Draws from the truncated normal of [`Params::truncated_normal`]
+    /// without registering a parameter (for fixed buffers).
+    pub fn truncated_values(&mut self, n: usize, std: f64) -> Vec<f32> {
+        // Std of a unit normal truncated to [-2, 2].
+        const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
+        let mut values = Vec::with_capacity(n);
+        while values.len() < n {
+            let x: f64 = StandardNormal.sample(&mut self.rng);
+            if x.abs() <= 2.0 {
+                values.push((x * std / TRUNCATED_STD) as f32);
+            }
+        }
+        values
+    }
+
     /// Trainable variables in name order.
     pub fn vars(&self) -> Vec<Var> {
         self.vars.values().cloned().collect()

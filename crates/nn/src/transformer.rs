@@ -65,6 +65,15 @@ impl Linear {
         })
     }
 
+    /// A layer whose weights and biases all start at the given constants
+    /// (HRM's Q-halting head: weight 0, bias -5, so it starts by continuing).
+    pub fn constant(p: &mut Params, name: &str, input: usize, output: usize, weight: f32, bias: f32) -> Result<Self> {
+        Ok(Linear {
+            weight: p.constant(&format!("{name}.weight"), &[output, input], weight)?,
+            bias: p.constant(&format!("{name}.bias"), &[output], bias)?,
+        })
+    }
+
     /// `x: [..., input]` to `[..., output]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();

@@ -17,7 +17,6 @@
 //! environment still keeps each minibatch's samples from one trajectory.
 
 mod persist;
-mod rollout;
 mod update;
 
 use candle_core::{Device, Tensor};
@@ -38,8 +37,8 @@ use crate::error::AgentError;
 use crate::metadata::Provenance;
 use crate::reward_scale::RewardScaler;
 
+use crate::rollout::{collect, entry, Acted, Actor, RolloutBuffer};
 pub use persist::{read_model_kind, PpoMetadata};
-use rollout::RolloutBuffer;
 
 /// Quantities are kept inside (0, 1) so their Beta log-density stays finite.
 const QUANTITY_EPS: f32 = 1e-4;
@@ -95,16 +94,6 @@ pub fn kind_name(encoder: EncoderKind) -> &'static str {
         EncoderKind::Transformer => "ppo-transformer",
         EncoderKind::Mlp => "ppo-mlp",
     }
-}
-
-/// Per-sample outputs of acting on a batch.
-#[derive(Debug, Default)]
-pub(crate) struct Acted {
-    pub actions: Vec<u32>,
-    pub quantities: Vec<f32>,
-    pub log_probs: Vec<f32>,
-    pub values: Vec<f32>,
-    pub probabilities: Vec<[f32; 5]>,
 }
 
 pub struct PpoAgent {
@@ -185,15 +174,20 @@ impl PpoAgent {
         let tf = Tensor::from_vec(tf, n, d)?;
         Ok(self.net.forward(&window, &account, &inst, &tf)?)
     }
+}
 
-    /// Values of a batch of observations.
-    fn values(&self, windows: &[f32], accounts: &[f32], keys: &[MarketKey]) -> Result<Vec<f32>, AgentError> {
+impl Actor for PpoAgent {
+    fn values(&mut self, windows: &[f32], accounts: &[f32], keys: &[MarketKey]) -> Result<Vec<f32>, AgentError> {
         Ok(self.forward(windows, accounts, keys)?.value.to_vec1::<f32>()?)
+    }
+
+    fn reward_scaler(&mut self) -> Option<&mut RewardScaler> {
+        self.config.ppo.normalize_rewards.then_some(&mut self.scaler)
     }
 
     /// Acts on a batch: samples (or, when greedy, takes the most likely
     /// action and the quantity's mode) and records log-probabilities.
-    pub(crate) fn act(
+    fn act(
         &mut self,
         windows: &[f32],
         accounts: &[f32],
@@ -244,15 +238,6 @@ impl PpoAgent {
             }
         }
         Ok(acted)
-    }
-}
-
-/// 1.0 for the actions whose quantity matters (entries), else 0.0.
-fn entry(action: usize) -> f32 {
-    if action == Action::BuyLong.index() || action == Action::SellShort.index() {
-        1.0
-    } else {
-        0.0
     }
 }
 
@@ -308,10 +293,11 @@ impl Agent for PpoAgent {
             )));
         }
         self.reseed();
-        let mut buffer = self.buffer.take().unwrap_or_else(|| RolloutBuffer::new(&self.config));
-        let result = self
-            .collect(&mut buffer, envs, markets)
-            .and_then(|episodes| self.update(&buffer).map(|s| (episodes, s)));
+        let (n, t) = (self.config.ppo.envs, self.config.ppo.rollout_steps);
+        let wlen = self.config.window * self.config.features;
+        let mut buffer = self.buffer.take().unwrap_or_else(|| RolloutBuffer::new(n, t, wlen));
+        let result =
+            collect(self, &mut buffer, envs, markets).and_then(|episodes| self.update(&buffer).map(|s| (episodes, s)));
         self.buffer = Some(buffer);
         let (episode_returns, mut stats) = result?;
         stats.episode_returns = episode_returns;

@@ -3,49 +3,15 @@
 
 use candle_core::{DType, Tensor};
 use rand::Rng;
-use tradelab_env::ACCOUNT_FEATURES;
 use tradelab_nn::heads::{categorical_entropy, masked_log_probs, Beta};
 
-use super::rollout::RolloutBuffer;
-use super::{entry, PpoAgent};
+use super::PpoAgent;
 use crate::agent::LearnStats;
 use crate::error::AgentError;
 use crate::gae::{gae, normalize_advantages, Rollout};
-
-/// The rollout as tensors, built once per update and indexed per minibatch.
-struct Batch {
-    windows: Tensor,
-    accounts: Tensor,
-    masks: Tensor,
-    instruments: Tensor,
-    timeframes: Tensor,
-    actions: Tensor,
-    quantities: Tensor,
-    entries: Tensor,
-    old_log_probs: Tensor,
-    returns: Tensor,
-}
+use crate::rollout::{Batch, RolloutBuffer};
 
 impl PpoAgent {
-    /// The rollout as tensors, with `returns` as the value targets.
-    fn batch(&self, b: &RolloutBuffer, returns: &[f32]) -> Result<Batch, AgentError> {
-        let total = b.envs * b.steps;
-        let d = &self.device;
-        let entries: Vec<f32> = b.actions.iter().map(|a| entry(*a as usize)).collect();
-        Ok(Batch {
-            windows: Tensor::from_slice(&b.windows, (total, self.config.window, self.config.features), d)?,
-            accounts: Tensor::from_slice(&b.accounts, (total, ACCOUNT_FEATURES), d)?,
-            masks: Tensor::from_slice(&b.masks, (total, 5), d)?,
-            instruments: Tensor::from_vec(b.keys.iter().map(|k| k.instrument).collect::<Vec<_>>(), total, d)?,
-            timeframes: Tensor::from_vec(b.keys.iter().map(|k| k.timeframe).collect::<Vec<_>>(), total, d)?,
-            actions: Tensor::from_slice(&b.actions, total, d)?,
-            quantities: Tensor::from_slice(&b.quantities, total, d)?,
-            entries: Tensor::from_vec(entries, total, d)?,
-            old_log_probs: Tensor::from_slice(&b.log_probs, total, d)?,
-            returns: Tensor::from_slice(returns, total, d)?,
-        })
-    }
-
     pub(crate) fn update(&mut self, b: &RolloutBuffer) -> Result<LearnStats, AgentError> {
         let p = self.config.ppo.clone();
         let (n, t) = (b.envs, b.steps);
@@ -62,7 +28,7 @@ impl PpoAgent {
             p.gamma as f32,
             p.gae_lambda as f32,
         );
-        let batch = self.batch(b, &returns)?;
+        let batch = b.batch(self.config.window, self.config.features, &returns, &self.device)?;
 
         let lr = if p.anneal_lr {
             let frac = 1.0 - self.updates as f64 / self.config.total_updates() as f64;
@@ -194,7 +160,7 @@ impl PpoAgent {
             .take()
             .ok_or_else(|| AgentError::Invalid("time_update_step needs a rollout: call learn first".into()))?;
         let (n, t) = (b.envs, b.steps);
-        let batch = self.batch(&b, &b.values)?;
+        let batch = b.batch(self.config.window, self.config.features, &b.values, &self.device)?;
         let per = n / self.config.ppo.minibatches;
         let idx: Vec<u32> = (0..per).flat_map(|e| (0..t).map(move |s| (s * n + e) as u32)).collect();
         let adv: Vec<f32> = (0..idx.len()).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
