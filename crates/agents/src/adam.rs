@@ -16,6 +16,9 @@ pub struct Adam {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// Decoupled weight decay (AdamW): `theta *= 1 - lr * weight_decay`
+    /// before each step. 0 is plain Adam.
+    pub weight_decay: f64,
 }
 
 impl Adam {
@@ -30,6 +33,7 @@ impl Adam {
             beta1: 0.9,
             beta2: 0.999,
             eps,
+            weight_decay: 0.0,
         };
         for (name, var) in named {
             a.m.push(var.as_tensor().zeros_like()?);
@@ -63,7 +67,12 @@ impl Adam {
             // PyTorch's form: lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
             let denom = ((self.v[i].sqrt()? / bc2.sqrt())? + self.eps)?;
             let update = ((&self.m[i] / denom)? * (lr / bc1))?;
-            var.set(&(var.as_tensor() - update)?)?;
+            let decayed = if self.weight_decay > 0.0 {
+                (var.as_tensor() * (1.0 - lr * self.weight_decay))?
+            } else {
+                var.as_tensor().clone()
+            };
+            var.set(&(decayed - update)?)?;
         }
         Ok(norm)
     }
@@ -127,5 +136,17 @@ mod tests {
         other.restore(&saved, adam.step).unwrap();
         assert_eq!(other.step, 1);
         assert!(other.restore(&BTreeMap::new(), 1).unwrap_err().contains("adam.m.x"));
+    }
+
+    #[test]
+    fn decoupled_weight_decay_shrinks_before_the_step() {
+        let x = Var::new(&[2.0f32], &Device::Cpu).unwrap();
+        let mut adam = Adam::new(vec![("x".into(), x.clone())], 1e-8).unwrap();
+        adam.weight_decay = 0.5;
+        let grads = x.as_tensor().sum_all().unwrap().backward().unwrap();
+        adam.step(&grads, 0.1, 100.0).unwrap();
+        // 2 * (1 - 0.1 * 0.5) - 0.1 * sign(1) = 1.8.
+        let v = x.as_tensor().to_vec1::<f32>().unwrap()[0];
+        assert!((v - 1.8).abs() < 1e-5, "{v}");
     }
 }

@@ -56,6 +56,13 @@ pub struct LearnStats {
     pub learning_rate: f64,
     /// Epochs actually run (fewer than configured when the KL target stopped them).
     pub epochs: usize,
+    /// Mean reasoning segments per decision in the rollout (adaptive
+    /// agents; 0 for the others).
+    #[serde(default)]
+    pub segments_per_decision: f64,
+    /// Mean Q-halting loss (adaptive agents; 0 for the others).
+    #[serde(default)]
+    pub halt_loss: f64,
 }
 
 /// A trading agent: decides from observations, learns from environments,

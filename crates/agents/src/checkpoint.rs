@@ -155,6 +155,81 @@ pub fn verify_checksum(path: &Path, bytes: &[u8], expected: &str) -> Result<(), 
     Ok(())
 }
 
+/// The verified contents of a checkpoint directory: its metadata (parsed
+/// as `M`), weights and optimiser state, each checked against the
+/// checksums metadata.json records.
+pub struct Verified<M> {
+    pub meta: M,
+    pub weights: BTreeMap<String, Tensor>,
+    pub optimizer: BTreeMap<String, Tensor>,
+}
+
+/// What [`read_verified`] needs to know of an agent's metadata.
+pub trait CheckpointMeta: serde::de::DeserializeOwned {
+    fn format_version(&self) -> u32;
+    fn weights_sha256(&self) -> &str;
+    fn optimizer_sha256(&self) -> &str;
+}
+
+/// Reads a checkpoint of an agent type whose metadata layout is `M`,
+/// refusing another format version or damaged files. `layout` names the
+/// agent type in the error when the JSON does not match.
+pub fn read_verified<M: CheckpointMeta>(dir: &Path, layout: &str) -> Result<Verified<M>, AgentError> {
+    let meta_path = dir.join(METADATA_FILE);
+    let bytes = read_file(dir, METADATA_FILE)?;
+    let meta: M = serde_json::from_slice(&bytes).map_err(|e| {
+        AgentError::checkpoint(
+            &meta_path,
+            format!("does not match the {layout} checkpoint layout ({e})"),
+        )
+    })?;
+    if meta.format_version() != crate::metadata::FORMAT_VERSION {
+        return Err(AgentError::checkpoint(
+            &meta_path,
+            format!(
+                "is checkpoint format {} but this build reads format {}; use the tradelab version that wrote it",
+                meta.format_version(),
+                crate::metadata::FORMAT_VERSION
+            ),
+        ));
+    }
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let weights = read_file(dir, WEIGHTS_FILE)?;
+    verify_checksum(&weights_path, &weights, meta.weights_sha256())?;
+    let optimizer_path = dir.join(OPTIMIZER_FILE);
+    let optimizer = read_file(dir, OPTIMIZER_FILE)?;
+    verify_checksum(&optimizer_path, &optimizer, meta.optimizer_sha256())?;
+    Ok(Verified {
+        weights: read_safetensors(&weights_path, &weights)?,
+        optimizer: read_safetensors(&optimizer_path, &optimizer)?,
+        meta,
+    })
+}
+
+/// Writes weights, optimiser state and the metadata `make_meta` builds from
+/// their checksums, atomically.
+pub fn write_checkpoint<M: serde::Serialize>(
+    dir: &Path,
+    weights: &BTreeMap<String, Tensor>,
+    optimizer: &BTreeMap<String, Tensor>,
+    make_meta: impl FnOnce(String, String) -> M,
+) -> Result<(), AgentError> {
+    let weights = safetensors_bytes(weights)?;
+    let optimizer = safetensors_bytes(optimizer)?;
+    let meta = make_meta(sha256_hex(&weights), sha256_hex(&optimizer));
+    let json = serde_json::to_string_pretty(&meta)
+        .map_err(|e| AgentError::Invalid(format!("metadata does not serialise: {e}")))?
+        + "\n";
+    write_dir_atomic(
+        dir,
+        &[
+            (WEIGHTS_FILE, &weights),
+            (OPTIMIZER_FILE, &optimizer),
+            (METADATA_FILE, json.as_bytes()),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,26 @@ pub fn normalize_advantages(adv: &mut [f32]) {
     }
 }
 
+/// `1 - Var(returns - values) / Var(returns)`: 1 is a perfect critic, 0 no
+/// better than a constant, negative worse.
+pub(crate) fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
+    let n = returns.len() as f64;
+    if n == 0.0 {
+        return 0.0;
+    }
+    let var = |xs: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = xs.collect();
+        let mean = v.iter().sum::<f64>() / n;
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n
+    };
+    let var_r = var(&mut returns.iter().map(|r| *r as f64));
+    if var_r < 1e-12 {
+        return 0.0;
+    }
+    let var_diff = var(&mut returns.iter().zip(values).map(|(r, v)| (*r - *v) as f64));
+    1.0 - var_diff / var_r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,8 @@
 //!   decisions it exchanges;
 //! - [`ppo`]: proximal policy optimisation over LSTM, Transformer or MLP
 //!   encoders, written to `shared/docs/algorithms.md` section 4;
+//! - [`hrm`]: the Hierarchical Reasoning Model agent (adaptive segments
+//!   per bar with Q-halting, segment-wise PPO), algorithms.md section 2;
 //! - [`gae`](mod@gae): generalised advantage estimation with truncation
 //!   bootstrapping, and per-minibatch advantage normalisation;
 //! - [`adam`]: Adam with global gradient clipping and checkpointable state;
@@ -30,13 +32,17 @@
 pub mod adam;
 pub mod agent;
 pub mod checkpoint;
+mod epochs;
 mod error;
 pub mod evaluate;
 mod gae;
+pub mod hrm;
+mod inputs;
 pub mod metadata;
 pub mod ppo;
 mod reward_scale;
 mod rollout;
+mod sampling;
 pub mod trainer;
 
 pub use agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};

@@ -14,6 +14,9 @@ use serde_json::Value;
 
 use crate::{Error, Result, Timeframe};
 
+mod hrm;
+pub use hrm::{hrm_preset, HrmSettings};
+
 /// The defaults: the repository's settings file, compiled into the binary.
 pub const DEFAULT_SETTINGS_YAML: &str = include_str!("../../../config/settings.yaml");
 
@@ -28,6 +31,7 @@ pub struct Settings {
     pub strategies: StrategySettings,
     pub env: EnvSettings,
     pub ppo: PpoSettings,
+    pub hierarchical_reasoning_model: HrmSettings,
     pub walk_forward: WalkForwardSettings,
     pub monte_carlo: MonteCarloSettings,
     pub report: ReportSettings,
@@ -630,6 +634,7 @@ impl Settings {
             "a number > 0, like 0.5",
         );
         v.range("ppo.target_kl", p.target_kl, 0.0, 10.0);
+        self.hierarchical_reasoning_model.validate(&mut v);
 
         let mc = &self.monte_carlo;
         v.check(

@@ -20,28 +20,25 @@ mod persist;
 mod update;
 
 use candle_core::{Device, Tensor};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::Distribution;
 use serde::{Deserialize, Serialize};
 use tradelab_core::settings::PpoSettings;
 use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
-use tradelab_nn::heads::{masked_log_probs, Beta};
 use tradelab_nn::params::Params;
 use tradelab_nn::policy::{EncoderKind, PolicyConfig, PolicyNet, PolicyOutput};
 
 use crate::adam::Adam;
 use crate::agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
 use crate::error::AgentError;
+use crate::inputs::{input_tensors, InputShape};
 use crate::metadata::Provenance;
 use crate::reward_scale::RewardScaler;
 
-use crate::rollout::{collect, entry, Acted, Actor, RolloutBuffer};
+use crate::rollout::{collect, Acted, Actor, RolloutBuffer};
+use crate::sampling::{decide, Heads};
 pub use persist::{read_model_kind, PpoMetadata};
-
-/// Quantities are kept inside (0, 1) so their Beta log-density stays finite.
-const QUANTITY_EPS: f32 = 1e-4;
 
 /// Everything that fixes a PPO agent's shape and training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,30 +146,14 @@ impl PpoAgent {
     }
 
     fn forward(&self, windows: &[f32], accounts: &[f32], keys: &[MarketKey]) -> Result<PolicyOutput, AgentError> {
-        let n = keys.len();
-        let (w, f) = (self.config.window, self.config.features);
-        if windows.len() != n * w * f {
-            return Err(AgentError::Mismatch(format!(
-                "the observation has {} values but the model reads a window of {w} bars x {f} features",
-                windows.len() / n.max(1)
-            )));
-        }
-        if let Some(k) = keys.iter().find(|k| {
-            k.instrument as usize >= self.config.instruments || k.timeframe as usize >= self.config.timeframes
-        }) {
-            return Err(AgentError::Mismatch(format!(
-                "market ids {k:?} are outside the model's vocabulary ({} instruments, {} timeframes)",
-                self.config.instruments, self.config.timeframes
-            )));
-        }
-        let d = &self.device;
-        let window = Tensor::from_slice(windows, (n, w, f), d)?;
-        let account = Tensor::from_slice(accounts, (n, ACCOUNT_FEATURES), d)?;
-        let inst: Vec<u32> = keys.iter().map(|k| k.instrument).collect();
-        let tf: Vec<u32> = keys.iter().map(|k| k.timeframe).collect();
-        let inst = Tensor::from_vec(inst, n, d)?;
-        let tf = Tensor::from_vec(tf, n, d)?;
-        Ok(self.net.forward(&window, &account, &inst, &tf)?)
+        let shape = InputShape {
+            window: self.config.window,
+            features: self.config.features,
+            instruments: self.config.instruments,
+            timeframes: self.config.timeframes,
+        };
+        let x = input_tensors(shape, windows, accounts, keys, &self.device)?;
+        Ok(self.net.forward(&x.window, &x.account, &x.instrument, &x.timeframe)?)
     }
 }
 
@@ -198,73 +179,14 @@ impl Actor for PpoAgent {
         let n = keys.len();
         let out = self.forward(windows, accounts, keys)?;
         let mask = Tensor::from_slice(masks, (n, 5), &self.device)?;
-        let log_probs = masked_log_probs(&out.logits, &mask)?.to_vec2::<f32>()?;
-        let beta = Beta::from_raw(&out.raw_alpha, &out.raw_beta)?;
-        let alphas = beta.alpha.to_vec1::<f32>()?;
-        let betas = beta.beta.to_vec1::<f32>()?;
-        let modes = if greedy {
-            beta.mode()?.to_vec1::<f32>()?
-        } else {
-            Vec::new()
+        let heads = Heads {
+            logits: &out.logits,
+            raw_alpha: &out.raw_alpha,
+            raw_beta: &out.raw_beta,
+            value: &out.value,
         };
-        let mut acted = Acted {
-            values: out.value.to_vec1::<f32>()?,
-            ..Default::default()
-        };
-        for i in 0..n {
-            let p: [f32; 5] = std::array::from_fn(|k| log_probs[i][k].exp());
-            let a = if greedy {
-                argmax(&p)
-            } else {
-                sample(&p, self.rng.random::<f32>())
-            };
-            let q = if greedy {
-                modes[i]
-            } else {
-                rand_distr::Beta::new(alphas[i], betas[i])
-                    .map(|b| b.sample(&mut self.rng))
-                    .unwrap_or(0.5)
-            };
-            acted.actions.push(a as u32);
-            acted.quantities.push(q.clamp(QUANTITY_EPS, 1.0 - QUANTITY_EPS));
-            acted.probabilities.push(p);
-        }
-        if !greedy {
-            let q = Tensor::from_slice(&acted.quantities, n, &self.device)?;
-            let lq = beta.log_prob(&q)?.to_vec1::<f32>()?;
-            for i in 0..n {
-                let a = acted.actions[i] as usize;
-                acted.log_probs.push(log_probs[i][a] + entry(a) * lq[i]);
-            }
-        }
-        Ok(acted)
+        decide(heads, &mask, greedy, &mut self.rng)
     }
-}
-
-fn argmax(p: &[f32; 5]) -> usize {
-    let mut best = 0;
-    for k in 1..5 {
-        if p[k] > p[best] {
-            best = k;
-        }
-    }
-    best
-}
-
-/// Inverse-CDF draw from a categorical; never returns a zero-probability action.
-fn sample(p: &[f32; 5], u: f32) -> usize {
-    let mut acc = 0.0;
-    let mut last = 4;
-    for (k, pk) in p.iter().enumerate() {
-        if *pk > 0.0 {
-            acc += pk;
-            last = k;
-            if u < acc {
-                return k;
-            }
-        }
-    }
-    last
 }
 
 impl Agent for PpoAgent {
@@ -317,7 +239,7 @@ impl Agent for PpoAgent {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 impl crate::trainer::Trainable for PpoAgent {
     fn provenance_mut(&mut self) -> &mut Provenance {

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{kind_name, PpoAgent, PpoConfig};
 use crate::agent::Agent;
 use crate::checkpoint::{
-    read_file, read_safetensors, safetensors_bytes, sha256_hex, verify_checksum, write_dir_atomic, METADATA_FILE,
-    OPTIMIZER_FILE, WEIGHTS_FILE,
+    read_file, read_verified, write_checkpoint, CheckpointMeta, METADATA_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
 };
 use crate::error::AgentError;
 use crate::metadata::{timestamp_now, Provenance, FORMAT_VERSION};
@@ -41,35 +40,41 @@ pub struct PpoMetadata {
     pub provenance: Provenance,
 }
 
+impl CheckpointMeta for PpoMetadata {
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+    fn weights_sha256(&self) -> &str {
+        &self.weights_sha256
+    }
+    fn optimizer_sha256(&self) -> &str {
+        &self.optimizer_sha256
+    }
+}
+
 pub(super) fn save(agent: &PpoAgent, dir: &Path) -> Result<(), AgentError> {
-    let weights = safetensors_bytes(&agent.params.tensors())?;
-    let optimizer = safetensors_bytes(&agent.adam.state())?;
-    let meta = PpoMetadata {
-        format_version: FORMAT_VERSION,
-        model: agent.kind().to_string(),
-        version: 1,
-        framework: format!("candle {} (tradelab-agents {})", "0.11", env!("CARGO_PKG_VERSION")),
-        weights_sha256: sha256_hex(&weights),
-        optimizer_sha256: sha256_hex(&optimizer),
-        trained_at: timestamp_now(),
-        parameters: agent.parameter_count(),
-        config: agent.config.clone(),
-        training: PpoTrainingState {
-            updates: agent.updates,
-            env_steps: agent.env_steps,
-            adam_step: agent.adam.step,
-            reward_scaler: agent.scaler.clone(),
-        },
-        provenance: agent.provenance.clone(),
-    };
-    let json = serde_json::to_string_pretty(&meta).expect("metadata serialises") + "\n";
-    write_dir_atomic(
+    write_checkpoint(
         dir,
-        &[
-            (WEIGHTS_FILE, &weights),
-            (OPTIMIZER_FILE, &optimizer),
-            (METADATA_FILE, json.as_bytes()),
-        ],
+        &agent.params.tensors(),
+        &agent.adam.state(),
+        |weights_sha256, optimizer_sha256| PpoMetadata {
+            format_version: FORMAT_VERSION,
+            model: agent.kind().to_string(),
+            version: 1,
+            framework: format!("candle {} (tradelab-agents {})", "0.11", env!("CARGO_PKG_VERSION")),
+            weights_sha256,
+            optimizer_sha256,
+            trained_at: timestamp_now(),
+            parameters: agent.parameter_count(),
+            config: agent.config.clone(),
+            training: PpoTrainingState {
+                updates: agent.updates,
+                env_steps: agent.env_steps,
+                adam_step: agent.adam.step,
+                reward_scaler: agent.scaler.clone(),
+            },
+            provenance: agent.provenance.clone(),
+        },
     )
 }
 
@@ -94,25 +99,10 @@ pub(super) fn load(dir: &Path) -> Result<PpoAgent, AgentError> {
             dir.display()
         )));
     }
-    let bytes = read_file(dir, METADATA_FILE)?;
-    let meta: PpoMetadata = serde_json::from_slice(&bytes)
-        .map_err(|e| AgentError::checkpoint(&meta_path, format!("does not match the PPO checkpoint layout ({e})")))?;
-    if meta.format_version != FORMAT_VERSION {
-        return Err(AgentError::checkpoint(
-            &meta_path,
-            format!(
-                "is checkpoint format {} but this build reads format {FORMAT_VERSION}; use the tradelab version that wrote it",
-                meta.format_version
-            ),
-        ));
-    }
+    let v = read_verified::<PpoMetadata>(dir, "PPO")?;
+    let meta = v.meta;
     let weights_path = dir.join(WEIGHTS_FILE);
-    let weights = read_file(dir, WEIGHTS_FILE)?;
-    verify_checksum(&weights_path, &weights, &meta.weights_sha256)?;
     let optimizer_path = dir.join(OPTIMIZER_FILE);
-    let optimizer = read_file(dir, OPTIMIZER_FILE)?;
-    verify_checksum(&optimizer_path, &optimizer, &meta.optimizer_sha256)?;
-
     let mut agent = PpoAgent::new(meta.config.clone())?;
     if agent.kind() != kind_name(agent.config.encoder_kind()?) || agent.kind() != meta.model {
         return Err(AgentError::checkpoint(
@@ -120,15 +110,13 @@ pub(super) fn load(dir: &Path) -> Result<PpoAgent, AgentError> {
             format!("says `{}` but its config describes a `{}`", meta.model, agent.kind()),
         ));
     }
-    let values = read_safetensors(&weights_path, &weights)?;
     agent
         .params
-        .assign(&values)
+        .assign(&v.weights)
         .map_err(|p| AgentError::checkpoint(&weights_path, p))?;
-    let moments = read_safetensors(&optimizer_path, &optimizer)?;
     agent
         .adam
-        .restore(&moments, meta.training.adam_step)
+        .restore(&v.optimizer, meta.training.adam_step)
         .map_err(|p| AgentError::checkpoint(&optimizer_path, p))?;
     agent.updates = meta.training.updates;
     agent.env_steps = meta.training.env_steps;

@@ -2,13 +2,13 @@
 //! by environment.
 
 use candle_core::{DType, Tensor};
-use rand::Rng;
 use tradelab_nn::heads::{categorical_entropy, masked_log_probs, Beta};
 
 use super::PpoAgent;
 use crate::agent::LearnStats;
+use crate::epochs::{run_epochs, Schedule, APPROX_KL, FIGURES};
 use crate::error::AgentError;
-use crate::gae::{gae, normalize_advantages, Rollout};
+use crate::gae::{explained_variance, gae, Rollout};
 use crate::rollout::{Batch, RolloutBuffer};
 
 impl PpoAgent {
@@ -36,55 +36,42 @@ impl PpoAgent {
         } else {
             p.learning_rate
         };
-        let per_minibatch = n / p.minibatches;
-        let mut order: Vec<usize> = (0..n).collect();
+        let schedule = Schedule {
+            envs: n,
+            steps: t,
+            epochs: p.epochs,
+            minibatches: p.minibatches,
+            target_kl: p.target_kl,
+        };
+        let mut rng = self.rng.clone();
+        let (means, epochs) = run_epochs(&schedule, &mut rng, &advantages, |idx, adv| {
+            self.minibatch_step(&batch, idx, adv, lr)
+        })?;
+        self.rng = rng;
         let mut stats = LearnStats {
             learning_rate: lr,
+            epochs,
+            policy_loss: means[0],
+            value_loss: means[1],
+            entropy: means[2],
+            approx_kl: means[APPROX_KL],
+            clip_fraction: means[4],
+            grad_norm: means[5],
             ..Default::default()
         };
-        let mut sums = [0f64; 6];
-        let mut count = 0f64;
-        for _epoch in 0..p.epochs {
-            // Fisher-Yates over environments: every epoch partitions all of
-            // them, each minibatch holding whole sequences.
-            for i in (1..n).rev() {
-                let j = self.rng.random_range(0..=i);
-                order.swap(i, j);
-            }
-            let mut epoch_kl = 0f64;
-            for mb in 0..p.minibatches {
-                let envs = &order[mb * per_minibatch..(mb + 1) * per_minibatch];
-                let idx: Vec<u32> = envs
-                    .iter()
-                    .flat_map(|&e| (0..t).map(move |s| (s * n + e) as u32))
-                    .collect();
-                let mut adv: Vec<f32> = idx.iter().map(|&i| advantages[i as usize]).collect();
-                normalize_advantages(&mut adv);
-                let r = self.minibatch_step(&batch, &idx, adv, lr)?;
-                for (s, v) in sums.iter_mut().zip(r) {
-                    *s += v;
-                }
-                epoch_kl += r[3];
-                count += 1.0;
-            }
-            stats.epochs += 1;
-            if p.target_kl > 0.0 && epoch_kl / p.minibatches as f64 > p.target_kl {
-                break;
-            }
-        }
-        stats.policy_loss = sums[0] / count;
-        stats.value_loss = sums[1] / count;
-        stats.entropy = sums[2] / count;
-        stats.approx_kl = sums[3] / count;
-        stats.clip_fraction = sums[4] / count;
-        stats.grad_norm = sums[5] / count;
         stats.explained_variance = explained_variance(&b.values, &returns);
         Ok(stats)
     }
 
     /// Loss, backward pass and Adam step on one minibatch. Returns policy
     /// loss, value loss, entropy, approx-KL, clip fraction and gradient norm.
-    fn minibatch_step(&mut self, batch: &Batch, idx: &[u32], adv: Vec<f32>, lr: f64) -> Result<[f64; 6], AgentError> {
+    fn minibatch_step(
+        &mut self,
+        batch: &Batch,
+        idx: &[u32],
+        adv: Vec<f32>,
+        lr: f64,
+    ) -> Result<[f64; FIGURES], AgentError> {
         let p = &self.config.ppo;
         let m = idx.len();
         let ix = Tensor::from_slice(idx, m, &self.device)?;
@@ -125,28 +112,9 @@ impl PpoAgent {
             scalar(&approx_kl)?,
             scalar(&clip_fraction)?,
             grad_norm,
+            0.0,
         ])
     }
-}
-
-/// `1 - Var(returns - values) / Var(returns)`: 1 is a perfect critic, 0 no
-/// better than a constant, negative worse.
-pub(crate) fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
-    let n = returns.len() as f64;
-    if n == 0.0 {
-        return 0.0;
-    }
-    let var = |xs: &mut dyn Iterator<Item = f64>| {
-        let v: Vec<f64> = xs.collect();
-        let mean = v.iter().sum::<f64>() / n;
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n
-    };
-    let var_r = var(&mut returns.iter().map(|r| *r as f64));
-    if var_r < 1e-12 {
-        return 0.0;
-    }
-    let var_diff = var(&mut returns.iter().zip(values).map(|(r, v)| (*r - *v) as f64));
-    1.0 - var_diff / var_r
 }
 
 impl PpoAgent {

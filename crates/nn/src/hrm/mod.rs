@@ -27,7 +27,6 @@ pub mod block;
 use candle_core::{DType, Device, Result, Tensor};
 
 use crate::params::Params;
-use crate::policy::{INSTRUMENT_EMBEDDING, TIMEFRAME_EMBEDDING};
 use crate::transformer::Linear;
 use block::{Dense, ReasoningModule, Rotary};
 
@@ -47,6 +46,9 @@ pub struct HrmNetConfig {
     pub l_cycles: usize,
     pub instruments: usize,
     pub timeframes: usize,
+    /// Widths of the instrument and timeframe embeddings.
+    pub instrument_embedding: usize,
+    pub timeframe_embedding: usize,
 }
 
 /// How far gradients reach back inside a segment.
@@ -110,7 +112,7 @@ impl HrmNet {
             candle_core::bail!("HRM needs at least one cycle, one bar and one feature: {cfg:?}");
         }
         let device = p.device().clone();
-        let context_in = INSTRUMENT_EMBEDDING + TIMEFRAME_EMBEDDING + cfg.account;
+        let context_in = cfg.instrument_embedding + cfg.timeframe_embedding + cfg.account;
         let z_h_init = Tensor::from_vec(p.truncated_values(d, 1.0), d, &device)?;
         let z_l_init = Tensor::from_vec(p.truncated_values(d, 1.0), d, &device)?;
         Ok(HrmNet {
@@ -118,12 +120,12 @@ impl HrmNet {
             context: Linear::new(p, "input.context", context_in, d, 1.0)?,
             instrument_embedding: p.constant(
                 "embedding.instrument",
-                &[cfg.instruments.max(1), INSTRUMENT_EMBEDDING],
+                &[cfg.instruments.max(1), cfg.instrument_embedding],
                 0.0,
             )?,
             timeframe_embedding: p.constant(
                 "embedding.timeframe",
-                &[cfg.timeframes.max(1), TIMEFRAME_EMBEDDING],
+                &[cfg.timeframes.max(1), cfg.timeframe_embedding],
                 0.0,
             )?,
             h_module: ReasoningModule::new(p, "h", d, cfg.heads, cfg.h_layers)?,

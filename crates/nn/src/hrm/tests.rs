@@ -14,6 +14,8 @@ fn tiny() -> HrmNetConfig {
         l_cycles: 2,
         instruments: 2,
         timeframes: 1,
+        instrument_embedding: 64,
+        timeframe_embedding: 32,
     }
 }
 

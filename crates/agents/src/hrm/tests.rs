@@ -1,0 +1,232 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tradelab_core::Settings;
+use tradelab_data::synthetic::{generate, SyntheticConfig};
+use tradelab_env::{MarketData, Split, VecEnv};
+
+use super::*;
+use crate::ppo::tests::small_settings;
+
+pub(crate) fn hrm_settings() -> Settings {
+    let mut s = small_settings();
+    let m = &mut s.hierarchical_reasoning_model;
+    m.d_model = 16;
+    m.heads = 2;
+    m.max_segments = 3;
+    m.instrument_embedding = 8;
+    m.timeframe_embedding = 4;
+    s
+}
+
+fn market(bars: usize) -> Arc<MarketData> {
+    let m = generate(&SyntheticConfig {
+        bars,
+        ..Default::default()
+    });
+    Arc::new(MarketData::new(m.series, &hrm_settings()).unwrap())
+}
+
+fn agent(s: &Settings, data: &MarketData, instruments: usize) -> HrmAgent {
+    HrmAgent::new(HrmConfig {
+        features: data.n_features(),
+        window: s.env.window,
+        instruments,
+        timeframes: 1,
+        seed: 3,
+        ppo: s.ppo.clone(),
+        model: s.hierarchical_reasoning_model.clone(),
+    })
+    .unwrap()
+}
+
+const KEY: [MarketKey; 1] = [MarketKey {
+    instrument: 0,
+    timeframe: 0,
+}];
+
+fn weights(a: &HrmAgent) -> Vec<u8> {
+    crate::checkpoint::safetensors_bytes(&a.params.tensors()).unwrap()
+}
+
+fn input(data: &MarketData, t: usize) -> AgentInput<'_> {
+    AgentInput {
+        window: data.window(t),
+        account: [0.0; 3],
+        mask: [true, true, false, false, true],
+        market: KEY[0],
+    }
+}
+
+#[test]
+fn learning_moves_every_head_and_logs_segments_and_halting() {
+    let s = hrm_settings();
+    let data = market(1500);
+    let mut a = agent(&s, &data, 1);
+    // Copies: a variable's tensor is updated in place.
+    let before: BTreeMap<String, Tensor> = a
+        .params
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| (k, t.copy().unwrap()))
+        .collect();
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 1).unwrap();
+    let st = a.learn(&mut envs, &KEY).unwrap();
+    assert_eq!(st.env_steps, 128);
+    for (name, v) in [
+        ("policy", st.policy_loss),
+        ("value", st.value_loss),
+        ("entropy", st.entropy),
+        ("kl", st.approx_kl),
+        ("halt", st.halt_loss),
+        ("grad", st.grad_norm),
+    ] {
+        assert!(v.is_finite(), "{name} = {v}");
+    }
+    assert!(st.halt_loss > 0.0);
+    // The Q logits start equal (-5, -5), so nothing halts early: every
+    // decision of the first rollout used M_max = 3 segments.
+    assert!(
+        (st.segments_per_decision - 3.0).abs() < 1e-9,
+        "{}",
+        st.segments_per_decision
+    );
+    let after = a.params.tensors();
+    for name in [
+        "head.q_halt.weight",
+        "head.policy.weight",
+        "l.block0.qkv.weight",
+        "h.block0.down.weight",
+        "input.bars.weight",
+    ] {
+        let diff = (&after[name] - &before[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff > 0.0, "{name} did not move");
+    }
+}
+
+#[test]
+fn inference_halts_by_the_q_head_and_reports_segments() {
+    let s = hrm_settings();
+    let data = market(800);
+    let mut a = agent(&s, &data, 1);
+    let t = data.steps(Split::Train).start + 3;
+    // Untrained: Q_halt == Q_continue, so it thinks to M_max.
+    a.select_action(&input(&data, t), true).unwrap();
+    assert_eq!(a.take_segment_counts(), vec![0, 0, 1]);
+    // Make the Q-head prefer halting: bias (halt, continue) = (+5, -5).
+    let bias = Tensor::new(&[5f32, -5.0], &Device::Cpu).unwrap();
+    let mut all: BTreeMap<String, Tensor> = a
+        .params
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| (k, t.copy().unwrap()))
+        .collect();
+    all.insert("head.q_halt.bias".into(), bias);
+    a.params.assign(&all).unwrap();
+    let d = a.select_action(&input(&data, t), true).unwrap();
+    assert_eq!(a.take_segment_counts(), vec![1, 0, 0]);
+    assert!(matches!(d.action, Action::BuyLong | Action::SellShort | Action::Hold));
+    // With adaptive halting off, M_max every time.
+    a.config.model.act = false;
+    a.select_action(&input(&data, t), true).unwrap();
+    assert_eq!(a.take_segment_counts(), vec![0, 0, 1]);
+}
+
+#[test]
+fn checkpoint_round_trip_keeps_config_states_and_optimizer_and_is_deterministic() {
+    let s = hrm_settings();
+    let data = market(1500);
+    let train = || {
+        let mut a = agent(&s, &data, 1);
+        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 5).unwrap();
+        a.learn(&mut envs, &KEY).unwrap();
+        a
+    };
+    let mut a = train();
+    assert_eq!(weights(&a), weights(&train()), "same seed, same model");
+    let tmp = tempfile::tempdir().unwrap();
+    let (d1, d2) = (tmp.path().join("a"), tmp.path().join("b"));
+    a.save(&d1).unwrap();
+    train().save(&d2).unwrap();
+    let file = crate::checkpoint::WEIGHTS_FILE;
+    assert_eq!(
+        std::fs::read(d1.join(file)).unwrap(),
+        std::fs::read(d2.join(file)).unwrap(),
+        "byte-identical"
+    );
+
+    let mut b = HrmAgent::load(&d1).unwrap();
+    assert_eq!(b.config, a.config, "full configuration restored");
+    assert_eq!(weights(&b), weights(&a));
+    assert_eq!(
+        b.net.buffers()[0].1.to_vec1::<f32>().unwrap(),
+        a.net.buffers()[0].1.to_vec1::<f32>().unwrap()
+    );
+    assert_eq!(
+        (b.updates, b.env_steps, b.adam.step),
+        (a.updates, a.env_steps, a.adam.step)
+    );
+    let t = data.steps(Split::Test).start;
+    assert_eq!(
+        a.select_action(&input(&data, t), true).unwrap(),
+        b.select_action(&input(&data, t), true).unwrap()
+    );
+    // Resuming continues exactly as the uninterrupted run would.
+    let mut envs_a = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 9).unwrap();
+    let mut envs_b = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 9).unwrap();
+    a.learn(&mut envs_a, &KEY).unwrap();
+    b.learn(&mut envs_b, &KEY).unwrap();
+    assert_eq!(weights(&a), weights(&b), "resume is exact");
+
+    // A PPO checkpoint is named, not half-loaded; a damaged file is refused.
+    let meta = d2.join(crate::checkpoint::METADATA_FILE);
+    let text = std::fs::read_to_string(&meta)
+        .unwrap()
+        .replacen("\"model\": \"hrm\"", "\"model\": \"ppo-lstm\"", 1);
+    std::fs::write(&meta, text).unwrap();
+    let err = HrmAgent::load(&d2).err().unwrap().to_string();
+    assert!(err.contains("`ppo-lstm` model"), "{err}");
+    let path = d1.join(file);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = HrmAgent::load(&d1).err().unwrap().to_string();
+    assert!(err.contains("sha256"), "{err}");
+}
+
+#[test]
+fn a_new_instrument_joins_without_changing_what_the_model_does_for_the_others() {
+    let s = hrm_settings();
+    let data = market(800);
+    let mut a = agent(&s, &data, 1);
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 2).unwrap();
+    a.learn(&mut envs, &KEY).unwrap();
+    let t = data.steps(Split::Validation).start;
+    let before = a.select_action(&input(&data, t), true).unwrap();
+    a.extend_vocabulary(2, 1).unwrap();
+    assert_eq!(a.config.instruments, 2);
+    assert_eq!(
+        a.select_action(&input(&data, t), true).unwrap(),
+        before,
+        "old market unchanged"
+    );
+    let new = AgentInput {
+        market: MarketKey {
+            instrument: 1,
+            timeframe: 0,
+        },
+        ..input(&data, t)
+    };
+    a.select_action(&new, true).unwrap();
+    let err = a.extend_vocabulary(1, 1).unwrap_err().to_string();
+    assert!(err.contains("grow but not shrink"), "{err}");
+    // It keeps learning with the grown vocabulary.
+    a.learn(&mut envs, &KEY).unwrap();
+}
