@@ -6,6 +6,7 @@ use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
 
 use crate::error::AgentError;
+use crate::metadata::Provenance;
 
 /// Which embedding rows a market uses: its instrument and timeframe ids in
 /// the model's vocabulary.
@@ -87,4 +88,26 @@ pub trait Agent {
     fn load(dir: &Path) -> Result<Self, AgentError>
     where
         Self: Sized;
+
+    /// Where the agent came from: vocabulary, features, settings, data.
+    fn provenance(&self) -> &Provenance;
+
+    /// Decisions that halted after 1, 2, ... segments since the last call,
+    /// for agents that decide how long to think (empty for the others).
+    fn take_segment_counts(&mut self) -> Vec<u64> {
+        Vec::new()
+    }
+}
+
+/// Opens any agent's checkpoint by the type its metadata.json names.
+pub fn load_agent(dir: &Path) -> Result<Box<dyn Agent>, AgentError> {
+    let kind = crate::ppo::read_model_kind(dir)?;
+    match kind.as_str() {
+        crate::hrm::KIND => Ok(Box::new(crate::hrm::HrmAgent::load(dir)?)),
+        k if k.starts_with("ppo-") => Ok(Box::new(crate::ppo::PpoAgent::load(dir)?)),
+        other => Err(AgentError::Mismatch(format!(
+            "{} holds a `{other}` model, which this build does not know; use the tradelab version that trained it",
+            dir.display()
+        ))),
+    }
 }

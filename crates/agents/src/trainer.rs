@@ -36,6 +36,10 @@ pub trait Trainable: Agent {
     fn updates_done(&self) -> usize;
     /// Environments stepped in lockstep per `learn` call.
     fn lockstep_envs(&self) -> usize;
+    /// Number of trainable scalars.
+    fn parameter_count(&self) -> usize;
+    /// Extends (or shortens) the budget, which the learning-rate schedule follows.
+    fn set_total_steps(&mut self, steps: usize);
 }
 
 /// Budget and cadence.

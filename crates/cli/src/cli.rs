@@ -57,9 +57,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// ppo-lstm, ppo-transformer or ppo-mlp.
+    /// ppo-lstm, ppo-transformer, ppo-mlp or hrm.
     #[arg(long)]
     pub agent: String,
+    /// HRM size preset: small (the CPU default) or paper (27M parameters).
+    #[arg(long)]
+    pub preset: Option<String>,
     /// Instrument(s) to train on: a name in data/final (or data.raw_dir), or a
     /// CSV path (repeatable). Default: every series in data/final.
     #[arg(long = "symbol")]

@@ -287,12 +287,22 @@ fn bad_models_and_bad_data_are_refused_with_one_clear_line() {
     // Another agent type.
     std::fs::write(
         &meta_path,
+        meta.replacen("\"model\": \"ppo-mlp\"", "\"model\": \"sac\"", 1),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &tradelab(d, &["evaluate", "--model", "run/last", "--symbol", csv]),
+        &["`sac` model", "does not know"],
+    );
+    // An HRM label on a PPO checkpoint: the layout is named.
+    std::fs::write(
+        &meta_path,
         meta.replacen("\"model\": \"ppo-mlp\"", "\"model\": \"hrm\"", 1),
     )
     .unwrap();
     assert_clean_failure(
         &tradelab(d, &["evaluate", "--model", "run/last", "--symbol", csv]),
-        &["`hrm` model"],
+        &["HRM checkpoint layout"],
     );
     // Damaged weights.
     std::fs::write(&meta_path, &meta).unwrap();
@@ -310,5 +320,87 @@ fn bad_models_and_bad_data_are_refused_with_one_clear_line() {
     assert_clean_failure(
         &tradelab(d, &["evaluate", "--model", "run/last"]),
         &["metadata.json", "not valid JSON"],
+    );
+}
+
+/// The HRM from the terminal: train with live segments, evaluate with the
+/// segments-per-decision report, resume with a new instrument added to the
+/// vocabulary, and refuse a preset for another agent.
+#[test]
+fn hrm_trains_evaluates_and_grows_its_vocabulary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = synth(d);
+    let csv = csv.to_str().unwrap();
+    let other = d.join("other.csv");
+    std::fs::copy(csv, &other).unwrap();
+    const HRM: [&str; 10] = [
+        "--set",
+        "hierarchical_reasoning_model.d_model=16",
+        "--set",
+        "hierarchical_reasoning_model.heads=2",
+        "--set",
+        "hierarchical_reasoning_model.max_segments=2",
+        "--set",
+        "hierarchical_reasoning_model.instrument_embedding=8",
+        "--set",
+        "hierarchical_reasoning_model.timeframe_embedding=4",
+    ];
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--agent", "hrm", "-v"];
+        args.extend_from_slice(&HRM);
+        args.extend_from_slice(extra);
+        tradelab(d, &args)
+    };
+    let out = ok(train(&["--symbol", csv, "--steps", "512", "--out", "hrm"]));
+    assert!(out.contains("seg 2.00"), "progress shows segments: {out}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("hrm/last/metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["model"], "hrm");
+    assert_eq!(meta["config"]["model"]["d_model"], 16);
+    assert_eq!(meta["config"]["model"]["max_segments"], 2);
+
+    let out = ok(tradelab(
+        d,
+        &["evaluate", "--model", "hrm/last", "--symbol", csv, "--out-dir", "eval"],
+    ));
+    assert!(out.contains("reasoning segments per decision: mean"), "{out}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("eval/evaluation.json")).unwrap()).unwrap();
+    assert_eq!(summary["kind"], "hrm");
+    assert!(summary["segments_per_decision"]["decisions"].as_u64().unwrap() > 0);
+
+    // A second instrument joins on resume.
+    let out = ok(train(&[
+        "--symbol",
+        csv,
+        "--symbol",
+        other.to_str().unwrap(),
+        "--resume",
+        "hrm/last",
+        "--steps",
+        "1024",
+        "--out",
+        "hrm2",
+    ]));
+    assert!(out.contains("adding [\"other\"]"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("hrm2/last/metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["config"]["instruments"], 2);
+
+    assert_clean_failure(
+        &tradelab(
+            d,
+            &["train", "--agent", "ppo-lstm", "--preset", "paper", "--symbol", csv],
+        ),
+        &["--preset", "ppo-lstm"],
+    );
+    assert_clean_failure(
+        &train(&["--preset", "huge", "--symbol", csv]),
+        &["--preset", "huge", "paper"],
+    );
+    assert_clean_failure(
+        &train(&["--symbol", csv, "--set", "hierarchical_reasoning_model.heads=3"]),
+        &["hierarchical_reasoning_model.heads", "d_model"],
     );
 }

@@ -148,12 +148,6 @@ impl HrmAgent {
         self.params.count()
     }
 
-    /// How many decisions halted after 1, 2, ... M_max segments since the
-    /// last call (the "market complexity" report), and resets the counts.
-    pub fn take_segment_counts(&mut self) -> Vec<u64> {
-        std::mem::replace(&mut self.segment_counts, vec![0; self.config.model.max_segments])
-    }
-
     /// Grows the vocabulary to `instruments` and `timeframes` ids: new
     /// markets get zero embedding rows (the neutral context every market
     /// started from) and everything else, learned weights and optimiser
@@ -325,6 +319,14 @@ impl Agent for HrmAgent {
     fn load(dir: &std::path::Path) -> Result<Self, AgentError> {
         persist::load(dir)
     }
+
+    fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    fn take_segment_counts(&mut self) -> Vec<u64> {
+        std::mem::replace(&mut self.segment_counts, vec![0; self.config.model.max_segments])
+    }
 }
 
 impl crate::trainer::Trainable for HrmAgent {
@@ -342,6 +344,14 @@ impl crate::trainer::Trainable for HrmAgent {
 
     fn lockstep_envs(&self) -> usize {
         self.config.ppo.envs
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.params.count()
+    }
+
+    fn set_total_steps(&mut self, steps: usize) {
+        self.config.ppo.total_steps = steps;
     }
 }
 

@@ -236,6 +236,10 @@ impl Agent for PpoAgent {
     fn load(dir: &std::path::Path) -> Result<Self, AgentError> {
         persist::load(dir)
     }
+
+    fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
 }
 
 #[cfg(test)]
@@ -256,5 +260,13 @@ impl crate::trainer::Trainable for PpoAgent {
 
     fn lockstep_envs(&self) -> usize {
         self.config.ppo.envs
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.params.count()
+    }
+
+    fn set_total_steps(&mut self, steps: usize) {
+        self.config.ppo.total_steps = steps;
     }
 }

@@ -3,9 +3,8 @@
 //! to buy-and-hold and the SMA crossover under the same costs and risk layer.
 
 use anyhow::{bail, Context, Result};
-use tradelab_agents::agent::Agent;
+use tradelab_agents::agent::load_agent;
 use tradelab_agents::evaluate::AgentStrategy;
-use tradelab_agents::ppo::{read_model_kind, PpoAgent};
 use tradelab_core::Settings;
 use tradelab_env::Split;
 use tradelab_sim::engine::{self, EngineConfig};
@@ -30,18 +29,12 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     if a.folds == 0 {
         bail!("--folds must be at least 1");
     }
-    let kind = read_model_kind(&a.model).with_context(|| format!("opening model {}", a.model.display()))?;
-    if !kind.starts_with("ppo-") {
-        bail!(
-            "{} holds a `{kind}` model, which this build cannot evaluate yet",
-            a.model.display()
-        );
-    }
-    let mut agent = PpoAgent::load(&a.model).with_context(|| format!("opening model {}", a.model.display()))?;
+    let mut agent = load_agent(&a.model).with_context(|| format!("opening model {}", a.model.display()))?;
+    agent.take_segment_counts();
 
     // Features and the observation follow the model's own settings (its
     // input shape depends on them); costs, fills and risk are today's.
-    let mut settings: Settings = serde_json::from_value(agent.provenance.settings.clone())
+    let mut settings: Settings = serde_json::from_value(agent.provenance().settings.clone())
         .context("the model's metadata.json holds settings this build cannot read; retrain the model")?;
     settings.backtest = current.backtest.clone();
     settings.risk = current.risk.clone();
@@ -52,11 +45,11 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     }
 
     let symbols: Vec<String> = if a.symbols.is_empty() {
-        agent.provenance.vocabulary.instruments.clone()
+        agent.provenance().vocabulary.instruments.clone()
     } else {
         a.symbols.clone()
     };
-    let trained_on = agent.provenance.data.clone();
+    let trained_on = agent.provenance().data.clone();
     let mut series = load_series(&settings, &symbols, None, g.verbose)?;
     series.retain(|s| {
         trained_on.is_empty()
@@ -87,12 +80,12 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
             }
         }
     }
-    let markets = markets(series, &agent.provenance.vocabulary, &settings)?;
+    let markets = markets(series, &agent.provenance().vocabulary, &settings)?;
     for m in &markets {
-        if m.data.feature_names != agent.provenance.features {
+        if m.data.feature_names != agent.provenance().features {
             bail!(
                 "feature mismatch: the model was trained on {:?} but the data gives {:?}; evaluate with the model's feature settings",
-                agent.provenance.features,
+                agent.provenance().features,
                 m.data.feature_names
             );
         }
@@ -121,7 +114,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
             } else {
                 settings.report.out_dir.clone()
             };
-            let mut strategy = AgentStrategy::new(&mut agent, &m.data, m.key, start, &settings);
+            let mut strategy = AgentStrategy::new(agent.as_mut(), &m.data, m.key, start, &settings);
             let result = engine::run(&[&slice], &mut strategy, &cfg);
             if let Some(e) = strategy.error.take() {
                 return Err(e).context("the model failed while deciding");
@@ -153,6 +146,16 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         settings.backtest.currency
     );
     println!("{}", render_comparison(&reports, style()));
+    let segments = agent.take_segment_counts();
+    let decisions: u64 = segments.iter().sum();
+    let segment_summary = (decisions > 0).then(|| {
+        let mean = segments.iter().enumerate().map(|(k, c)| (k + 1) as f64 * *c as f64).sum::<f64>() / decisions as f64;
+        println!(
+            "reasoning segments per decision: mean {mean:.2} over {decisions} decisions; histogram (1..{}): {segments:?}",
+            segments.len()
+        );
+        serde_json::json!({"mean": mean, "decisions": decisions, "histogram": segments})
+    });
     let summary: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| serde_json::json!({"model_used": r.model_used, "instruments": r.instruments, "start": r.start_date, "end": r.end_date, "total_pnl": r.metrics.total_pnl, "sharpe": r.metrics.curve.sharpe, "max_drawdown_pct": r.max_drawdown_pct, "total_trades": r.total_trades}))
@@ -161,7 +164,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     crate::context::ensure_dir(&settings.report.out_dir)?;
     tradelab_data::cache::write_atomic(
         &path,
-        serde_json::to_string_pretty(&serde_json::json!({"model": a.model, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary}))?.as_bytes(),
+        serde_json::to_string_pretty(&serde_json::json!({"model": a.model, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary, "segments_per_decision": segment_summary}))?.as_bytes(),
     )?;
     println!(
         "reports and charts: {}/ (evaluation.json, one .json and .svg per run)",

@@ -4,16 +4,21 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use tradelab_agents::agent::Agent;
+use std::path::Path;
+
+use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
+use tradelab_agents::metadata::{DataHash, Vocabulary};
 use tradelab_agents::ppo::{PpoAgent, PpoConfig};
-use tradelab_agents::trainer::{train, Event, Progress, TrainPlan};
+use tradelab_agents::trainer::{train, Event, Progress, TrainPlan, Trainable, TrainingMarket};
+use tradelab_core::settings::hrm_preset;
+use tradelab_core::{BarSeries, Settings};
 use tradelab_nn::policy::EncoderKind;
 
 use super::markets::{data_hash, load_series, markets, vocabulary};
 use crate::cli::{GlobalArgs, TrainArgs};
 use crate::context::load_settings;
 
-pub const AGENTS: [&str; 3] = ["ppo-lstm", "ppo-transformer", "ppo-mlp"];
+pub const AGENTS: [&str; 4] = ["ppo-lstm", "ppo-transformer", "ppo-mlp", HRM];
 
 pub fn encoder_of(agent: &str) -> Result<EncoderKind> {
     match agent {
@@ -24,61 +29,149 @@ pub fn encoder_of(agent: &str) -> Result<EncoderKind> {
     }
 }
 
+/// What every run needs, whichever agent trains.
+struct RunData {
+    settings: Settings,
+    markets: Vec<TrainingMarket>,
+    vocab: Vocabulary,
+    features: Vec<String>,
+    hashes: Vec<DataHash>,
+}
+
 pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     let mut extra = Vec::new();
     if let Some(steps) = a.steps {
         extra.push(format!("ppo.total_steps={steps}"));
     }
+    if let Some(preset) = &a.preset {
+        if a.agent != HRM {
+            bail!("--preset sets the HRM's size; it does not apply to --agent {}", a.agent);
+        }
+        extra.extend(hrm_preset(preset)?.iter().map(|s| s.to_string()));
+    }
     let settings = load_settings(g, &extra)?;
-    let encoder = encoder_of(&a.agent)?;
+    if !AGENTS.contains(&a.agent.as_str()) {
+        bail!("unknown agent `{}`; choose one of: {}", a.agent, AGENTS.join(", "));
+    }
     let series = load_series(&settings, &a.symbols, a.timeframe.as_deref(), g.verbose)?;
-    let vocab = vocabulary(&series);
+    let mut vocab = vocabulary(&series);
     let hashes: Vec<_> = series.iter().map(data_hash).collect();
+
+    if a.agent == HRM {
+        let resumed = match &a.resume {
+            Some(dir) => {
+                let mut agent: HrmAgent = resume(dir, &a.agent)?;
+                // The HRM's vocabulary grows: markets it knows keep their ids,
+                // new ones are appended with neutral (zero) embeddings.
+                let mut grown = agent.provenance.vocabulary.clone();
+                for name in &vocab.instruments {
+                    if !grown.instruments.contains(name) {
+                        grown.instruments.push(name.clone());
+                    }
+                }
+                for name in &vocab.timeframes {
+                    if !grown.timeframes.contains(name) {
+                        grown.timeframes.push(name.clone());
+                    }
+                }
+                if grown != agent.provenance.vocabulary {
+                    eprintln!(
+                        "adding {:?} to the model's vocabulary {:?} (new markets start from a neutral embedding)",
+                        grown.instruments[agent.provenance.vocabulary.instruments.len()..].to_vec(),
+                        agent.provenance.vocabulary.instruments
+                    );
+                    agent.extend_vocabulary(grown.instruments.len(), grown.timeframes.len())?;
+                    agent.provenance.vocabulary = grown.clone();
+                }
+                vocab = grown;
+                Some(agent)
+            }
+            None => None,
+        };
+        let d = prepare(series, vocab, hashes, settings)?;
+        let agent = match resumed {
+            Some(agent) => agent,
+            None => HrmAgent::new(HrmConfig {
+                features: d.features.len(),
+                window: d.settings.env.window,
+                instruments: d.vocab.instruments.len(),
+                timeframes: d.vocab.timeframes.len(),
+                seed: d.settings.seed,
+                ppo: d.settings.ppo.clone(),
+                model: d.settings.hierarchical_reasoning_model.clone(),
+            })?,
+        };
+        return train_and_report(agent, a, d, g.verbose);
+    }
+    let resumed = a
+        .resume
+        .as_deref()
+        .map(|dir| resume::<PpoAgent>(dir, &a.agent))
+        .transpose()?;
+    let d = prepare(series, vocab, hashes, settings)?;
+    let agent = match resumed {
+        Some(agent) => agent,
+        None => PpoAgent::new(PpoConfig {
+            encoder: encoder_of(&a.agent)?.name().to_string(),
+            features: d.features.len(),
+            window: d.settings.env.window,
+            instruments: d.vocab.instruments.len(),
+            timeframes: d.vocab.timeframes.len(),
+            seed: d.settings.seed,
+            ppo: d.settings.ppo.clone(),
+        })?,
+    };
+    train_and_report(agent, a, d, g.verbose)
+}
+
+fn prepare(series: Vec<BarSeries>, vocab: Vocabulary, hashes: Vec<DataHash>, settings: Settings) -> Result<RunData> {
     let markets = markets(series, &vocab, &settings)?;
     let features = markets[0].data.feature_names.clone();
+    Ok(RunData {
+        settings,
+        markets,
+        vocab,
+        features,
+        hashes,
+    })
+}
 
-    let mut agent = match &a.resume {
-        Some(dir) => {
-            let mut agent = PpoAgent::load(dir).with_context(|| format!("resuming from {}", dir.display()))?;
-            if agent.kind() != a.agent {
-                bail!(
-                    "{} holds a `{}` model but --agent is `{}`; pass --agent {} to resume it",
-                    dir.display(),
-                    agent.kind(),
-                    a.agent,
-                    agent.kind()
-                );
-            }
-            if agent.provenance.vocabulary != vocab || agent.config.features != features.len() {
-                bail!(
-                    "the data differs from the checkpoint's: it was trained on {:?} ({} features), this run has {:?} ({} features); resume with the same --symbol/--timeframe",
-                    agent.provenance.vocabulary.instruments,
-                    agent.config.features,
-                    vocab.instruments,
-                    features.len()
-                );
-            }
-            // The budget may be extended on resume; everything else is the checkpoint's.
-            agent.config.ppo.total_steps = settings.ppo.total_steps;
-            agent
+/// Loads a checkpoint to continue, refusing another agent type.
+fn resume<A: Trainable>(dir: &Path, wanted: &str) -> Result<A> {
+    let agent = A::load(dir).with_context(|| format!("resuming from {}", dir.display()))?;
+    if agent.kind() != wanted {
+        bail!(
+            "{} holds a `{}` model but --agent is `{wanted}`; pass --agent {} to resume it",
+            dir.display(),
+            agent.kind(),
+            agent.kind()
+        );
+    }
+    Ok(agent)
+}
+
+fn train_and_report<A: Trainable>(mut agent: A, a: &TrainArgs, d: RunData, verbose: bool) -> Result<()> {
+    let settings = &d.settings;
+    if a.resume.is_some() {
+        let p = agent.provenance();
+        if p.vocabulary != d.vocab || p.features != d.features {
+            bail!(
+                "the data differs from the checkpoint's: it was trained on {:?} ({} features), this run has {:?} ({} features); resume with the same --symbol/--timeframe",
+                p.vocabulary.instruments,
+                p.features.len(),
+                d.vocab.instruments,
+                d.features.len()
+            );
         }
-        None => {
-            let mut agent = PpoAgent::new(PpoConfig {
-                encoder: encoder.name().to_string(),
-                features: features.len(),
-                window: settings.env.window,
-                instruments: vocab.instruments.len(),
-                timeframes: vocab.timeframes.len(),
-                seed: settings.seed,
-                ppo: settings.ppo.clone(),
-            })?;
-            agent.provenance.vocabulary = vocab.clone();
-            agent.provenance.features = features.clone();
-            agent.provenance.settings = serde_json::to_value(&settings)?;
-            agent.provenance.data = hashes;
-            agent
-        }
-    };
+        // The budget may be extended on resume; everything else is the checkpoint's.
+        agent.set_total_steps(settings.ppo.total_steps);
+    } else {
+        let p = agent.provenance_mut();
+        p.vocabulary = d.vocab.clone();
+        p.features = d.features.clone();
+        p.settings = serde_json::to_value(settings)?;
+        p.data = d.hashes.clone();
+    }
     let run_dir = a
         .out
         .clone()
@@ -94,14 +187,14 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
         "training {} ({} parameters) on {} market(s) [{}], {} steps, seed {} -> {}",
         a.agent,
         agent.parameter_count(),
-        markets.len(),
-        vocab.instruments.join(", "),
+        d.markets.len(),
+        d.vocab.instruments.join(", "),
         plan.total_steps,
         settings.seed,
         run_dir.display()
     );
-    let mut display = ProgressDisplay::new(g.verbose);
-    let summary = train(&mut agent, &markets, &settings, &plan, |e| display.event(e))?;
+    let mut display = ProgressDisplay::new(verbose);
+    let summary = train(&mut agent, &d.markets, settings, &plan, |e| display.event(e))?;
     display.finish();
     eprintln!(
         "done: {} updates, {} steps in {:.1}s{}",
@@ -169,7 +262,11 @@ impl ProgressDisplay {
             p.steps_per_second,
             eta / 60,
             eta % 60
-        )
+        ) + &if p.stats.segments_per_decision > 0.0 {
+            format!(" | seg {:.2} halt {:.3}", p.stats.segments_per_decision, p.stats.halt_loss)
+        } else {
+            String::new()
+        }
     }
 
     fn event(&mut self, e: Event<'_>) {
