@@ -172,7 +172,7 @@ pub struct StressArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// engine, portfolio, csv, features, env, ppo (not part of all) or all.
+    /// engine, portfolio, csv, features, env, ppo or hrm (those two not part of all) or all.
     #[arg(default_value = "all")]
     pub what: String,
     /// Bars per series.

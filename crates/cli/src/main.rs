@@ -5,6 +5,7 @@
 //! names the cause and a hint, with a non-zero exit code; user input never
 //! makes it panic.
 
+mod alloc_meter;
 mod cli;
 mod commands;
 mod context;
@@ -18,7 +19,7 @@ use clap::Parser;
 // candle allocates a fresh buffer for every tensor operation; with glibc
 // malloc the Transformer's update step is 1.45x slower (BENCHMARKS.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc_meter::Metered<mimalloc::MiMalloc> = alloc_meter::Metered(mimalloc::MiMalloc);
 
 fn main() -> ExitCode {
     // `tradelab ... | head` closes the pipe early. Rust ignores SIGPIPE, so

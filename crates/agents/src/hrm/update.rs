@@ -9,13 +9,19 @@
 //! L   = mean_m L^m, one Adam step per minibatch
 //! ```
 //!
-//! The halting targets come from the same pass, detached: a segment should
-//! halt when its decision agrees with the deepest segment's, and its
-//! continue value is the next segment's best Q (see [`super::halting`]).
+//! Two passes keep memory flat: the first runs every segment without
+//! gradient, keeping only the states each final step starts from and the
+//! outputs for the halting targets (a segment should halt when its decision
+//! agrees with the deepest segment's; its continue value is the next
+//! segment's best Q, see [`super::halting`]). The second re-runs each
+//! segment's final L and H step with gradient from those states and
+//! back-propagates its loss at once. With the one-step gradient this is
+//! exactly the gradient of the mean segment loss; only one segment's graph
+//! exists at a time.
 
 use candle_core::{DType, Tensor};
 use tradelab_nn::heads::{categorical_entropy, masked_log_probs, Beta};
-use tradelab_nn::hrm::{Gradient, SegmentOutput};
+use tradelab_nn::hrm::SegmentOutput;
 
 use super::halting::{halting_targets, SegmentDecision};
 use super::HrmAgent;
@@ -112,20 +118,31 @@ impl HrmAgent {
         let returns = pick(&batch.returns)?;
         let adv = Tensor::from_vec(adv, m, d)?;
 
+        // Pass 1, without gradient: every segment's starting states for its
+        // final step, and its outputs for the halting targets.
+        let plain = x.detach();
         let mut carry = self.net.initial_carry(m)?;
+        let mut ahead = Vec::with_capacity(model.max_segments);
         let mut outputs: Vec<SegmentOutput> = Vec::with_capacity(model.max_segments);
         for _ in 0..model.max_segments {
-            let (next, out) = self.net.segment(&carry, &x, Gradient::OneStep)?;
-            carry = next;
+            let states = self.net.think_ahead(&carry, &plain)?;
+            let (next, out) = self.net.final_step(&states, &plain)?;
+            ahead.push(states);
             outputs.push(out);
+            carry = next;
         }
         let (halt_targets, cont_targets, cont_weights) = self.halting_targets(&outputs, &masks)?;
+        drop(outputs);
 
-        let segments = outputs.len() as f64;
-        let mut total: Option<Tensor> = None;
+        // Pass 2: per segment, the final step with gradient, its loss, and
+        // its backward pass at once, so only one segment's graph is ever
+        // alive (memory flat in M_max as well as in N x T).
+        let segments = ahead.len() as f64;
+        let mut grads: Option<candle_core::backprop::GradStore> = None;
         let mut sums = [0f64; 4];
         let (mut approx_kl, mut clip_fraction) = (0f64, 0f64);
-        for (k, out) in outputs.iter().enumerate() {
+        for (k, states) in ahead.iter().enumerate() {
+            let (_, out) = self.net.final_step(states, &x)?;
             let log_probs = masked_log_probs(&out.logits, &masks)?;
             let beta = Beta::from_raw(&out.raw_alpha, &out.raw_beta)?;
             let new_lp = (log_probs.gather(&actions, 1)?.squeeze(1)? + (beta.log_prob(&quantities)? * &entries)?)?;
@@ -141,21 +158,21 @@ impl HrmAgent {
             let q_loss = (halt_loss + cont_loss)?;
             let loss = (((&policy_loss + (&value_loss * p.value_coef)?)? - (&entropy * p.entropy_coef)?)?
                 + (&q_loss * model.halt_loss_coef)?)?;
-            total = Some(match total {
-                None => loss,
-                Some(acc) => (acc + loss)?,
-            });
+            let g = (loss / segments)?.backward()?;
+            match grads.as_mut() {
+                None => grads = Some(g),
+                Some(acc) => acc.extend(g)?,
+            }
             let scalar = |t: &Tensor| -> Result<f64, AgentError> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
             for (s, v) in sums.iter_mut().zip([&policy_loss, &value_loss, &entropy, &q_loss]) {
                 *s += scalar(v)? / segments;
             }
-            if k + 1 == outputs.len() {
+            if k + 1 == ahead.len() {
                 approx_kl = scalar(&((&ratio - 1.0)? - &log_ratio)?.mean_all()?)?;
                 clip_fraction = scalar(&(&ratio - 1.0)?.abs()?.gt(p.clip)?.to_dtype(DType::F32)?.mean_all()?)?;
             }
         }
-        let total = total.ok_or_else(|| AgentError::Invalid("max_segments must be at least 1".into()))?;
-        let grads = (total / segments)?.backward()?;
+        let grads = grads.ok_or_else(|| AgentError::Invalid("max_segments must be at least 1".into()))?;
         let grad_norm = self.adam.step(&grads, lr, p.max_grad_norm)?;
         Ok([sums[0], sums[1], sums[2], approx_kl, clip_fraction, grad_norm, sums[3]])
     }
@@ -219,5 +236,49 @@ impl HrmAgent {
             weights.push(Tensor::from_vec(w, m, d)?);
         }
         Ok((halts, conts, weights))
+    }
+}
+
+impl HrmAgent {
+    /// Seconds per training step (both passes over M_max segments, backward
+    /// and Adam) on `batch` observations from `data`'s training split with
+    /// synthetic actions and advantages, `repeats` times after one warm-up:
+    /// the benchmark of BENCHMARKS.md, which needs no rollout first.
+    pub fn time_training_step(
+        &mut self,
+        data: &tradelab_env::MarketData,
+        key: crate::agent::MarketKey,
+        batch: usize,
+        repeats: usize,
+    ) -> Result<Vec<f64>, AgentError> {
+        let wlen = self.config.window * self.config.features;
+        let mut b = RolloutBuffer::new(batch, 1, wlen);
+        let steps = data.steps(tradelab_env::Split::Train);
+        if steps.len() < batch {
+            return Err(AgentError::Invalid(format!(
+                "the training split has {} steps, fewer than the batch of {batch}",
+                steps.len()
+            )));
+        }
+        for (i, t) in steps.take(batch).enumerate() {
+            b.windows[i * wlen..(i + 1) * wlen].copy_from_slice(data.window(t));
+            b.masks[i * 5..(i + 1) * 5].fill(1.0);
+            b.keys[i] = key;
+            b.actions[i] = (i % 5) as u32;
+            b.quantities[i] = 0.5;
+            b.log_probs[i] = -1.6;
+        }
+        let batch_t = b.batch(self.config.window, self.config.features, &b.values, &self.device)?;
+        let idx: Vec<u32> = (0..batch as u32).collect();
+        let adv: Vec<f32> = (0..batch).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let mut times = Vec::with_capacity(repeats);
+        for k in 0..=repeats {
+            let start = std::time::Instant::now();
+            self.minibatch_step(&batch_t, &idx, adv.clone(), 1e-5)?;
+            if k > 0 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+        Ok(times)
     }
 }

@@ -96,8 +96,13 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         bail!("--bars must be at least 100");
     }
     let what = a.what.as_str();
-    if !["all", "engine", "portfolio", "csv", "features", "env", "ppo"].contains(&what) {
-        bail!("unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo or all");
+    if !["all", "engine", "portfolio", "csv", "features", "env", "ppo", "hrm"].contains(&what) {
+        bail!("unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, hrm or all");
+    }
+    if what == "hrm" {
+        // Training steps on a PPO-sized minibatch (256), the paper preset on
+        // a smaller one (a CPU step at 256 takes minutes); decisions at batch 1.
+        return super::bench_hrm::run(&settings, 256, a.repeats.max(20), 16);
     }
     if what == "ppo" {
         // Steps of PPO training per timed run (capped: --bars defaults to a million).

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod bench;
+mod bench_hrm;
 mod bench_ppo;
 mod data;
 mod evaluate;

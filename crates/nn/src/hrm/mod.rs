@@ -188,24 +188,52 @@ impl HrmNet {
     /// One segment: N cycles of T low-level steps from `carry`. Returns the
     /// detached carry for the next segment and this segment's outputs.
     pub fn segment(&self, carry: &Carry, x: &Tensor, gradient: Gradient) -> Result<(Carry, SegmentOutput)> {
-        let (mut z_h, mut z_l) = (carry.z_h.clone(), carry.z_l.clone());
-        let steps = self.cfg.h_cycles * self.cfg.l_cycles;
-        // Detaching each intermediate state as it is made (not only before
-        // the last step) drops its graph at once: memory is one step's.
-        let one_step = gradient == Gradient::OneStep;
-        for i in 1..=steps {
-            let last = i == steps;
-            z_l = self.l_module.forward(&z_l, &(&z_h + x)?, &self.rotary)?;
-            if one_step && !last {
-                z_l = z_l.detach();
-            }
-            if i % self.cfg.l_cycles == 0 {
-                z_h = self.h_module.forward(&z_h, &z_l, &self.rotary)?;
-                if one_step && !last {
-                    z_h = z_h.detach();
+        match gradient {
+            Gradient::OneStep => self.final_step(&self.think_ahead(carry, x)?, x),
+            Gradient::Full => {
+                let (mut z_h, mut z_l) = (carry.z_h.clone(), carry.z_l.clone());
+                for i in 1..=self.steps() {
+                    z_l = self.l_module.forward(&z_l, &(&z_h + x)?, &self.rotary)?;
+                    if i % self.cfg.l_cycles == 0 {
+                        z_h = self.h_module.forward(&z_h, &z_l, &self.rotary)?;
+                    }
                 }
+                let out = self.heads(&z_h)?;
+                Ok((
+                    Carry {
+                        z_h: z_h.detach(),
+                        z_l: z_l.detach(),
+                    },
+                    out,
+                ))
             }
         }
+    }
+
+    fn steps(&self) -> usize {
+        self.cfg.h_cycles * self.cfg.l_cycles
+    }
+
+    /// Steps 1 .. N*T - 1 of a segment, without gradient: the states its
+    /// final step starts from. Each state is detached as it is made, so
+    /// memory is one step's whatever N x T is.
+    pub fn think_ahead(&self, carry: &Carry, x: &Tensor) -> Result<Carry> {
+        let (mut z_h, mut z_l) = (carry.z_h.clone(), carry.z_l.clone());
+        for i in 1..self.steps() {
+            z_l = self.l_module.forward(&z_l, &(&z_h + x)?, &self.rotary)?.detach();
+            if i % self.cfg.l_cycles == 0 {
+                z_h = self.h_module.forward(&z_h, &z_l, &self.rotary)?.detach();
+            }
+        }
+        Ok(Carry { z_h, z_l })
+    }
+
+    /// The final L step and H step of a segment, with gradient, from the
+    /// states [`HrmNet::think_ahead`] reached, and the heads. Returns the
+    /// detached carry for the next segment and the outputs.
+    pub fn final_step(&self, ahead: &Carry, x: &Tensor) -> Result<(Carry, SegmentOutput)> {
+        let z_l = self.l_module.forward(&ahead.z_l, &(&ahead.z_h + x)?, &self.rotary)?;
+        let z_h = self.h_module.forward(&ahead.z_h, &z_l, &self.rotary)?;
         let out = self.heads(&z_h)?;
         Ok((
             Carry {

@@ -203,3 +203,53 @@ fn a_variable_input_gets_its_gradient_through_the_last_steps() {
     let g = grads.get(x.as_tensor()).expect("gradient for the input");
     assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
 }
+
+/// The agent's two-pass update (states first without gradient, then each
+/// segment's final step back-propagated on its own and the gradients
+/// summed) gives the gradient of the summed segment losses in one pass.
+#[test]
+fn per_segment_backward_equals_one_backward_over_all_segments() {
+    let mut p = Params::new(5, Device::Cpu);
+    let net = HrmNet::new(&mut p, tiny()).unwrap();
+    let (w, a, i, t) = inputs(3);
+    let x = net.embed(&w, &a, &i, &t).unwrap();
+    let segments = 3;
+
+    let mut carry = net.initial_carry(3).unwrap();
+    let mut total: Option<Tensor> = None;
+    for _ in 0..segments {
+        let (next, out) = net.segment(&carry, &x, Gradient::OneStep).unwrap();
+        carry = next;
+        let l = loss(&out);
+        total = Some(match total {
+            None => l,
+            Some(acc) => (acc + l).unwrap(),
+        });
+    }
+    let one_pass = grads_by_name(&p, &total.unwrap());
+
+    let plain = x.detach();
+    let mut carry = net.initial_carry(3).unwrap();
+    let mut ahead = Vec::new();
+    for _ in 0..segments {
+        let states = net.think_ahead(&carry, &plain).unwrap();
+        carry = net.final_step(&states, &plain).unwrap().0;
+        ahead.push(states);
+    }
+    let mut acc: Option<candle_core::backprop::GradStore> = None;
+    for states in &ahead {
+        let g = loss(&net.final_step(states, &x).unwrap().1).backward().unwrap();
+        match acc.as_mut() {
+            None => acc = Some(g),
+            Some(a) => a.extend(g).unwrap(),
+        }
+    }
+    let acc = acc.unwrap();
+    for (name, var) in p.named_vars() {
+        let a = acc.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = one_pass.iter().find(|(n, _)| *n == name).unwrap().1.clone().unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{name}: {x} vs {y}");
+        }
+    }
+}
