@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
+use tradelab_core::settings::WeightsDtype;
+
 use crate::error::AgentError;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -35,17 +37,42 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// little-endian header length, a JSON header (names in sorted order, padded
 /// with spaces to 8 bytes), then the raw little-endian data.
 pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>, AgentError> {
+    safetensors_bytes_as(tensors, WeightsDtype::F32)
+}
+
+/// f32 to bfloat16 bits, rounding to nearest even (NaN stays NaN).
+fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// [`safetensors_bytes`] with the values stored as `dtype`.
+pub fn safetensors_bytes_as(tensors: &BTreeMap<String, Tensor>, dtype: WeightsDtype) -> Result<Vec<u8>, AgentError> {
     let mut header = serde_json::Map::new();
     let mut data: Vec<u8> = Vec::new();
     for (name, t) in tensors {
         let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let start = data.len();
-        for v in values {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
+        let tag = match dtype {
+            WeightsDtype::F32 => {
+                for v in values {
+                    data.extend_from_slice(&v.to_le_bytes());
+                }
+                "F32"
+            }
+            WeightsDtype::Bf16 => {
+                for v in values {
+                    data.extend_from_slice(&bf16_bits(v).to_le_bytes());
+                }
+                "BF16"
+            }
+        };
         header.insert(
             name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": t.dims(), "data_offsets": [start, data.len()]}),
+            serde_json::json!({"dtype": tag, "shape": t.dims(), "data_offsets": [start, data.len()]}),
         );
     }
     let mut head = serde_json::to_string(&header).expect("a JSON map always serialises");
@@ -210,11 +237,11 @@ pub fn read_verified<M: CheckpointMeta>(dir: &Path, layout: &str) -> Result<Veri
 /// their checksums, atomically.
 pub fn write_checkpoint<M: serde::Serialize>(
     dir: &Path,
-    weights: &BTreeMap<String, Tensor>,
+    (weights, weights_dtype): (&BTreeMap<String, Tensor>, WeightsDtype),
     optimizer: &BTreeMap<String, Tensor>,
     make_meta: impl FnOnce(String, String) -> M,
 ) -> Result<(), AgentError> {
-    let weights = safetensors_bytes(weights)?;
+    let weights = safetensors_bytes_as(weights, weights_dtype)?;
     let optimizer = safetensors_bytes(optimizer)?;
     let meta = make_meta(sha256_hex(&weights), sha256_hex(&optimizer));
     let json = serde_json::to_string_pretty(&meta)
@@ -247,6 +274,18 @@ mod tests {
         let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!(header_len % 8, 0);
         let back = read_safetensors(Path::new("x"), &bytes).unwrap();
+        // bf16: half the bytes, values within bf16's precision, read back as bf16.
+        let half = safetensors_bytes_as(&m, WeightsDtype::Bf16).unwrap();
+        assert!(half.len() < bytes.len());
+        let b = read_safetensors(Path::new("x"), &half).unwrap();
+        let w = b["b.weight"].to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(
+            w,
+            vec![vec![1.0, 2.0], vec![3.0, 4.0]],
+            "small integers are exact in bf16"
+        );
+        assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), bf16_bits(1.0), "ties round to even");
+        assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), bf16_bits(1.0 + 2.0 / 128.0));
         assert_eq!(
             back["b.weight"].to_vec2::<f32>().unwrap(),
             vec![vec![1.0, 2.0], vec![3.0, 4.0]]

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{Error, Result, Timeframe};
 
 mod hrm;
-pub use hrm::{hrm_preset, HrmSettings};
+pub use hrm::{hrm_preset, HrmSettings, WeightsDtype};
 
 /// The defaults: the repository's settings file, compiled into the binary.
 pub const DEFAULT_SETTINGS_YAML: &str = include_str!("../../../config/settings.yaml");

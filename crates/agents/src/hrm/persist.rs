@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use tradelab_core::settings::WeightsDtype;
 use tradelab_nn::hrm::{Z_H_INIT, Z_L_INIT};
+
+/// Prefix of the f32 master weights in the optimiser file.
+const MASTER: &str = "master.";
 
 use super::{HrmAgent, HrmConfig, KIND};
 use crate::checkpoint::{read_verified, write_checkpoint, CheckpointMeta, METADATA_FILE, WEIGHTS_FILE};
@@ -57,10 +61,18 @@ pub(super) fn save(agent: &HrmAgent, dir: &Path) -> Result<(), AgentError> {
     for (name, t) in agent.net.buffers() {
         weights.insert(name.to_string(), t.clone());
     }
+    let dtype = agent.config.model.weights_dtype;
+    let mut optimizer = agent.adam.state();
+    if dtype != WeightsDtype::F32 {
+        // The model file is rounded; resuming needs the exact weights.
+        for (name, t) in &weights {
+            optimizer.insert(format!("{MASTER}{name}"), t.clone());
+        }
+    }
     write_checkpoint(
         dir,
-        &weights,
-        &agent.adam.state(),
+        (&weights, dtype),
+        &optimizer,
         |weights_sha256, optimizer_sha256| HrmMetadata {
             format_version: FORMAT_VERSION,
             model: KIND.to_string(),
@@ -91,6 +103,15 @@ pub(super) fn load(dir: &Path) -> Result<HrmAgent, AgentError> {
         )));
     }
     let mut v = read_verified::<HrmMetadata>(dir, "HRM")?;
+    // Exact f32 weights, where the model file holds rounded ones.
+    let masters: BTreeMap<String, candle_core::Tensor> = v
+        .optimizer
+        .iter()
+        .filter_map(|(k, t)| k.strip_prefix(MASTER).map(|name| (name.to_string(), t.clone())))
+        .collect();
+    if !masters.is_empty() {
+        v.weights = masters;
+    }
     let weights_path = dir.join(WEIGHTS_FILE);
     let mut agent = HrmAgent::new(v.meta.config.clone())
         .map_err(|e| AgentError::checkpoint(&dir.join(METADATA_FILE), format!("describes an unusable model: {e}")))?;

@@ -230,3 +230,31 @@ fn a_new_instrument_joins_without_changing_what_the_model_does_for_the_others() 
     // It keeps learning with the grown vocabulary.
     a.learn(&mut envs, &KEY).unwrap();
 }
+
+#[test]
+fn bf16_weights_halve_the_model_file_and_still_resume_exactly() {
+    let mut s = hrm_settings();
+    let data = market(800);
+    let mut a = agent(&s, &data, 1);
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 3).unwrap();
+    a.learn(&mut envs, &KEY).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    a.save(&tmp.path().join("f32")).unwrap();
+    a.config.model.weights_dtype = tradelab_core::settings::WeightsDtype::Bf16;
+    s.hierarchical_reasoning_model.weights_dtype = a.config.model.weights_dtype;
+    a.save(&tmp.path().join("bf16")).unwrap();
+    let size = |d: &str| {
+        std::fs::metadata(tmp.path().join(d).join(crate::checkpoint::WEIGHTS_FILE))
+            .unwrap()
+            .len()
+    };
+    let (full, half) = (size("f32"), size("bf16"));
+    assert!(half < full * 6 / 10, "{half} vs {full}");
+    let mut b = HrmAgent::load(&tmp.path().join("bf16")).unwrap();
+    assert_eq!(weights(&b), weights(&a), "master weights restore the exact f32 values");
+    let mut envs_a = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 4).unwrap();
+    let mut envs_b = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 4).unwrap();
+    a.learn(&mut envs_a, &KEY).unwrap();
+    b.learn(&mut envs_b, &KEY).unwrap();
+    assert_eq!(weights(&a), weights(&b));
+}

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use tradelab_core::settings::WeightsDtype;
 
 use super::{kind_name, PpoAgent, PpoConfig};
 use crate::agent::Agent;
@@ -55,7 +56,7 @@ impl CheckpointMeta for PpoMetadata {
 pub(super) fn save(agent: &PpoAgent, dir: &Path) -> Result<(), AgentError> {
     write_checkpoint(
         dir,
-        &agent.params.tensors(),
+        (&agent.params.tensors(), WeightsDtype::F32),
         &agent.adam.state(),
         |weights_sha256, optimizer_sha256| PpoMetadata {
             format_version: FORMAT_VERSION,

@@ -104,7 +104,11 @@ pub fn run(base: &Settings, batch: usize, decisions: usize, paper_batch: usize) 
         let (peak, secs) = measured_step(&mut a, &data, step_batch)?;
         let ckpt = std::env::temp_dir().join(format!("tradelab-bench-hrm-{}", std::process::id()));
         a.save(&ckpt)?;
-        let size = |name: &str| std::fs::metadata(ckpt.join(name)).map(|m| m.len() as f64 / MB).unwrap_or(0.0);
+        let size = |name: &str| {
+            std::fs::metadata(ckpt.join(name))
+                .map(|m| m.len() as f64 / MB)
+                .unwrap_or(0.0)
+        };
         let (model_mb, optimizer_mb) = (size("model.safetensors"), size("optimizer.safetensors"));
         let _ = std::fs::remove_dir_all(&ckpt);
         // Adaptive halting off: every decision thinks M_max segments.

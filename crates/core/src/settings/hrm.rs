@@ -39,11 +39,23 @@ pub struct HrmSettings {
     /// Supervised epochs on hindsight-optimal labels before PPO (0: none).
     pub pretrain_epochs: usize,
     pub pretrain_learning_rate: f64,
+    /// Precision of `model.safetensors` (training always runs in f32).
+    pub weights_dtype: WeightsDtype,
+}
+
+/// How a checkpoint stores the model's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightsDtype {
+    F32,
+    /// bfloat16: half the size; the f32 master weights go with the
+    /// optimiser state so training still resumes exactly.
+    Bf16,
 }
 
 /// Named size presets, as `--set` overrides: `small` (the CPU default) and
 /// `paper` (the 27M-parameter size of Wang et al.: d 512, 8 heads, 4 + 4
-/// layers).
+/// layers, weights saved in bf16 as the paper trains them).
 pub fn hrm_preset(name: &str) -> Result<&'static [&'static str]> {
     match name {
         "small" => Ok(&[
@@ -51,12 +63,14 @@ pub fn hrm_preset(name: &str) -> Result<&'static [&'static str]> {
             "hierarchical_reasoning_model.heads=4",
             "hierarchical_reasoning_model.h_layers=1",
             "hierarchical_reasoning_model.l_layers=1",
+            "hierarchical_reasoning_model.weights_dtype=f32",
         ]),
         "paper" => Ok(&[
             "hierarchical_reasoning_model.d_model=512",
             "hierarchical_reasoning_model.heads=8",
             "hierarchical_reasoning_model.h_layers=4",
             "hierarchical_reasoning_model.l_layers=4",
+            "hierarchical_reasoning_model.weights_dtype=bf16",
         ]),
         other => Err(Error::SettingsInvalid {
             key: "--preset".into(),

@@ -246,7 +246,13 @@ fn per_segment_backward_equals_one_backward_over_all_segments() {
     }
     let acc = acc.unwrap();
     for (name, var) in p.named_vars() {
-        let a = acc.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let a = acc
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let b = one_pass.iter().find(|(n, _)| *n == name).unwrap().1.clone().unwrap();
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{name}: {x} vs {y}");
