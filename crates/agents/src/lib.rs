@@ -7,6 +7,8 @@
 //!   encoders, written to `shared/docs/algorithms.md` section 4;
 //! - [`hrm`]: the Hierarchical Reasoning Model agent (adaptive segments
 //!   per bar with Q-halting, segment-wise PPO), algorithms.md section 2;
+//! - [`hindsight`]: hindsight-optimal action labels by dynamic
+//!   programming over future prices net of costs (pre-training targets);
 //! - [`gae`](mod@gae): generalised advantage estimation with truncation
 //!   bootstrapping, and per-minibatch advantage normalisation;
 //! - [`adam`]: Adam with global gradient clipping and checkpointable state;
@@ -36,6 +38,7 @@ mod epochs;
 mod error;
 pub mod evaluate;
 mod gae;
+pub mod hindsight;
 pub mod hrm;
 mod inputs;
 pub mod metadata;

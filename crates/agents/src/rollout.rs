@@ -102,7 +102,7 @@ impl RolloutBuffer {
     }
 
     /// Copies every environment's current observation into step `t`'s slots.
-    fn record_observations(&mut self, t: usize, envs: &VecEnv, markets: &[MarketKey]) {
+    pub(crate) fn record_observations(&mut self, t: usize, envs: &VecEnv, markets: &[MarketKey]) {
         let n = self.envs;
         let wlen = self.windows.len() / (n * self.steps);
         for e in 0..n {

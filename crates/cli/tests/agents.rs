@@ -352,8 +352,18 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
         args.extend_from_slice(extra);
         tradelab(d, &args)
     };
-    let out = ok(train(&["--symbol", csv, "--steps", "512", "--out", "hrm"]));
-    assert!(out.contains("seg 2.00"), "progress shows segments: {out}");
+    let out = ok(train(&[
+        "--symbol",
+        csv,
+        "--steps",
+        "512",
+        "--out",
+        "hrm",
+        "--set",
+        "hierarchical_reasoning_model.pretrain_epochs=2",
+    ]));
+    assert!(out.contains("pretrain 2/2: cross-entropy"), "pre-training ran: {out}");
+    assert!(out.contains(" | seg "), "progress shows segments: {out}");
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("hrm/last/metadata.json")).unwrap()).unwrap();
     assert_eq!(meta["model"], "hrm");

@@ -33,26 +33,42 @@ pub struct SegmentDecision {
     pub cont: f32,
 }
 
+/// What a segment's decision is checked against for its halt target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// The deepest segment's decision (RL: no labels, algorithms.md 2).
+    Deepest,
+    /// A known correct action (supervised pre-training, as in HRM).
+    Label(usize),
+}
+
 /// Targets of segment `m` (0-based index into `segments`, one sample's
 /// segments 1..=M_max):
-/// - halt: 1 when this segment's decision agrees with the deepest one
-///   (same action, and for entries a quantity within `tolerance`), that
-///   is, when thinking longer would not have changed it;
+/// - halt: 1 when this segment's decision is right: with
+///   [`Reference::Deepest`], when it agrees with the deepest one (same
+///   action, and for entries a quantity within `tolerance`), that is, when
+///   thinking longer would not have changed it; with a label, when its
+///   action is the label;
 /// - continue: the next segment's best value less `margin` (ties go to
 ///   halting), clipped to [0, 1]; `None` for the last segment, which
 ///   cannot continue.
 pub fn halting_targets(
     segments: &[SegmentDecision],
     m: usize,
+    reference: Reference,
     tolerance: f32,
     margin: f32,
     is_entry: impl Fn(usize) -> bool,
 ) -> (f32, Option<f32>) {
-    let last = segments[segments.len() - 1];
     let here = segments[m];
-    let same_action = here.action == last.action;
-    let same_quantity = !is_entry(here.action) || (here.quantity - last.quantity).abs() < tolerance;
-    let halt = if same_action && same_quantity { 1.0 } else { 0.0 };
+    let right = match reference {
+        Reference::Label(label) => here.action == label,
+        Reference::Deepest => {
+            let last = segments[segments.len() - 1];
+            here.action == last.action && (!is_entry(here.action) || (here.quantity - last.quantity).abs() < tolerance)
+        }
+    };
+    let halt = if right { 1.0 } else { 0.0 };
     let cont = segments
         .get(m + 1)
         .map(|next| (next.halt.max(next.cont) - margin).clamp(0.0, 1.0));
@@ -105,17 +121,23 @@ mod tests {
         let entry = |a: usize| a == 0 || a == 1;
         let segs = [d(4, 0.5, 0.2, 0.3), d(0, 0.2, 0.6, 0.1), d(0, 0.5, 0.9, 0.4)];
         // Segment 1 holds, the deepest buys: disagreement.
-        let (h, c) = halting_targets(&segs, 0, 0.1, 0.01, entry);
+        let (h, c) = halting_targets(&segs, 0, Reference::Deepest, 0.1, 0.01, entry);
         assert_eq!(h, 0.0);
         assert!((c.unwrap() - 0.59).abs() < 1e-6);
         // Segment 2 buys but with a quantity 0.3 away: still disagreement.
-        let (h, c) = halting_targets(&segs, 1, 0.1, 0.01, entry);
+        let (h, c) = halting_targets(&segs, 1, Reference::Deepest, 0.1, 0.01, entry);
         assert_eq!(h, 0.0);
         assert!((c.unwrap() - 0.89).abs() < 1e-6);
         // The deepest agrees with itself and cannot continue.
-        assert_eq!(halting_targets(&segs, 2, 0.1, 0.01, entry), (1.0, None));
+        assert_eq!(
+            halting_targets(&segs, 2, Reference::Deepest, 0.1, 0.01, entry),
+            (1.0, None)
+        );
         // A close quantity counts as agreement for entries.
         let segs = [d(1, 0.45, 0.0, 0.0), d(1, 0.5, 0.0, 0.0)];
-        assert_eq!(halting_targets(&segs, 0, 0.1, 0.0, entry).0, 1.0);
+        assert_eq!(halting_targets(&segs, 0, Reference::Deepest, 0.1, 0.0, entry).0, 1.0);
+        // Against a label, only the action counts.
+        assert_eq!(halting_targets(&segs, 0, Reference::Label(1), 0.1, 0.0, entry).0, 1.0);
+        assert_eq!(halting_targets(&segs, 0, Reference::Label(4), 0.1, 0.0, entry).0, 0.0);
     }
 }

@@ -17,6 +17,8 @@
 
 pub mod halting;
 mod persist;
+pub mod pretrain;
+mod supervision;
 mod update;
 
 use candle_core::{Device, Tensor};

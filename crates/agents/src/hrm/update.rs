@@ -9,33 +9,19 @@
 //! L   = mean_m L^m, one Adam step per minibatch
 //! ```
 //!
-//! Two passes keep memory flat: the first runs every segment without
-//! gradient, keeping only the states each final step starts from and the
-//! outputs for the halting targets (a segment should halt when its decision
-//! agrees with the deepest segment's; its continue value is the next
-//! segment's best Q, see [`super::halting`]). The second re-runs each
-//! segment's final L and H step with gradient from those states and
-//! back-propagates its loss at once. With the one-step gradient this is
-//! exactly the gradient of the mean segment loss; only one segment's graph
-//! exists at a time.
+//! The two passes that keep memory flat are in [`super::supervision`].
 
 use candle_core::{DType, Tensor};
 use tradelab_nn::heads::{categorical_entropy, masked_log_probs, Beta};
-use tradelab_nn::hrm::SegmentOutput;
 
-use super::halting::{halting_targets, SegmentDecision};
+use super::halting::Reference;
+use super::supervision::scalar;
 use super::HrmAgent;
 use crate::agent::LearnStats;
 use crate::epochs::{run_epochs, Schedule, APPROX_KL, FIGURES};
 use crate::error::AgentError;
 use crate::gae::{explained_variance, gae, Rollout};
-use crate::rollout::{entry, Batch, RolloutBuffer};
-
-/// `BCE(sigmoid(z), y)` per element, computed stably from the logit.
-fn bce_with_logits(z: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
-    let softplus_neg_abs = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
-    (z.relu()? - (z * y)?)? + softplus_neg_abs
-}
+use crate::rollout::{Batch, RolloutBuffer};
 
 impl HrmAgent {
     pub(crate) fn update(&mut self, b: &RolloutBuffer) -> Result<LearnStats, AgentError> {
@@ -88,9 +74,10 @@ impl HrmAgent {
         })
     }
 
-    /// Every segment's loss, one backward pass and one Adam step. Returns
-    /// the policy, value, entropy terms, approx-KL and clip fraction (of the
-    /// deepest segment), gradient norm and halting loss.
+    /// Every segment's PPO loss and halting loss, one Adam step. Returns
+    /// the policy, value and entropy terms (mean over segments), approx-KL
+    /// and clip fraction (of the deepest segment), gradient norm and
+    /// halting loss.
     pub(crate) fn minibatch_step(
         &mut self,
         batch: &Batch,
@@ -98,11 +85,10 @@ impl HrmAgent {
         adv: Vec<f32>,
         lr: f64,
     ) -> Result<[f64; FIGURES], AgentError> {
-        let p = &self.config.ppo;
-        let model = &self.config.model;
+        let p = self.config.ppo.clone();
         let m = idx.len();
-        let d = &self.device;
-        let ix = Tensor::from_slice(idx, m, d)?;
+        let d = self.device.clone();
+        let ix = Tensor::from_slice(idx, m, &d)?;
         let pick = |t: &Tensor| t.index_select(&ix, 0);
         let x = self.net.embed(
             &pick(&batch.windows)?,
@@ -116,33 +102,9 @@ impl HrmAgent {
         let entries = pick(&batch.entries)?;
         let old_lp = pick(&batch.old_log_probs)?;
         let returns = pick(&batch.returns)?;
-        let adv = Tensor::from_vec(adv, m, d)?;
-
-        // Pass 1, without gradient: every segment's starting states for its
-        // final step, and its outputs for the halting targets.
-        let plain = x.detach();
-        let mut carry = self.net.initial_carry(m)?;
-        let mut ahead = Vec::with_capacity(model.max_segments);
-        let mut outputs: Vec<SegmentOutput> = Vec::with_capacity(model.max_segments);
-        for _ in 0..model.max_segments {
-            let states = self.net.think_ahead(&carry, &plain)?;
-            let (next, out) = self.net.final_step(&states, &plain)?;
-            ahead.push(states);
-            outputs.push(out);
-            carry = next;
-        }
-        let (halt_targets, cont_targets, cont_weights) = self.halting_targets(&outputs, &masks)?;
-        drop(outputs);
-
-        // Pass 2: per segment, the final step with gradient, its loss, and
-        // its backward pass at once, so only one segment's graph is ever
-        // alive (memory flat in M_max as well as in N x T).
-        let segments = ahead.len() as f64;
-        let mut grads: Option<candle_core::backprop::GradStore> = None;
-        let mut sums = [0f64; 4];
-        let (mut approx_kl, mut clip_fraction) = (0f64, 0f64);
-        for (k, states) in ahead.iter().enumerate() {
-            let (_, out) = self.net.final_step(states, &x)?;
+        let adv = Tensor::from_vec(adv, m, &d)?;
+        let references = vec![Reference::Deepest; m];
+        let r = self.deep_supervision_step(&x, &masks, &references, lr, |out| {
             let log_probs = masked_log_probs(&out.logits, &masks)?;
             let beta = Beta::from_raw(&out.raw_alpha, &out.raw_beta)?;
             let new_lp = (log_probs.gather(&actions, 1)?.squeeze(1)? + (beta.log_prob(&quantities)? * &entries)?)?;
@@ -153,89 +115,29 @@ impl HrmAgent {
             let policy_loss = unclipped.maximum(&clipped)?.mean_all()?;
             let value_loss = ((&out.value - &returns)?.sqr()?.mean_all()? * 0.5)?;
             let entropy = (categorical_entropy(&log_probs)? + beta.entropy()?)?.mean_all()?;
-            let halt_loss = bce_with_logits(&out.q_halt, &halt_targets[k])?.mean_all()?;
-            let cont_loss = (bce_with_logits(&out.q_continue, &cont_targets[k])? * &cont_weights[k])?.mean_all()?;
-            let q_loss = (halt_loss + cont_loss)?;
-            let loss = (((&policy_loss + (&value_loss * p.value_coef)?)? - (&entropy * p.entropy_coef)?)?
-                + (&q_loss * model.halt_loss_coef)?)?;
-            let g = (loss / segments)?.backward()?;
-            match grads.as_mut() {
-                None => grads = Some(g),
-                Some(acc) => acc.extend(g)?,
-            }
-            let scalar = |t: &Tensor| -> Result<f64, AgentError> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-            for (s, v) in sums.iter_mut().zip([&policy_loss, &value_loss, &entropy, &q_loss]) {
-                *s += scalar(v)? / segments;
-            }
-            if k + 1 == ahead.len() {
-                approx_kl = scalar(&((&ratio - 1.0)? - &log_ratio)?.mean_all()?)?;
-                clip_fraction = scalar(&(&ratio - 1.0)?.abs()?.gt(p.clip)?.to_dtype(DType::F32)?.mean_all()?)?;
-            }
-        }
-        let grads = grads.ok_or_else(|| AgentError::Invalid("max_segments must be at least 1".into()))?;
-        let grad_norm = self.adam.step(&grads, lr, p.max_grad_norm)?;
-        Ok([sums[0], sums[1], sums[2], approx_kl, clip_fraction, grad_norm, sums[3]])
-    }
-
-    /// Per segment: halt targets, continue targets and continue weights
-    /// (0 for the last segment, which cannot continue), `[m]` each.
-    #[allow(clippy::type_complexity)]
-    fn halting_targets(
-        &self,
-        outputs: &[SegmentOutput],
-        masks: &Tensor,
-    ) -> Result<(Vec<Tensor>, Vec<Tensor>, Vec<Tensor>), AgentError> {
-        let model = &self.config.model;
-        let m = masks.dim(0)?;
-        // Detached per-segment summaries, [segment][sample].
-        let mut summaries: Vec<Vec<SegmentDecision>> = Vec::with_capacity(outputs.len());
-        for out in outputs {
-            let lp = masked_log_probs(&out.logits.detach(), masks)?.to_vec2::<f32>()?;
-            let beta = Beta::from_raw(&out.raw_alpha.detach(), &out.raw_beta.detach())?;
-            let mean = (&beta.alpha / (&beta.alpha + &beta.beta)?)?.to_vec1::<f32>()?;
-            let sigmoid = |t: &Tensor| -> Result<Vec<f32>, AgentError> {
-                Ok(t.to_vec1::<f32>()?
-                    .into_iter()
-                    .map(|z| 1.0 / (1.0 + (-z).exp()))
-                    .collect())
-            };
-            let (halt, cont) = (sigmoid(&out.q_halt)?, sigmoid(&out.q_continue)?);
-            summaries.push(
-                (0..m)
-                    .map(|s| SegmentDecision {
-                        action: (0..5).fold(0, |best, k| if lp[s][k] > lp[s][best] { k } else { best }),
-                        quantity: mean[s],
-                        halt: halt[s],
-                        cont: cont[s],
-                    })
-                    .collect(),
-            );
-        }
-        let d = &self.device;
-        let (mut halts, mut conts, mut weights) = (Vec::new(), Vec::new(), Vec::new());
-        let mut per_sample = Vec::with_capacity(outputs.len());
-        for k in 0..outputs.len() {
-            let (mut h, mut c, mut w) = (vec![0f32; m], vec![0f32; m], vec![0f32; m]);
-            for s in 0..m {
-                per_sample.clear();
-                per_sample.extend(summaries.iter().map(|seg| seg[s]));
-                let (halt, cont) = halting_targets(
-                    &per_sample,
-                    k,
-                    model.quantity_tolerance as f32,
-                    model.continue_margin as f32,
-                    |a| entry(a) > 0.0,
-                );
-                h[s] = halt;
-                if let Some(cont) = cont {
-                    (c[s], w[s]) = (cont, 1.0);
-                }
-            }
-            halts.push(Tensor::from_vec(h, m, d)?);
-            conts.push(Tensor::from_vec(c, m, d)?);
-            weights.push(Tensor::from_vec(w, m, d)?);
-        }
-        Ok((halts, conts, weights))
+            let loss = ((&policy_loss + (&value_loss * p.value_coef)?)? - (&entropy * p.entropy_coef)?)?;
+            let approx_kl = ((&ratio - 1.0)? - &log_ratio)?.mean_all()?;
+            let clip_fraction = (&ratio - 1.0)?.abs()?.gt(p.clip)?.to_dtype(DType::F32)?.mean_all()?;
+            Ok((
+                loss,
+                [
+                    scalar(&policy_loss)?,
+                    scalar(&value_loss)?,
+                    scalar(&entropy)?,
+                    scalar(&approx_kl)?,
+                    scalar(&clip_fraction)?,
+                ],
+            ))
+        })?;
+        Ok([
+            r.mean[0],
+            r.mean[1],
+            r.mean[2],
+            r.deepest[3],
+            r.deepest[4],
+            r.grad_norm,
+            r.halt_loss,
+        ])
     }
 }
 

@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
+use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
 use tradelab_agents::metadata::{DataHash, Vocabulary};
 use tradelab_agents::ppo::{PpoAgent, PpoConfig};
 use tradelab_agents::trainer::{train, Event, Progress, TrainPlan, Trainable, TrainingMarket};
 use tradelab_core::settings::hrm_preset;
 use tradelab_core::{BarSeries, Settings};
+use tradelab_env::{Split, VecEnv};
 use tradelab_nn::policy::EncoderKind;
 
 use super::markets::{data_hash, load_series, markets, vocabulary};
@@ -91,15 +93,19 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
         let d = prepare(series, vocab, hashes, settings)?;
         let agent = match resumed {
             Some(agent) => agent,
-            None => HrmAgent::new(HrmConfig {
-                features: d.features.len(),
-                window: d.settings.env.window,
-                instruments: d.vocab.instruments.len(),
-                timeframes: d.vocab.timeframes.len(),
-                seed: d.settings.seed,
-                ppo: d.settings.ppo.clone(),
-                model: d.settings.hierarchical_reasoning_model.clone(),
-            })?,
+            None => {
+                let mut agent = HrmAgent::new(HrmConfig {
+                    features: d.features.len(),
+                    window: d.settings.env.window,
+                    instruments: d.vocab.instruments.len(),
+                    timeframes: d.vocab.timeframes.len(),
+                    seed: d.settings.seed,
+                    ppo: d.settings.ppo.clone(),
+                    model: d.settings.hierarchical_reasoning_model.clone(),
+                })?;
+                pretrain(&mut agent, &d)?;
+                agent
+            }
         };
         return train_and_report(agent, a, d, g.verbose);
     }
@@ -134,6 +140,36 @@ fn prepare(series: Vec<BarSeries>, vocab: Vocabulary, hashes: Vec<DataHash>, set
         features,
         hashes,
     })
+}
+
+/// Supervised pre-training on hindsight-optimal labels of the training
+/// splits, `pretrain_epochs` teacher-driven rollouts, one line each.
+fn pretrain(agent: &mut HrmAgent, d: &RunData) -> Result<()> {
+    let epochs = d.settings.hierarchical_reasoning_model.pretrain_epochs;
+    if epochs == 0 {
+        return Ok(());
+    }
+    let data: Vec<_> = d.markets.iter().map(|m| m.data.clone()).collect();
+    let keys: Vec<_> = d.markets.iter().map(|m| m.key).collect();
+    let labels = training_labels(&data, &d.settings);
+    let mut envs = VecEnv::new(
+        &data,
+        d.settings.ppo.envs,
+        Split::Train,
+        &d.settings,
+        d.settings.seed ^ 0x5EED,
+    )?;
+    for epoch in 0..epochs {
+        let s = agent.pretrain_epoch(&mut envs, &keys, &labels, epoch)?;
+        eprintln!(
+            "pretrain {}/{epochs}: cross-entropy {:.4}, accuracy {:.1}% (deepest segment), halting loss {:.3}",
+            epoch + 1,
+            s.cross_entropy,
+            100.0 * s.accuracy,
+            s.halt_loss
+        );
+    }
+    Ok(())
 }
 
 /// Loads a checkpoint to continue, refusing another agent type.
