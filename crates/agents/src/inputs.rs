@@ -25,13 +25,13 @@ pub(crate) struct InputTensors {
     pub timeframe: Tensor,
 }
 
-pub(crate) fn input_tensors(
+/// Checks a batch against the model's window shape and vocabulary.
+pub(crate) fn check_inputs(
     shape: InputShape,
     windows: &[f32],
     accounts: &[f32],
     keys: &[MarketKey],
-    d: &Device,
-) -> Result<InputTensors, AgentError> {
+) -> Result<(), AgentError> {
     let n = keys.len();
     let (w, f) = (shape.window, shape.features);
     if windows.len() != n * w * f {
@@ -49,6 +49,24 @@ pub(crate) fn input_tensors(
             shape.instruments, shape.timeframes
         )));
     }
+    if accounts.len() != n * ACCOUNT_FEATURES {
+        return Err(AgentError::Mismatch(format!(
+            "{} account values for {n} observations; each has {ACCOUNT_FEATURES}",
+            accounts.len()
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn input_tensors(
+    shape: InputShape,
+    windows: &[f32],
+    accounts: &[f32],
+    keys: &[MarketKey],
+    d: &Device,
+) -> Result<InputTensors, AgentError> {
+    check_inputs(shape, windows, accounts, keys)?;
+    let (n, w, f) = (keys.len(), shape.window, shape.features);
     let inst: Vec<u32> = keys.iter().map(|k| k.instrument).collect();
     let tf: Vec<u32> = keys.iter().map(|k| k.timeframe).collect();
     Ok(InputTensors {

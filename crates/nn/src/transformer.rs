@@ -74,6 +74,11 @@ impl Linear {
         })
     }
 
+    /// The weight `[output, input]` and bias.
+    pub fn parts(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
+    }
+
     /// `x: [..., input]` to `[..., output]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();

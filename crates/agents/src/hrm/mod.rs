@@ -28,13 +28,14 @@ use serde::{Deserialize, Serialize};
 use tradelab_core::settings::{HrmSettings, PpoSettings};
 use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
-use tradelab_nn::hrm::{Gradient, HrmNet, HrmNetConfig};
+use tradelab_nn::hrm::infer::HrmInference;
+use tradelab_nn::hrm::{HrmNet, HrmNetConfig};
 use tradelab_nn::params::Params;
 
 use crate::adam::Adam;
 use crate::agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
 use crate::error::AgentError;
-use crate::inputs::{input_tensors, InputShape};
+use crate::inputs::{check_inputs, InputShape};
 use crate::metadata::Provenance;
 use crate::reward_scale::RewardScaler;
 use crate::rollout::{collect, Acted, Actor, RolloutBuffer};
@@ -109,8 +110,10 @@ pub struct HrmAgent {
     buffer: Option<RolloutBuffer>,
     device: Device,
     /// Decisions that halted after 1, 2, ... M_max segments, since creation
-    /// or the last [`HrmAgent::take_segment_counts`].
+    /// or the last `take_segment_counts`.
     segment_counts: Vec<u64>,
+    /// The weights as plain arrays for acting; `None` once they changed.
+    inference: Option<HrmInference>,
 }
 
 /// The halting segment's heads for a batch, and the segments each used.
@@ -141,6 +144,7 @@ impl HrmAgent {
             device,
             params,
             segment_counts: vec![0; config.model.max_segments],
+            inference: None,
             config,
         })
     }
@@ -189,6 +193,8 @@ impl HrmAgent {
 
     /// Runs segments until each sample halts; `training` draws the random
     /// M_min of algorithms.md 1.5, inference uses the configured minimum.
+    /// Acting uses the plain-array forward pass (a snapshot of the weights,
+    /// retaken after every update).
     fn think(
         &mut self,
         windows: &[f32],
@@ -197,31 +203,31 @@ impl HrmAgent {
         training: bool,
     ) -> Result<Halted, AgentError> {
         let n = keys.len();
-        let x = input_tensors(self.config.input_shape(), windows, accounts, keys, &self.device)?;
-        let embedded = self.net.embed(&x.window, &x.account, &x.instrument, &x.timeframe)?;
-        let m = &self.config.model;
+        check_inputs(self.config.input_shape(), windows, accounts, keys)?;
+        if self.inference.is_none() {
+            self.inference = Some(HrmInference::from_net(&self.net)?);
+        }
+        let m = self.config.model.clone();
         let mins: Vec<usize> = (0..n)
             .map(|_| draw_min_segments(&mut self.rng, training, m.epsilon, m.min_segments, m.max_segments))
             .collect();
-        let mut carry = self.net.initial_carry(n)?;
+        let inference = self.inference.as_mut().expect("snapshot taken above");
+        let instruments: Vec<u32> = keys.iter().map(|k| k.instrument).collect();
+        let timeframes: Vec<u32> = keys.iter().map(|k| k.timeframe).collect();
+        let x = inference.embed(windows, accounts, &instruments, &timeframes);
+        let (mut z_h, mut z_l) = inference.initial(n);
         let mut logits = vec![0f32; n * 5];
         let (mut alpha, mut beta, mut value) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
         let mut segments = vec![0u32; n];
         let mut open = n;
         for seg in 1..=m.max_segments {
-            let (next, out) = self.net.segment(&carry, &embedded, Gradient::OneStep)?;
-            carry = next;
-            let (q_halt, q_cont) = (out.q_halt.to_vec1::<f32>()?, out.q_continue.to_vec1::<f32>()?);
-            let l = out.logits.flatten_all()?.to_vec1::<f32>()?;
-            let (a, b, v) = (
-                out.raw_alpha.to_vec1::<f32>()?,
-                out.raw_beta.to_vec1::<f32>()?,
-                out.value.to_vec1::<f32>()?,
-            );
+            let out = inference.segment(&mut z_h, &mut z_l, &x, n);
             for s in 0..n {
-                if segments[s] == 0 && should_halt(seg, q_halt[s], q_cont[s], mins[s], m.max_segments, m.act) {
-                    logits[s * 5..(s + 1) * 5].copy_from_slice(&l[s * 5..(s + 1) * 5]);
-                    (alpha[s], beta[s], value[s]) = (a[s], b[s], v[s]);
+                if segments[s] == 0
+                    && should_halt(seg, out.q_halt[s], out.q_continue[s], mins[s], m.max_segments, m.act)
+                {
+                    logits[s * 5..(s + 1) * 5].copy_from_slice(&out.logits[s * 5..(s + 1) * 5]);
+                    (alpha[s], beta[s], value[s]) = (out.raw_alpha[s], out.raw_beta[s], out.value[s]);
                     segments[s] = seg as u32;
                     self.segment_counts[seg - 1] += 1;
                     open -= 1;
@@ -239,6 +245,11 @@ impl HrmAgent {
             value: Tensor::from_vec(value, n, d)?,
             segments,
         })
+    }
+
+    /// Drops the acting snapshot after the weights changed outside an update.
+    pub(crate) fn weights_changed(&mut self) {
+        self.inference = None;
     }
 }
 

@@ -133,6 +133,7 @@ pub(super) fn load(dir: &Path) -> Result<HrmAgent, AgentError> {
         .adam
         .restore(&v.optimizer, v.meta.training.adam_step)
         .map_err(|p| AgentError::checkpoint(&dir.join(crate::checkpoint::OPTIMIZER_FILE), p))?;
+    agent.weights_changed();
     agent.updates = v.meta.training.updates;
     agent.env_steps = v.meta.training.env_steps;
     agent.scaler = v.meta.training.reward_scaler;

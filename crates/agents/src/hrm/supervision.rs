@@ -97,6 +97,7 @@ impl HrmAgent {
         }
         let grads = grads.ok_or_else(|| AgentError::Invalid("max_segments must be at least 1".into()))?;
         result.grad_norm = self.adam.step(&grads, lr, self.config.ppo.max_grad_norm)?;
+        self.weights_changed();
         Ok(result)
     }
 

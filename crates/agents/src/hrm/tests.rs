@@ -130,6 +130,7 @@ fn inference_halts_by_the_q_head_and_reports_segments() {
         .collect();
     all.insert("head.q_halt.bias".into(), bias);
     a.params.assign(&all).unwrap();
+    a.weights_changed();
     let d = a.select_action(&input(&data, t), true).unwrap();
     assert_eq!(a.take_segment_counts(), vec![1, 0, 0]);
     assert!(matches!(d.action, Action::BuyLong | Action::SellShort | Action::Hold));

@@ -28,7 +28,7 @@ pub fn rms_norm(x: &Tensor) -> Result<Tensor> {
 
 /// A dense layer `x W^T` without bias.
 pub struct Dense {
-    weight: Tensor,
+    pub(crate) weight: Tensor,
     /// A constant zero bias for the fused CPU kernel (not a parameter).
     zero_bias: Tensor,
 }
@@ -65,8 +65,8 @@ impl Dense {
 /// Rotary position embedding (base 10^4) for a fixed sequence length.
 pub struct Rotary {
     /// `[T, d_head]` each, the half-angles repeated for both halves.
-    cos: Tensor,
-    sin: Tensor,
+    pub(crate) cos: Tensor,
+    pub(crate) sin: Tensor,
 }
 
 impl Rotary {
@@ -104,10 +104,10 @@ impl Rotary {
 
 /// One post-norm block: attention then SwiGLU, each added and normalised.
 pub struct Block {
-    qkv: Dense,
-    out: Dense,
-    gate_up: Dense,
-    down: Dense,
+    pub(crate) qkv: Dense,
+    pub(crate) out: Dense,
+    pub(crate) gate_up: Dense,
+    pub(crate) down: Dense,
     heads: usize,
     ff: usize,
 }
@@ -171,7 +171,7 @@ impl Block {
 /// A reasoning module (H or L): a stack of blocks over its state plus the
 /// injected input.
 pub struct ReasoningModule {
-    blocks: Vec<Block>,
+    pub(crate) blocks: Vec<Block>,
 }
 
 impl ReasoningModule {

@@ -23,6 +23,7 @@
 //! the same neutral context the others started from.
 
 pub mod block;
+pub mod infer;
 
 use candle_core::{DType, Device, Result, Tensor};
 

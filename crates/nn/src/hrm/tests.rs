@@ -259,3 +259,40 @@ fn per_segment_backward_equals_one_backward_over_all_segments() {
         }
     }
 }
+
+#[test]
+fn plain_inference_matches_the_candle_path() {
+    let cfg = HrmNetConfig { h_layers: 2, ..tiny() };
+    let mut p = Params::new(21, Device::Cpu);
+    let net = HrmNet::new(&mut p, cfg).unwrap();
+    let (w, a, i, t) = inputs(3);
+    let x = net.embed(&w, &a, &i, &t).unwrap();
+    let mut plain = infer::HrmInference::from_net(&net).unwrap();
+    let px = plain.embed(
+        &w.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        &a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        &i.to_vec1::<u32>().unwrap(),
+        &t.to_vec1::<u32>().unwrap(),
+    );
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{what}: {x} vs {y}");
+        }
+    };
+    close(&px, &x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "embedding");
+    let mut carry = net.initial_carry(3).unwrap();
+    let (mut zh, mut zl) = plain.initial(3);
+    for segment in 0..3 {
+        let (next, out) = net.segment(&carry, &x, Gradient::OneStep).unwrap();
+        carry = next;
+        let po = plain.segment(&mut zh, &mut zl, &px, 3);
+        let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        close(&po.logits, &v(&out.logits), &format!("logits {segment}"));
+        close(&po.value, &v(&out.value), "value");
+        close(&po.raw_alpha, &v(&out.raw_alpha), "alpha");
+        close(&po.q_halt, &v(&out.q_halt), "q");
+        close(&zh, &v(&carry.z_h), "z_h");
+        close(&zl, &v(&carry.z_l), "z_l");
+    }
+}
