@@ -191,6 +191,46 @@ pub struct Verified<M> {
     pub optimizer: BTreeMap<String, Tensor>,
 }
 
+/// Training progress needed to resume.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainingState {
+    pub updates: usize,
+    pub env_steps: usize,
+    pub adam_step: usize,
+    pub reward_scaler: crate::reward_scale::RewardScaler,
+}
+
+/// Everything in a checkpoint's metadata.json; `C` is the agent type's
+/// configuration.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMetadata<C> {
+    pub format_version: u32,
+    /// The agent type (`ppo-lstm`, `hrm`, ...): loading refuses another.
+    pub model: String,
+    pub version: u32,
+    pub framework: String,
+    pub weights_sha256: String,
+    pub optimizer_sha256: String,
+    pub trained_at: String,
+    pub parameters: usize,
+    pub config: C,
+    pub training: TrainingState,
+    #[serde(flatten)]
+    pub provenance: crate::metadata::Provenance,
+}
+
+impl<C: serde::de::DeserializeOwned> CheckpointMeta for CheckpointMetadata<C> {
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+    fn weights_sha256(&self) -> &str {
+        &self.weights_sha256
+    }
+    fn optimizer_sha256(&self) -> &str {
+        &self.optimizer_sha256
+    }
+}
+
 /// What [`read_verified`] needs to know of an agent's metadata.
 pub trait CheckpointMeta: serde::de::DeserializeOwned {
     fn format_version(&self) -> u32;

@@ -227,6 +227,23 @@ pub(crate) struct Batch {
 }
 
 impl RolloutBuffer {
+    /// GAE advantages and value targets (returns) of the rollout.
+    pub fn advantages(&self, gamma: f64, lambda: f64) -> (Vec<f32>, Vec<f32>) {
+        crate::gae::gae(
+            &crate::gae::Rollout {
+                envs: self.envs,
+                rewards: &self.rewards,
+                values: &self.values,
+                terminated: &self.terminated,
+                truncated: &self.truncated,
+                final_values: &self.final_values,
+                last_values: &self.last_values,
+            },
+            gamma as f32,
+            lambda as f32,
+        )
+    }
+
     /// The rollout as tensors, with `returns` as the value targets.
     pub fn batch(&self, window: usize, features: usize, returns: &[f32], d: &Device) -> Result<Batch, AgentError> {
         let total = self.envs * self.steps;

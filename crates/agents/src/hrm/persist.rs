@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use tradelab_core::settings::WeightsDtype;
 use tradelab_nn::hrm::{Z_H_INIT, Z_L_INIT};
 
@@ -13,48 +12,15 @@ use tradelab_nn::hrm::{Z_H_INIT, Z_L_INIT};
 const MASTER: &str = "master.";
 
 use super::{HrmAgent, HrmConfig, KIND};
-use crate::checkpoint::{read_verified, write_checkpoint, CheckpointMeta, METADATA_FILE, WEIGHTS_FILE};
+use crate::checkpoint::{
+    read_verified, write_checkpoint, CheckpointMetadata, TrainingState, METADATA_FILE, WEIGHTS_FILE,
+};
 use crate::error::AgentError;
-use crate::metadata::{timestamp_now, Provenance, FORMAT_VERSION};
+use crate::metadata::{timestamp_now, FORMAT_VERSION};
 use crate::ppo::read_model_kind;
-use crate::reward_scale::RewardScaler;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HrmTrainingState {
-    pub updates: usize,
-    pub env_steps: usize,
-    pub adam_step: usize,
-    pub reward_scaler: RewardScaler,
-}
-
-/// Everything in an HRM checkpoint's metadata.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HrmMetadata {
-    pub format_version: u32,
-    pub model: String,
-    pub version: u32,
-    pub framework: String,
-    pub weights_sha256: String,
-    pub optimizer_sha256: String,
-    pub trained_at: String,
-    pub parameters: usize,
-    pub config: HrmConfig,
-    pub training: HrmTrainingState,
-    #[serde(flatten)]
-    pub provenance: Provenance,
-}
-
-impl CheckpointMeta for HrmMetadata {
-    fn format_version(&self) -> u32 {
-        self.format_version
-    }
-    fn weights_sha256(&self) -> &str {
-        &self.weights_sha256
-    }
-    fn optimizer_sha256(&self) -> &str {
-        &self.optimizer_sha256
-    }
-}
+/// Everything in a HRM checkpoint's metadata.json.
+pub type HrmMetadata = CheckpointMetadata<HrmConfig>;
 
 pub(super) fn save(agent: &HrmAgent, dir: &Path) -> Result<(), AgentError> {
     let mut weights = agent.params.tensors();
@@ -83,7 +49,7 @@ pub(super) fn save(agent: &HrmAgent, dir: &Path) -> Result<(), AgentError> {
             trained_at: timestamp_now(),
             parameters: agent.parameter_count(),
             config: agent.config.clone(),
-            training: HrmTrainingState {
+            training: TrainingState {
                 updates: agent.updates,
                 env_steps: agent.env_steps,
                 adam_step: agent.adam.step,

@@ -2,56 +2,19 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use tradelab_core::settings::WeightsDtype;
 
 use super::{kind_name, PpoAgent, PpoConfig};
 use crate::agent::Agent;
 use crate::checkpoint::{
-    read_file, read_verified, write_checkpoint, CheckpointMeta, METADATA_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
+    read_file, read_verified, write_checkpoint, CheckpointMetadata, TrainingState, METADATA_FILE, OPTIMIZER_FILE,
+    WEIGHTS_FILE,
 };
 use crate::error::AgentError;
-use crate::metadata::{timestamp_now, Provenance, FORMAT_VERSION};
-use crate::reward_scale::RewardScaler;
-
-/// Training progress needed to resume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PpoTrainingState {
-    pub updates: usize,
-    pub env_steps: usize,
-    pub adam_step: usize,
-    pub reward_scaler: RewardScaler,
-}
+use crate::metadata::{timestamp_now, FORMAT_VERSION};
 
 /// Everything in a PPO checkpoint's metadata.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PpoMetadata {
-    pub format_version: u32,
-    /// The agent type (`ppo-lstm`, ...): loading refuses another.
-    pub model: String,
-    pub version: u32,
-    pub framework: String,
-    pub weights_sha256: String,
-    pub optimizer_sha256: String,
-    pub trained_at: String,
-    pub parameters: usize,
-    pub config: PpoConfig,
-    pub training: PpoTrainingState,
-    #[serde(flatten)]
-    pub provenance: Provenance,
-}
-
-impl CheckpointMeta for PpoMetadata {
-    fn format_version(&self) -> u32 {
-        self.format_version
-    }
-    fn weights_sha256(&self) -> &str {
-        &self.weights_sha256
-    }
-    fn optimizer_sha256(&self) -> &str {
-        &self.optimizer_sha256
-    }
-}
+pub type PpoMetadata = CheckpointMetadata<PpoConfig>;
 
 pub(super) fn save(agent: &PpoAgent, dir: &Path) -> Result<(), AgentError> {
     write_checkpoint(
@@ -68,7 +31,7 @@ pub(super) fn save(agent: &PpoAgent, dir: &Path) -> Result<(), AgentError> {
             trained_at: timestamp_now(),
             parameters: agent.parameter_count(),
             config: agent.config.clone(),
-            training: PpoTrainingState {
+            training: TrainingState {
                 updates: agent.updates,
                 env_steps: agent.env_steps,
                 adam_step: agent.adam.step,

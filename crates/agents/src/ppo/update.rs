@@ -8,26 +8,14 @@ use super::PpoAgent;
 use crate::agent::LearnStats;
 use crate::epochs::{run_epochs, Schedule, APPROX_KL, FIGURES};
 use crate::error::AgentError;
-use crate::gae::{explained_variance, gae, Rollout};
+use crate::gae::explained_variance;
 use crate::rollout::{Batch, RolloutBuffer};
 
 impl PpoAgent {
     pub(crate) fn update(&mut self, b: &RolloutBuffer) -> Result<LearnStats, AgentError> {
         let p = self.config.ppo.clone();
         let (n, t) = (b.envs, b.steps);
-        let (advantages, returns) = gae(
-            &Rollout {
-                envs: n,
-                rewards: &b.rewards,
-                values: &b.values,
-                terminated: &b.terminated,
-                truncated: &b.truncated,
-                final_values: &b.final_values,
-                last_values: &b.last_values,
-            },
-            p.gamma as f32,
-            p.gae_lambda as f32,
-        );
+        let (advantages, returns) = b.advantages(p.gamma, p.gae_lambda);
         let batch = b.batch(self.config.window, self.config.features, &returns, &self.device)?;
 
         let lr = if p.anneal_lr {

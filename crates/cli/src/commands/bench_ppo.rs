@@ -30,6 +30,17 @@ fn agent(settings: &Settings, encoder: &str, data: &MarketData) -> Result<PpoAge
     })?)
 }
 
+/// The benchmark's lockstep environments on the training split.
+fn training_envs(settings: &Settings, data: &Arc<MarketData>) -> Result<VecEnv> {
+    Ok(VecEnv::new(
+        std::slice::from_ref(data),
+        settings.ppo.envs,
+        Split::Train,
+        settings,
+        settings.seed,
+    )?)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -45,13 +56,7 @@ pub fn run(settings: &Settings, steps: usize, repeats: usize) -> Result<()> {
     let mut rates = Vec::new();
     for _ in 0..repeats.max(1) {
         let mut a = agent(settings, "mlp", &data)?;
-        let mut envs = VecEnv::new(
-            std::slice::from_ref(&data),
-            p.envs,
-            Split::Train,
-            settings,
-            settings.seed,
-        )?;
+        let mut envs = training_envs(settings, &data)?;
         let start = Instant::now();
         let mut done = 0;
         while done < steps {
@@ -74,13 +79,7 @@ pub fn run(settings: &Settings, steps: usize, repeats: usize) -> Result<()> {
     for encoder in ["lstm", "transformer"] {
         // One update step on a 256-sample minibatch (8 envs x 128 steps / 4).
         let mut a = agent(settings, encoder, &data)?;
-        let mut envs = VecEnv::new(
-            std::slice::from_ref(&data),
-            p.envs,
-            Split::Train,
-            settings,
-            settings.seed,
-        )?;
+        let mut envs = training_envs(settings, &data)?;
         a.learn(&mut envs, &[KEY])?;
         let mut t = a.time_update_step(20)?;
         t.sort_by(f64::total_cmp);
