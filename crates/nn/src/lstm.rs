@@ -9,8 +9,7 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
-use crate::kernels::LinearOp;
-use crate::lstm_recurrence::LstmRecurrence;
+use crate::lstm_recurrence::LstmLayer;
 use crate::params::Params;
 
 pub struct Lstm {
@@ -57,18 +56,17 @@ impl Lstm {
     /// `[time, batch, hidden]` with `all_steps`, else `[batch, hidden]`.
     fn recurrence(&self, x: &Tensor, all_steps: bool) -> Result<Tensor> {
         let (b, t, input) = x.dims3()?;
-        // Every step's input projection in one multiply, time major so the
-        // recurrence reads each step contiguously.
-        let x_tm = x.transpose(0, 1)?.contiguous()?.reshape((t * b, input))?;
-        let projections = if x.device().is_cpu() {
-            x_tm.apply_op3(&self.w_ih, &self.bias, LinearOp)?
-        } else {
-            x_tm.matmul(&self.w_ih.t()?)?.broadcast_add(&self.bias)?
-        }
-        .reshape((t, b, 4 * self.hidden))?;
+        // Time major, so the recurrence reads each step contiguously.
+        let x_tm = x.transpose(0, 1)?.contiguous()?;
         if x.device().is_cpu() {
-            projections.apply_op2(&self.w_hh, LstmRecurrence::new(all_steps))
+            let w_aug = Tensor::cat(&[&self.w_ih, &self.bias.unsqueeze(1)?], 1)?;
+            x_tm.apply_op3(&w_aug, &self.w_hh, LstmLayer::new(all_steps))
         } else {
+            let projections = x_tm
+                .reshape((t * b, input))?
+                .matmul(&self.w_ih.t()?)?
+                .broadcast_add(&self.bias)?
+                .reshape((t, b, 4 * self.hidden))?;
             self.composed(&projections, all_steps)
         }
     }
@@ -209,9 +207,7 @@ mod tests {
                 .unwrap()
                 .reshape((7, 3, 24))
                 .unwrap();
-            let fused = projections
-                .apply_op2(&lstm.w_hh, LstmRecurrence::new(all_steps))
-                .unwrap();
+            let fused = lstm.recurrence(x.as_tensor(), all_steps).unwrap();
             let composed = lstm.composed(&projections, all_steps).unwrap();
             let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             for (a, b) in flat(&fused).iter().zip(flat(&composed)) {

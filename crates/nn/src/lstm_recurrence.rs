@@ -8,14 +8,19 @@
 //! once, then one pass over the gates; the forward pass keeps the gate
 //! activations so the backward pass never recomputes them.
 //!
-//! Input: the input projections of every step, `xp = x W_ih^T + b`, time
-//! major `[T, B, 4H]` (one large multiply that candle differentiates), and
-//! `W_hh: [4H, H]`. Output: the last hidden state `[B, H]`, or every step's
-//! `[T, B, H]`. Gate order i, f, g, o as in PyTorch.
+//! The input projection is fused in as well: `x W_ih^T + b` for every step
+//! is one multiply into the gate buffer, and its gradient one multiply out
+//! of it, so the `[T, B, 4H]` projections and their gradient never become
+//! candle tensors (candle would zero-fill and add a gradient that size).
+//!
+//! Inputs: `x` time major `[T, B, F]`, `[W_ih | b]: [4H, F + 1]` (the bias
+//! as a last column) and `W_hh: [4H, H]`. Output: the last hidden state
+//! `[B, H]`, or every step's `[T, B, H]`. Gate order i, f, g, o as in
+//! PyTorch.
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp2, Error, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Error, Layout, Result, Shape, Tensor};
 
 use crate::kernels::{fast_sigmoid, fast_tanh, matmul, storage_f32};
 
@@ -29,39 +34,58 @@ struct Saved {
     hiddens: Vec<f32>,
 }
 
-pub(crate) struct LstmRecurrence {
+pub(crate) struct LstmLayer {
     pub all_steps: bool,
     saved: Mutex<Option<Saved>>,
 }
 
-impl LstmRecurrence {
+impl LstmLayer {
     pub fn new(all_steps: bool) -> Self {
-        LstmRecurrence {
+        LstmLayer {
             all_steps,
             saved: Mutex::new(None),
         }
     }
 }
 
-impl CustomOp2 for LstmRecurrence {
+impl CustomOp3 for LstmLayer {
     fn name(&self) -> &'static str {
-        "lstm-recurrence"
+        "lstm-layer"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (t, b, four_h) = l1.shape().dims3()?;
-        let (rows, h) = l2.shape().dims2()?;
-        if four_h != 4 * h || rows != 4 * h || t == 0 || b == 0 {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (t, b, f) = l1.shape().dims3()?;
+        let (rows_ih, f1) = l2.shape().dims2()?;
+        let (rows, h) = l3.shape().dims2()?;
+        if rows != 4 * h || rows_ih != 4 * h || f1 != f + 1 || t == 0 || b == 0 {
             return Err(Error::Msg(format!(
-                "lstm recurrence: projections {:?} do not match recurrent weights {:?}",
+                "lstm layer: input {:?}, input weights with bias {:?} and recurrent weights {:?} do not fit",
                 l1.shape(),
-                l2.shape()
+                l2.shape(),
+                l3.shape()
             )));
         }
-        let xp = storage_f32(s1, l1, "lstm recurrence: input projections")?;
-        let w_hh = storage_f32(s2, l2, "lstm recurrence: recurrent weights")?;
+        let x = storage_f32(s1, l1, "lstm layer: input")?;
+        let w_aug = storage_f32(s2, l2, "lstm layer: input weights")?;
+        let w_hh = storage_f32(s3, l3, "lstm layer: recurrent weights")?;
         let (bh, g4) = (b * h, b * 4 * h);
-        let mut gates = xp.to_vec();
+        // Every step's input projection in one multiply, then the bias.
+        let mut gates = vec![0f32; t * g4];
+        matmul(&mut gates, false, (t * b, 4 * h, f), (x, f, 1), (w_aug, 1, f + 1));
+        for row in gates.chunks_exact_mut(4 * h) {
+            for (r, g) in row.iter_mut().enumerate() {
+                *g += w_aug[r * (f + 1) + f];
+            }
+        }
+
         let mut cells = vec![0f32; (t + 1) * bh];
         let mut hiddens = vec![0f32; (t + 1) * bh];
         for step in 0..t {
@@ -105,12 +129,13 @@ impl CustomOp2 for LstmRecurrence {
 
     fn bwd(
         &self,
-        xp: &Tensor,
+        x: &Tensor,
+        w_aug: &Tensor,
         w_hh: &Tensor,
         _res: &Tensor,
         grad_res: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (t, b, _) = xp.dims3()?;
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (t, b, f) = x.dims3()?;
         let h = w_hh.dim(1)?;
         let guard = self
             .saved
@@ -169,9 +194,32 @@ impl CustomOp2 for LstmRecurrence {
             (&d_gates, 1, 4 * h),
             (&saved.hiddens[..t * bh], h, 1),
         );
-        let device = xp.device();
+        // [dW_ih | db] = d_gates^T [x | 1] over all steps.
+        let xs = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let mut d_w_ih = vec![0f32; 4 * h * f];
+        matmul(&mut d_w_ih, false, (4 * h, f, t * b), (&d_gates, 1, 4 * h), (&xs, f, 1));
+        let mut d_aug = vec![0f32; 4 * h * (f + 1)];
+        for (r, row) in d_aug.chunks_exact_mut(f + 1).enumerate() {
+            row[..f].copy_from_slice(&d_w_ih[r * f..(r + 1) * f]);
+        }
+        for g in d_gates.chunks_exact(4 * h) {
+            for (r, v) in g.iter().enumerate() {
+                d_aug[r * (f + 1) + f] += v;
+            }
+        }
+        // The input is usually data; its gradient only when it is tracked.
+        let d_x = if x.track_op() {
+            let wa = w_aug.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+            let mut dx = vec![0f32; t * b * f];
+            matmul(&mut dx, false, (t * b, f, 4 * h), (&d_gates, 4 * h, 1), (&wa, f + 1, 1));
+            Some(Tensor::from_vec(dx, (t, b, f), x.device())?)
+        } else {
+            None
+        };
+        let device = x.device();
         Ok((
-            Some(Tensor::from_vec(d_gates, (t, b, 4 * h), device)?),
+            d_x,
+            Some(Tensor::from_vec(d_aug, (4 * h, f + 1), device)?),
             Some(Tensor::from_vec(d_w, (4 * h, h), device)?),
         ))
     }
