@@ -1,0 +1,119 @@
+//! The audit trail: backtests (report, trades, equity) and every decision
+//! a model made (inputs' hash, action, quantity, probabilities, risk
+//! checks, model version, time).
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::error::StoreError;
+use crate::{new_id, now_ms, Store};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRecord {
+    pub id: String,
+    pub model_name: String,
+    pub model_version: i64,
+    pub inputs_sha256: String,
+    pub action: String,
+    pub quantity: f64,
+    pub probabilities: Value,
+    pub risk_checks: Value,
+    pub time_ms: i64,
+}
+
+impl Store {
+    /// Stores a backtest's report, trades and equity (JSON documents).
+    pub async fn record_backtest(
+        &self,
+        run_id: Option<&str>,
+        strategy: &str,
+        report: &Value,
+        trades: &Value,
+        equity: &Value,
+    ) -> Result<String, StoreError> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO backtests (id, run_id, strategy, report, trades, equity, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(run_id)
+        .bind(strategy)
+        .bind(report.to_string())
+        .bind(trades.to_string())
+        .bind(equity.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// A stored backtest's report.
+    pub async fn backtest_report(&self, id: &str) -> Result<Value, StoreError> {
+        let text: Option<String> = sqlx::query_scalar("SELECT report FROM backtests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let text = text.ok_or_else(|| StoreError::NotFound(format!("no backtest `{id}`")))?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Invalid(format!("stored report is damaged: {e}")))
+    }
+
+    /// Appends a decision to the audit trail; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_decision(
+        &self,
+        model_name: &str,
+        model_version: i64,
+        inputs_sha256: &str,
+        action: &str,
+        quantity: f64,
+        probabilities: &Value,
+        risk_checks: &Value,
+    ) -> Result<String, StoreError> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO decisions (id, model_name, model_version, inputs_sha256, action, quantity, probabilities, risk_checks, time_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(model_name)
+        .bind(model_version)
+        .bind(inputs_sha256)
+        .bind(action)
+        .bind(quantity)
+        .bind(probabilities.to_string())
+        .bind(risk_checks.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// A model's decisions in the order they were recorded.
+    pub async fn decisions(&self, model_name: &str) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, model_name, model_version, inputs_sha256, action, quantity, probabilities, risk_checks, time_ms \
+             FROM decisions WHERE model_name = $1 ORDER BY seq",
+        )
+        .bind(model_name)
+        .fetch_all(&self.pool)
+        .await?;
+        let parse = |t: String| {
+            serde_json::from_str(&t).map_err(|e| StoreError::Invalid(format!("stored JSON is damaged: {e}")))
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(DecisionRecord {
+                    id: r.try_get("id")?,
+                    model_name: r.try_get("model_name")?,
+                    model_version: r.try_get("model_version")?,
+                    inputs_sha256: r.try_get("inputs_sha256")?,
+                    action: r.try_get("action")?,
+                    quantity: r.try_get("quantity")?,
+                    probabilities: parse(r.try_get("probabilities")?)?,
+                    risk_checks: parse(r.try_get("risk_checks")?)?,
+                    time_ms: r.try_get("time_ms")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,139 @@
+//! Opening the database: URL checks, pool, SQLite pragmas, migrations.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+use crate::error::StoreError;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool to the tradelab database, migrated.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+/// URL parameters a PostgreSQL URL may carry that this driver cannot honour.
+fn refuse_unsupported(url: &str) -> Result<(), StoreError> {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "channel_binding" && value == "require" {
+            return Err(StoreError::Config(
+                "the URL asks for channel_binding=require, which this build's PostgreSQL driver cannot do; remove the parameter (TLS with sslmode=verify-full still protects the connection)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Connects to `url` and runs the migrations. `sqlite://PATH` (created
+    /// if missing) or `postgres://user@host:port/db`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            refuse_unsupported(url)?;
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Config(format!(
+                "`{}` is not a database URL; use sqlite://PATH or postgres://USER@HOST:PORT/DB",
+                redact(url)
+            )));
+        };
+        let url = if backend == Backend::Sqlite && !url.contains("mode=") {
+            // Create the file on first use.
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_string()
+        };
+        let options: AnyConnectOptions = url
+            .parse::<AnyConnectOptions>()
+            .map_err(|e| StoreError::Config(format!("{}: {e}", redact(&url))))?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers and one writer work at once across
+                        // processes; writers wait for each other instead of
+                        // failing with "database is locked".
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact(&url),
+                source,
+            })?;
+        let store = Store { pool, backend };
+        crate::migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_and_channel_binding_is_refused() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+        let e = refuse_unsupported("postgres://u@h/db?sslmode=verify-full&channel_binding=require").unwrap_err();
+        assert!(e.to_string().contains("channel_binding"), "{e}");
+        assert!(refuse_unsupported("postgres://u@h/db?sslmode=verify-full").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_named_without_its_password() {
+        let e = Store::open("mysql://u:pw@h/db").await.err().unwrap().to_string();
+        assert!(e.contains("not a database URL") && !e.contains("pw"), "{e}");
+        let e = Store::open("postgres://u@h/db?channel_binding=require")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("channel_binding"), "{e}");
+    }
+}

@@ -1,0 +1,50 @@
+//! tradelab's store: everything a run, a model, a backtest or a decision
+//! leaves behind, in one SQL database.
+//!
+//! - [`Store::open`] connects to SQLite (the embedded default: a file, WAL
+//!   mode so several local processes can write) or PostgreSQL (a
+//!   `postgres://` URL, e.g. Neon), refusing a URL that asks for something
+//!   the driver cannot do, and runs the migrations;
+//! - [`migrate`]: the shared, portable migrations (`migrations/*.sql`),
+//!   recorded in `tradelab_migrations`;
+//! - [`tracking`]: experiments, runs (parameters, tags, status) and metric
+//!   time series;
+//! - [`registry`]: models (name, version, checksum, framework, metadata,
+//!   artefact location, stage);
+//! - [`audit`]: backtests and decisions;
+//! - [`jobs`]: background jobs and their progress.
+//!
+//! One code path serves both databases (sqlx's `Any` driver, `$n`
+//! placeholders, which SQLite also accepts); the tests run every operation
+//! against SQLite always and against PostgreSQL when
+//! `TRADELAB_TEST_POSTGRES_URL` is set.
+
+pub mod audit;
+mod connect;
+mod error;
+pub mod jobs;
+pub mod migrate;
+pub mod registry;
+pub mod tracking;
+
+pub use connect::{Backend, Store};
+pub use error::StoreError;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A random 128-bit id as hex.
+pub(crate) fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests;

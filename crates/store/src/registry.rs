@@ -1,0 +1,178 @@
+//! The model registry: every saved model by name and version, with its
+//! checksum, framework, metadata.json, artefact location and stage.
+//! Promoting a version to production archives the one it replaces.
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::error::StoreError;
+use crate::{now_ms, Backend, Store};
+
+/// Where a model version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    None,
+    Staging,
+    Production,
+    Archived,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::None => "none",
+            Stage::Staging => "staging",
+            Stage::Production => "production",
+            Stage::Archived => "archived",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "none" => Stage::None,
+            "staging" => Stage::Staging,
+            "production" => Stage::Production,
+            "archived" => Stage::Archived,
+            other => {
+                return Err(StoreError::Invalid(format!(
+                    "unknown stage `{other}`; use none, staging, production or archived"
+                )))
+            }
+        })
+    }
+}
+
+/// What registering a model needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewModel<'a> {
+    pub name: &'a str,
+    pub checksum: &'a str,
+    pub framework: &'a str,
+    pub metadata: &'a Value,
+    pub location: &'a str,
+    pub run_id: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRecord {
+    pub name: String,
+    pub version: i64,
+    pub checksum: String,
+    pub framework: String,
+    pub metadata: Value,
+    pub location: String,
+    pub stage: Stage,
+    pub run_id: Option<String>,
+    pub created_ms: i64,
+}
+
+/// A stable 64-bit key for a model name's advisory lock (FNV-1a).
+fn lock_key(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+impl Store {
+    /// Registers the next version of `m.name` (1 for a new name). The
+    /// version is computed and inserted in one statement; on PostgreSQL a
+    /// transaction-scoped advisory lock on the name serialises concurrent
+    /// registrations (SQLite serialises writers itself).
+    pub async fn register_model(&self, m: &NewModel<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock_key(m.name))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let version: i64 = sqlx::query_scalar(
+            "INSERT INTO models (name, version, checksum, framework, metadata, location, stage, run_id, created_ms) \
+             SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8 FROM models WHERE name = $1 \
+             RETURNING version",
+        )
+        .bind(m.name)
+        .bind(m.checksum)
+        .bind(m.framework)
+        .bind(m.metadata.to_string())
+        .bind(m.location)
+        .bind(Stage::None.as_str())
+        .bind(m.run_id)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Versions of `name` (every model when `None`), newest first.
+    pub async fn models(&self, name: Option<&str>) -> Result<Vec<ModelRecord>, StoreError> {
+        let base =
+            "SELECT name, version, checksum, framework, metadata, location, stage, run_id, created_ms FROM models";
+        let rows = match name {
+            Some(n) => {
+                sqlx::query(&format!("{base} WHERE name = $1 ORDER BY version DESC"))
+                    .bind(n)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("{base} ORDER BY name, version DESC"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(ModelRecord {
+                    name: r.try_get("name")?,
+                    version: r.try_get("version")?,
+                    checksum: r.try_get("checksum")?,
+                    framework: r.try_get("framework")?,
+                    metadata: serde_json::from_str(&r.try_get::<String, _>("metadata")?)
+                        .map_err(|e| StoreError::Invalid(format!("stored metadata is damaged: {e}")))?,
+                    location: r.try_get("location")?,
+                    stage: Stage::parse(&r.try_get::<String, _>("stage")?)?,
+                    run_id: r.try_get("run_id")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn model(&self, name: &str, version: i64) -> Result<ModelRecord, StoreError> {
+        self.models(Some(name))
+            .await?
+            .into_iter()
+            .find(|m| m.version == version)
+            .ok_or_else(|| StoreError::NotFound(format!("no model `{name}` version {version}")))
+    }
+
+    /// Moves a version to `stage`; promoting to production archives the
+    /// current production version, in the same transaction.
+    pub async fn set_stage(&self, name: &str, version: i64, stage: Stage) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if stage == Stage::Production {
+            sqlx::query("UPDATE models SET stage = $1 WHERE name = $2 AND stage = $3 AND version <> $4")
+                .bind(Stage::Archived.as_str())
+                .bind(name)
+                .bind(Stage::Production.as_str())
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query("UPDATE models SET stage = $1 WHERE name = $2 AND version = $3")
+            .bind(stage.as_str())
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no model `{name}` version {version}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! Experiment tracking: experiments group runs; a run has parameters, tags,
+//! a status and metric time series `(key, step, time, value)`.
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::error::StoreError;
+use crate::{new_id, now_ms, Store};
+
+/// A run's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Failed,
+    Killed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Killed => "killed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "running" => RunStatus::Running,
+            "finished" => RunStatus::Finished,
+            "failed" => RunStatus::Failed,
+            "killed" => RunStatus::Killed,
+            other => {
+                return Err(StoreError::Invalid(format!(
+                    "unknown run status `{other}` in the database"
+                )))
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub experiment: String,
+    pub name: String,
+    pub status: RunStatus,
+    pub params: Value,
+    pub tags: Value,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricPoint {
+    pub step: i64,
+    pub time_ms: i64,
+    pub value: f64,
+}
+
+fn json(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("stored JSON is damaged: {e}")))
+}
+
+impl Store {
+    /// The id of the experiment called `name`, created on first use.
+    pub async fn experiment(&self, name: &str) -> Result<String, StoreError> {
+        if name.trim().is_empty() {
+            return Err(StoreError::Invalid("an experiment needs a name".into()));
+        }
+        sqlx::query("INSERT INTO experiments (id, name, created_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(new_id())
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT id FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Starts a run of experiment `experiment` (by name). `params` and `tags`
+    /// are JSON objects.
+    pub async fn start_run(
+        &self,
+        experiment: &str,
+        name: &str,
+        params: &Value,
+        tags: &Value,
+    ) -> Result<String, StoreError> {
+        if !params.is_object() || !tags.is_object() {
+            return Err(StoreError::Invalid(
+                "run parameters and tags must be JSON objects".into(),
+            ));
+        }
+        let experiment_id = self.experiment(experiment).await?;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO runs (id, experiment_id, name, status, params, tags, started_ms, ended_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+        )
+        .bind(&id)
+        .bind(&experiment_id)
+        .bind(name)
+        .bind(RunStatus::Running.as_str())
+        .bind(params.to_string())
+        .bind(tags.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Appends metric points `(key, step, value)` stamped now, in one transaction.
+    pub async fn log_metrics(&self, run: &str, points: &[(&str, i64, f64)]) -> Result<(), StoreError> {
+        if let Some((key, _, v)) = points.iter().find(|(_, _, v)| !v.is_finite()) {
+            return Err(StoreError::Invalid(format!(
+                "metric `{key}` is {v}; only finite values are stored"
+            )));
+        }
+        let time = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for (key, step, value) in points {
+            sqlx::query("INSERT INTO metrics (run_id, key, step, time_ms, value) VALUES ($1, $2, $3, $4, $5)")
+                .bind(run)
+                .bind(*key)
+                .bind(*step)
+                .bind(time)
+                .bind(*value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a run with `status`.
+    pub async fn finish_run(&self, run: &str, status: RunStatus) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE runs SET status = $1, ended_ms = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(now_ms())
+            .bind(run)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no run `{run}`")));
+        }
+        Ok(())
+    }
+
+    pub async fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
+        self.runs_where("r.id = $1", id)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("no run `{id}`")))
+    }
+
+    /// An experiment's runs, oldest first.
+    pub async fn runs(&self, experiment: &str) -> Result<Vec<RunRecord>, StoreError> {
+        self.runs_where("e.name = $1", experiment).await
+    }
+
+    async fn runs_where(&self, condition: &str, value: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = format!(
+            "SELECT r.id, e.name AS experiment, r.name, r.status, r.params, r.tags, r.started_ms, r.ended_ms \
+             FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {condition} ORDER BY r.started_ms, r.id"
+        );
+        let rows = sqlx::query(&sql).bind(value).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunRecord {
+                    id: r.try_get("id")?,
+                    experiment: r.try_get("experiment")?,
+                    name: r.try_get("name")?,
+                    status: RunStatus::parse(&r.try_get::<String, _>("status")?)?,
+                    params: json(&r.try_get::<String, _>("params")?)?,
+                    tags: json(&r.try_get::<String, _>("tags")?)?,
+                    started_ms: r.try_get("started_ms")?,
+                    ended_ms: r.try_get("ended_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A metric's series for a run, by step.
+    pub async fn metric_history(&self, run: &str, key: &str) -> Result<Vec<MetricPoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT step, time_ms, value FROM metrics WHERE run_id = $1 AND key = $2 ORDER BY step, time_ms",
+        )
+        .bind(run)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MetricPoint {
+                    step: r.try_get("step")?,
+                    time_ms: r.try_get("time_ms")?,
+                    value: r.try_get("value")?,
+                })
+            })
+            .collect()
+    }
+}
