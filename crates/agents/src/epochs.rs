@@ -6,9 +6,12 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use tradelab_core::settings::PpoSettings;
 
+use crate::agent::LearnStats;
 use crate::error::AgentError;
-use crate::gae::normalize_advantages;
+use crate::gae::{explained_variance, normalize_advantages};
+use crate::rollout::{Batch, RolloutBuffer};
 
 /// Per-minibatch figures, averaged over the update by [`run_epochs`].
 pub(crate) const FIGURES: usize = 7;
@@ -66,4 +69,51 @@ pub(crate) fn run_epochs(
         }
     }
     Ok((sums.map(|v| v / count.max(1.0)), epochs))
+}
+
+/// The learning rate of update number `updates`: `base`, annealed linearly
+/// to 0 over `total_updates` when `anneal`.
+pub(crate) fn learning_rate(base: f64, anneal: bool, updates: usize, total_updates: usize) -> f64 {
+    if anneal {
+        base * (1.0 - updates as f64 / total_updates as f64).max(0.0)
+    } else {
+        base
+    }
+}
+
+/// One PPO update of any agent: GAE over the rollout, the rollout as
+/// tensors (`tensors`), the schedule of minibatch `step`s at `lr`, and the
+/// figures the progress line shows (figure 6 is the halting loss of
+/// adaptive agents, 0 for the others).
+pub(crate) fn ppo_update(
+    b: &RolloutBuffer,
+    p: &PpoSettings,
+    lr: f64,
+    rng: &mut ChaCha8Rng,
+    tensors: impl FnOnce(&[f32]) -> Result<Batch, AgentError>,
+    mut step: impl FnMut(&Batch, &[u32], Vec<f32>) -> Result<[f64; FIGURES], AgentError>,
+) -> Result<LearnStats, AgentError> {
+    let (advantages, returns) = b.advantages(p.gamma, p.gae_lambda);
+    let batch = tensors(&returns)?;
+    let schedule = Schedule {
+        envs: b.envs,
+        steps: b.steps,
+        epochs: p.epochs,
+        minibatches: p.minibatches,
+        target_kl: p.target_kl,
+    };
+    let (means, epochs) = run_epochs(&schedule, rng, &advantages, |idx, adv| step(&batch, idx, adv))?;
+    Ok(LearnStats {
+        learning_rate: lr,
+        epochs,
+        policy_loss: means[0],
+        value_loss: means[1],
+        entropy: means[2],
+        approx_kl: means[APPROX_KL],
+        clip_fraction: means[4],
+        grad_norm: means[5],
+        halt_loss: means[6],
+        explained_variance: explained_variance(&b.values, &returns),
+        ..Default::default()
+    })
 }

@@ -14,8 +14,8 @@
 //! - [`audit`]: backtests and decisions;
 //! - [`jobs`]: background jobs and their progress.
 //!
-//! One code path serves both databases (sqlx's `Any` driver, `$n`
-//! placeholders, which SQLite also accepts); the tests run every operation
+//! One code path serves both databases (sqlx's `Any` driver and `$n`
+//! bind parameters, which SQLite also accepts); the tests run every operation
 //! against SQLite always and against PostgreSQL when
 //! `TRADELAB_TEST_POSTGRES_URL` is set.
 

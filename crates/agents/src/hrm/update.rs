@@ -18,48 +18,31 @@ use super::halting::Reference;
 use super::supervision::scalar;
 use super::HrmAgent;
 use crate::agent::LearnStats;
-use crate::epochs::{run_epochs, Schedule, APPROX_KL, FIGURES};
+use crate::epochs::{learning_rate, ppo_update, FIGURES};
 use crate::error::AgentError;
-use crate::gae::explained_variance;
 use crate::rollout::{Batch, RolloutBuffer};
 
 impl HrmAgent {
     pub(crate) fn update(&mut self, b: &RolloutBuffer) -> Result<LearnStats, AgentError> {
         let p = self.config.ppo.clone();
-        let (n, t) = (b.envs, b.steps);
-        let (advantages, returns) = b.advantages(p.gamma, p.gae_lambda);
-        let batch = b.batch(self.config.window, self.config.features, &returns, &self.device)?;
-        let base = self.config.model.learning_rate;
-        let lr = if p.anneal_lr {
-            base * (1.0 - self.updates as f64 / self.config.total_updates() as f64).max(0.0)
-        } else {
-            base
-        };
-        let schedule = Schedule {
-            envs: n,
-            steps: t,
-            epochs: p.epochs,
-            minibatches: p.minibatches,
-            target_kl: p.target_kl,
-        };
+        let lr = learning_rate(
+            self.config.model.learning_rate,
+            p.anneal_lr,
+            self.updates,
+            self.config.total_updates(),
+        );
+        let (window, features, device) = (self.config.window, self.config.features, self.device.clone());
         let mut rng = self.rng.clone();
-        let (means, epochs) = run_epochs(&schedule, &mut rng, &advantages, |idx, adv| {
-            self.minibatch_step(&batch, idx, adv, lr)
-        })?;
+        let stats = ppo_update(
+            b,
+            &p,
+            lr,
+            &mut rng,
+            |returns| b.batch(window, features, returns, &device),
+            |batch, idx, adv| self.minibatch_step(batch, idx, adv, lr),
+        )?;
         self.rng = rng;
-        Ok(LearnStats {
-            learning_rate: lr,
-            epochs,
-            policy_loss: means[0],
-            value_loss: means[1],
-            entropy: means[2],
-            approx_kl: means[APPROX_KL],
-            clip_fraction: means[4],
-            grad_norm: means[5],
-            halt_loss: means[6],
-            explained_variance: explained_variance(&b.values, &returns),
-            ..Default::default()
-        })
+        Ok(stats)
     }
 
     /// Every segment's PPO loss and halting loss, one Adam step. Returns
