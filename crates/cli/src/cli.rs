@@ -53,6 +53,57 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Throughput benchmarks (see BENCHMARKS.md).
     Bench(BenchArgs),
+    /// Recorded training runs and their metrics.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// The model registry: list, show, register, promote, archive, gc.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The most recent runs of every experiment.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One run: parameters, tags, status and a line per metric.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Registered versions, newest first (of one model, or all).
+    List { name: Option<String> },
+    /// One version (NAME, NAME@VERSION or NAME@production): record,
+    /// checksum check, metadata.json.
+    Show { model: String },
+    /// Registers a checkpoint folder as the next version of NAME.
+    Register {
+        checkpoint: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Moves a version to a stage (production archives the previous one).
+    Promote {
+        model: String,
+        /// staging, production, archived or none.
+        #[arg(long, default_value = "production")]
+        stage: String,
+    },
+    /// Archives a version.
+    Archive { model: String },
+    /// Deletes the files of versions the retention policy does not keep
+    /// (the best, staging, production and the newest store.keep_last).
+    Gc {
+        /// Overrides store.keep_last.
+        #[arg(long)]
+        keep_last: Option<usize>,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -79,11 +130,15 @@ pub struct TrainArgs {
     /// Continue from a checkpoint folder (e.g. runs/ppo-lstm-seed42/last).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Name the best model is registered under (default: the agent's name).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// Checkpoint folder (holding model.safetensors and metadata.json).
+    /// Checkpoint folder (holding model.safetensors and metadata.json), or
+    /// a registered model: NAME, NAME@VERSION or NAME@production.
     #[arg(long)]
     pub model: PathBuf,
     /// Instrument(s) to evaluate on (default: those the model was trained on).

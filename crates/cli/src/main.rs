@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod context;
 mod output;
+mod record;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

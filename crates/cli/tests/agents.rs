@@ -414,3 +414,167 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
         &["hierarchical_reasoning_model.heads", "d_model"],
     );
 }
+
+/// The platform journey from the terminal: training records its run and
+/// metrics and registers its best model; the registry lists, promotes,
+/// serves a version to `evaluate` by name, refuses tampered files, and
+/// garbage-collects by the retention policy.
+#[test]
+fn training_records_runs_and_the_registry_manages_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = synth(d);
+    let csv = csv.to_str().unwrap();
+    for (seed, out) in [("1", "r1"), ("2", "r2"), ("3", "r3")] {
+        let t = ok(tradelab(
+            d,
+            &[
+                "train",
+                "--agent",
+                "ppo-mlp",
+                "--symbol",
+                csv,
+                "--steps",
+                "256",
+                "--out",
+                out,
+                "--seed",
+                seed,
+                "--name",
+                "mlp-synth",
+            ],
+        ));
+        assert!(t.contains("registered: mlp-synth version"), "{t}");
+    }
+    assert!(
+        d.join("tradelab.db").is_file(),
+        "the embedded default is a SQLite file in the working directory"
+    );
+
+    let runs = ok(tradelab(d, &["runs", "list"]));
+    assert_eq!(
+        runs.lines()
+            .filter(|l| l.contains("train ppo-mlp") && l.contains("finished"))
+            .count(),
+        3,
+        "{runs}"
+    );
+    let id = runs.split_whitespace().next().unwrap();
+    let shown = ok(tradelab(d, &["runs", "show", id]));
+    for key in [
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "validation_return_pct",
+        "steps_per_second",
+    ] {
+        assert!(shown.contains(key), "run {id} lacks metric {key}: {shown}");
+    }
+
+    let listed = ok(tradelab(d, &["models", "list", "mlp-synth"]));
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("mlp-synth")).count(),
+        3,
+        "{listed}"
+    );
+    ok(tradelab(d, &["models", "promote", "mlp-synth@1"]));
+    let shown = ok(tradelab(d, &["models", "show", "mlp-synth@production"]));
+    assert!(
+        shown.contains("version 1 (production)") && shown.contains("weights match"),
+        "{shown}"
+    );
+    let eval = ok(tradelab(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "mlp-synth@production",
+            "--symbol",
+            csv,
+            "--out-dir",
+            "rep",
+        ],
+    ));
+    assert!(eval.contains("buy_and_hold"), "{eval}");
+    // Promoting another version archives the previous production one.
+    ok(tradelab(d, &["models", "promote", "mlp-synth@2"]));
+    let listed = ok(tradelab(d, &["models", "list", "mlp-synth"]));
+    assert!(
+        listed.lines().any(|l| l.contains("v1") && l.contains("archived")),
+        "{listed}"
+    );
+
+    // Retention: keep production (v2), the newest (v3) and the best; the
+    // rest lose their files but keep their record.
+    let plan = ok(tradelab(d, &["models", "gc", "--keep-last", "1", "--dry-run"]));
+    assert!(plan.contains("would prune") || plan.contains("0 version(s)"), "{plan}");
+    let gc = ok(tradelab(d, &["models", "gc", "--keep-last", "1"]));
+    let listed = ok(tradelab(d, &["models", "list", "mlp-synth"]));
+    let kept = listed.lines().filter(|l| !l.contains("(files removed)")).count();
+    let pruned = listed.lines().filter(|l| l.contains("(files removed)")).count();
+    assert_eq!(kept + pruned, 3, "{listed}");
+    assert!(
+        (2..=3).contains(&kept),
+        "kept production, newest and best: {gc}\n{listed}"
+    );
+    assert!(listed
+        .lines()
+        .any(|l| l.contains("v2") && l.contains("production") && !l.contains("removed")));
+    if pruned == 1 {
+        let e = tradelab(d, &["evaluate", "--model", "mlp-synth@1", "--symbol", csv]);
+        assert_clean_failure(&e, &["garbage collection"]);
+    }
+
+    // A registered file changed after registration is refused by name.
+    let prod = ok(tradelab(d, &["models", "show", "mlp-synth@production"]));
+    let location = prod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("location:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let weights = Path::new(&location).join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let e = tradelab(d, &["evaluate", "--model", "mlp-synth@production", "--symbol", csv]);
+    assert_clean_failure(&e, &["changed after registration"]);
+    assert_clean_failure(
+        &tradelab(d, &["evaluate", "--model", "nosuch@2"]),
+        &["no model `nosuch` version 2"],
+    );
+
+    // A store that cannot be opened stops training before it starts, and
+    // says which setting to fix; record=false writes nothing.
+    let e = tradelab(
+        d,
+        &[
+            "--set",
+            "store.url=postgres://nobody@127.0.0.1:1/none",
+            "train",
+            "--agent",
+            "ppo-mlp",
+            "--symbol",
+            csv,
+        ],
+    );
+    assert_clean_failure(&e, &["opening the store", "TRADELAB_DATABASE_URL"]);
+    let quiet = tmp.path().join("quiet");
+    std::fs::create_dir(&quiet).unwrap();
+    let t = ok(tradelab(
+        &quiet,
+        &[
+            "--set",
+            "store.record=false",
+            "train",
+            "--agent",
+            "ppo-mlp",
+            "--symbol",
+            csv,
+            "--steps",
+            "128",
+        ],
+    ));
+    assert!(!t.contains("registered") && !quiet.join("tradelab.db").exists(), "{t}");
+}

@@ -287,6 +287,13 @@ fn main_job_prepares_data_runs_every_baseline_and_reuses_the_feature_cache() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("reports/summary.json")).unwrap()).unwrap();
     assert_eq!(summary.as_array().unwrap().len(), 4 * 4, "4 baselines on 4 daily files");
     assert!(dir.path().join("data/final/manifest.json").exists());
+    // Every backtest is stored, under one run, in the embedded SQLite default.
+    assert!(
+        out.contains("stored: run") && out.contains("with 16 backtests"),
+        "{out}"
+    );
+    let runs = stdout(&tradelab(dir.path(), &["runs", "list"]));
+    assert!(runs.contains("baselines") && runs.contains("finished"), "{runs}");
     let again = tradelab(dir.path(), &["run"]);
     assert!(
         stdout(&again).contains("features: 0 computed, 6 from cache"),
@@ -303,6 +310,8 @@ fn closed_stdout_pipe_is_not_a_panic() {
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
         .args([
+            "--set",
+            "store.record=false",
             "backtest",
             "--strategy",
             "buy_and_hold",

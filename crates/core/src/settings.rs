@@ -35,6 +35,9 @@ pub struct Settings {
     pub walk_forward: WalkForwardSettings,
     pub monte_carlo: MonteCarloSettings,
     pub report: ReportSettings,
+    /// Absent from models saved before the store existed: they get the defaults.
+    #[serde(default)]
+    pub store: StoreSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,6 +297,55 @@ pub struct MonteCarloSettings {
 #[serde(deny_unknown_fields)]
 pub struct ReportSettings {
     pub out_dir: PathBuf,
+}
+
+/// Where runs, metrics, models, backtests and decisions are recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`;
+    /// `TRADELAB_DATABASE_URL` takes precedence (see [`StoreSettings::database_url`]).
+    pub url: String,
+    /// Record training runs and backtests (false: nothing is written).
+    pub record: bool,
+    /// The experiment runs are filed under.
+    pub experiment: String,
+    /// Where registered model versions' files are kept.
+    pub model_dir: PathBuf,
+    /// Retention: `tradelab models gc` keeps the best, the staged and
+    /// production ones, and this many most recent versions of each model.
+    pub keep_last: usize,
+    /// An MLflow tracking server to mirror runs to; empty for none.
+    pub mlflow_url: String,
+}
+
+/// The environment variable that overrides `store.url`, so a secret URL
+/// (Neon's, with its password) never has to sit in a settings file.
+pub const DATABASE_URL_ENV: &str = "TRADELAB_DATABASE_URL";
+
+impl Default for StoreSettings {
+    /// The same values as `config/settings.yaml` (a test checks they agree).
+    fn default() -> Self {
+        StoreSettings {
+            url: "sqlite://tradelab.db".into(),
+            record: true,
+            experiment: "default".into(),
+            model_dir: PathBuf::from("models"),
+            keep_last: 5,
+            mlflow_url: String::new(),
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The database URL: `TRADELAB_DATABASE_URL` when set and non-empty,
+    /// else `store.url`.
+    pub fn database_url(&self) -> String {
+        match std::env::var(DATABASE_URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
+            _ => self.url.clone(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -653,6 +705,32 @@ impl Settings {
                 "a number in (0, 10]",
             );
         }
+        let st = &self.store;
+        let scheme_ok = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| st.url.starts_with(p));
+        v.check(
+            scheme_ok,
+            "store.url",
+            &st.url,
+            "is not a database URL",
+            "sqlite://PATH or postgres://USER@HOST:PORT/DB",
+        );
+        v.check(
+            !st.experiment.trim().is_empty(),
+            "store.experiment",
+            &st.experiment,
+            "is empty",
+            "a name, like default",
+        );
+        v.int_range("store.keep_last", st.keep_last, 1, 1_000_000);
+        v.check(
+            st.mlflow_url.is_empty() || st.mlflow_url.starts_with("http://") || st.mlflow_url.starts_with("https://"),
+            "store.mlflow_url",
+            &st.mlflow_url,
+            "is not an http(s) URL",
+            "empty, or a URL like http://127.0.0.1:5000",
+        );
         v.finish()
     }
 }
@@ -805,6 +883,28 @@ mod tests {
         assert_eq!(s.backtest.costs.exit_fixed, 35.0);
         assert_eq!(s.risk.max_asset_fraction, 0.25);
         assert_eq!(s.backtest.fill, FillPolicy::NextOpen);
+    }
+
+    #[test]
+    fn store_defaults_match_the_file_and_bad_store_settings_are_named() {
+        assert_eq!(Settings::default().store, StoreSettings::default());
+        // A model saved before the store section existed still loads.
+        let mut old = serde_json::to_value(Settings::default()).unwrap();
+        old.as_object_mut().unwrap().remove("store");
+        let parsed: Settings = serde_json::from_value(old).unwrap();
+        assert_eq!(parsed.store, StoreSettings::default());
+        let e = Settings::defaults_with(&["store.url=mysql://x".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.url") && e.contains("sqlite://"), "{e}");
+        let e = Settings::defaults_with(&["store.keep_last=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.keep_last"), "{e}");
+        let e = Settings::defaults_with(&["store.mlflow_url=ftp://x".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.mlflow_url"), "{e}");
     }
 
     #[test]

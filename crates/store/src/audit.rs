@@ -21,6 +21,32 @@ pub struct DecisionRecord {
     pub time_ms: i64,
 }
 
+/// A backtest's stored documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacktestPart {
+    Report,
+    Trades,
+    Equity,
+}
+
+impl BacktestPart {
+    fn column(self) -> &'static str {
+        match self {
+            BacktestPart::Report => "report",
+            BacktestPart::Trades => "trades",
+            BacktestPart::Equity => "equity",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacktestSummary {
+    pub id: String,
+    pub run_id: Option<String>,
+    pub strategy: String,
+    pub created_ms: i64,
+}
+
 impl Store {
     /// Stores a backtest's report, trades and equity (JSON documents).
     pub async fn record_backtest(
@@ -49,12 +75,37 @@ impl Store {
 
     /// A stored backtest's report.
     pub async fn backtest_report(&self, id: &str) -> Result<Value, StoreError> {
-        let text: Option<String> = sqlx::query_scalar("SELECT report FROM backtests WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        self.backtest_part(id, BacktestPart::Report).await
+    }
+
+    /// One of a stored backtest's documents.
+    pub async fn backtest_part(&self, id: &str, part: BacktestPart) -> Result<Value, StoreError> {
+        // The column name comes from the enum, never from user input.
+        let sql = format!("SELECT {} FROM backtests WHERE id = $1", part.column());
+        let text: Option<String> = sqlx::query_scalar(&sql).bind(id).fetch_optional(&self.pool).await?;
         let text = text.ok_or_else(|| StoreError::NotFound(format!("no backtest `{id}`")))?;
-        serde_json::from_str(&text).map_err(|e| StoreError::Invalid(format!("stored report is damaged: {e}")))
+        serde_json::from_str(&text)
+            .map_err(|e| StoreError::Invalid(format!("stored backtest {} is damaged: {e}", part.column())))
+    }
+
+    /// The `limit` most recent backtests, newest first.
+    pub async fn recent_backtests(&self, limit: i64) -> Result<Vec<BacktestSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, strategy, created_ms FROM backtests ORDER BY created_ms DESC, id DESC LIMIT $1",
+        )
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BacktestSummary {
+                    id: r.try_get("id")?,
+                    run_id: r.try_get("run_id")?,
+                    strategy: r.try_get("strategy")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
     }
 
     /// Appends a decision to the audit trail; returns its id.

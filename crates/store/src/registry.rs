@@ -176,3 +176,61 @@ impl Store {
         Ok(())
     }
 }
+
+/// Which versions of one model a retention policy keeps: the best scored,
+/// every staging and production version, and the `keep_last` newest.
+/// Returns the versions to prune (their files may be deleted), oldest
+/// first. Versions already pruned (empty location) are left out.
+pub fn retention_plan(
+    versions: &[ModelRecord],
+    keep_last: usize,
+    score: impl Fn(&ModelRecord) -> Option<f64>,
+) -> Vec<i64> {
+    let mut newest_first: Vec<&ModelRecord> = versions.iter().collect();
+    newest_first.sort_by_key(|m| std::cmp::Reverse(m.version));
+    // Ties go to the newer version.
+    let best = newest_first
+        .iter()
+        .filter_map(|m| score(m).filter(|s| s.is_finite()).map(|s| (m.version, s)))
+        .fold(None::<(i64, f64)>, |acc, (v, s)| match acc {
+            Some((_, best)) if best >= s => acc,
+            _ => Some((v, s)),
+        })
+        .map(|(v, _)| v);
+    let mut prune: Vec<i64> = newest_first
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| {
+            *i >= keep_last
+                && Some(m.version) != best
+                && !matches!(m.stage, Stage::Staging | Stage::Production)
+                && !m.location.is_empty()
+        })
+        .map(|(_, m)| m.version)
+        .collect();
+    prune.sort_unstable();
+    prune
+}
+
+impl Store {
+    /// Marks a version's files as deleted: its row (checksum, metadata,
+    /// stage history) stays for the record, archived, with no location.
+    pub async fn mark_pruned(&self, name: &str, version: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE models SET location = $1, stage = $2 WHERE name = $3 AND version = $4")
+            .bind("")
+            .bind(Stage::Archived.as_str())
+            .bind(name)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no model `{name}` version {version}")));
+        }
+        Ok(())
+    }
+
+    /// The version of `name` at `stage`, if any (the newest when several).
+    pub async fn model_at_stage(&self, name: &str, stage: Stage) -> Result<Option<ModelRecord>, StoreError> {
+        Ok(self.models(Some(name)).await?.into_iter().find(|m| m.stage == stage))
+    }
+}

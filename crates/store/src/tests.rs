@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use crate::registry::{NewModel, Stage};
+use crate::audit::BacktestPart;
+use crate::registry::{retention_plan, ModelRecord, NewModel, Stage};
 use crate::testing::databases;
 use crate::tracking::RunStatus;
 use crate::{migrate, Backend};
@@ -199,4 +200,98 @@ async fn several_writers_share_one_sqlite_file() {
         .await
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn listings_parts_and_pruning() {
+    for db in databases().await {
+        let s = &db.store;
+        let a = s.start_run("e1", "a", &json!({}), &json!({})).await.unwrap();
+        let b = s.start_run("e2", "b", &json!({}), &json!({})).await.unwrap();
+        s.log_metrics(&a, &[("loss", 1, 0.5), ("reward", 1, 2.0)])
+            .await
+            .unwrap();
+        let recent = s.recent_runs(10).await.unwrap();
+        assert_eq!(recent.len(), 2, "{}", db.name);
+        assert!(recent.iter().any(|r| r.id == b));
+        assert_eq!(s.recent_runs(1).await.unwrap().len(), 1);
+        assert_eq!(s.metric_keys(&a).await.unwrap(), vec!["loss", "reward"]);
+
+        let id = s
+            .record_backtest(
+                Some(&a),
+                "momentum",
+                &json!({"x": 1}),
+                &json!([{"pnl": 3}]),
+                &json!([1.0]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            s.backtest_part(&id, BacktestPart::Trades).await.unwrap(),
+            json!([{"pnl": 3}])
+        );
+        assert_eq!(s.backtest_part(&id, BacktestPart::Equity).await.unwrap(), json!([1.0]));
+        let listed = s.recent_backtests(5).await.unwrap();
+        assert_eq!(
+            (listed[0].id.as_str(), listed[0].run_id.as_deref()),
+            (id.as_str(), Some(a.as_str()))
+        );
+
+        let meta = json!({});
+        let m = NewModel {
+            name: "m",
+            checksum: "c",
+            framework: "candle",
+            metadata: &meta,
+            location: "models/m/c",
+            run_id: None,
+        };
+        s.register_model(&m).await.unwrap();
+        s.register_model(&m).await.unwrap();
+        s.mark_pruned("m", 1).await.unwrap();
+        let v1 = s.model("m", 1).await.unwrap();
+        assert_eq!((v1.location.as_str(), v1.stage), ("", Stage::Archived));
+        assert!(s.mark_pruned("m", 7).await.is_err());
+        s.set_stage("m", 2, Stage::Production).await.unwrap();
+        assert_eq!(
+            s.model_at_stage("m", Stage::Production).await.unwrap().unwrap().version,
+            2
+        );
+        assert!(s.model_at_stage("m", Stage::Staging).await.unwrap().is_none());
+        db.finish().await;
+    }
+}
+
+#[test]
+fn retention_keeps_best_staged_and_newest() {
+    let record = |version: i64, stage: Stage, score: f64| ModelRecord {
+        name: "m".into(),
+        version,
+        checksum: String::new(),
+        framework: String::new(),
+        metadata: json!({"score": score}),
+        location: format!("models/m/{version}"),
+        stage,
+        run_id: None,
+        created_ms: version,
+    };
+    let versions: Vec<ModelRecord> = (1..=8)
+        .map(|v| {
+            let stage = if v == 2 { Stage::Production } else { Stage::None };
+            // Version 3 scores best.
+            record(v, stage, if v == 3 { 9.0 } else { v as f64 / 10.0 })
+        })
+        .collect();
+    let score = |m: &ModelRecord| m.metadata["score"].as_f64();
+    // Keep 8, 7 (newest two), 3 (best), 2 (production).
+    assert_eq!(retention_plan(&versions, 2, score), vec![1, 4, 5, 6]);
+    // Nothing to prune when every version is within keep_last.
+    assert!(retention_plan(&versions, 8, score).is_empty());
+    // Already pruned versions are not pruned twice.
+    let mut pruned = versions.clone();
+    pruned[0].location.clear();
+    assert_eq!(retention_plan(&pruned, 2, score), vec![4, 5, 6]);
+    // Without scores, only stage and recency protect a version.
+    assert_eq!(retention_plan(&versions, 2, |_| None), vec![1, 3, 4, 5, 6]);
 }

@@ -60,6 +60,23 @@ pub struct MetricPoint {
     pub value: f64,
 }
 
+const RUN_COLUMNS: &str =
+    "SELECT r.id, e.name AS experiment, r.name, r.status, r.params, r.tags, r.started_ms, r.ended_ms \
+     FROM runs r JOIN experiments e ON e.id = r.experiment_id";
+
+fn run_record(r: &sqlx::any::AnyRow) -> Result<RunRecord, StoreError> {
+    Ok(RunRecord {
+        id: r.try_get("id")?,
+        experiment: r.try_get("experiment")?,
+        name: r.try_get("name")?,
+        status: RunStatus::parse(&r.try_get::<String, _>("status")?)?,
+        params: json(&r.try_get::<String, _>("params")?)?,
+        tags: json(&r.try_get::<String, _>("tags")?)?,
+        started_ms: r.try_get("started_ms")?,
+        ended_ms: r.try_get("ended_ms")?,
+    })
+}
+
 fn json(text: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("stored JSON is damaged: {e}")))
 }
@@ -162,26 +179,27 @@ impl Store {
         self.runs_where("e.name = $1", experiment).await
     }
 
+    /// The `limit` most recent runs of every experiment, newest first.
+    pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = format!("{RUN_COLUMNS} ORDER BY r.started_ms DESC, r.id DESC LIMIT $1");
+        let rows = sqlx::query(&sql).bind(limit.max(0)).fetch_all(&self.pool).await?;
+        rows.iter().map(run_record).collect()
+    }
+
+    /// The keys a run has metrics for, sorted.
+    pub async fn metric_keys(&self, run: &str) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT key FROM metrics WHERE run_id = $1 ORDER BY key")
+                .bind(run)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     async fn runs_where(&self, condition: &str, value: &str) -> Result<Vec<RunRecord>, StoreError> {
-        let sql = format!(
-            "SELECT r.id, e.name AS experiment, r.name, r.status, r.params, r.tags, r.started_ms, r.ended_ms \
-             FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {condition} ORDER BY r.started_ms, r.id"
-        );
+        let sql = format!("{RUN_COLUMNS} WHERE {condition} ORDER BY r.started_ms, r.id");
         let rows = sqlx::query(&sql).bind(value).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunRecord {
-                    id: r.try_get("id")?,
-                    experiment: r.try_get("experiment")?,
-                    name: r.try_get("name")?,
-                    status: RunStatus::parse(&r.try_get::<String, _>("status")?)?,
-                    params: json(&r.try_get::<String, _>("params")?)?,
-                    tags: json(&r.try_get::<String, _>("tags")?)?,
-                    started_ms: r.try_get("started_ms")?,
-                    ended_ms: r.try_get("ended_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(run_record).collect()
     }
 
     /// A metric's series for a run, by step.

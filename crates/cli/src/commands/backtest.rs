@@ -12,6 +12,7 @@ use tradelab_sim::strategy::Strategy;
 use crate::cli::{BacktestArgs, GlobalArgs};
 use crate::context::{load_settings, path_override};
 use crate::output::{build_report, style, write_report};
+use crate::record::Recorder;
 
 /// Looks up a baseline or explains which names exist.
 pub fn strategy_by_name(name: &str, settings: &Settings) -> Result<Box<dyn Strategy>> {
@@ -65,17 +66,25 @@ pub fn run(g: &GlobalArgs, a: &BacktestArgs) -> Result<()> {
         extra.push(format!("backtest.fill={fill}"));
     }
     let settings = load_settings(g, &extra)?;
-    // Check the name before loading data, so a typo fails fast.
+    // Check the name and the store before loading data, so a typo fails fast.
     strategy_by_name(&a.strategy, &settings)?;
+    let recorder = Recorder::open(&settings)?;
     let feeds = load_symbols(&settings, &a.symbols, g.verbose)?;
     let result = backtest(&settings, &a.strategy, &feeds)?;
     let (_, report) = build_report(&result, &settings);
     let (json, svg) = write_report(&settings.report.out_dir, &report, &result)?;
+    let recorded = match &recorder {
+        Some(r) => Some(r.record_backtest(None, &a.strategy, &serde_json::to_value(&report)?)?),
+        None => None,
+    };
     if a.json {
         println!("{}", report.to_json());
     } else {
         println!("{}", render_report(&report, style()));
         println!("report: {}\nchart:  {}", json.display(), svg.display());
+        if let Some(id) = recorded {
+            println!("stored: backtest {id}");
+        }
     }
     Ok(())
 }

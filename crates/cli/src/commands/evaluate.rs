@@ -29,7 +29,8 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     if a.folds == 0 {
         bail!("--folds must be at least 1");
     }
-    let mut agent = load_agent(&a.model).with_context(|| format!("opening model {}", a.model.display()))?;
+    let folder = super::models::model_folder(g, &a.model)?;
+    let mut agent = load_agent(&folder).with_context(|| format!("opening model {}", a.model.display()))?;
     agent.take_segment_counts();
 
     // Features and the observation follow the model's own settings (its
@@ -40,6 +41,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     settings.risk = current.risk.clone();
     settings.data = current.data.clone();
     settings.report = current.report.clone();
+    settings.store = current.store.clone();
     if let Some(dir) = &a.out_dir {
         settings.report.out_dir = dir.clone();
     }

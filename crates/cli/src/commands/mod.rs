@@ -7,7 +7,9 @@ mod bench_ppo;
 mod data;
 mod evaluate;
 mod markets;
+pub mod models;
 mod run;
+mod runs;
 mod stress;
 mod train;
 
@@ -24,5 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Train(a) => train::run(&cli.global, &a),
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),
         Command::Bench(a) => bench::run(&cli.global, &a),
+        Command::Runs(c) => runs::run(&cli.global, c),
+        Command::Models(c) => models::run(&cli.global, c),
     }
 }

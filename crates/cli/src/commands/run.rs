@@ -10,10 +10,12 @@ use super::data::print_prepare;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::context::{load_settings, path_override};
 use crate::output::{build_report, style, write_report};
+use crate::record::Recorder;
 
 pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
     let extra: Vec<String> = path_override("report.out_dir", &a.out_dir).into_iter().collect();
     let settings = load_settings(g, &extra)?;
+    let recorder = Recorder::open(&settings)?;
     println!(
         "== 1/3 prepare data: {} -> {}",
         settings.data.raw_dir.display(),
@@ -44,14 +46,28 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
         settings.backtest.currency,
         settings.risk.max_asset_fraction * 100.0
     );
+    let run = match &recorder {
+        Some(r) => Some(r.start_run(
+            "baselines",
+            &serde_json::json!({"strategies": BASELINES, "instruments": daily.iter().map(|s| &s.instrument).collect::<Vec<_>>(), "settings": settings}),
+            &serde_json::json!({"kind": "backtest"}),
+        )?),
+        None => None,
+    };
     let mut reports: Vec<BacktestReport> = Vec::new();
     for series in &daily {
         for name in BASELINES {
             let result = backtest(&settings, name, std::slice::from_ref(*series))?;
             let (_, report) = build_report(&result, &settings);
             write_report(&settings.report.out_dir, &report, &result)?;
+            if let Some(r) = &recorder {
+                r.record_backtest(run.as_deref(), name, &serde_json::to_value(&report)?)?;
+            }
             reports.push(report);
         }
+    }
+    if let (Some(r), Some(run)) = (&recorder, &run) {
+        r.finish_run(run, tradelab_store::tracking::RunStatus::Finished)?;
     }
     println!("{}", render_comparison(&reports, style()));
 
@@ -75,5 +91,11 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
         "reports and charts: {}/ (summary.json, one .json and .svg per run)",
         settings.report.out_dir.display()
     );
+    if let Some(run) = run {
+        println!(
+            "stored: run {run} with {} backtests (`tradelab runs show {run}`)",
+            reports.len()
+        );
+    }
     Ok(())
 }

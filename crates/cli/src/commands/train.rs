@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
+use serde_json::json;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
 use tradelab_agents::metadata::{DataHash, Vocabulary};
@@ -15,10 +16,12 @@ use tradelab_core::settings::hrm_preset;
 use tradelab_core::{BarSeries, Settings};
 use tradelab_env::{Split, VecEnv};
 use tradelab_nn::policy::EncoderKind;
+use tradelab_store::tracking::RunStatus;
 
 use super::markets::{data_hash, load_series, markets, vocabulary};
 use crate::cli::{GlobalArgs, TrainArgs};
 use crate::context::load_settings;
+use crate::record::Recorder;
 
 pub const AGENTS: [&str; 4] = ["ppo-lstm", "ppo-transformer", "ppo-mlp", HRM];
 
@@ -55,6 +58,8 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     if !AGENTS.contains(&a.agent.as_str()) {
         bail!("unknown agent `{}`; choose one of: {}", a.agent, AGENTS.join(", "));
     }
+    // Before any data is loaded: a store that cannot be opened is a setting to fix now.
+    let recorder = Recorder::open(&settings)?;
     let series = load_series(&settings, &a.symbols, a.timeframe.as_deref(), g.verbose)?;
     let mut vocab = vocabulary(&series);
     let hashes: Vec<_> = series.iter().map(data_hash).collect();
@@ -107,7 +112,7 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
                 agent
             }
         };
-        return train_and_report(agent, a, d, g.verbose);
+        return train_and_report(agent, a, d, g.verbose, recorder.as_ref());
     }
     let resumed = a
         .resume
@@ -127,7 +132,7 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
             ppo: d.settings.ppo.clone(),
         })?,
     };
-    train_and_report(agent, a, d, g.verbose)
+    train_and_report(agent, a, d, g.verbose, recorder.as_ref())
 }
 
 fn prepare(series: Vec<BarSeries>, vocab: Vocabulary, hashes: Vec<DataHash>, settings: Settings) -> Result<RunData> {
@@ -186,7 +191,13 @@ fn resume<A: Trainable>(dir: &Path, wanted: &str) -> Result<A> {
     Ok(agent)
 }
 
-fn train_and_report<A: Trainable>(mut agent: A, a: &TrainArgs, d: RunData, verbose: bool) -> Result<()> {
+fn train_and_report<A: Trainable>(
+    mut agent: A,
+    a: &TrainArgs,
+    d: RunData,
+    verbose: bool,
+    recorder: Option<&Recorder>,
+) -> Result<()> {
     let settings = &d.settings;
     if a.resume.is_some() {
         let p = agent.provenance();
@@ -229,9 +240,41 @@ fn train_and_report<A: Trainable>(mut agent: A, a: &TrainArgs, d: RunData, verbo
         settings.seed,
         run_dir.display()
     );
+    let run = match recorder {
+        Some(r) => Some(r.start_run(
+            &format!("train {}", a.agent),
+            &json!({
+                "agent": a.agent,
+                "instruments": d.vocab.instruments,
+                "timeframes": d.vocab.timeframes,
+                "total_steps": plan.total_steps,
+                "seed": settings.seed,
+                "run_dir": run_dir.display().to_string(),
+                "resumed_from": a.resume.as_ref().map(|p| p.display().to_string()),
+                "settings": settings,
+            }),
+            &json!({"kind": "train", "agent": a.agent}),
+        )?),
+        None => None,
+    };
     let mut display = ProgressDisplay::new(verbose);
-    let summary = train(&mut agent, &d.markets, settings, &plan, |e| display.event(e))?;
+    let mut last_step = 0;
+    let outcome = train(&mut agent, &d.markets, settings, &plan, |e| {
+        if let (Some(r), Some(run)) = (recorder, run.as_deref()) {
+            record_event(r, run, &e, &mut last_step);
+        }
+        display.event(e)
+    });
     display.finish();
+    let summary = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            if let (Some(r), Some(run)) = (recorder, run.as_deref()) {
+                let _ = r.finish_run(run, RunStatus::Failed);
+            }
+            return Err(e.into());
+        }
+    };
     eprintln!(
         "done: {} updates, {} steps in {:.1}s{}",
         summary.updates,
@@ -257,7 +300,49 @@ fn train_and_report<A: Trainable>(mut agent: A, a: &TrainArgs, d: RunData, verbo
         summary.best_dir.display(),
         summary.last_dir.display()
     );
+    if let (Some(r), Some(run)) = (recorder, run.as_deref()) {
+        let name = a.name.as_deref().unwrap_or(&a.agent);
+        let (version, dir) = r.register_checkpoint(name, &summary.best_dir, Some(run))?;
+        r.finish_run(run, RunStatus::Finished)?;
+        println!("registered: {name} version {version} ({}), run {run}", dir.display());
+    }
     Ok(())
+}
+
+/// Stores a training event's figures as metric points at its environment
+/// step (a validation at the step of the update before it).
+fn record_event(r: &Recorder, run: &str, e: &Event<'_>, last_step: &mut i64) {
+    match e {
+        Event::Update(p) => {
+            let step = p.env_steps as i64;
+            *last_step = step;
+            let s = &p.stats;
+            let mut points = vec![
+                ("policy_loss", step, s.policy_loss),
+                ("value_loss", step, s.value_loss),
+                ("entropy", step, s.entropy),
+                ("approx_kl", step, s.approx_kl),
+                ("clip_fraction", step, s.clip_fraction),
+                ("explained_variance", step, s.explained_variance),
+                ("learning_rate", step, s.learning_rate),
+                ("steps_per_second", step, p.steps_per_second),
+            ];
+            if let Some(ret) = p.return_moving_average {
+                points.push(("episode_return_avg100", step, ret));
+            }
+            if s.segments_per_decision > 0.0 {
+                points.push(("segments_per_decision", step, s.segments_per_decision));
+            }
+            r.log_metrics(run, &points);
+        }
+        Event::Validation { metrics, .. } => r.log_metrics(
+            run,
+            &[
+                ("validation_return_pct", *last_step, metrics.return_pct),
+                ("validation_trades", *last_step, metrics.trades as f64),
+            ],
+        ),
+    }
 }
 
 /// The same-line progress display: redrawn in place on a terminal, a line

@@ -1,0 +1,185 @@
+//! Recording runs, metrics, models and backtests in the store from the
+//! synchronous CLI commands.
+//!
+//! The store's API is async; the CLI's commands are not. A [`Recorder`]
+//! owns a single-threaded runtime and blocks on each call. Opening fails
+//! loudly (a wrong URL is a setting to fix before hours of training), but a
+//! metric write that fails mid-training only warns once: losing a point of
+//! a loss curve must not lose the model.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tradelab_agents::checkpoint::{verify_checksum, write_dir_atomic, METADATA_FILE, OPTIMIZER_FILE, WEIGHTS_FILE};
+use tradelab_core::Settings;
+use tradelab_store::registry::NewModel;
+use tradelab_store::tracking::RunStatus;
+use tradelab_store::Store;
+
+pub struct Recorder {
+    runtime: tokio::runtime::Runtime,
+    store: Store,
+    experiment: String,
+    model_dir: PathBuf,
+    warned: Cell<bool>,
+}
+
+/// The runtime every synchronous store user blocks on.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Opens the configured store (`TRADELAB_DATABASE_URL` or `store.url`).
+pub fn open_store(runtime: &tokio::runtime::Runtime, settings: &Settings) -> Result<Store> {
+    let url = settings.store.database_url();
+    runtime.block_on(Store::open(&url)).with_context(|| {
+        format!(
+            "opening the store (set store.url or {} to a reachable database, or --set store.record=false to record nothing)",
+            tradelab_core::settings::DATABASE_URL_ENV
+        )
+    })
+}
+
+impl Recorder {
+    /// The recorder for `settings`, or `None` when `store.record` is false.
+    pub fn open(settings: &Settings) -> Result<Option<Recorder>> {
+        if !settings.store.record {
+            return Ok(None);
+        }
+        let runtime = runtime()?;
+        let store = open_store(&runtime, settings)?;
+        Ok(Some(Recorder {
+            runtime,
+            store,
+            experiment: settings.store.experiment.clone(),
+            model_dir: settings.store.model_dir.clone(),
+            warned: Cell::new(false),
+        }))
+    }
+
+    pub fn start_run(&self, name: &str, params: &Value, tags: &Value) -> Result<String> {
+        self.runtime
+            .block_on(self.store.start_run(&self.experiment, name, params, tags))
+            .context("recording the run's start")
+    }
+
+    /// Appends metric points; a failure is reported once and otherwise ignored.
+    pub fn log_metrics(&self, run: &str, points: &[(&str, i64, f64)]) {
+        // Non-finite values (a loss before the first update) are skipped, not refused.
+        let finite: Vec<_> = points.iter().copied().filter(|(_, _, v)| v.is_finite()).collect();
+        if let Err(e) = self.runtime.block_on(self.store.log_metrics(run, &finite)) {
+            if !self.warned.replace(true) {
+                eprintln!("warning: metrics are not being recorded ({e}); training goes on");
+            }
+        }
+    }
+
+    pub fn finish_run(&self, run: &str, status: RunStatus) -> Result<()> {
+        self.runtime
+            .block_on(self.store.finish_run(run, status))
+            .context("recording the run's end")
+    }
+
+    /// Copies a checkpoint's model files into the registry folder and
+    /// registers them as the next version of `name`; returns the version
+    /// and where the files now are.
+    pub fn register_checkpoint(&self, name: &str, checkpoint: &Path, run: Option<&str>) -> Result<(i64, PathBuf)> {
+        let stored = copy_into_registry(checkpoint, &self.model_dir, name)?;
+        let metadata = stored.metadata;
+        let text = |key: &str| metadata[key].as_str().unwrap_or_default().to_string();
+        let (checksum, framework) = (text("weights_sha256"), text("framework"));
+        let location = stored.dir.display().to_string();
+        let version = self
+            .runtime
+            .block_on(self.store.register_model(&NewModel {
+                name,
+                checksum: &checksum,
+                framework: &framework,
+                metadata: &metadata,
+                location: &location,
+                run_id: run,
+            }))
+            .context("registering the model")?;
+        Ok((version, stored.dir))
+    }
+
+    /// Stores a backtest report: the summary and metrics, the trades and
+    /// the equity curve as separate documents.
+    pub fn record_backtest(&self, run: Option<&str>, strategy: &str, report: &Value) -> Result<String> {
+        let mut summary = report.clone();
+        let trades = summary
+            .as_object_mut()
+            .and_then(|o| o.remove("trades"))
+            .unwrap_or(Value::Null);
+        let equity = summary
+            .as_object_mut()
+            .and_then(|o| o.remove("equity_curve"))
+            .unwrap_or(Value::Null);
+        self.runtime
+            .block_on(self.store.record_backtest(run, strategy, &summary, &trades, &equity))
+            .context("recording the backtest")
+    }
+}
+
+/// A model version's files in the registry folder.
+pub struct StoredModel {
+    pub dir: PathBuf,
+    pub metadata: Value,
+}
+
+/// Name-safe folder component.
+fn folder_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Copies a checkpoint's files (weights, optimiser state, metadata) from `checkpoint` into
+/// `<model_dir>/<name>/<first 16 hex of the weights' sha256>/`, verifying
+/// the weights against the metadata's checksum first. Content-addressed:
+/// registering the same weights twice shares one folder.
+pub fn copy_into_registry(checkpoint: &Path, model_dir: &Path, name: &str) -> Result<StoredModel> {
+    let meta_path = checkpoint.join(METADATA_FILE);
+    let meta_text = std::fs::read_to_string(&meta_path)
+        .with_context(|| format!("reading {}; is it a checkpoint folder?", meta_path.display()))?;
+    let metadata: Value =
+        serde_json::from_str(&meta_text).with_context(|| format!("{} is not valid JSON", meta_path.display()))?;
+    let checksum = metadata["weights_sha256"]
+        .as_str()
+        .filter(|s| s.len() >= 16)
+        .with_context(|| format!("{} has no weights_sha256", meta_path.display()))?
+        .to_string();
+    let weights_path = checkpoint.join(WEIGHTS_FILE);
+    let weights = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
+    verify_checksum(&weights_path, &weights, &checksum)?;
+    // The optimiser state travels too: it holds the f32 master weights of
+    // a bf16 model, and lets a registered version be trained further.
+    let optimizer_path = checkpoint.join(OPTIMIZER_FILE);
+    let optimizer = std::fs::read(&optimizer_path).with_context(|| format!("reading {}", optimizer_path.display()))?;
+    let dir = model_dir.join(folder_name(name)).join(&checksum[..16]);
+    if !dir.join(WEIGHTS_FILE).is_file() {
+        write_dir_atomic(
+            &dir,
+            &[
+                (WEIGHTS_FILE, &weights),
+                (OPTIMIZER_FILE, &optimizer),
+                (METADATA_FILE, meta_text.as_bytes()),
+            ],
+        )
+        .with_context(|| format!("copying the model into {}", dir.display()))?;
+    }
+    // Absolute, so the API server and workers started elsewhere find it.
+    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+    Ok(StoredModel { dir, metadata })
+}
