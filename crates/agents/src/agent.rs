@@ -100,7 +100,7 @@ pub trait Agent {
 }
 
 /// Opens any agent's checkpoint by the type its metadata.json names.
-pub fn load_agent(dir: &Path) -> Result<Box<dyn Agent>, AgentError> {
+pub fn load_agent(dir: &Path) -> Result<Box<dyn Agent + Send>, AgentError> {
     let kind = crate::ppo::read_model_kind(dir)?;
     match kind.as_str() {
         crate::hrm::KIND => Ok(Box::new(crate::hrm::HrmAgent::load(dir)?)),

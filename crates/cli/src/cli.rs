@@ -59,6 +59,18 @@ pub enum Command {
     /// The model registry: list, show, register, promote, archive, gc.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// The REST API (OpenAPI document at /openapi.json, Swagger UI at /docs).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Requests running longer are answered 503.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout_secs: f64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ mod commands;
 mod context;
 mod output;
 mod record;
+mod serve;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

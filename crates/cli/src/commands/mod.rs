@@ -28,5 +28,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::run(&cli.global, &a),
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Models(c) => models::run(&cli.global, c),
+        Command::Serve(a) => crate::serve::run(&cli.global, &a),
     }
 }

@@ -1,0 +1,368 @@
+//! The decision endpoint's logic, apart from HTTP: check a posted
+//! observation against the model, build the account inputs and action
+//! mask the environment would, and pass the model's choice through the
+//! same risk layer a backtest uses.
+
+use serde::{Deserialize, Serialize};
+use tradelab_agents::agent::{AgentInput, Decision, MarketKey};
+use tradelab_core::{Action, Settings};
+use tradelab_env::EnvConfig;
+use tradelab_sim::account::Account;
+use tradelab_sim::costs::CostModel;
+use tradelab_sim::risk::{RiskLayer, RiskLimits};
+use utoipa::ToSchema;
+
+use super::problem::Problem;
+
+/// The account the decision is for, in the instrument's currency.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Portfolio {
+    /// Cash after paying for the open position.
+    pub cash: f64,
+    /// Signed units held: positive long, negative short, 0 flat.
+    #[serde(default)]
+    pub position_units: f64,
+    /// Average entry price of the position (ignored when flat).
+    #[serde(default)]
+    pub avg_price: f64,
+    /// The latest price (the last bar's close).
+    pub price: f64,
+    /// Equity when trading started: the observation's return input.
+    pub initial_equity: f64,
+    /// Highest equity so far, for the drawdown breaker (default: the larger
+    /// of initial and current equity).
+    #[serde(default)]
+    pub peak_equity: Option<f64>,
+}
+
+/// A request for one decision.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// An instrument in the model's vocabulary (see the model's metadata).
+    pub instrument: String,
+    /// A timeframe in the model's vocabulary, e.g. `1d`.
+    pub timeframe: String,
+    /// The feature window, oldest row first: `env.window` rows of the
+    /// model's features, normalised as in training (what the environment's
+    /// observation holds).
+    pub window: Vec<Vec<f32>>,
+    pub portfolio: Portfolio,
+}
+
+/// One risk rule's verdict.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RiskCheck {
+    pub rule: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// What the model chose and what the risk layer let through.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RiskOutcome {
+    /// The action to take after the risk layer.
+    #[schema(value_type = String)]
+    pub action: Action,
+    /// Units to open (entries only; 0 otherwise).
+    pub units: f64,
+    pub checks: Vec<RiskCheck>,
+}
+
+/// The model's expected input shape.
+pub struct Shape {
+    pub window: usize,
+    pub features: usize,
+}
+
+fn finite(name: &str, x: f64) -> Result<f64, Problem> {
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(Problem::unprocessable(format!(
+            "portfolio.{name} must be a finite number"
+        )))
+    }
+}
+
+impl Portfolio {
+    fn check(&self) -> Result<(), Problem> {
+        finite("cash", self.cash)?;
+        finite("position_units", self.position_units)?;
+        finite("avg_price", self.avg_price)?;
+        if finite("price", self.price)? <= 0.0 {
+            return Err(Problem::unprocessable("portfolio.price must be positive"));
+        }
+        if finite("initial_equity", self.initial_equity)? <= 0.0 {
+            return Err(Problem::unprocessable("portfolio.initial_equity must be positive"));
+        }
+        if self.position_units != 0.0 && self.avg_price <= 0.0 {
+            return Err(Problem::unprocessable(
+                "portfolio.avg_price must be positive when a position is held",
+            ));
+        }
+        if let Some(p) = self.peak_equity {
+            finite("peak_equity", p)?;
+        }
+        Ok(())
+    }
+
+    pub fn equity(&self) -> f64 {
+        self.cash + self.position_units * self.price
+    }
+
+    /// The account the broker would hold: the position bought at its
+    /// average price, marked at the latest one.
+    fn account(&self) -> Account {
+        let mut a = Account::new(self.cash + self.position_units * self.avg_price, 1, CostModel::free());
+        if self.position_units != 0.0 {
+            let side = if self.position_units > 0.0 {
+                Action::BuyLong
+            } else {
+                Action::SellShort
+            };
+            a.fill(0, 0, side, self.position_units, self.avg_price);
+        }
+        a.set_mark(0, self.price);
+        a
+    }
+
+    /// The environment's account inputs: return since start, exposure,
+    /// unrealised P&L as a share of equity.
+    pub fn account_features(&self) -> [f32; tradelab_env::ACCOUNT_FEATURES] {
+        let equity = self.equity();
+        let (exposure, unrealized) = if equity > 0.0 {
+            (
+                self.position_units * self.price / equity,
+                self.position_units * (self.price - self.avg_price) / equity,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        [
+            (equity / self.initial_equity - 1.0) as f32,
+            exposure as f32,
+            unrealized as f32,
+        ]
+    }
+
+    /// The environment's action mask for this position.
+    pub fn mask(&self) -> [bool; 5] {
+        let q = self.position_units;
+        [q == 0.0, q == 0.0, q > 0.0, q < 0.0, true]
+    }
+}
+
+/// Validates the request against the model's shape and flattens the window.
+pub fn flatten_window(req: &DecisionRequest, shape: &Shape) -> Result<Vec<f32>, Problem> {
+    req.portfolio.check()?;
+    if req.window.len() != shape.window {
+        return Err(Problem::unprocessable(format!(
+            "window has {} rows; this model reads {} (env.window at training)",
+            req.window.len(),
+            shape.window
+        )));
+    }
+    let mut flat = Vec::with_capacity(shape.window * shape.features);
+    for (i, row) in req.window.iter().enumerate() {
+        if row.len() != shape.features {
+            return Err(Problem::unprocessable(format!(
+                "window row {i} has {} values; this model reads {} features (listed in its metadata)",
+                row.len(),
+                shape.features
+            )));
+        }
+        if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+            return Err(Problem::unprocessable(format!(
+                "window row {i}, feature {j} is not a finite number"
+            )));
+        }
+        flat.extend_from_slice(row);
+    }
+    Ok(flat)
+}
+
+pub fn input<'a>(window: &'a [f32], p: &Portfolio, market: MarketKey) -> AgentInput<'a> {
+    AgentInput {
+        window,
+        account: p.account_features(),
+        mask: p.mask(),
+        market,
+    }
+}
+
+/// Passes `decision` through the risk layer configured in `settings`: the
+/// drawdown breaker (which flattens and blocks entries), then the position,
+/// single-asset and leverage caps on the entry's size.
+pub fn apply_risk(settings: &Settings, instrument: &str, decision: &Decision, p: &Portfolio) -> RiskOutcome {
+    let limits = RiskLimits::from_settings(&settings.risk);
+    let equity = p.equity();
+    let peak = p.peak_equity.unwrap_or(p.initial_equity).max(equity);
+    let mut layer = RiskLayer::new(limits, peak);
+    let tripped = layer.end_bar(0, equity);
+    let mut checks = Vec::new();
+    let breaker_detail = if limits.enabled && limits.max_drawdown > 0.0 {
+        format!(
+            "equity {equity:.2} vs peak {peak:.2}: drawdown {:.2}% (breaker at {:.1}%)",
+            100.0 * (1.0 - equity / peak),
+            100.0 * limits.max_drawdown
+        )
+    } else {
+        "drawdown breaker off".to_string()
+    };
+    checks.push(RiskCheck {
+        rule: "drawdown_circuit_breaker".into(),
+        passed: !tripped,
+        detail: breaker_detail,
+    });
+    if tripped {
+        // The engine flattens on a trip; a flat account just waits.
+        let action = if p.position_units > 0.0 {
+            Action::CloseLong
+        } else if p.position_units < 0.0 {
+            Action::CloseShort
+        } else {
+            Action::Hold
+        };
+        return RiskOutcome {
+            action,
+            units: 0.0,
+            checks,
+        };
+    }
+    match decision.action {
+        Action::BuyLong | Action::SellShort => {
+            let cfg = EnvConfig::from_settings(settings);
+            let q = decision.quantity.clamp(0.0, 1.0);
+            let requested = cfg
+                .engine
+                .costs
+                .affordable_quantity(q * cfg.risk_budget * equity.max(0.0), p.price);
+            let account = p.account();
+            // Whole lots, as the broker would fill, unless the instrument trades fractionally.
+            let lots = cfg.engine.instrument_lots.get(instrument).unwrap_or(&cfg.engine.lots);
+            let allowed = lots.round(layer.allow_entry(0, 0, decision.action, requested, p.price, &account));
+            let detail = match layer.events.last() {
+                Some(e) => e.reason.to_string(),
+                None => format!(
+                    "{requested:.4} units ({:.1}% of equity) within every limit",
+                    100.0 * requested * p.price / equity.max(f64::MIN_POSITIVE)
+                ),
+            };
+            checks.push(RiskCheck {
+                rule: "entry_limits".into(),
+                passed: layer.events.is_empty() && requested > 0.0,
+                detail,
+            });
+            if allowed > 0.0 {
+                RiskOutcome {
+                    action: decision.action,
+                    units: allowed,
+                    checks,
+                }
+            } else {
+                RiskOutcome {
+                    action: Action::Hold,
+                    units: 0.0,
+                    checks,
+                }
+            }
+        }
+        other => RiskOutcome {
+            action: other,
+            units: 0.0,
+            checks,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(cash: f64) -> Portfolio {
+        Portfolio {
+            cash,
+            position_units: 0.0,
+            avg_price: 0.0,
+            price: 100.0,
+            initial_equity: 100_000.0,
+            peak_equity: None,
+        }
+    }
+
+    fn decision(action: Action, quantity: f64) -> Decision {
+        Decision {
+            action,
+            quantity,
+            probabilities: [0.2; 5],
+            value: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_full_entry_is_held_to_a_quarter_of_equity() {
+        let s = Settings::default();
+        let out = apply_risk(&s, "x", &decision(Action::BuyLong, 1.0), &flat(100_000.0));
+        assert_eq!(out.action, Action::BuyLong);
+        // The risk budget is the 25% cap, less what the fees take.
+        assert!(out.units > 240.0 && out.units <= 250.0, "{out:?}");
+        assert!(out.checks.iter().all(|c| c.passed), "{out:?}");
+    }
+
+    #[test]
+    fn the_breaker_flattens_and_blocks_entries() {
+        let s = Settings::default();
+        let mut p = flat(50_000.0);
+        p.peak_equity = Some(100_000.0);
+        let out = apply_risk(&s, "x", &decision(Action::BuyLong, 1.0), &p);
+        assert_eq!((out.action, out.units), (Action::Hold, 0.0));
+        assert!(!out.checks[0].passed && out.checks[0].detail.contains("drawdown"));
+        p.position_units = 100.0;
+        p.avg_price = 100.0;
+        p.cash -= 10_000.0;
+        let out = apply_risk(&s, "x", &decision(Action::Hold, 0.0), &p);
+        assert_eq!(out.action, Action::CloseLong);
+    }
+
+    #[test]
+    fn entries_beyond_the_cap_are_refused_with_the_rule() {
+        let s = Settings::default();
+        // Already holding 25% of equity: nothing more may be opened.
+        let p = Portfolio {
+            cash: 75_000.0,
+            position_units: 250.0,
+            avg_price: 100.0,
+            price: 100.0,
+            initial_equity: 100_000.0,
+            peak_equity: None,
+        };
+        assert_eq!(p.mask(), [false, false, true, false, true]);
+        let f = p.account_features();
+        assert!((f[1] - 0.25).abs() < 1e-6 && f[0].abs() < 1e-6, "{f:?}");
+        // The mask forbids a second entry, but the risk layer would refuse it anyway.
+        let out = apply_risk(&s, "x", &decision(Action::BuyLong, 1.0), &p);
+        assert_eq!(out.action, Action::Hold);
+        assert!(out.checks[1].detail.contains("25.0%"), "{out:?}");
+    }
+
+    #[test]
+    fn malformed_windows_are_named() {
+        let shape = Shape { window: 2, features: 3 };
+        let req = |window: Vec<Vec<f32>>| DecisionRequest {
+            instrument: "x".into(),
+            timeframe: "1d".into(),
+            window,
+            portfolio: flat(1000.0),
+        };
+        assert_eq!(flatten_window(&req(vec![vec![0.0; 3]; 2]), &shape).unwrap().len(), 6);
+        let e = flatten_window(&req(vec![vec![0.0; 3]; 1]), &shape).unwrap_err();
+        assert!(e.detail.contains("1 rows") && e.status == 422, "{e:?}");
+        let e = flatten_window(&req(vec![vec![0.0; 3], vec![0.0; 4]]), &shape).unwrap_err();
+        assert!(e.detail.contains("row 1"), "{e:?}");
+        let mut bad = req(vec![vec![0.0; 3]; 2]);
+        bad.portfolio.price = -1.0;
+        assert!(flatten_window(&bad, &shape).unwrap_err().detail.contains("price"));
+    }
+}

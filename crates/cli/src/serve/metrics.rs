@@ -1,0 +1,167 @@
+//! Prometheus metrics in the text exposition format: request latency
+//! histograms per route, decision latency, job counts and durations,
+//! training throughput. Plain atomics and a mutex-guarded map, no
+//! registry crate: the format is a few lines of text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Upper bounds in seconds: 100 µs to 10 s.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+/// A cumulative histogram of durations.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Sum in nanoseconds, so it can be an integer atomic.
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, seconds: f64) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let n = self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// Every metric the server exports.
+#[derive(Default)]
+pub struct Metrics {
+    /// By (method, route template, status class).
+    requests: Mutex<BTreeMap<(String, String, u16), std::sync::Arc<Histogram>>>,
+    pub decisions: Histogram,
+    /// By (kind, outcome).
+    jobs: Mutex<BTreeMap<(String, String), std::sync::Arc<Histogram>>>,
+    /// The latest training job's steps per second, as f64 bits.
+    training_steps_per_second: AtomicU64,
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Records a request by its route template (`/v1/models/{name}`), never
+    /// its raw path, so the label set stays bounded.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let key = (method.to_string(), route.to_string(), status);
+        let h = self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        h.observe(seconds);
+    }
+
+    #[allow(dead_code)] // fed by the job runner, which lands next
+    pub fn observe_job(&self, kind: &str, outcome: &str, seconds: f64) {
+        let key = (kind.to_string(), outcome.to_string());
+        let h = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        h.observe(seconds);
+    }
+
+    #[allow(dead_code)] // fed by the job runner, which lands next
+    pub fn set_training_steps_per_second(&self, v: f64) {
+        self.training_steps_per_second.store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP tradelab_http_request_duration_seconds HTTP request latency by route.\n");
+        out.push_str("# TYPE tradelab_http_request_duration_seconds histogram\n");
+        for ((method, route, status), h) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let labels = format!(
+                "method=\"{}\",route=\"{}\",status=\"{status}\"",
+                escape(method),
+                escape(route)
+            );
+            h.render(&mut out, "tradelab_http_request_duration_seconds", &labels);
+        }
+        out.push_str(
+            "# HELP tradelab_decision_duration_seconds Model decision latency, risk checks and audit write included.\n",
+        );
+        out.push_str("# TYPE tradelab_decision_duration_seconds histogram\n");
+        self.decisions
+            .render(&mut out, "tradelab_decision_duration_seconds", "");
+        out.push_str("# HELP tradelab_job_duration_seconds Background job duration by kind and outcome.\n");
+        out.push_str("# TYPE tradelab_job_duration_seconds histogram\n");
+        for ((kind, outcome), h) in self.jobs.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let labels = format!("kind=\"{}\",outcome=\"{}\"", escape(kind), escape(outcome));
+            h.render(&mut out, "tradelab_job_duration_seconds", &labels);
+        }
+        out.push_str(
+            "# HELP tradelab_training_steps_per_second Environment steps per second of the latest training update.\n",
+        );
+        out.push_str("# TYPE tradelab_training_steps_per_second gauge\n");
+        let sps = f64::from_bits(self.training_steps_per_second.load(Ordering::Relaxed));
+        let _ = writeln!(out, "tradelab_training_steps_per_second {sps}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labelled_by_route() {
+        let m = Metrics::default();
+        m.observe_request("GET", "/v1/models/{name}", 200, 0.003);
+        m.observe_request("GET", "/v1/models/{name}", 200, 0.2);
+        m.decisions.observe(0.0004);
+        let text = m.render();
+        let line = |needle: &str| {
+            text.lines()
+                .find(|l| l.starts_with(needle))
+                .unwrap_or_else(|| panic!("{needle}: {text}"))
+        };
+        let labels = "method=\"GET\",route=\"/v1/models/{name}\",status=\"200\"";
+        assert!(line(&format!(
+            "tradelab_http_request_duration_seconds_bucket{{{labels},le=\"0.005\"}}"
+        ))
+        .ends_with(" 1"));
+        assert!(line(&format!(
+            "tradelab_http_request_duration_seconds_bucket{{{labels},le=\"0.25\"}}"
+        ))
+        .ends_with(" 2"));
+        assert!(line(&format!("tradelab_http_request_duration_seconds_count{{{labels}}}")).ends_with(" 2"));
+        assert!(line("tradelab_decision_duration_seconds_bucket{le=\"0.0005\"}").ends_with(" 1"));
+        assert!(line("tradelab_decision_duration_seconds_count").ends_with(" 1"));
+    }
+}

@@ -1,0 +1,198 @@
+//! `tradelab serve`: the REST API over the store.
+//!
+//! - [`routes`]: the `/v1` handlers (health, data sets, runs, models,
+//!   backtests, decisions) and `/metrics`;
+//! - [`decide`]: the decision endpoint's checks and risk layer, apart from HTTP;
+//! - [`problem`]: RFC 7807 errors, and extractors that answer with them;
+//! - [`metrics`]: Prometheus text format;
+//! - [`state`]: the shared store, settings and loaded models.
+//!
+//! Every request runs under a size limit and a timeout; the OpenAPI
+//! document is generated from the handlers and served with Swagger UI at
+//! `/docs`; Ctrl-C or SIGTERM stops accepting and lets requests in flight
+//! finish.
+
+pub mod decide;
+pub mod metrics;
+pub mod problem;
+pub mod routes;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use self::problem::Problem;
+use self::state::AppState;
+use crate::cli::{GlobalArgs, ServeArgs};
+use crate::context::load_settings;
+
+/// Larger bodies are refused with 413 before they are read.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tradelab",
+        description = "Runs, models, backtests and risk-checked decisions."
+    ),
+    paths(
+        routes::health,
+        routes::datasets,
+        routes::runs,
+        routes::run,
+        routes::run_metrics,
+        routes::models,
+        routes::model,
+        routes::download,
+        routes::set_stage,
+        routes::backtests,
+        routes::backtest_report,
+        routes::backtest_trades,
+        routes::backtest_equity,
+        routes::decide,
+        routes::metrics,
+    ),
+    components(schemas(Problem))
+)]
+pub struct ApiDoc;
+
+/// The application: every route, its limits and its metrics.
+pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
+    let api = Router::new()
+        .route("/v1/health", get(routes::health))
+        .route("/v1/datasets", get(routes::datasets))
+        .route("/v1/runs", get(routes::runs))
+        .route("/v1/runs/{id}", get(routes::run))
+        .route("/v1/runs/{id}/metrics", get(routes::run_metrics))
+        .route("/v1/models", get(routes::models))
+        .route("/v1/models/{name}/{version}", get(routes::model))
+        .route("/v1/models/{name}/{version}/download", get(routes::download))
+        .route("/v1/models/{name}/{version}/stage", post(routes::set_stage))
+        .route("/v1/models/{name}/{version}/decide", post(routes::decide))
+        .route("/v1/backtests", get(routes::backtests))
+        .route("/v1/backtests/{id}", get(routes::backtest_report))
+        .route("/v1/backtests/{id}/trades", get(routes::backtest_trades))
+        .route("/v1/backtests/{id}/equity", get(routes::backtest_equity))
+        .route("/metrics", get(routes::metrics))
+        .fallback(|| async { Problem::not_found("no such route; the API is described at /openapi.json and /docs") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not take that method; see /docs",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), timeout),
+            observe_and_time_out,
+        ))
+        .with_state(state);
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+/// Times every request into the route's histogram, and answers 503 with a
+/// problem document when a handler runs past the timeout.
+async fn observe_and_time_out(
+    State((state, timeout)): State<(Arc<AppState>, Duration)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    // The route template, not the path: `/v1/models/{name}/{version}`.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than {} s and was abandoned; retry later",
+                timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    };
+    state.metrics.observe_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}
+
+pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
+    let settings = load_settings(g, &[])?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let url = settings.store.database_url();
+        let store = tradelab_store::Store::open(&url).await.with_context(|| {
+            format!(
+                "opening the store (set store.url or {})",
+                tradelab_core::settings::DATABASE_URL_ENV
+            )
+        })?;
+        let state = Arc::new(AppState::new(store.clone(), settings));
+        let app = router(state, Duration::from_secs_f64(a.timeout_secs.max(0.001)));
+        let listener = tokio::net::TcpListener::bind(&a.addr).await.with_context(|| {
+            format!(
+                "listening on {}; is another server using the port? (--addr HOST:PORT)",
+                a.addr
+            )
+        })?;
+        let local = listener.local_addr()?;
+        // The address line is what scripts (and the tests) wait for.
+        println!("listening on http://{local} (API docs at http://{local}/docs)");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")?;
+        store.close().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,130 @@
+//! Errors as RFC 7807 problem documents (`application/problem+json`):
+//! every failure the API answers, from a malformed body to an unknown
+//! model, is one of these, with a status that says whose fault it is.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tradelab_store::StoreError;
+use utoipa::ToSchema;
+
+/// An RFC 7807 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`about:blank` for plain HTTP statuses).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The status's reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// What went wrong in this request, and what to do about it.
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    pub fn unprocessable(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+
+    /// A server-side failure: the detail is logged, the client gets no internals.
+    pub fn internal(what: &str, error: impl std::fmt::Display) -> Problem {
+        eprintln!("error: {what}: {error}");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{what} failed on the server; the server's log has the cause"),
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        match e {
+            StoreError::NotFound(m) => Problem::not_found(m),
+            StoreError::Invalid(m) => Problem::unprocessable(m),
+            other => Problem::internal("the database", other),
+        }
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    fn from(r: JsonRejection) -> Problem {
+        let status = match &r {
+            JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => r.status(),
+        };
+        let detail = match &r {
+            JsonRejection::MissingJsonContentType(_) => {
+                "the body must be JSON: send `Content-Type: application/json`".to_string()
+            }
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                format!(
+                    "the body is larger than the server accepts ({} bytes)",
+                    super::MAX_BODY_BYTES
+                )
+            }
+            _ => r.body_text(),
+        };
+        Problem::new(status, detail)
+    }
+}
+
+impl From<PathRejection> for Problem {
+    fn from(r: PathRejection) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, r.body_text())
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(r: QueryRejection) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, r.body_text())
+    }
+}
+
+/// `Json`, `Path` and `Query` extractors whose rejections are problem documents.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(Problem))]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct Path<T>(pub T);
+
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct Query<T>(pub T);
+
+pub type ApiResult<T> = Result<T, Problem>;

@@ -1,0 +1,460 @@
+//! The handlers of `/v1`: each reads or writes the store, and answers JSON
+//! or a problem document.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tradelab_store::audit::BacktestPart;
+use tradelab_store::registry::{ModelRecord, Stage};
+use tradelab_store::tracking::{MetricPoint, RunRecord};
+use utoipa::{IntoParams, ToSchema};
+
+use super::decide::{apply_risk, flatten_window, input, DecisionRequest, RiskCheck, Shape};
+use super::problem::{ApiResult, Json, Path, Problem, Query};
+use super::state::AppState;
+use crate::commands::models::verified_location;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+    pub version: String,
+}
+
+/// Liveness and the database the server writes to.
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
+pub async fn health(State(s): State<Arc<AppState>>) -> ApiResult<Json<Health>> {
+    // A round trip proves the database answers, not just that a pool exists.
+    s.store.recent_runs(1).await?;
+    Ok(Json(Health {
+        status: "ok".into(),
+        database: format!("{:?}", s.store.backend()).to_lowercase(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Dataset {
+    pub instrument: String,
+    pub timeframe: Option<String>,
+    pub rows: usize,
+    pub features: Vec<String>,
+    pub source_sha256: String,
+}
+
+/// The prepared data sets (`data/final`), as `tradelab data prepare` left them.
+#[utoipa::path(get, path = "/v1/datasets", responses((status = 200, body = [Dataset])))]
+pub async fn datasets(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<Dataset>>> {
+    let path = s.settings.data.final_dir.join("manifest.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Json(Vec::new())),
+        Err(e) => return Err(Problem::internal("reading the data manifest", e)),
+    };
+    let manifest: tradelab_data::prepare::Manifest =
+        serde_json::from_str(&text).map_err(|e| Problem::internal("reading the data manifest", e))?;
+    Ok(Json(
+        manifest
+            .entries
+            .into_iter()
+            .map(|e| Dataset {
+                instrument: e.instrument,
+                timeframe: e.timeframe.map(|t| t.to_string()),
+                rows: e.rows,
+                features: e.features,
+                source_sha256: e.source_sha256,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct Limit {
+    /// At most this many, newest first (1 to 1000, default 50).
+    pub limit: Option<u32>,
+}
+
+impl Limit {
+    fn get(&self) -> Result<i64, Problem> {
+        match self.limit {
+            None => Ok(50),
+            Some(n @ 1..=1000) => Ok(n as i64),
+            Some(n) => Err(Problem::bad_request(format!("limit={n}; use 1 to 1000"))),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub experiment: String,
+    pub name: String,
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    #[schema(value_type = Object)]
+    pub tags: Value,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+}
+
+impl From<RunRecord> for Run {
+    fn from(r: RunRecord) -> Run {
+        Run {
+            id: r.id,
+            experiment: r.experiment,
+            name: r.name,
+            status: r.status.as_str().into(),
+            params: r.params,
+            tags: r.tags,
+            started_ms: r.started_ms,
+            ended_ms: r.ended_ms,
+        }
+    }
+}
+
+/// Recorded runs of every experiment, newest first.
+#[utoipa::path(get, path = "/v1/runs", params(Limit), responses((status = 200, body = [Run])))]
+pub async fn runs(State(s): State<Arc<AppState>>, Query(q): Query<Limit>) -> ApiResult<Json<Vec<Run>>> {
+    Ok(Json(
+        s.store
+            .recent_runs(q.get()?)
+            .await?
+            .into_iter()
+            .map(Run::from)
+            .collect(),
+    ))
+}
+
+/// One run.
+#[utoipa::path(get, path = "/v1/runs/{id}", responses((status = 200, body = Run), (status = 404, body = Problem)))]
+pub async fn run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
+    Ok(Json(s.store.run(&id).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Point {
+    pub step: i64,
+    pub time_ms: i64,
+    pub value: f64,
+}
+
+impl From<MetricPoint> for Point {
+    fn from(p: MetricPoint) -> Point {
+        Point {
+            step: p.step,
+            time_ms: p.time_ms,
+            value: p.value,
+        }
+    }
+}
+
+/// Every metric series of a run, by key.
+#[utoipa::path(get, path = "/v1/runs/{id}/metrics", responses((status = 200, body = BTreeMap<String, Vec<Point>>), (status = 404, body = Problem)))]
+pub async fn run_metrics(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BTreeMap<String, Vec<Point>>>> {
+    s.store.run(&id).await?;
+    let mut out = BTreeMap::new();
+    for key in s.store.metric_keys(&id).await? {
+        let series = s.store.metric_history(&id, &key).await?;
+        out.insert(key, series.into_iter().map(Point::from).collect());
+    }
+    Ok(Json(out))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Model {
+    pub name: String,
+    pub version: i64,
+    pub stage: String,
+    pub checksum: String,
+    pub framework: String,
+    /// Empty once garbage collection removed the files.
+    pub location: String,
+    pub run_id: Option<String>,
+    pub created_ms: i64,
+    /// The checkpoint's metadata.json.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+impl From<ModelRecord> for Model {
+    fn from(m: ModelRecord) -> Model {
+        Model {
+            name: m.name,
+            version: m.version,
+            stage: m.stage.as_str().into(),
+            checksum: m.checksum,
+            framework: m.framework,
+            location: m.location,
+            run_id: m.run_id,
+            created_ms: m.created_ms,
+            metadata: m.metadata,
+        }
+    }
+}
+
+/// Every registered model version.
+#[utoipa::path(get, path = "/v1/models", responses((status = 200, body = [Model])))]
+pub async fn models(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<Model>>> {
+    Ok(Json(s.store.models(None).await?.into_iter().map(Model::from).collect()))
+}
+
+/// A version by number or stage: `3`, `production`, `staging`, `latest`.
+async fn resolve(s: &AppState, name: &str, version: &str) -> Result<ModelRecord, Problem> {
+    if version == "latest" {
+        return s
+            .store
+            .models(Some(name))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Problem::not_found(format!("no model called `{name}`")));
+    }
+    match version.parse::<i64>() {
+        Ok(v) => Ok(s.store.model(name, v).await?),
+        Err(_) => {
+            let stage = Stage::parse(version).map_err(|_| {
+                Problem::bad_request(format!(
+                    "`{version}` is not a version; use a number, latest, staging or production"
+                ))
+            })?;
+            s.store
+                .model_at_stage(name, stage)
+                .await?
+                .ok_or_else(|| Problem::not_found(format!("model `{name}` has no version in {}", stage.as_str())))
+        }
+    }
+}
+
+/// One model version (by number, `latest`, `staging` or `production`).
+#[utoipa::path(get, path = "/v1/models/{name}/{version}", responses((status = 200, body = Model), (status = 404, body = Problem)))]
+pub async fn model(
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<Model>> {
+    Ok(Json(resolve(&s, &name, &version).await?.into()))
+}
+
+/// The version's weights (`model.safetensors`), checked against the
+/// registry's checksum before they are sent.
+#[utoipa::path(get, path = "/v1/models/{name}/{version}/download", responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn download(
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let m = resolve(&s, &name, &version).await?;
+    let dir = verified_location(&m).map_err(|e| Problem::new(StatusCode::CONFLICT, format!("{e:#}")))?;
+    let bytes = tokio::fs::read(dir.join(tradelab_agents::checkpoint::WEIGHTS_FILE))
+        .await
+        .map_err(|e| Problem::internal("reading the weights", e))?;
+    let disposition = format!(
+        "attachment; filename=\"{}-v{}.safetensors\"",
+        m.name.replace('"', "_"),
+        m.version
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::HeaderName::from_static("x-checksum-sha256"), m.checksum),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageChange {
+    /// `staging`, `production` (archives the current production version),
+    /// `archived` or `none`.
+    pub stage: String,
+}
+
+/// Moves a version to a stage.
+#[utoipa::path(post, path = "/v1/models/{name}/{version}/stage", request_body = StageChange, responses((status = 200, body = Model), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_stage(
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    Json(change): Json<StageChange>,
+) -> ApiResult<Json<Model>> {
+    let stage = Stage::parse(&change.stage).map_err(|e| Problem::unprocessable(e.to_string()))?;
+    let m = resolve(&s, &name, &version).await?;
+    if stage != Stage::Archived && stage != Stage::None {
+        verified_location(&m).map_err(|e| Problem::new(StatusCode::CONFLICT, format!("{e:#}")))?;
+    }
+    s.store.set_stage(&m.name, m.version, stage).await?;
+    s.forget_model(&m.name);
+    Ok(Json(s.store.model(&m.name, m.version).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BacktestSummary {
+    pub id: String,
+    pub run_id: Option<String>,
+    pub strategy: String,
+    pub created_ms: i64,
+}
+
+/// Stored backtests, newest first.
+#[utoipa::path(get, path = "/v1/backtests", params(Limit), responses((status = 200, body = [BacktestSummary])))]
+pub async fn backtests(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Vec<BacktestSummary>>> {
+    let list = s.store.recent_backtests(q.get()?).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|b| BacktestSummary {
+                id: b.id,
+                run_id: b.run_id,
+                strategy: b.strategy,
+                created_ms: b.created_ms,
+            })
+            .collect(),
+    ))
+}
+
+async fn backtest_part(s: &AppState, id: &str, part: BacktestPart) -> ApiResult<Json<Value>> {
+    Ok(Json(s.store.backtest_part(id, part).await?))
+}
+
+/// A backtest's report: metrics, costs, risk events.
+#[utoipa::path(get, path = "/v1/backtests/{id}", responses((status = 200, body = Object), (status = 404, body = Problem)))]
+pub async fn backtest_report(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    backtest_part(&s, &id, BacktestPart::Report).await
+}
+
+/// A backtest's round-trip trades.
+#[utoipa::path(get, path = "/v1/backtests/{id}/trades", responses((status = 200, body = Object), (status = 404, body = Problem)))]
+pub async fn backtest_trades(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    backtest_part(&s, &id, BacktestPart::Trades).await
+}
+
+/// A backtest's equity curve.
+#[utoipa::path(get, path = "/v1/backtests/{id}/equity", responses((status = 200, body = Object), (status = 404, body = Problem)))]
+pub async fn backtest_equity(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    backtest_part(&s, &id, BacktestPart::Equity).await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DecisionResponse {
+    /// The audit record's id.
+    pub decision_id: String,
+    pub model: String,
+    pub version: i64,
+    /// The action after the risk layer.
+    pub action: String,
+    /// What the model chose before the risk layer.
+    pub model_action: String,
+    /// The model's quantity: a fraction of the risk budget in (0, 1].
+    pub quantity: f64,
+    /// Units to trade (entries; 0 otherwise), after the risk layer.
+    pub units: f64,
+    /// Probability of each action.
+    pub probabilities: BTreeMap<String, f32>,
+    /// The critic's value estimate.
+    pub value: f32,
+    pub risk_checks: Vec<RiskCheck>,
+    /// sha256 of the request body's observation, as stored in the audit trail.
+    pub inputs_sha256: String,
+}
+
+/// Runs a model on a posted observation window, applies the risk layer,
+/// writes the audit record, and answers with the decision.
+#[utoipa::path(post, path = "/v1/models/{name}/{version}/decide", request_body = DecisionRequest, responses((status = 200, body = DecisionResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn decide(
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    Json(req): Json<DecisionRequest>,
+) -> ApiResult<Json<DecisionResponse>> {
+    let started = Instant::now();
+    let record = resolve(&s, &name, &version).await?;
+    let loaded = s.model(&record).await?;
+    let state = s.clone();
+    let (decision, inputs_sha256) = tokio::task::spawn_blocking(move || -> Result<_, Problem> {
+        let mut m = loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let shape = Shape {
+            window: m.window,
+            features: m.features,
+        };
+        let flat = flatten_window(&req, &shape)?;
+        let market = m
+            .agent
+            .provenance()
+            .vocabulary
+            .key(&req.instrument, &req.timeframe)
+            .map_err(Problem::unprocessable)?;
+        let decision = m
+            .agent
+            .select_action(&input(&flat, &req.portfolio, market), true)
+            .map_err(|e| Problem::internal("the model", e))?;
+        let risk = apply_risk(&state.settings, &req.instrument, &decision, &req.portfolio);
+        let mut h = Sha256::new();
+        for v in &flat {
+            h.update(v.to_le_bytes());
+        }
+        for v in req.portfolio.account_features() {
+            h.update(v.to_le_bytes());
+        }
+        h.update(req.instrument.as_bytes());
+        h.update([0]);
+        h.update(req.timeframe.as_bytes());
+        Ok(((decision, risk), hex::encode(h.finalize())))
+    })
+    .await
+    .map_err(|e| Problem::internal("the decision task", e))??;
+    let (decision, risk) = decision;
+    let probabilities: BTreeMap<String, f32> = tradelab_core::Action::ALL
+        .iter()
+        .map(|a| (a.as_str().to_string(), decision.probabilities[a.index()]))
+        .collect();
+    let checks = serde_json::to_value(&risk.checks).map_err(|e| Problem::internal("the audit record", e))?;
+    let decision_id = s
+        .store
+        .record_decision(
+            &record.name,
+            record.version,
+            &inputs_sha256,
+            risk.action.as_str(),
+            decision.quantity,
+            &serde_json::to_value(&probabilities).unwrap_or_default(),
+            &serde_json::json!({"model_action": decision.action.as_str(), "units": risk.units, "checks": checks}),
+        )
+        .await?;
+    s.metrics.decisions.observe(started.elapsed().as_secs_f64());
+    Ok(Json(DecisionResponse {
+        decision_id,
+        model: record.name,
+        version: record.version,
+        action: risk.action.as_str().into(),
+        model_action: decision.action.as_str().into(),
+        quantity: decision.quantity,
+        units: risk.units,
+        probabilities,
+        value: decision.value,
+        risk_checks: risk.checks,
+        inputs_sha256,
+    }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}

@@ -1,0 +1,88 @@
+//! What every handler shares: the store, the settings, the metrics and the
+//! models loaded so far.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tradelab_agents::agent::{load_agent, Agent};
+use tradelab_core::Settings;
+use tradelab_store::registry::ModelRecord;
+use tradelab_store::Store;
+
+use super::metrics::Metrics;
+use super::problem::Problem;
+use crate::commands::models::verified_location;
+
+/// A model held in memory for decisions, with the input shape it reads.
+pub struct LoadedModel {
+    pub agent: Box<dyn Agent + Send>,
+    pub window: usize,
+    pub features: usize,
+}
+
+/// A loaded model, locked while it decides (agents keep per-call buffers).
+pub type SharedModel = Arc<Mutex<LoadedModel>>;
+
+pub struct AppState {
+    pub store: Store,
+    pub settings: Settings,
+    pub metrics: Metrics,
+    /// By (name, version): a version's files never change (the checksum is
+    /// checked on load), so a loaded version stays valid.
+    models: Mutex<HashMap<(String, i64), SharedModel>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings) -> AppState {
+        AppState {
+            store,
+            settings,
+            metrics: Metrics::default(),
+            models: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The loaded model for a registry record, loading (and verifying) it
+    /// on first use.
+    pub async fn model(&self, m: &ModelRecord) -> Result<SharedModel, Problem> {
+        let key = (m.name.clone(), m.version);
+        if let Some(found) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        let dir = verified_location(m).map_err(|e| Problem::new(axum::http::StatusCode::CONFLICT, format!("{e:#}")))?;
+        let loaded = tokio::task::spawn_blocking(move || -> Result<LoadedModel, Problem> {
+            let agent = load_agent(&dir).map_err(|e| Problem::internal("loading the model", e))?;
+            let p = agent.provenance();
+            let window = p.settings["env"]["window"]
+                .as_u64()
+                .ok_or_else(|| Problem::internal("loading the model", "its metadata has no env.window"))?
+                as usize;
+            let features = p.features.len();
+            Ok(LoadedModel {
+                agent,
+                window,
+                features,
+            })
+        })
+        .await
+        .map_err(|e| Problem::internal("loading the model", e))??;
+        let loaded = Arc::new(Mutex::new(loaded));
+        // Two requests may both have loaded it; the first insert wins.
+        Ok(self
+            .models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_insert(loaded)
+            .clone())
+    }
+
+    /// Drops cached versions of `name` (after a stage change, so stage
+    /// lookups and memory follow the registry).
+    pub fn forget_model(&self, name: &str) {
+        self.models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(n, _), _| n != name);
+    }
+}

@@ -1,0 +1,469 @@
+//! The API in process (tower's `oneshot`, no socket): every route's
+//! answer, the decision endpoint's audit trail and risk layer, and bad
+//! requests answered 4xx with a problem document, never 5xx.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use tradelab_agents::agent::Agent;
+use tradelab_agents::metadata::Vocabulary;
+use tradelab_agents::ppo::{PpoAgent, PpoConfig};
+use tradelab_agents::trainer::Trainable;
+use tradelab_core::Settings;
+use tradelab_store::registry::NewModel;
+use tradelab_store::Store;
+
+use super::state::AppState;
+use crate::record::copy_into_registry;
+
+const FEATURES: usize = 5;
+const WINDOW: usize = 4;
+
+struct Api {
+    app: Router,
+    store: Store,
+    dir: tempfile::TempDir,
+}
+
+/// A server over a fresh SQLite store holding one registered model
+/// (`tiny`, version 1, in production), one run and one backtest.
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("api.db").display()))
+        .await
+        .unwrap();
+    let mut settings = Settings::default();
+    settings.env.window = WINDOW;
+    settings.ppo.hidden = 8;
+    let mut agent = PpoAgent::new(PpoConfig {
+        encoder: "mlp".into(),
+        features: FEATURES,
+        window: WINDOW,
+        instruments: 1,
+        timeframes: 1,
+        seed: 3,
+        ppo: settings.ppo.clone(),
+    })
+    .unwrap();
+    let p = agent.provenance_mut();
+    p.vocabulary = Vocabulary {
+        instruments: vec!["acme".into()],
+        timeframes: vec!["1d".into()],
+    };
+    p.features = (0..FEATURES).map(|i| format!("f{i}")).collect();
+    p.settings = serde_json::to_value(&settings).unwrap();
+    let checkpoint = dir.path().join("ckpt");
+    agent.save(&checkpoint).unwrap();
+    let stored = copy_into_registry(&checkpoint, &dir.path().join("models"), "tiny").unwrap();
+    let location = stored.dir.display().to_string();
+    store
+        .register_model(&NewModel {
+            name: "tiny",
+            checksum: stored.metadata["weights_sha256"].as_str().unwrap(),
+            framework: "candle",
+            metadata: &stored.metadata,
+            location: &location,
+            run_id: None,
+        })
+        .await
+        .unwrap();
+    store
+        .set_stage("tiny", 1, tradelab_store::registry::Stage::Production)
+        .await
+        .unwrap();
+    let run = store
+        .start_run("e", "train x", &json!({"a": 1}), &json!({}))
+        .await
+        .unwrap();
+    store
+        .log_metrics(&run, &[("loss", 1, 0.5), ("loss", 2, 0.25)])
+        .await
+        .unwrap();
+    store
+        .record_backtest(
+            Some(&run),
+            "momentum",
+            &json!({"sharpe": 1}),
+            &json!([{"pnl": 2}]),
+            &json!([1, 2]),
+        )
+        .await
+        .unwrap();
+    let state = Arc::new(AppState::new(store.clone(), Settings::default()));
+    Api {
+        app: super::router(state, Duration::from_secs(30)),
+        store,
+        dir,
+    }
+}
+
+async fn call(app: &Router, method: &str, uri: &str, body: Option<(&str, Vec<u8>)>) -> (StatusCode, String, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some((content_type, bytes)) => {
+            req = req.header(header::CONTENT_TYPE, content_type);
+            Body::from(bytes)
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    (status, content_type, bytes)
+}
+
+async fn get_json(app: &Router, uri: &str) -> (StatusCode, Value) {
+    let (status, _, body) = call(app, "GET", uri, None).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn post_json(app: &Router, uri: &str, body: &Value) -> (StatusCode, Value) {
+    let (status, _, bytes) = call(
+        app,
+        "POST",
+        uri,
+        Some(("application/json", body.to_string().into_bytes())),
+    )
+    .await;
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn observation() -> Value {
+    json!({
+        "instrument": "acme",
+        "timeframe": "1d",
+        "window": vec![vec![0.1; FEATURES]; WINDOW],
+        "portfolio": {"cash": 100000.0, "price": 50.0, "initial_equity": 100000.0}
+    })
+}
+
+#[tokio::test]
+async fn read_routes_answer_from_the_store() {
+    let a = api().await;
+    let (s, health) = get_json(&a.app, "/v1/health").await;
+    assert_eq!((s, health["database"].as_str()), (StatusCode::OK, Some("sqlite")));
+    let (_, runs) = get_json(&a.app, "/v1/runs?limit=5").await;
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(runs[0]["params"]["a"], 1);
+    let (_, metrics) = get_json(&a.app, &format!("/v1/runs/{id}/metrics")).await;
+    assert_eq!(metrics["loss"][1]["value"], 0.25);
+    let (s, _) = get_json(&a.app, "/v1/runs/nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = get_json(&a.app, "/v1/runs?limit=0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (_, models) = get_json(&a.app, "/v1/models").await;
+    assert_eq!(
+        (models[0]["name"].as_str(), models[0]["stage"].as_str()),
+        (Some("tiny"), Some("production"))
+    );
+    for version in ["1", "latest", "production"] {
+        let (s, m) = get_json(&a.app, &format!("/v1/models/tiny/{version}")).await;
+        assert_eq!((s, m["version"].as_i64()), (StatusCode::OK, Some(1)), "{version}");
+    }
+    let (s, _) = get_json(&a.app, "/v1/models/tiny/staging").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = get_json(&a.app, "/v1/models/tiny/live").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (s, ct, weights) = call(&a.app, "GET", "/v1/models/tiny/1/download", None).await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/octet-stream"));
+    assert_eq!(
+        tradelab_agents::checkpoint::sha256_hex(&weights),
+        models[0]["checksum"].as_str().unwrap()
+    );
+
+    let (_, list) = get_json(&a.app, "/v1/backtests").await;
+    let bt = list[0]["id"].as_str().unwrap();
+    assert_eq!(
+        get_json(&a.app, &format!("/v1/backtests/{bt}")).await.1,
+        json!({"sharpe": 1})
+    );
+    assert_eq!(
+        get_json(&a.app, &format!("/v1/backtests/{bt}/trades")).await.1,
+        json!([{"pnl": 2}])
+    );
+    assert_eq!(
+        get_json(&a.app, &format!("/v1/backtests/{bt}/equity")).await.1,
+        json!([1, 2])
+    );
+
+    let (s, doc) = get_json(&a.app, "/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [
+        "/v1/health",
+        "/v1/models/{name}/{version}/decide",
+        "/v1/backtests/{id}/equity",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let (s, ct, _) = call(&a.app, "GET", "/docs/", None).await;
+    assert_eq!((s, ct.starts_with("text/html")), (StatusCode::OK, true));
+    drop(a.dir);
+}
+
+#[tokio::test]
+async fn a_decision_is_risk_checked_audited_and_counted() {
+    let a = api().await;
+    let (s, d) = post_json(&a.app, "/v1/models/tiny/production/decide", &observation()).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let probs = d["probabilities"].as_object().unwrap();
+    assert_eq!(probs.len(), 5);
+    // Flat: the close actions are masked.
+    assert_eq!(
+        (probs["CLOSE_LONG"].as_f64(), probs["CLOSE_SHORT"].as_f64()),
+        (Some(0.0), Some(0.0))
+    );
+    let total: f64 = probs.values().map(|p| p.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-4, "{d}");
+    assert_eq!(d["risk_checks"][0]["rule"], "drawdown_circuit_breaker");
+    if d["action"] == "BUY_LONG" || d["action"] == "SELL_SHORT" {
+        // Never more than the 25% single-asset cap: 25% of 100000 at 50.
+        assert!(d["units"].as_f64().unwrap() <= 500.0, "{d}");
+    }
+    // The same observation gives the same decision (greedy, deterministic).
+    let (_, again) = post_json(&a.app, "/v1/models/tiny/1/decide", &observation()).await;
+    assert_eq!(
+        (again["action"].clone(), again["inputs_sha256"].clone()),
+        (d["action"].clone(), d["inputs_sha256"].clone())
+    );
+
+    let audit = a.store.decisions("tiny").await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[0].id, d["decision_id"].as_str().unwrap());
+    assert_eq!(audit[0].inputs_sha256, d["inputs_sha256"].as_str().unwrap());
+    assert_eq!(audit[0].action, d["action"].as_str().unwrap());
+    assert_eq!(audit[0].risk_checks["checks"][0]["rule"], "drawdown_circuit_breaker");
+
+    // In a deep drawdown the breaker blocks every entry.
+    let mut deep = observation();
+    deep["portfolio"]["cash"] = json!(50000.0);
+    deep["portfolio"]["peak_equity"] = json!(100000.0);
+    let (_, d) = post_json(&a.app, "/v1/models/tiny/1/decide", &deep).await;
+    assert_eq!(
+        (d["action"].as_str(), d["risk_checks"][0]["passed"].as_bool()),
+        (Some("HOLD"), Some(false))
+    );
+
+    let (_, _, text) = call(&a.app, "GET", "/metrics", None).await;
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("tradelab_decision_duration_seconds_count 3"), "{text}");
+    assert!(
+        text.contains("route=\"/v1/models/{name}/{version}/decide\",status=\"200\""),
+        "per-route histograms: {text}"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_problem_document() {
+    let a = api().await;
+    let decide = "/v1/models/tiny/1/decide";
+    let problem = |expected: StatusCode, (s, ct, body): (StatusCode, String, Vec<u8>), needle: &str| {
+        assert_eq!(s, expected, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(ct, "application/problem+json");
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc["status"].as_u64(), Some(expected.as_u16() as u64));
+        let detail = doc["detail"].as_str().unwrap();
+        assert!(detail.contains(needle), "`{needle}` not in `{detail}`");
+    };
+    let json_body = |v: &Value| Some(("application/json", v.to_string().into_bytes()));
+    problem(
+        StatusCode::BAD_REQUEST,
+        call(
+            &a.app,
+            "POST",
+            decide,
+            Some(("application/json", b"{\"window\": [".to_vec())),
+        )
+        .await,
+        "JSON",
+    );
+    problem(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        call(
+            &a.app,
+            "POST",
+            decide,
+            Some(("text/plain", observation().to_string().into_bytes())),
+        )
+        .await,
+        "Content-Type",
+    );
+    let mut wrong_type = observation();
+    wrong_type["window"] = json!("many");
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        call(&a.app, "POST", decide, json_body(&wrong_type)).await,
+        "window",
+    );
+    let mut short = observation();
+    short["window"] = json!(vec![vec![0.1; FEATURES]; WINDOW - 1]);
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        call(&a.app, "POST", decide, json_body(&short)).await,
+        "rows",
+    );
+    let mut unknown = observation();
+    unknown["instrument"] = json!("zzz");
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        call(&a.app, "POST", decide, json_body(&unknown)).await,
+        "zzz",
+    );
+    let mut extra = observation();
+    extra["leverage"] = json!(10);
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        call(&a.app, "POST", decide, json_body(&extra)).await,
+        "leverage",
+    );
+    problem(
+        StatusCode::NOT_FOUND,
+        call(&a.app, "POST", "/v1/models/nosuch/1/decide", json_body(&observation())).await,
+        "nosuch",
+    );
+    let huge = vec![b' '; super::MAX_BODY_BYTES + 10];
+    problem(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        call(&a.app, "POST", decide, Some(("application/json", huge))).await,
+        "larger",
+    );
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        call(&a.app, "DELETE", "/v1/runs", None).await,
+        "method",
+    );
+    problem(
+        StatusCode::NOT_FOUND,
+        call(&a.app, "GET", "/v2/anything", None).await,
+        "route",
+    );
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        call(
+            &a.app,
+            "POST",
+            "/v1/models/tiny/1/stage",
+            json_body(&json!({"stage": "live"})),
+        )
+        .await,
+        "production",
+    );
+    // A registered file changed on disk is refused, not served.
+    let (_, m) = get_json(&a.app, "/v1/models/tiny/1").await;
+    let weights = std::path::Path::new(m["location"].as_str().unwrap()).join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&weights, bytes).unwrap();
+    problem(
+        StatusCode::CONFLICT,
+        call(&a.app, "GET", "/v1/models/tiny/1/download", None).await,
+        "changed",
+    );
+}
+
+#[tokio::test]
+async fn stage_changes_move_production() {
+    let a = api().await;
+    let (s, m) = post_json(&a.app, "/v1/models/tiny/1/stage", &json!({"stage": "archived"})).await;
+    assert_eq!((s, m["stage"].as_str()), (StatusCode::OK, Some("archived")));
+    let (s, _) = get_json(&a.app, "/v1/models/tiny/production").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, m) = post_json(&a.app, "/v1/models/tiny/1/stage", &json!({"stage": "production"})).await;
+    assert_eq!((s, m["stage"].as_str()), (StatusCode::OK, Some("production")));
+}
+
+/// Anything a client can send: a JSON-ish body (random text, random JSON,
+/// or a valid request with one field replaced by a random value) to a
+/// random route. The server answers, and never with a 5xx.
+fn any_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<f64>().prop_map(|x| serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
+        any::<i64>().prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn any_body() -> impl Strategy<Value = Vec<u8>> {
+    let fields = ["instrument", "timeframe", "window", "portfolio", "stage"];
+    prop_oneof![
+        ".{0,64}".prop_map(String::into_bytes),
+        any_value().prop_map(|v| v.to_string().into_bytes()),
+        (0..fields.len(), any_value()).prop_map(move |(i, v)| {
+            let mut body = observation();
+            body[fields[i]] = v;
+            body.to_string().into_bytes()
+        }),
+        (any_value(), any_value()).prop_map(|(cash, price)| {
+            let mut body = observation();
+            body["portfolio"]["cash"] = cash;
+            body["portfolio"]["price"] = price;
+            body.to_string().into_bytes()
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #[test]
+    fn no_input_makes_the_server_fail(
+        route in prop::sample::select(vec![
+            "/v1/models/tiny/1/decide",
+            "/v1/models/tiny/production/decide",
+            "/v1/models/tiny/1/stage",
+            "/v1/runs",
+            "/v1/models/%00/1",
+            "/v1/runs?limit=-1",
+            "/v1/backtests/x/trades",
+        ]),
+        method in prop::sample::select(vec!["GET", "POST", "PUT"]),
+        body in any_body(),
+    ) {
+        thread_local! {
+            static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            static API: std::cell::OnceCell<Api> = const { std::cell::OnceCell::new() };
+        }
+        let (status, ct) = RUNTIME.with(|rt| {
+            API.with(|cell| {
+                let a = cell.get_or_init(|| rt.block_on(api()));
+                rt.block_on(async {
+                    let (s, ct, _) = call(&a.app, method, route, Some(("application/json", body.clone()))).await;
+                    (s, ct)
+                })
+            })
+        });
+        prop_assert!(!status.is_server_error(), "{method} {route} -> {status}");
+        if !status.is_success() {
+            prop_assert_eq!(ct, "application/problem+json");
+        }
+    }
+}
