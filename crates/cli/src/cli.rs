@@ -61,6 +61,9 @@ pub enum Command {
     Models(ModelsCommand),
     /// The REST API (OpenAPI document at /openapi.json, Swagger UI at /docs).
     Serve(ServeArgs),
+    /// Runs queued training and backtest jobs from the configured database
+    /// (on this machine or any other that reaches it).
+    Worker(WorkerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +74,16 @@ pub struct ServeArgs {
     /// Requests running longer are answered 503.
     #[arg(long, default_value_t = 30.0)]
     pub timeout_secs: f64,
+    /// Jobs this server runs itself (0: leave them to `tradelab worker`).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Jobs run at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ mod alloc_meter;
 mod cli;
 mod commands;
 mod context;
+mod jobs;
 mod output;
 mod record;
 mod serve;

@@ -24,7 +24,13 @@ pub struct Recorder {
     experiment: String,
     model_dir: PathBuf,
     warned: Cell<bool>,
+    /// The job this process runs for a worker (`TRADELAB_JOB_ID`), if any.
+    job: Option<String>,
+    last_progress: Cell<Option<std::time::Instant>>,
 }
+
+/// Progress reports to a job's row at most this often (the last one always goes).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The runtime every synchronous store user blocks on.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -59,6 +65,10 @@ impl Recorder {
             experiment: settings.store.experiment.clone(),
             model_dir: settings.store.model_dir.clone(),
             warned: Cell::new(false),
+            job: std::env::var(crate::jobs::worker::JOB_ID_ENV)
+                .ok()
+                .filter(|j| !j.is_empty()),
+            last_progress: Cell::new(None),
         }))
     }
 
@@ -77,6 +87,30 @@ impl Recorder {
                 eprintln!("warning: metrics are not being recorded ({e}); training goes on");
             }
         }
+    }
+
+    /// Reports progress to the job this process runs, if any; at most
+    /// every half second unless `force`. Failures warn once.
+    pub fn job_progress(&self, progress: &Value, force: bool) {
+        let Some(job) = &self.job else { return };
+        let due = self.last_progress.get().is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if !(due || force) {
+            return;
+        }
+        self.last_progress.set(Some(std::time::Instant::now()));
+        if let Err(e) = self.runtime.block_on(self.store.set_job_progress(job, progress)) {
+            if !self.warned.replace(true) {
+                eprintln!("warning: job progress is not being recorded ({e})");
+            }
+        }
+    }
+
+    /// Records what the job this process runs produced.
+    pub fn job_result(&self, result: &Value) -> Result<()> {
+        let Some(job) = &self.job else { return Ok(()) };
+        self.runtime
+            .block_on(self.store.set_job_result(job, result))
+            .context("recording the job's result")
     }
 
     pub fn finish_run(&self, run: &str, status: RunStatus) -> Result<()> {

@@ -317,6 +317,14 @@ pub struct StoreSettings {
     pub keep_last: usize,
     /// An MLflow tracking server to mirror runs to; empty for none.
     pub mlflow_url: String,
+    /// Seconds a running job's worker may go silent before another worker
+    /// takes the job over (it renews five times per lease).
+    #[serde(default = "default_job_lease_secs")]
+    pub job_lease_secs: f64,
+}
+
+fn default_job_lease_secs() -> f64 {
+    15.0
 }
 
 /// The environment variable that overrides `store.url`, so a secret URL
@@ -333,6 +341,7 @@ impl Default for StoreSettings {
             model_dir: PathBuf::from("models"),
             keep_last: 5,
             mlflow_url: String::new(),
+            job_lease_secs: default_job_lease_secs(),
         }
     }
 }
@@ -724,6 +733,7 @@ impl Settings {
             "a name, like default",
         );
         v.int_range("store.keep_last", st.keep_last, 1, 1_000_000);
+        v.range("store.job_lease_secs", st.job_lease_secs, 1.0, 86_400.0);
         v.check(
             st.mlflow_url.is_empty() || st.mlflow_url.starts_with("http://") || st.mlflow_url.starts_with("https://"),
             "store.mlflow_url",

@@ -1,8 +1,9 @@
 //! Migrations shared by both databases, run on every open. The SQL is
-//! portable but for one token, `{{serial}}` (an auto-incrementing key). Each is applied
-//! once, in a transaction, and recorded in `tradelab_migrations`; the DDL
-//! is idempotent (`IF NOT EXISTS`), so two processes opening a new
-//! database at once both succeed.
+//! portable but for one token, `{{serial}}` (an auto-incrementing key).
+//! All pending migrations apply in one transaction under a lock (SQLite's
+//! write lock, a PostgreSQL advisory lock), each recorded in
+//! `tradelab_migrations`, so processes opening a new database at once
+//! apply each exactly once.
 
 use sqlx::Executor;
 
@@ -10,24 +11,62 @@ use crate::error::StoreError;
 use crate::{now_ms, Backend, Store};
 
 /// `(version, name, SQL)`, in order.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_initial", include_str!("../migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "0002_jobs_table_names",
+        include_str!("../migrations/0002_jobs_table_names.sql"),
+    ),
+];
+
+/// A fixed key for the PostgreSQL advisory lock that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x7472_6164_656c_6162; // "tradelab"
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    let failed = |name: &str| {
+        let name = name.to_string();
+        move |source| StoreError::Migration { name, source }
+    };
+    // One transaction for all of it, holding a lock from the start: two
+    // processes opening a new database at once apply each migration once,
+    // so a migration need not be idempotent (a rename is not).
+    let mut conn = store.pool.acquire().await.map_err(failed("tradelab_migrations"))?;
+    match store.backend() {
+        // IMMEDIATE takes SQLite's write lock now, not at the first write.
+        Backend::Sqlite => conn.execute("BEGIN IMMEDIATE").await,
+        Backend::Postgres => conn.execute("BEGIN").await,
+    }
+    .map_err(failed("tradelab_migrations"))?;
+    let outcome = apply_all(store.backend(), &mut conn).await;
+    let end = if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.execute(end).await.map_err(failed("tradelab_migrations"));
+    outcome?;
+    ended?;
+    Ok(())
+}
+
+async fn apply_all(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
     let bookkeeping = |source| StoreError::Migration {
         name: "tradelab_migrations".into(),
         source,
     };
-    store
-        .pool
-        .execute(
-            "CREATE TABLE IF NOT EXISTS tradelab_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
-        )
-        .await
-        .map_err(bookkeeping)?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await
+            .map_err(bookkeeping)?;
+    }
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS tradelab_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
+    )
+    .await
+    .map_err(bookkeeping)?;
     for (version, name, sql) in MIGRATIONS {
         let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM tradelab_migrations WHERE version = $1")
             .bind(version)
-            .fetch_optional(&store.pool)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(bookkeeping)?;
         if applied.is_some() {
@@ -37,25 +76,21 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
             name: name.to_string(),
             source,
         };
-        let mut tx = store.pool.begin().await.map_err(failed)?;
-        let serial = match store.backend() {
+        let serial = match backend {
             Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
             Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         };
         let sql = sql.replace("{{serial}}", serial);
         for statement in sql.split(';').map(strip_comments).filter(|s| !s.is_empty()) {
-            tx.execute(statement.as_str()).await.map_err(failed)?;
+            conn.execute(statement.as_str()).await.map_err(failed)?;
         }
-        let recorded = sqlx::query(
-            "INSERT INTO tradelab_migrations (version, name, applied_ms) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
-        )
-        .bind(version)
-        .bind(*name)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await;
-        recorded.map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        sqlx::query("INSERT INTO tradelab_migrations (version, name, applied_ms) VALUES ($1, $2, $3)")
+            .bind(version)
+            .bind(*name)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await
+            .map_err(failed)?;
     }
     Ok(())
 }

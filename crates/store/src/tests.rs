@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use crate::audit::BacktestPart;
+use crate::jobs::{Claim, JobStatus};
 use crate::registry::{retention_plan, ModelRecord, NewModel, Stage};
 use crate::testing::databases;
 use crate::tracking::RunStatus;
@@ -12,11 +13,11 @@ use crate::{migrate, Backend};
 async fn migrations_apply_once_and_reopening_is_harmless() {
     for db in databases().await {
         let s = &db.store;
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1], "{}", db.name);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2], "{}", db.name);
         // Running them again (as a second process opening the database
         // would) changes nothing.
         migrate::run(s).await.unwrap();
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1]);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2]);
         assert_eq!(
             s.backend(),
             if db.name == "sqlite" {
@@ -163,12 +164,6 @@ async fn backtests_decisions_and_jobs() {
             (d[0].action.as_str(), d[0].model_version, d[0].probabilities.clone()),
             ("HOLD", 3, probs)
         );
-        let job = s.enqueue_job("train", &json!({"agent": "hrm"})).await.unwrap();
-        assert_eq!(s.job(&job).await.unwrap().status, "queued");
-        s.update_job(&job, "running", &json!({"step": 10})).await.unwrap();
-        let j = s.job(&job).await.unwrap();
-        assert_eq!((j.status.as_str(), j.progress["step"].as_i64()), ("running", Some(10)));
-        assert!(s.update_job("none", "x", &json!({})).await.is_err());
         db.finish().await;
     }
 }
@@ -294,4 +289,124 @@ fn retention_keeps_best_staged_and_newest() {
     assert_eq!(retention_plan(&pruned, 2, score), vec![4, 5, 6]);
     // Without scores, only stage and recency protect a version.
     assert_eq!(retention_plan(&versions, 2, |_| None), vec![1, 3, 4, 5, 6]);
+}
+
+#[tokio::test]
+async fn jobs_are_claimed_once_leased_and_taken_over_when_the_lease_lapses() {
+    for db in databases().await {
+        let s = &db.store;
+        let job = s.enqueue_job("train", &json!({"agent": "hrm"})).await.unwrap();
+        let j = s.job(&job).await.unwrap();
+        assert_eq!(
+            (j.status, j.attempts, j.worker.clone()),
+            (JobStatus::Queued, 0, None),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            s.claim_job(&job, "w1", 60_000).await.unwrap(),
+            Claim::Claimed { attempt: 1 }
+        );
+        // A second delivery of the same job while w1's lease is fresh.
+        assert_eq!(s.claim_job(&job, "w2", 60_000).await.unwrap(), Claim::Busy);
+        s.set_job_progress(&job, &json!({"step": 10})).await.unwrap();
+        assert_eq!(s.heartbeat_job(&job, "w1").await.unwrap(), Some(JobStatus::Running));
+        assert_eq!(s.heartbeat_job(&job, "w2").await.unwrap(), None);
+        // w1 stops heartbeating: with a lease of 0 ms, w2 takes over (once
+        // the clock has moved past w1's last heartbeat).
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(s.claim_job(&job, "w2", 0).await.unwrap(), Claim::Claimed { attempt: 2 });
+        assert_eq!(s.heartbeat_job(&job, "w1").await.unwrap(), None, "w1 lost it");
+        assert!(!s.finish_job(&job, "w1", JobStatus::Finished, None).await.unwrap());
+        s.set_job_result(&job, &json!({"run": "r"})).await.unwrap();
+        assert!(s.finish_job(&job, "w2", JobStatus::Finished, None).await.unwrap());
+        let j = s.job(&job).await.unwrap();
+        assert_eq!(
+            (j.status, j.attempts, j.worker.as_deref()),
+            (JobStatus::Finished, 2, Some("w2"))
+        );
+        assert_eq!(
+            (j.progress["step"].as_i64(), j.result.clone()),
+            (Some(10), Some(json!({"run": "r"})))
+        );
+        assert_eq!(
+            s.claim_job(&job, "w3", 0).await.unwrap(),
+            Claim::Ended(JobStatus::Finished)
+        );
+        assert!(s.finish_job(&job, "w2", JobStatus::Running, None).await.is_err());
+
+        // Cancelling: a queued job at once; a running one through its worker.
+        let queued = s.enqueue_job("backtest", &json!({})).await.unwrap();
+        assert_eq!(s.request_cancel(&queued).await.unwrap(), JobStatus::Cancelled);
+        assert_eq!(
+            s.claim_job(&queued, "w1", 0).await.unwrap(),
+            Claim::Ended(JobStatus::Cancelled)
+        );
+        let running = s.enqueue_job("backtest", &json!({})).await.unwrap();
+        s.claim_job(&running, "w1", 60_000).await.unwrap();
+        assert_eq!(s.request_cancel(&running).await.unwrap(), JobStatus::CancelRequested);
+        assert_eq!(
+            s.heartbeat_job(&running, "w1").await.unwrap(),
+            Some(JobStatus::CancelRequested)
+        );
+        s.finish_job(&running, "w1", JobStatus::Cancelled, None).await.unwrap();
+        let failed = s.enqueue_job("train", &json!({})).await.unwrap();
+        s.claim_job(&failed, "w1", 60_000).await.unwrap();
+        s.finish_job(&failed, "w1", JobStatus::Failed, Some("no data"))
+            .await
+            .unwrap();
+        assert_eq!(s.job(&failed).await.unwrap().error.as_deref(), Some("no data"));
+        assert_eq!(s.recent_jobs(10).await.unwrap().len(), 4);
+        let counts = s.job_counts().await.unwrap();
+        assert!(
+            counts.contains(&(JobStatus::Cancelled, 2)) && counts.contains(&(JobStatus::Failed, 1)),
+            "{counts:?}"
+        );
+        assert!(s.running_jobs().await.unwrap().is_empty());
+        assert!(s.job("none").await.is_err());
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn of_many_workers_claiming_at_once_exactly_one_wins() {
+    for db in databases().await {
+        let job = db.store.enqueue_job("train", &json!({})).await.unwrap();
+        let claims: Vec<_> = (0..8)
+            .map(|w| {
+                let (s, job) = (db.store.clone(), job.clone());
+                tokio::spawn(async move { s.claim_job(&job, &format!("w{w}"), 60_000).await })
+            })
+            .collect();
+        let mut won = 0;
+        for c in claims {
+            match c.await.unwrap() {
+                Ok(Claim::Claimed { .. }) => won += 1,
+                Ok(Claim::Busy) => {}
+                // SQLite may refuse a racing writer outright; that is a lost claim too.
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => assert!(db.name == "sqlite", "{e}"),
+            }
+        }
+        assert_eq!(won, 1, "{}", db.name);
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn processes_opening_a_new_database_at_once_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { crate::Store::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for o in opens {
+        stores.push(o.await.unwrap().expect("every open succeeds"));
+    }
+    let applied = migrate::applied(&stores[0]).await.unwrap();
+    assert_eq!(applied, (1..=migrate::MIGRATIONS.len() as i64).collect::<Vec<_>>());
 }

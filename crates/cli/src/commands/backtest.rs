@@ -74,7 +74,11 @@ pub fn run(g: &GlobalArgs, a: &BacktestArgs) -> Result<()> {
     let (_, report) = build_report(&result, &settings);
     let (json, svg) = write_report(&settings.report.out_dir, &report, &result)?;
     let recorded = match &recorder {
-        Some(r) => Some(r.record_backtest(None, &a.strategy, &serde_json::to_value(&report)?)?),
+        Some(r) => {
+            let id = r.record_backtest(None, &a.strategy, &serde_json::to_value(&report)?)?;
+            r.job_result(&serde_json::json!({"backtest_id": id, "total_pnl": report.metrics.total_pnl}))?;
+            Some(id)
+        }
         None => None,
     };
     if a.json {

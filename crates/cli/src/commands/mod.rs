@@ -11,7 +11,7 @@ pub mod models;
 mod run;
 mod runs;
 mod stress;
-mod train;
+pub mod train;
 
 use anyhow::Result;
 
@@ -29,5 +29,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Models(c) => models::run(&cli.global, c),
         Command::Serve(a) => crate::serve::run(&cli.global, &a),
+        Command::Worker(a) => crate::jobs::worker::run_command(&cli.global, &a),
     }
 }

@@ -304,6 +304,22 @@ fn train_and_report<A: Trainable>(
         let name = a.name.as_deref().unwrap_or(&a.agent);
         let (version, dir) = r.register_checkpoint(name, &summary.best_dir, Some(run))?;
         r.finish_run(run, RunStatus::Finished)?;
+        r.job_progress(
+            &json!({
+                "phase": "done",
+                "run_id": run,
+                "step": summary.env_steps,
+                "total_steps": plan.total_steps,
+                "percent": 100.0,
+                "updates": summary.updates,
+                "stopped_early": summary.stopped_early,
+                "seconds": summary.seconds,
+            }),
+            true,
+        );
+        r.job_result(
+            &json!({"run_id": run, "model": name, "version": version, "location": dir.display().to_string()}),
+        )?;
         println!("registered: {name} version {version} ({}), run {run}", dir.display());
     }
     Ok(())
@@ -334,6 +350,21 @@ fn record_event(r: &Recorder, run: &str, e: &Event<'_>, last_step: &mut i64) {
                 points.push(("segments_per_decision", step, s.segments_per_decision));
             }
             r.log_metrics(run, &points);
+            r.job_progress(
+                &json!({
+                    "phase": "training",
+                    "run_id": run,
+                    "step": p.env_steps,
+                    "total_steps": p.total_steps,
+                    "percent": 100.0 * p.env_steps as f64 / p.total_steps.max(1) as f64,
+                    "steps_per_second": p.steps_per_second,
+                    "eta_seconds": p.eta_seconds,
+                    "episode_return_avg100": p.return_moving_average,
+                    "policy_loss": s.policy_loss,
+                    "value_loss": s.value_loss,
+                }),
+                p.env_steps >= p.total_steps,
+            );
         }
         Event::Validation { metrics, .. } => r.log_metrics(
             run,

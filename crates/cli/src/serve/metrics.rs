@@ -60,8 +60,16 @@ pub struct Metrics {
     pub decisions: Histogram,
     /// By (kind, outcome).
     jobs: Mutex<BTreeMap<(String, String), std::sync::Arc<Histogram>>>,
-    /// The latest training job's steps per second, as f64 bits.
-    training_steps_per_second: AtomicU64,
+}
+
+/// What the database says about jobs when /metrics is read: counts by
+/// status (all workers, every machine) and each running training job's
+/// latest throughput.
+#[derive(Default)]
+pub struct JobFacts {
+    pub counts: Vec<(String, i64)>,
+    /// (job id, steps per second).
+    pub training_steps_per_second: Vec<(String, f64)>,
 }
 
 fn escape(label: &str) -> String {
@@ -83,7 +91,6 @@ impl Metrics {
         h.observe(seconds);
     }
 
-    #[allow(dead_code)] // fed by the job runner, which lands next
     pub fn observe_job(&self, kind: &str, outcome: &str, seconds: f64) {
         let key = (kind.to_string(), outcome.to_string());
         let h = self
@@ -96,12 +103,7 @@ impl Metrics {
         h.observe(seconds);
     }
 
-    #[allow(dead_code)] // fed by the job runner, which lands next
-    pub fn set_training_steps_per_second(&self, v: f64) {
-        self.training_steps_per_second.store(v.to_bits(), Ordering::Relaxed);
-    }
-
-    pub fn render(&self) -> String {
+    pub fn render(&self, facts: &JobFacts) -> String {
         let mut out = String::new();
         out.push_str("# HELP tradelab_http_request_duration_seconds HTTP request latency by route.\n");
         out.push_str("# TYPE tradelab_http_request_duration_seconds histogram\n");
@@ -125,12 +127,20 @@ impl Metrics {
             let labels = format!("kind=\"{}\",outcome=\"{}\"", escape(kind), escape(outcome));
             h.render(&mut out, "tradelab_job_duration_seconds", &labels);
         }
-        out.push_str(
-            "# HELP tradelab_training_steps_per_second Environment steps per second of the latest training update.\n",
-        );
+        out.push_str("# HELP tradelab_jobs Jobs by status, across every worker.\n");
+        out.push_str("# TYPE tradelab_jobs gauge\n");
+        for (status, n) in &facts.counts {
+            let _ = writeln!(out, "tradelab_jobs{{status=\"{}\"}} {n}", escape(status));
+        }
+        out.push_str("# HELP tradelab_training_steps_per_second Environment steps per second of each running training job's latest update.\n");
         out.push_str("# TYPE tradelab_training_steps_per_second gauge\n");
-        let sps = f64::from_bits(self.training_steps_per_second.load(Ordering::Relaxed));
-        let _ = writeln!(out, "tradelab_training_steps_per_second {sps}");
+        for (job, sps) in &facts.training_steps_per_second {
+            let _ = writeln!(
+                out,
+                "tradelab_training_steps_per_second{{job=\"{}\"}} {sps}",
+                escape(job)
+            );
+        }
         out
     }
 }
@@ -145,7 +155,12 @@ mod tests {
         m.observe_request("GET", "/v1/models/{name}", 200, 0.003);
         m.observe_request("GET", "/v1/models/{name}", 200, 0.2);
         m.decisions.observe(0.0004);
-        let text = m.render();
+        m.observe_job("train", "finished", 12.0);
+        let facts = JobFacts {
+            counts: vec![("queued".into(), 2)],
+            training_steps_per_second: vec![("j1".into(), 1500.0)],
+        };
+        let text = m.render(&facts);
         let line = |needle: &str| {
             text.lines()
                 .find(|l| l.starts_with(needle))
@@ -163,5 +178,8 @@ mod tests {
         assert!(line(&format!("tradelab_http_request_duration_seconds_count{{{labels}}}")).ends_with(" 2"));
         assert!(line("tradelab_decision_duration_seconds_bucket{le=\"0.0005\"}").ends_with(" 1"));
         assert!(line("tradelab_decision_duration_seconds_count").ends_with(" 1"));
+        assert!(line("tradelab_job_duration_seconds_count{kind=\"train\",outcome=\"finished\"}").ends_with(" 1"));
+        assert!(line("tradelab_jobs{status=\"queued\"}").ends_with(" 2"));
+        assert!(line("tradelab_training_steps_per_second{job=\"j1\"}").ends_with(" 1500"));
     }
 }

@@ -3,6 +3,8 @@
 //! - [`routes`]: the `/v1` handlers (health, data sets, runs, models,
 //!   backtests, decisions) and `/metrics`;
 //! - [`decide`]: the decision endpoint's checks and risk layer, apart from HTTP;
+//! - [`job_routes`]: training and backtest jobs: start, follow (status and
+//!   server-sent events), cancel;
 //! - [`problem`]: RFC 7807 errors, and extractors that answer with them;
 //! - [`metrics`]: Prometheus text format;
 //! - [`state`]: the shared store, settings and loaded models.
@@ -13,6 +15,7 @@
 //! finish.
 
 pub mod decide;
+pub mod job_routes;
 pub mod metrics;
 pub mod problem;
 pub mod routes;
@@ -38,6 +41,8 @@ use self::problem::Problem;
 use self::state::AppState;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::context::load_settings;
+use crate::jobs::queue::Queue;
+use crate::jobs::worker::WorkerContext;
 
 /// Larger bodies are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -63,6 +68,12 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         routes::backtest_trades,
         routes::backtest_equity,
         routes::decide,
+        job_routes::start_training,
+        job_routes::start_backtest,
+        job_routes::jobs,
+        job_routes::job,
+        job_routes::cancel,
+        job_routes::events,
         routes::metrics,
     ),
     components(schemas(Problem))
@@ -82,7 +93,12 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route("/v1/models/{name}/{version}/download", get(routes::download))
         .route("/v1/models/{name}/{version}/stage", post(routes::set_stage))
         .route("/v1/models/{name}/{version}/decide", post(routes::decide))
-        .route("/v1/backtests", get(routes::backtests))
+        .route("/v1/backtests", get(routes::backtests).post(job_routes::start_backtest))
+        .route("/v1/training-jobs", post(job_routes::start_training))
+        .route("/v1/jobs", get(job_routes::jobs))
+        .route("/v1/jobs/{id}", get(job_routes::job))
+        .route("/v1/jobs/{id}/cancel", post(job_routes::cancel))
+        .route("/v1/jobs/{id}/events", get(job_routes::events))
         .route("/v1/backtests/{id}", get(routes::backtest_report))
         .route("/v1/backtests/{id}/trades", get(routes::backtest_trades))
         .route("/v1/backtests/{id}/equity", get(routes::backtest_equity))
@@ -139,7 +155,7 @@ async fn observe_and_time_out(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -175,8 +191,9 @@ pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
                 tradelab_core::settings::DATABASE_URL_ENV
             )
         })?;
-        let state = Arc::new(AppState::new(store.clone(), settings));
-        let app = router(state, Duration::from_secs_f64(a.timeout_secs.max(0.001)));
+        let queue = Queue::open(&url).await?;
+        let state = Arc::new(AppState::new(store.clone(), queue.clone(), settings.clone()));
+        let app = router(state.clone(), Duration::from_secs_f64(a.timeout_secs.max(0.001)));
         let listener = tokio::net::TcpListener::bind(&a.addr).await.with_context(|| {
             format!(
                 "listening on {}; is another server using the port? (--addr HOST:PORT)",
@@ -184,14 +201,31 @@ pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
             )
         })?;
         let local = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers = (a.workers > 0).then(|| {
+            let ctx = WorkerContext::new(store.clone(), &settings, g, Some(state.metrics.clone()));
+            let mut stopped = stopped.clone();
+            tokio::spawn(crate::jobs::worker::run(queue, ctx, a.workers, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        });
         // The address line is what scripts (and the tests) wait for.
-        println!("listening on http://{local} (API docs at http://{local}/docs)");
+        println!(
+            "listening on http://{local} (API docs at http://{local}/docs), {} job worker(s)",
+            a.workers
+        );
         use std::io::Write;
         let _ = std::io::stdout().flush();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")?;
+        let _ = stop.send(true);
+        if let Some(w) = workers {
+            // Jobs in flight end with their worker's children; their leases
+            // lapse and another worker picks them up.
+            let _ = w.await;
+        }
         store.close().await;
         Ok(())
     })

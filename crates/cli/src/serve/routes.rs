@@ -18,6 +18,7 @@ use tradelab_store::tracking::{MetricPoint, RunRecord};
 use utoipa::{IntoParams, ToSchema};
 
 use super::decide::{apply_risk, flatten_window, input, DecisionRequest, RiskCheck, Shape};
+use super::metrics::JobFacts;
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::state::AppState;
 use crate::commands::models::verified_location;
@@ -84,7 +85,7 @@ pub struct Limit {
 }
 
 impl Limit {
-    fn get(&self) -> Result<i64, Problem> {
+    pub fn get(&self) -> Result<i64, Problem> {
         match self.limit {
             None => Ok(50),
             Some(n @ 1..=1000) => Ok(n as i64),
@@ -452,9 +453,19 @@ pub async fn decide(
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
-    (
+pub async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
+    let mut facts = JobFacts::default();
+    for (status, n) in s.store.job_counts().await? {
+        facts.counts.push((status.as_str().to_string(), n));
+    }
+    for job in s.store.running_jobs().await? {
+        if let Some(sps) = job.progress["steps_per_second"].as_f64() {
+            facts.training_steps_per_second.push((job.id, sps));
+        }
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
+        s.metrics.render(&facts),
     )
+        .into_response())
 }

@@ -12,6 +12,7 @@ use tradelab_store::Store;
 use super::metrics::Metrics;
 use super::problem::Problem;
 use crate::commands::models::verified_location;
+use crate::jobs::queue::Queue;
 
 /// A model held in memory for decisions, with the input shape it reads.
 pub struct LoadedModel {
@@ -25,19 +26,21 @@ pub type SharedModel = Arc<Mutex<LoadedModel>>;
 
 pub struct AppState {
     pub store: Store,
+    pub queue: Queue,
     pub settings: Settings,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// By (name, version): a version's files never change (the checksum is
     /// checked on load), so a loaded version stays valid.
     models: Mutex<HashMap<(String, i64), SharedModel>>,
 }
 
 impl AppState {
-    pub fn new(store: Store, settings: Settings) -> AppState {
+    pub fn new(store: Store, queue: Queue, settings: Settings) -> AppState {
         AppState {
             store,
+            queue,
             settings,
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::default()),
             models: Mutex::new(HashMap::new()),
         }
     }

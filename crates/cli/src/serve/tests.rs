@@ -35,9 +35,9 @@ struct Api {
 /// (`tiny`, version 1, in production), one run and one backtest.
 async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("api.db").display()))
-        .await
-        .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("api.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let queue = crate::jobs::queue::Queue::open(&url).await.unwrap();
     let mut settings = Settings::default();
     settings.env.window = WINDOW;
     settings.ppo.hidden = 8;
@@ -95,7 +95,7 @@ async fn api() -> Api {
         )
         .await
         .unwrap();
-    let state = Arc::new(AppState::new(store.clone(), Settings::default()));
+    let state = Arc::new(AppState::new(store.clone(), queue, Settings::default()));
     Api {
         app: super::router(state, Duration::from_secs(30)),
         store,
@@ -391,6 +391,79 @@ async fn stage_changes_move_production() {
     assert_eq!((s, m["stage"].as_str()), (StatusCode::OK, Some("production")));
 }
 
+#[tokio::test]
+async fn jobs_are_queued_checked_followed_and_cancelled() {
+    let a = api().await;
+    let (s, job) = post_json(
+        &a.app,
+        "/v1/backtests",
+        &json!({"strategy": "momentum", "symbols": ["acme"]}),
+    )
+    .await;
+    assert_eq!(
+        (s, job["status"].as_str(), job["kind"].as_str()),
+        (StatusCode::ACCEPTED, Some("queued"), Some("backtest"))
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let (_, listed) = get_json(&a.app, "/v1/jobs").await;
+    assert_eq!(listed[0]["id"].as_str(), Some(id.as_str()));
+    let (s, job) = post_json(&a.app, &format!("/v1/jobs/{id}/cancel"), &json!({})).await;
+    assert_eq!((s, job["status"].as_str()), (StatusCode::OK, Some("cancelled")));
+    // The event stream of an ended job is one `end` event, then it closes.
+    let (s, ct, body) = call(&a.app, "GET", &format!("/v1/jobs/{id}/events"), None).await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "text/event-stream"));
+    assert!(
+        body.starts_with("event: end\ndata: {") && body.contains("\"cancelled\""),
+        "{body}"
+    );
+    assert_eq!(get_json(&a.app, "/v1/jobs/none/events").await.0, StatusCode::NOT_FOUND);
+
+    let (s, job) = post_json(
+        &a.app,
+        "/v1/training-jobs",
+        &json!({"agent": "ppo-mlp", "steps": 128, "symbols": ["acme"]}),
+    )
+    .await;
+    assert_eq!((s, job["kind"].as_str()), (StatusCode::ACCEPTED, Some("train")));
+    // What a client may not ask for is refused before anything is queued.
+    for (route, body, needle) in [
+        ("/v1/training-jobs", json!({"agent": "dqn"}), "unknown agent"),
+        (
+            "/v1/training-jobs",
+            json!({"agent": "hrm", "symbols": ["../../etc/passwd"]}),
+            "plain name",
+        ),
+        (
+            "/v1/training-jobs",
+            json!({"agent": "hrm", "settings": ["store.url=sqlite:///tmp/x"]}),
+            "fixed by the server",
+        ),
+        ("/v1/training-jobs", json!({"agent": "hrm", "steps": -5}), "steps"),
+        (
+            "/v1/backtests",
+            json!({"strategy": "martingale", "symbols": ["acme"]}),
+            "unknown strategy",
+        ),
+        (
+            "/v1/backtests",
+            json!({"strategy": "momentum", "symbols": []}),
+            "at least one symbol",
+        ),
+    ] {
+        let (s, p) = post_json(&a.app, route, &body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains(needle), "{body}: {p}");
+    }
+    assert_eq!(a.store.recent_jobs(10).await.unwrap().len(), 2);
+    let (_, _, text) = call(&a.app, "GET", "/metrics", None).await;
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("tradelab_jobs{status=\"queued\"} 1") && text.contains("tradelab_jobs{status=\"cancelled\"} 1"),
+        "{text}"
+    );
+}
+
 /// Anything a client can send: a JSON-ish body (random text, random JSON,
 /// or a valid request with one field replaced by a random value) to a
 /// random route. The server answers, and never with a 5xx.
@@ -444,6 +517,9 @@ proptest! {
             "/v1/models/%00/1",
             "/v1/runs?limit=-1",
             "/v1/backtests/x/trades",
+            "/v1/jobs/x/cancel",
+            "/v1/training-jobs",
+            "/v1/backtests",
         ]),
         method in prop::sample::select(vec!["GET", "POST", "PUT"]),
         body in any_body(),

@@ -1,0 +1,94 @@
+//! The queue that carries jobs to workers: apalis's SQL storage in the
+//! store's own database (SQLite by default, PostgreSQL when configured).
+//! A queued message is only a ticket naming a row of the store's `jobs`
+//! table, which holds the job's payload, status and progress.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use apalis::prelude::Storage;
+use apalis_sql::postgres::PostgresStorage;
+use apalis_sql::sqlite::SqliteStorage;
+use apalis_sql::Config;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use tradelab_store::Store;
+
+use super::spec::JobSpec;
+
+/// What apalis carries: the id of a row in `jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub job_id: String,
+}
+
+/// The apalis namespace (job type) tradelab's tickets use.
+pub const NAMESPACE: &str = "tradelab::job";
+
+#[derive(Clone)]
+pub enum Queue {
+    Sqlite(SqliteStorage<Ticket>),
+    Postgres(PostgresStorage<Ticket>),
+}
+
+/// How often an idle worker looks for work, and how long a worker may go
+/// unseen before apalis hands its running jobs to another. apalis's own
+/// heartbeat is every 30 s, so this must be comfortably longer.
+fn config() -> Config {
+    Config::new(NAMESPACE)
+        .set_poll_interval(Duration::from_millis(250))
+        .set_reenqueue_orphaned_after(Duration::from_secs(90))
+        // One ticket fetched at a time: a busy worker does not hoard queued jobs.
+        .set_buffer_size(1)
+}
+
+impl Queue {
+    /// Opens the queue in the database at `url` and creates its tables.
+    pub async fn open(url: &str) -> Result<Queue> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or(path);
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await
+                .with_context(|| format!("opening the job queue in {path}"))?;
+            SqliteStorage::setup(&pool)
+                .await
+                .context("creating the job queue's tables")?;
+            Ok(Queue::Sqlite(SqliteStorage::new_with_config(pool, config())))
+        } else {
+            let pool = PgPoolOptions::new()
+                .max_connections(4)
+                .connect(url)
+                .await
+                .context("opening the job queue in PostgreSQL")?;
+            PostgresStorage::setup(&pool)
+                .await
+                .context("creating the job queue's tables")?;
+            Ok(Queue::Postgres(PostgresStorage::new_with_config(pool, config())))
+        }
+    }
+
+    /// Records the job in the store, then queues its ticket. Returns the job id.
+    pub async fn submit(&self, store: &Store, spec: &JobSpec) -> Result<String> {
+        let payload = serde_json::to_value(spec)?;
+        let job_id = store.enqueue_job(spec.kind(), &payload).await?;
+        let ticket = Ticket { job_id: job_id.clone() };
+        let pushed = match self.clone() {
+            Queue::Sqlite(mut s) => s.push(ticket).await.map(|_| ()),
+            Queue::Postgres(mut s) => s.push(ticket).await.map(|_| ()),
+        };
+        if let Err(e) = pushed {
+            // Without a ticket no worker would ever see the row: mark it.
+            let _ = store.request_cancel(&job_id).await;
+            return Err(anyhow::Error::new(e).context("queueing the job"));
+        }
+        Ok(job_id)
+    }
+}

@@ -1,0 +1,240 @@
+//! What a job does: a training run or a backtest, as the command line the
+//! worker runs for it.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::serve::problem::Problem;
+
+/// A training job: the same choices as `tradelab train`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainJob {
+    /// ppo-lstm, ppo-transformer, ppo-mlp or hrm.
+    pub agent: String,
+    /// Instruments in the prepared data (names, not paths); default all.
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    pub timeframe: Option<String>,
+    /// Environment steps (overrides ppo.total_steps).
+    pub steps: Option<u64>,
+    pub seed: Option<u64>,
+    /// Registry name of the best model (default: the agent's name).
+    pub name: Option<String>,
+    /// HRM size preset: small or paper.
+    pub preset: Option<String>,
+    /// Setting overrides, as `tradelab --set` takes them: `key.path=value`.
+    #[serde(default)]
+    pub settings: Vec<String>,
+}
+
+/// A backtest job: the same choices as `tradelab backtest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestJob {
+    /// buy_and_hold, sma_crossover, rsi_mean_reversion or momentum.
+    pub strategy: String,
+    /// Instruments in data.raw_dir (names, not paths); several share one account.
+    pub symbols: Vec<String>,
+    /// next_open or signal_close.
+    pub fill: Option<String>,
+    #[serde(default)]
+    pub settings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobSpec {
+    Train(TrainJob),
+    Backtest(BacktestJob),
+}
+
+/// A name a client may pass on: no paths, no flags, nothing a shell or
+/// the file system would read as more than a name.
+fn plain_name(field: &str, value: &str) -> Result<(), Problem> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && !value.starts_with('-')
+        && !value.starts_with('.')
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::unprocessable(format!(
+            "{field} `{value}` is not a plain name (letters, digits, - _ . @; no paths)"
+        )))
+    }
+}
+
+/// Setting overrides may not redirect where data is read or results go:
+/// the server's operator decides those.
+fn check_override(o: &str) -> Result<(), Problem> {
+    let Some((key, _)) = o.split_once('=') else {
+        return Err(Problem::unprocessable(format!("setting `{o}` is not key.path=value")));
+    };
+    let key = key.trim();
+    if key.starts_with("data.") || key.starts_with("store.") || key.starts_with("report.") {
+        return Err(Problem::unprocessable(format!(
+            "setting `{key}` is fixed by the server (data, store and report paths); leave it out"
+        )));
+    }
+    Ok(())
+}
+
+impl JobSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobSpec::Train(_) => "train",
+            JobSpec::Backtest(_) => "backtest",
+        }
+    }
+
+    /// Refuses what a client must not ask for, before it is queued.
+    pub fn check(&self) -> Result<(), Problem> {
+        match self {
+            JobSpec::Train(t) => {
+                if !crate::commands::train::AGENTS.contains(&t.agent.as_str()) {
+                    return Err(Problem::unprocessable(format!(
+                        "unknown agent `{}`; choose one of: {}",
+                        t.agent,
+                        crate::commands::train::AGENTS.join(", ")
+                    )));
+                }
+                for s in &t.symbols {
+                    plain_name("symbol", s)?;
+                }
+                for (field, v) in [("timeframe", &t.timeframe), ("name", &t.name), ("preset", &t.preset)] {
+                    if let Some(v) = v {
+                        plain_name(field, v)?;
+                    }
+                }
+                if t.steps == Some(0) {
+                    return Err(Problem::unprocessable("steps must be at least 1"));
+                }
+                t.settings.iter().try_for_each(|o| check_override(o))
+            }
+            JobSpec::Backtest(b) => {
+                if !tradelab_sim::strategies::BASELINES.contains(&b.strategy.as_str()) {
+                    return Err(Problem::unprocessable(format!(
+                        "unknown strategy `{}`; choose one of: {}",
+                        b.strategy,
+                        tradelab_sim::strategies::BASELINES.join(", ")
+                    )));
+                }
+                if b.symbols.is_empty() {
+                    return Err(Problem::unprocessable("a backtest needs at least one symbol"));
+                }
+                for s in &b.symbols {
+                    plain_name("symbol", s)?;
+                }
+                if let Some(f) = &b.fill {
+                    plain_name("fill", f)?;
+                }
+                b.settings.iter().try_for_each(|o| check_override(o))
+            }
+        }
+    }
+
+    /// The `tradelab` arguments that run the job (after the global ones).
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let opt = |a: &mut Vec<String>, flag: &str, v: Option<String>| {
+            if let Some(v) = v {
+                a.push(flag.into());
+                a.push(v);
+            }
+        };
+        match self {
+            JobSpec::Train(t) => {
+                for o in &t.settings {
+                    a.extend(["--set".into(), o.clone()]);
+                }
+                a.extend(["train".into(), "--agent".into(), t.agent.clone()]);
+                for s in &t.symbols {
+                    a.extend(["--symbol".into(), s.clone()]);
+                }
+                opt(&mut a, "--timeframe", t.timeframe.clone());
+                opt(&mut a, "--steps", t.steps.map(|s| s.to_string()));
+                opt(&mut a, "--seed", t.seed.map(|s| s.to_string()));
+                opt(&mut a, "--name", t.name.clone());
+                opt(&mut a, "--preset", t.preset.clone());
+            }
+            JobSpec::Backtest(b) => {
+                for o in &b.settings {
+                    a.extend(["--set".into(), o.clone()]);
+                }
+                a.extend(["backtest".into(), "--strategy".into(), b.strategy.clone()]);
+                for s in &b.symbols {
+                    a.extend(["--symbol".into(), s.clone()]);
+                }
+                opt(&mut a, "--fill", b.fill.clone());
+            }
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn train() -> TrainJob {
+        TrainJob {
+            agent: "ppo-mlp".into(),
+            symbols: vec!["nvda-1999-2014".into()],
+            timeframe: None,
+            steps: Some(512),
+            seed: Some(3),
+            name: None,
+            preset: None,
+            settings: vec!["ppo.hidden=16".into()],
+        }
+    }
+
+    #[test]
+    fn jobs_become_command_lines() {
+        let args = JobSpec::Train(train()).args();
+        assert_eq!(
+            args.join(" "),
+            "--set ppo.hidden=16 train --agent ppo-mlp --symbol nvda-1999-2014 --steps 512 --seed 3"
+        );
+        let b = JobSpec::Backtest(BacktestJob {
+            strategy: "momentum".into(),
+            symbols: vec!["a".into(), "b".into()],
+            fill: Some("signal_close".into()),
+            settings: vec![],
+        });
+        assert_eq!(
+            b.args().join(" "),
+            "backtest --strategy momentum --symbol a --symbol b --fill signal_close"
+        );
+        assert!(b.check().is_ok());
+    }
+
+    #[test]
+    fn paths_flags_and_server_settings_are_refused() {
+        for (symbol, needle) in [
+            ("../etc/passwd", "plain name"),
+            ("--config", "plain name"),
+            ("/tmp/x.csv", "plain name"),
+        ] {
+            let mut t = train();
+            t.symbols = vec![symbol.into()];
+            let e = JobSpec::Train(t).check().unwrap_err();
+            assert!(e.detail.contains(needle), "{symbol}: {}", e.detail);
+        }
+        let mut t = train();
+        t.settings = vec!["data.raw_dir=/".into()];
+        assert!(JobSpec::Train(t)
+            .check()
+            .unwrap_err()
+            .detail
+            .contains("fixed by the server"));
+        let mut t = train();
+        t.agent = "dqn".into();
+        assert!(JobSpec::Train(t).check().unwrap_err().detail.contains("ppo-lstm"));
+        let mut t = train();
+        t.steps = Some(0);
+        assert!(JobSpec::Train(t).check().is_err());
+    }
+}

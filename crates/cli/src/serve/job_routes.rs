@@ -1,0 +1,170 @@
+//! Jobs over HTTP: start a training run or a backtest, follow it (status,
+//! or a server-sent event stream of its progress), cancel it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde::Serialize;
+use serde_json::Value;
+use tradelab_store::jobs::JobRecord;
+use utoipa::ToSchema;
+
+use super::problem::{ApiResult, Json, Path, Problem, Query};
+use super::routes::Limit;
+use super::state::AppState;
+use crate::jobs::spec::{BacktestJob, JobSpec, TrainJob};
+
+#[derive(Serialize, ToSchema)]
+pub struct Job {
+    pub id: String,
+    /// `train` or `backtest`.
+    pub kind: String,
+    /// queued, running, cancel_requested, finished, failed or cancelled.
+    pub status: String,
+    /// What was asked for.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// The latest progress report (training: step, total, steps per second, ETA).
+    #[schema(value_type = Object)]
+    pub progress: Value,
+    /// What it produced: run id and model version, or backtest id.
+    #[schema(value_type = Object)]
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    /// The worker running it (or that last ran it).
+    pub worker: Option<String>,
+    /// Times a worker started it (more than 1 after a worker died).
+    pub attempts: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl From<JobRecord> for Job {
+    fn from(j: JobRecord) -> Job {
+        Job {
+            id: j.id,
+            kind: j.kind,
+            status: j.status.as_str().into(),
+            payload: j.payload,
+            progress: j.progress,
+            result: j.result,
+            error: j.error,
+            worker: j.worker,
+            attempts: j.attempts,
+            created_ms: j.created_ms,
+            updated_ms: j.updated_ms,
+        }
+    }
+}
+
+async fn submit(s: &AppState, spec: JobSpec) -> ApiResult<(StatusCode, Json<Job>)> {
+    spec.check()?;
+    let id = s
+        .queue
+        .submit(&s.store, &spec)
+        .await
+        .map_err(|e| Problem::internal("queueing the job", format!("{e:#}")))?;
+    Ok((StatusCode::ACCEPTED, Json(s.store.job(&id).await?.into())))
+}
+
+/// Starts a training run as a background job.
+#[utoipa::path(post, path = "/v1/training-jobs", request_body = TrainJob, responses((status = 202, body = Job), (status = 422, body = Problem)))]
+pub async fn start_training(
+    State(s): State<Arc<AppState>>,
+    Json(job): Json<TrainJob>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    submit(&s, JobSpec::Train(job)).await
+}
+
+/// Starts a backtest as a background job; its result names the stored backtest.
+#[utoipa::path(post, path = "/v1/backtests", request_body = BacktestJob, responses((status = 202, body = Job), (status = 422, body = Problem)))]
+pub async fn start_backtest(
+    State(s): State<Arc<AppState>>,
+    Json(job): Json<BacktestJob>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    submit(&s, JobSpec::Backtest(job)).await
+}
+
+/// Jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", params(Limit), responses((status = 200, body = [Job])))]
+pub async fn jobs(State(s): State<Arc<AppState>>, Query(q): Query<Limit>) -> ApiResult<Json<Vec<Job>>> {
+    Ok(Json(
+        s.store
+            .recent_jobs(q.get()?)
+            .await?
+            .into_iter()
+            .map(Job::from)
+            .collect(),
+    ))
+}
+
+/// One job's status, progress and result.
+#[utoipa::path(get, path = "/v1/jobs/{id}", responses((status = 200, body = Job), (status = 404, body = Problem)))]
+pub async fn job(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+    Ok(Json(s.store.job(&id).await?.into()))
+}
+
+/// Cancels a job: a queued one at once, a running one when its worker next
+/// checks (within seconds). Cancelling an ended job changes nothing.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", responses((status = 200, body = Job), (status = 404, body = Problem)))]
+pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+    s.store.request_cancel(&id).await?;
+    Ok(Json(s.store.job(&id).await?.into()))
+}
+
+/// How often the event stream looks at the job.
+const POLL: Duration = Duration::from_millis(250);
+
+/// A server-sent event stream of a job: a `job` event with the whole job
+/// each time it changes, ending with an `end` event once it has ended.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", responses((status = 200, content_type = "text/event-stream"), (status = 404, body = Problem)))]
+pub async fn events(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    // Unknown ids are a 404 now, not an empty stream.
+    s.store.job(&id).await?;
+    struct Cursor {
+        state: Arc<AppState>,
+        id: String,
+        last: Option<(String, i64, Option<Value>)>,
+        ended: bool,
+    }
+    let cursor = Cursor {
+        state: s,
+        id,
+        last: None,
+        ended: false,
+    };
+    let stream = stream::unfold(cursor, |mut c| async move {
+        if c.ended {
+            return None;
+        }
+        loop {
+            let job = match c.state.store.job(&c.id).await {
+                Ok(j) => j,
+                Err(e) => {
+                    c.ended = true;
+                    let event = Event::default().event("error").data(e.to_string());
+                    return Some((Ok(event), c));
+                }
+            };
+            let seen = (job.status.as_str().to_string(), job.updated_ms, job.result.clone());
+            if c.last.as_ref() != Some(&seen) {
+                c.last = Some(seen);
+                let ended = job.status.is_terminal();
+                let body = serde_json::to_string(&Job::from(job)).unwrap_or_default();
+                let event = Event::default().event(if ended { "end" } else { "job" }).data(body);
+                c.ended = ended;
+                return Some((Ok(event), c));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

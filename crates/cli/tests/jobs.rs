@@ -1,0 +1,212 @@
+//! Background jobs across real processes: `tradelab serve` takes a job
+//! over HTTP, a `tradelab worker` runs it, the worker is killed mid-job
+//! (SIGKILL: no chance to clean up), and a second worker picks the job up
+//! and finishes it. Against SQLite always, and against a fresh PostgreSQL
+//! database when TRADELAB_TEST_POSTGRES_URL is set.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Small, fast model settings, and a short lease so recovery is quick.
+const SETTINGS: [&str; 12] = [
+    "--set",
+    "env.window=8",
+    "--set",
+    "ppo.envs=4",
+    "--set",
+    "ppo.rollout_steps=64",
+    "--set",
+    "ppo.hidden=16",
+    "--set",
+    "ppo.eval_every=4",
+    "--set",
+    "store.job_lease_secs=2",
+];
+
+fn tradelab(cwd: &Path, db: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tradelab"));
+    c.current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env("TRADELAB_DATABASE_URL", db)
+        .args(SETTINGS);
+    c
+}
+
+fn ok(o: Output) {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Kills the process when dropped, so a failing test leaves nothing behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a long-running command and waits for its first stdout line.
+fn start(mut cmd: Command) -> (Running, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Running(child), line)
+}
+
+/// One HTTP/1.1 request on loopback; returns the status and the JSON body.
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> Option<Value>) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = done() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn killed_worker_journey(db: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("data/raw")).unwrap();
+    ok(tradelab(d, db)
+        .args(["data", "synth", "--bars", "1500", "--out", "data/raw/synth.csv"])
+        .output()
+        .unwrap());
+    ok(tradelab(d, db).args(["data", "prepare"]).output().unwrap());
+
+    let (_server, line) = start({
+        let mut c = tradelab(d, db);
+        c.args(["serve", "--addr", "127.0.0.1:0", "--workers", "0"]);
+        c
+    });
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, job) = http(
+        &addr,
+        "POST",
+        "/v1/training-jobs",
+        Some(&json!({"agent": "ppo-mlp", "symbols": ["synth"], "steps": 40000, "name": "recovered", "seed": 5})),
+    );
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+
+    // Worker A starts the job; once it reports progress, it is killed.
+    let (mut a, _) = start({
+        let mut c = tradelab(d, db);
+        c.arg("worker");
+        c
+    });
+    let running = wait_for("worker A to report progress", Duration::from_secs(60), || {
+        let (_, j) = http(&addr, "GET", &format!("/v1/jobs/{id}"), None);
+        (j["status"] == "running" && j["progress"]["step"].as_u64().unwrap_or(0) > 0).then_some(j)
+    });
+    let worker_a = running["worker"].as_str().unwrap().to_string();
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    let step_at_kill = running["progress"]["step"].as_u64().unwrap();
+
+    // Worker B takes the job over once A's lease lapses, and finishes it.
+    let (_b, _) = start({
+        let mut c = tradelab(d, db);
+        c.arg("worker");
+        c
+    });
+    let done = wait_for("worker B to finish the job", Duration::from_secs(240), || {
+        let (_, j) = http(&addr, "GET", &format!("/v1/jobs/{id}"), None);
+        let s = j["status"].as_str().unwrap_or("").to_string();
+        assert!(s != "failed" && s != "cancelled", "{j}");
+        (s == "finished").then_some(j)
+    });
+    assert_eq!(done["attempts"], 2, "run once by A, once by B: {done}");
+    assert_ne!(done["worker"].as_str().unwrap(), worker_a, "{done}");
+    assert_eq!(done["result"]["model"], "recovered");
+    assert_eq!(done["progress"]["phase"], "done", "{done}");
+    assert!(step_at_kill < 40000, "A was killed mid-job (step {step_at_kill})");
+    let (_, model) = http(&addr, "GET", "/v1/models/recovered/latest", None);
+    assert_eq!(model["version"], 1, "registered once: {model}");
+
+    // Cancelling a running job stops it through its worker.
+    let (_, job) = http(
+        &addr,
+        "POST",
+        "/v1/training-jobs",
+        Some(&json!({"agent": "ppo-mlp", "symbols": ["synth"], "steps": 10000000})),
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_for("the second job to start", Duration::from_secs(60), || {
+        let (_, j) = http(&addr, "GET", &format!("/v1/jobs/{id}"), None);
+        (j["status"] == "running").then_some(j)
+    });
+    let (status, _) = http(&addr, "POST", &format!("/v1/jobs/{id}/cancel"), None);
+    assert_eq!(status, 200);
+    let cancelled = wait_for("the cancel to take effect", Duration::from_secs(30), || {
+        let (_, j) = http(&addr, "GET", &format!("/v1/jobs/{id}"), None);
+        (j["status"] == "cancelled").then_some(j)
+    });
+    assert_eq!(cancelled["attempts"], 1);
+}
+
+#[test]
+fn a_killed_workers_job_is_finished_by_another_on_sqlite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", tmp.path().join("shared.db").display());
+    killed_worker_journey(&db);
+}
+
+#[test]
+fn a_killed_workers_job_is_finished_by_another_on_postgres() {
+    let Ok(base) = std::env::var("TRADELAB_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: TRADELAB_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    // A database of its own: apalis keeps its queue in a fixed schema.
+    let name = format!("tradelab_jobs_{}", std::process::id());
+    let psql = |sql: &str| {
+        let o = Command::new("psql")
+            .args([base.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name}"));
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    killed_worker_journey(&format!("{prefix}/{name}"));
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+}
