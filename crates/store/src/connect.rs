@@ -18,6 +18,13 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// Metric points only. On PostgreSQL its sessions commit without
+    /// waiting for the WAL flush (`synchronous_commit = off`): a database
+    /// crash can lose the last fraction of a second of metric points, never
+    /// a run, model, backtest, decision or job, and a write no longer waits
+    /// for a disk flush (BENCHMARKS.md has both figures). On SQLite it is
+    /// the main pool.
+    pub(crate) metrics_pool: AnyPool,
     backend: Backend,
 }
 
@@ -77,13 +84,31 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| StoreError::Connect {
                 url: redact(&url),
                 source,
             })?;
-        let store = Store { pool, backend };
+        let metrics_pool = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("SET synchronous_commit = off").await?;
+                        Ok(())
+                    })
+                })
+                // Connects on first use, so opening costs nothing more.
+                .connect_lazy_with(options),
+        };
+        let store = Store {
+            pool,
+            metrics_pool,
+            backend,
+        };
         crate::migrate::run(&store).await?;
         Ok(store)
     }
@@ -94,6 +119,7 @@ impl Store {
 
     /// Closes the pool, waiting for connections in use.
     pub async fn close(&self) {
+        self.metrics_pool.close().await;
         self.pool.close().await;
     }
 }

@@ -410,3 +410,48 @@ async fn processes_opening_a_new_database_at_once_migrate_it_once() {
     let applied = migrate::applied(&stores[0]).await.unwrap();
     assert_eq!(applied, (1..=migrate::MIGRATIONS.len() as i64).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn large_metric_batches_are_stored_whole_or_not_at_all() {
+    for db in databases().await {
+        let s = &db.store;
+        let run = s.start_run("e", "big", &json!({}), &json!({})).await.unwrap();
+        let points: Vec<(&str, i64, f64)> = (0..2500).map(|i| ("x", i, i as f64)).collect();
+        s.log_metrics(&run, &points).await.unwrap();
+        let series = s.metric_history(&run, "x").await.unwrap();
+        assert_eq!(series.len(), 2500, "{}", db.name);
+        assert_eq!((series[1234].step, series[1234].value), (1234, 1234.0));
+        // A non-finite value anywhere refuses the whole batch.
+        let mut bad = points.clone();
+        bad[2400].2 = f64::NAN;
+        assert!(s.log_metrics(&run, &bad).await.is_err());
+        assert_eq!(s.metric_history(&run, "x").await.unwrap().len(), 2500);
+        s.log_metrics(&run, &[]).await.unwrap();
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn only_metric_points_skip_the_wal_flush_on_postgres() {
+    for db in databases().await {
+        if db.store.backend() != Backend::Postgres {
+            continue;
+        }
+        let show = |pool: &sqlx::AnyPool| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, String>("SHOW synchronous_commit")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(show(&db.store.metrics_pool).await, "off");
+        assert_eq!(
+            show(&db.store.pool).await,
+            "on",
+            "runs, models, decisions and jobs commit durably"
+        );
+        db.finish().await;
+    }
+}

@@ -130,26 +130,55 @@ impl Store {
         Ok(id)
     }
 
-    /// Appends metric points `(key, step, value)` stamped now, in one transaction.
+    /// Appends metric points `(key, step, value)` stamped now, atomically:
+    /// one multi-row INSERT (a single round trip, no explicit transaction)
+    /// per thousand points.
     pub async fn log_metrics(&self, run: &str, points: &[(&str, i64, f64)]) -> Result<(), StoreError> {
         if let Some((key, _, v)) = points.iter().find(|(_, _, v)| !v.is_finite()) {
             return Err(StoreError::Invalid(format!(
                 "metric `{key}` is {v}; only finite values are stored"
             )));
         }
+        if points.is_empty() {
+            return Ok(());
+        }
         let time = now_ms();
-        let mut tx = self.pool.begin().await?;
-        for (key, step, value) in points {
-            sqlx::query("INSERT INTO metrics (run_id, key, step, time_ms, value) VALUES ($1, $2, $3, $4, $5)")
-                .bind(run)
-                .bind(*key)
-                .bind(*step)
-                .bind(time)
-                .bind(*value)
-                .execute(&mut *tx)
-                .await?;
+        // Chunks keep the bind parameters under SQLite's and PostgreSQL's limits.
+        const CHUNK: usize = 1000;
+        if points.len() <= CHUNK {
+            return self.insert_metrics(&self.metrics_pool, run, time, points).await;
+        }
+        let mut tx = self.metrics_pool.begin().await?;
+        for chunk in points.chunks(CHUNK) {
+            self.insert_metrics(&mut *tx, run, time, chunk).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_metrics<'e, E>(
+        &self,
+        db: E,
+        run: &str,
+        time: i64,
+        points: &[(&str, i64, f64)],
+    ) -> Result<(), StoreError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let mut sql = String::from("INSERT INTO metrics (run_id, key, step, time_ms, value) VALUES ");
+        for i in 0..points.len() {
+            let b = 5 * i;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5));
+        }
+        let mut q = sqlx::query(&sql);
+        for (key, step, value) in points {
+            q = q.bind(run).bind(*key).bind(*step).bind(time).bind(*value);
+        }
+        q.execute(db).await?;
         Ok(())
     }
 
