@@ -8,6 +8,18 @@ use sqlx::Row;
 use crate::error::StoreError;
 use crate::{new_id, now_ms, Store};
 
+/// A decision to append to the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDecision {
+    pub model_name: String,
+    pub model_version: i64,
+    pub inputs_sha256: String,
+    pub action: String,
+    pub quantity: f64,
+    pub probabilities: Value,
+    pub risk_checks: Value,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionRecord {
     pub id: String,
@@ -120,23 +132,61 @@ impl Store {
         probabilities: &Value,
         risk_checks: &Value,
     ) -> Result<String, StoreError> {
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO decisions (id, model_name, model_version, inputs_sha256, action, quantity, probabilities, risk_checks, time_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&id)
-        .bind(model_name)
-        .bind(model_version)
-        .bind(inputs_sha256)
-        .bind(action)
-        .bind(quantity)
-        .bind(probabilities.to_string())
-        .bind(risk_checks.to_string())
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(id)
+        let d = NewDecision {
+            model_name: model_name.into(),
+            model_version,
+            inputs_sha256: inputs_sha256.into(),
+            action: action.into(),
+            quantity,
+            probabilities: probabilities.clone(),
+            risk_checks: risk_checks.clone(),
+        };
+        Ok(self.record_decisions(std::slice::from_ref(&d)).await?.remove(0))
+    }
+
+    /// Appends decisions in the given order with one statement and one
+    /// commit (a group commit: a server batching concurrent requests pays
+    /// one durable write for all of them). Returns their ids, in order.
+    pub async fn record_decisions(&self, decisions: &[NewDecision]) -> Result<Vec<String>, StoreError> {
+        if decisions.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(d) = decisions.iter().find(|d| !d.quantity.is_finite()) {
+            return Err(StoreError::Invalid(format!(
+                "decision quantity {} is not a finite number",
+                d.quantity
+            )));
+        }
+        let now = now_ms();
+        let ids: Vec<String> = decisions.iter().map(|_| new_id()).collect();
+        let mut sql = String::from(
+            "INSERT INTO decisions (id, model_name, model_version, inputs_sha256, action, quantity, probabilities, risk_checks, time_ms) VALUES ",
+        );
+        for i in 0..decisions.len() {
+            let b = 9 * i;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for k in 1..=9 {
+                sql.push_str(&format!("${}{}", b + k, if k < 9 { ", " } else { ")" }));
+            }
+        }
+        let mut q = sqlx::query(&sql);
+        for (d, id) in decisions.iter().zip(&ids) {
+            q = q
+                .bind(id)
+                .bind(&d.model_name)
+                .bind(d.model_version)
+                .bind(&d.inputs_sha256)
+                .bind(&d.action)
+                .bind(d.quantity)
+                .bind(d.probabilities.to_string())
+                .bind(d.risk_checks.to_string())
+                .bind(now);
+        }
+        q.execute(&self.pool).await?;
+        Ok(ids)
     }
 
     /// A model's decisions in the order they were recorded.

@@ -158,8 +158,27 @@ async fn backtests_decisions_and_jobs() {
         s.record_decision("m", 3, "def", "BUY_LONG", 0.5, &probs, &json!({}))
             .await
             .unwrap();
+        let batch: Vec<crate::audit::NewDecision> = (0..300)
+            .map(|i| crate::audit::NewDecision {
+                model_name: "m".into(),
+                model_version: 4,
+                inputs_sha256: format!("h{i}"),
+                action: "HOLD".into(),
+                quantity: 0.0,
+                probabilities: probs.clone(),
+                risk_checks: json!({}),
+            })
+            .collect();
+        let ids = s.record_decisions(&batch).await.unwrap();
+        assert_eq!(ids.len(), 300);
         let d = s.decisions("m").await.unwrap();
-        assert_eq!(d.len(), 2);
+        assert_eq!(d.len(), 302);
+        // The trail keeps the order decisions were appended in.
+        assert_eq!(
+            (d[2].inputs_sha256.as_str(), d[301].inputs_sha256.as_str()),
+            ("h0", "h299")
+        );
+        assert_eq!(d[2].id, ids[0]);
         assert_eq!(
             (d[0].action.as_str(), d[0].model_version, d[0].probabilities.clone()),
             ("HOLD", 3, probs)

@@ -2,6 +2,7 @@
 //!
 //! - [`routes`]: the `/v1` handlers (health, data sets, runs, models,
 //!   backtests, decisions) and `/metrics`;
+//! - [`audit`]: the decision audit trail's group-commit writer;
 //! - [`decide`]: the decision endpoint's checks and risk layer, apart from HTTP;
 //! - [`job_routes`]: training and backtest jobs: start, follow (status and
 //!   server-sent events), cancel;
@@ -14,6 +15,7 @@
 //! `/docs`; Ctrl-C or SIGTERM stops accepting and lets requests in flight
 //! finish.
 
+pub mod audit;
 pub mod decide;
 pub mod job_routes;
 pub mod metrics;

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tradelab_store::audit::BacktestPart;
+use tradelab_store::audit::{BacktestPart, NewDecision};
 use tradelab_store::registry::{ModelRecord, Stage};
 use tradelab_store::tracking::{MetricPoint, RunRecord};
 use utoipa::{IntoParams, ToSchema};
@@ -424,16 +424,16 @@ pub async fn decide(
         .collect();
     let checks = serde_json::to_value(&risk.checks).map_err(|e| Problem::internal("the audit record", e))?;
     let decision_id = s
-        .store
-        .record_decision(
-            &record.name,
-            record.version,
-            &inputs_sha256,
-            risk.action.as_str(),
-            decision.quantity,
-            &serde_json::to_value(&probabilities).unwrap_or_default(),
-            &serde_json::json!({"model_action": decision.action.as_str(), "units": risk.units, "checks": checks}),
-        )
+        .audit
+        .append(NewDecision {
+            model_name: record.name.clone(),
+            model_version: record.version,
+            inputs_sha256: inputs_sha256.clone(),
+            action: risk.action.as_str().into(),
+            quantity: decision.quantity,
+            probabilities: serde_json::to_value(&probabilities).unwrap_or_default(),
+            risk_checks: serde_json::json!({"model_action": decision.action.as_str(), "units": risk.units, "checks": checks}),
+        })
         .await?;
     s.metrics.decisions.observe(started.elapsed().as_secs_f64());
     Ok(Json(DecisionResponse {

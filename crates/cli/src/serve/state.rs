@@ -9,6 +9,7 @@ use tradelab_core::Settings;
 use tradelab_store::registry::ModelRecord;
 use tradelab_store::Store;
 
+use super::audit::AuditLog;
 use super::metrics::Metrics;
 use super::problem::Problem;
 use crate::commands::models::verified_location;
@@ -29,14 +30,17 @@ pub struct AppState {
     pub queue: Queue,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    pub audit: AuditLog,
     /// By (name, version): a version's files never change (the checksum is
     /// checked on load), so a loaded version stays valid.
     models: Mutex<HashMap<(String, i64), SharedModel>>,
 }
 
 impl AppState {
+    /// The shared state; starts the audit writer, so it needs a runtime.
     pub fn new(store: Store, queue: Queue, settings: Settings) -> AppState {
         AppState {
+            audit: AuditLog::spawn(store.clone()),
             store,
             queue,
             settings,

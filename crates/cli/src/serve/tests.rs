@@ -253,6 +253,24 @@ async fn a_decision_is_risk_checked_audited_and_counted() {
     assert_eq!(audit[0].action, d["action"].as_str().unwrap());
     assert_eq!(audit[0].risk_checks["checks"][0]["rule"], "drawdown_circuit_breaker");
 
+    // Concurrent requests are group-committed: every one audited, once.
+    let many: Vec<_> = (0..40)
+        .map(|_| {
+            let app = a.app.clone();
+            tokio::spawn(async move { post_json(&app, "/v1/models/tiny/1/decide", &observation()).await })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for m in many {
+        let (s, d) = m.await.unwrap();
+        assert_eq!(s, StatusCode::OK);
+        ids.insert(d["decision_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 40);
+    let audit = a.store.decisions("tiny").await.unwrap();
+    assert_eq!(audit.len(), 42);
+    assert!(audit[2..].iter().all(|r| ids.contains(&r.id)));
+
     // In a deep drawdown the breaker blocks every entry.
     let mut deep = observation();
     deep["portfolio"]["cash"] = json!(50000.0);
@@ -265,7 +283,7 @@ async fn a_decision_is_risk_checked_audited_and_counted() {
 
     let (_, _, text) = call(&a.app, "GET", "/metrics", None).await;
     let text = String::from_utf8(text).unwrap();
-    assert!(text.contains("tradelab_decision_duration_seconds_count 3"), "{text}");
+    assert!(text.contains("tradelab_decision_duration_seconds_count 43"), "{text}");
     assert!(
         text.contains("route=\"/v1/models/{name}/{version}/decide\",status=\"200\""),
         "per-route histograms: {text}"
