@@ -5,6 +5,8 @@
 //!
 //! cargo build --release -p tradelab-store --example store_bench
 //! TRADELAB_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test ./target/release/examples/store_bench
+//! (and TRADELAB_BENCH_POSTGRES_TLS_URL=postgres://postgres@localhost:5432/test?sslmode=verify-full&sslrootcert=CA.pem
+//! for the open time over verified TLS)
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -101,5 +103,23 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     if let Ok(url) = std::env::var("TRADELAB_BENCH_POSTGRES_URL") {
         measure("postgres", &url).await;
+    }
+    // Connection time with TLS and certificate verification (a
+    // sslmode=verify-full URL): what Neon costs before the network does.
+    if let Ok(url) = std::env::var("TRADELAB_BENCH_POSTGRES_TLS_URL") {
+        Store::open(&url).await.expect("the database opens").close().await;
+        let mut opens = Vec::new();
+        for _ in 0..20 {
+            let start = Instant::now();
+            let s = Store::open(&url).await.expect("the database opens");
+            opens.push(start.elapsed().as_secs_f64() * 1e3);
+            s.close().await;
+        }
+        opens.sort_by(f64::total_cmp);
+        println!(
+            "{{\"bench\":\"store\",\"backend\":\"postgres-verify-full\",\"open_ms_p50\":{:.2},\"open_ms_p95\":{:.2}}}",
+            percentile(&opens, 0.5),
+            percentile(&opens, 0.95)
+        );
     }
 }

@@ -229,6 +229,28 @@ impl Store {
         Ok(())
     }
 
+    /// The newest version number of `name` (at `stage`, when given),
+    /// without reading its metadata: the cheap lookup for every request
+    /// that names a model by stage.
+    pub async fn newest_version(&self, name: &str, stage: Option<Stage>) -> Result<Option<i64>, StoreError> {
+        let v: Option<i64> = match stage {
+            Some(stage) => {
+                sqlx::query_scalar("SELECT MAX(version) FROM models WHERE name = $1 AND stage = $2")
+                    .bind(name)
+                    .bind(stage.as_str())
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_scalar("SELECT MAX(version) FROM models WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
+        Ok(v)
+    }
+
     /// The version of `name` at `stage`, if any (the newest when several).
     pub async fn model_at_stage(&self, name: &str, stage: Stage) -> Result<Option<ModelRecord>, StoreError> {
         Ok(self.models(Some(name)).await?.into_iter().find(|m| m.stage == stage))

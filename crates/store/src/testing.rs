@@ -22,11 +22,16 @@ impl TestDb {
     pub async fn finish(self) {
         self.store.close().await;
         if let Some((base, schema)) = self.cleanup {
-            if let Ok(admin) = AnyPool::connect(&base).await {
-                let _ = admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await;
-                admin.close().await;
-            }
+            drop_schema(&base, &schema).await;
         }
+    }
+}
+
+/// Drops a test schema and everything in it.
+pub(crate) async fn drop_schema(base: &str, schema: &str) {
+    if let Ok(admin) = AnyPool::connect(base).await {
+        let _ = admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await;
+        admin.close().await;
     }
 }
 

@@ -273,6 +273,10 @@ async fn listings_parts_and_pruning() {
             2
         );
         assert!(s.model_at_stage("m", Stage::Staging).await.unwrap().is_none());
+        assert_eq!(s.newest_version("m", None).await.unwrap(), Some(2));
+        assert_eq!(s.newest_version("m", Some(Stage::Production)).await.unwrap(), Some(2));
+        assert_eq!(s.newest_version("m", Some(Stage::Staging)).await.unwrap(), None);
+        assert_eq!(s.newest_version("none", None).await.unwrap(), None);
         db.finish().await;
     }
 }
@@ -473,4 +477,51 @@ async fn only_metric_points_skip_the_wal_flush_on_postgres() {
         );
         db.finish().await;
     }
+}
+
+/// Neon readiness: `sslmode=verify-full` verifies the server's certificate
+/// against the given root and its name against the host asked for. Runs
+/// where `.ci/run` found the local server speaking TLS with a certificate
+/// for `localhost` (TRADELAB_TEST_POSTGRES_TLS_ROOT names its issuer).
+#[tokio::test]
+async fn verify_full_checks_the_certificate_and_the_host_name() {
+    let (Some(base), Ok(root)) = (
+        crate::testing::postgres_url(),
+        std::env::var("TRADELAB_TEST_POSTGRES_TLS_ROOT"),
+    ) else {
+        eprintln!("skipped: TLS test (set TRADELAB_TEST_POSTGRES_URL and TRADELAB_TEST_POSTGRES_TLS_ROOT)");
+        return;
+    };
+    let (url, schema) = crate::testing::postgres_schema_url(&base).await;
+    let at = |host: &str, params: &str| url.replace("127.0.0.1", host) + "&" + params;
+    let ok = crate::Store::open(&at("localhost", &format!("sslmode=verify-full&sslrootcert={root}")))
+        .await
+        .expect("verify-full against the right root and name connects");
+    let encrypted: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&ok.pool)
+        .await
+        .unwrap();
+    assert!(encrypted, "the session is TLS");
+    ok.close().await;
+    // The public roots do not vouch for a local certificate.
+    let e = crate::Store::open(&at("localhost", "sslmode=verify-full"))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.to_lowercase().contains("certificate") || e.to_lowercase().contains("tls"),
+        "{e}"
+    );
+    // The right root, the wrong name: the certificate is for localhost.
+    let e = crate::Store::open(&at("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={root}")))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.to_lowercase().contains("certificate") || e.to_lowercase().contains("name"),
+        "{e}"
+    );
+    crate::testing::drop_schema(&base, &schema).await;
 }

@@ -213,6 +213,25 @@ pub async fn models(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<Model>
 }
 
 /// A version by number or stage: `3`, `production`, `staging`, `latest`.
+/// A version number from a number, `latest` or a stage, reading no metadata.
+async fn resolve_version(s: &AppState, name: &str, version: &str) -> Result<i64, Problem> {
+    if let Ok(v) = version.parse::<i64>() {
+        return Ok(v);
+    }
+    let stage = match version {
+        "latest" => None,
+        other => Some(Stage::parse(other).map_err(|_| {
+            Problem::bad_request(format!(
+                "`{version}` is not a version; use a number, latest, staging or production"
+            ))
+        })?),
+    };
+    s.store.newest_version(name, stage).await?.ok_or_else(|| match stage {
+        None => Problem::not_found(format!("no model called `{name}`")),
+        Some(st) => Problem::not_found(format!("model `{name}` has no version in {}", st.as_str())),
+    })
+}
+
 async fn resolve(s: &AppState, name: &str, version: &str) -> Result<ModelRecord, Problem> {
     if version == "latest" {
         return s
@@ -382,11 +401,12 @@ pub async fn decide(
     Json(req): Json<DecisionRequest>,
 ) -> ApiResult<Json<DecisionResponse>> {
     let started = Instant::now();
-    let record = resolve(&s, &name, &version).await?;
-    let loaded = s.model(&record).await?;
+    let version = resolve_version(&s, &name, &version).await?;
+    let loaded = s.model(&name, version).await?;
     let state = s.clone();
+    let replicas = loaded.clone();
     let (decision, inputs_sha256) = tokio::task::spawn_blocking(move || -> Result<_, Problem> {
-        let mut m = loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = replicas.acquire();
         let shape = Shape {
             window: m.window,
             features: m.features,
@@ -402,6 +422,7 @@ pub async fn decide(
             .agent
             .select_action(&input(&flat, &req.portfolio, market), true)
             .map_err(|e| Problem::internal("the model", e))?;
+        drop(m);
         let risk = apply_risk(&state.settings, &req.instrument, &decision, &req.portfolio);
         let mut h = Sha256::new();
         for v in &flat {
@@ -417,6 +438,7 @@ pub async fn decide(
     })
     .await
     .map_err(|e| Problem::internal("the decision task", e))??;
+    let record = &loaded.record;
     let (decision, risk) = decision;
     let probabilities: BTreeMap<String, f32> = tradelab_core::Action::ALL
         .iter()
@@ -438,7 +460,7 @@ pub async fn decide(
     s.metrics.decisions.observe(started.elapsed().as_secs_f64());
     Ok(Json(DecisionResponse {
         decision_id,
-        model: record.name,
+        model: record.name.clone(),
         version: record.version,
         action: risk.action.as_str().into(),
         model_action: decision.action.as_str().into(),

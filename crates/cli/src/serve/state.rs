@@ -22,8 +22,34 @@ pub struct LoadedModel {
     pub features: usize,
 }
 
-/// A loaded model, locked while it decides (agents keep per-call buffers).
-pub type SharedModel = Arc<Mutex<LoadedModel>>;
+/// Copies of one loaded model, each locked while it decides (agents keep
+/// per-call buffers): concurrent requests decide in parallel, one per copy.
+pub struct ModelReplicas {
+    pub record: ModelRecord,
+    copies: Vec<Mutex<LoadedModel>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl ModelReplicas {
+    /// A free copy, or (all busy) the next one in turn, waited for.
+    /// Blocking: call it off the async threads.
+    pub fn acquire(&self) -> std::sync::MutexGuard<'_, LoadedModel> {
+        for c in &self.copies {
+            if let Ok(g) = c.try_lock() {
+                return g;
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.copies.len();
+        self.copies[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub type SharedModel = Arc<ModelReplicas>;
+
+/// Copies of each served model: one per core, at most 4.
+fn replica_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+}
 
 pub struct AppState {
     pub store: Store,
@@ -49,31 +75,42 @@ impl AppState {
         }
     }
 
-    /// The loaded model for a registry record, loading (and verifying) it
-    /// on first use.
-    pub async fn model(&self, m: &ModelRecord) -> Result<SharedModel, Problem> {
-        let key = (m.name.clone(), m.version);
+    /// The loaded model `name` version `version`, loading (and verifying)
+    /// it on first use. A version's files never change, so a loaded version
+    /// is served from memory without asking the database.
+    pub async fn model(&self, name: &str, version: i64) -> Result<SharedModel, Problem> {
+        let key = (name.to_string(), version);
         if let Some(found) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(found.clone());
         }
-        let dir = verified_location(m).map_err(|e| Problem::new(axum::http::StatusCode::CONFLICT, format!("{e:#}")))?;
-        let loaded = tokio::task::spawn_blocking(move || -> Result<LoadedModel, Problem> {
-            let agent = load_agent(&dir).map_err(|e| Problem::internal("loading the model", e))?;
-            let p = agent.provenance();
-            let window = p.settings["env"]["window"]
-                .as_u64()
-                .ok_or_else(|| Problem::internal("loading the model", "its metadata has no env.window"))?
-                as usize;
-            let features = p.features.len();
-            Ok(LoadedModel {
-                agent,
-                window,
-                features,
-            })
+        let record = self.store.model(name, version).await?;
+        let dir =
+            verified_location(&record).map_err(|e| Problem::new(axum::http::StatusCode::CONFLICT, format!("{e:#}")))?;
+        let copies = tokio::task::spawn_blocking(move || -> Result<Vec<Mutex<LoadedModel>>, Problem> {
+            (0..replica_count())
+                .map(|_| {
+                    let agent = load_agent(&dir).map_err(|e| Problem::internal("loading the model", e))?;
+                    let p = agent.provenance();
+                    let window = p.settings["env"]["window"]
+                        .as_u64()
+                        .ok_or_else(|| Problem::internal("loading the model", "its metadata has no env.window"))?
+                        as usize;
+                    let features = p.features.len();
+                    Ok(Mutex::new(LoadedModel {
+                        agent,
+                        window,
+                        features,
+                    }))
+                })
+                .collect()
         })
         .await
         .map_err(|e| Problem::internal("loading the model", e))??;
-        let loaded = Arc::new(Mutex::new(loaded));
+        let loaded = Arc::new(ModelReplicas {
+            record,
+            copies,
+            next: Default::default(),
+        });
         // Two requests may both have loaded it; the first insert wins.
         Ok(self
             .models
