@@ -15,8 +15,9 @@ CONNECTIONS=${1:-8}
 SECONDS_=${2:-10}
 AGENT=${3:-ppo-lstm}
 ROOT=$PWD
+SERVER=""
 WORK=$(mktemp -d)
-trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 cargo build --release --quiet
 BIN=$ROOT/target/release/tradelab

@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod context;
 mod jobs;
+mod mlflow;
 mod output;
 mod record;
 mod serve;

@@ -7,7 +7,8 @@
 //! metric write that fails mid-training only warns once: losing a point of
 //! a loss curve must not lose the model.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -18,6 +19,8 @@ use tradelab_store::registry::NewModel;
 use tradelab_store::tracking::RunStatus;
 use tradelab_store::Store;
 
+use crate::mlflow::{Mirror, MirroredRun};
+
 pub struct Recorder {
     runtime: tokio::runtime::Runtime,
     store: Store,
@@ -27,6 +30,9 @@ pub struct Recorder {
     /// The job this process runs for a worker (`TRADELAB_JOB_ID`), if any.
     job: Option<String>,
     last_progress: Cell<Option<std::time::Instant>>,
+    /// The MLflow mirror (`store.mlflow_url`), and its run for each of ours.
+    mirror: Option<Mirror>,
+    mirrored: RefCell<HashMap<String, MirroredRun>>,
 }
 
 /// Progress reports to a job's row at most this often (the last one always goes).
@@ -69,13 +75,29 @@ impl Recorder {
                 .ok()
                 .filter(|j| !j.is_empty()),
             last_progress: Cell::new(None),
+            mirror: (!settings.store.mlflow_url.is_empty()).then(|| Mirror::new(&settings.store.mlflow_url)),
+            mirrored: RefCell::new(HashMap::new()),
         }))
     }
 
     pub fn start_run(&self, name: &str, params: &Value, tags: &Value) -> Result<String> {
-        self.runtime
+        let id = self
+            .runtime
             .block_on(self.store.start_run(&self.experiment, name, params, tags))
-            .context("recording the run's start")
+            .context("recording the run's start")?;
+        if let Some(m) = &self.mirror {
+            let mut tags = tags.clone();
+            if let Some(t) = tags.as_object_mut() {
+                t.insert("tradelab.run_id".into(), Value::String(id.clone()));
+            }
+            match m.start_run(&self.experiment, name, params, &tags) {
+                Ok(run) => {
+                    self.mirrored.borrow_mut().insert(id.clone(), run);
+                }
+                Err(e) => m.warn(&e),
+            }
+        }
+        Ok(id)
     }
 
     /// Appends metric points; a failure is reported once and otherwise ignored.
@@ -85,6 +107,11 @@ impl Recorder {
         if let Err(e) = self.runtime.block_on(self.store.log_metrics(run, &finite)) {
             if !self.warned.replace(true) {
                 eprintln!("warning: metrics are not being recorded ({e}); training goes on");
+            }
+        }
+        if let (Some(m), Some(mirrored)) = (&self.mirror, self.mirrored.borrow().get(run)) {
+            if let Err(e) = m.log_metrics(mirrored, &finite) {
+                m.warn(&e);
             }
         }
     }
@@ -114,6 +141,17 @@ impl Recorder {
     }
 
     pub fn finish_run(&self, run: &str, status: RunStatus) -> Result<()> {
+        if let (Some(m), Some(mirrored)) = (&self.mirror, self.mirrored.borrow_mut().remove(run)) {
+            let status = match status {
+                RunStatus::Finished => "FINISHED",
+                RunStatus::Failed => "FAILED",
+                RunStatus::Killed => "KILLED",
+                RunStatus::Running => "RUNNING",
+            };
+            if let Err(e) = m.finish(&mirrored, status) {
+                m.warn(&e);
+            }
+        }
         self.runtime
             .block_on(self.store.finish_run(run, status))
             .context("recording the run's end")
