@@ -104,7 +104,7 @@ fn killed_worker_journey(db: &str) {
         .unwrap());
     ok(tradelab(d, db).args(["data", "prepare"]).output().unwrap());
 
-    let (_server, line) = start({
+    let (server, line) = start({
         let mut c = tradelab(d, db);
         c.args(["serve", "--addr", "127.0.0.1:0", "--workers", "0"]);
         c
@@ -180,6 +180,15 @@ fn killed_worker_journey(db: &str) {
         (j["status"] == "cancelled").then_some(j)
     });
     assert_eq!(cancelled["attempts"], 1);
+
+    // SIGTERM: the server stops accepting, finishes what is in flight, exits 0.
+    let mut server = server;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(server.0.id() as i32, libc::SIGTERM);
+    }
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits cleanly: {status}");
 }
 
 #[test]

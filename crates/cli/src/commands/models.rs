@@ -223,53 +223,97 @@ pub fn run(g: &GlobalArgs, c: ModelsCommand) -> Result<()> {
     })
 }
 
-/// Applies the retention policy to every model name; deletes the pruned
-/// versions' folders unless another kept version shares them.
-async fn gc(store: &Store, keep_last: usize, dry_run: bool) -> Result<()> {
+/// One version garbage collection removed (or would remove).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PrunedVersion {
+    pub name: String,
+    pub version: i64,
+    pub location: String,
+    pub bytes: u64,
+    /// The folder stays because a kept version shares it (same weights).
+    pub folder_kept: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub keep_last: usize,
+    pub pruned: Vec<PrunedVersion>,
+    pub freed_bytes: u64,
+}
+
+/// Applies the retention policy to every model name: the versions it does
+/// not keep lose their files (unless a kept version shares the folder) and
+/// are marked pruned; their records stay.
+pub async fn collect_garbage(store: &Store, keep_last: usize, dry_run: bool) -> Result<GcReport> {
+    let keep_last = keep_last.max(1);
     let all = store.models(None).await?;
     let mut names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
     names.dedup();
-    let (mut pruned, mut freed) = (0usize, 0u64);
+    let mut doomed: Vec<&ModelRecord> = Vec::new();
     for name in names {
         let versions: Vec<ModelRecord> = all.iter().filter(|m| m.name == name).cloned().collect();
         for v in retention_plan(&versions, keep_last, score) {
-            let m = versions
-                .iter()
-                .find(|m| m.version == v)
-                .expect("planned from these versions");
-            let shared = all
-                .iter()
-                .any(|o| o.location == m.location && !(o.name == m.name && o.version == m.version));
-            let dir = Path::new(&m.location);
-            let bytes = folder_size(dir);
-            println!(
-                "{}{name} version {v}: {} ({:.1} MB){}",
-                if dry_run { "would prune " } else { "pruned " },
-                m.location,
-                bytes as f64 / 1e6,
-                if shared {
-                    ", folder kept: shared with another version"
-                } else {
-                    ""
-                }
-            );
-            if !dry_run {
-                if !shared && dir.exists() {
-                    std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))?;
-                }
-                store.mark_pruned(&m.name, m.version).await?;
-            }
-            pruned += 1;
-            if !shared {
-                freed += bytes;
+            if let Some(m) = all.iter().find(|m| m.name == name && m.version == v) {
+                doomed.push(m);
             }
         }
     }
+    let is_doomed = |o: &ModelRecord| doomed.iter().any(|d| d.name == o.name && d.version == o.version);
+    let mut report = GcReport {
+        dry_run,
+        keep_last,
+        pruned: Vec::new(),
+        freed_bytes: 0,
+    };
+    for (i, m) in doomed.iter().enumerate() {
+        // Kept by a surviving version, or already handled for an earlier doomed one.
+        let kept_by_survivor = all.iter().any(|o| o.location == m.location && !is_doomed(o));
+        let seen = doomed[..i].iter().any(|d| d.location == m.location);
+        let dir = Path::new(&m.location);
+        let bytes = if kept_by_survivor || seen { 0 } else { folder_size(dir) };
+        if !dry_run {
+            if !kept_by_survivor && !seen && dir.exists() {
+                std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))?;
+            }
+            store.mark_pruned(&m.name, m.version).await?;
+        }
+        report.freed_bytes += bytes;
+        report.pruned.push(PrunedVersion {
+            name: m.name.clone(),
+            version: m.version,
+            location: m.location.clone(),
+            bytes,
+            folder_kept: kept_by_survivor,
+        });
+    }
+    Ok(report)
+}
+
+async fn gc(store: &Store, keep_last: usize, dry_run: bool) -> Result<()> {
+    let report = collect_garbage(store, keep_last, dry_run).await?;
+    for p in &report.pruned {
+        println!(
+            "{}{} version {}: {} ({:.1} MB){}",
+            if dry_run { "would prune " } else { "pruned " },
+            p.name,
+            p.version,
+            p.location,
+            p.bytes as f64 / 1e6,
+            if p.folder_kept {
+                ", folder kept: shared with a kept version"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
-        "{pruned} version(s) {}, {:.1} MB {}; kept the best, staging, production and the newest {keep_last} of each model",
+        "{} version(s) {}, {:.1} MB {}; kept the best, staging, production and the newest {} of each model",
+        report.pruned.len(),
         if dry_run { "to prune" } else { "pruned" },
-        freed as f64 / 1e6,
-        if dry_run { "to free" } else { "freed" }
+        report.freed_bytes as f64 / 1e6,
+        if dry_run { "to free" } else { "freed" },
+        report.keep_last
     );
     Ok(())
 }

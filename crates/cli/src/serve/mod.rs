@@ -65,6 +65,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         routes::model,
         routes::download,
         routes::set_stage,
+        routes::models_gc,
         routes::backtests,
         routes::backtest_report,
         routes::backtest_trades,
@@ -91,6 +92,7 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route("/v1/runs/{id}", get(routes::run))
         .route("/v1/runs/{id}/metrics", get(routes::run_metrics))
         .route("/v1/models", get(routes::models))
+        .route("/v1/models/gc", post(routes::models_gc))
         .route("/v1/models/{name}/{version}", get(routes::model))
         .route("/v1/models/{name}/{version}/download", get(routes::download))
         .route("/v1/models/{name}/{version}/stage", post(routes::set_stage))

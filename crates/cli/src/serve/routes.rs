@@ -21,7 +21,7 @@ use super::decide::{apply_risk, flatten_window, input, DecisionRequest, RiskChec
 use super::metrics::JobFacts;
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::state::AppState;
-use crate::commands::models::verified_location;
+use crate::commands::models::{collect_garbage, verified_location, GcReport};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -318,6 +318,30 @@ pub async fn set_stage(
     s.store.set_stage(&m.name, m.version, stage).await?;
     s.forget_model(&m.name);
     Ok(Json(s.store.model(&m.name, m.version).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    /// Besides the best, staging and production versions, keep this many
+    /// newest versions of each model (default: `store.keep_last`).
+    pub keep_last: Option<usize>,
+    /// Only report what would be removed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Garbage-collects model files by the retention policy; records stay.
+#[utoipa::path(post, path = "/v1/models/gc", request_body = GcRequest, responses((status = 200, body = GcReport), (status = 422, body = Problem)))]
+pub async fn models_gc(State(s): State<Arc<AppState>>, Json(req): Json<GcRequest>) -> ApiResult<Json<GcReport>> {
+    if req.keep_last == Some(0) {
+        return Err(Problem::unprocessable("keep_last must be at least 1"));
+    }
+    let keep = req.keep_last.unwrap_or(s.settings.store.keep_last);
+    let report = collect_garbage(&s.store, keep, req.dry_run)
+        .await
+        .map_err(|e| Problem::internal("garbage collection", format!("{e:#}")))?;
+    Ok(Json(report))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -482,6 +482,80 @@ async fn jobs_are_queued_checked_followed_and_cancelled() {
     );
 }
 
+#[tokio::test]
+async fn garbage_collection_over_the_api_keeps_records_and_shared_files() {
+    let a = api().await;
+    let (_, m) = get_json(&a.app, "/v1/models/tiny/1").await;
+    // Versions 2 and 3: the same weights, so the same content-addressed folder.
+    for _ in 0..2 {
+        a.store
+            .register_model(&NewModel {
+                name: "tiny",
+                checksum: m["checksum"].as_str().unwrap(),
+                framework: "candle",
+                metadata: &m["metadata"],
+                location: m["location"].as_str().unwrap(),
+                run_id: None,
+            })
+            .await
+            .unwrap();
+    }
+    let (s, plan) = post_json(&a.app, "/v1/models/gc", &json!({"keep_last": 1, "dry_run": true})).await;
+    assert_eq!(s, StatusCode::OK, "{plan}");
+    assert_eq!(plan["pruned"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(
+        get_json(&a.app, "/v1/models/tiny/2").await.1["location"],
+        m["location"],
+        "a dry run changes nothing"
+    );
+    let (_, done) = post_json(&a.app, "/v1/models/gc", &json!({"keep_last": 1})).await;
+    // Kept: 3 (newest) and 1 (production); 2 is pruned, its folder kept for the others.
+    assert_eq!(
+        (
+            done["pruned"][0]["version"].as_i64(),
+            done["pruned"][0]["folder_kept"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+    assert_eq!(get_json(&a.app, "/v1/models/tiny/2").await.1["location"], "");
+    assert!(std::path::Path::new(m["location"].as_str().unwrap())
+        .join("model.safetensors")
+        .is_file());
+    let (s, ct, _) = call(&a.app, "GET", "/v1/models/tiny/2/download", None).await;
+    assert_eq!((s, ct.as_str()), (StatusCode::CONFLICT, "application/problem+json"));
+    assert_eq!(
+        post_json(&a.app, "/v1/models/gc", &json!({"keep_last": 0})).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+#[tokio::test]
+async fn a_request_past_the_timeout_is_answered_503() {
+    let a = api().await;
+    let state = Arc::new(AppState::new(
+        a.store.clone(),
+        crate::jobs::queue::Queue::open(&format!("sqlite://{}", a.dir.path().join("api.db").display()))
+            .await
+            .unwrap(),
+        Settings::default(),
+    ));
+    // A microsecond: the first decision loads the model from disk, which
+    // takes far longer.
+    let app = super::router(state, Duration::from_micros(1));
+    let (s, ct, body) = call(
+        &app,
+        "POST",
+        "/v1/models/tiny/1/decide",
+        Some(("application/json", observation().to_string().into_bytes())),
+    )
+    .await;
+    assert_eq!(
+        (s, ct.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "application/problem+json")
+    );
+    assert!(String::from_utf8_lossy(&body).contains("longer than"));
+}
+
 /// Anything a client can send: a JSON-ish body (random text, random JSON,
 /// or a valid request with one field replaced by a random value) to a
 /// random route. The server answers, and never with a 5xx.
