@@ -92,3 +92,25 @@ impl Queue {
         Ok(job_id)
     }
 }
+
+/// What the server and the workers both open: the store and the job queue
+/// in the configured database (`TRADELAB_DATABASE_URL` or `store.url`).
+pub async fn open_platform(settings: &tradelab_core::Settings) -> Result<(Store, Queue)> {
+    let url = settings.store.database_url();
+    let store = Store::open(&url).await.with_context(|| {
+        format!(
+            "opening the store (set store.url or {})",
+            tradelab_core::settings::DATABASE_URL_ENV
+        )
+    })?;
+    let queue = Queue::open(&url).await?;
+    Ok((store, queue))
+}
+
+/// A multi-threaded runtime for the long-running commands (serve, worker).
+pub fn server_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

@@ -223,19 +223,9 @@ impl WorkerContext {
 /// `tradelab worker`: runs jobs until Ctrl-C or SIGTERM.
 pub fn run_command(g: &GlobalArgs, a: &WorkerArgs) -> Result<()> {
     let settings = load_settings(g, &[])?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::jobs::queue::server_runtime()?;
     runtime.block_on(async {
-        let url = settings.store.database_url();
-        let store = Store::open(&url).await.with_context(|| {
-            format!(
-                "opening the store (set store.url or {})",
-                tradelab_core::settings::DATABASE_URL_ENV
-            )
-        })?;
-        let queue = Queue::open(&url).await?;
+        let (store, queue) = crate::jobs::queue::open_platform(&settings).await?;
         let ctx = WorkerContext::new(store.clone(), &settings, g, None);
         println!(
             "worker {} running up to {} job(s) at once",

@@ -43,7 +43,6 @@ use self::problem::Problem;
 use self::state::AppState;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::context::load_settings;
-use crate::jobs::queue::Queue;
 use crate::jobs::worker::WorkerContext;
 
 /// Larger bodies are refused with 413 before they are read.
@@ -183,19 +182,9 @@ pub async fn shutdown_signal() {
 
 pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
     let settings = load_settings(g, &[])?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::jobs::queue::server_runtime()?;
     runtime.block_on(async {
-        let url = settings.store.database_url();
-        let store = tradelab_store::Store::open(&url).await.with_context(|| {
-            format!(
-                "opening the store (set store.url or {})",
-                tradelab_core::settings::DATABASE_URL_ENV
-            )
-        })?;
-        let queue = Queue::open(&url).await?;
+        let (store, queue) = crate::jobs::queue::open_platform(&settings).await?;
         let state = Arc::new(AppState::new(store.clone(), queue.clone(), settings.clone()));
         let app = router(state.clone(), Duration::from_secs_f64(a.timeout_secs.max(0.001)));
         let listener = tokio::net::TcpListener::bind(&a.addr).await.with_context(|| {
