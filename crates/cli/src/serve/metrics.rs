@@ -72,6 +72,18 @@ pub struct JobFacts {
     pub training_steps_per_second: Vec<(String, f64)>,
 }
 
+/// Observes into the histogram for `key`, created on first use; the map's
+/// lock is held only to find it.
+fn observe<K: Ord>(map: &Mutex<BTreeMap<K, std::sync::Arc<Histogram>>>, key: K, seconds: f64) {
+    let h = map
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    h.observe(seconds);
+}
+
 fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -80,27 +92,11 @@ impl Metrics {
     /// Records a request by its route template (`/v1/models/{name}`), never
     /// its raw path, so the label set stays bounded.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let key = (method.to_string(), route.to_string(), status);
-        let h = self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .clone();
-        h.observe(seconds);
+        observe(&self.requests, (method.to_string(), route.to_string(), status), seconds);
     }
 
     pub fn observe_job(&self, kind: &str, outcome: &str, seconds: f64) {
-        let key = (kind.to_string(), outcome.to_string());
-        let h = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .clone();
-        h.observe(seconds);
+        observe(&self.jobs, (kind.to_string(), outcome.to_string()), seconds);
     }
 
     pub fn render(&self, facts: &JobFacts) -> String {
