@@ -12,7 +12,9 @@
 //! - [`registry`]: models (name, version, checksum, framework, metadata,
 //!   artefact location, stage);
 //! - [`audit`]: backtests and decisions;
-//! - [`jobs`]: background jobs and their progress.
+//! - [`jobs`]: background jobs and their progress;
+//! - [`oauth`]: the authorization server's users, clients, grants, codes,
+//!   refresh tokens, signing keys and device codes.
 //!
 //! One code path serves both databases (sqlx's `Any` driver and `$n`
 //! bind parameters, which SQLite also accepts); the tests run every operation
@@ -24,6 +26,7 @@ mod connect;
 mod error;
 pub mod jobs;
 pub mod migrate;
+pub mod oauth;
 pub mod registry;
 pub mod tracking;
 

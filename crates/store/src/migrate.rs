@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_jobs_table_names",
         include_str!("../migrations/0002_jobs_table_names.sql"),
     ),
+    (3, "0003_oauth", include_str!("../migrations/0003_oauth.sql")),
 ];
 
 /// A fixed key for the PostgreSQL advisory lock that serialises migrations.
@@ -81,7 +82,9 @@ async fn apply_all(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<(
             Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         };
         let sql = sql.replace("{{serial}}", serial);
-        for statement in sql.split(';').map(strip_comments).filter(|s| !s.is_empty()) {
+        // Comments go first, so a `;` inside one does not split a statement.
+        let sql = strip_comments(&sql);
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             conn.execute(statement.as_str()).await.map_err(failed)?;
         }
         sqlx::query("INSERT INTO tradelab_migrations (version, name, applied_ms) VALUES ($1, $2, $3)")

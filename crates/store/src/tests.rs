@@ -13,11 +13,11 @@ use crate::{migrate, Backend};
 async fn migrations_apply_once_and_reopening_is_harmless() {
     for db in databases().await {
         let s = &db.store;
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2], "{}", db.name);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3], "{}", db.name);
         // Running them again (as a second process opening the database
         // would) changes nothing.
         migrate::run(s).await.unwrap();
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2]);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3]);
         assert_eq!(
             s.backend(),
             if db.name == "sqlite" {
@@ -524,4 +524,141 @@ async fn verify_full_checks_the_certificate_and_the_host_name() {
         "{e}"
     );
     crate::testing::drop_schema(&base, &schema).await;
+}
+
+#[tokio::test]
+async fn oauth_users_clients_codes_and_token_families() {
+    use crate::oauth::{ClientRecord, CodeRedemption, DevicePoll, NewCode, RefreshUse};
+    for db in databases().await {
+        let s = &db.store;
+        let n = db.name;
+        // Users: unique names, disable revokes their grants.
+        let ada = s.create_user("ada", "$argon2id$x", "researcher", true).await.unwrap();
+        assert!(ada.must_change_password);
+        let dup = s
+            .create_user("ada", "h", "viewer", false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(dup.contains("already exists"), "{n}: {dup}");
+        assert_eq!(s.active_admins().await.unwrap(), 0);
+        s.create_user("root", "h", "admin", false).await.unwrap();
+        assert_eq!(s.active_admins().await.unwrap(), 1);
+        s.set_password(&ada.id, "$argon2id$y", false).await.unwrap();
+        let ada = s.user_by_name("ada").await.unwrap().unwrap();
+        assert_eq!(
+            (ada.password_hash.as_str(), ada.must_change_password),
+            ("$argon2id$y", false)
+        );
+
+        // Clients.
+        let client = ClientRecord {
+            client_id: "web".into(),
+            name: "Dashboard".into(),
+            secret_hash: None,
+            redirect_uris: vec!["https://app/cb".into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: "data:read train".into(),
+            created_ms: 1,
+        };
+        s.create_client(&client).await.unwrap();
+        assert!(s
+            .create_client(&client)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("already exists"));
+        assert_eq!(s.client("web").await.unwrap().unwrap(), client);
+        assert_eq!(s.clients().await.unwrap().len(), 1);
+
+        // A code is spent once; its replay is reported with its grant.
+        let code = NewCode {
+            code_hash: "c1",
+            client_id: "web",
+            user_id: &ada.id,
+            redirect_uri: "https://app/cb",
+            scope: "data:read",
+            code_challenge: Some("chal"),
+            expires_ms: i64::MAX,
+        };
+        s.store_code(&code).await.unwrap();
+        let CodeRedemption::Fresh(first) = s.redeem_code("c1").await.unwrap() else {
+            panic!("{n}: first redemption")
+        };
+        assert_eq!(first.code_challenge.as_deref(), Some("chal"));
+        let grant = s.create_grant("web", Some(&ada.id), "data:read").await.unwrap();
+        s.attach_grant_to_code("c1", &grant).await.unwrap();
+        match s.redeem_code("c1").await.unwrap() {
+            CodeRedemption::Reused(again) => assert_eq!(again.grant_id.as_deref(), Some(grant.as_str())),
+            other => panic!("{n}: replay gave {other:?}"),
+        }
+        assert_eq!(s.redeem_code("nope").await.unwrap(), CodeRedemption::Unknown);
+
+        // Refresh rotation: each token once; a replay revokes the family.
+        s.store_refresh("r1", &grant, i64::MAX).await.unwrap();
+        assert!(matches!(s.use_refresh("r1").await.unwrap(), RefreshUse::Fresh(g) if g.id == grant));
+        s.store_refresh("r2", &grant, i64::MAX).await.unwrap();
+        assert!(!s.access_revoked(&grant, "jti-1").await.unwrap());
+        assert_eq!(
+            s.use_refresh("r1").await.unwrap(),
+            RefreshUse::Reused {
+                grant_id: grant.clone()
+            }
+        );
+        assert!(s.access_revoked(&grant, "jti-1").await.unwrap(), "{n}: family revoked");
+        assert_eq!(
+            s.use_refresh("r2").await.unwrap(),
+            RefreshUse::Dead,
+            "{n}: r2 died with its family"
+        );
+        assert_eq!(s.use_refresh("r3").await.unwrap(), RefreshUse::Unknown);
+
+        // One access token revoked alone; an unknown grant counts as revoked.
+        let g2 = s.create_grant("web", Some(&ada.id), "data:read").await.unwrap();
+        s.revoke_access("jti-2", i64::MAX).await.unwrap();
+        s.revoke_access("jti-2", i64::MAX).await.unwrap();
+        assert!(s.access_revoked(&g2, "jti-2").await.unwrap());
+        assert!(!s.access_revoked(&g2, "jti-3").await.unwrap());
+        assert!(s.access_revoked("no-grant", "jti-3").await.unwrap());
+        // Disabling a user revokes their live grants; removing a client, its.
+        s.set_user_disabled("ada", true).await.unwrap();
+        assert!(s.access_revoked(&g2, "jti-3").await.unwrap(), "{n}: disabled user");
+        assert!(s.user_by_name("ada").await.unwrap().unwrap().disabled_ms.is_some());
+        let g3 = s.create_grant("web", None, "data:read").await.unwrap();
+        s.remove_client("web").await.unwrap();
+        assert!(s.access_revoked(&g3, "x").await.unwrap());
+        assert!(s.remove_client("web").await.is_err());
+
+        // Signing keys: rotation retires the old, which stays until dropped.
+        s.rotate_signing_key("k1", "EdDSA", &[1, 2]).await.unwrap();
+        s.rotate_signing_key("k2", "EdDSA", &[3]).await.unwrap();
+        let keys = s.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(keys
+            .iter()
+            .any(|k| k.kid == "k1" && k.retired_ms.is_some() && k.pkcs8 == [1, 2]));
+        assert!(keys.iter().any(|k| k.kid == "k2" && k.retired_ms.is_none()));
+        assert_eq!(s.drop_retired_keys(i64::MAX).await.unwrap(), 1);
+
+        // Device codes: pending, slow down, approved once.
+        s.create_device_code("d1", "BCDF-GHJK", "cli", "data:read", i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(s.poll_device("d1", 0).await.unwrap(), DevicePoll::Pending);
+        assert_eq!(s.poll_device("d1", 60_000).await.unwrap(), DevicePoll::SlowDown);
+        assert!(s.pending_device("BCDF-GHJK").await.unwrap().is_some());
+        assert!(s.decide_device("BCDF-GHJK", "u1", true).await.unwrap());
+        assert!(
+            !s.decide_device("BCDF-GHJK", "u1", false).await.unwrap(),
+            "{n}: decided once"
+        );
+        assert!(
+            matches!(s.poll_device("d1", 0).await.unwrap(), DevicePoll::Approved { user_id, .. } if user_id == "u1")
+        );
+        assert_eq!(s.poll_device("d1", 0).await.unwrap(), DevicePoll::Expired, "{n}: spent");
+        s.create_device_code("d2", "ZZZZ-ZZZZ", "cli", "", 0).await.unwrap();
+        assert_eq!(s.poll_device("d2", 0).await.unwrap(), DevicePoll::Expired);
+        assert_eq!(s.poll_device("d3", 0).await.unwrap(), DevicePoll::Unknown);
+        db.finish().await;
+    }
 }
