@@ -85,7 +85,7 @@ async fn apply_all(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<(
         // Comments go first, so a `;` inside one does not split a statement.
         let sql = strip_comments(&sql);
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            conn.execute(statement.as_str()).await.map_err(failed)?;
+            conn.execute(statement).await.map_err(failed)?;
         }
         sqlx::query("INSERT INTO tradelab_migrations (version, name, applied_ms) VALUES ($1, $2, $3)")
             .bind(version)
