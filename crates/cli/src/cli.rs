@@ -64,6 +64,116 @@ pub enum Command {
     /// Runs queued training and backtest jobs from the configured database
     /// (on this machine or any other that reaches it).
     Worker(WorkerArgs),
+    /// Administers the API's authorization server: users, clients, keys
+    /// (works on the configured database directly).
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Signs in to a tradelab server (browser with PKCE, or --device).
+    Login(LoginArgs),
+    /// Revokes this machine's tokens for a server and forgets them.
+    Logout(LogoutArgs),
+    /// Calls the API with the stored token, refreshing it when needed.
+    Api(ApiArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// People who sign in.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Applications that ask for tokens.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Makes a new signing key current (the old stays published until its
+    /// tokens expire); running servers pick it up at their next start.
+    RotateKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Adds a user. The password is read from standard input with
+    /// --password-stdin; otherwise a one-time password is printed, to be
+    /// changed at first sign-in.
+    Add {
+        username: String,
+        /// admin, researcher or viewer.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+    /// Disables a user and revokes every token they hold.
+    Disable {
+        username: String,
+    },
+    Enable {
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Registers a client. A confidential client's secret is printed once.
+    Add {
+        client_id: String,
+        /// A name people see on the consent page.
+        #[arg(long)]
+        name: String,
+        /// A public client (browser or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// An allowed redirect URI, matched exactly (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// authorization_code, refresh_token, client_credentials or
+        /// device_code (repeat for several; default: by kind of client).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// The scopes it may be given, space-separated (default: all).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    List,
+    /// Removes a client and revokes every token it holds.
+    Remove {
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server, e.g. http://127.0.0.1:8080.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Use the device flow: print a code to enter on another machine.
+    #[arg(long)]
+    pub device: bool,
+    /// Print the sign-in URL instead of opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Scopes to ask for, space-separated (default: all your role allows).
+    #[arg(long)]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// GET or POST.
+    pub method: String,
+    /// A path such as /v1/runs.
+    pub path: String,
+    /// A JSON body for POST.
+    #[arg(long)]
+    pub body: Option<String>,
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +187,10 @@ pub struct ServeArgs {
     /// Jobs this server runs itself (0: leave them to `tradelab worker`).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Answer API requests without checking tokens. For a development
+    /// machine only: a warning says so at start.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 #[derive(Debug, Args)]

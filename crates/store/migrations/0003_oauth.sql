@@ -90,3 +90,6 @@ CREATE TABLE auth_device_codes (
     -- 'pending', 'approved', 'denied' or 'used'.
     state TEXT NOT NULL
 );
+
+-- Who asked for each decision: `user via client`, or the client.
+ALTER TABLE decisions ADD COLUMN caller TEXT;

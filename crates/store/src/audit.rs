@@ -18,6 +18,8 @@ pub struct NewDecision {
     pub quantity: f64,
     pub probabilities: Value,
     pub risk_checks: Value,
+    /// Who asked: `user via client`, or the client (None without auth).
+    pub caller: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +33,7 @@ pub struct DecisionRecord {
     pub probabilities: Value,
     pub risk_checks: Value,
     pub time_ms: i64,
+    pub caller: Option<String>,
 }
 
 /// A backtest's stored documents.
@@ -140,6 +143,7 @@ impl Store {
             quantity,
             probabilities: probabilities.clone(),
             risk_checks: risk_checks.clone(),
+            caller: None,
         };
         Ok(self.record_decisions(std::slice::from_ref(&d)).await?.remove(0))
     }
@@ -160,16 +164,16 @@ impl Store {
         let now = now_ms();
         let ids: Vec<String> = decisions.iter().map(|_| new_id()).collect();
         let mut sql = String::from(
-            "INSERT INTO decisions (id, model_name, model_version, inputs_sha256, action, quantity, probabilities, risk_checks, time_ms) VALUES ",
+            "INSERT INTO decisions (id, model_name, model_version, inputs_sha256, action, quantity, probabilities, risk_checks, time_ms, caller) VALUES ",
         );
         for i in 0..decisions.len() {
-            let b = 9 * i;
+            let b = 10 * i;
             if i > 0 {
                 sql.push(',');
             }
             sql.push('(');
-            for k in 1..=9 {
-                sql.push_str(&format!("${}{}", b + k, if k < 9 { ", " } else { ")" }));
+            for k in 1..=10 {
+                sql.push_str(&format!("${}{}", b + k, if k < 10 { ", " } else { ")" }));
             }
         }
         let mut q = sqlx::query(&sql);
@@ -183,7 +187,8 @@ impl Store {
                 .bind(d.quantity)
                 .bind(d.probabilities.to_string())
                 .bind(d.risk_checks.to_string())
-                .bind(now);
+                .bind(now)
+                .bind(&d.caller);
         }
         q.execute(&self.pool).await?;
         Ok(ids)
@@ -192,7 +197,7 @@ impl Store {
     /// A model's decisions in the order they were recorded.
     pub async fn decisions(&self, model_name: &str) -> Result<Vec<DecisionRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, model_name, model_version, inputs_sha256, action, quantity, probabilities, risk_checks, time_ms \
+            "SELECT id, model_name, model_version, inputs_sha256, action, quantity, probabilities, risk_checks, time_ms, caller \
              FROM decisions WHERE model_name = $1 ORDER BY seq",
         )
         .bind(model_name)
@@ -213,6 +218,7 @@ impl Store {
                     probabilities: parse(r.try_get("probabilities")?)?,
                     risk_checks: parse(r.try_get("risk_checks")?)?,
                     time_ms: r.try_get("time_ms")?,
+                    caller: r.try_get("caller")?,
                 })
             })
             .collect()

@@ -167,12 +167,15 @@ async fn backtests_decisions_and_jobs() {
                 quantity: 0.0,
                 probabilities: probs.clone(),
                 risk_checks: json!({}),
+                caller: Some(format!("ada via c{i}")),
             })
             .collect();
         let ids = s.record_decisions(&batch).await.unwrap();
         assert_eq!(ids.len(), 300);
         let d = s.decisions("m").await.unwrap();
         assert_eq!(d.len(), 302);
+        assert_eq!(d[0].caller, None);
+        assert_eq!(d[301].caller.as_deref(), Some("ada via c299"));
         // The trail keeps the order decisions were appended in.
         assert_eq!(
             (d[2].inputs_sha256.as_str(), d[301].inputs_sha256.as_str()),

@@ -1,11 +1,13 @@
 //! One module per subcommand.
 
+mod auth;
 mod backtest;
 mod bench;
 mod bench_hrm;
 mod bench_ppo;
 mod data;
 mod evaluate;
+mod login;
 mod markets;
 pub mod models;
 mod run;
@@ -30,5 +32,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Models(c) => models::run(&cli.global, c),
         Command::Serve(a) => crate::serve::run(&cli.global, &a),
         Command::Worker(a) => crate::jobs::worker::run_command(&cli.global, &a),
+        Command::Auth(c) => auth::run(&cli.global, c),
+        Command::Login(a) => login::login(&a),
+        Command::Logout(a) => login::logout(&a),
+        Command::Api(a) => login::api(&a),
     }
 }

@@ -112,7 +112,21 @@ pub async fn job(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiR
 /// Cancels a job: a queued one at once, a running one when its worker next
 /// checks (within seconds). Cancelling an ended job changes nothing.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", responses((status = 200, body = Job), (status = 404, body = Problem)))]
-pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+pub async fn cancel(
+    State(s): State<Arc<AppState>>,
+    caller: Option<axum::Extension<crate::serve::guard::Caller>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Job>> {
+    // The route admits `train` or `backtest`; the job's kind decides which.
+    let kind = s.store.job(&id).await?.kind;
+    if let Some(axum::Extension(c)) = caller {
+        if !c.has(&kind) {
+            return Err(Problem::new(
+                axum::http::StatusCode::FORBIDDEN,
+                format!("cancelling a {kind} job needs the `{kind}` scope"),
+            ));
+        }
+    }
     s.store.request_cancel(&id).await?;
     Ok(Json(s.store.job(&id).await?.into()))
 }

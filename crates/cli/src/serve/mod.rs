@@ -8,7 +8,11 @@
 //!   server-sent events), cancel;
 //! - [`problem`]: RFC 7807 errors, and extractors that answer with them;
 //! - [`metrics`]: Prometheus text format;
-//! - [`state`]: the shared store, settings and loaded models.
+//! - [`state`]: the shared store, settings and loaded models;
+//! - [`oauth`]: the authorization server (login, consent, tokens, keys);
+//! - [`guard`]: the resource server: each route's scope, checked on every
+//!   request;
+//! - [`cors`]: cross-origin access for the browser dashboard.
 //!
 //! Every request runs under a size limit and a timeout; the OpenAPI
 //! document is generated from the handlers and served with Swagger UI at
@@ -16,13 +20,18 @@
 //! finish.
 
 pub mod audit;
+pub mod cors;
 pub mod decide;
+pub mod guard;
 pub mod job_routes;
 pub mod metrics;
+pub mod oauth;
 pub mod problem;
 pub mod routes;
 pub mod state;
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;
 
@@ -82,30 +91,77 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 )]
 pub struct ApiDoc;
 
-/// The application: every route, its limits and its metrics.
+/// The application: every route with the scope it needs, its limits and
+/// its metrics. The route table is the one place scopes are declared; a
+/// test walks the OpenAPI document to check every route refuses a request
+/// without a token.
 pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
+    use tradelab_auth::scope::{ADMIN, BACKTEST, DATA_READ, MODELS_READ, MODELS_WRITE, TRADE, TRAIN};
+    let needs = |scopes: guard::Needs| middleware::from_fn_with_state((state.clone(), scopes), guard::require);
     let api = Router::new()
         .route("/v1/health", get(routes::health))
-        .route("/v1/datasets", get(routes::datasets))
-        .route("/v1/runs", get(routes::runs))
-        .route("/v1/runs/{id}", get(routes::run))
-        .route("/v1/runs/{id}/metrics", get(routes::run_metrics))
-        .route("/v1/models", get(routes::models))
-        .route("/v1/models/gc", post(routes::models_gc))
-        .route("/v1/models/{name}/{version}", get(routes::model))
-        .route("/v1/models/{name}/{version}/download", get(routes::download))
-        .route("/v1/models/{name}/{version}/stage", post(routes::set_stage))
-        .route("/v1/models/{name}/{version}/decide", post(routes::decide))
-        .route("/v1/backtests", get(routes::backtests).post(job_routes::start_backtest))
-        .route("/v1/training-jobs", post(job_routes::start_training))
-        .route("/v1/jobs", get(job_routes::jobs))
-        .route("/v1/jobs/{id}", get(job_routes::job))
-        .route("/v1/jobs/{id}/cancel", post(job_routes::cancel))
-        .route("/v1/jobs/{id}/events", get(job_routes::events))
-        .route("/v1/backtests/{id}", get(routes::backtest_report))
-        .route("/v1/backtests/{id}/trades", get(routes::backtest_trades))
-        .route("/v1/backtests/{id}/equity", get(routes::backtest_equity))
-        .route("/metrics", get(routes::metrics))
+        .route("/v1/datasets", get(routes::datasets).route_layer(needs(&[DATA_READ])))
+        .route("/v1/runs", get(routes::runs).route_layer(needs(&[DATA_READ])))
+        .route("/v1/runs/{id}", get(routes::run).route_layer(needs(&[DATA_READ])))
+        .route(
+            "/v1/runs/{id}/metrics",
+            get(routes::run_metrics).route_layer(needs(&[DATA_READ])),
+        )
+        .route("/v1/models", get(routes::models).route_layer(needs(&[MODELS_READ])))
+        .route(
+            "/v1/models/gc",
+            post(routes::models_gc).route_layer(needs(&[MODELS_WRITE])),
+        )
+        .route(
+            "/v1/models/{name}/{version}",
+            get(routes::model).route_layer(needs(&[MODELS_READ])),
+        )
+        .route(
+            "/v1/models/{name}/{version}/download",
+            get(routes::download).route_layer(needs(&[MODELS_READ])),
+        )
+        .route(
+            "/v1/models/{name}/{version}/stage",
+            post(routes::set_stage).route_layer(needs(&[MODELS_WRITE])),
+        )
+        .route(
+            "/v1/models/{name}/{version}/decide",
+            post(routes::decide).route_layer(needs(&[TRADE])),
+        )
+        .route(
+            "/v1/backtests",
+            get(routes::backtests)
+                .route_layer(needs(&[DATA_READ]))
+                .merge(post(job_routes::start_backtest).route_layer(needs(&[BACKTEST]))),
+        )
+        .route(
+            "/v1/training-jobs",
+            post(job_routes::start_training).route_layer(needs(&[TRAIN])),
+        )
+        .route("/v1/jobs", get(job_routes::jobs).route_layer(needs(&[DATA_READ])))
+        .route("/v1/jobs/{id}", get(job_routes::job).route_layer(needs(&[DATA_READ])))
+        .route(
+            "/v1/jobs/{id}/cancel",
+            post(job_routes::cancel).route_layer(needs(&[TRAIN, BACKTEST])),
+        )
+        .route(
+            "/v1/jobs/{id}/events",
+            get(job_routes::events).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/backtests/{id}",
+            get(routes::backtest_report).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/backtests/{id}/trades",
+            get(routes::backtest_trades).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/backtests/{id}/equity",
+            get(routes::backtest_equity).route_layer(needs(&[DATA_READ])),
+        )
+        .route("/metrics", get(routes::metrics).route_layer(needs(&[ADMIN])))
+        .merge(oauth::router())
         .fallback(|| async { Problem::not_found("no such route; the API is described at /openapi.json and /docs") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -118,6 +174,7 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
             (state.clone(), timeout),
             observe_and_time_out,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .with_state(state);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
 }
@@ -184,9 +241,8 @@ pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
     let settings = load_settings(g, &[])?;
     let runtime = crate::jobs::queue::server_runtime()?;
     runtime.block_on(async {
+        let started = Instant::now();
         let (store, queue) = crate::jobs::queue::open_platform(&settings).await?;
-        let state = Arc::new(AppState::new(store.clone(), queue.clone(), settings.clone()));
-        let app = router(state.clone(), Duration::from_secs_f64(a.timeout_secs.max(0.001)));
         let listener = tokio::net::TcpListener::bind(&a.addr).await.with_context(|| {
             format!(
                 "listening on {}; is another server using the port? (--addr HOST:PORT)",
@@ -194,6 +250,9 @@ pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
             )
         })?;
         let local = listener.local_addr()?;
+        let auth = oauth::bootstrap::start(&store, &settings.auth, local, !a.insecure_no_auth).await?;
+        let state = Arc::new(AppState::new(store.clone(), queue.clone(), settings.clone(), auth));
+        let app = router(state.clone(), Duration::from_secs_f64(a.timeout_secs.max(0.001)));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let workers = (a.workers > 0).then(|| {
             let ctx = WorkerContext::new(store.clone(), &settings, g, Some(state.metrics.clone()));
@@ -204,12 +263,14 @@ pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
         });
         // The address line is what scripts (and the tests) wait for.
         println!(
-            "listening on http://{local} (API docs at http://{local}/docs), {} job worker(s)",
-            a.workers
+            "listening on http://{local} (API docs at http://{local}/docs, issuer {}), {} job worker(s), ready in {:.0} ms",
+            state.auth.issuer,
+            a.workers,
+            started.elapsed().as_secs_f64() * 1000.0
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")?;

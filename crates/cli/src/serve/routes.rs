@@ -421,6 +421,7 @@ pub struct DecisionResponse {
 #[utoipa::path(post, path = "/v1/models/{name}/{version}/decide", request_body = DecisionRequest, responses((status = 200, body = DecisionResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn decide(
     State(s): State<Arc<AppState>>,
+    caller: Option<axum::Extension<crate::serve::guard::Caller>>,
     Path((name, version)): Path<(String, String)>,
     Json(req): Json<DecisionRequest>,
 ) -> ApiResult<Json<DecisionResponse>> {
@@ -479,6 +480,7 @@ pub async fn decide(
             quantity: decision.quantity,
             probabilities: serde_json::to_value(&probabilities).unwrap_or_default(),
             risk_checks: serde_json::json!({"model_action": decision.action.as_str(), "units": risk.units, "checks": checks}),
+            caller: caller.map(|axum::Extension(c)| c.name()),
         })
         .await?;
     s.metrics.decisions.observe(started.elapsed().as_secs_f64());

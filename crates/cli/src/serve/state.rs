@@ -57,6 +57,7 @@ pub struct AppState {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub audit: AuditLog,
+    pub auth: Arc<super::oauth::AuthServer>,
     /// By (name, version): a version's files never change (the checksum is
     /// checked on load), so a loaded version stays valid.
     models: Mutex<HashMap<(String, i64), SharedModel>>,
@@ -64,8 +65,9 @@ pub struct AppState {
 
 impl AppState {
     /// The shared state; starts the audit writer, so it needs a runtime.
-    pub fn new(store: Store, queue: Queue, settings: Settings) -> AppState {
+    pub fn new(store: Store, queue: Queue, settings: Settings, auth: Arc<super::oauth::AuthServer>) -> AppState {
         AppState {
+            auth,
             audit: AuditLog::spawn(store.clone()),
             store,
             queue,

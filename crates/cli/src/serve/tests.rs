@@ -95,12 +95,27 @@ async fn api() -> Api {
         )
         .await
         .unwrap();
-    let state = Arc::new(AppState::new(store.clone(), queue, Settings::default()));
+    let auth = test_auth(&store, false).await;
+    let state = Arc::new(AppState::new(store.clone(), queue, Settings::default(), auth));
     Api {
         app: super::router(state, Duration::from_secs(30)),
         store,
         dir,
     }
+}
+
+/// The authorization server for tests: issuer `http://tradelab.test`;
+/// `enabled: false` is `--insecure-no-auth` (these tests are about the
+/// routes; `auth_tests` is about the tokens).
+pub(crate) async fn test_auth(store: &Store, enabled: bool) -> Arc<super::oauth::AuthServer> {
+    let settings = tradelab_core::settings::AuthSettings::default();
+    let (keys, _) = super::oauth::bootstrap::load_keys(store, &settings).await.unwrap();
+    Arc::new(super::oauth::AuthServer::new(
+        enabled,
+        "http://tradelab.test".into(),
+        settings,
+        keys,
+    ))
 }
 
 async fn call(app: &Router, method: &str, uri: &str, body: Option<(&str, Vec<u8>)>) -> (StatusCode, String, Vec<u8>) {
@@ -538,6 +553,7 @@ async fn a_request_past_the_timeout_is_answered_503() {
             .await
             .unwrap(),
         Settings::default(),
+        test_auth(&a.store, false).await,
     ));
     // A microsecond: the first decision loads the model from disk, which
     // takes far longer.

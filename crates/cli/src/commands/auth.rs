@@ -1,0 +1,202 @@
+//! `tradelab auth`: the authorization server's users, clients and signing
+//! keys, administered on the configured database (the server need not run).
+
+use std::io::Read;
+
+use anyhow::{bail, Context, Result};
+use tradelab_auth::scope::{Role, ScopeSet};
+use tradelab_auth::{password, redirect, secret};
+use tradelab_core::time::format_datetime;
+use tradelab_store::oauth::ClientRecord;
+
+use crate::cli::{AuthCommand, ClientCommand, GlobalArgs, UserCommand};
+use crate::context::load_settings;
+use crate::record::{open_store, runtime};
+use crate::serve::oauth::{
+    bootstrap, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
+};
+
+pub fn run(g: &GlobalArgs, c: AuthCommand) -> Result<()> {
+    let settings = load_settings(g, &[])?;
+    let rt = runtime()?;
+    let store = open_store(&rt, &settings)?;
+    rt.block_on(async {
+        match c {
+            AuthCommand::User(u) => user(&store, u).await,
+            AuthCommand::Client(c) => client(&store, c).await,
+            AuthCommand::RotateKey => {
+                let kid = bootstrap::rotate_key(&store).await?;
+                println!("new signing key {kid}; servers sign with it from their next start");
+                Ok(())
+            }
+        }
+    })
+}
+
+fn valid_name(name: &str, what: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if !ok {
+        bail!("`{name}` is not a valid {what}: use 1 to 64 letters, digits, '-', '_', '.' or '@'");
+    }
+    Ok(())
+}
+
+async fn user(store: &tradelab_store::Store, c: UserCommand) -> Result<()> {
+    match c {
+        UserCommand::Add {
+            username,
+            role,
+            password_stdin,
+        } => {
+            valid_name(&username, "user name")?;
+            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            let (secret_text, temporary) = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("reading the password from standard input")?;
+                let text = text.trim_end_matches(['\n', '\r']).to_string();
+                password::check_new_password(&text).map_err(anyhow::Error::msg)?;
+                (text, false)
+            } else {
+                (password::random_password(), true)
+            };
+            let hash = password::hash_password(&secret_text);
+            store.create_user(&username, &hash, role.as_str(), temporary).await?;
+            if temporary {
+                println!(
+                    "added {username} ({role}); one-time password: {secret_text} (shown once; it must be changed at first sign-in)"
+                );
+            } else {
+                println!("added {username} ({role})");
+            }
+        }
+        UserCommand::List => {
+            let users = store.users().await?;
+            if users.is_empty() {
+                println!("no users; `tradelab serve` creates the first administrator");
+            }
+            for u in users {
+                let state = match (u.disabled_ms, u.must_change_password) {
+                    (Some(_), _) => "disabled",
+                    (None, true) => "must change password",
+                    (None, false) => "active",
+                };
+                println!(
+                    "{:<24} {:<11} {:<21} since {}",
+                    u.username,
+                    u.role,
+                    state,
+                    format_datetime(u.created_ms)
+                );
+            }
+        }
+        UserCommand::Disable { username } => {
+            let active_admins = store.active_admins().await?;
+            if let Some(u) = store.user_by_name(&username).await? {
+                if u.role == "admin" && u.disabled_ms.is_none() && active_admins <= 1 {
+                    bail!("`{username}` is the last enabled administrator; add another before disabling this one");
+                }
+            }
+            store.set_user_disabled(&username, true).await?;
+            println!("disabled {username}; their tokens are revoked");
+        }
+        UserCommand::Enable { username } => {
+            store.set_user_disabled(&username, false).await?;
+            println!("enabled {username}");
+        }
+    }
+    Ok(())
+}
+
+async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
+    match c {
+        ClientCommand::Add {
+            client_id,
+            name,
+            public,
+            redirect_uris,
+            grants,
+            scope,
+        } => {
+            valid_name(&client_id, "client id")?;
+            for uri in &redirect_uris {
+                redirect::check_registrable(uri).map_err(anyhow::Error::msg)?;
+            }
+            let mut grant_types = Vec::new();
+            for g in &grants {
+                grant_types.push(
+                    match g.as_str() {
+                        "authorization_code" => GRANT_AUTHORIZATION_CODE,
+                        "refresh_token" => GRANT_REFRESH_TOKEN,
+                        "client_credentials" => GRANT_CLIENT_CREDENTIALS,
+                        "device_code" => GRANT_DEVICE_CODE,
+                        other => bail!(
+                            "`{other}` is not a grant type; use authorization_code, refresh_token, client_credentials or device_code"
+                        ),
+                    }
+                    .to_string(),
+                );
+            }
+            if grant_types.is_empty() {
+                grant_types = if public || !redirect_uris.is_empty() {
+                    vec![GRANT_AUTHORIZATION_CODE.into(), GRANT_REFRESH_TOKEN.into()]
+                } else {
+                    vec![GRANT_CLIENT_CREDENTIALS.into()]
+                };
+            }
+            if public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
+                bail!("a public client cannot use client_credentials (it has no secret); drop --public or the grant");
+            }
+            if grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) && redirect_uris.is_empty() {
+                bail!("the authorization_code grant needs at least one --redirect-uri");
+            }
+            let scopes = match scope {
+                Some(s) => ScopeSet::parse(&s).map_err(anyhow::Error::msg)?,
+                None => ScopeSet::all(),
+            };
+            let client_secret = (!public).then(|| secret::new_secret("tls_"));
+            store
+                .create_client(&ClientRecord {
+                    client_id: client_id.clone(),
+                    name,
+                    secret_hash: client_secret.as_deref().map(secret::hash_secret),
+                    redirect_uris,
+                    grant_types,
+                    scopes: scopes.to_string(),
+                    created_ms: crate::serve::oauth::now_secs() * 1000,
+                })
+                .await?;
+            match client_secret {
+                Some(s) => println!("added {client_id}; client secret: {s} (shown once; store it in a secret manager)"),
+                None => println!("added public client {client_id}"),
+            }
+        }
+        ClientCommand::List => {
+            for c in store.clients().await? {
+                println!(
+                    "{:<20} {:<12} {:<40} grants: {}  scopes: {}  redirects: {}",
+                    c.client_id,
+                    if c.secret_hash.is_some() {
+                        "confidential"
+                    } else {
+                        "public"
+                    },
+                    c.name,
+                    c.grant_types.join(","),
+                    c.scopes,
+                    c.redirect_uris.join(" ")
+                );
+            }
+        }
+        ClientCommand::Remove { client_id } => {
+            store.remove_client(&client_id).await?;
+            println!("removed {client_id}; its tokens are revoked");
+        }
+    }
+    Ok(())
+}

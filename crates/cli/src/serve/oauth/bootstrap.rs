@@ -1,0 +1,179 @@
+//! What the authorization server needs before its first request, made
+//! when missing: a signing key (rotated when old), the first
+//! administrator, and the public client `tradelab login` uses.
+
+use anyhow::{Context, Result};
+use tradelab_auth::jwt::{SigningKey, ALGORITHM};
+use tradelab_auth::{password, scope};
+use tradelab_core::settings::AuthSettings;
+use tradelab_store::oauth::ClientRecord;
+use tradelab_store::Store;
+
+use super::{KeyRing, CLI_CLIENT_ID, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
+
+/// The environment variable that sets the first administrator's password
+/// (otherwise a random one is printed once).
+pub const ADMIN_PASSWORD_ENV: &str = "TRADELAB_ADMIN_PASSWORD";
+
+fn now_ms() -> i64 {
+    super::now_secs() * 1000
+}
+
+/// Makes a new signing key the current one; the old stays published.
+pub async fn rotate_key(store: &Store) -> Result<String> {
+    let (key, pkcs8) = SigningKey::generate();
+    store
+        .rotate_signing_key(&key.kid, ALGORITHM, &pkcs8)
+        .await
+        .context("saving a new signing key")?;
+    Ok(key.kid)
+}
+
+/// The key ring: the current key (made, or rotated when older than
+/// `key_rotation_days`) and every retired key whose tokens may still be
+/// live. Returns it and whether a key was made.
+pub async fn load_keys(store: &Store, settings: &AuthSettings) -> Result<(KeyRing, Option<String>)> {
+    let max_age_ms = settings.key_rotation_days as i64 * 86_400_000;
+    let current = |records: &[tradelab_store::oauth::SigningKeyRecord]| {
+        records
+            .iter()
+            .filter(|k| k.retired_ms.is_none() && k.algorithm == ALGORITHM)
+            .max_by_key(|k| k.created_ms)
+            .cloned()
+    };
+    let mut made = None;
+    let records = store.signing_keys().await.context("reading the signing keys")?;
+    if current(&records).is_none_or(|k| now_ms() - k.created_ms > max_age_ms) {
+        made = Some(rotate_key(store).await?);
+    }
+    // Tokens signed by a key retired longer ago than a token lives have expired.
+    let lifetime_ms = (settings.access_token_secs + settings.clock_skew_secs) as i64 * 1000;
+    store
+        .drop_retired_keys(now_ms() - lifetime_ms)
+        .await
+        .context("dropping expired signing keys")?;
+    let records = store.signing_keys().await.context("reading the signing keys")?;
+    let active = current(&records).context("no current signing key after rotation")?;
+    let signing = SigningKey::from_pkcs8(&active.pkcs8)
+        .map_err(|e| anyhow::anyhow!("the signing key `{}` in the database is damaged: {e}", active.kid))?;
+    let mut published = Vec::new();
+    for r in records.iter().filter(|r| r.algorithm == ALGORITHM) {
+        match SigningKey::from_pkcs8(&r.pkcs8) {
+            Ok(k) => published.push(k.public()),
+            Err(e) => eprintln!("warning: skipping the damaged signing key `{}`: {e}", r.kid),
+        }
+    }
+    Ok((KeyRing { signing, published }, made))
+}
+
+/// Creates the first administrator when there is no enabled one; returns
+/// the line to print once (the one-time password, if random).
+pub async fn ensure_admin(store: &Store) -> Result<Option<String>> {
+    if store.active_admins().await? > 0 {
+        return Ok(None);
+    }
+    let (secret, from_env) = match std::env::var(ADMIN_PASSWORD_ENV) {
+        Ok(p) if !p.is_empty() => {
+            password::check_new_password(&p).map_err(|e| anyhow::anyhow!("{ADMIN_PASSWORD_ENV}: {e}"))?;
+            (p, true)
+        }
+        _ => (password::random_password(), false),
+    };
+    let hash = tokio::task::spawn_blocking({
+        let secret = secret.clone();
+        move || password::hash_password(&secret)
+    })
+    .await?;
+    for n in 1..100 {
+        let name = if n == 1 {
+            "admin".to_string()
+        } else {
+            format!("admin-{n}")
+        };
+        if store.user_by_name(&name).await?.is_some() {
+            continue;
+        }
+        match store.create_user(&name, &hash, "admin", true).await {
+            Ok(_) => {
+                return Ok(Some(if from_env {
+                    format!("created the administrator `{name}` with the password from {ADMIN_PASSWORD_ENV}; it must be changed at first sign-in")
+                } else {
+                    format!("created the administrator `{name}` with the one-time password {secret} (shown once; it must be changed at first sign-in)")
+                }))
+            }
+            // Another server starting at the same moment made one.
+            Err(_) if store.active_admins().await? > 0 => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!("could not find a free administrator name; add one with `tradelab auth user add`")
+}
+
+/// The public client `tradelab login` uses: loopback redirects (any port,
+/// RFC 8252) and the device flow.
+pub async fn ensure_cli_client(store: &Store) -> Result<()> {
+    if store.client(CLI_CLIENT_ID).await?.is_some() {
+        return Ok(());
+    }
+    let client = ClientRecord {
+        client_id: CLI_CLIENT_ID.into(),
+        name: "tradelab command line".into(),
+        secret_hash: None,
+        redirect_uris: vec!["http://127.0.0.1/callback".into(), "http://[::1]/callback".into()],
+        grant_types: vec![
+            GRANT_AUTHORIZATION_CODE.into(),
+            GRANT_REFRESH_TOKEN.into(),
+            GRANT_DEVICE_CODE.into(),
+        ],
+        scopes: scope::ALL.join(" "),
+        created_ms: now_ms(),
+    };
+    match store.create_client(&client).await {
+        Ok(()) => Ok(()),
+        Err(_) if store.client(CLI_CLIENT_ID).await?.is_some() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The issuer: `auth.issuer`, else `http://` and the listen address (the
+/// loopback address when listening on all of them).
+pub fn issuer_for(settings: &AuthSettings, local: std::net::SocketAddr) -> String {
+    if !settings.issuer.is_empty() {
+        return settings.issuer.clone();
+    }
+    let ip = match local.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
+}
+
+/// Everything at start: keys, first administrator, CLI client; prints
+/// what a person must know (a one-time password, auth switched off).
+pub async fn start(
+    store: &Store,
+    settings: &AuthSettings,
+    local: std::net::SocketAddr,
+    enabled: bool,
+) -> Result<std::sync::Arc<super::AuthServer>> {
+    let (keys, made) = load_keys(store, settings).await?;
+    if let Some(kid) = made {
+        eprintln!("auth: new signing key {kid}");
+    }
+    if let Some(line) = ensure_admin(store).await? {
+        eprintln!("auth: {line}");
+    }
+    ensure_cli_client(store).await?;
+    if !enabled {
+        eprintln!(
+            "WARNING: --insecure-no-auth: the API answers every request without a token. Use this only on a development machine."
+        );
+    }
+    Ok(std::sync::Arc::new(super::AuthServer::new(
+        enabled,
+        issuer_for(settings, local),
+        settings.clone(),
+        keys,
+    )))
+}

@@ -1,0 +1,250 @@
+//! The authorization server inside `tradelab serve` (OAuth 2.0, RFC 6749,
+//! with the current best practice of RFC 9700):
+//!
+//! - [`authorize`]: the authorization-code flow with PKCE: login page,
+//!   first-login password change, consent, code;
+//! - [`token`]: the token endpoint (authorization_code, refresh_token,
+//!   client_credentials, device_code), revocation (RFC 7009) and
+//!   introspection (RFC 7662);
+//! - [`device`]: the device authorization grant (RFC 8628);
+//! - [`discovery`]: server metadata (RFC 8414) and the JWKS (RFC 7517);
+//! - [`pages`]: the server-rendered HTML;
+//! - [`bootstrap`]: signing keys, the first administrator and the CLI's
+//!   client, made at start when missing.
+//!
+//! Access tokens are EdDSA-signed JWTs (see `tradelab_auth::jwt`); the
+//! resource side that checks them is `serve::guard`. Login sessions and
+//! rate limits live in this process's memory.
+
+pub mod authorize;
+pub mod bootstrap;
+pub mod device;
+pub mod discovery;
+pub mod pages;
+pub mod params;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tradelab_auth::jwt::{PublicKey, SigningKey};
+use tradelab_auth::ratelimit::RateLimiter;
+use tradelab_core::settings::AuthSettings;
+
+use super::state::AppState;
+
+/// The public client `tradelab login` uses, made at first start.
+pub const CLI_CLIENT_ID: &str = "tradelab-cli";
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// Authorization codes live this long.
+pub const CODE_TTL: Duration = Duration::from_secs(60);
+/// A login is remembered (for the next authorization) this long.
+pub const SESSION_TTL: Duration = Duration::from_secs(3600);
+
+/// The signing key in use and every key still published.
+pub struct KeyRing {
+    pub signing: SigningKey,
+    pub published: Vec<PublicKey>,
+}
+
+/// A browser's login, keyed by the session cookie.
+#[derive(Clone)]
+pub struct LoginSession {
+    pub user_id: String,
+    pub must_change_password: bool,
+    pub expires: Instant,
+}
+
+pub struct AuthServer {
+    /// False only with `tradelab serve --insecure-no-auth`.
+    pub enabled: bool,
+    pub issuer: String,
+    pub settings: AuthSettings,
+    pub keys: RwLock<KeyRing>,
+    sessions: Mutex<HashMap<String, LoginSession>>,
+    pub login_by_user: RateLimiter,
+    pub login_by_address: RateLimiter,
+    pub token_by_client: RateLimiter,
+    pub token_by_address: RateLimiter,
+}
+
+impl AuthServer {
+    pub fn new(enabled: bool, issuer: String, settings: AuthSettings, keys: KeyRing) -> AuthServer {
+        let window = Duration::from_secs(settings.login_window_secs);
+        let minute = Duration::from_secs(60);
+        AuthServer {
+            enabled,
+            issuer,
+            login_by_user: RateLimiter::new(settings.login_attempts, window),
+            login_by_address: RateLimiter::new(settings.login_attempts * 10, window),
+            token_by_client: RateLimiter::new(settings.token_requests_per_minute, minute),
+            token_by_address: RateLimiter::new(settings.token_requests_per_minute * 2, minute),
+            settings,
+            keys: RwLock::new(keys),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn published_keys(&self) -> Vec<PublicKey> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).published.clone()
+    }
+
+    /// Cookies get `Secure` when the issuer is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    pub fn start_session(&self, user_id: &str, must_change_password: bool) -> String {
+        let id = tradelab_auth::secret::new_secret("");
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, s| s.expires > now);
+        sessions.insert(
+            id.clone(),
+            LoginSession {
+                user_id: user_id.to_string(),
+                must_change_password,
+                expires: now + SESSION_TTL,
+            },
+        );
+        id
+    }
+
+    pub fn session(&self, id: &str) -> Option<LoginSession> {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    pub fn password_changed(&self, id: &str) {
+        if let Some(s) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
+            s.must_change_password = false;
+        }
+    }
+}
+
+/// The authorization server's routes (none of them needs a token).
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/oauth/authorize", get(authorize::start).post(authorize::login))
+        .route("/oauth/password", post(authorize::change_password))
+        .route("/oauth/consent", post(authorize::consent))
+        .route("/oauth/token", post(token::token))
+        .route("/oauth/revoke", post(token::revoke))
+        .route("/oauth/introspect", post(token::introspect))
+        .route("/oauth/device_authorization", post(device::start))
+        .route("/oauth/device", get(device::page).post(device::decide))
+        .route("/oauth/jwks.json", get(discovery::jwks))
+        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
+}
+
+/// An OAuth error answer (RFC 6749 §5.2): JSON, never cached.
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_request(d: impl Into<String>) -> OAuthError {
+        OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+
+    pub fn invalid_grant(d: impl Into<String>) -> OAuthError {
+        OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+    }
+
+    pub fn invalid_client(d: impl Into<String>) -> OAuthError {
+        OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+    }
+
+    pub fn server(what: &str, e: impl std::fmt::Display) -> OAuthError {
+        eprintln!("error: {what}: {e}");
+        OAuthError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            format!("{what} failed on the server; its log has the cause"),
+        )
+    }
+
+    pub fn too_many(wait: Duration) -> Response {
+        let mut r = OAuthError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            format!("too many requests; retry in {} s", wait.as_secs().max(1)),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        r
+    }
+}
+
+impl From<tradelab_store::StoreError> for OAuthError {
+    fn from(e: tradelab_store::StoreError) -> OAuthError {
+        OAuthError::server("the database", e)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.error, "error_description": self.description});
+        let mut r = (self.status, no_store(), axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tradelab\""),
+            );
+        }
+        r
+    }
+}
+
+/// Token responses and pages with secrets must never be cached.
+pub fn no_store() -> [(header::HeaderName, &'static str); 2] {
+    [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
+}
+
+/// The caller's address, for rate limits: the socket's peer (a proxy in
+/// front should be trusted explicitly; X-Forwarded-For is not read).
+pub fn client_address(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// One cookie's value from the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
