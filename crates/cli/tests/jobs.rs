@@ -106,7 +106,7 @@ fn killed_worker_journey(db: &str) {
 
     let (server, line) = start({
         let mut c = tradelab(d, db);
-        c.args(["serve", "--addr", "127.0.0.1:0", "--workers", "0"]);
+        c.args(["serve", "--addr", "127.0.0.1:0", "--workers", "0", "--insecure-no-auth"]);
         c
     });
     let addr = line

@@ -50,7 +50,7 @@ pub struct AuthRequest {
 
 /// Where a signed-in browser goes next.
 pub enum Continuation {
-    Authorize(AuthRequest),
+    Authorize(Box<AuthRequest>),
     Device { user_code: String },
 }
 
@@ -177,7 +177,7 @@ async fn continuation(s: &AppState, p: &Params) -> Result<Continuation, Response
             user_code: secret::normalise_user_code(p.get("user_code").unwrap_or("")),
         });
     }
-    check_request(s, p).await.map(Continuation::Authorize)
+    check_request(s, p).await.map(|r| Continuation::Authorize(Box::new(r)))
 }
 
 /// The browser's CSRF token, or a new one with the cookie that sets it.
@@ -258,7 +258,17 @@ pub async fn start(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(
         Some((_, session, _)) if session.must_change_password => {
             pages::change_password(&carried, &csrf, None, &cookies)
         }
-        Some((_, _, user)) => proceed(&s, &user, Continuation::Authorize(req), &carried, &csrf, &cookies).await,
+        Some((_, _, user)) => {
+            proceed(
+                &s,
+                &user,
+                Continuation::Authorize(Box::new(req)),
+                &carried,
+                &csrf,
+                &cookies,
+            )
+            .await
+        }
         None => pages::login(&carried, &csrf, &req.client.name, None, &cookies, StatusCode::OK),
     }
 }
