@@ -26,6 +26,20 @@ pub const OFFLINE_ACCESS: &str = "offline_access";
 /// Every scope this server knows, in display order.
 pub const ALL: &[&str] = &[DATA_READ, MODELS_READ, MODELS_WRITE, TRAIN, BACKTEST, TRADE, ADMIN];
 
+/// What a scope lets a client do, in words (consent pages, API docs).
+pub fn describe(scope: &str) -> &'static str {
+    match scope {
+        DATA_READ => "read data sets, runs, backtests and jobs",
+        MODELS_READ => "read and download models",
+        MODELS_WRITE => "change model stages and clean up the registry",
+        TRAIN => "start and cancel training jobs",
+        BACKTEST => "start and cancel backtests",
+        TRADE => "ask models for trading decisions",
+        ADMIN => "administer the server (metrics, users, clients)",
+        _ => "",
+    }
+}
+
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

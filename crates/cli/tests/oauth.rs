@@ -79,9 +79,14 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(mut cmd: Command) -> Server {
+    fn start(cmd: Command) -> Server {
+        Server::start_with(cmd, &[])
+    }
+
+    fn start_with(mut cmd: Command, extra: &[&str]) -> Server {
         let mut child = cmd
             .args(["serve", "--addr", "127.0.0.1:0", "--workers", "0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -458,6 +463,17 @@ fn the_first_start_creates_an_administrator_with_a_one_time_password() {
         ],
     );
     assert!(consent.body.contains("administer the server"), "{}", consent.body);
+    drop(second);
+    // Switching checks off is explicit and loud.
+    let open = Server::start_with(tradelab(d), &["--insecure-no-auth"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        open.output().contains("WARNING: --insecure-no-auth"),
+        "{}",
+        open.output()
+    );
+    assert_eq!(Browser::new().get(&format!("{}/v1/runs", open.url)).status, 200);
+    drop(open);
     // Bad administration input gets one clear line.
     for (args, expect) in [
         (

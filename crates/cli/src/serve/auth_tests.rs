@@ -325,6 +325,77 @@ async fn every_api_route_refuses_a_request_without_a_token() {
     assert!(checked >= 20, "only {checked} routes checked");
 }
 
+#[tokio::test]
+async fn each_route_enforces_the_scopes_its_documentation_names() {
+    use utoipa::OpenApi;
+    let f = fixture().await;
+    let doc = super::ApiDoc::openapi();
+    let mut checked = 0;
+    for (path, item) in &doc.paths.paths {
+        for (method, op) in [("GET", &item.get), ("POST", &item.post)] {
+            let Some(op) = op else { continue };
+            if path == "/v1/health" {
+                assert!(op.security.is_none());
+                continue;
+            }
+            let documented: Vec<String> = op
+                .security
+                .as_ref()
+                .unwrap_or_else(|| panic!("{method} {path} documents no scope"))
+                .iter()
+                .map(|r| {
+                    serde_json::to_value(r).unwrap()["oauth2"][0]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            let uri = path
+                .replace("{name}", "tiny")
+                .replace("{version}", "1")
+                .replace("{id}", "x");
+            let call = |scope: String| {
+                let app = f.app.clone();
+                let uri = uri.clone();
+                let f = &f;
+                async move {
+                    let token = minted(f, &scope, |_| {}).await;
+                    let req = Request::builder()
+                        .method(method)
+                        .uri(&uri)
+                        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                        .body(Body::empty())
+                        .unwrap();
+                    send(&app, req).await.status
+                }
+            };
+            // Every other scope together is not enough...
+            let others: Vec<&str> = tradelab_auth::scope::ALL
+                .iter()
+                .copied()
+                .filter(|s| !documented.iter().any(|d| d == s))
+                .collect();
+            assert_eq!(
+                call(others.join(" ")).await,
+                StatusCode::FORBIDDEN,
+                "{method} {path} without {documented:?}"
+            );
+            // ...and each documented one alone gets past the guard.
+            for scope in &documented {
+                let status = call(scope.clone()).await;
+                assert!(
+                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    "{method} {path} with {scope}: {status}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} routes checked");
+    let scheme = serde_json::to_value(&doc.components.unwrap().security_schemes["oauth2"]).unwrap();
+    assert_eq!(scheme["flows"]["authorizationCode"]["tokenUrl"], "/oauth/token");
+}
+
 /// A token signed by the server's key with `edit` applied to its claims,
 /// from a real (live) grant.
 async fn minted(f: &Fixture, scope: &str, edit: impl FnOnce(&mut AccessClaims)) -> String {
@@ -952,6 +1023,36 @@ async fn the_device_flow_signs_in_a_machine_without_a_browser() {
     assert_eq!(get_with(&f.app, "/v1/runs", Some(access)).await.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(poll().await["error"], "expired_token", "a device code is used once");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_rate_limited_per_client() {
+    let mut settings = Settings::default();
+    settings.auth.token_requests_per_minute = 3;
+    let f = fixture_with(settings).await;
+    let ask = || {
+        post_form(
+            &f.app,
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            Some(("svc", SERVICE_SECRET)),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(ask().await.status, StatusCode::OK);
+    }
+    let limited = ask().await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.get(header::RETRY_AFTER).is_some());
+    // Guessing a client's secret is limited the same way.
+    let wrong = post_form(
+        &f.app,
+        "/oauth/token",
+        &[("grant_type", "client_credentials")],
+        Some(("svc", "tls_guess")),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test]

@@ -87,9 +87,79 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         job_routes::events,
         routes::metrics,
     ),
-    components(schemas(Problem))
+    components(schemas(Problem)),
+    modifiers(&OAuthScopes)
 )]
 pub struct ApiDoc;
+
+/// Adds the OAuth 2.0 security scheme to the OpenAPI document and, on each
+/// operation, the scopes the router demands of it (any one suffices). A
+/// test checks every documented scope is what the server enforces.
+struct OAuthScopes;
+
+impl utoipa::Modify for OAuthScopes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            AuthorizationCode, ClientCredentials, Flow, OAuth2, Scopes, SecurityRequirement, SecurityScheme,
+        };
+        let scopes = || {
+            Scopes::from_iter(
+                tradelab_auth::scope::ALL
+                    .iter()
+                    .map(|s| (*s, tradelab_auth::scope::describe(s))),
+            )
+        };
+        let scheme = SecurityScheme::OAuth2(OAuth2::new([
+            Flow::AuthorizationCode(AuthorizationCode::new("/oauth/authorize", "/oauth/token", scopes())),
+            Flow::ClientCredentials(ClientCredentials::new("/oauth/token", scopes())),
+        ]));
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("oauth2", scheme);
+        for (method, path, needs) in ROUTE_SCOPES {
+            let Some(item) = doc.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let op = match *method {
+                "GET" => item.get.as_mut(),
+                "POST" => item.post.as_mut(),
+                _ => None,
+            };
+            if let Some(op) = op {
+                op.security = Some(needs.iter().map(|s| SecurityRequirement::new("oauth2", [*s])).collect());
+            }
+        }
+    }
+}
+
+/// The scope each route needs, for the API documentation; the router below
+/// enforces the same (a test checks that they agree, route by route).
+pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
+    use tradelab_auth::scope::{ADMIN, BACKTEST, DATA_READ, MODELS_READ, MODELS_WRITE, TRADE, TRAIN};
+    &[
+        ("GET", "/v1/datasets", &[DATA_READ]),
+        ("GET", "/v1/runs", &[DATA_READ]),
+        ("GET", "/v1/runs/{id}", &[DATA_READ]),
+        ("GET", "/v1/runs/{id}/metrics", &[DATA_READ]),
+        ("GET", "/v1/models", &[MODELS_READ]),
+        ("POST", "/v1/models/gc", &[MODELS_WRITE]),
+        ("GET", "/v1/models/{name}/{version}", &[MODELS_READ]),
+        ("GET", "/v1/models/{name}/{version}/download", &[MODELS_READ]),
+        ("POST", "/v1/models/{name}/{version}/stage", &[MODELS_WRITE]),
+        ("POST", "/v1/models/{name}/{version}/decide", &[TRADE]),
+        ("GET", "/v1/backtests", &[DATA_READ]),
+        ("POST", "/v1/backtests", &[BACKTEST]),
+        ("POST", "/v1/training-jobs", &[TRAIN]),
+        ("GET", "/v1/jobs", &[DATA_READ]),
+        ("GET", "/v1/jobs/{id}", &[DATA_READ]),
+        ("POST", "/v1/jobs/{id}/cancel", &[TRAIN, BACKTEST]),
+        ("GET", "/v1/jobs/{id}/events", &[DATA_READ]),
+        ("GET", "/v1/backtests/{id}", &[DATA_READ]),
+        ("GET", "/v1/backtests/{id}/trades", &[DATA_READ]),
+        ("GET", "/v1/backtests/{id}/equity", &[DATA_READ]),
+        ("GET", "/metrics", &[ADMIN]),
+    ]
+};
 
 /// The application: every route with the scope it needs, its limits and
 /// its metrics. The route table is the one place scopes are declared; a

@@ -26,20 +26,6 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// What a scope lets a client do, in words.
-fn describe(scope: &str) -> &'static str {
-    match scope {
-        "data:read" => "read data sets, runs, backtests and jobs",
-        "models:read" => "read and download models",
-        "models:write" => "change model stages and clean up the registry",
-        "train" => "start and cancel training jobs",
-        "backtest" => "start and cancel backtests",
-        "trade" => "ask models for trading decisions",
-        "admin" => "administer the server (metrics, users, clients)",
-        _ => "",
-    }
-}
-
 fn hidden(carried: &[(String, String)], csrf: &str) -> String {
     let mut out = format!(r#"<input type="hidden" name="csrf" value="{}">"#, escape(csrf));
     for (k, v) in carried {
@@ -142,7 +128,13 @@ pub fn change_password(carried: &[(String, String)], csrf: &str, error: Option<&
 fn scope_list(scopes: &ScopeSet) -> String {
     let items: String = scopes
         .iter()
-        .map(|s| format!("<li><code>{}</code>: {}</li>", escape(s), describe(s)))
+        .map(|s| {
+            format!(
+                "<li><code>{}</code>: {}</li>",
+                escape(s),
+                tradelab_auth::scope::describe(s)
+            )
+        })
         .collect();
     format!("<ul>{items}</ul>")
 }
