@@ -44,7 +44,7 @@ CERT=$(psql "$PG" -Atc 'show ssl_cert_file' 2>/dev/null || true)
 if [ -n "$CERT" ] && [ "$(psql "$PG" -Atc 'show ssl' 2>/dev/null)" = on ]; then
   for i in $(seq "$RUNS"); do
     db=tradelab_ready_$i
-    psql "$PG" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql "$PG" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
     measure "postgres://postgres@localhost:5432/$db?sslmode=verify-full&sslrootcert=$CERT"
     psql "$PG" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null
   done | report "PostgreSQL over verify-full TLS (new database)"
