@@ -44,6 +44,10 @@ pub enum Command {
     Data(DataCommand),
     /// Backtest a rule strategy on one or more instruments from data/raw.
     Backtest(BacktestArgs),
+    /// Fits the regime model (a Gaussian HMM, states chosen by BIC) on each
+    /// market's training split and shows the states and the filtered
+    /// regime probabilities, which use no future bar.
+    Regimes(RegimesArgs),
     /// Monte Carlo stress test of a strategy's equity curve.
     Stress(StressArgs),
     /// Train an RL agent (PPO with an LSTM, Transformer or MLP encoder).
@@ -74,6 +78,20 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Calls the API with the stored token, refreshing it when needed.
     Api(ApiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegimesArgs {
+    /// Markets by name (data/final or data.raw_dir) or path; default: every
+    /// prepared market.
+    #[arg(long = "symbol")]
+    pub symbols: Vec<String>,
+    /// Only series of this timeframe, e.g. 1d or 5m.
+    #[arg(long)]
+    pub timeframe: Option<String>,
+    /// Print JSON (every state, and the probabilities of every bar).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -330,3 +330,49 @@ fn closed_stdout_pipe_is_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `tradelab regimes` on a bundled daily file: states chosen by BIC and
+/// ordered by volatility, probabilities that sum to 1 on every bar, and
+/// bad settings named.
+#[test]
+fn regimes_are_fitted_on_the_training_split_and_filtered() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(
+        dir.path(),
+        &["--set", "store.record=false", "regimes", "--symbol", "nvda-1999-2014"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("states by BIC") && text.contains("latest bar"), "{text}");
+    let o = tradelab(
+        dir.path(),
+        &[
+            "--set",
+            "store.record=false",
+            "regimes",
+            "--symbol",
+            "nvda-1999-2014",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = &report[0];
+    let states = r["states"].as_array().unwrap();
+    assert!((2..=4).contains(&states.len()));
+    let vols: Vec<f64> = states.iter().map(|s| s["volatility"].as_f64().unwrap()).collect();
+    assert!(vols.windows(2).all(|w| w[0] <= w[1]), "ordered by volatility: {vols:?}");
+    let probs = r["probabilities"].as_array().unwrap();
+    assert_eq!(probs.len(), r["ts"].as_array().unwrap().len());
+    for p in probs {
+        let sum: f64 = p.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-9);
+    }
+    assert_clean_failure(
+        &tradelab(
+            dir.path(),
+            &["--set", "regime.max_states=9", "regimes", "--symbol", "nvda-1999-2014"],
+        ),
+        &["regime.max_states"],
+    );
+}

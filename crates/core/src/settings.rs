@@ -41,6 +41,36 @@ pub struct Settings {
     /// The API's OAuth 2.0 authorization and resource server.
     #[serde(default)]
     pub auth: AuthSettings,
+    /// Regime detection (a Gaussian HMM over causal features).
+    #[serde(default)]
+    pub regime: RegimeSettings,
+}
+
+/// Regime detection: the hidden Markov model's size and its features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegimeSettings {
+    /// The number of states is chosen by BIC within this range.
+    pub min_states: usize,
+    pub max_states: usize,
+    /// Bars in the realised-volatility and trend-strength windows.
+    pub vol_window: usize,
+    pub trend_window: usize,
+    /// The filter's probability floor, so it recovers after a switch.
+    pub floor: f64,
+}
+
+impl Default for RegimeSettings {
+    /// The same values as `config/settings.yaml` (a test checks they agree).
+    fn default() -> Self {
+        RegimeSettings {
+            min_states: 2,
+            max_states: 4,
+            vol_window: 10,
+            trend_window: 20,
+            floor: 1e-6,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -790,6 +820,12 @@ impl Settings {
             "is not an http(s) URL",
             "empty, or a URL like http://127.0.0.1:5000",
         );
+        let rg = &self.regime;
+        v.int_range("regime.min_states", rg.min_states, 1, 8);
+        v.int_range("regime.max_states", rg.max_states, rg.min_states.max(1), 8);
+        v.int_range("regime.vol_window", rg.vol_window, 2, 1000);
+        v.int_range("regime.trend_window", rg.trend_window, 2, 1000);
+        v.range("regime.floor", rg.floor, 0.0, 0.01);
         let au = &self.auth;
         v.check(
             au.issuer.is_empty() || au.issuer.starts_with("https://") || au.issuer.starts_with("http://"),
@@ -995,6 +1031,11 @@ mod tests {
     fn store_defaults_match_the_file_and_bad_store_settings_are_named() {
         assert_eq!(Settings::default().store, StoreSettings::default());
         assert_eq!(Settings::default().auth, AuthSettings::default());
+        assert_eq!(Settings::default().regime, RegimeSettings::default());
+        let e = Settings::defaults_with(&["regime.max_states=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("regime.max_states"), "{e}");
         for bad in [
             "auth.issuer=ftp://x",
             "auth.issuer=https://x/",

@@ -37,6 +37,7 @@ pub mod hrm;
 mod kernels;
 pub mod lstm;
 mod lstm_recurrence;
+pub mod moe;
 pub mod params;
 pub mod policy;
 pub mod special;

@@ -10,6 +10,7 @@ mod evaluate;
 mod login;
 mod markets;
 pub mod models;
+mod regimes;
 mod run;
 mod runs;
 mod stress;
@@ -33,6 +34,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Serve(a) => crate::serve::run(&cli.global, &a),
         Command::Worker(a) => crate::jobs::worker::run_command(&cli.global, &a),
         Command::Auth(c) => auth::run(&cli.global, c),
+        Command::Regimes(a) => regimes::run(&cli.global, &a),
         Command::Login(a) => login::login(&a),
         Command::Logout(a) => login::logout(&a),
         Command::Api(a) => login::api(&a),

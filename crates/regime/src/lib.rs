@@ -1,0 +1,37 @@
+//! Market regimes, detected without peeking at the future
+//! (algorithms.md §5).
+//!
+//! - [`features`]: returns, realised volatility and trend strength, each
+//!   computed from bars up to t only, standardised with statistics of the
+//!   fitting window;
+//! - [`hmm`]: a Gaussian hidden Markov model with diagonal covariances:
+//!   Baum-Welch fitting (forward-backward is used here, on training data,
+//!   and nowhere else), BIC to choose the number of states, states
+//!   relabelled by volatility so state 0 is always the calmest;
+//! - [`filter`]: the scaled forward recursion, one bar at a time:
+//!   p(regime | data up to t), floored so it recovers after a switch, and
+//!   the one-bar-ahead predictive distribution;
+//! - [`detector`]: the three together: fit on a training series, filter any
+//!   series.
+
+pub mod detector;
+pub mod features;
+pub mod filter;
+pub mod hmm;
+
+pub use detector::{RegimeConfig, RegimeDetector};
+pub use filter::RegimeFilter;
+pub use hmm::GaussianHmm;
+
+/// Why a regime model could not be fitted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RegimeError {
+    #[error(
+        "too few observations to fit {states} states: {have} (need at least {need}); use a longer training window"
+    )]
+    TooShort { states: usize, have: usize, need: usize },
+    #[error("the regime settings are invalid: {0}")]
+    Config(String),
+    #[error("the observations contain a non-finite value at row {0}; repair the data first")]
+    NonFinite(usize),
+}
