@@ -41,6 +41,7 @@ mod gae;
 pub mod hindsight;
 pub mod hrm;
 mod inputs;
+pub mod meta;
 pub mod metadata;
 pub mod ppo;
 mod reward_scale;
