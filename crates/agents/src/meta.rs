@@ -29,7 +29,9 @@ impl MetaMode {
             "maml" | "second-order" => Ok(MetaMode::SecondOrder),
             "fomaml" | "first-order" => Ok(MetaMode::FirstOrder),
             "reptile" => Ok(MetaMode::Reptile),
-            other => Err(format!("`{other}` is not a meta-learning mode; use maml, fomaml or reptile")),
+            other => Err(format!(
+                "`{other}` is not a meta-learning mode; use maml, fomaml or reptile"
+            )),
         }
     }
 }
@@ -166,7 +168,12 @@ mod tests {
                 &mut |t| query.grad(t),
             );
             for i in 0..2 {
-                assert!((got[i] - want[i]).abs() < 1e-9, "{steps} steps, {i}: {} vs {}", got[i], want[i]);
+                assert!(
+                    (got[i] - want[i]).abs() < 1e-9,
+                    "{steps} steps, {i}: {} vs {}",
+                    got[i],
+                    want[i]
+                );
             }
             // First order drops the Hessian terms: a visibly different answer.
             let fo = meta_gradient(
@@ -198,7 +205,13 @@ mod tests {
             loss_q(it.last().unwrap())
         };
         let iterates = adapt(&theta, alpha, 2, &mut |x| support.grad(x));
-        let got = meta_gradient(MetaMode::SecondOrder, &iterates, alpha, &mut |x| support.grad(x), &mut |x| grad_q(x));
+        let got = meta_gradient(
+            MetaMode::SecondOrder,
+            &iterates,
+            alpha,
+            &mut |x| support.grad(x),
+            &mut |x| grad_q(x),
+        );
         let h = 1e-6;
         for i in 0..2 {
             let mut p = theta;
@@ -216,7 +229,9 @@ mod tests {
         let iterates = adapt(&theta, 0.5, 2, &mut |t| t.to_vec());
         // Two steps of θ ← θ − 0.5 θ: θ' = θ / 4.
         assert_eq!(iterates.last().unwrap(), &vec![0.25, 0.5]);
-        let g = meta_gradient(MetaMode::Reptile, &iterates, 0.5, &mut |t| t.to_vec(), &mut |t| t.to_vec());
+        let g = meta_gradient(MetaMode::Reptile, &iterates, 0.5, &mut |t| t.to_vec(), &mut |t| {
+            t.to_vec()
+        });
         assert_eq!(g, vec![0.75, 1.5]);
         assert_eq!(MetaMode::parse("maml").unwrap(), MetaMode::SecondOrder);
         assert!(MetaMode::parse("mamal").is_err());
