@@ -95,7 +95,7 @@ impl GaussianHmm {
     /// A starting point without randomness: observations sorted by feature
     /// `by` and cut into `states` equal slices, each slice's moments one
     /// state's emission; sticky transitions.
-    fn initial(data: &[f64], dims: usize, states: usize, by: usize) -> GaussianHmm {
+    pub fn initial(data: &[f64], dims: usize, states: usize, by: usize) -> GaussianHmm {
         let n = data.len() / dims;
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| data[a * dims + by].total_cmp(&data[b * dims + by]));
