@@ -14,8 +14,10 @@
 
 use candle_core::{Result, Tensor, D};
 
+use crate::heads::{masked_log_probs, Beta};
 use crate::kernels;
 use crate::params::Params;
+use crate::policy::{PolicyConfig, PolicyNet, PolicyOutput};
 use crate::transformer::Linear;
 
 /// Market-state features (and regime probabilities) in, log-weights of the
@@ -44,6 +46,109 @@ impl GatingNet {
     pub fn forward(&self, inputs: &Tensor) -> Result<Tensor> {
         let h = kernels::tanh(&self.hidden.forward(inputs)?)?;
         candle_nn::ops::log_softmax(&self.out.forward(&h)?, D::Minus1)
+    }
+}
+
+/// Specialist policy networks (same shape, their own weights, named
+/// `expertK.*`) and a gate over them that reads the window's last bar and
+/// the account (where regime probabilities, when the features carry them,
+/// are too).
+pub struct MixturePolicy {
+    experts: Vec<PolicyNet>,
+    gate: GatingNet,
+    window: usize,
+}
+
+/// One batch through every expert and the gate.
+pub struct MixtureOutput {
+    pub experts: Vec<PolicyOutput>,
+    /// `[B, K]`.
+    pub log_gate: Tensor,
+    /// Σ_k g_k V_k, `[B]`.
+    pub value: Tensor,
+}
+
+impl MixturePolicy {
+    pub fn new(p: &mut Params, cfg: PolicyConfig, experts: usize, gate_hidden: usize) -> Result<MixturePolicy> {
+        if experts == 0 {
+            candle_core::bail!("a mixture needs at least one expert");
+        }
+        let nets = (0..experts)
+            .map(|k| p.scoped(&format!("expert{k}"), |p| PolicyNet::new(p, cfg.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let gate = GatingNet::new(p, "gate", cfg.features + cfg.account, gate_hidden, experts)?;
+        Ok(MixturePolicy {
+            experts: nets,
+            gate,
+            window: cfg.window,
+        })
+    }
+
+    pub fn experts(&self) -> usize {
+        self.experts.len()
+    }
+
+    /// Inputs as [`PolicyNet::forward`] takes them.
+    pub fn forward(
+        &self,
+        window: &Tensor,
+        account: &Tensor,
+        instrument: &Tensor,
+        timeframe: &Tensor,
+    ) -> Result<MixtureOutput> {
+        let experts = self
+            .experts
+            .iter()
+            .map(|e| e.forward(window, account, instrument, timeframe))
+            .collect::<Result<Vec<_>>>()?;
+        let last = window.narrow(1, self.window - 1, 1)?.squeeze(1)?;
+        let gate_in = Tensor::cat(&[&last, &account.to_dtype(last.dtype())?], 1)?;
+        let log_gate = self.gate.forward(&gate_in)?;
+        let values = Tensor::stack(&experts.iter().map(|o| &o.value).collect::<Vec<_>>(), 1)?;
+        let value = mixture_mean(&log_gate, &values)?;
+        Ok(MixtureOutput {
+            experts,
+            log_gate,
+            value,
+        })
+    }
+
+    /// Each expert's log-probability of the taken actions (type, and the
+    /// quantity where `entries` is 1), `[B, K]`.
+    pub fn expert_log_probs(
+        out: &MixtureOutput,
+        mask: &Tensor,
+        actions: &Tensor,
+        quantities: &Tensor,
+        entries: &Tensor,
+    ) -> Result<Tensor> {
+        let per = out
+            .experts
+            .iter()
+            .map(|o| {
+                let lp = masked_log_probs(&o.logits, mask)?
+                    .gather(&actions.unsqueeze(1)?, 1)?
+                    .squeeze(1)?;
+                let q = Beta::from_raw(&o.raw_alpha, &o.raw_beta)?.log_prob(quantities)?;
+                lp + (q * entries)?
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&per, 1)
+    }
+
+    /// The mixture's log-probability of the taken actions, `[B]` (PPO's
+    /// ratio uses it).
+    pub fn log_prob(
+        out: &MixtureOutput,
+        mask: &Tensor,
+        actions: &Tensor,
+        quantities: &Tensor,
+        entries: &Tensor,
+    ) -> Result<Tensor> {
+        mixture_log_prob(
+            &out.log_gate,
+            &Self::expert_log_probs(out, mask, actions, quantities, entries)?,
+        )
     }
 }
 
@@ -102,6 +207,70 @@ mod tests {
         let values = t(&[&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]]);
         let v = mixture_mean(&log_g, &values).unwrap().to_vec1::<f32>().unwrap();
         assert!((v[0] - (0.2 + 1.0 + 0.9)).abs() < 1e-6 && (v[1] - (0.9 + 0.1 + 0.15)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_mixture_policy_is_the_weighted_sum_of_its_experts() {
+        use crate::policy::EncoderKind;
+        let cfg = PolicyConfig {
+            encoder: EncoderKind::Lstm,
+            features: 5,
+            window: 6,
+            account: 3,
+            hidden: 8,
+            heads: 2,
+            layers: 1,
+            instruments: 2,
+            timeframes: 1,
+        };
+        let d = Device::Cpu;
+        let mut p = Params::new(11, d.clone());
+        let m = MixturePolicy::new(&mut p, cfg, 4, 16).unwrap();
+        let names: Vec<String> = p.named_vars().into_iter().map(|(n, _)| n).collect();
+        for k in 0..4 {
+            assert!(
+                names.iter().any(|n| n.starts_with(&format!("expert{k}.trunk"))),
+                "{names:?}"
+            );
+        }
+        assert!(names.iter().any(|n| n.starts_with("gate.")));
+        let b = 3;
+        let window = Tensor::randn(0f32, 1.0, (b, 6, 5), &d).unwrap();
+        let account = Tensor::randn(0f32, 1.0, (b, 3), &d).unwrap();
+        let ids = Tensor::new(&[0u32, 1, 0], &d).unwrap();
+        let tf = Tensor::new(&[0u32; 3], &d).unwrap();
+        let out = m.forward(&window, &account, &ids, &tf).unwrap();
+        let mask = Tensor::ones((b, 5), DType::F32, &d).unwrap();
+        let actions = Tensor::new(&[0u32, 2, 4], &d).unwrap();
+        let q = Tensor::new(&[0.3f32, 0.5, 0.9], &d).unwrap();
+        let entries = Tensor::new(&[1f32, 0.0, 1.0], &d).unwrap();
+        let lp = MixturePolicy::log_prob(&out, &mask, &actions, &q, &entries).unwrap();
+        // By hand: log Σ_k g_k exp(lp_k).
+        let g = out.log_gate.exp().unwrap().to_vec2::<f32>().unwrap();
+        let per = MixturePolicy::expert_log_probs(&out, &mask, &actions, &q, &entries)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let got = lp.to_vec1::<f32>().unwrap();
+        for i in 0..b {
+            let want = (0..4).map(|k| g[i][k] * per[i][k].exp()).sum::<f32>().ln();
+            assert!((got[i] - want).abs() < 1e-5, "{i}: {} vs {want}", got[i]);
+        }
+        let v = out.value.to_vec1::<f32>().unwrap();
+        for i in 0..b {
+            let want: f32 = (0..4)
+                .map(|k| g[i][k] * out.experts[k].value.to_vec1::<f32>().unwrap()[i])
+                .sum();
+            assert!((v[i] - want).abs() < 1e-5);
+        }
+        // One backward pass of a PPO-like loss reaches every expert and the gate.
+        let loss = (lp.mean_all().unwrap().neg().unwrap() + out.value.sqr().unwrap().mean_all().unwrap()).unwrap();
+        let grads = loss.backward().unwrap();
+        for (name, var) in p.named_vars() {
+            let reached = grads.get(var.as_tensor()).is_some();
+            // Embeddings of unused ids get zero rows, still a gradient entry.
+            assert!(reached, "no gradient for {name}");
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub struct Params {
     vars: BTreeMap<String, Var>,
     rng: ChaCha8Rng,
     device: Device,
+    /// Prepended to every name while set (see [`Params::scoped`]).
+    prefix: String,
 }
 
 impl Params {
@@ -21,7 +23,19 @@ impl Params {
             vars: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             device,
+            prefix: String::new(),
         }
+    }
+
+    /// Runs `build` with every parameter it creates named `scope.NAME`, so
+    /// several copies of one network (the experts of a mixture) live in
+    /// one store without clashing.
+    pub fn scoped<R>(&mut self, scope: &str, build: impl FnOnce(&mut Params) -> R) -> R {
+        let scoped = format!("{}{scope}.", self.prefix);
+        let saved = std::mem::replace(&mut self.prefix, scoped);
+        let out = build(self);
+        self.prefix = saved;
+        out
     }
 
     pub fn device(&self) -> &Device {
@@ -30,6 +44,8 @@ impl Params {
 
     /// A parameter with explicit initial values.
     pub fn add(&mut self, name: &str, values: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+        let name = format!("{}{name}", self.prefix);
+        let name = name.as_str();
         if self.vars.contains_key(name) {
             candle_core::bail!("parameter `{name}` defined twice");
         }
