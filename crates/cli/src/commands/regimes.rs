@@ -76,11 +76,14 @@ pub fn run(g: &GlobalArgs, a: &RegimesArgs) -> Result<()> {
                 bic.join(", "),
                 s.close.len()
             );
-            println!("  state  return/bar  volatility/bar  trend   stays   share: training  after");
+            println!(
+                "  {:<5}  {:>10}  {:>14}  {:>6}  {:>6}  {:>16}  {:>6}",
+                "state", "return/bar", "volatility/bar", "trend", "stays", "share: training", "after"
+            );
             for st in &states {
                 println!(
                     "  {:<5}  {:>+9.3}%  {:>13.2}%  {:>+6.2}  {:>6.3}  {:>15.0}%  {:>5.0}%",
-                    st["state"],
+                    st["state"].as_u64().unwrap_or(0),
                     st["mean_return"].as_f64().unwrap_or(0.0) * 100.0,
                     st["volatility"].as_f64().unwrap_or(0.0) * 100.0,
                     st["trend_strength"].as_f64().unwrap_or(0.0),
