@@ -376,3 +376,66 @@ fn regimes_are_fitted_on_the_training_split_and_filtered() {
         &["regime.max_states"],
     );
 }
+
+/// `regime.features=true`: a policy trained with the regime probabilities
+/// among its inputs records them as features, and evaluation rebuilds them
+/// from the model's own settings.
+#[test]
+fn a_policy_can_train_and_evaluate_on_regime_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let small = [
+        "--set",
+        "store.record=false",
+        "--set",
+        "env.window=8",
+        "--set",
+        "ppo.envs=4",
+        "--set",
+        "ppo.rollout_steps=64",
+        "--set",
+        "ppo.hidden=16",
+        "--set",
+        "ppo.eval_every=4",
+    ];
+    let mut args: Vec<&str> = small.to_vec();
+    args.extend([
+        "--set",
+        "regime.features=true",
+        "train",
+        "--agent",
+        "ppo-mlp",
+        "--symbol",
+        "nvda-1999-2014",
+    ]);
+    args.extend(["--steps", "512", "--out", out.to_str().unwrap()]);
+    let o = tradelab(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("best/metadata.json")).unwrap()).unwrap();
+    let features: Vec<&str> = meta["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        features.ends_with(&["regime_p0", "regime_p1", "regime_p2", "regime_p3"]),
+        "{features:?}"
+    );
+    let model = out.join("best");
+    let o = tradelab(
+        dir.path(),
+        &[
+            "--set",
+            "store.record=false",
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--symbol",
+            "nvda-1999-2014",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ppo-mlp"));
+}

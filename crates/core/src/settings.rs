@@ -58,6 +58,11 @@ pub struct RegimeSettings {
     pub trend_window: usize,
     /// The filter's probability floor, so it recovers after a switch.
     pub floor: f64,
+    /// Append p(state k | bars up to t) for k < max_states to every
+    /// market's observation features (`regime_p0`, ...; states ordered by
+    /// volatility, missing states 0), from a model fitted on the training
+    /// split: a policy can then condition on the regime.
+    pub features: bool,
 }
 
 impl Default for RegimeSettings {
@@ -69,6 +74,7 @@ impl Default for RegimeSettings {
             vol_window: 10,
             trend_window: 20,
             floor: 1e-6,
+            features: false,
         }
     }
 }

@@ -47,6 +47,50 @@ impl Split {
     }
 }
 
+/// Filtered regime probabilities as feature columns, `max_states` of them
+/// (states ordered by volatility; a state the fitted model lacks is 0),
+/// NaN while the regime features warm up. The model sees the training
+/// split only; the filter reads no bar after t at t.
+fn regime_columns(
+    series: &BarSeries,
+    train_end: usize,
+    r: &tradelab_core::settings::RegimeSettings,
+) -> Result<(Vec<String>, Vec<Vec<f64>>), EnvError> {
+    let config = tradelab_regime::RegimeConfig {
+        min_states: r.min_states,
+        max_states: r.max_states,
+        vol_window: r.vol_window,
+        trend_window: r.trend_window,
+        floor: r.floor,
+        ..Default::default()
+    };
+    let detector =
+        tradelab_regime::RegimeDetector::fit(&series.close[..train_end], &config).map_err(|e| EnvError::Regime {
+            instrument: series.instrument.clone(),
+            message: e.to_string(),
+        })?;
+    let k = detector.states();
+    let probs = detector.filter(&series.close);
+    let warm = detector.warm_up();
+    let names = (0..r.max_states).map(|s| format!("regime_p{s}")).collect();
+    let cols = (0..r.max_states)
+        .map(|s| {
+            (0..series.len())
+                .map(|t| {
+                    if t < warm {
+                        f64::NAN
+                    } else if s < k {
+                        probs[t * k + s]
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Ok((names, cols))
+}
+
 /// One instrument's bars with their normalised observation matrix.
 #[derive(Debug, Clone)]
 pub struct MarketData {
@@ -91,6 +135,12 @@ impl MarketData {
                 col.clone()
             };
             cols.push(transformed);
+        }
+        let mut names = names;
+        if settings.regime.features {
+            let (regime_names, regime_cols) = regime_columns(&series, train_end, &settings.regime)?;
+            names.extend(regime_names);
+            cols.extend(regime_cols);
         }
         let first_valid = (0..n).find(|&i| cols.iter().all(|c| c[i].is_finite())).unwrap_or(n);
 

@@ -28,6 +28,8 @@ pub enum EnvError {
     },
     #[error("the {0} split is empty; adjust env.train_fraction and env.validation_fraction")]
     EmptySplit(&'static str),
+    #[error("{instrument}: the regime model (regime.features) could not be fitted: {message}")]
+    Regime { instrument: String, message: String },
 }
 
 /// An action and its quantity: the fraction in (0, 1] of the risk budget an
