@@ -60,6 +60,9 @@ fn a_regime_model_that_cannot_be_fitted_is_named() {
     let mut s = settings(true);
     s.regime.vol_window = 2000;
     s.regime.trend_window = 2000;
-    let e = MarketData::new(series, &s).err().expect("too short to fit").to_string();
+    let Err(e) = MarketData::new(series, &s) else {
+        panic!("a 2000-bar regime window cannot be fitted on this training split")
+    };
+    let e = e.to_string();
     assert!(e.contains("regime.features") && e.contains("SYNTH"), "{e}");
 }
