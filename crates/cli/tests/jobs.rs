@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+
 /// Small, fast model settings, and a short lease so recovery is quick.
 const SETTINGS: [&str; 12] = [
     "--set",
@@ -205,17 +207,7 @@ fn a_killed_workers_job_is_finished_by_another_on_postgres() {
         return;
     };
     // A database of its own: apalis keeps its queue in a fixed schema.
-    let name = format!("tradelab_jobs_{}", std::process::id());
-    let psql = |sql: &str| {
-        let o = Command::new("psql")
-            .args([base.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
+    let db = common::TestDatabase::create(&base, format!("tradelab_jobs_{}", std::process::id()));
     let (prefix, _) = base.rsplit_once('/').unwrap();
-    killed_worker_journey(&format!("{prefix}/{name}"));
-    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+    killed_worker_journey(&format!("{prefix}/{}", db.name));
 }

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -537,16 +539,8 @@ fn serve_on_postgres_over_verified_tls_migrates_and_initialises_the_authorizatio
         eprintln!("skipped: needs TRADELAB_TEST_POSTGRES_URL and TRADELAB_TEST_POSTGRES_TLS_ROOT");
         return;
     };
-    let name = format!("tradelab_auth_{}", std::process::id());
-    let psql = |sql: &str| {
-        let o = Command::new("psql")
-            .args([base.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
+    let db = common::TestDatabase::create(&base, format!("tradelab_auth_{}", std::process::id()));
+    let name = &db.name;
     // The certificate names `localhost`: verify-full checks that name.
     let url = format!("postgres://postgres@localhost:5432/{name}?sslmode=verify-full&sslrootcert={root_cert}");
     let tmp = tempfile::tempdir().unwrap();
@@ -592,5 +586,5 @@ fn serve_on_postgres_over_verified_tls_migrates_and_initialises_the_authorizatio
         .output()
         .unwrap());
     assert!(listed.contains("admin"), "{listed}");
-    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+    drop(db);
 }

@@ -17,13 +17,13 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tradelab_auth::scope::{self, Role, ScopeSet};
+use tradelab_auth::scope::{self, ScopeSet};
 use tradelab_auth::{password, pkce, redirect, secret};
 use tradelab_store::oauth::{ClientRecord, NewCode, UserRecord};
 
 use super::pages::{self, CSRF_COOKIE, SESSION_COOKIE};
 use super::params::Params;
-use super::{client_address, cookie, CODE_TTL, GRANT_AUTHORIZATION_CODE, SESSION_TTL};
+use super::{client_address, cookie, role_of, CODE_TTL, GRANT_AUTHORIZATION_CODE, SESSION_TTL};
 use crate::serve::state::AppState;
 
 /// The parameters of an authorization request, carried through the forms.
@@ -214,11 +214,6 @@ pub async fn session_user(s: &AppState, headers: &HeaderMap) -> Option<(String, 
     let session = s.auth.session(&id)?;
     let user = s.store.user(&session.user_id).await.ok()?;
     user.disabled_ms.is_none().then_some((id, session, user))
-}
-
-fn role_of(user: &UserRecord) -> Role {
-    // Roles are checked on the way in; an unreadable one grants the least.
-    Role::parse(&user.role).unwrap_or(Role::Viewer)
 }
 
 /// The next page for a signed-in user.

@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tradelab_auth::scope::{Role, ScopeSet};
+use tradelab_auth::scope::ScopeSet;
 use tradelab_auth::secret;
 use tradelab_store::oauth::UserRecord;
 
@@ -25,14 +25,14 @@ use crate::serve::state::AppState;
 pub const DEVICE_CODE_TTL_SECS: i64 = 600;
 
 /// POST /oauth/device_authorization.
-pub async fn start(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    match start_inner(&s, &headers, &body).await {
+pub async fn start(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    match start_inner(&s, &body).await {
         Ok(v) => (StatusCode::OK, no_store(), axum::Json(v)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn start_inner(s: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Value, OAuthError> {
+async fn start_inner(s: &AppState, body: &Bytes) -> Result<serde_json::Value, OAuthError> {
     let p = Params::parse(body).map_err(OAuthError::invalid_request)?;
     let client_id = p
         .get("client_id")
@@ -43,9 +43,7 @@ async fn start_inner(s: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<
         .await?
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
     if client.secret_hash.is_some() {
-        // Devices are public clients; a confidential one would need its
-        // secret checked here, which the token endpoint does for it.
-        let _ = headers;
+        // Devices are public clients: they hold no secret to check here.
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
@@ -131,7 +129,7 @@ pub async fn confirm_page(
         .as_ref()
         .and_then(|c| ScopeSet::parse(&c.scopes).ok())
         .unwrap_or_default()
-        .intersect(&Role::parse(&user.role).unwrap_or(Role::Viewer).scopes());
+        .intersect(&super::role_of(user).scopes());
     let requested = ScopeSet::parse(&request.scope).unwrap_or_default();
     let scopes = if requested.is_empty() {
         limit

@@ -241,6 +241,12 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// A user's role; roles are checked on the way in, so an unreadable one
+/// can only come from a damaged row, and grants the least.
+pub fn role_of(user: &tradelab_store::oauth::UserRecord) -> tradelab_auth::scope::Role {
+    tradelab_auth::scope::Role::parse(&user.role).unwrap_or(tradelab_auth::scope::Role::Viewer)
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()

@@ -14,13 +14,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tradelab_auth::jwt::{self, AccessClaims, Expectations};
-use tradelab_auth::scope::{self, Role, ScopeSet};
+use tradelab_auth::scope::{self, ScopeSet};
 use tradelab_auth::{pkce, secret};
 use tradelab_store::oauth::{ClientRecord, CodeRedemption, DevicePoll, RefreshUse, UserRecord};
 
 use super::params::Params;
 use super::{
-    client_address, no_store, now_secs, OAuthError, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+    client_address, no_store, now_secs, role_of, OAuthError, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
 };
 use crate::serve::state::AppState;
@@ -97,10 +97,6 @@ async fn authenticate(s: &AppState, who: &Presented) -> Result<ClientRecord, OAu
 
 fn allows(client: &ClientRecord, grant: &str) -> bool {
     client.grant_types.iter().any(|g| g == grant)
-}
-
-fn role_of(user: &UserRecord) -> Role {
-    Role::parse(&user.role).unwrap_or(Role::Viewer)
 }
 
 /// Signs an access token (and stores a refresh token) for a grant.
@@ -412,10 +408,11 @@ async fn device_code(s: &AppState, client: &ClientRecord, p: &Params) -> Result<
 /// Verifies an access token as this server's resource side does, without
 /// the revocation check.
 pub fn verify_access(s: &AppState, token: &str) -> Result<AccessClaims, jwt::TokenError> {
-    let keys = s.auth.published_keys();
+    // Under the read lock: no copy of the key set per request.
+    let ring = s.auth.keys.read().unwrap_or_else(|p| p.into_inner());
     jwt::verify(
         token,
-        &keys,
+        &ring.published,
         &Expectations {
             issuer: &s.auth.issuer,
             audience: &s.auth.settings.audience,
