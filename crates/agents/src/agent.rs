@@ -64,6 +64,14 @@ pub struct LearnStats {
     /// Mean Q-halting loss (adaptive agents; 0 for the others).
     #[serde(default)]
     pub halt_loss: f64,
+    /// The mixture's mean gate weight per specialist over the rollout
+    /// (mixtures; empty for the others).
+    #[serde(default)]
+    pub gate_weights: Vec<f64>,
+    /// The same by the most likely regime (rows: regimes, calmest first;
+    /// empty where no sample was in that regime).
+    #[serde(default)]
+    pub gate_by_regime: Vec<Vec<f64>>,
 }
 
 /// A trading agent: decides from observations, learns from environments,
@@ -104,7 +112,7 @@ pub fn load_agent(dir: &Path) -> Result<Box<dyn Agent + Send>, AgentError> {
     let kind = crate::ppo::read_model_kind(dir)?;
     match kind.as_str() {
         crate::hrm::KIND => Ok(Box::new(crate::hrm::HrmAgent::load(dir)?)),
-        k if k.starts_with("ppo-") => Ok(Box::new(crate::ppo::PpoAgent::load(dir)?)),
+        k if k.starts_with("ppo-") || k == crate::ppo::MOE_KIND => Ok(Box::new(crate::ppo::PpoAgent::load(dir)?)),
         other => Err(AgentError::Mismatch(format!(
             "{} holds a `{other}` model, which this build does not know; use the tradelab version that trained it",
             dir.display()

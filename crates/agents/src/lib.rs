@@ -49,6 +49,7 @@ mod reward_scale;
 mod rollout;
 mod sampling;
 pub mod trainer;
+pub mod transitions;
 
 pub use agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
 pub use error::AgentError;

@@ -70,6 +70,7 @@ fn ppo_learns_a_trend_and_beats_buy_and_hold_out_of_sample_after_costs() {
         timeframes: 1,
         seed: 1,
         ppo: settings.ppo.clone(),
+        mixture: None,
     })
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -48,6 +48,10 @@ pub enum Command {
     /// market's training split and shows the states and the filtered
     /// regime probabilities, which use no future bar.
     Regimes(RegimesArgs),
+    /// Measures a mixture of experts' position disruption around regime
+    /// switches on a synthetic market with known switches: soft blending
+    /// against hard switching to the top specialist.
+    Transitions(TransitionsArgs),
     /// Monte Carlo stress test of a strategy's equity curve.
     Stress(StressArgs),
     /// Train an RL agent (PPO with an LSTM, Transformer or MLP encoder).
@@ -90,6 +94,21 @@ pub struct RegimesArgs {
     #[arg(long)]
     pub timeframe: Option<String>,
     /// Print JSON (every state, and the probabilities of every bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitionsArgs {
+    /// A `moe` model: a checkpoint folder or a registry name[@version].
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Bars of the synthetic market (its test split is measured).
+    #[arg(long, default_value_t = 8000)]
+    pub bars: usize,
+    /// Bars each side of a switch in which the largest one-bar change counts.
+    #[arg(long, default_value_t = 5)]
+    pub half_width: usize,
     #[arg(long)]
     pub json: bool,
 }

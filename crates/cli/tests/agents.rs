@@ -578,3 +578,114 @@ fn training_records_runs_and_the_registry_manages_versions() {
     ));
     assert!(!t.contains("registered") && !quiet.join("tradelab.db").exists(), "{t}");
 }
+
+/// The mixture of experts from the terminal: four specialists under a gate
+/// that reads the regime, trained jointly, reported per specialist and per
+/// regime, evaluated like every agent, saved as one model, and measured at
+/// regime switches.
+#[test]
+fn the_mixture_of_experts_trains_reports_its_specialists_and_blends_at_switches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = d.join("synth.csv");
+    ok(tradelab(
+        d,
+        &["data", "synth", "--bars", "3000", "--out", csv.to_str().unwrap()],
+    ));
+    let csv = csv.to_str().unwrap();
+    let train = |out: &str| {
+        tradelab(
+            d,
+            &[
+                "train",
+                "--agent",
+                "moe",
+                "--symbol",
+                csv,
+                "--steps",
+                "2048",
+                "--out",
+                out,
+                "--seed",
+                "5",
+                "--set",
+                "moe.encoder=mlp",
+            ],
+        )
+    };
+    let out = ok(train("moe1"));
+    for needle in [
+        "gate weight by regime",
+        "mean_reversion",
+        "consolidation",
+        "validation return of each specialist alone",
+        "mixture",
+    ] {
+        assert!(out.contains(needle), "lacks {needle}: {out}");
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("moe1/best/metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["model"], "moe");
+    assert_eq!(
+        meta["config"]["mixture"]["specialists"],
+        serde_json::json!(["trend", "mean_reversion", "volatility", "consolidation"])
+    );
+    let features: Vec<&str> = meta["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(features.contains(&"regime_p0") && features.contains(&"specialist_volatility"));
+    // One weights file holds every specialist and the gate.
+    let st = std::fs::read(d.join("moe1/best/model.safetensors")).unwrap();
+    let header = String::from_utf8_lossy(&st[8..8 + u64::from_le_bytes(st[..8].try_into().unwrap()) as usize]);
+    for name in ["expert0.", "expert3.", "gate."] {
+        assert!(header.contains(name), "no {name} tensors");
+    }
+    // Which specialist carries the weight in which regime: the calmest
+    // regime leans to consolidation, the wildest to the volatility specialist.
+    let rows: Vec<Vec<f64>> = serde_json::from_value(meta["train"]["gate_by_regime"].clone()).unwrap();
+    let rows: Vec<&Vec<f64>> = rows.iter().filter(|r| !r.is_empty()).collect();
+    assert!(rows.len() >= 2, "{rows:?}");
+    let (calm, wild) = (rows[0], rows[rows.len() - 1]);
+    for r in &rows {
+        assert!((r.iter().sum::<f64>() - 1.0).abs() < 1e-3, "{r:?}");
+    }
+    assert!(wild[2] > calm[2] && calm[3] > wild[3], "calm {calm:?}, wild {wild:?}");
+
+    // Same seed: the same bytes.
+    ok(train("moe2"));
+    assert!(files(&d.join("moe1/last")) == files(&d.join("moe2/last")));
+
+    let out = ok(tradelab(
+        d,
+        &["evaluate", "--model", "moe1/best", "--symbol", csv, "--out-dir", "eval"],
+    ));
+    assert!(out.contains("moe") && out.contains("buy_and_hold"), "{out}");
+
+    let out = ok(tradelab(
+        d,
+        &["transitions", "--model", "moe1/best", "--bars", "4000", "--json"],
+    ));
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(r["switches"].as_u64().unwrap() > 0, "{r}");
+    for k in ["soft_blending", "hard_switching"] {
+        let v = r[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} {v}");
+    }
+    let out = ok(tradelab(d, &["transitions", "--model", "moe1/best", "--bars", "4000"]));
+    assert!(out.contains("soft blending") && out.contains("hard switching"), "{out}");
+
+    // A single policy is not a mixture.
+    ok(tradelab(
+        d,
+        &[
+            "train", "--agent", "ppo-mlp", "--symbol", csv, "--steps", "256", "--out", "single",
+        ],
+    ));
+    assert_clean_failure(
+        &tradelab(d, &["transitions", "--model", "single/best"]),
+        &["ppo-mlp", "moe"],
+    );
+}

@@ -44,6 +44,39 @@ pub struct Settings {
     /// Regime detection (a Gaussian HMM over causal features).
     #[serde(default)]
     pub regime: RegimeSettings,
+    /// The mixture of experts (`tradelab train --agent moe`).
+    #[serde(default)]
+    pub moe: MoeSettings,
+}
+
+/// The mixture of experts: four specialist policies and a gate over them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoeSettings {
+    /// The specialists' encoder: `lstm`, `transformer` or `mlp`.
+    pub encoder: String,
+    /// Hidden units of the gating network.
+    pub gate_hidden: usize,
+    /// Weight of each specialist's own clipped objective and value loss on
+    /// the samples of its regimes (regime-weighted data), beside the
+    /// mixture's.
+    pub specialist_coef: f64,
+    /// Weight of the cross-entropy pulling the gate toward the specialist
+    /// weights the regime probabilities imply; 0 leaves the gate to the
+    /// policy gradient alone.
+    pub gate_prior_coef: f64,
+}
+
+impl Default for MoeSettings {
+    /// The same values as `config/settings.yaml` (a test checks they agree).
+    fn default() -> Self {
+        MoeSettings {
+            encoder: "lstm".into(),
+            gate_hidden: 32,
+            specialist_coef: 0.5,
+            gate_prior_coef: 0.1,
+        }
+    }
 }
 
 /// Regime detection: the hidden Markov model's size and its features.
@@ -832,6 +865,17 @@ impl Settings {
         v.int_range("regime.vol_window", rg.vol_window, 2, 1000);
         v.int_range("regime.trend_window", rg.trend_window, 2, 1000);
         v.range("regime.floor", rg.floor, 0.0, 0.01);
+        let moe = &self.moe;
+        v.check(
+            ["lstm", "transformer", "mlp"].contains(&moe.encoder.as_str()),
+            "moe.encoder",
+            &moe.encoder,
+            "is not an encoder",
+            "lstm, transformer or mlp",
+        );
+        v.int_range("moe.gate_hidden", moe.gate_hidden, 1, 4096);
+        v.range("moe.specialist_coef", moe.specialist_coef, 0.0, 10.0);
+        v.range("moe.gate_prior_coef", moe.gate_prior_coef, 0.0, 10.0);
         let au = &self.auth;
         v.check(
             au.issuer.is_empty() || au.issuer.starts_with("https://") || au.issuer.starts_with("http://"),
@@ -1038,6 +1082,11 @@ mod tests {
         assert_eq!(Settings::default().store, StoreSettings::default());
         assert_eq!(Settings::default().auth, AuthSettings::default());
         assert_eq!(Settings::default().regime, RegimeSettings::default());
+        assert_eq!(Settings::default().moe, MoeSettings::default());
+        assert!(Settings::defaults_with(&["moe.specialist_coef=-1".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("moe.specialist_coef"));
         let e = Settings::defaults_with(&["regime.max_states=1".into()])
             .unwrap_err()
             .to_string();

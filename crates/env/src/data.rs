@@ -49,8 +49,9 @@ impl Split {
 
 /// Filtered regime probabilities as feature columns, `max_states` of them
 /// (states ordered by volatility; a state the fitted model lacks is 0),
-/// NaN while the regime features warm up. The model sees the training
-/// split only; the filter reads no bar after t at t.
+/// then the four specialist weights the probabilities imply
+/// ([`SPECIALIST_COLUMNS`]), NaN while the regime features warm up. The
+/// model sees the training split only; the filter reads no bar after t at t.
 fn regime_columns(
     series: &BarSeries,
     train_end: usize,
@@ -72,8 +73,8 @@ fn regime_columns(
     let k = detector.states();
     let probs = detector.filter(&series.close);
     let warm = detector.warm_up();
-    let names = (0..r.max_states).map(|s| format!("regime_p{s}")).collect();
-    let cols = (0..r.max_states)
+    let mut names: Vec<String> = (0..r.max_states).map(|s| format!("regime_p{s}")).collect();
+    let mut cols: Vec<Vec<f64>> = (0..r.max_states)
         .map(|s| {
             (0..series.len())
                 .map(|t| {
@@ -88,7 +89,32 @@ fn regime_columns(
                 .collect()
         })
         .collect();
+    let affinity = tradelab_regime::specialists::state_affinity(&detector);
+    let weights = tradelab_regime::specialists::specialist_weights(&affinity, &probs);
+    for (j, name) in SPECIALIST_COLUMNS.iter().enumerate() {
+        names.push(name.to_string());
+        cols.push(
+            (0..series.len())
+                .map(|t| if t < warm { f64::NAN } else { weights[t * 4 + j] })
+                .collect(),
+        );
+    }
     Ok((names, cols))
+}
+
+/// The specialist-weight columns `regime.features` adds, in the order of
+/// `tradelab_regime::specialists::SPECIALISTS`.
+pub const SPECIALIST_COLUMNS: [&str; 4] = [
+    "specialist_trend",
+    "specialist_mean_reversion",
+    "specialist_volatility",
+    "specialist_consolidation",
+];
+
+/// Probabilities are observed as they are: already on a unit scale, and the
+/// mixture of experts reads the specialist weights as weights.
+fn is_probability(name: &str) -> bool {
+    name.starts_with("regime_p") || name.starts_with("specialist_")
 }
 
 /// One instrument's bars with their normalised observation matrix.
@@ -155,7 +181,12 @@ impl MarketData {
             });
         }
         let (mut mean, mut std) = (Vec::new(), Vec::new());
-        for c in &cols {
+        for (c, name) in cols.iter().zip(&names) {
+            if is_probability(name) {
+                mean.push(0.0);
+                std.push(1.0);
+                continue;
+            }
             let xs = &c[fit.clone()];
             let m = xs.iter().sum::<f64>() / xs.len() as f64;
             let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;

@@ -44,7 +44,7 @@ mod reward;
 mod vec_env;
 
 pub use config::EnvConfig;
-pub use data::{MarketData, Split, ACCOUNT_FEATURES};
+pub use data::{MarketData, Split, ACCOUNT_FEATURES, SPECIALIST_COLUMNS};
 pub use env::{EnvAction, EnvError, Observation, StepInfo, StepResult, TradingEnv};
 pub use reward::RewardTracker;
 pub use vec_env::{FinalState, VecEnv};

@@ -26,7 +26,18 @@ fn regime_columns_are_added_and_causal() {
     assert!(!plain.feature_names.iter().any(|n| n.starts_with("regime_")));
     let extra: Vec<&String> = data.feature_names.iter().filter(|n| n.starts_with("regime_")).collect();
     assert_eq!(extra, ["regime_p0", "regime_p1", "regime_p2", "regime_p3"]);
-    assert_eq!(data.n_features(), plain.n_features() + 4);
+    assert_eq!(data.n_features(), plain.n_features() + 8);
+    let specialists = &data.feature_names[plain.n_features() + 4..];
+    assert_eq!(specialists, tradelab_env::SPECIALIST_COLUMNS);
+    // Probabilities are observed unscaled: each bar's regime probabilities
+    // and its specialist weights sum to one.
+    let nf = data.n_features();
+    let t = data.bars(Split::Validation).start;
+    let row = &data.window(t)[(data.window_len() - 1) * nf..];
+    let p = plain.n_features();
+    let sum = |r: &[f32]| r.iter().sum::<f32>();
+    assert!((sum(&row[p..p + 4]) - 1.0).abs() < 1e-4, "{:?}", &row[p..]);
+    assert!((sum(&row[p + 4..]) - 1.0).abs() < 1e-4, "{:?}", &row[p..]);
 
     // Bars after t (here: in the test split) change nothing up to t.
     let mut altered = series.clone();

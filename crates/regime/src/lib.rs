@@ -12,12 +12,15 @@
 //!   p(regime | data up to t), floored so it recovers after a switch, and
 //!   the one-bar-ahead predictive distribution;
 //! - [`detector`]: the three together: fit on a training series, filter any
-//!   series.
+//!   series;
+//! - [`specialists`]: which of the mixture of experts' four specialists
+//!   suits each state, and per-bar specialist weights from the filter.
 
 pub mod detector;
 pub mod features;
 pub mod filter;
 pub mod hmm;
+pub mod specialists;
 
 pub use detector::{RegimeConfig, RegimeDetector};
 pub use filter::RegimeFilter;

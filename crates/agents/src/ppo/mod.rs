@@ -16,6 +16,7 @@
 //! per-environment sequences needs no stored hidden state; splitting by
 //! environment still keeps each minibatch's samples from one trajectory.
 
+mod mixture;
 mod persist;
 mod update;
 
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tradelab_core::settings::PpoSettings;
 use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
+use tradelab_nn::moe::MixturePolicy;
 use tradelab_nn::params::Params;
 use tradelab_nn::policy::{EncoderKind, PolicyConfig, PolicyNet, PolicyOutput};
 
@@ -38,6 +40,7 @@ use crate::reward_scale::RewardScaler;
 
 use crate::rollout::{collect, Acted, Actor, RolloutBuffer};
 use crate::sampling::{decide, Heads};
+pub use mixture::{transition_disruption, GateLog, MixtureConfig, MixtureView, MOE_KIND};
 pub use persist::{read_model_kind, PpoMetadata};
 
 /// Everything that fixes a PPO agent's shape and training.
@@ -51,9 +54,21 @@ pub struct PpoConfig {
     pub timeframes: usize,
     pub seed: u64,
     pub ppo: PpoSettings,
+    /// Present for the mixture of experts (`moe`): specialists of the
+    /// `encoder`'s kind under a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixture: Option<MixtureConfig>,
 }
 
 impl PpoConfig {
+    /// The agent type's name, as `tradelab train --agent` spells it.
+    pub fn kind(&self) -> Result<&'static str, AgentError> {
+        Ok(match self.mixture {
+            Some(_) => MOE_KIND,
+            None => kind_name(self.encoder_kind()?),
+        })
+    }
+
     pub fn encoder_kind(&self) -> Result<EncoderKind, AgentError> {
         EncoderKind::parse(&self.encoder).ok_or_else(|| {
             AgentError::Invalid(format!(
@@ -93,11 +108,17 @@ pub fn kind_name(encoder: EncoderKind) -> &'static str {
     }
 }
 
+/// One policy, or specialists under a gate.
+enum Net {
+    Single(PolicyNet),
+    Mixture(MixturePolicy),
+}
+
 pub struct PpoAgent {
     pub config: PpoConfig,
-    kind: EncoderKind,
+    kind: &'static str,
     params: Params,
-    net: PolicyNet,
+    net: Net,
     adam: Adam,
     rng: ChaCha8Rng,
     scaler: RewardScaler,
@@ -108,14 +129,29 @@ pub struct PpoAgent {
     pub provenance: Provenance,
     buffer: Option<RolloutBuffer>,
     device: Device,
+    /// The mixture's gate weights by regime over the current rollout.
+    gate_log: GateLog,
+    /// Acts with this specialist alone (evaluating the mixture's parts).
+    forced_expert: Option<usize>,
 }
 
 impl PpoAgent {
     pub fn new(config: PpoConfig) -> Result<Self, AgentError> {
-        let kind = config.encoder_kind()?;
+        let kind = config.kind()?;
         let device = Device::Cpu;
         let mut params = Params::new(config.seed, device.clone());
-        let net = PolicyNet::new(&mut params, config.policy()?)?;
+        let net = match &config.mixture {
+            None => Net::Single(PolicyNet::new(&mut params, config.policy()?)?),
+            Some(m) => {
+                m.check(config.features)?;
+                Net::Mixture(MixturePolicy::new(
+                    &mut params,
+                    config.policy()?,
+                    m.specialist_columns.len(),
+                    m.gate_hidden,
+                )?)
+            }
+        };
         let adam = Adam::new(params.named_vars(), 1e-5)?;
         Ok(PpoAgent {
             kind,
@@ -128,6 +164,8 @@ impl PpoAgent {
             provenance: Provenance::default(),
             buffer: None,
             device,
+            gate_log: GateLog::default(),
+            forced_expert: None,
             params,
             config,
         })
@@ -145,21 +183,42 @@ impl PpoAgent {
         self.rng = ChaCha8Rng::seed_from_u64(stream);
     }
 
-    fn forward(&self, windows: &[f32], accounts: &[f32], keys: &[MarketKey]) -> Result<PolicyOutput, AgentError> {
+    fn inputs(
+        &self,
+        windows: &[f32],
+        accounts: &[f32],
+        keys: &[MarketKey],
+    ) -> Result<crate::inputs::InputTensors, AgentError> {
         let shape = InputShape {
             window: self.config.window,
             features: self.config.features,
             instruments: self.config.instruments,
             timeframes: self.config.timeframes,
         };
-        let x = input_tensors(shape, windows, accounts, keys, &self.device)?;
-        Ok(self.net.forward(&x.window, &x.account, &x.instrument, &x.timeframe)?)
+        input_tensors(shape, windows, accounts, keys, &self.device)
+    }
+
+    fn forward(
+        &self,
+        net: &PolicyNet,
+        windows: &[f32],
+        accounts: &[f32],
+        keys: &[MarketKey],
+    ) -> Result<PolicyOutput, AgentError> {
+        let x = self.inputs(windows, accounts, keys)?;
+        Ok(net.forward(&x.window, &x.account, &x.instrument, &x.timeframe)?)
     }
 }
 
 impl Actor for PpoAgent {
     fn values(&mut self, windows: &[f32], accounts: &[f32], keys: &[MarketKey]) -> Result<Vec<f32>, AgentError> {
-        Ok(self.forward(windows, accounts, keys)?.value.to_vec1::<f32>()?)
+        match &self.net {
+            Net::Single(net) => Ok(self.forward(net, windows, accounts, keys)?.value.to_vec1::<f32>()?),
+            Net::Mixture(mix) => Ok(self
+                .forward_mixture(mix, windows, accounts, keys)?
+                .value
+                .to_vec1::<f32>()?),
+        }
     }
 
     fn reward_scaler(&mut self) -> Option<&mut RewardScaler> {
@@ -177,7 +236,11 @@ impl Actor for PpoAgent {
         greedy: bool,
     ) -> Result<Acted, AgentError> {
         let n = keys.len();
-        let out = self.forward(windows, accounts, keys)?;
+        let net = match &self.net {
+            Net::Single(net) => net,
+            Net::Mixture(_) => return self.act_mixture(windows, accounts, masks, keys, greedy),
+        };
+        let out = self.forward(net, windows, accounts, keys)?;
         let mask = Tensor::from_slice(masks, (n, 5), &self.device)?;
         let heads = Heads {
             logits: &out.logits,
@@ -191,7 +254,7 @@ impl Actor for PpoAgent {
 
 impl Agent for PpoAgent {
     fn kind(&self) -> &'static str {
-        kind_name(self.kind)
+        self.kind
     }
 
     fn select_action(&mut self, input: &AgentInput<'_>, greedy: bool) -> Result<Decision, AgentError> {
@@ -223,6 +286,7 @@ impl Agent for PpoAgent {
         self.buffer = Some(buffer);
         let (episode_returns, mut stats) = result?;
         stats.episode_returns = episode_returns;
+        (stats.gate_weights, stats.gate_by_regime) = std::mem::take(&mut self.gate_log).means();
         stats.env_steps = self.config.ppo.envs * self.config.ppo.rollout_steps;
         self.env_steps += stats.env_steps;
         self.updates += 1;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use tradelab_core::settings::WeightsDtype;
 
-use super::{kind_name, PpoAgent, PpoConfig};
+use super::{PpoAgent, PpoConfig, MOE_KIND};
 use crate::agent::Agent;
 use crate::checkpoint::{
     read_file, read_verified, write_checkpoint, CheckpointMetadata, TrainingState, METADATA_FILE, OPTIMIZER_FILE,
@@ -57,7 +57,7 @@ pub fn read_model_kind(dir: &Path) -> Result<String, AgentError> {
 pub(super) fn load(dir: &Path) -> Result<PpoAgent, AgentError> {
     let meta_path = dir.join(METADATA_FILE);
     let kind = read_model_kind(dir)?;
-    if !["ppo-lstm", "ppo-transformer", "ppo-mlp"].contains(&kind.as_str()) {
+    if !["ppo-lstm", "ppo-transformer", "ppo-mlp", MOE_KIND].contains(&kind.as_str()) {
         return Err(AgentError::Mismatch(format!(
             "{} holds a `{kind}` model, not a PPO one; load it as `{kind}`",
             dir.display()
@@ -68,7 +68,7 @@ pub(super) fn load(dir: &Path) -> Result<PpoAgent, AgentError> {
     let weights_path = dir.join(WEIGHTS_FILE);
     let optimizer_path = dir.join(OPTIMIZER_FILE);
     let mut agent = PpoAgent::new(meta.config.clone())?;
-    if agent.kind() != kind_name(agent.config.encoder_kind()?) || agent.kind() != meta.model {
+    if agent.kind() != meta.model {
         return Err(AgentError::checkpoint(
             &meta_path,
             format!("says `{}` but its config describes a `{}`", meta.model, agent.kind()),

@@ -38,6 +38,7 @@ pub(crate) fn agent(s: &Settings, encoder: &str, data: &MarketData) -> PpoAgent 
         timeframes: 1,
         seed: 3,
         ppo: s.ppo.clone(),
+        mixture: None,
     })
     .unwrap()
 }

@@ -4,7 +4,7 @@
 use candle_core::{DType, Tensor};
 use tradelab_nn::heads::{categorical_entropy, masked_log_probs, Beta};
 
-use super::PpoAgent;
+use super::{Net, PpoAgent};
 use crate::agent::LearnStats;
 use crate::epochs::{learning_rate, ppo_update, FIGURES};
 use crate::error::AgentError;
@@ -30,7 +30,7 @@ impl PpoAgent {
 
     /// Loss, backward pass and Adam step on one minibatch. Returns policy
     /// loss, value loss, entropy, approx-KL, clip fraction and gradient norm.
-    fn minibatch_step(
+    pub(super) fn minibatch_step(
         &mut self,
         batch: &Batch,
         idx: &[u32],
@@ -41,7 +41,11 @@ impl PpoAgent {
         let m = idx.len();
         let ix = Tensor::from_slice(idx, m, &self.device)?;
         let pick = |t: &Tensor| t.index_select(&ix, 0);
-        let out = self.net.forward(
+        let net = match &self.net {
+            Net::Single(net) => net,
+            Net::Mixture(_) => return self.mixture_step(batch, idx, adv, lr),
+        };
+        let out = net.forward(
             &pick(&batch.windows)?,
             &pick(&batch.accounts)?,
             &pick(&batch.instruments)?,

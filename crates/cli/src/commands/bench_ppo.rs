@@ -27,6 +27,7 @@ fn agent(settings: &Settings, encoder: &str, data: &MarketData) -> Result<PpoAge
         timeframes: 1,
         seed: settings.seed,
         ppo: settings.ppo.clone(),
+        mixture: None,
     })?)
 }
 

@@ -15,6 +15,7 @@ mod run;
 mod runs;
 mod stress;
 pub mod train;
+mod transitions;
 
 use anyhow::Result;
 
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Worker(a) => crate::jobs::worker::run_command(&cli.global, &a),
         Command::Auth(c) => auth::run(&cli.global, c),
         Command::Regimes(a) => regimes::run(&cli.global, &a),
+        Command::Transitions(a) => transitions::run(&cli.global, &a),
         Command::Login(a) => login::login(&a),
         Command::Logout(a) => login::logout(&a),
         Command::Api(a) => login::api(&a),

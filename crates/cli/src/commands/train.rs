@@ -10,12 +10,14 @@ use serde_json::json;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
 use tradelab_agents::metadata::{DataHash, Vocabulary};
-use tradelab_agents::ppo::{PpoAgent, PpoConfig};
-use tradelab_agents::trainer::{train, Event, Progress, TrainPlan, Trainable, TrainingMarket};
+use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
+use tradelab_agents::trainer::{train, validate, Event, Progress, TrainPlan, Trainable, TrainingMarket};
+use tradelab_agents::Agent;
 use tradelab_core::settings::hrm_preset;
 use tradelab_core::{BarSeries, Settings};
 use tradelab_env::{Split, VecEnv};
 use tradelab_nn::policy::EncoderKind;
+use tradelab_regime::specialists::SPECIALISTS;
 use tradelab_store::tracking::RunStatus;
 
 use super::markets::{data_hash, load_series, markets, vocabulary};
@@ -23,7 +25,7 @@ use crate::cli::{GlobalArgs, TrainArgs};
 use crate::context::load_settings;
 use crate::record::Recorder;
 
-pub const AGENTS: [&str; 4] = ["ppo-lstm", "ppo-transformer", "ppo-mlp", HRM];
+pub const AGENTS: [&str; 5] = ["ppo-lstm", "ppo-transformer", "ppo-mlp", HRM, MOE_KIND];
 
 pub fn encoder_of(agent: &str) -> Result<EncoderKind> {
     match agent {
@@ -53,6 +55,10 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
             bail!("--preset sets the HRM's size; it does not apply to --agent {}", a.agent);
         }
         extra.extend(hrm_preset(preset)?.iter().map(|s| s.to_string()));
+    }
+    if a.agent == MOE_KIND {
+        // The gate and the specialists' regime weighting read the regime columns.
+        extra.push("regime.features=true".into());
     }
     let settings = load_settings(g, &extra)?;
     if !AGENTS.contains(&a.agent.as_str()) {
@@ -112,7 +118,7 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
                 agent
             }
         };
-        return train_and_report(agent, a, d, g.verbose, recorder.as_ref());
+        return train_and_report(agent, a, d, g.verbose, recorder.as_ref()).map(|_| ());
     }
     let resumed = a
         .resume
@@ -122,17 +128,65 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     let d = prepare(series, vocab, hashes, settings)?;
     let agent = match resumed {
         Some(agent) => agent,
-        None => PpoAgent::new(PpoConfig {
-            encoder: encoder_of(&a.agent)?.name().to_string(),
-            features: d.features.len(),
-            window: d.settings.env.window,
-            instruments: d.vocab.instruments.len(),
-            timeframes: d.vocab.timeframes.len(),
-            seed: d.settings.seed,
-            ppo: d.settings.ppo.clone(),
-        })?,
+        None => {
+            let (encoder, mixture) = if a.agent == MOE_KIND {
+                let m = MixtureConfig::from_features(&d.features, &SPECIALISTS, &d.settings.moe)?;
+                (d.settings.moe.encoder.clone(), Some(m))
+            } else {
+                (encoder_of(&a.agent)?.name().to_string(), None)
+            };
+            PpoAgent::new(PpoConfig {
+                encoder,
+                features: d.features.len(),
+                window: d.settings.env.window,
+                instruments: d.vocab.instruments.len(),
+                timeframes: d.vocab.timeframes.len(),
+                seed: d.settings.seed,
+                ppo: d.settings.ppo.clone(),
+                mixture,
+            })?
+        }
     };
-    train_and_report(agent, a, d, g.verbose, recorder.as_ref())
+    let markets = d.markets.clone();
+    let settings = d.settings.clone();
+    let best = train_and_report(agent, a, d, g.verbose, recorder.as_ref())?;
+    if a.agent == MOE_KIND {
+        report_specialists(&best, &markets, &settings)?;
+    }
+    Ok(())
+}
+
+/// The mixture's parts: which specialists the gate weighs in which regime
+/// (over the last rollout), and each specialist's own validation return
+/// when it trades alone.
+fn report_specialists(best: &Path, markets: &[TrainingMarket], settings: &Settings) -> Result<()> {
+    let mut agent = PpoAgent::load(best)?;
+    let names = agent.specialists();
+    let updates = agent.updates;
+    let row = |cells: Vec<String>| cells.iter().map(|c| format!("{c:>15}")).collect::<String>();
+    if let Some(stats) = &agent.provenance.train {
+        eprintln!("gate weight by regime (last rollout; regimes calmest first):");
+        eprintln!("  {:<8}{}", "regime", row(names.clone()));
+        for (r, w) in stats.gate_by_regime.iter().enumerate().filter(|(_, w)| !w.is_empty()) {
+            eprintln!(
+                "  {:<8}{}",
+                format!("p{r}"),
+                row(w.iter().map(|x| format!("{x:.3}")).collect())
+            );
+        }
+        let all = stats.gate_weights.iter().map(|x| format!("{x:.3}")).collect();
+        eprintln!("  {:<8}{}", "all", row(all));
+    }
+    eprintln!("validation return of each specialist alone (best model):");
+    for (k, name) in names.iter().enumerate() {
+        agent.force_expert(Some(k))?;
+        let m = validate(&mut agent, markets, settings, updates)?;
+        eprintln!("  {name:<15} {:+.2}% ({} trades)", m.return_pct, m.trades);
+    }
+    agent.force_expert(None)?;
+    let m = validate(&mut agent, markets, settings, updates)?;
+    eprintln!("  {:<15} {:+.2}% ({} trades)", "mixture", m.return_pct, m.trades);
+    Ok(())
 }
 
 fn prepare(series: Vec<BarSeries>, vocab: Vocabulary, hashes: Vec<DataHash>, settings: Settings) -> Result<RunData> {
@@ -197,7 +251,7 @@ fn train_and_report<A: Trainable>(
     d: RunData,
     verbose: bool,
     recorder: Option<&Recorder>,
-) -> Result<()> {
+) -> Result<PathBuf> {
     let settings = &d.settings;
     if a.resume.is_some() {
         let p = agent.provenance();
@@ -322,7 +376,7 @@ fn train_and_report<A: Trainable>(
         )?;
         println!("registered: {name} version {version} ({}), run {run}", dir.display());
     }
-    Ok(())
+    Ok(summary.best_dir)
 }
 
 /// Stores a training event's figures as metric points at its environment
@@ -348,6 +402,10 @@ fn record_event(r: &Recorder, run: &str, e: &Event<'_>, last_step: &mut i64) {
             }
             if s.segments_per_decision > 0.0 {
                 points.push(("segments_per_decision", step, s.segments_per_decision));
+            }
+            let gate_names: Vec<String> = SPECIALISTS.iter().map(|n| format!("gate_{n}")).collect();
+            for (name, w) in gate_names.iter().zip(&s.gate_weights) {
+                points.push((name, step, *w));
             }
             r.log_metrics(run, &points);
             r.job_progress(

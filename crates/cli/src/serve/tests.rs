@@ -49,6 +49,7 @@ async fn api() -> Api {
         timeframes: 1,
         seed: 3,
         ppo: settings.ppo.clone(),
+        mixture: None,
     })
     .unwrap();
     let p = agent.provenance_mut();
