@@ -42,6 +42,7 @@ pub mod hindsight;
 pub mod hrm;
 mod inputs;
 pub mod meta;
+pub mod meta_learning;
 pub mod meta_tasks;
 pub mod metadata;
 pub mod ppo;

@@ -71,6 +71,22 @@ pub struct Provenance {
     pub best_validation: Option<ValidationMetrics>,
     /// Evaluations since the best one (early stopping's counter).
     pub evaluations_since_best: usize,
+    /// Online updates since the first training (`tradelab adapt`), oldest first.
+    #[serde(default)]
+    pub adaptations: Vec<Adaptation>,
+}
+
+/// One online update: the data window it learnt from and what it did to the
+/// validation return that guarded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Adaptation {
+    pub data: DataHash,
+    /// Bars (indices into that series) trained on, then validated on.
+    pub train_bars: (usize, usize),
+    pub validation_bars: (usize, usize),
+    pub steps: usize,
+    pub validation_before_pct: f64,
+    pub validation_after_pct: f64,
 }
 
 /// sha256 of a series' bars, so a model can tell whether it is being

@@ -1,7 +1,8 @@
 //! Regime transition smoothness (algorithms.md §5): how much a mixture's
 //! intended position jumps around known regime switches when it blends its
-//! specialists by the gate's weights, against switching wholly to the
-//! specialist with the largest weight.
+//! specialists by the gate's weights, against switching wholly to the most
+//! likely regime's specialist (and, for reference, to the specialist the
+//! gate weighs most).
 //!
 //! The agent is walked through a split holding no position (every step is
 //! HOLD), so each bar's intent is read from the same flat account and only
@@ -27,7 +28,10 @@ pub struct TransitionSmoothness {
     /// Mean over switches of the largest one-bar exposure change within
     /// `half_width` bars, as a fraction of the full range (long to short).
     pub soft_blending: f64,
+    /// To the most likely regime's specialist.
     pub hard_switching: f64,
+    /// To the specialist with the largest gate weight.
+    pub top_gate_switching: f64,
     /// The same over all bars, switches or not.
     pub soft_mean_change: f64,
     pub hard_mean_change: f64,
@@ -49,7 +53,7 @@ pub fn transition_smoothness(
     s.env.random_start = false;
     let mut env = TradingEnv::new(data.clone(), split, &s, 0)?;
     env.reset();
-    let (mut soft, mut hard, mut bars) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut soft, mut hard, mut top, mut bars) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     loop {
         let obs = env.observation();
         let input = AgentInput {
@@ -63,6 +67,7 @@ pub fn transition_smoothness(
             .ok_or_else(|| AgentError::Invalid("transition smoothness needs a mixture of experts (moe)".into()))?;
         soft.push(view.blended());
         hard.push(view.switched());
+        top.push(view.top_gate());
         bars.push(env.bar_index());
         let r = env.step(EnvAction::new(Action::Hold, 0.0));
         if r.terminated || r.truncated {
@@ -84,6 +89,7 @@ pub fn transition_smoothness(
         half_width,
         soft_blending: transition_disruption(&soft, &at, half_width),
         hard_switching: transition_disruption(&hard, &at, half_width),
+        top_gate_switching: transition_disruption(&top, &at, half_width),
         soft_mean_change: mean_change(&soft),
         hard_mean_change: mean_change(&hard),
     })

@@ -59,6 +59,14 @@ pub enum Command {
     /// Run a trained model greedily through the engine, out of sample, next
     /// to buy-and-hold and the SMA crossover.
     Evaluate(EvaluateArgs),
+    /// Updates a trained model on a sliding window of recent data, as a new
+    /// version, refused when it worsens validation; --walk-forward measures
+    /// a static model's decay against one updated on each new window.
+    Adapt(AdaptArgs),
+    /// Meta-trains a PPO agent or mixture across markets (MAML, first-order
+    /// MAML or Reptile), saves the meta-learnt initialisation and compares
+    /// adapting it on held-out instruments with adapting from scratch.
+    MetaTrain(MetaTrainArgs),
     /// Throughput benchmarks (see BENCHMARKS.md).
     Bench(BenchArgs),
     /// Recorded training runs and their metrics.
@@ -284,7 +292,7 @@ pub enum ModelsCommand {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// ppo-lstm, ppo-transformer, ppo-mlp or hrm.
+    /// ppo-lstm, ppo-transformer, ppo-mlp, hrm or moe.
     #[arg(long)]
     pub agent: String,
     /// HRM size preset: small (the CPU default) or paper (27M parameters).
@@ -309,6 +317,73 @@ pub struct TrainArgs {
     /// Name the best model is registered under (default: the agent's name).
     #[arg(long)]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MetaTrainArgs {
+    /// ppo-lstm, ppo-transformer, ppo-mlp or moe.
+    #[arg(long, default_value = "ppo-lstm")]
+    pub agent: String,
+    /// Markets (name or CSV path, repeatable); default: every series in data/final.
+    #[arg(long = "symbol")]
+    pub symbols: Vec<String>,
+    /// Only series of this timeframe, e.g. 1d or 5m.
+    #[arg(long)]
+    pub timeframe: Option<String>,
+    /// maml, fomaml or reptile (overrides meta.mode).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Outer updates (overrides meta.iterations).
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Instruments kept for meta-test (repeatable; overrides meta.holdout).
+    #[arg(long = "holdout")]
+    pub holdout: Vec<String>,
+    /// Held-out tasks drawn per held-out market for the evaluation.
+    #[arg(long, default_value_t = 4)]
+    pub eval_tasks: usize,
+    /// Run folder (default runs/meta-<mode>-<agent>-seed<seed>); the
+    /// meta-learnt initialisation is saved in its `meta-init/`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AdaptArgs {
+    /// The model to update: a checkpoint folder or NAME[@VERSION].
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The new data: a series of a market the model knows (name or CSV path).
+    #[arg(long)]
+    pub data: String,
+    /// Bars of recent data to train on (the sliding window).
+    #[arg(long, default_value_t = 1000)]
+    pub window: usize,
+    /// Bars after the window that validate the update (the newest bars).
+    #[arg(long, default_value_t = 250)]
+    pub validation: usize,
+    /// Environment steps of the update.
+    #[arg(long, default_value_t = 8192)]
+    pub steps: usize,
+    /// Refuse the update if the validation return falls by more than this
+    /// many percentage points (negative: the gain it must make).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub max_worsening: f64,
+    /// Run folder (default runs/adapt-<kind>-seed<seed>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Registry name of the new version (default: the agent type).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Instead of one update: K consecutive windows of `--validation` bars at
+    /// the end of the data, each traded by the static model and by one
+    /// updated on the bars before it.
+    #[arg(long, value_name = "K")]
+    pub walk_forward: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

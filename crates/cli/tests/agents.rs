@@ -689,3 +689,256 @@ fn the_mixture_of_experts_trains_reports_its_specialists_and_blends_at_switches(
         &["ppo-mlp", "moe"],
     );
 }
+
+/// Online learning: an update on the newest bars becomes a new registered
+/// version with its provenance, the guard refuses an update that worsens
+/// validation (and registers nothing), and the walk-forward trades only
+/// bars the model never saw.
+#[test]
+fn adapt_updates_on_recent_bars_guards_validation_and_walks_forward() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = d.join("synth.csv");
+    ok(tradelab(
+        d,
+        &["data", "synth", "--bars", "3000", "--out", csv.to_str().unwrap()],
+    ));
+    let csv = csv.to_str().unwrap();
+    ok(tradelab(
+        d,
+        &[
+            "train",
+            "--agent",
+            "ppo-mlp",
+            "--symbol",
+            csv,
+            "--steps",
+            "1024",
+            "--out",
+            "base",
+            "--set",
+            "env.train_fraction=0.4",
+            "--set",
+            "env.validation_fraction=0.1",
+        ],
+    ));
+    let versions = || {
+        let out = ok(tradelab(d, &["models", "list", "ppo-mlp"]));
+        out.lines().filter(|l| l.starts_with("ppo-mlp")).count()
+    };
+    assert_eq!(versions(), 1);
+
+    // Any tolerance accepts or refuses consistently with the figures; one
+    // that demands a 1000-point gain always refuses.
+    let (mut accepted, mut refused) = (0, 0);
+    for (seed, max) in [(1, "0"), (2, "0"), (3, "1000"), (4, "-1000")] {
+        let seed = seed.to_string();
+        let before = versions();
+        let o = tradelab(
+            d,
+            &[
+                "adapt",
+                "--model",
+                "base/best",
+                "--data",
+                csv,
+                "--window",
+                "600",
+                "--validation",
+                "300",
+                "--steps",
+                "512",
+                "--max-worsening",
+                max,
+                "--seed",
+                &seed,
+                "--out",
+                &format!("ad{seed}"),
+                "--json",
+            ],
+        );
+        if o.status.success() {
+            accepted += 1;
+            let stdout = String::from_utf8_lossy(&o.stdout);
+            let json = &stdout[stdout.find('{').unwrap()..];
+            let r: serde_json::Value = serde_json::from_str(json).unwrap();
+            let tolerance: f64 = max.parse().unwrap();
+            assert!(
+                r["after_pct"].as_f64().unwrap() >= r["before_pct"].as_f64().unwrap() - tolerance,
+                "{r}"
+            );
+            let meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(d.join(format!("ad{seed}/best/metadata.json"))).unwrap())
+                    .unwrap();
+            let a = &meta["adaptations"][0];
+            assert_eq!(a["train_bars"], serde_json::json!([2100, 2700]), "{a}");
+            assert_eq!(a["validation_bars"], serde_json::json!([2700, 3000]), "{a}");
+        } else {
+            refused += 1;
+            assert_clean_failure(&o, &["refused", "worsens validation", "stays as it was"]);
+        }
+        assert_eq!(versions(), before + usize::from(o.status.success()));
+    }
+    assert!(accepted > 0 && refused > 0, "accepted {accepted}, refused {refused}");
+    assert_eq!(versions(), 1 + accepted);
+
+    // Walk-forward: the static model against one updated on each new window.
+    let out = ok(tradelab(
+        d,
+        &[
+            "adapt",
+            "--model",
+            "base/best",
+            "--data",
+            csv,
+            "--window",
+            "500",
+            "--validation",
+            "300",
+            "--steps",
+            "512",
+            "--walk-forward",
+            "3",
+            "--json",
+            "--out",
+            "wf",
+        ],
+    ));
+    let json = &out[out.find("{\n").unwrap()..];
+    let r: serde_json::Value = serde_json::from_str(&json[..json.rfind('}').unwrap() + 1]).unwrap();
+    let folds = r["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    assert_eq!(folds[0]["bars"], serde_json::json!([2100, 2400]));
+    assert!(r["static_mean_pct"].is_number() && r["updated_mean_pct"].is_number());
+    // Windows inside what the model learnt from are refused.
+    let o = tradelab(
+        d,
+        &[
+            "adapt",
+            "--model",
+            "base/best",
+            "--data",
+            csv,
+            "--window",
+            "500",
+            "--validation",
+            "300",
+            "--walk-forward",
+            "6",
+        ],
+    );
+    assert_clean_failure(&o, &["learnt from or was selected on"]);
+    // A market the model does not know is refused by name.
+    let other = d.join("other.csv");
+    std::fs::copy(csv, &other).unwrap();
+    let o = tradelab(d, &["adapt", "--model", "base/best", "--data", other.to_str().unwrap()]);
+    assert_clean_failure(&o, &["other", "market it was trained on"]);
+}
+
+/// Meta-learning from the terminal: tasks over every market with one
+/// instrument held out, progress with meta-loss and returns before and
+/// after adaptation, the meta-learnt initialisation saved (and byte-identical
+/// from one seed), and the held-out comparison against scratch and against
+/// no adaptation; the mixture meta-trains too.
+#[test]
+fn meta_train_holds_out_an_instrument_and_compares_with_scratch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut csvs = Vec::new();
+    for (name, seed) in [("alpha", "1"), ("beta", "2"), ("gamma", "3")] {
+        let csv = d.join(format!("{name}.csv"));
+        ok(tradelab(
+            d,
+            &[
+                "data",
+                "synth",
+                "--bars",
+                "1500",
+                "--seed",
+                seed,
+                "--out",
+                csv.to_str().unwrap(),
+            ],
+        ));
+        csvs.push(csv.to_str().unwrap().to_string());
+    }
+    let meta = |agent: &str, mode: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "meta-train",
+            "--agent",
+            agent,
+            "--mode",
+            mode,
+            "--iterations",
+            "2",
+            "--out",
+            out,
+        ];
+        for c in &csvs {
+            args.extend(["--symbol", c.as_str()]);
+        }
+        args.extend([
+            "--eval-tasks",
+            "2",
+            "--set",
+            "meta.support_bars=200",
+            "--set",
+            "meta.query_bars=100",
+            "--set",
+            "meta.tasks_per_batch=2",
+        ]);
+        args.extend_from_slice(extra);
+        tradelab(d, &args)
+    };
+    let o = meta("ppo-mlp", "maml", "m1", &["--json"]);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let out = ok(o);
+    assert!(stderr.contains("holding out [gamma 1d]"), "{stderr}");
+    assert!(
+        stderr.contains("meta 2/2 | meta-loss") && stderr.contains("before adaptation") && stderr.contains("after"),
+        "{stderr}"
+    );
+    let json = &out[out.find("{\n").unwrap()..];
+    let r: serde_json::Value = serde_json::from_str(&json[..json.rfind('}').unwrap() + 1]).unwrap();
+    assert_eq!(r["iterations"].as_array().unwrap().len(), 2);
+    let held = r["held_out"].as_array().unwrap();
+    assert_eq!(held.len(), 2);
+    for h in held {
+        assert!(h["task"].as_str().unwrap().starts_with("gamma"), "{h}");
+        for k in ["no_adaptation_pct", "meta_adapted_pct", "scratch_adapted_pct"] {
+            assert!(h[k].is_number(), "{h}");
+        }
+    }
+    let init = d.join("m1/meta-init");
+    let meta_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(init.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta_json["model"], "ppo-mlp");
+    // The initialisation is a model like any other: evaluate opens it.
+    ok(tradelab(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "m1/meta-init",
+            "--symbol",
+            &csvs[0],
+            "--out-dir",
+            "eval",
+        ],
+    ));
+    // Same seed, same initialisation.
+    ok(meta("ppo-mlp", "maml", "m2", &[]));
+    assert!(
+        files(&init) == files(&d.join("m2/meta-init")),
+        "byte-identical meta-init"
+    );
+    // Reptile and the mixture of experts.
+    let out = ok(meta("moe", "reptile", "m3", &["--set", "moe.encoder=mlp"]));
+    assert!(
+        out.contains("meta + K") && out.contains("scratch + K") && out.contains("no adapt"),
+        "{out}"
+    );
+    assert!(d.join("m3/meta-init/model.safetensors").exists());
+    // An instrument that is not among the markets is named.
+    assert_clean_failure(&meta("ppo-mlp", "fomaml", "m4", &["--holdout", "delta"]), &["delta"]);
+}

@@ -47,6 +47,55 @@ pub struct Settings {
     /// The mixture of experts (`tradelab train --agent moe`).
     #[serde(default)]
     pub moe: MoeSettings,
+    /// Meta-learning across markets (`tradelab meta-train`).
+    #[serde(default)]
+    pub meta: MetaSettings,
+}
+
+/// Meta-learning (MAML, first-order MAML, Reptile) over tasks of
+/// (instrument, timeframe) markets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetaSettings {
+    /// `maml` (second order), `fomaml` or `reptile`.
+    pub mode: String,
+    /// Meta-iterations (outer updates).
+    pub iterations: usize,
+    /// Tasks per outer update.
+    pub tasks_per_batch: usize,
+    /// Inner-loop gradient steps and their size.
+    pub inner_steps: usize,
+    pub inner_lr: f64,
+    /// Outer step size for the MAML modes (on the clipped meta-gradient).
+    pub outer_lr: f64,
+    /// Reptile's interpolation toward the adapted weights (0..1].
+    pub reptile_step: f64,
+    /// Bars in a task's support and query windows.
+    pub support_bars: usize,
+    pub query_bars: usize,
+    /// Bars between them; 0 means the observation window.
+    pub embargo: usize,
+    /// Instruments kept for meta-test; empty holds out the last one by name.
+    pub holdout: Vec<String>,
+}
+
+impl Default for MetaSettings {
+    /// The same values as `config/settings.yaml` (a test checks they agree).
+    fn default() -> Self {
+        MetaSettings {
+            mode: "maml".into(),
+            iterations: 30,
+            tasks_per_batch: 4,
+            inner_steps: 2,
+            inner_lr: 0.01,
+            outer_lr: 0.003,
+            reptile_step: 0.5,
+            support_bars: 500,
+            query_bars: 250,
+            embargo: 0,
+            holdout: Vec::new(),
+        }
+    }
 }
 
 /// The mixture of experts: four specialist policies and a gate over them.
@@ -865,6 +914,23 @@ impl Settings {
         v.int_range("regime.vol_window", rg.vol_window, 2, 1000);
         v.int_range("regime.trend_window", rg.trend_window, 2, 1000);
         v.range("regime.floor", rg.floor, 0.0, 0.01);
+        let me = &self.meta;
+        v.check(
+            ["maml", "fomaml", "reptile"].contains(&me.mode.as_str()),
+            "meta.mode",
+            &me.mode,
+            "is not a meta-learning mode",
+            "maml, fomaml or reptile",
+        );
+        v.int_range("meta.iterations", me.iterations, 1, 1_000_000);
+        v.int_range("meta.tasks_per_batch", me.tasks_per_batch, 1, 1024);
+        v.int_range("meta.inner_steps", me.inner_steps, 1, 100);
+        v.range("meta.inner_lr", me.inner_lr, 1e-9, 10.0);
+        v.range("meta.outer_lr", me.outer_lr, 1e-9, 10.0);
+        v.range("meta.reptile_step", me.reptile_step, 1e-6, 1.0);
+        v.int_range("meta.support_bars", me.support_bars, 10, 10_000_000);
+        v.int_range("meta.query_bars", me.query_bars, 10, 10_000_000);
+        v.int_range("meta.embargo", me.embargo, 0, 10_000_000);
         let moe = &self.moe;
         v.check(
             ["lstm", "transformer", "mlp"].contains(&moe.encoder.as_str()),
@@ -1083,6 +1149,11 @@ mod tests {
         assert_eq!(Settings::default().auth, AuthSettings::default());
         assert_eq!(Settings::default().regime, RegimeSettings::default());
         assert_eq!(Settings::default().moe, MoeSettings::default());
+        assert_eq!(Settings::default().meta, MetaSettings::default());
+        assert!(Settings::defaults_with(&["meta.mode=sgd".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("meta.mode"));
         assert!(Settings::defaults_with(&["moe.specialist_coef=-1".into()])
             .unwrap_err()
             .to_string()

@@ -229,6 +229,37 @@ impl MarketData {
         Ok(data)
     }
 
+    /// The same observations with other splits (the normalisation and
+    /// regime model stay as fitted): an online update trains on a recent
+    /// window and validates on the bars after it. Each non-empty split must
+    /// leave room for a step.
+    pub fn with_splits(
+        &self,
+        train: Range<usize>,
+        validation: Range<usize>,
+        test: Range<usize>,
+    ) -> Result<Self, EnvError> {
+        let n = self.series.len();
+        let mut data = self.clone();
+        data.splits = [
+            train.start.min(n)..train.end.min(n),
+            validation.start.min(n)..validation.end.min(n),
+            test.start.min(n)..test.end.min(n),
+        ];
+        for split in [Split::Train, Split::Validation, Split::Test] {
+            let r = &data.splits[split as usize];
+            if !r.is_empty() && data.steps(split).is_empty() {
+                return Err(EnvError::SplitTooShort {
+                    instrument: data.series.instrument.clone(),
+                    split: split.name(),
+                    bars: r.len(),
+                    needed: (data.first_valid + data.window + 1).saturating_sub(r.start).max(2),
+                });
+            }
+        }
+        Ok(data)
+    }
+
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
     }

@@ -161,6 +161,32 @@ impl Params {
         Ok(())
     }
 
+    /// Every parameter in name order as one vector (meta-learning works
+    /// on this flat view).
+    pub fn flat(&self) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(self.count());
+        for v in self.vars.values() {
+            out.extend(v.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+        }
+        Ok(out)
+    }
+
+    /// Overwrites every parameter from a vector laid out as [`Params::flat`].
+    pub fn set_flat(&self, values: &[f64]) -> Result<()> {
+        if values.len() != self.count() {
+            candle_core::bail!("{} values for {} parameters", values.len(), self.count());
+        }
+        let mut at = 0;
+        for v in self.vars.values() {
+            let t = v.as_tensor();
+            let n = t.elem_count();
+            let part: Vec<f32> = values[at..at + n].iter().map(|x| *x as f32).collect();
+            v.set(&Tensor::from_vec(part, t.dims(), &self.device)?)?;
+            at += n;
+        }
+        Ok(())
+    }
+
     /// Current values by name (what a checkpoint stores).
     pub fn tensors(&self) -> BTreeMap<String, Tensor> {
         self.vars

@@ -19,7 +19,7 @@
 //! - a cross-entropy pulling the gate toward those weights, times
 //!   `gate_prior_coef`, which the policy gradient can overrule.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{Tensor, D};
 use rand::Rng;
 use rand_distr::Distribution;
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,9 @@ use tradelab_core::Action;
 use tradelab_nn::heads::{masked_log_probs, Beta};
 use tradelab_nn::moe::{mixture_log_prob, MixtureOutput, MixturePolicy};
 
+use super::update::LossParts;
 use super::{Net, PpoAgent};
 use crate::agent::{AgentInput, MarketKey};
-use crate::epochs::FIGURES;
 use crate::error::AgentError;
 use crate::rollout::{entry, Acted, Batch};
 use crate::sampling::{argmax, sample, QUANTITY_EPS};
@@ -162,12 +162,15 @@ impl GateLog {
     }
 }
 
-/// What the mixture intends for one observation: the gate's weights and
-/// each specialist's signed exposure, P(buy long)·E[q] − P(sell short)·E[q].
+/// What the mixture intends for one observation: the gate's weights, each
+/// specialist's signed exposure, P(buy long)·E[q] − P(sell short)·E[q], and
+/// the specialist the most likely regime calls for (the largest of the
+/// bar's specialist weights).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixtureView {
     pub gate: Vec<f32>,
     pub exposures: Vec<f32>,
+    pub regime_specialist: usize,
 }
 
 impl MixtureView {
@@ -176,8 +179,13 @@ impl MixtureView {
         self.gate.iter().zip(&self.exposures).map(|(g, e)| (g * e) as f64).sum()
     }
 
-    /// The exposure of the specialist with the largest weight: hard switching.
+    /// The exposure of the regime's specialist alone: hard switching.
     pub fn switched(&self) -> f64 {
+        self.exposures.get(self.regime_specialist).copied().unwrap_or(0.0) as f64
+    }
+
+    /// The exposure of the specialist the gate weighs most.
+    pub fn top_gate(&self) -> f64 {
         let top = (0..self.gate.len())
             .max_by(|&i, &j| self.gate[i].total_cmp(&self.gate[j]))
             .unwrap_or(0);
@@ -370,20 +378,25 @@ impl PpoAgent {
             let mean = (&beta.alpha / (&beta.alpha + &beta.beta)?)?.to_vec1::<f32>()?[0];
             exposures.push((p[Action::BuyLong.index()] - p[Action::SellShort.index()]) * mean);
         }
-        Ok(Some(MixtureView { gate, exposures }))
+        let last = &input.window[(self.config.window - 1) * self.config.features..];
+        let regime_specialist = self
+            .mixture_config()
+            .specialist_columns
+            .iter()
+            .enumerate()
+            .max_by(|a, b| last[*a.1].total_cmp(&last[*b.1]))
+            .map_or(0, |(k, _)| k);
+        Ok(Some(MixtureView {
+            gate,
+            exposures,
+            regime_specialist,
+        }))
     }
 
-    /// The mixture's loss on one minibatch (see the module docs), its
-    /// backward pass and Adam step.
-    pub(super) fn mixture_step(
-        &mut self,
-        batch: &Batch,
-        idx: &[u32],
-        adv: Vec<f32>,
-        lr: f64,
-    ) -> Result<[f64; FIGURES], AgentError> {
+    /// The mixture's loss on one minibatch (see the module docs).
+    pub(super) fn mixture_loss(&self, batch: &Batch, idx: &[u32], adv: Vec<f32>) -> Result<LossParts, AgentError> {
         let Net::Mixture(mix) = &self.net else {
-            unreachable!("mixture_step is only called for a mixture")
+            unreachable!("mixture_loss is only called for a mixture")
         };
         let p = &self.config.ppo;
         let m_cfg = self.mixture_config();
@@ -462,21 +475,14 @@ impl PpoAgent {
         let loss = ((&policy_loss + (&value_loss * p.value_coef)?)? - (&entropy * p.entropy_coef)?)?;
         let loss = ((loss + (specialist_loss * m_cfg.specialist_coef)?)? + (gate_prior * m_cfg.gate_prior_coef)?)?;
 
-        let grads = loss.backward()?;
-        let grad_norm = self.adam.step(&grads, lr, p.max_grad_norm)?;
-
-        let approx_kl = ((&ratio - 1.0)? - &log_ratio)?.mean_all()?;
-        let clip_fraction = (&ratio - 1.0)?.abs()?.gt(p.clip)?.to_dtype(DType::F32)?.mean_all()?;
-        let scalar = |t: &Tensor| -> Result<f64, AgentError> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-        Ok([
-            scalar(&policy_loss)?,
-            scalar(&value_loss)?,
-            scalar(&entropy)?,
-            scalar(&approx_kl)?,
-            scalar(&clip_fraction)?,
-            grad_norm,
-            0.0,
-        ])
+        Ok(LossParts {
+            loss,
+            policy_loss,
+            value_loss,
+            entropy,
+            ratio,
+            log_ratio,
+        })
     }
 }
 
@@ -515,9 +521,11 @@ mod tests {
         let v = MixtureView {
             gate: vec![0.6, 0.4],
             exposures: vec![1.0, -1.0],
+            regime_specialist: 1,
         };
         assert!((v.blended() - 0.2).abs() < 1e-6);
-        assert_eq!(v.switched(), 1.0);
+        assert_eq!(v.switched(), -1.0);
+        assert_eq!(v.top_gate(), 1.0);
         let log = {
             let mut l = GateLog::default();
             l.add(Some(1), &[0.2, 0.8]);

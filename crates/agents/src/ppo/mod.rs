@@ -16,6 +16,7 @@
 //! per-environment sequences needs no stored hidden state; splitting by
 //! environment still keeps each minibatch's samples from one trajectory.
 
+mod meta;
 mod mixture;
 mod persist;
 mod update;
@@ -40,6 +41,7 @@ use crate::reward_scale::RewardScaler;
 
 use crate::rollout::{collect, Acted, Actor, RolloutBuffer};
 use crate::sampling::{decide, Heads};
+pub(crate) use meta::TaskBatch;
 pub use mixture::{transition_disruption, GateLog, MixtureConfig, MixtureView, MOE_KIND};
 pub use persist::{read_model_kind, PpoMetadata};
 

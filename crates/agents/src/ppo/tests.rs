@@ -181,3 +181,40 @@ fn same_seed_same_weights_and_a_checkpoint_round_trips() {
     let err = PpoAgent::load(&dir).err().unwrap().to_string();
     assert!(err.contains("`hrm` model"), "{err}");
 }
+
+/// The flat gradient meta-learning steps with is the derivative of the
+/// batch's loss along the flat parameter layout: a central difference of
+/// the loss along the gradient's direction matches its norm.
+#[test]
+fn the_flat_gradient_is_the_loss_derivative_in_the_flat_layout() {
+    let mut s = small_settings();
+    s.ppo.normalize_rewards = false;
+    let data = market(&s);
+    let key = MarketKey {
+        instrument: 0,
+        timeframe: 0,
+    };
+    for encoder in ["mlp", "lstm"] {
+        let mut agent = agent(&s, encoder, &data);
+        let tb = agent.task_batch(&data, key, Split::Train, &s, 3).unwrap();
+        let theta = agent.flat_params().unwrap();
+        assert_eq!(theta.len(), agent.parameter_count());
+        let (g, _) = agent.batch_gradient(&tb.batch, tb.advantages.clone()).unwrap();
+        let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!(norm > 0.0 && norm.is_finite());
+        let eps = 0.05;
+        let mut loss_at = |sign: f64| {
+            let moved: Vec<f64> = theta.iter().zip(&g).map(|(t, gi)| t + sign * eps * gi / norm).collect();
+            agent.set_flat_params(&moved).unwrap();
+            agent.batch_gradient(&tb.batch, tb.advantages.clone()).unwrap().1
+        };
+        let difference = (loss_at(1.0) - loss_at(-1.0)) / (2.0 * eps);
+        assert!(
+            (difference - norm).abs() < 0.05 * norm,
+            "{encoder}: central difference {difference} against gradient norm {norm}"
+        );
+        // Writing the flat vector back restores the weights exactly.
+        agent.set_flat_params(&theta).unwrap();
+        assert_eq!(agent.flat_params().unwrap(), theta);
+    }
+}

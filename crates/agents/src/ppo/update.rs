@@ -37,13 +37,36 @@ impl PpoAgent {
         adv: Vec<f32>,
         lr: f64,
     ) -> Result<[f64; FIGURES], AgentError> {
+        let parts = self.minibatch_loss(batch, idx, adv)?;
+        let grads = parts.loss.backward()?;
+        let grad_norm = self.adam.step(&grads, lr, self.config.ppo.max_grad_norm)?;
+        let clip = self.config.ppo.clip;
+        let approx_kl = ((&parts.ratio - 1.0)? - &parts.log_ratio)?.mean_all()?;
+        let clip_fraction = (&parts.ratio - 1.0)?
+            .abs()?
+            .gt(clip)?
+            .to_dtype(DType::F32)?
+            .mean_all()?;
+        Ok([
+            scalar(&parts.policy_loss)?,
+            scalar(&parts.value_loss)?,
+            scalar(&parts.entropy)?,
+            scalar(&approx_kl)?,
+            scalar(&clip_fraction)?,
+            grad_norm,
+            0.0,
+        ])
+    }
+
+    /// The PPO loss on one minibatch (the single policy's or the mixture's).
+    pub(super) fn minibatch_loss(&self, batch: &Batch, idx: &[u32], adv: Vec<f32>) -> Result<LossParts, AgentError> {
         let p = &self.config.ppo;
         let m = idx.len();
         let ix = Tensor::from_slice(idx, m, &self.device)?;
         let pick = |t: &Tensor| t.index_select(&ix, 0);
         let net = match &self.net {
             Net::Single(net) => net,
-            Net::Mixture(_) => return self.mixture_step(batch, idx, adv, lr),
+            Net::Mixture(_) => return self.mixture_loss(batch, idx, adv),
         };
         let out = net.forward(
             &pick(&batch.windows)?,
@@ -67,23 +90,46 @@ impl PpoAgent {
         let value_loss = ((out.value - pick(&batch.returns)?)?.sqr()?.mean_all()? * 0.5)?;
         let entropy = (categorical_entropy(&log_probs)? + beta.entropy()?)?.mean_all()?;
         let loss = ((&policy_loss + (&value_loss * p.value_coef)?)? - (&entropy * p.entropy_coef)?)?;
-
-        let grads = loss.backward()?;
-        let grad_norm = self.adam.step(&grads, lr, p.max_grad_norm)?;
-
-        let approx_kl = ((&ratio - 1.0)? - &log_ratio)?.mean_all()?;
-        let clip_fraction = (&ratio - 1.0)?.abs()?.gt(p.clip)?.to_dtype(DType::F32)?.mean_all()?;
-        let scalar = |t: &Tensor| -> Result<f64, AgentError> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-        Ok([
-            scalar(&policy_loss)?,
-            scalar(&value_loss)?,
-            scalar(&entropy)?,
-            scalar(&approx_kl)?,
-            scalar(&clip_fraction)?,
-            grad_norm,
-            0.0,
-        ])
+        Ok(LossParts {
+            loss,
+            policy_loss,
+            value_loss,
+            entropy,
+            ratio,
+            log_ratio,
+        })
     }
+
+    /// The loss's gradient on a whole batch, flattened in the order of
+    /// [`PpoAgent::flat_params`], and the loss: what meta-learning's inner
+    /// and outer loops step with. Nothing is updated.
+    pub(crate) fn batch_gradient(&self, batch: &Batch, adv: Vec<f32>) -> Result<(Vec<f64>, f64), AgentError> {
+        let idx: Vec<u32> = (0..adv.len() as u32).collect();
+        let parts = self.minibatch_loss(batch, &idx, adv)?;
+        let grads = parts.loss.backward()?;
+        let mut flat = Vec::with_capacity(self.params.count());
+        for (_, var) in self.params.named_vars() {
+            match grads.get(var.as_tensor()) {
+                Some(g) => flat.extend(g.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?),
+                None => flat.extend(std::iter::repeat_n(0.0, var.as_tensor().elem_count())),
+            }
+        }
+        Ok((flat, scalar(&parts.loss)?))
+    }
+}
+
+/// A minibatch's loss and the pieces the progress line reports.
+pub(super) struct LossParts {
+    pub loss: Tensor,
+    pub policy_loss: Tensor,
+    pub value_loss: Tensor,
+    pub entropy: Tensor,
+    pub ratio: Tensor,
+    pub log_ratio: Tensor,
+}
+
+fn scalar(t: &Tensor) -> Result<f64, AgentError> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
 impl PpoAgent {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod adapt;
 mod auth;
 mod backtest;
 mod bench;
@@ -9,6 +10,7 @@ mod data;
 mod evaluate;
 mod login;
 mod markets;
+mod meta_train;
 pub mod models;
 mod regimes;
 mod run;
@@ -29,6 +31,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Stress(a) => stress::run(&cli.global, &a),
         Command::Train(a) => train::run(&cli.global, &a),
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),
+        Command::Adapt(a) => adapt::run(&cli.global, &a),
+        Command::MetaTrain(a) => meta_train::run(&cli.global, &a),
         Command::Bench(a) => bench::run(&cli.global, &a),
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Models(c) => models::run(&cli.global, c),

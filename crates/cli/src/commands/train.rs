@@ -36,6 +36,27 @@ pub fn encoder_of(agent: &str) -> Result<EncoderKind> {
     }
 }
 
+/// The shape of a new PPO agent or mixture (`agent` names it) for these
+/// features, markets and settings.
+pub fn ppo_config(agent: &str, features: &[String], vocab: &Vocabulary, settings: &Settings) -> Result<PpoConfig> {
+    let (encoder, mixture) = if agent == MOE_KIND {
+        let m = MixtureConfig::from_features(features, &SPECIALISTS, &settings.moe)?;
+        (settings.moe.encoder.clone(), Some(m))
+    } else {
+        (encoder_of(agent)?.name().to_string(), None)
+    };
+    Ok(PpoConfig {
+        encoder,
+        features: features.len(),
+        window: settings.env.window,
+        instruments: vocab.instruments.len(),
+        timeframes: vocab.timeframes.len(),
+        seed: settings.seed,
+        ppo: settings.ppo.clone(),
+        mixture,
+    })
+}
+
 /// What every run needs, whichever agent trains.
 struct RunData {
     settings: Settings,
@@ -128,24 +149,7 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     let d = prepare(series, vocab, hashes, settings)?;
     let agent = match resumed {
         Some(agent) => agent,
-        None => {
-            let (encoder, mixture) = if a.agent == MOE_KIND {
-                let m = MixtureConfig::from_features(&d.features, &SPECIALISTS, &d.settings.moe)?;
-                (d.settings.moe.encoder.clone(), Some(m))
-            } else {
-                (encoder_of(&a.agent)?.name().to_string(), None)
-            };
-            PpoAgent::new(PpoConfig {
-                encoder,
-                features: d.features.len(),
-                window: d.settings.env.window,
-                instruments: d.vocab.instruments.len(),
-                timeframes: d.vocab.timeframes.len(),
-                seed: d.settings.seed,
-                ppo: d.settings.ppo.clone(),
-                mixture,
-            })?
-        }
+        None => PpoAgent::new(ppo_config(&a.agent, &d.features, &d.vocab, &d.settings)?)?,
     };
     let markets = d.markets.clone();
     let settings = d.settings.clone();

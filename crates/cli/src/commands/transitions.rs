@@ -55,8 +55,18 @@ pub fn run(g: &GlobalArgs, a: &TransitionsArgs) -> Result<()> {
         "position disruption within {} bars of a switch (largest one-bar change, share of the long-to-short range):",
         r.half_width
     );
-    println!("  soft blending   {:6.2}%", 100.0 * r.soft_blending);
-    println!("  hard switching  {:6.2}%", 100.0 * r.hard_switching);
+    println!(
+        "  soft blending                              {:6.2}%",
+        100.0 * r.soft_blending
+    );
+    println!(
+        "  hard switching to the regime's specialist  {:6.2}%",
+        100.0 * r.hard_switching
+    );
+    println!(
+        "  hard switching to the gate's top choice    {:6.2}%",
+        100.0 * r.top_gate_switching
+    );
     println!(
         "mean one-bar change over all bars: soft {:.2}%, hard {:.2}%",
         100.0 * r.soft_mean_change,

@@ -1,0 +1,234 @@
+//! Meta-training a PPO agent (single policy or mixture) across markets
+//! (algorithms.md §3), with the updates of [`crate::meta`] and the tasks of
+//! [`crate::meta_tasks`].
+//!
+//! For each task (a market's support window, an embargo, its query window):
+//! 1. a rollout on the support window with the meta-parameters θ is the
+//!    inner loop's fixed batch; `inner_steps` gradient steps of its PPO
+//!    loss give the fast weights θ' (θ itself is untouched);
+//! 2. a rollout on the query window with θ' is the outer loop's batch; its
+//!    PPO loss at θ' is the task's meta-loss;
+//! 3. the meta-gradient is taken in the configured mode (second-order
+//!    MAML differentiates through the inner steps with Hessian-vector
+//!    products by finite differences of the support gradient).
+//!
+//! The outer update averages the tasks' meta-gradients, clips the norm at
+//! `ppo.max_grad_norm` and steps by `outer_lr` (Reptile: moves
+//! `reptile_step` of the way toward the mean adapted weights).
+//!
+//! Returns are greedy episodes over a task's query window, before (θ) and
+//! after (θ') adaptation.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tradelab_core::settings::MetaSettings;
+use tradelab_core::Settings;
+use tradelab_env::{MarketData, Split};
+
+use crate::agent::MarketKey;
+use crate::error::AgentError;
+use crate::evaluate::greedy_episode;
+use crate::meta::{adapt, meta_gradient, MetaMode};
+use crate::ppo::PpoAgent;
+
+/// A task ready to run: the market with its splits set to the support
+/// (train) and query (validation) windows.
+#[derive(Clone)]
+pub struct MetaTask {
+    pub name: String,
+    pub data: Arc<MarketData>,
+    pub key: MarketKey,
+}
+
+/// One outer update, for the progress line and the run's metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetaIteration {
+    pub iteration: usize,
+    /// Mean over tasks of the query PPO loss at the adapted weights.
+    pub meta_loss: f64,
+    /// Mean greedy query-window return (%) before and after adaptation.
+    pub pre_return_pct: f64,
+    pub post_return_pct: f64,
+    /// Norm of the averaged meta-gradient before clipping.
+    pub grad_norm: f64,
+}
+
+/// The inner loop's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct InnerLoop {
+    pub steps: usize,
+    pub lr: f64,
+}
+
+impl InnerLoop {
+    pub fn from_settings(m: &MetaSettings) -> InnerLoop {
+        InnerLoop {
+            steps: m.inner_steps,
+            lr: m.inner_lr,
+        }
+    }
+}
+
+/// Runs `f` with a shared agent from two closures at once (the inner and
+/// outer gradients), keeping the first error.
+struct Shared<'a> {
+    agent: RefCell<&'a mut PpoAgent>,
+    error: RefCell<Option<AgentError>>,
+}
+
+impl Shared<'_> {
+    fn gradient(&self, theta: &[f64], batch: &crate::ppo::TaskBatch) -> Vec<f64> {
+        let run = || -> Result<Vec<f64>, AgentError> {
+            let mut agent = self.agent.borrow_mut();
+            agent.set_flat_params(theta)?;
+            Ok(agent.batch_gradient(&batch.batch, batch.advantages.clone())?.0)
+        };
+        run().unwrap_or_else(|e| {
+            self.error.borrow_mut().get_or_insert(e);
+            vec![0.0; theta.len()]
+        })
+    }
+}
+
+/// Adapts the agent to `task` in place: `inner.steps` gradient steps on a
+/// support rollout taken with its current weights. Returns every iterate.
+pub fn adapt_to_task(
+    agent: &mut PpoAgent,
+    task: &MetaTask,
+    settings: &Settings,
+    inner: InnerLoop,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>, AgentError> {
+    let theta = agent.flat_params()?;
+    let support = agent.task_batch(&task.data, task.key, Split::Train, settings, seed)?;
+    let shared = Shared {
+        agent: RefCell::new(agent),
+        error: RefCell::new(None),
+    };
+    let iterates = adapt(&theta, inner.lr, inner.steps, &mut |t| shared.gradient(t, &support));
+    if let Some(e) = shared.error.into_inner() {
+        return Err(e);
+    }
+    let agent = shared.agent.into_inner();
+    agent.set_flat_params(iterates.last().expect("adapt returns θ at least"))?;
+    Ok(iterates)
+}
+
+/// Greedy return (%) over the task's query window with the current weights.
+pub fn query_return(agent: &mut PpoAgent, task: &MetaTask, settings: &Settings) -> Result<f64, AgentError> {
+    Ok(greedy_episode(agent, &task.data, task.key, Split::Validation, settings)?.return_pct)
+}
+
+/// One outer update over `tasks`.
+pub fn meta_iteration(
+    agent: &mut PpoAgent,
+    tasks: &[MetaTask],
+    settings: &Settings,
+    mode: MetaMode,
+    iteration: usize,
+) -> Result<MetaIteration, AgentError> {
+    let m = &settings.meta;
+    let inner = InnerLoop::from_settings(m);
+    let theta = agent.flat_params()?;
+    let mut sum = vec![0.0; theta.len()];
+    let (mut loss, mut pre, mut post) = (0.0, 0.0, 0.0);
+    for (i, task) in tasks.iter().enumerate() {
+        let seed = settings.seed ^ ((iteration as u64) << 20) ^ ((i as u64) << 8);
+        agent.set_flat_params(&theta)?;
+        pre += query_return(agent, task, settings)?;
+        let support = agent.task_batch(&task.data, task.key, Split::Train, settings, seed)?;
+        let shared = Shared {
+            agent: RefCell::new(&mut *agent),
+            error: RefCell::new(None),
+        };
+        let iterates = adapt(&theta, inner.lr, inner.steps, &mut |t| shared.gradient(t, &support));
+        if let Some(e) = shared.error.take() {
+            return Err(e);
+        }
+        let adapted = iterates.last().expect("adapt returns θ at least").clone();
+        let query = {
+            let mut a = shared.agent.borrow_mut();
+            a.set_flat_params(&adapted)?;
+            post += query_return(&mut a, task, settings)?;
+            let q = a.task_batch(&task.data, task.key, Split::Validation, settings, seed ^ 1)?;
+            loss += a.batch_gradient(&q.batch, q.advantages.clone())?.1;
+            q
+        };
+        let g = meta_gradient(
+            mode,
+            &iterates,
+            inner.lr,
+            &mut |t| shared.gradient(t, &support),
+            &mut |t| shared.gradient(t, &query),
+        );
+        if let Some(e) = shared.error.take() {
+            return Err(e);
+        }
+        for (s, x) in sum.iter_mut().zip(&g) {
+            *s += x;
+        }
+    }
+    let n = tasks.len().max(1) as f64;
+    let g: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    let grad_norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let step = match mode {
+        // θ − ε (θ − mean θ'): part of the way to the adapted weights.
+        MetaMode::Reptile => m.reptile_step,
+        _ => {
+            let max = settings.ppo.max_grad_norm;
+            let scale = if max > 0.0 && grad_norm > max {
+                max / grad_norm
+            } else {
+                1.0
+            };
+            m.outer_lr * scale
+        }
+    };
+    let next: Vec<f64> = theta.iter().zip(&g).map(|(t, g)| t - step * g).collect();
+    agent.set_flat_params(&next)?;
+    Ok(MetaIteration {
+        iteration,
+        meta_loss: loss / n,
+        pre_return_pct: pre / n,
+        post_return_pct: post / n,
+        grad_norm,
+    })
+}
+
+/// Held-out evaluation of one task: the query return with no adaptation,
+/// after `inner.steps` from the meta-trained weights, and after the same
+/// steps from a fresh initialisation.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldOutResult {
+    pub task: String,
+    pub no_adaptation_pct: f64,
+    pub meta_adapted_pct: f64,
+    pub scratch_adapted_pct: f64,
+}
+
+pub fn evaluate_held_out(
+    meta: &mut PpoAgent,
+    scratch: &mut PpoAgent,
+    task: &MetaTask,
+    settings: &Settings,
+    seed: u64,
+) -> Result<HeldOutResult, AgentError> {
+    let inner = InnerLoop::from_settings(&settings.meta);
+    let theta = meta.flat_params()?;
+    let no_adaptation_pct = query_return(meta, task, settings)?;
+    adapt_to_task(meta, task, settings, inner, seed)?;
+    let meta_adapted_pct = query_return(meta, task, settings)?;
+    meta.set_flat_params(&theta)?;
+    let fresh = scratch.flat_params()?;
+    adapt_to_task(scratch, task, settings, inner, seed)?;
+    let scratch_adapted_pct = query_return(scratch, task, settings)?;
+    scratch.set_flat_params(&fresh)?;
+    Ok(HeldOutResult {
+        task: task.name.clone(),
+        no_adaptation_pct,
+        meta_adapted_pct,
+        scratch_adapted_pct,
+    })
+}
