@@ -374,7 +374,8 @@ pub struct AdaptArgs {
     /// Run folder (default runs/adapt-<kind>-seed<seed>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Registry name of the new version (default: the agent type).
+    /// Registry name of the new version (default: the model's registry
+    /// name, or the agent type for a folder).
     #[arg(long)]
     pub name: Option<String>,
     /// Instead of one update: K consecutive windows of `--validation` bars at

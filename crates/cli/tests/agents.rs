@@ -781,6 +781,31 @@ fn adapt_updates_on_recent_bars_guards_validation_and_walks_forward() {
     }
     assert!(accepted > 0 && refused > 0, "accepted {accepted}, refused {refused}");
     assert_eq!(versions(), 1 + accepted);
+    // A registered model (NAME@VERSION) updates into its name's next version.
+    let out = ok(tradelab(
+        d,
+        &[
+            "adapt",
+            "--model",
+            "ppo-mlp@1",
+            "--data",
+            csv,
+            "--window",
+            "600",
+            "--validation",
+            "300",
+            "--steps",
+            "512",
+            "--max-worsening",
+            "1000",
+            "--out",
+            "adreg",
+        ],
+    ));
+    assert!(
+        out.contains(&format!("registered: ppo-mlp version {}", 2 + accepted)),
+        "{out}"
+    );
 
     // Walk-forward: the static model against one updated on each new window.
     let out = ok(tradelab(

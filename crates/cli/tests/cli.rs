@@ -420,7 +420,16 @@ fn a_policy_can_train_and_evaluate_on_regime_probabilities() {
         .map(|f| f.as_str().unwrap())
         .collect();
     assert!(
-        features.ends_with(&["regime_p0", "regime_p1", "regime_p2", "regime_p3"]),
+        features.ends_with(&[
+            "regime_p0",
+            "regime_p1",
+            "regime_p2",
+            "regime_p3",
+            "specialist_trend",
+            "specialist_mean_reversion",
+            "specialist_volatility",
+            "specialist_consolidation"
+        ]),
         "{features:?}"
     );
     let model = out.join("best");

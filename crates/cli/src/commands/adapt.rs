@@ -162,8 +162,12 @@ fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result
     eprintln!("{summary}");
     println!("updated model: {}", outcome.best_dir.display());
     if let (Some(r), Some(run)) = (&recorder, &run) {
-        let kind = read_model_kind(&outcome.best_dir)?;
-        let name = a.name.clone().unwrap_or(kind);
+        // A registered model's next version keeps its name; a folder's takes the agent type.
+        let registered = (!a.model.exists()).then(|| a.model.to_string_lossy().split('@').next().map(str::to_string));
+        let name = match (a.name.clone(), registered.flatten()) {
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) => read_model_kind(&outcome.best_dir)?,
+        };
         let (version, dir) = r.register_checkpoint(&name, &outcome.best_dir, Some(run))?;
         r.finish_run(run, RunStatus::Finished)?;
         println!(
