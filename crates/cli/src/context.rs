@@ -26,6 +26,20 @@ pub fn load_settings(g: &GlobalArgs, extra: &[String]) -> Result<Settings> {
 }
 
 /// Adds a `key=value` override for an optional path flag.
+/// The settings to run a trained model under: its own for everything that
+/// shapes its observation (features, window, regime model), today's for
+/// costs, risk, data paths, reports and the store.
+pub fn model_settings(saved: &serde_json::Value, current: &Settings) -> Result<Settings> {
+    let mut settings: Settings = serde_json::from_value(saved.clone())
+        .context("the model's metadata.json holds settings this build cannot read; retrain the model")?;
+    settings.backtest = current.backtest.clone();
+    settings.risk = current.risk.clone();
+    settings.data = current.data.clone();
+    settings.report = current.report.clone();
+    settings.store = current.store.clone();
+    Ok(settings)
+}
+
 pub fn path_override(key: &str, value: &Option<PathBuf>) -> Option<String> {
     value.as_ref().map(|p| format!("{key}={}", p.display()))
 }

@@ -380,6 +380,36 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
     assert_eq!(summary["kind"], "hrm");
     assert!(summary["segments_per_decision"]["decisions"].as_u64().unwrap() > 0);
 
+    // Online updates take the HRM too.
+    let out = ok(tradelab(
+        d,
+        &[
+            "adapt",
+            "--model",
+            "hrm/last",
+            "--data",
+            csv,
+            "--window",
+            "400",
+            "--validation",
+            "200",
+            "--steps",
+            "256",
+            "--max-worsening",
+            "1000",
+            "--out",
+            "hrm-adapt",
+        ],
+    ));
+    assert!(out.contains("registered: hrm version 2"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("hrm-adapt/best/metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["model"], "hrm");
+    assert_eq!(
+        meta["adaptations"][0]["validation_bars"],
+        serde_json::json!([1300, 1500])
+    );
+
     // A second instrument joins on resume.
     let out = ok(train(&[
         "--symbol",

@@ -215,18 +215,24 @@ impl MarketData {
             splits,
             window,
         };
+        data.check_splits()?;
+        Ok(data)
+    }
+
+    /// Every non-empty split leaves room for at least one step.
+    fn check_splits(&self) -> Result<(), EnvError> {
         for split in [Split::Train, Split::Validation, Split::Test] {
-            let r = &data.splits[split as usize];
-            if !r.is_empty() && data.steps(split).is_empty() {
+            let r = &self.splits[split as usize];
+            if !r.is_empty() && self.steps(split).is_empty() {
                 return Err(EnvError::SplitTooShort {
-                    instrument: data.series.instrument.clone(),
+                    instrument: self.series.instrument.clone(),
                     split: split.name(),
                     bars: r.len(),
-                    needed: (data.first_valid + window + 1).saturating_sub(r.start).max(2),
+                    needed: (self.first_valid + self.window + 1).saturating_sub(r.start).max(2),
                 });
             }
         }
-        Ok(data)
+        Ok(())
     }
 
     /// The same observations with other splits (the normalisation and
@@ -240,23 +246,10 @@ impl MarketData {
         test: Range<usize>,
     ) -> Result<Self, EnvError> {
         let n = self.series.len();
+        let clip = |r: Range<usize>| r.start.min(n)..r.end.min(n);
         let mut data = self.clone();
-        data.splits = [
-            train.start.min(n)..train.end.min(n),
-            validation.start.min(n)..validation.end.min(n),
-            test.start.min(n)..test.end.min(n),
-        ];
-        for split in [Split::Train, Split::Validation, Split::Test] {
-            let r = &data.splits[split as usize];
-            if !r.is_empty() && data.steps(split).is_empty() {
-                return Err(EnvError::SplitTooShort {
-                    instrument: data.series.instrument.clone(),
-                    split: split.name(),
-                    bars: r.len(),
-                    needed: (data.first_valid + data.window + 1).saturating_sub(r.start).max(2),
-                });
-            }
-        }
+        data.splits = [clip(train), clip(validation), clip(test)];
+        data.check_splits()?;
         Ok(data)
     }
 

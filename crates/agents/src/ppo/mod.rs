@@ -15,6 +15,10 @@
 //! is carried from one step to the next), so a minibatch of whole
 //! per-environment sequences needs no stored hidden state; splitting by
 //! environment still keeps each minibatch's samples from one trajectory.
+//!
+//! The same agent runs the mixture of experts (`mixture.rs`: specialists
+//! under a gate, one loss, one optimiser) and exposes what meta-learning
+//! needs (`meta.rs`: flat parameters, a task's rollout as a batch).
 
 mod meta;
 mod mixture;

@@ -25,7 +25,7 @@ use tradelab_store::tracking::RunStatus;
 
 use super::markets::{data_hash, load_series, timeframe_name};
 use crate::cli::{AdaptArgs, GlobalArgs};
-use crate::context::load_settings;
+use crate::context::{load_settings, model_settings};
 use crate::record::Recorder;
 
 pub fn run(g: &GlobalArgs, a: &AdaptArgs) -> Result<()> {
@@ -65,15 +65,8 @@ struct FoldResult {
 fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result<()> {
     let current = load_settings(g, &[])?;
     let agent = A::load(folder).with_context(|| format!("opening model {}", a.model.display()))?;
-    // Features and the observation follow the model's own settings; costs,
-    // risk, data paths and the store are today's; the seed is the caller's.
-    let mut settings: Settings = serde_json::from_value(agent.provenance().settings.clone())
-        .context("the model's metadata.json holds settings this build cannot read; retrain the model")?;
-    settings.backtest = current.backtest.clone();
-    settings.risk = current.risk.clone();
-    settings.data = current.data.clone();
-    settings.report = current.report.clone();
-    settings.store = current.store.clone();
+    // The update's random streams follow the caller's seed.
+    let mut settings = model_settings(&agent.provenance().settings, &current)?;
     settings.seed = current.seed;
 
     let mut series = load_series(&settings, std::slice::from_ref(&a.data), None, g.verbose)?;

@@ -5,7 +5,6 @@
 use anyhow::{bail, Context, Result};
 use tradelab_agents::agent::load_agent;
 use tradelab_agents::evaluate::AgentStrategy;
-use tradelab_core::Settings;
 use tradelab_env::Split;
 use tradelab_sim::engine::{self, EngineConfig};
 use tradelab_sim::report::{render_comparison, BacktestReport};
@@ -13,7 +12,7 @@ use tradelab_sim::strategies::baseline;
 
 use super::markets::{data_hash, load_series, markets};
 use crate::cli::{EvaluateArgs, GlobalArgs};
-use crate::context::load_settings;
+use crate::context::{load_settings, model_settings};
 use crate::output::{build_report, style, write_report};
 
 /// The baselines every model is compared with.
@@ -33,15 +32,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     let mut agent = load_agent(&folder).with_context(|| format!("opening model {}", a.model.display()))?;
     agent.take_segment_counts();
 
-    // Features and the observation follow the model's own settings (its
-    // input shape depends on them); costs, fills and risk are today's.
-    let mut settings: Settings = serde_json::from_value(agent.provenance().settings.clone())
-        .context("the model's metadata.json holds settings this build cannot read; retrain the model")?;
-    settings.backtest = current.backtest.clone();
-    settings.risk = current.risk.clone();
-    settings.data = current.data.clone();
-    settings.report = current.report.clone();
-    settings.store = current.store.clone();
+    let mut settings = model_settings(&agent.provenance().settings, &current)?;
     if let Some(dir) = &a.out_dir {
         settings.report.out_dir = dir.clone();
     }

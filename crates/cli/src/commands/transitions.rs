@@ -8,12 +8,11 @@ use anyhow::{bail, Context, Result};
 use tradelab_agents::ppo::PpoAgent;
 use tradelab_agents::transitions::transition_smoothness;
 use tradelab_agents::{Agent, MarketKey};
-use tradelab_core::Settings;
 use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_env::{MarketData, Split};
 
 use crate::cli::{GlobalArgs, TransitionsArgs};
-use crate::context::load_settings;
+use crate::context::{load_settings, model_settings};
 
 pub fn run(g: &GlobalArgs, a: &TransitionsArgs) -> Result<()> {
     let current = load_settings(g, &[])?;
@@ -27,8 +26,7 @@ pub fn run(g: &GlobalArgs, a: &TransitionsArgs) -> Result<()> {
         );
     }
     // The observation follows the model's own settings (regime features included).
-    let settings: Settings = serde_json::from_value(agent.provenance().settings.clone())
-        .context("the model's metadata.json holds settings this build cannot read; retrain the model")?;
+    let settings = model_settings(&agent.provenance().settings, &current)?;
     let market = generate(&SyntheticConfig {
         bars: a.bars,
         seed: current.seed,
