@@ -59,6 +59,9 @@ pub fn run(g: &GlobalArgs, a: &MetaTrainArgs) -> Result<()> {
         holdout.push(last);
     }
     let all = markets(series, &vocab, &settings)?;
+    if all.is_empty() {
+        bail!("no markets to meta-train on; prepare data (`tradelab data prepare`) or name files with --symbol");
+    }
     let names: Vec<String> = all
         .iter()
         .map(|m| format!("{} {}", m.data.series.instrument, timeframe_name(&m.data.series)))
