@@ -78,7 +78,28 @@ struct Shared<'a> {
     error: RefCell<Option<AgentError>>,
 }
 
-impl Shared<'_> {
+impl<'a> Shared<'a> {
+    fn new(agent: &'a mut PpoAgent) -> Self {
+        Shared {
+            agent: RefCell::new(agent),
+            error: RefCell::new(None),
+        }
+    }
+
+    /// The inner loop from θ on the fixed support batch: every iterate.
+    fn adapt(
+        &self,
+        theta: &[f64],
+        inner: InnerLoop,
+        support: &crate::ppo::TaskBatch,
+    ) -> Result<Vec<Vec<f64>>, AgentError> {
+        let iterates = adapt(theta, inner.lr, inner.steps, &mut |t| self.gradient(t, support));
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(iterates),
+        }
+    }
+
     fn gradient(&self, theta: &[f64], batch: &crate::ppo::TaskBatch) -> Vec<f64> {
         let run = || -> Result<Vec<f64>, AgentError> {
             let mut agent = self.agent.borrow_mut();
@@ -103,14 +124,8 @@ pub fn adapt_to_task(
 ) -> Result<Vec<Vec<f64>>, AgentError> {
     let theta = agent.flat_params()?;
     let support = agent.task_batch(&task.data, task.key, Split::Train, settings, seed)?;
-    let shared = Shared {
-        agent: RefCell::new(agent),
-        error: RefCell::new(None),
-    };
-    let iterates = adapt(&theta, inner.lr, inner.steps, &mut |t| shared.gradient(t, &support));
-    if let Some(e) = shared.error.into_inner() {
-        return Err(e);
-    }
+    let shared = Shared::new(agent);
+    let iterates = shared.adapt(&theta, inner, &support)?;
     let agent = shared.agent.into_inner();
     agent.set_flat_params(iterates.last().expect("adapt returns θ at least"))?;
     Ok(iterates)
@@ -139,14 +154,8 @@ pub fn meta_iteration(
         agent.set_flat_params(&theta)?;
         pre += query_return(agent, task, settings)?;
         let support = agent.task_batch(&task.data, task.key, Split::Train, settings, seed)?;
-        let shared = Shared {
-            agent: RefCell::new(&mut *agent),
-            error: RefCell::new(None),
-        };
-        let iterates = adapt(&theta, inner.lr, inner.steps, &mut |t| shared.gradient(t, &support));
-        if let Some(e) = shared.error.take() {
-            return Err(e);
-        }
+        let shared = Shared::new(&mut *agent);
+        let iterates = shared.adapt(&theta, inner, &support)?;
         let adapted = iterates.last().expect("adapt returns θ at least").clone();
         let query = {
             let mut a = shared.agent.borrow_mut();

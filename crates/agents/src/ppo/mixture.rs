@@ -27,7 +27,7 @@ use tradelab_core::Action;
 use tradelab_nn::heads::{masked_log_probs, Beta};
 use tradelab_nn::moe::{mixture_log_prob, MixtureOutput, MixturePolicy};
 
-use super::update::LossParts;
+use super::update::{clipped_surrogate, LossParts};
 use super::{Net, PpoAgent};
 use crate::agent::{AgentInput, MarketKey};
 use crate::error::AgentError;
@@ -423,11 +423,7 @@ impl PpoAgent {
         let log_ratio = (&new_lp - &old_lp)?;
         let ratio = log_ratio.exp()?;
         let adv = Tensor::from_vec(adv, m, &self.device)?;
-        let surrogate = |ratio: &Tensor, adv: &Tensor| -> candle_core::Result<Tensor> {
-            let unclipped = (adv.neg()? * ratio)?;
-            let clipped = (adv.neg()? * ratio.clamp(1.0 - p.clip, 1.0 + p.clip)?)?;
-            unclipped.maximum(&clipped)
-        };
+        let surrogate = |ratio: &Tensor, adv: &Tensor| clipped_surrogate(ratio, adv, p.clip);
         let policy_loss = surrogate(&ratio, &adv)?.mean_all()?;
         let returns = pick(&batch.returns)?;
         let value_loss = ((&out.value - &returns)?.sqr()?.mean_all()? * 0.5)?;

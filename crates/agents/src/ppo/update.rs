@@ -84,9 +84,7 @@ impl PpoAgent {
         let ratio = log_ratio.exp()?;
         let adv = Tensor::from_vec(adv, m, &self.device)?;
 
-        let unclipped = (adv.neg()? * &ratio)?;
-        let clipped = (adv.neg()? * ratio.clamp(1.0 - p.clip, 1.0 + p.clip)?)?;
-        let policy_loss = unclipped.maximum(&clipped)?.mean_all()?;
+        let policy_loss = clipped_surrogate(&ratio, &adv, p.clip)?.mean_all()?;
         let value_loss = ((out.value - pick(&batch.returns)?)?.sqr()?.mean_all()? * 0.5)?;
         let entropy = (categorical_entropy(&log_probs)? + beta.entropy()?)?.mean_all()?;
         let loss = ((&policy_loss + (&value_loss * p.value_coef)?)? - (&entropy * p.entropy_coef)?)?;
@@ -126,6 +124,13 @@ pub(super) struct LossParts {
     pub entropy: Tensor,
     pub ratio: Tensor,
     pub log_ratio: Tensor,
+}
+
+/// PPO's clipped objective per sample, as a loss: max(−A r, −A clip(r)).
+pub(super) fn clipped_surrogate(ratio: &Tensor, adv: &Tensor, clip: f64) -> candle_core::Result<Tensor> {
+    let unclipped = (adv.neg()? * ratio)?;
+    let clipped = (adv.neg()? * ratio.clamp(1.0 - clip, 1.0 + clip)?)?;
+    unclipped.maximum(&clipped)
 }
 
 fn scalar(t: &Tensor) -> Result<f64, AgentError> {

@@ -267,8 +267,11 @@ fn first_unseen_bar(p: &tradelab_agents::metadata::Provenance, series: &BarSerie
         let e = &settings.env;
         return (series.len() as f64 * (e.train_fraction + e.validation_fraction)).round() as usize;
     }
-    let last: Vec<String> = series.ts.iter().map(|t| tradelab_core::time::format_date(*t)).collect();
-    last.iter().position(|d| *d > seen.last).unwrap_or(series.len())
+    series
+        .ts
+        .iter()
+        .position(|t| tradelab_core::time::format_date(*t) > seen.last)
+        .unwrap_or(series.len())
 }
 
 /// Greedy return of the model at `folder` on `bars`.
