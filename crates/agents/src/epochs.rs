@@ -11,7 +11,7 @@ use tradelab_core::settings::PpoSettings;
 use crate::agent::LearnStats;
 use crate::error::AgentError;
 use crate::gae::{explained_variance, normalize_advantages};
-use crate::rollout::{Batch, RolloutBuffer};
+use crate::rollout::RolloutBuffer;
 
 /// Per-minibatch figures, averaged over the update by [`run_epochs`].
 pub(crate) const FIGURES: usize = 7;
@@ -81,17 +81,18 @@ pub(crate) fn learning_rate(base: f64, anneal: bool, updates: usize, total_updat
     }
 }
 
-/// One PPO update of any agent: GAE over the rollout, the rollout as
-/// tensors (`tensors`), the schedule of minibatch `step`s at `lr`, and the
+/// One PPO update of any agent: GAE over the rollout, the rollout in the
+/// form the agent's steps read (`tensors`; the fused MLP keeps only the
+/// returns), the schedule of minibatch `step`s at `lr`, and the
 /// figures the progress line shows (figure 6 is the halting loss of
 /// adaptive agents, 0 for the others).
-pub(crate) fn ppo_update(
+pub(crate) fn ppo_update<B>(
     b: &RolloutBuffer,
     p: &PpoSettings,
     lr: f64,
     rng: &mut ChaCha8Rng,
-    tensors: impl FnOnce(&[f32]) -> Result<Batch, AgentError>,
-    mut step: impl FnMut(&Batch, &[u32], Vec<f32>) -> Result<[f64; FIGURES], AgentError>,
+    tensors: impl FnOnce(&[f32]) -> Result<B, AgentError>,
+    mut step: impl FnMut(&B, &[u32], Vec<f32>) -> Result<[f64; FIGURES], AgentError>,
 ) -> Result<LearnStats, AgentError> {
     let (advantages, returns) = b.advantages(p.gamma, p.gae_lambda);
     let batch = tensors(&returns)?;

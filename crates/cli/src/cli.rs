@@ -479,7 +479,8 @@ pub struct StressArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// engine, portfolio, csv, features, env, ppo or hrm (those two not part of all) or all.
+    /// engine, portfolio, csv, features, env, ppo, ppo-training (its MLP
+    /// training throughput alone) or hrm (the last three not part of all) or all.
     #[arg(default_value = "all")]
     pub what: String,
     /// Bars per series.

@@ -3,7 +3,7 @@
 
 use candle_core::{Result, Tensor, D};
 
-use crate::special::{digamma, lgamma};
+use crate::special::{digamma, digamma_of, lgamma, ln_gamma, trigamma};
 
 /// Added to the logits of invalid actions: their probability becomes 0
 /// (exp underflows) while everything stays finite.
@@ -72,6 +72,86 @@ impl Beta {
     }
 }
 
+/// One sample's Beta head in scalars, with the derivatives a hand-written
+/// backward pass needs (the fused MLP policy). Same parameterisation as
+/// [`Beta`]: concentrations `1 + softplus(raw)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ScalarBeta {
+    pub alpha: f64,
+    pub beta: f64,
+    /// `d alpha / d raw_alpha` and `d beta / d raw_beta` (sigmoids).
+    slope_alpha: f64,
+    slope_beta: f64,
+}
+
+/// A [`ScalarBeta`]'s log-density at a point, its entropy, and both
+/// differentiated with respect to the raw head outputs `(raw_alpha, raw_beta)`.
+#[derive(Debug, Clone, Copy)]
+pub struct BetaTerms {
+    pub log_prob: f64,
+    pub entropy: f64,
+    pub d_log_prob: (f64, f64),
+    pub d_entropy: (f64, f64),
+}
+
+impl ScalarBeta {
+    pub fn from_raw(raw_alpha: f64, raw_beta: f64) -> Self {
+        // softplus(x) = ln(1 + e^x); its slope is the logistic sigmoid.
+        let softplus = |x: f64| if x > 30.0 { x } else { x.exp().ln_1p() };
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        ScalarBeta {
+            alpha: 1.0 + softplus(raw_alpha),
+            beta: 1.0 + softplus(raw_beta),
+            slope_alpha: sigmoid(raw_alpha),
+            slope_beta: sigmoid(raw_beta),
+        }
+    }
+
+    fn log_beta_fn(&self) -> f64 {
+        ln_gamma(self.alpha) + ln_gamma(self.beta) - ln_gamma(self.alpha + self.beta)
+    }
+
+    /// `ln p(x)`, as [`Beta::log_prob`].
+    pub fn log_prob(&self, x: f64) -> f64 {
+        (self.alpha - 1.0) * x.ln() + (self.beta - 1.0) * (1.0 - x).ln() - self.log_beta_fn()
+    }
+
+    /// The mode, as [`Beta::mode`].
+    pub fn mode(&self) -> f64 {
+        let den = self.alpha + self.beta - 2.0;
+        if den < 1e-9 {
+            0.5
+        } else {
+            (self.alpha - 1.0) / (den + 1e-12)
+        }
+    }
+
+    /// Log-density at `x` and entropy, with their gradients:
+    /// `d ln p / d a = ln x - psi(a) + psi(a+b)` and
+    /// `d H / d a = -(a-1) psi'(a) + (a+b-2) psi'(a+b)` (b likewise),
+    /// times the softplus slopes.
+    pub fn terms(&self, x: f64) -> BetaTerms {
+        let (a, b) = (self.alpha, self.beta);
+        let s = a + b;
+        let (psi_a, psi_b, psi_s) = (digamma_of(a), digamma_of(b), digamma_of(s));
+        let (tri_a, tri_b, tri_s) = (trigamma(a), trigamma(b), trigamma(s));
+        let log_beta = self.log_beta_fn();
+        let (ln_x, ln_1mx) = (x.ln(), (1.0 - x).ln());
+        BetaTerms {
+            log_prob: (a - 1.0) * ln_x + (b - 1.0) * ln_1mx - log_beta,
+            entropy: log_beta - (a - 1.0) * psi_a - (b - 1.0) * psi_b + (s - 2.0) * psi_s,
+            d_log_prob: (
+                (ln_x - psi_a + psi_s) * self.slope_alpha,
+                (ln_1mx - psi_b + psi_s) * self.slope_beta,
+            ),
+            d_entropy: (
+                (-(a - 1.0) * tri_a + (s - 2.0) * tri_s) * self.slope_alpha,
+                (-(b - 1.0) * tri_b + (s - 2.0) * tri_s) * self.slope_beta,
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +207,44 @@ mod tests {
         assert!(h[2].abs() < 1e-6);
         let m = b.mode().unwrap().to_vec1::<f64>().unwrap();
         assert!((m[0] - 1.0 / 3.0).abs() < 1e-9 && (m[1] - 0.5).abs() < 1e-9 && (m[2] - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_scalar_beta_matches_the_tensor_beta_and_autograd() {
+        use candle_core::Var;
+        let raws = [(-2.0, 0.5), (0.0, 0.0), (1.5, -0.7), (4.0, 3.0)];
+        let xs = [0.2, 0.5, 0.9, 0.33];
+        let ra = Var::new(&raws.map(|r| r.0), &Device::Cpu).unwrap();
+        let rb = Var::new(&raws.map(|r| r.1), &Device::Cpu).unwrap();
+        let beta = Beta::from_raw(ra.as_tensor(), rb.as_tensor()).unwrap();
+        let lp = beta.log_prob(&t(&xs)).unwrap();
+        let h = beta.entropy().unwrap();
+        let lp_grads = lp.sum_all().unwrap().backward().unwrap();
+        let h_grads = h.sum_all().unwrap().backward().unwrap();
+        let get =
+            |g: &candle_core::backprop::GradStore, v: &Var| g.get(v.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+        let (lp, h) = (lp.to_vec1::<f64>().unwrap(), h.to_vec1::<f64>().unwrap());
+        let (dlp_a, dlp_b) = (get(&lp_grads, &ra), get(&lp_grads, &rb));
+        let (dh_a, dh_b) = (get(&h_grads, &ra), get(&h_grads, &rb));
+        let modes = beta.mode().unwrap().to_vec1::<f64>().unwrap();
+        for (i, &(a, b)) in raws.iter().enumerate() {
+            let s = ScalarBeta::from_raw(a, b);
+            let terms = s.terms(xs[i]);
+            let close = |x: f64, y: f64| (x - y).abs() < 1e-8 * y.abs().max(1.0);
+            assert!(
+                close(terms.log_prob, lp[i]) && close(s.log_prob(xs[i]), lp[i]),
+                "log_prob {i}"
+            );
+            assert!(close(terms.entropy, h[i]), "entropy {i}");
+            assert!(
+                close(terms.d_log_prob.0, dlp_a[i]) && close(terms.d_log_prob.1, dlp_b[i]),
+                "d log_prob {i}"
+            );
+            assert!(
+                close(terms.d_entropy.0, dh_a[i]) && close(terms.d_entropy.1, dh_b[i]),
+                "d entropy {i}"
+            );
+            assert!(close(s.mode(), modes[i]), "mode {i}");
+        }
     }
 }

@@ -11,7 +11,8 @@
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, Error, Layout, Result, Shape, Storage, Tensor};
-use gemm::{gemm, Parallelism};
+use gemm::gemm;
+pub(crate) use gemm::Parallelism;
 
 fn parallelism() -> Parallelism {
     match candle_core::utils::get_num_threads() {
@@ -27,11 +28,23 @@ pub(crate) fn matmul(
     dst: &mut [f32],
     accumulate: bool,
     (m, n, k): (usize, usize, usize),
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+) {
+    matmul_with(parallelism(), dst, accumulate, (m, n, k), lhs, rhs)
+}
+
+/// [`matmul`] with the parallelism chosen by the caller.
+pub(crate) fn matmul_with(
+    parallelism: Parallelism,
+    dst: &mut [f32],
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
     (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
     (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
 ) {
-    // Out-of-bounds reads would be undefined behaviour: check the extent of
-    // each operand under its strides, in release builds too.
+    // Out-of-bounds accesses would be undefined behaviour: check the extent
+    // of each operand under its strides, in release builds too.
     assert!(m > 0 && n > 0 && k > 0, "matmul with an empty dimension");
     let extent = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
     assert!(dst.len() >= m * n, "matmul destination too small");
@@ -59,7 +72,7 @@ pub(crate) fn matmul(
             false,
             false,
             false,
-            parallelism(),
+            parallelism,
         )
     }
 }

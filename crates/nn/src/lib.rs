@@ -12,6 +12,8 @@
 //!   distribution of the quantity, with log-probabilities and entropies;
 //! - [`policy`]: the actor-critic network (encoder, instrument and
 //!   timeframe embeddings, action, quantity and value heads);
+//! - [`fused_mlp`]: the MLP policy's forward and backward passes written
+//!   out on flat buffers (what PPO trains the MLP policy with);
 //! - [`hrm`]: the Hierarchical Reasoning Model (two recurrent modules of
 //!   post-norm blocks with rotary attention and SwiGLU, one-step gradient)
 //!   as an actor-critic with a Q-halting head;
@@ -32,6 +34,7 @@
 //! assert_eq!(h.dims(), &[2, 8]);
 //! ```
 
+pub mod fused_mlp;
 pub mod heads;
 pub mod hrm;
 mod kernels;

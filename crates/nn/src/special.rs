@@ -4,6 +4,10 @@
 //! and `psi(x) = psi(x + 6) - sum 1/(x + k)`, then use the asymptotic
 //! (Stirling) series, accurate to ~1e-10 for x + 6 >= 6. Inputs must be
 //! positive (the Beta head's concentrations are >= 1).
+//!
+//! The scalar forms (`ln_gamma`, `digamma_of`, `trigamma`) use the same
+//! shift and series; the fused MLP policy, which writes its gradients out
+//! by hand, needs trigamma for the Beta entropy's derivative.
 
 use candle_core::{Result, Tensor};
 
@@ -40,6 +44,37 @@ pub fn digamma(x: &Tensor) -> Result<Tensor> {
     let tail = (&inv2 * ((poly * &inv2)? - 1.0 / 12.0)?)?;
     let asym = ((z.log()? - (&inv * 0.5)?)? + tail)?;
     asym - shift
+}
+
+/// Scalar `ln Gamma(x)`, `x > 0`.
+pub fn ln_gamma(x: f64) -> f64 {
+    let prod = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0);
+    let z = x + 6.0;
+    let inv = 1.0 / z;
+    let inv2 = inv * inv;
+    let series = inv * (1.0 / 12.0 + inv2 * (-1.0 / 360.0 + inv2 * (1.0 / 1260.0 - inv2 / 1680.0)));
+    (z - 0.5) * z.ln() - z + HALF_LN_2PI + series - prod.ln()
+}
+
+/// Scalar digamma `psi(x)`, `x > 0`.
+pub fn digamma_of(x: f64) -> f64 {
+    let shift: f64 = (0..6).map(|k| 1.0 / (x + k as f64)).sum();
+    let z = x + 6.0;
+    let inv = 1.0 / z;
+    let inv2 = inv * inv;
+    let tail = inv2 * (-1.0 / 12.0 + inv2 * (1.0 / 120.0 + inv2 * (-1.0 / 252.0 + inv2 / 240.0)));
+    z.ln() - 0.5 * inv + tail - shift
+}
+
+/// Scalar trigamma `psi'(x)`, `x > 0`:
+/// `sum 1/(x+k)^2 + 1/z + 1/(2z^2) + 1/(6z^3) - 1/(30z^5) + 1/(42z^7) - 1/(30z^9)`.
+pub fn trigamma(x: f64) -> f64 {
+    let shift: f64 = (0..6).map(|k| 1.0 / ((x + k as f64) * (x + k as f64))).sum();
+    let z = x + 6.0;
+    let inv = 1.0 / z;
+    let inv2 = inv * inv;
+    let odd = inv * inv2 * (1.0 / 6.0 + inv2 * (-1.0 / 30.0 + inv2 * (1.0 / 42.0 - inv2 / 30.0)));
+    shift + inv + 0.5 * inv2 + odd
 }
 
 #[cfg(test)]
@@ -92,5 +127,25 @@ mod tests {
         for (a, b) in g.iter().zip(d) {
             assert!((a - b).abs() < 1e-8, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn scalar_forms_match_the_tensor_forms_and_trigamma_is_digammas_derivative() {
+        let xs = [1.0, 1.3, 2.0, 3.7, 9.5, 40.0];
+        let lg = eval(lgamma, &xs);
+        let dg = eval(digamma, &xs);
+        for (i, &x) in xs.iter().enumerate() {
+            assert!((ln_gamma(x) - lg[i]).abs() < 1e-12, "ln_gamma({x})");
+            assert!((digamma_of(x) - dg[i]).abs() < 1e-12, "digamma_of({x})");
+            let h = 1e-5;
+            let numeric = (digamma_of(x + h) - digamma_of(x - h)) / (2.0 * h);
+            assert!(
+                (trigamma(x) - numeric).abs() < 1e-7,
+                "trigamma({x}) = {} vs {numeric}",
+                trigamma(x)
+            );
+        }
+        // psi'(1) = pi^2 / 6.
+        assert!((trigamma(1.0) - std::f64::consts::PI.powi(2) / 6.0).abs() < 1e-10);
     }
 }

@@ -20,6 +20,7 @@
 //! under a gate, one loss, one optimiser) and exposes what meta-learning
 //! needs (`meta.rs`: flat parameters, a task's rollout as a batch).
 
+mod fused;
 mod meta;
 mod mixture;
 mod persist;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tradelab_core::settings::PpoSettings;
 use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
+use tradelab_nn::fused_mlp::MlpShape;
 use tradelab_nn::moe::MixturePolicy;
 use tradelab_nn::params::Params;
 use tradelab_nn::policy::{EncoderKind, PolicyConfig, PolicyNet, PolicyOutput};
@@ -139,6 +141,9 @@ pub struct PpoAgent {
     gate_log: GateLog,
     /// Acts with this specialist alone (evaluating the mixture's parts).
     forced_expert: Option<usize>,
+    /// The MLP policy's training form (rollouts and updates without
+    /// candle); `None` for the other encoders and the mixture.
+    fused: Option<fused::FusedMlp>,
 }
 
 impl PpoAgent {
@@ -159,7 +164,21 @@ impl PpoAgent {
             }
         };
         let adam = Adam::new(params.named_vars(), 1e-5)?;
+        let fused = match (&net, config.encoder_kind()?) {
+            (Net::Single(_), EncoderKind::Mlp) if device.is_cpu() => Some(fused::FusedMlp::new(
+                MlpShape {
+                    window_len: config.window * config.features,
+                    account: ACCOUNT_FEATURES,
+                    hidden: config.ppo.hidden,
+                    instruments: config.instruments,
+                    timeframes: config.timeframes,
+                },
+                &adam,
+            )?),
+            _ => None,
+        };
         Ok(PpoAgent {
+            fused,
             kind,
             net,
             adam,
@@ -287,8 +306,15 @@ impl Agent for PpoAgent {
         let (n, t) = (self.config.ppo.envs, self.config.ppo.rollout_steps);
         let wlen = self.config.window * self.config.features;
         let mut buffer = self.buffer.take().unwrap_or_else(|| RolloutBuffer::new(n, t, wlen));
-        let result =
-            collect(self, &mut buffer, envs, markets).and_then(|episodes| self.update(&buffer).map(|s| (episodes, s)));
+        let result = match self.fused.take() {
+            Some(mut fused) => {
+                let result = self.learn_fused(&mut fused, &mut buffer, envs, markets);
+                self.fused = Some(fused);
+                result
+            }
+            None => collect(self, &mut buffer, envs, markets)
+                .and_then(|episodes| self.update(&buffer).map(|s| (episodes, s))),
+        };
         self.buffer = Some(buffer);
         let (episode_returns, mut stats) = result?;
         stats.episode_returns = episode_returns;

@@ -218,3 +218,81 @@ fn the_flat_gradient_is_the_loss_derivative_in_the_flat_layout() {
         assert_eq!(agent.flat_params().unwrap(), theta);
     }
 }
+
+/// The fused MLP (how PPO trains `ppo-mlp`) against the candle network it
+/// stands in for: the same draws and log-probabilities while acting, the
+/// same loss figures and gradient on a minibatch.
+#[test]
+fn the_fused_mlp_acts_and_differentiates_like_the_candle_policy() {
+    let mut s = small_settings();
+    s.ppo.entropy_coef = 0.05; // weight the entropy's gradient visibly
+    let data = market(&s);
+    let mut a = agent(&s, "mlp", &data);
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 1).unwrap();
+    a.learn(&mut envs, &KEY).unwrap();
+    let mut b = a.buffer.take().unwrap();
+    let mut fused = a.fused.take().expect("an MLP agent trains on the fused path");
+    fused.pull(&a.adam).unwrap();
+
+    // Acting: the same observations and random stream give the same actions.
+    let wlen = s.env.window * data.n_features();
+    let rows = 4 * 8;
+    let (windows, accounts, masks) = (&b.windows[..rows * wlen], &b.accounts[..rows * 3], &b.masks[..rows * 5]);
+    let keys = vec![KEY[0]; rows];
+    let mut rng_candle = ChaCha8Rng::seed_from_u64(42);
+    let mut rng_fused = rng_candle.clone();
+    std::mem::swap(&mut a.rng, &mut rng_candle);
+    let by_candle = a.act(windows, accounts, masks, &keys, false).unwrap();
+    let mut actor = fused::FusedActor {
+        net: &mut fused,
+        rng: &mut rng_fused,
+        scaler: None,
+    };
+    let by_fused = actor.act(windows, accounts, masks, &keys, false).unwrap();
+    assert_eq!(by_candle.actions, by_fused.actions);
+    for (x, y) in [
+        (&by_candle.quantities, &by_fused.quantities),
+        (&by_candle.log_probs, &by_fused.log_probs),
+        (&by_candle.values, &by_fused.values),
+    ] {
+        for (x, y) in x.iter().zip(y) {
+            assert!((x - y).abs() < 2e-4 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+    let greedy = actor.act(windows, accounts, masks, &keys, true).unwrap();
+    assert!(greedy.log_probs.is_empty() && greedy.actions.len() == rows);
+
+    // A minibatch's loss and gradient, with advantages of both signs and
+    // old log-probabilities shifted so that ratios fall on both sides of
+    // the clip range as well as inside it.
+    for (i, lp) in b.log_probs.iter_mut().enumerate() {
+        *lp += [0.0, 0.5, -0.5][i % 3];
+    }
+    let (_, returns) = b.advantages(s.ppo.gamma, s.ppo.gae_lambda);
+    let idx: Vec<u32> = (0..(4 * 32) as u32).collect();
+    let adv: Vec<f32> = (0..idx.len()).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
+    let batch = b.batch(s.env.window, data.n_features(), &returns, &a.device).unwrap();
+    let parts = a.minibatch_loss(&batch, &idx, adv.clone()).unwrap();
+    let (candle_grad, _) = a.batch_gradient(&batch, adv.clone()).unwrap();
+    let figures = fused.loss_gradient(&b, &returns, &idx, &adv, &s.ppo);
+    let scalar = |t: &Tensor| t.to_scalar::<f32>().unwrap() as f64;
+    for (name, x, y) in [
+        ("policy loss", figures[0], scalar(&parts.policy_loss)),
+        ("value loss", figures[1], scalar(&parts.value_loss)),
+        ("entropy", figures[2], scalar(&parts.entropy)),
+    ] {
+        assert!(
+            (x - y).abs() < 1e-4 * y.abs().max(1.0),
+            "{name}: fused {x} vs candle {y}"
+        );
+    }
+    let g = fused.gradient();
+    assert_eq!(g.len(), candle_grad.len());
+    let scale = candle_grad.iter().fold(0f64, |m, x| m.max(x.abs()));
+    for (i, (x, y)) in g.iter().zip(&candle_grad).enumerate() {
+        assert!(
+            (*x as f64 - y).abs() < 1e-4 * scale.max(1e-3),
+            "gradient {i}: fused {x} vs candle {y} (largest {scale})"
+        );
+    }
+}

@@ -4,11 +4,14 @@
 use candle_core::{DType, Tensor};
 use tradelab_nn::heads::{categorical_entropy, masked_log_probs, Beta};
 
+use tradelab_env::VecEnv;
+
+use super::fused::{FusedActor, FusedMlp};
 use super::{Net, PpoAgent};
-use crate::agent::LearnStats;
+use crate::agent::{LearnStats, MarketKey};
 use crate::epochs::{learning_rate, ppo_update, FIGURES};
 use crate::error::AgentError;
-use crate::rollout::{Batch, RolloutBuffer};
+use crate::rollout::{collect, Batch, RolloutBuffer};
 
 impl PpoAgent {
     pub(crate) fn update(&mut self, b: &RolloutBuffer) -> Result<LearnStats, AgentError> {
@@ -26,6 +29,40 @@ impl PpoAgent {
         )?;
         self.rng = rng;
         Ok(stats)
+    }
+
+    /// A rollout and an update of the MLP policy on the fused kernels,
+    /// between copying the parameters out of candle and back.
+    pub(super) fn learn_fused(
+        &mut self,
+        fused: &mut FusedMlp,
+        buffer: &mut RolloutBuffer,
+        envs: &mut VecEnv,
+        markets: &[MarketKey],
+    ) -> Result<(Vec<f64>, LearnStats), AgentError> {
+        fused.pull(&self.adam)?;
+        let normalize = self.config.ppo.normalize_rewards;
+        let mut actor = FusedActor {
+            net: fused,
+            rng: &mut self.rng,
+            scaler: normalize.then_some(&mut self.scaler),
+        };
+        let episodes = collect(&mut actor, buffer, envs, markets)?;
+        let p = self.config.ppo.clone();
+        let lr = learning_rate(p.learning_rate, p.anneal_lr, self.updates, self.config.total_updates());
+        let mut rng = self.rng.clone();
+        let (adam, buffer) = (&mut self.adam, &*buffer);
+        let stats = ppo_update(
+            buffer,
+            &p,
+            lr,
+            &mut rng,
+            |returns| Ok(returns.to_vec()),
+            |returns, idx, adv| Ok(fused.minibatch(buffer, returns, idx, &adv, &p, lr, adam)),
+        )?;
+        self.rng = rng;
+        fused.push(&mut self.adam)?;
+        Ok((episodes, stats))
     }
 
     /// Loss, backward pass and Adam step on one minibatch. Returns policy

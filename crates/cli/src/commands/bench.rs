@@ -96,17 +96,32 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         bail!("--bars must be at least 100");
     }
     let what = a.what.as_str();
-    if !["all", "engine", "portfolio", "csv", "features", "env", "ppo", "hrm"].contains(&what) {
-        bail!("unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, hrm or all");
+    if ![
+        "all",
+        "engine",
+        "portfolio",
+        "csv",
+        "features",
+        "env",
+        "ppo",
+        "ppo-training",
+        "hrm",
+    ]
+    .contains(&what)
+    {
+        bail!(
+            "unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, ppo-training, hrm or all"
+        );
     }
     if what == "hrm" {
         // Training steps on a PPO-sized minibatch (256), the paper preset on
         // a smaller one (a CPU step at 256 takes minutes); decisions at batch 1.
         return super::bench_hrm::run(&settings, 256, a.repeats.max(20), 16);
     }
-    if what == "ppo" {
-        // Steps of PPO training per timed run (capped: --bars defaults to a million).
-        return super::bench_ppo::run(&settings, a.bars.min(65_536), a.repeats);
+    if what == "ppo" || what == "ppo-training" {
+        // Steps of PPO training per timed run (capped: --bars defaults to a
+        // million); `ppo-training` skips the update-step and latency parts.
+        return super::bench_ppo::run(&settings, a.bars.min(65_536), a.repeats, what == "ppo");
     }
     let all = what == "all";
     println!("median of {} runs after a warm-up, one thread", a.repeats);

@@ -46,7 +46,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-pub fn run(settings: &Settings, steps: usize, repeats: usize) -> Result<()> {
+pub fn run(settings: &Settings, steps: usize, repeats: usize, update_steps: bool) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     let series = load_symbols(settings, &["orcl-1995-2014".to_string()], false)?.remove(0);
     let data = Arc::new(MarketData::new(series, settings)?);
@@ -77,6 +77,9 @@ pub fn run(settings: &Settings, steps: usize, repeats: usize) -> Result<()> {
         rates.iter().map(|r| r.round()).collect::<Vec<_>>()
     );
 
+    if !update_steps {
+        return Ok(());
+    }
     for encoder in ["lstm", "transformer"] {
         // One update step on a 256-sample minibatch (8 envs x 128 steps / 4).
         let mut a = agent(settings, encoder, &data)?;
