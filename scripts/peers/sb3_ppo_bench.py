@@ -30,9 +30,14 @@ PPO is SB3's `PPO("MlpPolicy", ...)` on a DummyVecEnv of --envs copies, on the C
 with torch limited to --threads threads. Each of --repeats timed runs builds a fresh
 model (untimed) and times `model.learn(--timesteps)`.
 
+--net separate (default) is SB3's MlpPolicy as users run it: separate actor and critic
+networks, each obs -> 64 -> 64 (tanh). --net shared is the shape of tradelab's MLP
+policy: one trunk obs -> 64 -> 64 (tanh) shared by the action and value heads (a
+features extractor, with net_arch empty), so half the first layer's arithmetic.
+
 Prints one JSON line:
-  {"peer", "version", "torch", "threads", "obs", "envs", "n_steps", "batch_size",
-   "epochs", "timesteps", "steps_per_s_median", "steps_per_s_all"}
+  {"peer", "version", "torch", "threads", "obs", "net", "parameters", "envs", "n_steps",
+   "batch_size", "epochs", "timesteps", "steps_per_s_median", "steps_per_s_all"}
 where steps_per_s = model.num_timesteps / learn() wall time.
 """
 
@@ -179,12 +184,27 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--net", choices=("separate", "shared"), default="separate")
     args = ap.parse_args()
 
     import torch
     import stable_baselines3
     from stable_baselines3 import PPO
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import DummyVecEnv
+
+    class SharedTrunk(BaseFeaturesExtractor):
+        """obs -> hidden -> hidden with tanh, shared by the actor and the critic."""
+
+        def __init__(self, observation_space, hidden: int):
+            super().__init__(observation_space, features_dim=hidden)
+            n = int(observation_space.shape[0])
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(n, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, hidden), torch.nn.Tanh()
+            )
+
+        def forward(self, obs):
+            return self.net(obs)
 
     torch.set_num_threads(args.threads)
 
@@ -199,6 +219,16 @@ def main() -> int:
         return DummyVecEnv(
             [lambda: TradingEnv(features, close, args.window, split) for _ in range(args.envs)]
         )
+
+    if args.net == "shared":
+        policy_kwargs = dict(
+            features_extractor_class=SharedTrunk,
+            features_extractor_kwargs=dict(hidden=args.hidden),
+            share_features_extractor=True,
+            net_arch=dict(pi=[], vf=[]),
+        )
+    else:
+        policy_kwargs = dict(net_arch=dict(pi=[args.hidden, args.hidden], vf=[args.hidden, args.hidden]))
 
     rates = []
     obs_size = None
@@ -218,11 +248,12 @@ def main() -> int:
             ent_coef=0.01,
             vf_coef=0.5,
             max_grad_norm=0.5,
-            policy_kwargs=dict(net_arch=dict(pi=[args.hidden, args.hidden], vf=[args.hidden, args.hidden])),
+            policy_kwargs=policy_kwargs,
             device="cpu",
             seed=args.seed,
             verbose=0,
         )
+        parameters = sum(p.numel() for p in model.policy.parameters())
         start = time.perf_counter()
         model.learn(total_timesteps=args.timesteps)
         elapsed = time.perf_counter() - start
@@ -237,6 +268,8 @@ def main() -> int:
                 "torch": torch.__version__,
                 "threads": args.threads,
                 "obs": obs_size,
+                "net": args.net,
+                "parameters": parameters,
                 "envs": args.envs,
                 "n_steps": args.n_steps,
                 "batch_size": args.batch_size,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor, Var};
+use tradelab_nn::simd::wide;
 
 pub struct Adam {
     names: Vec<String>,
@@ -127,21 +128,22 @@ impl Adam {
     ) -> f64 {
         // The squared norm in 16 f32 lanes per block of 1024 (vectorised),
         // the blocks summed in f64.
-        let norm = grad
-            .chunks(1024)
-            .map(|block| {
-                let mut lanes = [0f32; 16];
-                let mut chunks = block.chunks_exact(16);
-                for c in &mut chunks {
-                    for (l, g) in lanes.iter_mut().zip(c) {
-                        *l += g * g;
+        let norm = wide(|| {
+            grad.chunks(1024)
+                .map(|block| {
+                    let mut lanes = [0f32; 16];
+                    let mut chunks = block.chunks_exact(16);
+                    for c in &mut chunks {
+                        for (l, g) in lanes.iter_mut().zip(c) {
+                            *l += g * g;
+                        }
                     }
-                }
-                let tail: f32 = chunks.remainder().iter().map(|g| g * g).sum();
-                lanes.iter().map(|l| *l as f64).sum::<f64>() + tail as f64
-            })
-            .sum::<f64>()
-            .sqrt();
+                    let tail: f32 = chunks.remainder().iter().map(|g| g * g).sum();
+                    lanes.iter().map(|l| *l as f64).sum::<f64>() + tail as f64
+                })
+                .sum::<f64>()
+        })
+        .sqrt();
         let scale = if norm > max_norm { max_norm / (norm + 1e-6) } else { 1.0 };
         self.step += 1;
         let t = self.step as i32;
@@ -149,12 +151,14 @@ impl Adam {
         let step_size = (lr / (1.0 - self.beta1.powi(t))) as f32;
         let inv_sqrt_bc2 = (1.0 / (1.0 - self.beta2.powi(t)).sqrt()) as f32;
         let (eps, scale, decay) = (self.eps as f32, scale as f32, (1.0 - lr * self.weight_decay) as f32);
-        for (((theta, g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = g * scale;
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *theta = *theta * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
-        }
+        wide(|| {
+            for (((theta, g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = g * scale;
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *theta = *theta * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
+            }
+        });
         norm
     }
 

@@ -30,6 +30,7 @@
 
 use crate::kernels::{fast_tanh, matmul_with, Parallelism};
 use crate::policy::{INSTRUMENT_EMBEDDING, TIMEFRAME_EMBEDDING};
+use crate::simd::wide;
 
 /// Head outputs per row: 5 logits, the Beta's two raw concentrations, the value.
 pub const OUTPUTS: usize = 8;
@@ -148,7 +149,13 @@ impl MlpLayout {
 pub struct MlpScratch {
     rows: usize,
     h1: Vec<f32>,
-    joined: Vec<f32>,
+    /// The trunk input's per-row part `[h1, account]`, `[rows, H + A]`.
+    trunk_in: Vec<f32>,
+    /// The batch's distinct markets, each row's index among them, and per
+    /// market the trunk's pre-activation from its embeddings plus the bias.
+    markets: Vec<(usize, usize)>,
+    row_market: Vec<usize>,
+    market_bias: Vec<f32>,
     z: Vec<f32>,
     /// `[rows, OUTPUTS]`: the forward pass's result.
     pub out: Vec<f32>,
@@ -156,7 +163,9 @@ pub struct MlpScratch {
     heads: Vec<f32>,
     d_heads: Vec<f32>,
     d_hidden: Vec<f32>,
-    d_joined: Vec<f32>,
+    d_h1: Vec<f32>,
+    /// Per market, the sum of its rows' trunk pre-activation gradients.
+    d_market: Vec<f32>,
 }
 
 impl MlpScratch {
@@ -166,15 +175,15 @@ impl MlpScratch {
                 v.resize(n, 0.0);
             }
         };
-        let (h, j) = (shape.hidden, shape.joined());
+        let h = shape.hidden;
         grow(&mut self.h1, rows * h);
-        grow(&mut self.joined, rows * j);
+        grow(&mut self.trunk_in, rows * (h + shape.account));
         grow(&mut self.z, rows * h);
         grow(&mut self.out, rows * OUTPUTS);
         grow(&mut self.heads, OUTPUTS * h);
         grow(&mut self.d_heads, OUTPUTS * h);
         grow(&mut self.d_hidden, rows * h);
-        grow(&mut self.d_joined, rows * j);
+        grow(&mut self.d_h1, rows * h);
         self.rows = rows;
     }
 }
@@ -237,6 +246,16 @@ impl MlpLayout {
         }
     }
 
+    /// A market's instrument then timeframe embedding values.
+    fn embeddings<'t>(&self, theta: &'t [f32], (inst, tf): (usize, usize)) -> impl Iterator<Item = f32> + 't {
+        let ie = self.instrument + inst * INSTRUMENT_EMBEDDING;
+        let te = self.timeframe + tf * TIMEFRAME_EMBEDDING;
+        theta[ie..ie + INSTRUMENT_EMBEDDING]
+            .iter()
+            .chain(&theta[te..te + TIMEFRAME_EMBEDDING])
+            .copied()
+    }
+
     /// Forward pass over a batch (`theta` in kernel order), with
     /// `accounts [rows, account]`. Results in `scratch.out`. Ids outside
     /// the embeddings are the caller's error and panic (the agent checks
@@ -265,25 +284,50 @@ impl MlpLayout {
             row += b.rows;
         }
         bias_tanh(&mut s.h1[..rows * h], &theta[self.encoder_b..self.encoder_b + h]);
+        // The trunk: W2 [h1, account, embeddings]. The embeddings' share is
+        // the same for every row of a market, so it is computed once per
+        // market (with the bias) and added, rather than multiplied per row.
+        let p = h + a;
+        s.markets.clear();
+        s.row_market.clear();
         for r in 0..rows {
-            let (inst, tf) = market(r);
-            let row = &mut s.joined[r * j..(r + 1) * j];
+            let m = market(r);
+            let k = match s.markets.iter().position(|x| *x == m) {
+                Some(k) => k,
+                None => {
+                    s.markets.push(m);
+                    s.markets.len() - 1
+                }
+            };
+            s.row_market.push(k);
+            let row = &mut s.trunk_in[r * p..(r + 1) * p];
             row[..h].copy_from_slice(&s.h1[r * h..(r + 1) * h]);
-            row[h..h + a].copy_from_slice(&accounts[r * a..(r + 1) * a]);
-            let ie = self.instrument + inst * INSTRUMENT_EMBEDDING;
-            row[h + a..h + a + INSTRUMENT_EMBEDDING].copy_from_slice(&theta[ie..ie + INSTRUMENT_EMBEDDING]);
-            let te = self.timeframe + tf * TIMEFRAME_EMBEDDING;
-            row[h + a + INSTRUMENT_EMBEDDING..].copy_from_slice(&theta[te..te + TIMEFRAME_EMBEDDING]);
+            row[h..].copy_from_slice(&accounts[r * a..(r + 1) * a]);
         }
         let w2t = &theta[self.trunk_w..self.trunk_w + h * j];
+        s.market_bias.clear();
+        for k in 0..s.markets.len() {
+            s.market_bias.extend_from_slice(&theta[self.trunk_b..self.trunk_b + h]);
+            let bias = &mut s.market_bias[k * h..(k + 1) * h];
+            for (c, e) in self.embeddings(theta, s.markets[k]).enumerate() {
+                axpy(e, &w2t[(p + c) * h..(p + c + 1) * h], bias);
+            }
+        }
         matmul(
             &mut s.z[..rows * h],
             false,
-            (rows, h, j),
-            (&s.joined, j, 1),
-            (w2t, h, 1),
+            (rows, h, p),
+            (&s.trunk_in, p, 1),
+            (&w2t[..p * h], h, 1),
         );
-        bias_tanh(&mut s.z[..rows * h], &theta[self.trunk_b..self.trunk_b + h]);
+        wide(|| {
+            for (r, z) in s.z[..rows * h].chunks_exact_mut(h).enumerate() {
+                let k = s.row_market[r];
+                for (v, b) in z.iter_mut().zip(&s.market_bias[k * h..(k + 1) * h]) {
+                    *v = fast_tanh(*v + b);
+                }
+            }
+        });
         for c in 0..OUTPUTS {
             s.heads[c * h..(c + 1) * h].copy_from_slice(&theta[self.head_w[c]..self.head_w[c] + h]);
         }
@@ -302,11 +346,7 @@ impl MlpLayout {
     ///
     /// [`forward`]: MlpLayout::forward
     pub fn backward(&self, theta: &[f32], batch: &BatchRows<'_>, d_out: &[f32], s: &mut MlpScratch, grad: &mut [f32]) {
-        let BatchRows {
-            windows,
-            blocks,
-            market,
-        } = *batch;
+        let BatchRows { windows, blocks, .. } = *batch;
         let sh = &self.shape;
         let (h, j, w, a) = (sh.hidden, sh.joined(), sh.window_len, sh.account);
         let rows = s.rows;
@@ -336,43 +376,42 @@ impl MlpLayout {
             (d_out, OUTPUTS, 1),
             (&s.heads[..OUTPUTS * h], h, 1),
         );
-        // Trunk: through tanh, then d W2 = dpre^T j and d j = dpre W2.
+        // Trunk, in kernel order (W2^T [J, H]): through tanh; the per-row
+        // part d W2^T[..p] = [h1, account]^T dpre and d h1 = dpre W2[..H];
+        // the embeddings' part from each market's summed dpre.
         tanh_backward(dz, &s.z[..rows * h]);
         column_sums(dz, h, &mut grad[self.trunk_b..self.trunk_b + h]);
-        // Gradients in kernel order: d W2^T [J, H] = j^T dpre.
+        let p = h + a;
         let w2t = &theta[self.trunk_w..self.trunk_w + h * j];
         matmul(
-            &mut grad[self.trunk_w..self.trunk_w + h * j],
+            &mut grad[self.trunk_w..self.trunk_w + p * h],
             true,
-            (j, h, rows),
-            (&s.joined, 1, j),
+            (p, h, rows),
+            (&s.trunk_in, 1, p),
             (dz, h, 1),
         );
-        let dj = &mut s.d_joined[..rows * j];
-        matmul(dj, false, (rows, j, h), (dz, h, 1), (w2t, 1, h));
-        // Embeddings: each row's slice of d j goes to the row's ids.
-        for r in 0..rows {
-            let (inst, tf) = market(r);
-            let row = &dj[r * j..(r + 1) * j];
+        let d_h1 = &mut s.d_h1[..rows * h];
+        matmul(d_h1, false, (rows, h, h), (dz, h, 1), (&w2t[..h * h], 1, h));
+        s.d_market.clear();
+        s.d_market.resize(s.markets.len() * h, 0.0);
+        for (r, d) in dz.chunks_exact(h).enumerate() {
+            let k = s.row_market[r];
+            axpy(1.0, d, &mut s.d_market[k * h..(k + 1) * h]);
+        }
+        for (k, &(inst, tf)) in s.markets.iter().enumerate() {
+            let d = &s.d_market[k * h..(k + 1) * h];
             let ie = self.instrument + inst * INSTRUMENT_EMBEDDING;
-            axpy(
-                1.0,
-                &row[h + a..h + a + INSTRUMENT_EMBEDDING],
-                &mut grad[ie..ie + INSTRUMENT_EMBEDDING],
-            );
             let te = self.timeframe + tf * TIMEFRAME_EMBEDDING;
-            axpy(
-                1.0,
-                &row[h + a + INSTRUMENT_EMBEDDING..],
-                &mut grad[te..te + TIMEFRAME_EMBEDDING],
-            );
+            let slots = (ie..ie + INSTRUMENT_EMBEDDING).chain(te..te + TIMEFRAME_EMBEDDING);
+            for (c, slot) in slots.enumerate() {
+                let row = (p + c) * h;
+                axpy(theta[slot], d, &mut grad[self.trunk_w + row..self.trunk_w + row + h]);
+                grad[slot] += dot(&w2t[row..row + h], d);
+            }
         }
-        // Encoder: d h1 is the first H columns of d j; through tanh, then
-        // d W1 = dpre^T windows. The windows' own gradient is not needed.
-        let d1 = &mut s.d_hidden[..rows * h];
-        for r in 0..rows {
-            d1[r * h..(r + 1) * h].copy_from_slice(&dj[r * j..r * j + h]);
-        }
+        // Encoder: through tanh, then d W1 = dpre^T windows. The windows'
+        // own gradient is not needed.
+        let d1 = &mut s.d_h1[..rows * h];
         tanh_backward(d1, &s.h1[..rows * h]);
         column_sums(d1, h, &mut grad[self.encoder_b..self.encoder_b + h]);
         let mut row = 0;
@@ -403,36 +442,51 @@ fn matmul(
 
 /// Transposes a row-major `[rows, cols]` matrix in place (through `scratch`).
 fn transpose(m: &mut [f32], rows: usize, cols: usize, scratch: &mut Vec<f32>) {
+    const TILE: usize = 16; // tiles keep both sides' cache lines in use
     scratch.clear();
     scratch.extend_from_slice(m);
-    for r in 0..rows {
-        for c in 0..cols {
-            m[c * rows + r] = scratch[r * cols + c];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    m[c * rows + r] = scratch[r * cols + c];
+                }
+            }
         }
     }
 }
 
 fn bias_tanh(x: &mut [f32], bias: &[f32]) {
-    for row in x.chunks_exact_mut(bias.len()) {
-        for (v, b) in row.iter_mut().zip(bias) {
-            *v = fast_tanh(*v + b);
+    wide(|| {
+        for row in x.chunks_exact_mut(bias.len()) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = fast_tanh(*v + b);
+            }
         }
-    }
+    })
 }
 
 /// `d *= 1 - y^2` (tanh's derivative from its output).
 fn tanh_backward(d: &mut [f32], y: &[f32]) {
-    for (g, y) in d.iter_mut().zip(y) {
-        *g *= 1.0 - y * y;
-    }
+    wide(|| {
+        for (g, y) in d.iter_mut().zip(y) {
+            *g *= 1.0 - y * y;
+        }
+    })
 }
 
 fn column_sums(x: &[f32], width: usize, out: &mut [f32]) {
-    for row in x.chunks_exact(width) {
-        for (o, v) in out.iter_mut().zip(row) {
-            *o += v;
+    wide(|| {
+        for row in x.chunks_exact(width) {
+            for (o, v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
         }
-    }
+    })
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {

@@ -17,6 +17,8 @@
 //! - [`hrm`]: the Hierarchical Reasoning Model (two recurrent modules of
 //!   post-norm blocks with rotary attention and SwiGLU, one-step gradient)
 //!   as an actor-critic with a Q-halting head;
+//! - [`simd`]: hot elementwise loops compiled for AVX-512 too, picked at
+//!   run time;
 //! - [`special`]: log-gamma and digamma from elementwise ops, so the Beta
 //!   head's log-probability is differentiable in its parameters.
 //!
@@ -43,6 +45,7 @@ mod lstm_recurrence;
 pub mod moe;
 pub mod params;
 pub mod policy;
+pub mod simd;
 pub mod special;
 pub mod transformer;
 

@@ -55,8 +55,10 @@ pub fn run(settings: &Settings, steps: usize, repeats: usize, update_steps: bool
 
     // Throughput: environment steps per second including updates.
     let mut rates = Vec::new();
+    let mut parameters = 0;
     for _ in 0..repeats.max(1) {
         let mut a = agent(settings, "mlp", &data)?;
+        parameters = a.parameter_count();
         let mut envs = training_envs(settings, &data)?;
         let start = Instant::now();
         let mut done = 0;
@@ -67,7 +69,7 @@ pub fn run(settings: &Settings, steps: usize, repeats: usize, update_steps: bool
     }
     rates.sort_by(f64::total_cmp);
     println!(
-        "{{\"tool\":\"tradelab\",\"bench\":\"ppo_mlp_training\",\"threads\":\"{threads}\",\"obs\":{obs},\"envs\":{},\"n_steps\":{},\"batch_size\":{},\"epochs\":{},\"hidden\":{},\"timesteps\":{steps},\"steps_per_s_median\":{:.0},\"steps_per_s_all\":{:?}}}",
+        "{{\"tool\":\"tradelab\",\"bench\":\"ppo_mlp_training\",\"threads\":\"{threads}\",\"obs\":{obs},\"parameters\":{parameters},\"envs\":{},\"n_steps\":{},\"batch_size\":{},\"epochs\":{},\"hidden\":{},\"timesteps\":{steps},\"steps_per_s_median\":{:.0},\"steps_per_s_all\":{:?}}}",
         p.envs,
         p.rollout_steps,
         p.envs * p.rollout_steps / p.minibatches,
