@@ -3,7 +3,7 @@
 
 use candle_core::{Result, Tensor, D};
 
-use crate::special::{digamma, digamma_of, lgamma, ln_gamma, trigamma};
+use crate::special::{digamma, gamma_terms, lgamma, ln_gamma};
 
 /// Added to the logits of invalid actions: their probability becomes 0
 /// (exp underflows) while everything stays finite.
@@ -96,14 +96,22 @@ pub struct BetaTerms {
 
 impl ScalarBeta {
     pub fn from_raw(raw_alpha: f64, raw_beta: f64) -> Self {
-        // softplus(x) = ln(1 + e^x); its slope is the logistic sigmoid.
-        let softplus = |x: f64| if x > 30.0 { x } else { x.exp().ln_1p() };
-        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        // softplus(x) = ln(1 + e^x) and its slope e^x / (1 + e^x), from one exp.
+        let softplus_and_slope = |x: f64| {
+            if x > 30.0 {
+                (x, 1.0)
+            } else {
+                let e = x.exp();
+                (e.ln_1p(), e / (1.0 + e))
+            }
+        };
+        let (sa, slope_alpha) = softplus_and_slope(raw_alpha);
+        let (sb, slope_beta) = softplus_and_slope(raw_beta);
         ScalarBeta {
-            alpha: 1.0 + softplus(raw_alpha),
-            beta: 1.0 + softplus(raw_beta),
-            slope_alpha: sigmoid(raw_alpha),
-            slope_beta: sigmoid(raw_beta),
+            alpha: 1.0 + sa,
+            beta: 1.0 + sb,
+            slope_alpha,
+            slope_beta,
         }
     }
 
@@ -133,9 +141,10 @@ impl ScalarBeta {
     pub fn terms(&self, x: f64) -> BetaTerms {
         let (a, b) = (self.alpha, self.beta);
         let s = a + b;
-        let (psi_a, psi_b, psi_s) = (digamma_of(a), digamma_of(b), digamma_of(s));
-        let (tri_a, tri_b, tri_s) = (trigamma(a), trigamma(b), trigamma(s));
-        let log_beta = self.log_beta_fn();
+        let (lg_a, psi_a, tri_a) = gamma_terms(a);
+        let (lg_b, psi_b, tri_b) = gamma_terms(b);
+        let (lg_s, psi_s, tri_s) = gamma_terms(s);
+        let log_beta = lg_a + lg_b - lg_s;
         let (ln_x, ln_1mx) = (x.ln(), (1.0 - x).ln());
         BetaTerms {
             log_prob: (a - 1.0) * ln_x + (b - 1.0) * ln_1mx - log_beta,
