@@ -1,8 +1,8 @@
 //! PPO for the MLP policy on the fused kernels of
 //! [`tradelab_nn::fused_mlp`]: rollouts and minibatch steps on flat
 //! buffers, with the loss's gradient written out by hand and one fused
-//! Adam pass. Nothing is allocated per minibatch or per bar beyond the
-//! rollout's small per-step result.
+//! Adam pass. After the first iteration this module allocates nothing per
+//! minibatch, and per bar only the small result `Actor::act` returns.
 //!
 //! The candle network remains the model of record: each `learn` copies
 //! the parameters and Adam's moments out of it, trains on the copies, and
@@ -124,18 +124,14 @@ impl FusedMlp {
     /// One minibatch: [`FusedMlp::loss_gradient`] and a fused Adam step.
     /// Returns policy loss, value loss, entropy, approx-KL, clip fraction
     /// and gradient norm.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn minibatch(
         &mut self,
-        b: &RolloutBuffer,
-        returns: &[f32],
-        idx: &[u32],
-        adv: &[f32],
+        samples: &Samples<'_>,
         p: &PpoSettings,
         lr: f64,
         adam: &mut Adam,
     ) -> [f64; FIGURES] {
-        let mut figures = self.loss_gradient(b, returns, idx, adv, p);
+        let mut figures = self.loss_gradient(samples, p);
         figures[5] = adam.step_flat(
             &mut self.theta,
             &self.grad,
@@ -147,18 +143,17 @@ impl FusedMlp {
         figures
     }
 
-    /// The PPO loss on the rollout's samples `idx` and its gradient (left
-    /// in `self.grad`): forward, the loss's derivative with respect to the
-    /// heads, backward. Returns the figures of [`FusedMlp::minibatch`],
-    /// the gradient norm left 0.
-    pub(super) fn loss_gradient(
-        &mut self,
-        b: &RolloutBuffer,
-        returns: &[f32],
-        idx: &[u32],
-        adv: &[f32],
-        p: &PpoSettings,
-    ) -> [f64; FIGURES] {
+    /// The PPO loss on a minibatch and its gradient (left in `self.grad`):
+    /// forward, the loss's derivative with respect to the heads, backward.
+    /// Returns the figures of [`FusedMlp::minibatch`], the gradient norm
+    /// left 0.
+    pub(super) fn loss_gradient(&mut self, samples: &Samples<'_>, p: &PpoSettings) -> [f64; FIGURES] {
+        let &Samples {
+            rollout: b,
+            returns,
+            idx,
+            advantages: adv,
+        } = samples;
         let rows = idx.len();
         let wlen = self.layout.shape.window_len;
         self.accounts.clear();
@@ -267,8 +262,18 @@ fn row_blocks(idx: &[u32], window_len: usize, blocks: &mut Vec<WindowBlock>) {
     }
 }
 
+/// One minibatch of a rollout: the samples, their normalised advantages
+/// (in the order of `idx`) and the rollout's value targets (by sample).
+pub(super) struct Samples<'a> {
+    pub rollout: &'a RolloutBuffer,
+    pub returns: &'a [f32],
+    pub idx: &'a [u32],
+    pub advantages: &'a [f32],
+}
+
 /// The masked 5-way distribution of one row, as `heads::masked_log_probs`
-/// computes it (invalid actions get probability 0).
+/// computes it (invalid actions get probability 0; a row with none valid,
+/// which the environment never produces, is uniform, as there).
 struct MaskedCategorical {
     log_probs: [f64; 5],
     probs: [f64; 5],
@@ -277,7 +282,8 @@ struct MaskedCategorical {
 
 impl MaskedCategorical {
     fn new(logits: &[f32], mask: &[f32]) -> Self {
-        let valid = |k: usize| mask[k] > 0.5;
+        let none_valid = mask[..5].iter().all(|m| *m <= 0.5);
+        let valid = |k: usize| none_valid || mask[k] > 0.5;
         let max = (0..5)
             .filter(|&k| valid(k))
             .map(|k| logits[k] as f64)
@@ -385,5 +391,18 @@ mod tests {
         assert_eq!(blocks(&[7]), vec![(70, 10, 1)]);
         assert_eq!(blocks(&[5, 3, 4]), vec![(50, 10, 1), (30, 10, 2)]);
         assert_eq!(blocks(&[2, 2]), vec![(20, 10, 1), (20, 10, 1)]);
+    }
+
+    #[test]
+    fn the_masked_distribution_zeroes_invalid_actions_and_falls_back_to_uniform() {
+        let c = MaskedCategorical::new(&[2.0, 0.0, 5.0, 5.0, 0.0], &[1.0, 1.0, 0.0, 0.0, 1.0]);
+        assert_eq!((c.probs[2], c.probs[3]), (0.0, 0.0));
+        let total: f64 = c.probs.iter().sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        let z = 2f64.exp() + 2.0;
+        assert!((c.probs[0] - 2f64.exp() / z).abs() < 1e-12);
+        assert!((c.entropy + c.probs.iter().filter(|p| **p > 0.0).map(|p| p * p.ln()).sum::<f64>()).abs() < 1e-12);
+        let none = MaskedCategorical::new(&[0.0; 5], &[0.0; 5]);
+        assert!(none.probs.iter().all(|p| (p - 0.2).abs() < 1e-12));
     }
 }

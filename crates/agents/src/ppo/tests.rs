@@ -274,7 +274,13 @@ fn the_fused_mlp_acts_and_differentiates_like_the_candle_policy() {
     let batch = b.batch(s.env.window, data.n_features(), &returns, &a.device).unwrap();
     let parts = a.minibatch_loss(&batch, &idx, adv.clone()).unwrap();
     let (candle_grad, _) = a.batch_gradient(&batch, adv.clone()).unwrap();
-    let figures = fused.loss_gradient(&b, &returns, &idx, &adv, &s.ppo);
+    let samples = fused::Samples {
+        rollout: &b,
+        returns: &returns,
+        idx: &idx,
+        advantages: &adv,
+    };
+    let figures = fused.loss_gradient(&samples, &s.ppo);
     let scalar = |t: &Tensor| t.to_scalar::<f32>().unwrap() as f64;
     for (name, x, y) in [
         ("policy loss", figures[0], scalar(&parts.policy_loss)),

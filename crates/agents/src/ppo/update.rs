@@ -6,7 +6,7 @@ use tradelab_nn::heads::{categorical_entropy, masked_log_probs, Beta};
 
 use tradelab_env::VecEnv;
 
-use super::fused::{FusedActor, FusedMlp};
+use super::fused::{FusedActor, FusedMlp, Samples};
 use super::{Net, PpoAgent};
 use crate::agent::{LearnStats, MarketKey};
 use crate::epochs::{learning_rate, ppo_update, FIGURES};
@@ -58,7 +58,15 @@ impl PpoAgent {
             lr,
             &mut rng,
             |returns| Ok(returns.to_vec()),
-            |returns, idx, adv| Ok(fused.minibatch(buffer, returns, idx, &adv, &p, lr, adam)),
+            |returns, idx, adv| {
+                let samples = Samples {
+                    rollout: buffer,
+                    returns,
+                    idx,
+                    advantages: &adv,
+                };
+                Ok(fused.minibatch(&samples, &p, lr, adam))
+            },
         )?;
         self.rng = rng;
         fused.push(&mut self.adam)?;
