@@ -61,6 +61,12 @@ fn assert_clean_failure(o: &Output, needles: &[&str]) {
 }
 
 /// A seeded synthetic market written by the CLI itself.
+/// A JSON file the command wrote (metadata.json, evaluation.json).
+fn read_json(path: PathBuf) -> serde_json::Value {
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 fn synth(dir: &Path) -> PathBuf {
     let csv = dir.join("synth.csv");
     ok(tradelab(
@@ -105,8 +111,7 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
         let names: Vec<String> = files(&d.join(dir)).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["metadata.json", "model.safetensors", "optimizer.safetensors"]);
     }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("run1/last/metadata.json")).unwrap()).unwrap();
+    let meta = read_json(d.join("run1/last/metadata.json"));
     assert_eq!(meta["model"], "ppo-lstm");
     assert_eq!(meta["trained_at"], "2023-11-14T22:13:20Z");
     assert_eq!(meta["training"]["updates"], 4);
@@ -182,8 +187,7 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
     for needle in ["ppo-lstm", "buy_and_hold", "sma_crossover", "test split, 2 folds"] {
         assert!(out.contains(needle), "lacks {needle}: {out}");
     }
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("eval/evaluation.json")).unwrap()).unwrap();
+    let summary = read_json(d.join("eval/evaluation.json"));
     assert_eq!(summary["runs"].as_array().unwrap().len(), 6);
     assert!(d.join("eval/fold-2").read_dir().unwrap().any(|e| e
         .unwrap()
@@ -364,8 +368,7 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
     ]));
     assert!(out.contains("pretrain 2/2: cross-entropy"), "pre-training ran: {out}");
     assert!(out.contains(" | seg "), "progress shows segments: {out}");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("hrm/last/metadata.json")).unwrap()).unwrap();
+    let meta = read_json(d.join("hrm/last/metadata.json"));
     assert_eq!(meta["model"], "hrm");
     assert_eq!(meta["config"]["model"]["d_model"], 16);
     assert_eq!(meta["config"]["model"]["max_segments"], 2);
@@ -375,8 +378,7 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
         &["evaluate", "--model", "hrm/last", "--symbol", csv, "--out-dir", "eval"],
     ));
     assert!(out.contains("reasoning segments per decision: mean"), "{out}");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("eval/evaluation.json")).unwrap()).unwrap();
+    let summary = read_json(d.join("eval/evaluation.json"));
     assert_eq!(summary["kind"], "hrm");
     assert!(summary["segments_per_decision"]["decisions"].as_u64().unwrap() > 0);
 
@@ -402,8 +404,7 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
         ],
     ));
     assert!(out.contains("registered: hrm version 2"), "{out}");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("hrm-adapt/best/metadata.json")).unwrap()).unwrap();
+    let meta = read_json(d.join("hrm-adapt/best/metadata.json"));
     assert_eq!(meta["model"], "hrm");
     assert_eq!(
         meta["adaptations"][0]["validation_bars"],
@@ -424,8 +425,7 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
         "hrm2",
     ]));
     assert!(out.contains("adding [\"other\"]"), "{out}");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("hrm2/last/metadata.json")).unwrap()).unwrap();
+    let meta = read_json(d.join("hrm2/last/metadata.json"));
     assert_eq!(meta["config"]["instruments"], 2);
 
     assert_clean_failure(
@@ -653,8 +653,7 @@ fn the_mixture_of_experts_trains_reports_its_specialists_and_blends_at_switches(
     ] {
         assert!(out.contains(needle), "lacks {needle}: {out}");
     }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("moe1/best/metadata.json")).unwrap()).unwrap();
+    let meta = read_json(d.join("moe1/best/metadata.json"));
     assert_eq!(meta["model"], "moe");
     assert_eq!(
         meta["config"]["mixture"]["specialists"],
@@ -797,9 +796,7 @@ fn adapt_updates_on_recent_bars_guards_validation_and_walks_forward() {
                 r["after_pct"].as_f64().unwrap() >= r["before_pct"].as_f64().unwrap() - tolerance,
                 "{r}"
             );
-            let meta: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(d.join(format!("ad{seed}/best/metadata.json"))).unwrap())
-                    .unwrap();
+            let meta = read_json(d.join(format!("ad{seed}/best/metadata.json")));
             let a = &meta["adaptations"][0];
             assert_eq!(a["train_bars"], serde_json::json!([2100, 2700]), "{a}");
             assert_eq!(a["validation_bars"], serde_json::json!([2700, 3000]), "{a}");
@@ -965,8 +962,7 @@ fn meta_train_holds_out_an_instrument_and_compares_with_scratch() {
         }
     }
     let init = d.join("m1/meta-init");
-    let meta_json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(init.join("metadata.json")).unwrap()).unwrap();
+    let meta_json = read_json(init.join("metadata.json"));
     assert_eq!(meta_json["model"], "ppo-mlp");
     // The initialisation is a model like any other: evaluate opens it.
     ok(tradelab(

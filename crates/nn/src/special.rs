@@ -5,9 +5,10 @@
 //! (Stirling) series, accurate to ~1e-10 for x + 6 >= 6. Inputs must be
 //! positive (the Beta head's concentrations are >= 1).
 //!
-//! The scalar forms (`ln_gamma`, `digamma_of`, `trigamma`) use the same
-//! shift and series; the fused MLP policy, which writes its gradients out
-//! by hand, needs trigamma for the Beta entropy's derivative.
+//! The scalar forms use the same shift and series: `ln_gamma` alone (a
+//! rollout's log-density) and `gamma_terms`, log-gamma with digamma and
+//! trigamma, which the fused MLP policy's hand-written gradient of the Beta
+//! entropy needs.
 
 use candle_core::{Result, Tensor};
 
@@ -56,18 +57,9 @@ pub fn ln_gamma(x: f64) -> f64 {
     (z - 0.5) * z.ln() - z + HALF_LN_2PI + series - prod.ln()
 }
 
-/// Scalar digamma `psi(x)`, `x > 0`.
-pub fn digamma_of(x: f64) -> f64 {
-    let shift: f64 = (0..6).map(|k| 1.0 / (x + k as f64)).sum();
-    let z = x + 6.0;
-    let inv = 1.0 / z;
-    let inv2 = inv * inv;
-    let tail = inv2 * (-1.0 / 12.0 + inv2 * (1.0 / 120.0 + inv2 * (-1.0 / 252.0 + inv2 / 240.0)));
-    z.ln() - 0.5 * inv + tail - shift
-}
-
-/// `(ln Gamma(x), psi(x), psi'(x))` together, `x > 0`: the three share the
-/// shift's terms and `ln(x + 6)` (fewer logarithms than the three calls).
+/// `(ln Gamma(x), psi(x), psi'(x))` together, `x > 0`, sharing the shift's
+/// terms and `ln(x + 6)`. Trigamma's series:
+/// `sum 1/(x+k)^2 + 1/z + 1/(2z^2) + 1/(6z^3) - 1/(30z^5) + 1/(42z^7) - 1/(30z^9)`.
 pub fn gamma_terms(x: f64) -> (f64, f64, f64) {
     let (mut prod, mut inv_sum, mut inv_sq_sum) = (1.0, 0.0, 0.0);
     for k in 0..6 {
@@ -87,17 +79,6 @@ pub fn gamma_terms(x: f64) -> (f64, f64, f64) {
     let digamma = ln_z - 0.5 * inv + tail - inv_sum;
     let odd = inv * inv2 * (1.0 / 6.0 + inv2 * (-1.0 / 30.0 + inv2 * (1.0 / 42.0 - inv2 / 30.0)));
     (ln_gamma, digamma, inv_sq_sum + inv + 0.5 * inv2 + odd)
-}
-
-/// Scalar trigamma `psi'(x)`, `x > 0`:
-/// `sum 1/(x+k)^2 + 1/z + 1/(2z^2) + 1/(6z^3) - 1/(30z^5) + 1/(42z^7) - 1/(30z^9)`.
-pub fn trigamma(x: f64) -> f64 {
-    let shift: f64 = (0..6).map(|k| 1.0 / ((x + k as f64) * (x + k as f64))).sum();
-    let z = x + 6.0;
-    let inv = 1.0 / z;
-    let inv2 = inv * inv;
-    let odd = inv * inv2 * (1.0 / 6.0 + inv2 * (-1.0 / 30.0 + inv2 * (1.0 / 42.0 - inv2 / 30.0)));
-    shift + inv + 0.5 * inv2 + odd
 }
 
 #[cfg(test)]
@@ -157,23 +138,20 @@ mod tests {
         let xs = [1.0, 1.3, 2.0, 3.7, 9.5, 40.0];
         let lg = eval(lgamma, &xs);
         let dg = eval(digamma, &xs);
+        let psi = |x: f64| gamma_terms(x).1;
         for (i, &x) in xs.iter().enumerate() {
+            let (ln_g, digamma_x, trigamma_x) = gamma_terms(x);
             assert!((ln_gamma(x) - lg[i]).abs() < 1e-12, "ln_gamma({x})");
-            assert!((digamma_of(x) - dg[i]).abs() < 1e-12, "digamma_of({x})");
+            assert!((ln_g - lg[i]).abs() < 1e-12, "gamma_terms({x}).0");
+            assert!((digamma_x - dg[i]).abs() < 1e-12, "gamma_terms({x}).1");
             let h = 1e-5;
-            let numeric = (digamma_of(x + h) - digamma_of(x - h)) / (2.0 * h);
+            let numeric = (psi(x + h) - psi(x - h)) / (2.0 * h);
             assert!(
-                (trigamma(x) - numeric).abs() < 1e-7,
-                "trigamma({x}) = {} vs {numeric}",
-                trigamma(x)
+                (trigamma_x - numeric).abs() < 1e-7,
+                "trigamma({x}) = {trigamma_x} vs {numeric}"
             );
         }
-        for x in xs {
-            let (lg, dg, tg) = gamma_terms(x);
-            assert!((lg - ln_gamma(x)).abs() < 1e-12 && (dg - digamma_of(x)).abs() < 1e-12);
-            assert!((tg - trigamma(x)).abs() < 1e-12, "gamma_terms({x})");
-        }
         // psi'(1) = pi^2 / 6.
-        assert!((trigamma(1.0) - std::f64::consts::PI.powi(2) / 6.0).abs() < 1e-10);
+        assert!((gamma_terms(1.0).2 - std::f64::consts::PI.powi(2) / 6.0).abs() < 1e-10);
     }
 }
