@@ -6,15 +6,8 @@ use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
 
 use crate::error::AgentError;
+pub use crate::metadata::MarketKey;
 use crate::metadata::Provenance;
-
-/// Which embedding rows a market uses: its instrument and timeframe ids in
-/// the model's vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MarketKey {
-    pub instrument: u32,
-    pub timeframe: u32,
-}
 
 /// What an agent decides from: the normalised feature window (oldest row
 /// first, `window x features` values), the account values, the valid
@@ -104,18 +97,5 @@ pub trait Agent {
     /// for agents that decide how long to think (empty for the others).
     fn take_segment_counts(&mut self) -> Vec<u64> {
         Vec::new()
-    }
-}
-
-/// Opens any agent's checkpoint by the type its metadata.json names.
-pub fn load_agent(dir: &Path) -> Result<Box<dyn Agent + Send>, AgentError> {
-    let kind = crate::ppo::read_model_kind(dir)?;
-    match kind.as_str() {
-        crate::hrm::KIND => Ok(Box::new(crate::hrm::HrmAgent::load(dir)?)),
-        k if k.starts_with("ppo-") || k == crate::ppo::MOE_KIND => Ok(Box::new(crate::ppo::PpoAgent::load(dir)?)),
-        other => Err(AgentError::Mismatch(format!(
-            "{} holds a `{other}` model, which this build does not know; use the tradelab version that trained it",
-            dir.display()
-        ))),
     }
 }

@@ -297,6 +297,18 @@ pub fn write_checkpoint<M: serde::Serialize>(
     )
 }
 
+/// Reads only metadata.json, to tell which agent a checkpoint holds.
+pub fn read_model_kind(dir: &Path) -> Result<String, AgentError> {
+    let path = dir.join(METADATA_FILE);
+    let bytes = read_file(dir, METADATA_FILE)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| AgentError::checkpoint(&path, format!("is not valid JSON ({e}); the checkpoint is damaged")))?;
+    v.get("model")
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| AgentError::checkpoint(&path, "has no `model` field; it is not a tradelab checkpoint"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

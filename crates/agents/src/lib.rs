@@ -1,25 +1,28 @@
-//! Learning agents for tradelab.
+//! Learning agents for tradelab, in four layers; imports point down the
+//! list, never up (a test in `crates/cli/tests/architecture.rs` reads the
+//! `use` lines to keep it so).
 //!
-//! - [`agent`]: the [`Agent`] trait every agent implements (select an
-//!   action, learn from environments, save, load), with the inputs and
-//!   decisions it exchanges;
-//! - [`ppo`]: proximal policy optimisation over LSTM, Transformer or MLP
-//!   encoders, written to `shared/docs/algorithms.md` section 4;
-//! - [`hrm`]: the Hierarchical Reasoning Model agent (adaptive segments
-//!   per bar with Q-halting, segment-wise PPO), algorithms.md section 2;
-//! - [`hindsight`]: hindsight-optimal action labels by dynamic
-//!   programming over future prices net of costs (pre-training targets);
-//! - [`gae`](mod@gae): generalised advantage estimation with truncation
-//!   bootstrapping, and per-minibatch advantage normalisation;
-//! - [`adam`]: Adam with global gradient clipping and checkpointable state;
-//! - [`checkpoint`] and [`metadata`]: the checkpoint directory
-//!   (`model.safetensors`, `optimizer.safetensors`, `metadata.json`),
-//!   written atomically and verified by checksum on load;
-//! - [`trainer`]: the training loop with periodic validation, best-model
-//!   keeping and early stopping;
-//! - [`evaluate`]: a trained agent as a backtesting strategy, acting
-//!   greedily through the same engine, costs and risk layer as the rule
-//!   baselines.
+//! 1. Interface: [`agent`] (the [`Agent`] trait: select an action, learn
+//!    from environments, save, load; the inputs and decisions it
+//!    exchanges), [`trainable`] (what the trainer needs beyond that),
+//!    [`kinds`] (the one list of agent kinds), [`metadata`] (what
+//!    `metadata.json` records: vocabulary, provenance, validation).
+//! 2. Machinery: rollout storage and sampling, [`gae`](mod@gae)
+//!    (generalised advantage estimation with truncation bootstrapping),
+//!    [`adam`] (with global clipping and checkpointable state),
+//!    [`checkpoint`] (`model.safetensors`, `optimizer.safetensors`,
+//!    `metadata.json`, written atomically and verified by checksum),
+//!    [`hindsight`] (hindsight-optimal labels for pre-training), [`maml`]
+//!    (MAML, first-order MAML and Reptile over flat parameters).
+//! 3. Algorithms: [`ppo`] (proximal policy optimisation over LSTM,
+//!    Transformer or MLP encoders, and the mixture of experts;
+//!    `shared/docs/algorithms.md` section 4) and [`hrm`] (the Hierarchical
+//!    Reasoning Model with Q-halting and segment-wise PPO, section 2).
+//! 4. Drivers: [`trainer`] (the training loop with validation, best-model
+//!    keeping and early stopping), [`evaluate`] (a trained agent as a
+//!    backtesting strategy), [`load`] (any checkpoint by its kind),
+//!    [`meta_learning`] and [`meta_tasks`] (meta-training across markets),
+//!    [`transitions`] (behaviour at regime switches).
 //!
 //! ```
 //! use tradelab_agents::{gae, Rollout};
@@ -31,29 +34,40 @@
 //! assert_eq!(adv.len(), 2);
 //! ```
 
-pub mod adam;
+// Interface.
 pub mod agent;
+mod error;
+mod inputs;
+pub mod kinds;
+pub mod metadata;
+pub mod trainable;
+
+// Machinery.
+pub mod adam;
 pub mod checkpoint;
 mod epochs;
-mod error;
-pub mod evaluate;
 mod gae;
 pub mod hindsight;
-pub mod hrm;
-mod inputs;
-pub mod meta;
-pub mod meta_learning;
-pub mod meta_tasks;
-pub mod metadata;
-pub mod ppo;
+pub mod maml;
 mod reward_scale;
 mod rollout;
 mod sampling;
+
+// Algorithms.
+pub mod hrm;
+pub mod ppo;
+
+// Drivers.
+pub mod evaluate;
+pub mod load;
+pub mod meta_learning;
+pub mod meta_tasks;
 pub mod trainer;
 pub mod transitions;
 
 pub use agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
 pub use error::AgentError;
 pub use gae::{gae, normalize_advantages, Rollout};
+pub use load::load_agent;
 pub use ppo::{PpoAgent, PpoConfig};
 pub use reward_scale::RewardScaler;

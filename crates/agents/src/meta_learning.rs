@@ -30,7 +30,7 @@ use tradelab_env::{MarketData, Split};
 use crate::agent::MarketKey;
 use crate::error::AgentError;
 use crate::evaluate::greedy_episode;
-use crate::meta::{adapt, meta_gradient, MetaMode};
+use crate::maml::{adapt, meta_gradient, MetaMode};
 use crate::ppo::PpoAgent;
 
 /// A task ready to run: the market with its splits set to the support

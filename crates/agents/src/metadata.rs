@@ -2,7 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::MarketKey;
+/// Which embedding rows a market uses: its instrument and timeframe ids in
+/// the model's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MarketKey {
+    pub instrument: u32,
+    pub timeframe: u32,
+}
 
 /// Bumped when the checkpoint layout changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;

@@ -19,7 +19,7 @@ use tradelab_env::{MarketData, Split, VecEnv};
 use crate::agent::{Agent, LearnStats, MarketKey};
 use crate::error::AgentError;
 use crate::evaluate::greedy_episode;
-use crate::metadata::{Provenance, ValidationMetrics};
+use crate::metadata::ValidationMetrics;
 
 /// One market the agent trains on.
 #[derive(Clone)]
@@ -28,19 +28,7 @@ pub struct TrainingMarket {
     pub key: MarketKey,
 }
 
-/// What an agent needs beyond [`Agent`] to be trained by [`train`].
-pub trait Trainable: Agent {
-    fn provenance_mut(&mut self) -> &mut Provenance;
-    /// Environment steps done so far, across resumes.
-    fn env_steps_done(&self) -> usize;
-    fn updates_done(&self) -> usize;
-    /// Environments stepped in lockstep per `learn` call.
-    fn lockstep_envs(&self) -> usize;
-    /// Number of trainable scalars.
-    fn parameter_count(&self) -> usize;
-    /// Extends (or shortens) the budget, which the learning-rate schedule follows.
-    fn set_total_steps(&mut self, steps: usize);
-}
+pub use crate::trainable::Trainable;
 
 /// Budget and cadence.
 #[derive(Debug, Clone)]

@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use tradelab_agents::meta::MetaMode;
+use tradelab_agents::maml::MetaMode;
 use tradelab_agents::meta_learning::{adapt_to_task, evaluate_held_out, meta_iteration, InnerLoop, MetaTask};
 use tradelab_agents::ppo::{PpoAgent, PpoConfig};
 use tradelab_agents::MarketKey;
 use tradelab_core::Settings;
-use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_env::MarketData;
+use tradelab_testkit::synthetic_series;
 
 fn settings() -> Settings {
     let mut s = Settings::default();
@@ -28,12 +28,7 @@ fn settings() -> Settings {
 }
 
 fn task(seed: u64, s: &Settings) -> MetaTask {
-    let m = generate(&SyntheticConfig {
-        bars: 1200,
-        seed,
-        ..Default::default()
-    });
-    let data = MarketData::new(m.series, s).unwrap();
+    let data = MarketData::new(synthetic_series(1200, seed), s).unwrap();
     MetaTask {
         name: format!("synthetic {seed}"),
         data: Arc::new(data.with_splits(100..400, 420..560, 0..0).unwrap()),

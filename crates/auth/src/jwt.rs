@@ -25,6 +25,13 @@ pub struct SigningKey {
     pair: Ed25519KeyPair,
 }
 
+/// The signing key in use and every key still published (retired keys
+/// stay published while tokens they signed may be live).
+pub struct KeyRing {
+    pub signing: SigningKey,
+    pub published: Vec<PublicKey>,
+}
+
 /// A public key from the key set, by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {

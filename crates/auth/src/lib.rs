@@ -1,6 +1,7 @@
 //! OAuth 2.0 building blocks for tradelab's authorization and resource
 //! servers, free of I/O so every rule is unit-tested on its own.
 //!
+//! - [`grant`]: grant type names and the command line's client id;
 //! - [`jwt`]: access tokens as JWTs (RFC 9068) signed with EdDSA (Ed25519),
 //!   `kid`-addressed keys, the JWKS document (RFC 7517), and verification
 //!   that checks algorithm, signature, issuer, audience and lifetime;
@@ -13,6 +14,7 @@
 //!   port rule for native apps);
 //! - [`ratelimit`]: a sliding-window limiter for login and token endpoints.
 
+pub mod grant;
 pub mod jwt;
 pub mod password;
 pub mod pkce;

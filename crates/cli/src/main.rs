@@ -9,11 +9,7 @@ mod alloc_meter;
 mod cli;
 mod commands;
 mod context;
-mod jobs;
-mod mlflow;
 mod output;
-mod record;
-mod serve;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

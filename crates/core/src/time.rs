@@ -73,6 +73,20 @@ pub fn years_between(start_ms: i64, end_ms: i64) -> f64 {
     (end_ms - start_ms) as f64 / (365.25 * MS_PER_DAY as f64)
 }
 
+/// The wall clock in milliseconds since the Unix epoch (0 if the clock is
+/// set before 1970): the one clock records, tokens and job leases read.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The wall clock in whole seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    now_ms().div_euclid(1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,6 @@
 //! streaming == batch, and sane behaviour at the edges (flat prices, period 1,
 //! series shorter than the warm-up).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tradelab_core::settings::FeatureSettings;
@@ -12,34 +9,11 @@ use tradelab_core::{Bar, BarSeries, Settings};
 use tradelab_data::features::{
     Adx, Atr, Bollinger, Ema, FeatureEngine, Macd, Obv, RealizedVolatility, Roc, Rsi, Sma, Stochastic,
 };
+use tradelab_testkit::alloc::{allocations, CountingAlloc};
 
 /// Counts this thread's heap allocations, to check that `update` makes none.
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
 
 /// A seeded random walk of `n` OHLCV bars.
 fn random_walk(n: usize, seed: u64) -> BarSeries {

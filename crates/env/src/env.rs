@@ -9,8 +9,9 @@ use tradelab_core::{Action, Settings};
 use tradelab_sim::broker::Broker;
 use tradelab_sim::order::Order;
 
+use crate::account_inputs::{account_features, action_mask};
 use crate::config::EnvConfig;
-use crate::data::{MarketData, Split, ACCOUNT_FEATURES};
+use crate::market_data::{MarketData, Split, ACCOUNT_FEATURES};
 use crate::reward::RewardTracker;
 
 /// Bars fed to the broker's estimators before an episode starts.
@@ -169,25 +170,16 @@ impl TradingEnv {
     /// always valid.
     #[inline]
     pub fn action_mask(&self) -> [bool; 5] {
-        let q = self.broker.account().position(0).qty;
-        [q == 0.0, q == 0.0, q > 0.0, q < 0.0, true]
+        action_mask(self.broker.account().position(0).qty)
     }
 
     #[inline]
     pub fn observation(&self) -> Observation<'_> {
         let a = self.broker.account();
-        let equity = a.equity();
         let start = self.broker.config().initial_cash;
-        let p = a.position(0);
-        let exposure = if equity > 0.0 { p.qty * a.mark(0) / equity } else { 0.0 };
-        let unrealized = if equity > 0.0 {
-            a.unrealized_pnl(0) / equity
-        } else {
-            0.0
-        };
         Observation {
             window: self.data.window(self.t),
-            account: [(equity / start - 1.0) as f32, exposure as f32, unrealized as f32],
+            account: account_features(a.equity(), start, a.position(0).qty * a.mark(0), a.unrealized_pnl(0)),
         }
     }
 

@@ -37,14 +37,16 @@
 //! assert!(env.action_mask()[Action::CloseLong.index()]);
 //! ```
 
+mod account_inputs;
 mod config;
-mod data;
 mod env;
+mod market_data;
 mod reward;
 mod vec_env;
 
+pub use account_inputs::{account_features, action_mask};
 pub use config::EnvConfig;
-pub use data::{MarketData, Split, ACCOUNT_FEATURES, SPECIALIST_COLUMNS};
 pub use env::{EnvAction, EnvError, Observation, StepInfo, StepResult, TradingEnv};
+pub use market_data::{MarketData, Split, ACCOUNT_FEATURES, SPECIALIST_COLUMNS};
 pub use reward::RewardTracker;
 pub use vec_env::{FinalState, VecEnv};

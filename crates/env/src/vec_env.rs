@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tradelab_core::Settings;
 
-use crate::data::{MarketData, Split, ACCOUNT_FEATURES};
 use crate::env::{EnvAction, EnvError, Observation, TradingEnv};
+use crate::market_data::{MarketData, Split, ACCOUNT_FEATURES};
 
 /// The last state of an episode that just ended (before the automatic
 /// reset), for bootstrapping a truncated episode's value.

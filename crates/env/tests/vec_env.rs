@@ -1,58 +1,23 @@
 //! The vectorised environment: lockstep stepping, automatic resets, final
 //! states for bootstrapping, determinism, and no allocation per step.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tradelab_core::{Action, Settings};
-use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_env::{EnvAction, MarketData, Split, VecEnv};
-
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use tradelab_testkit::alloc::{allocations, CountingAlloc};
+use tradelab_testkit::synthetic_market;
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
 
 fn setup(n: usize, seed: u64) -> VecEnv {
     let mut s = Settings::default();
     s.env.window = 16;
     s.env.episode_bars = 64;
-    let data: Vec<Arc<MarketData>> = (0..3)
-        .map(|m| {
-            let series = generate(&SyntheticConfig {
-                bars: 3000,
-                seed: 100 + m,
-                ..Default::default()
-            })
-            .series;
-            Arc::new(MarketData::new(series, &s).unwrap())
-        })
-        .collect();
+    let data: Vec<Arc<MarketData>> = (0..3).map(|m| synthetic_market(3000, 100 + m, &s)).collect();
     VecEnv::new(&data, n, Split::Train, &s, seed).unwrap()
 }
 

@@ -42,22 +42,30 @@ fn refuse_unsupported(url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+impl Backend {
+    /// The database a URL names, after the checks every connection to it
+    /// must pass (the store's, and the job queue's beside it).
+    pub fn of_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            refuse_unsupported(url)?;
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(format!(
+                "`{}` is not a database URL; use sqlite://PATH or postgres://USER@HOST:PORT/DB",
+                redact(url)
+            )))
+        }
+    }
+}
+
 impl Store {
     /// Connects to `url` and runs the migrations. `sqlite://PATH` (created
     /// if missing) or `postgres://user@host:port/db`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            refuse_unsupported(url)?;
-            Backend::Postgres
-        } else {
-            return Err(StoreError::Config(format!(
-                "`{}` is not a database URL; use sqlite://PATH or postgres://USER@HOST:PORT/DB",
-                redact(url)
-            )));
-        };
+        let backend = Backend::of_url(url)?;
         let url = if backend == Backend::Sqlite && !url.contains("mode=") {
             // Create the file on first use.
             format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -125,7 +133,7 @@ impl Store {
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];

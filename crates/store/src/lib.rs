@@ -30,16 +30,10 @@ pub mod oauth;
 pub mod registry;
 pub mod tracking;
 
-pub use connect::{Backend, Store};
+pub use connect::{redact, Backend, Store};
 pub use error::StoreError;
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use tradelab_core::time::now_ms;
 
 /// A random 128-bit id as hex.
 pub(crate) fn new_id() -> String {

@@ -45,7 +45,7 @@ use halting::{draw_min_segments, should_halt};
 pub use persist::HrmMetadata;
 
 /// The name `tradelab train --agent` uses.
-pub const KIND: &str = "hrm";
+pub const KIND: &str = crate::kinds::HRM;
 
 /// Everything that fixes an HRM agent's shape and training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -342,31 +342,7 @@ impl Agent for HrmAgent {
     }
 }
 
-impl crate::trainer::Trainable for HrmAgent {
-    fn provenance_mut(&mut self) -> &mut Provenance {
-        &mut self.provenance
-    }
-
-    fn env_steps_done(&self) -> usize {
-        self.env_steps
-    }
-
-    fn updates_done(&self) -> usize {
-        self.updates
-    }
-
-    fn lockstep_envs(&self) -> usize {
-        self.config.ppo.envs
-    }
-
-    fn parameter_count(&self) -> usize {
-        self.params.count()
-    }
-
-    fn set_total_steps(&mut self, steps: usize) {
-        self.config.ppo.total_steps = steps;
-    }
-}
+crate::trainable::trainable_agent!(HrmAgent);
 
 #[cfg(test)]
 mod tests;

@@ -12,12 +12,12 @@ use tradelab_nn::hrm::{Z_H_INIT, Z_L_INIT};
 const MASTER: &str = "master.";
 
 use super::{HrmAgent, HrmConfig, KIND};
+use crate::checkpoint::read_model_kind;
 use crate::checkpoint::{
     read_verified, write_checkpoint, CheckpointMetadata, TrainingState, METADATA_FILE, WEIGHTS_FILE,
 };
 use crate::error::AgentError;
 use crate::metadata::{timestamp_now, FORMAT_VERSION};
-use crate::ppo::read_model_kind;
 
 /// Everything in a HRM checkpoint's metadata.json.
 pub type HrmMetadata = CheckpointMetadata<HrmConfig>;

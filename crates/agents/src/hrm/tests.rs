@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tradelab_core::Settings;
-use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_env::{MarketData, Split, VecEnv};
+use tradelab_testkit::{default_seed, synthetic_market};
 
 use super::*;
 use crate::ppo::tests::small_settings;
@@ -20,11 +20,7 @@ pub(crate) fn hrm_settings() -> Settings {
 }
 
 fn market(bars: usize) -> Arc<MarketData> {
-    let m = generate(&SyntheticConfig {
-        bars,
-        ..Default::default()
-    });
-    Arc::new(MarketData::new(m.series, &hrm_settings()).unwrap())
+    synthetic_market(bars, default_seed(), &hrm_settings())
 }
 
 fn agent(s: &Settings, data: &MarketData, instruments: usize) -> HrmAgent {

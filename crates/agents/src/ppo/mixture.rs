@@ -35,7 +35,7 @@ use crate::rollout::{entry, Acted, Batch};
 use crate::sampling::{argmax, sample, QUANTITY_EPS};
 
 /// The mixture's type name.
-pub const MOE_KIND: &str = "moe";
+pub const MOE_KIND: &str = crate::kinds::MOE;
 /// A specialist's importance ratio against the mixture that acted is
 /// clamped here: the data is the mixture's, not its own.
 const MAX_SPECIALIST_RATIO: f64 = 10.0;

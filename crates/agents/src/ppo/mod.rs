@@ -47,11 +47,12 @@ use crate::inputs::{input_tensors, InputShape};
 use crate::metadata::Provenance;
 use crate::reward_scale::RewardScaler;
 
+pub use crate::checkpoint::read_model_kind;
 use crate::rollout::{collect, Acted, Actor, RolloutBuffer};
 use crate::sampling::{decide, Heads};
 pub(crate) use meta::TaskBatch;
 pub use mixture::{transition_disruption, GateLog, MixtureConfig, MixtureView, MOE_KIND};
-pub use persist::{read_model_kind, PpoMetadata};
+pub use persist::PpoMetadata;
 
 /// Everything that fixes a PPO agent's shape and training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,11 +112,7 @@ impl PpoConfig {
 
 /// Name `tradelab train --agent` uses for an encoder.
 pub fn kind_name(encoder: EncoderKind) -> &'static str {
-    match encoder {
-        EncoderKind::Lstm => "ppo-lstm",
-        EncoderKind::Transformer => "ppo-transformer",
-        EncoderKind::Mlp => "ppo-mlp",
-    }
+    crate::kinds::AgentKind::of_encoder(encoder).name()
 }
 
 /// One policy, or specialists under a gate.
@@ -343,28 +340,4 @@ impl Agent for PpoAgent {
 #[cfg(test)]
 pub(crate) mod tests;
 
-impl crate::trainer::Trainable for PpoAgent {
-    fn provenance_mut(&mut self) -> &mut Provenance {
-        &mut self.provenance
-    }
-
-    fn env_steps_done(&self) -> usize {
-        self.env_steps
-    }
-
-    fn updates_done(&self) -> usize {
-        self.updates
-    }
-
-    fn lockstep_envs(&self) -> usize {
-        self.config.ppo.envs
-    }
-
-    fn parameter_count(&self) -> usize {
-        self.params.count()
-    }
-
-    fn set_total_steps(&mut self, steps: usize) {
-        self.config.ppo.total_steps = steps;
-    }
-}
+crate::trainable::trainable_agent!(PpoAgent);

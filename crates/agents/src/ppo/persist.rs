@@ -4,10 +4,10 @@ use std::path::Path;
 
 use tradelab_core::settings::WeightsDtype;
 
-use super::{PpoAgent, PpoConfig, MOE_KIND};
+use super::{PpoAgent, PpoConfig};
 use crate::agent::Agent;
 use crate::checkpoint::{
-    read_file, read_verified, write_checkpoint, CheckpointMetadata, TrainingState, METADATA_FILE, OPTIMIZER_FILE,
+    read_model_kind, read_verified, write_checkpoint, CheckpointMetadata, TrainingState, METADATA_FILE, OPTIMIZER_FILE,
     WEIGHTS_FILE,
 };
 use crate::error::AgentError;
@@ -42,22 +42,10 @@ pub(super) fn save(agent: &PpoAgent, dir: &Path) -> Result<(), AgentError> {
     )
 }
 
-/// Reads only metadata.json, to tell which agent a checkpoint holds.
-pub fn read_model_kind(dir: &Path) -> Result<String, AgentError> {
-    let path = dir.join(METADATA_FILE);
-    let bytes = read_file(dir, METADATA_FILE)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| AgentError::checkpoint(&path, format!("is not valid JSON ({e}); the checkpoint is damaged")))?;
-    v.get("model")
-        .and_then(|m| m.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| AgentError::checkpoint(&path, "has no `model` field; it is not a tradelab checkpoint"))
-}
-
 pub(super) fn load(dir: &Path) -> Result<PpoAgent, AgentError> {
     let meta_path = dir.join(METADATA_FILE);
     let kind = read_model_kind(dir)?;
-    if !["ppo-lstm", "ppo-transformer", "ppo-mlp", MOE_KIND].contains(&kind.as_str()) {
+    if !crate::kinds::AgentKind::parse(&kind).is_some_and(crate::kinds::AgentKind::is_ppo) {
         return Err(AgentError::Mismatch(format!(
             "{} holds a `{kind}` model, not a PPO one; load it as `{kind}`",
             dir.display()

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use tradelab_core::Settings;
-use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_env::{MarketData, Split, VecEnv};
+use tradelab_testkit::{default_seed, synthetic_market};
 
 use super::*;
 
@@ -22,11 +22,7 @@ pub(crate) fn small_settings() -> Settings {
 }
 
 fn market(s: &Settings) -> Arc<MarketData> {
-    let m = generate(&SyntheticConfig {
-        bars: 1500,
-        ..Default::default()
-    });
-    Arc::new(MarketData::new(m.series, s).unwrap())
+    synthetic_market(1500, default_seed(), s)
 }
 
 pub(crate) fn agent(s: &Settings, encoder: &str, data: &MarketData) -> PpoAgent {

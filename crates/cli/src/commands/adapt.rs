@@ -23,10 +23,10 @@ use tradelab_core::{BarSeries, Settings};
 use tradelab_env::MarketData;
 use tradelab_store::tracking::RunStatus;
 
-use super::markets::{data_hash, load_series, timeframe_name};
 use crate::cli::{AdaptArgs, GlobalArgs};
 use crate::context::{load_settings, model_settings};
-use crate::record::Recorder;
+use tradelab_app::markets::{data_hash, load_series, timeframe_name};
+use tradelab_app::record::Recorder;
 
 pub fn run(g: &GlobalArgs, a: &AdaptArgs) -> Result<()> {
     if a.window == 0 || a.validation == 0 || a.steps == 0 {

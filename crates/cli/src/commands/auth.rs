@@ -4,17 +4,16 @@
 use std::io::Read;
 
 use anyhow::{bail, Context, Result};
+use tradelab_app::auth_setup as bootstrap;
+use tradelab_app::record::open_store;
+use tradelab_app::runtime::runtime;
 use tradelab_auth::scope::{Role, ScopeSet};
-use tradelab_auth::{password, redirect, secret};
+use tradelab_auth::{grant, password, redirect, secret};
 use tradelab_core::time::format_datetime;
 use tradelab_store::oauth::ClientRecord;
 
 use crate::cli::{AuthCommand, ClientCommand, GlobalArgs, UserCommand};
 use crate::context::load_settings;
-use crate::record::{open_store, runtime};
-use crate::serve::oauth::{
-    bootstrap, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
-};
 
 pub fn run(g: &GlobalArgs, c: AuthCommand) -> Result<()> {
     let settings = load_settings(g, &[])?;
@@ -131,10 +130,10 @@ async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
             for g in &grants {
                 grant_types.push(
                     match g.as_str() {
-                        "authorization_code" => GRANT_AUTHORIZATION_CODE,
-                        "refresh_token" => GRANT_REFRESH_TOKEN,
-                        "client_credentials" => GRANT_CLIENT_CREDENTIALS,
-                        "device_code" => GRANT_DEVICE_CODE,
+                        "authorization_code" => grant::AUTHORIZATION_CODE,
+                        "refresh_token" => grant::REFRESH_TOKEN,
+                        "client_credentials" => grant::CLIENT_CREDENTIALS,
+                        "device_code" => grant::DEVICE_CODE,
                         other => bail!(
                             "`{other}` is not a grant type; use authorization_code, refresh_token, client_credentials or device_code"
                         ),
@@ -144,15 +143,15 @@ async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
             }
             if grant_types.is_empty() {
                 grant_types = if public || !redirect_uris.is_empty() {
-                    vec![GRANT_AUTHORIZATION_CODE.into(), GRANT_REFRESH_TOKEN.into()]
+                    vec![grant::AUTHORIZATION_CODE.into(), grant::REFRESH_TOKEN.into()]
                 } else {
-                    vec![GRANT_CLIENT_CREDENTIALS.into()]
+                    vec![grant::CLIENT_CREDENTIALS.into()]
                 };
             }
-            if public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
+            if public && grant_types.iter().any(|g| g == grant::CLIENT_CREDENTIALS) {
                 bail!("a public client cannot use client_credentials (it has no secret); drop --public or the grant");
             }
-            if grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) && redirect_uris.is_empty() {
+            if grant_types.iter().any(|g| g == grant::AUTHORIZATION_CODE) && redirect_uris.is_empty() {
                 bail!("the authorization_code grant needs at least one --redirect-uri");
             }
             let scopes = match scope {
@@ -168,7 +167,7 @@ async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
                     redirect_uris,
                     grant_types,
                     scopes: scopes.to_string(),
-                    created_ms: crate::serve::oauth::now_secs() * 1000,
+                    created_ms: tradelab_core::time::now_ms(),
                 })
                 .await?;
             match client_secret {

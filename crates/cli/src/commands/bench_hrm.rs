@@ -21,8 +21,8 @@ use tradelab_core::settings::hrm_preset;
 use tradelab_core::Settings;
 use tradelab_env::{MarketData, Split};
 
-use super::backtest::load_symbols;
 use crate::alloc_meter;
+use tradelab_app::markets::load_symbols;
 
 const KEY: MarketKey = MarketKey {
     instrument: 0,

@@ -11,7 +11,7 @@ use tradelab_agents::{Agent, AgentInput, MarketKey, PpoAgent, PpoConfig};
 use tradelab_core::Settings;
 use tradelab_env::{MarketData, Split, VecEnv};
 
-use super::backtest::load_symbols;
+use tradelab_app::markets::load_symbols;
 
 const KEY: MarketKey = MarketKey {
     instrument: 0,

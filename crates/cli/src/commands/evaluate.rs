@@ -3,17 +3,17 @@
 //! to buy-and-hold and the SMA crossover under the same costs and risk layer.
 
 use anyhow::{bail, Context, Result};
-use tradelab_agents::agent::load_agent;
 use tradelab_agents::evaluate::AgentStrategy;
+use tradelab_agents::load::load_agent;
 use tradelab_env::Split;
 use tradelab_sim::engine::{self, EngineConfig};
 use tradelab_sim::report::{render_comparison, BacktestReport};
 use tradelab_sim::strategies::baseline;
 
-use super::markets::{data_hash, load_series, markets};
 use crate::cli::{EvaluateArgs, GlobalArgs};
 use crate::context::{load_settings, model_settings};
 use crate::output::{build_report, style, write_report};
+use tradelab_app::markets::{data_hash, load_series, markets};
 
 /// The baselines every model is compared with.
 const COMPARED: [&str; 2] = ["buy_and_hold", "sma_crossover"];
@@ -48,7 +48,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         trained_on.is_empty()
             || trained_on
                 .iter()
-                .any(|h| h.instrument == s.instrument && h.timeframe == super::markets::timeframe_name(s))
+                .any(|h| h.instrument == s.instrument && h.timeframe == tradelab_app::markets::timeframe_name(s))
     });
     if series.is_empty() {
         bail!(

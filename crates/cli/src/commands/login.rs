@@ -22,7 +22,8 @@ use serde_json::Value;
 use tradelab_auth::{pkce, secret};
 
 use crate::cli::{ApiArgs, LoginArgs, LogoutArgs};
-use crate::serve::oauth::{now_secs, CLI_CLIENT_ID};
+use tradelab_auth::grant::CLI_CLIENT_ID;
+use tradelab_core::time::now_secs;
 
 /// Tokens for one server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -331,7 +332,7 @@ fn device_login(agent: &ureq::Agent, e: &Endpoints, a: &LoginArgs) -> Result<Val
             agent,
             &e.token,
             &[
-                ("grant_type", crate::serve::oauth::GRANT_DEVICE_CODE),
+                ("grant_type", tradelab_auth::grant::DEVICE_CODE),
                 ("device_code", &device_code),
                 ("client_id", CLI_CLIENT_ID),
             ],

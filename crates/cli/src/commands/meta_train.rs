@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use tradelab_agents::meta::MetaMode;
+use tradelab_agents::kinds::{self, AgentKind};
+use tradelab_agents::maml::MetaMode;
 use tradelab_agents::meta_learning::{evaluate_held_out, meta_iteration, HeldOutResult, MetaIteration, MetaTask};
 use tradelab_agents::meta_tasks::{MarketInfo, Task, TaskConfig, TaskSampler};
 use tradelab_agents::ppo::{PpoAgent, MOE_KIND};
@@ -18,19 +19,17 @@ use tradelab_agents::Agent;
 use tradelab_env::Split;
 use tradelab_store::tracking::RunStatus;
 
-use super::markets::{data_hash, load_series, markets, timeframe_name, vocabulary};
 use super::train::ppo_config;
 use crate::cli::{GlobalArgs, MetaTrainArgs};
 use crate::context::load_settings;
-use crate::record::Recorder;
-
-const AGENTS: [&str; 4] = ["ppo-lstm", "ppo-transformer", "ppo-mlp", MOE_KIND];
+use tradelab_app::markets::{data_hash, load_series, markets, timeframe_name, vocabulary};
+use tradelab_app::record::Recorder;
 
 pub fn run(g: &GlobalArgs, a: &MetaTrainArgs) -> Result<()> {
-    if !AGENTS.contains(&a.agent.as_str()) {
+    if !AgentKind::parse(&a.agent).is_some_and(AgentKind::is_ppo) {
         bail!(
             "meta-train works for {}; `{}` is not one of them",
-            AGENTS.join(", "),
+            kinds::names(AgentKind::is_ppo),
             a.agent
         );
     }

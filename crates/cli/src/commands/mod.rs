@@ -9,15 +9,16 @@ mod bench_ppo;
 mod data;
 mod evaluate;
 mod login;
-mod markets;
 mod meta_train;
-pub mod models;
+mod models;
 mod regimes;
 mod run;
 mod runs;
+mod serve;
 mod stress;
-pub mod train;
+mod train;
 mod transitions;
+mod worker;
 
 use anyhow::Result;
 
@@ -36,8 +37,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::run(&cli.global, &a),
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Models(c) => models::run(&cli.global, c),
-        Command::Serve(a) => crate::serve::run(&cli.global, &a),
-        Command::Worker(a) => crate::jobs::worker::run_command(&cli.global, &a),
+        Command::Serve(a) => serve::run(&cli.global, &a),
+        Command::Worker(a) => worker::run(&cli.global, &a),
         Command::Auth(c) => auth::run(&cli.global, c),
         Command::Regimes(a) => regimes::run(&cli.global, &a),
         Command::Transitions(a) => transitions::run(&cli.global, &a),

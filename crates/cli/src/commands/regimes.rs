@@ -7,9 +7,9 @@ use tradelab_core::time::format_datetime;
 use tradelab_regime::features::{FEATURES, VOLATILITY};
 use tradelab_regime::{RegimeConfig, RegimeDetector};
 
-use super::markets::{load_series, timeframe_name};
 use crate::cli::{GlobalArgs, RegimesArgs};
 use crate::context::load_settings;
+use tradelab_app::markets::{load_series, timeframe_name};
 
 /// The detector's configuration from settings.
 pub fn regime_config(settings: &tradelab_core::Settings) -> RegimeConfig {

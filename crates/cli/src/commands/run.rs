@@ -5,12 +5,12 @@ use tradelab_data::prepare::prepare;
 use tradelab_sim::report::{render_comparison, render_report, BacktestReport};
 use tradelab_sim::strategies::BASELINES;
 
-use super::backtest::backtest;
 use super::data::print_prepare;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::context::{load_settings, path_override};
 use crate::output::{build_report, style, write_report};
-use crate::record::Recorder;
+use tradelab_app::markets::backtest;
+use tradelab_app::record::Recorder;
 
 pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
     let extra: Vec<String> = path_override("report.out_dir", &a.out_dir).into_iter().collect();

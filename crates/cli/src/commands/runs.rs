@@ -5,7 +5,8 @@ use tradelab_core::time::format_datetime;
 
 use crate::cli::{GlobalArgs, RunsCommand};
 use crate::context::load_settings;
-use crate::record::{open_store, runtime};
+use tradelab_app::record::open_store;
+use tradelab_app::runtime::runtime;
 
 pub fn run(g: &GlobalArgs, c: RunsCommand) -> Result<()> {
     let settings = load_settings(g, &[])?;

@@ -3,9 +3,9 @@
 use anyhow::{bail, Result};
 use tradelab_sim::montecarlo::{stress, StressConfig};
 
-use super::backtest::{backtest, load_symbols, strategy_by_name};
 use crate::cli::{GlobalArgs, StressArgs};
 use crate::context::load_settings;
+use tradelab_app::markets::{backtest, load_symbols, strategy_by_name};
 
 pub fn run(g: &GlobalArgs, a: &StressArgs) -> Result<()> {
     let mut extra: Vec<String> = a.paths.map(|p| format!("monte_carlo.paths={p}")).into_iter().collect();

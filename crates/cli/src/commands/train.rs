@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::json;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
+use tradelab_agents::kinds::{self, AgentKind};
 use tradelab_agents::metadata::{DataHash, Vocabulary};
 use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
 use tradelab_agents::trainer::{train, validate, Event, Progress, TrainPlan, Trainable, TrainingMarket};
@@ -20,19 +21,16 @@ use tradelab_nn::policy::EncoderKind;
 use tradelab_regime::specialists::SPECIALISTS;
 use tradelab_store::tracking::RunStatus;
 
-use super::markets::{data_hash, load_series, markets, vocabulary};
 use crate::cli::{GlobalArgs, TrainArgs};
 use crate::context::load_settings;
-use crate::record::Recorder;
+use tradelab_app::markets::{data_hash, load_series, markets, vocabulary};
+use tradelab_app::record::Recorder;
 
-pub const AGENTS: [&str; 5] = ["ppo-lstm", "ppo-transformer", "ppo-mlp", HRM, MOE_KIND];
-
-pub fn encoder_of(agent: &str) -> Result<EncoderKind> {
-    match agent {
-        "ppo-lstm" => Ok(EncoderKind::Lstm),
-        "ppo-transformer" => Ok(EncoderKind::Transformer),
-        "ppo-mlp" => Ok(EncoderKind::Mlp),
-        other => bail!("unknown agent `{other}`; choose one of: {}", AGENTS.join(", ")),
+/// The encoder of a single-policy PPO agent, or why `agent` has none.
+fn encoder_of(agent: &str) -> Result<EncoderKind> {
+    match AgentKind::parse(agent).and_then(AgentKind::encoder) {
+        Some(e) => Ok(e),
+        None => bail!("unknown agent `{agent}`; choose one of: {}", kinds::names(|_| true)),
     }
 }
 
@@ -82,8 +80,8 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
         extra.push("regime.features=true".into());
     }
     let settings = load_settings(g, &extra)?;
-    if !AGENTS.contains(&a.agent.as_str()) {
-        bail!("unknown agent `{}`; choose one of: {}", a.agent, AGENTS.join(", "));
+    if AgentKind::parse(&a.agent).is_none() {
+        bail!("unknown agent `{}`; choose one of: {}", a.agent, kinds::names(|_| true));
     }
     // Before any data is loaded: a store that cannot be opened is a setting to fix now.
     let recorder = Recorder::open(&settings)?;

@@ -1,4 +1,6 @@
-//! The series an agent trains or is evaluated on, and their embedding ids.
+//! The series a backtest runs on or an agent trains on, and their
+//! embedding ids: loading by name or path, the training vocabulary, data
+//! hashes for provenance, and market data ready for the environment.
 
 use std::sync::Arc;
 
@@ -6,10 +8,59 @@ use anyhow::{bail, Context, Result};
 use tradelab_agents::metadata::{series_hash, DataHash, Vocabulary};
 use tradelab_agents::trainer::TrainingMarket;
 use tradelab_core::{time::format_date, BarSeries, Settings};
+use tradelab_data::load::find_symbol;
 use tradelab_data::table::load_final;
+use tradelab_data::{load_file, LoadOptions};
 use tradelab_env::MarketData;
+use tradelab_sim::engine::{self, BacktestResult, EngineConfig};
+use tradelab_sim::strategies::{baseline, BASELINES};
+use tradelab_sim::strategy::Strategy;
 
-use super::backtest::load_symbols;
+/// Looks up a baseline or explains which names exist.
+pub fn strategy_by_name(name: &str, settings: &Settings) -> Result<Box<dyn Strategy>> {
+    match baseline(name, settings) {
+        Some(s) => Ok(s),
+        None => bail!("unknown strategy `{name}`; choose one of: {}", BASELINES.join(", ")),
+    }
+}
+
+/// Loads symbols from `data.raw_dir`, reporting what validation did.
+pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> Result<Vec<BarSeries>> {
+    let mut out = Vec::new();
+    for s in symbols {
+        // A path to a file loads that file; anything else names an instrument in data.raw_dir.
+        let path = std::path::Path::new(s);
+        let path = if path.is_file() {
+            path.to_path_buf()
+        } else {
+            find_symbol(&settings.data.raw_dir, s).with_context(|| format!("loading `{s}`"))?
+        };
+        let loaded = load_file(&path, &LoadOptions::for_file(settings, &path));
+        let (series, report) = loaded.with_context(|| format!("loading `{s}`"))?;
+        if !report.issues.is_empty() {
+            eprintln!(
+                "note: {}: {} rows repaired, {} dropped (run `tradelab data validate {}` for details)",
+                report.path.display(),
+                report.repaired(),
+                report.dropped(),
+                report.path.display()
+            );
+        }
+        if verbose {
+            if let Some(n) = &report.header_note {
+                eprintln!("note: {}: {n}", report.path.display());
+            }
+        }
+        out.push(series);
+    }
+    Ok(out)
+}
+
+pub fn backtest<'a>(settings: &Settings, strategy: &str, feeds: &'a [BarSeries]) -> Result<BacktestResult<'a>> {
+    let mut s = strategy_by_name(strategy, settings)?;
+    let refs: Vec<&BarSeries> = feeds.iter().collect();
+    Ok(engine::run(&refs, s.as_mut(), &EngineConfig::from_settings(settings)))
+}
 
 /// Timeframe name of a series ("1d", "5m", or "unknown").
 pub fn timeframe_name(s: &BarSeries) -> String {

@@ -2,15 +2,27 @@
 //! worker runs for it.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use tradelab_agents::kinds::{self, AgentKind};
 
-use crate::serve::problem::Problem;
+/// Why a job was refused before it was queued: what the client must change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{detail}")]
+pub struct JobRejected {
+    pub detail: String,
+}
+
+impl JobRejected {
+    fn new(detail: impl Into<String>) -> JobRejected {
+        JobRejected { detail: detail.into() }
+    }
+}
 
 /// A training job: the same choices as `tradelab train`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TrainJob {
-    /// ppo-lstm, ppo-transformer, ppo-mlp or hrm.
+    /// ppo-lstm, ppo-transformer, ppo-mlp, hrm or moe.
     pub agent: String,
     /// Instruments in the prepared data (names, not paths); default all.
     #[serde(default)]
@@ -29,7 +41,8 @@ pub struct TrainJob {
 }
 
 /// A backtest job: the same choices as `tradelab backtest`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BacktestJob {
     /// buy_and_hold, sma_crossover, rsi_mean_reversion or momentum.
@@ -51,7 +64,7 @@ pub enum JobSpec {
 
 /// A name a client may pass on: no paths, no flags, nothing a shell or
 /// the file system would read as more than a name.
-fn plain_name(field: &str, value: &str) -> Result<(), Problem> {
+fn plain_name(field: &str, value: &str) -> Result<(), JobRejected> {
     let ok = !value.is_empty()
         && value.len() <= 128
         && !value.starts_with('-')
@@ -60,7 +73,7 @@ fn plain_name(field: &str, value: &str) -> Result<(), Problem> {
     if ok {
         Ok(())
     } else {
-        Err(Problem::unprocessable(format!(
+        Err(JobRejected::new(format!(
             "{field} `{value}` is not a plain name (letters, digits, - _ . @; no paths)"
         )))
     }
@@ -68,13 +81,13 @@ fn plain_name(field: &str, value: &str) -> Result<(), Problem> {
 
 /// Setting overrides may not redirect where data is read or results go:
 /// the server's operator decides those.
-fn check_override(o: &str) -> Result<(), Problem> {
+fn check_override(o: &str) -> Result<(), JobRejected> {
     let Some((key, _)) = o.split_once('=') else {
-        return Err(Problem::unprocessable(format!("setting `{o}` is not key.path=value")));
+        return Err(JobRejected::new(format!("setting `{o}` is not key.path=value")));
     };
     let key = key.trim();
     if key.starts_with("data.") || key.starts_with("store.") || key.starts_with("report.") {
-        return Err(Problem::unprocessable(format!(
+        return Err(JobRejected::new(format!(
             "setting `{key}` is fixed by the server (data, store and report paths); leave it out"
         )));
     }
@@ -90,14 +103,14 @@ impl JobSpec {
     }
 
     /// Refuses what a client must not ask for, before it is queued.
-    pub fn check(&self) -> Result<(), Problem> {
+    pub fn check(&self) -> Result<(), JobRejected> {
         match self {
             JobSpec::Train(t) => {
-                if !crate::commands::train::AGENTS.contains(&t.agent.as_str()) {
-                    return Err(Problem::unprocessable(format!(
+                if AgentKind::parse(&t.agent).is_none() {
+                    return Err(JobRejected::new(format!(
                         "unknown agent `{}`; choose one of: {}",
                         t.agent,
-                        crate::commands::train::AGENTS.join(", ")
+                        kinds::names(|_| true)
                     )));
                 }
                 for s in &t.symbols {
@@ -109,20 +122,20 @@ impl JobSpec {
                     }
                 }
                 if t.steps == Some(0) {
-                    return Err(Problem::unprocessable("steps must be at least 1"));
+                    return Err(JobRejected::new("steps must be at least 1"));
                 }
                 t.settings.iter().try_for_each(|o| check_override(o))
             }
             JobSpec::Backtest(b) => {
                 if !tradelab_sim::strategies::BASELINES.contains(&b.strategy.as_str()) {
-                    return Err(Problem::unprocessable(format!(
+                    return Err(JobRejected::new(format!(
                         "unknown strategy `{}`; choose one of: {}",
                         b.strategy,
                         tradelab_sim::strategies::BASELINES.join(", ")
                     )));
                 }
                 if b.symbols.is_empty() {
-                    return Err(Problem::unprocessable("a backtest needs at least one symbol"));
+                    return Err(JobRejected::new("a backtest needs at least one symbol"));
                 }
                 for s in &b.symbols {
                     plain_name("symbol", s)?;

@@ -24,7 +24,7 @@ use tradelab_store::oauth::{ClientRecord, NewCode, UserRecord};
 use super::pages::{self, CSRF_COOKIE, SESSION_COOKIE};
 use super::params::Params;
 use super::{client_address, cookie, role_of, CODE_TTL, GRANT_AUTHORIZATION_CODE, SESSION_TTL};
-use crate::serve::state::AppState;
+use crate::state::AppState;
 
 /// The parameters of an authorization request, carried through the forms.
 const CARRIED: &[&str] = &[
@@ -271,7 +271,7 @@ pub async fn start(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(
 /// POST /oauth/authorize: the login form.
 pub async fn login(State(s): State<Arc<AppState>>, headers: HeaderMap, req: axum::extract::Request) -> Response {
     let address = client_address(req.extensions());
-    let body = match axum::body::to_bytes(req.into_body(), crate::serve::MAX_BODY_BYTES).await {
+    let body = match axum::body::to_bytes(req.into_body(), crate::MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
             return pages::message(

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::routes::Limit;
 use super::state::AppState;
-use crate::jobs::spec::{BacktestJob, JobSpec, TrainJob};
+use tradelab_app::jobs::spec::{BacktestJob, JobSpec, TrainJob};
 
 #[derive(Serialize, ToSchema)]
 pub struct Job {
@@ -114,7 +114,7 @@ pub async fn job(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiR
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", responses((status = 200, body = Job), (status = 404, body = Problem)))]
 pub async fn cancel(
     State(s): State<Arc<AppState>>,
-    caller: Option<axum::Extension<crate::serve::guard::Caller>>,
+    caller: Option<axum::Extension<crate::guard::Caller>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
     // The route admits `train` or `backtest`; the job's kind decides which.

@@ -54,6 +54,13 @@ impl Problem {
     }
 }
 
+/// A job the application refused is the client's to fix: 422.
+impl From<tradelab_app::jobs::spec::JobRejected> for Problem {
+    fn from(e: tradelab_app::jobs::spec::JobRejected) -> Problem {
+        Problem::unprocessable(e.detail)
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

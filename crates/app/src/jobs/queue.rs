@@ -13,7 +13,7 @@ use apalis_sql::Config;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use tradelab_store::Store;
+use tradelab_store::{redact, Backend, Store};
 
 use super::spec::JobSpec;
 
@@ -46,7 +46,12 @@ fn config() -> Config {
 impl Queue {
     /// Opens the queue in the database at `url` and creates its tables.
     pub async fn open(url: &str) -> Result<Queue> {
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        // The same URL checks the store makes before it connects.
+        let backend = Backend::of_url(url)?;
+        if let (Backend::Sqlite, Some(path)) = (
+            backend,
+            url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")),
+        ) {
             let path = path.split('?').next().unwrap_or(path);
             let options = SqliteConnectOptions::new()
                 .filename(path)
@@ -67,7 +72,7 @@ impl Queue {
                 .max_connections(4)
                 .connect(url)
                 .await
-                .context("opening the job queue in PostgreSQL")?;
+                .with_context(|| format!("opening the job queue in PostgreSQL at {}", redact(url)))?;
             PostgresStorage::setup(&pool)
                 .await
                 .context("creating the job queue's tables")?;
@@ -107,10 +112,26 @@ pub async fn open_platform(settings: &tradelab_core::Settings) -> Result<(Store,
     Ok((store, queue))
 }
 
-/// A multi-threaded runtime for the long-running commands (serve, worker).
-pub fn server_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_refuses_what_the_store_refuses_before_connecting() {
+        let e = Queue::open("mysql://u:secret@db/x").await.err().unwrap();
+        assert!(format!("{e:#}").contains("not a database URL"), "{e:#}");
+        assert!(!format!("{e:#}").contains("secret"), "{e:#}");
+        let e = Queue::open("postgres://u@127.0.0.1:1/x?channel_binding=require")
+            .await
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("channel_binding"), "{e:#}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_postgres_connection_hides_the_password() {
+        // Port 1 on loopback: refused at once, nothing listens there.
+        let e = Queue::open("postgres://u:hunter2@127.0.0.1:1/x").await.err().unwrap();
+        assert!(!format!("{e:#}").contains("hunter2"), "{e:#}");
+    }
 }

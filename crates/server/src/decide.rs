@@ -131,26 +131,17 @@ impl Portfolio {
     /// The environment's account inputs: return since start, exposure,
     /// unrealised P&L as a share of equity.
     pub fn account_features(&self) -> [f32; tradelab_env::ACCOUNT_FEATURES] {
-        let equity = self.equity();
-        let (exposure, unrealized) = if equity > 0.0 {
-            (
-                self.position_units * self.price / equity,
-                self.position_units * (self.price - self.avg_price) / equity,
-            )
-        } else {
-            (0.0, 0.0)
-        };
-        [
-            (equity / self.initial_equity - 1.0) as f32,
-            exposure as f32,
-            unrealized as f32,
-        ]
+        tradelab_env::account_features(
+            self.equity(),
+            self.initial_equity,
+            self.position_units * self.price,
+            self.position_units * (self.price - self.avg_price),
+        )
     }
 
     /// The environment's action mask for this position.
     pub fn mask(&self) -> [bool; 5] {
-        let q = self.position_units;
-        [q == 0.0, q == 0.0, q > 0.0, q < 0.0, true]
+        tradelab_env::action_mask(self.position_units)
     }
 }
 

@@ -20,7 +20,7 @@ use tradelab_store::registry::NewModel;
 use tradelab_store::Store;
 
 use super::state::AppState;
-use crate::record::copy_into_registry;
+use tradelab_app::registry::copy_into_registry;
 
 const FEATURES: usize = 5;
 const WINDOW: usize = 4;
@@ -37,7 +37,7 @@ async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("api.db").display());
     let store = Store::open(&url).await.unwrap();
-    let queue = crate::jobs::queue::Queue::open(&url).await.unwrap();
+    let queue = tradelab_app::jobs::queue::Queue::open(&url).await.unwrap();
     let mut settings = Settings::default();
     settings.env.window = WINDOW;
     settings.ppo.hidden = 8;
@@ -550,7 +550,7 @@ async fn a_request_past_the_timeout_is_answered_503() {
     let a = api().await;
     let state = Arc::new(AppState::new(
         a.store.clone(),
-        crate::jobs::queue::Queue::open(&format!("sqlite://{}", a.dir.path().join("api.db").display()))
+        tradelab_app::jobs::queue::Queue::open(&format!("sqlite://{}", a.dir.path().join("api.db").display()))
             .await
             .unwrap(),
         Settings::default(),

@@ -10,7 +10,7 @@ use serde_json::json;
 use tradelab_auth::scope;
 
 use super::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
-use crate::serve::state::AppState;
+use crate::state::AppState;
 
 /// GET /.well-known/oauth-authorization-server.
 pub async fn metadata(State(s): State<Arc<AppState>>) -> Response {

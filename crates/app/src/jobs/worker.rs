@@ -23,9 +23,8 @@ use tradelab_store::Store;
 
 use super::queue::{Queue, Ticket};
 use super::spec::JobSpec;
-use crate::cli::{GlobalArgs, WorkerArgs};
-use crate::context::load_settings;
-use crate::serve::metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::settings::SettingsSource;
 use tradelab_core::Settings;
 
 /// The environment variable that tells a child `tradelab` which job it runs.
@@ -199,45 +198,21 @@ pub async fn run(
 
 impl WorkerContext {
     /// A worker that runs jobs with this process's binary and settings.
-    pub fn new(store: Store, settings: &Settings, g: &GlobalArgs, metrics: Option<Arc<Metrics>>) -> WorkerContext {
-        let mut global_args = Vec::new();
-        if let Some(c) = &g.config {
-            // Absolute, in case the child's working directory differs.
-            let c = std::fs::canonicalize(c).unwrap_or_else(|_| c.clone());
-            global_args.extend(["--config".to_string(), c.display().to_string()]);
-        }
-        for o in &g.overrides {
-            global_args.extend(["--set".to_string(), o.clone()]);
-        }
+    pub fn new(
+        store: Store,
+        settings: &Settings,
+        source: &SettingsSource,
+        metrics: Option<Arc<Metrics>>,
+    ) -> WorkerContext {
         WorkerContext {
             store,
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tradelab")),
-            global_args,
+            global_args: source.child_args(),
             name: worker_name(),
             lease: Duration::from_secs_f64(settings.store.job_lease_secs),
             metrics,
         }
     }
-}
-
-/// `tradelab worker`: runs jobs until Ctrl-C or SIGTERM.
-pub fn run_command(g: &GlobalArgs, a: &WorkerArgs) -> Result<()> {
-    let settings = load_settings(g, &[])?;
-    let runtime = crate::jobs::queue::server_runtime()?;
-    runtime.block_on(async {
-        let (store, queue) = crate::jobs::queue::open_platform(&settings).await?;
-        let ctx = WorkerContext::new(store.clone(), &settings, g, None);
-        println!(
-            "worker {} running up to {} job(s) at once",
-            ctx.name,
-            a.concurrency.max(1)
-        );
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        run(queue, ctx, a.concurrency, crate::serve::shutdown_signal()).await?;
-        store.close().await;
-        Ok(())
-    })
 }
 
 /// This process's worker name: host and process id, unique across machines.

@@ -23,7 +23,7 @@ use super::{
     client_address, no_store, now_secs, role_of, OAuthError, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
 };
-use crate::serve::state::AppState;
+use crate::state::AppState;
 
 /// Seconds a device must wait between polls (RFC 8628 §3.2).
 pub const DEVICE_POLL_INTERVAL_SECS: i64 = 2;
@@ -150,7 +150,7 @@ pub async fn issue(
 pub async fn token(State(s): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
     let address = client_address(req.extensions());
     let (parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, crate::serve::MAX_BODY_BYTES).await else {
+    let Ok(body) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
         return OAuthError::invalid_request("the body is too large").into_response();
     };
     match token_inner(&s, &parts.headers, &address, &body).await {

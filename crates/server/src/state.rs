@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tradelab_agents::agent::{load_agent, Agent};
+use tradelab_agents::agent::Agent;
+use tradelab_agents::load::load_agent;
 use tradelab_core::Settings;
 use tradelab_store::registry::ModelRecord;
 use tradelab_store::Store;
 
 use super::audit::AuditLog;
-use super::metrics::Metrics;
 use super::problem::Problem;
-use crate::commands::models::verified_location;
-use crate::jobs::queue::Queue;
+use tradelab_app::jobs::queue::Queue;
+use tradelab_app::metrics::Metrics;
+use tradelab_app::registry::verified_location;
 
 /// A model held in memory for decisions, with the input shape it reads.
 pub struct LoadedModel {

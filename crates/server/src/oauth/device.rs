@@ -19,7 +19,7 @@ use super::pages;
 use super::params::Params;
 use super::token::DEVICE_POLL_INTERVAL_SECS;
 use super::{no_store, now_secs, OAuthError, GRANT_DEVICE_CODE};
-use crate::serve::state::AppState;
+use crate::state::AppState;
 
 /// A device code lives this long.
 pub const DEVICE_CODE_TTL_SECS: i64 = 600;

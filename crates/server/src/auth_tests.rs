@@ -39,7 +39,7 @@ async fn fixture_with(settings: Settings) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("auth.db").display());
     let store = Store::open(&url).await.unwrap();
-    let queue = crate::jobs::queue::Queue::open(&url).await.unwrap();
+    let queue = tradelab_app::jobs::queue::Queue::open(&url).await.unwrap();
     let (keys, _) = bootstrap::load_keys(&store, &settings.auth).await.unwrap();
     let auth = Arc::new(AuthServer::new(true, ISSUER.into(), settings.auth.clone(), keys));
     for (name, role, pw, temporary) in [

@@ -1,4 +1,5 @@
-//! `tradelab serve`: the REST API over the store.
+//! `tradelab serve`: the REST API over the store. The only crate that
+//! names the HTTP framework (axum) and the OpenAPI generator (utoipa).
 //!
 //! - [`routes`]: the `/v1` handlers (health, data sets, runs, models,
 //!   backtests, decisions) and `/metrics`;
@@ -7,7 +8,6 @@
 //! - [`job_routes`]: training and backtest jobs: start, follow (status and
 //!   server-sent events), cancel;
 //! - [`problem`]: RFC 7807 errors, and extractors that answer with them;
-//! - [`metrics`]: Prometheus text format;
 //! - [`state`]: the shared store, settings and loaded models;
 //! - [`oauth`]: the authorization server (login, consent, tokens, keys);
 //! - [`guard`]: the resource server: each route's scope, checked on every
@@ -24,7 +24,6 @@ pub mod cors;
 pub mod decide;
 pub mod guard;
 pub mod job_routes;
-pub mod metrics;
 pub mod oauth;
 pub mod problem;
 pub mod routes;
@@ -48,11 +47,12 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use tradelab_app::jobs::worker::WorkerContext;
+use tradelab_app::runtime::{server_runtime, shutdown_signal};
+use tradelab_app::settings::SettingsSource;
+
 use self::problem::Problem;
 use self::state::AppState;
-use crate::cli::{GlobalArgs, ServeArgs};
-use crate::context::load_settings;
-use crate::jobs::worker::WorkerContext;
 
 /// Larger bodies are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -284,35 +284,27 @@ async fn observe_and_time_out(
     response
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    eprintln!("shutting down: finishing requests in flight");
+/// How `tradelab serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (port 0 picks a free one).
+    pub addr: String,
+    /// Requests running longer are answered 503.
+    pub timeout_secs: f64,
+    /// Jobs this server runs itself (0: leave them to `tradelab worker`).
+    pub workers: usize,
+    /// Answer API requests without checking tokens (development only).
+    pub insecure_no_auth: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
-    let settings = load_settings(g, &[])?;
-    let runtime = crate::jobs::queue::server_runtime()?;
+/// Serves the API until Ctrl-C or SIGTERM, with `a.workers` job workers
+/// beside it; prints the address line scripts wait for once ready.
+pub fn run(source: &SettingsSource, a: &ServeOptions) -> Result<()> {
+    let settings = source.load(&[])?;
+    let runtime = server_runtime()?;
     runtime.block_on(async {
         let started = Instant::now();
-        let (store, queue) = crate::jobs::queue::open_platform(&settings).await?;
+        let (store, queue) = tradelab_app::jobs::queue::open_platform(&settings).await?;
         let listener = tokio::net::TcpListener::bind(&a.addr).await.with_context(|| {
             format!(
                 "listening on {}; is another server using the port? (--addr HOST:PORT)",
@@ -320,14 +312,14 @@ pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
             )
         })?;
         let local = listener.local_addr()?;
-        let auth = oauth::bootstrap::start(&store, &settings.auth, local, !a.insecure_no_auth).await?;
+        let auth = oauth::start(&store, &settings.auth, local, !a.insecure_no_auth).await?;
         let state = Arc::new(AppState::new(store.clone(), queue.clone(), settings.clone(), auth));
         let app = router(state.clone(), Duration::from_secs_f64(a.timeout_secs.max(0.001)));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let workers = (a.workers > 0).then(|| {
-            let ctx = WorkerContext::new(store.clone(), &settings, g, Some(state.metrics.clone()));
+            let ctx = WorkerContext::new(store.clone(), &settings, source, Some(state.metrics.clone()));
             let mut stopped = stopped.clone();
-            tokio::spawn(crate::jobs::worker::run(queue, ctx, a.workers, async move {
+            tokio::spawn(tradelab_app::jobs::worker::run(queue, ctx, a.workers, async move {
                 let _ = stopped.wait_for(|s| *s).await;
             }))
         });

@@ -18,10 +18,10 @@ use tradelab_store::tracking::{MetricPoint, RunRecord};
 use utoipa::{IntoParams, ToSchema};
 
 use super::decide::{apply_risk, flatten_window, input, DecisionRequest, RiskCheck, Shape};
-use super::metrics::JobFacts;
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::state::AppState;
-use crate::commands::models::{collect_garbage, verified_location, GcReport};
+use tradelab_app::metrics::JobFacts;
+use tradelab_app::registry::{collect_garbage, verified_location, GcReport};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -421,7 +421,7 @@ pub struct DecisionResponse {
 #[utoipa::path(post, path = "/v1/models/{name}/{version}/decide", request_body = DecisionRequest, responses((status = 200, body = DecisionResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn decide(
     State(s): State<Arc<AppState>>,
-    caller: Option<axum::Extension<crate::serve::guard::Caller>>,
+    caller: Option<axum::Extension<crate::guard::Caller>>,
     Path((name, version)): Path<(String, String)>,
     Json(req): Json<DecisionRequest>,
 ) -> ApiResult<Json<DecisionResponse>> {

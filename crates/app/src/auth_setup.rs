@@ -1,23 +1,20 @@
 //! What the authorization server needs before its first request, made
 //! when missing: a signing key (rotated when old), the first
-//! administrator, and the public client `tradelab login` uses.
+//! administrator, and the public client `tradelab login` uses. Shared by
+//! `tradelab serve` at start and `tradelab auth` (the server need not run).
 
 use anyhow::{Context, Result};
-use tradelab_auth::jwt::{SigningKey, ALGORITHM};
+use tradelab_auth::grant::{AUTHORIZATION_CODE, CLI_CLIENT_ID, DEVICE_CODE, REFRESH_TOKEN};
+use tradelab_auth::jwt::{KeyRing, SigningKey, ALGORITHM};
 use tradelab_auth::{password, scope};
 use tradelab_core::settings::AuthSettings;
+use tradelab_core::time::now_ms;
 use tradelab_store::oauth::ClientRecord;
 use tradelab_store::Store;
-
-use super::{KeyRing, CLI_CLIENT_ID, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
 
 /// The environment variable that sets the first administrator's password
 /// (otherwise a random one is printed once).
 pub const ADMIN_PASSWORD_ENV: &str = "TRADELAB_ADMIN_PASSWORD";
-
-fn now_ms() -> i64 {
-    super::now_secs() * 1000
-}
 
 /// Makes a new signing key the current one; the old stays published.
 pub async fn rotate_key(store: &Store) -> Result<String> {
@@ -120,11 +117,7 @@ pub async fn ensure_cli_client(store: &Store) -> Result<()> {
         name: "tradelab command line".into(),
         secret_hash: None,
         redirect_uris: vec!["http://127.0.0.1/callback".into(), "http://[::1]/callback".into()],
-        grant_types: vec![
-            GRANT_AUTHORIZATION_CODE.into(),
-            GRANT_REFRESH_TOKEN.into(),
-            GRANT_DEVICE_CODE.into(),
-        ],
+        grant_types: vec![AUTHORIZATION_CODE.into(), REFRESH_TOKEN.into(), DEVICE_CODE.into()],
         scopes: scope::ALL.join(" "),
         created_ms: now_ms(),
     };
@@ -147,33 +140,4 @@ pub fn issuer_for(settings: &AuthSettings, local: std::net::SocketAddr) -> Strin
         ip => ip,
     };
     format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
-}
-
-/// Everything at start: keys, first administrator, CLI client; prints
-/// what a person must know (a one-time password, auth switched off).
-pub async fn start(
-    store: &Store,
-    settings: &AuthSettings,
-    local: std::net::SocketAddr,
-    enabled: bool,
-) -> Result<std::sync::Arc<super::AuthServer>> {
-    let (keys, made) = load_keys(store, settings).await?;
-    if let Some(kid) = made {
-        eprintln!("auth: new signing key {kid}");
-    }
-    if let Some(line) = ensure_admin(store).await? {
-        eprintln!("auth: {line}");
-    }
-    ensure_cli_client(store).await?;
-    if !enabled {
-        eprintln!(
-            "WARNING: --insecure-no-auth: the API answers every request without a token. Use this only on a development machine."
-        );
-    }
-    Ok(std::sync::Arc::new(super::AuthServer::new(
-        enabled,
-        issuer_for(settings, local),
-        settings.clone(),
-        keys,
-    )))
 }

@@ -17,7 +17,6 @@
 //! rate limits live in this process's memory.
 
 pub mod authorize;
-pub mod bootstrap;
 pub mod device;
 pub mod discovery;
 pub mod pages;
@@ -32,28 +31,23 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tradelab_auth::jwt::{PublicKey, SigningKey};
+use tradelab_auth::jwt::PublicKey;
 use tradelab_auth::ratelimit::RateLimiter;
 use tradelab_core::settings::AuthSettings;
 
 use super::state::AppState;
 
-/// The public client `tradelab login` uses, made at first start.
-pub const CLI_CLIENT_ID: &str = "tradelab-cli";
-pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
-pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
-pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
-pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub use tradelab_app::auth_setup as bootstrap;
+pub use tradelab_auth::grant::{
+    AUTHORIZATION_CODE as GRANT_AUTHORIZATION_CODE, CLIENT_CREDENTIALS as GRANT_CLIENT_CREDENTIALS, CLI_CLIENT_ID,
+    DEVICE_CODE as GRANT_DEVICE_CODE, REFRESH_TOKEN as GRANT_REFRESH_TOKEN,
+};
+pub use tradelab_auth::jwt::KeyRing;
+pub use tradelab_core::time::now_secs;
 /// Authorization codes live this long.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// A login is remembered (for the next authorization) this long.
 pub const SESSION_TTL: Duration = Duration::from_secs(3600);
-
-/// The signing key in use and every key still published.
-pub struct KeyRing {
-    pub signing: SigningKey,
-    pub published: Vec<PublicKey>,
-}
 
 /// A browser's login, keyed by the session cookie.
 #[derive(Clone)]
@@ -247,10 +241,31 @@ pub fn role_of(user: &tradelab_store::oauth::UserRecord) -> tradelab_auth::scope
     tradelab_auth::scope::Role::parse(&user.role).unwrap_or(tradelab_auth::scope::Role::Viewer)
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// Everything at start: keys, first administrator, CLI client; prints
+/// what a person must know (a one-time password, auth switched off).
+pub async fn start(
+    store: &tradelab_store::Store,
+    settings: &AuthSettings,
+    local: std::net::SocketAddr,
+    enabled: bool,
+) -> anyhow::Result<std::sync::Arc<AuthServer>> {
+    let (keys, made) = bootstrap::load_keys(store, settings).await?;
+    if let Some(kid) = made {
+        eprintln!("auth: new signing key {kid}");
+    }
+    if let Some(line) = bootstrap::ensure_admin(store).await? {
+        eprintln!("auth: {line}");
+    }
+    bootstrap::ensure_cli_client(store).await?;
+    if !enabled {
+        eprintln!(
+            "WARNING: --insecure-no-auth: the API answers every request without a token. Use this only on a development machine."
+        );
+    }
+    Ok(std::sync::Arc::new(AuthServer::new(
+        enabled,
+        bootstrap::issuer_for(settings, local),
+        settings.clone(),
+        keys,
+    )))
 }

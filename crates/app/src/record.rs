@@ -1,7 +1,7 @@
 //! Recording runs, metrics, models and backtests in the store from the
-//! synchronous CLI commands.
+//! synchronous commands.
 //!
-//! The store's API is async; the CLI's commands are not. A [`Recorder`]
+//! The store's API is async; the commands are not. A [`Recorder`]
 //! owns a single-threaded runtime and blocks on each call. Opening fails
 //! loudly (a wrong URL is a setting to fix before hours of training), but a
 //! metric write that fails mid-training only warns once: losing a point of
@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use tradelab_agents::checkpoint::{verify_checksum, write_dir_atomic, METADATA_FILE, OPTIMIZER_FILE, WEIGHTS_FILE};
 use tradelab_core::Settings;
-use tradelab_store::registry::NewModel;
 use tradelab_store::tracking::RunStatus;
 use tradelab_store::Store;
 
+use crate::jobs::worker::JOB_ID_ENV;
 use crate::mlflow::{Mirror, MirroredRun};
+use crate::runtime::runtime;
 
 pub struct Recorder {
     runtime: tokio::runtime::Runtime,
@@ -37,14 +37,6 @@ pub struct Recorder {
 
 /// Progress reports to a job's row at most this often (the last one always goes).
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// The runtime every synchronous store user blocks on.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
 
 /// Opens the configured store (`TRADELAB_DATABASE_URL` or `store.url`).
 pub fn open_store(runtime: &tokio::runtime::Runtime, settings: &Settings) -> Result<Store> {
@@ -71,9 +63,7 @@ impl Recorder {
             experiment: settings.store.experiment.clone(),
             model_dir: settings.store.model_dir.clone(),
             warned: Cell::new(false),
-            job: std::env::var(crate::jobs::worker::JOB_ID_ENV)
-                .ok()
-                .filter(|j| !j.is_empty()),
+            job: std::env::var(JOB_ID_ENV).ok().filter(|j| !j.is_empty()),
             last_progress: Cell::new(None),
             mirror: (!settings.store.mlflow_url.is_empty()).then(|| Mirror::new(&settings.store.mlflow_url)),
             mirrored: RefCell::new(HashMap::new()),
@@ -161,23 +151,13 @@ impl Recorder {
     /// registers them as the next version of `name`; returns the version
     /// and where the files now are.
     pub fn register_checkpoint(&self, name: &str, checkpoint: &Path, run: Option<&str>) -> Result<(i64, PathBuf)> {
-        let stored = copy_into_registry(checkpoint, &self.model_dir, name)?;
-        let metadata = stored.metadata;
-        let text = |key: &str| metadata[key].as_str().unwrap_or_default().to_string();
-        let (checksum, framework) = (text("weights_sha256"), text("framework"));
-        let location = stored.dir.display().to_string();
-        let version = self
-            .runtime
-            .block_on(self.store.register_model(&NewModel {
-                name,
-                checksum: &checksum,
-                framework: &framework,
-                metadata: &metadata,
-                location: &location,
-                run_id: run,
-            }))
-            .context("registering the model")?;
-        Ok((version, stored.dir))
+        self.runtime.block_on(crate::registry::register_checkpoint(
+            &self.store,
+            &self.model_dir,
+            name,
+            checkpoint,
+            run,
+        ))
     }
 
     /// Stores a backtest report: the summary and metrics, the trades and
@@ -196,62 +176,4 @@ impl Recorder {
             .block_on(self.store.record_backtest(run, strategy, &summary, &trades, &equity))
             .context("recording the backtest")
     }
-}
-
-/// A model version's files in the registry folder.
-pub struct StoredModel {
-    pub dir: PathBuf,
-    pub metadata: Value,
-}
-
-/// Name-safe folder component.
-fn folder_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Copies a checkpoint's files (weights, optimiser state, metadata) from `checkpoint` into
-/// `<model_dir>/<name>/<first 16 hex of the weights' sha256>/`, verifying
-/// the weights against the metadata's checksum first. Content-addressed:
-/// registering the same weights twice shares one folder.
-pub fn copy_into_registry(checkpoint: &Path, model_dir: &Path, name: &str) -> Result<StoredModel> {
-    let meta_path = checkpoint.join(METADATA_FILE);
-    let meta_text = std::fs::read_to_string(&meta_path)
-        .with_context(|| format!("reading {}; is it a checkpoint folder?", meta_path.display()))?;
-    let metadata: Value =
-        serde_json::from_str(&meta_text).with_context(|| format!("{} is not valid JSON", meta_path.display()))?;
-    let checksum = metadata["weights_sha256"]
-        .as_str()
-        .filter(|s| s.len() >= 16)
-        .with_context(|| format!("{} has no weights_sha256", meta_path.display()))?
-        .to_string();
-    let weights_path = checkpoint.join(WEIGHTS_FILE);
-    let weights = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
-    verify_checksum(&weights_path, &weights, &checksum)?;
-    // The optimiser state travels too: it holds the f32 master weights of
-    // a bf16 model, and lets a registered version be trained further.
-    let optimizer_path = checkpoint.join(OPTIMIZER_FILE);
-    let optimizer = std::fs::read(&optimizer_path).with_context(|| format!("reading {}", optimizer_path.display()))?;
-    let dir = model_dir.join(folder_name(name)).join(&checksum[..16]);
-    if !dir.join(WEIGHTS_FILE).is_file() {
-        write_dir_atomic(
-            &dir,
-            &[
-                (WEIGHTS_FILE, &weights),
-                (OPTIMIZER_FILE, &optimizer),
-                (METADATA_FILE, meta_text.as_bytes()),
-            ],
-        )
-        .with_context(|| format!("copying the model into {}", dir.display()))?;
-    }
-    // Absolute, so the API server and workers started elsewhere find it.
-    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
-    Ok(StoredModel { dir, metadata })
 }

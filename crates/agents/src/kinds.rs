@@ -1,0 +1,105 @@
+//! The one list of agent kinds: the names `tradelab train --agent` takes,
+//! the `model` field of `metadata.json`, and which algorithm each belongs
+//! to. Commands, job validation, checkpoint loading and meta-learning all
+//! read it here, so adding a kind is one edit.
+
+use tradelab_nn::policy::EncoderKind;
+
+/// The Hierarchical Reasoning Model agent.
+pub const HRM: &str = "hrm";
+/// The mixture of experts: PPO specialists under a regime gate.
+pub const MOE: &str = "moe";
+
+/// Every kind of agent this build trains and loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    PpoLstm,
+    PpoTransformer,
+    PpoMlp,
+    Hrm,
+    Moe,
+}
+
+impl AgentKind {
+    /// In the order help texts list them.
+    pub const ALL: [AgentKind; 5] = [
+        AgentKind::PpoLstm,
+        AgentKind::PpoTransformer,
+        AgentKind::PpoMlp,
+        AgentKind::Hrm,
+        AgentKind::Moe,
+    ];
+
+    /// The name users type and checkpoints record.
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::PpoLstm => "ppo-lstm",
+            AgentKind::PpoTransformer => "ppo-transformer",
+            AgentKind::PpoMlp => "ppo-mlp",
+            AgentKind::Hrm => HRM,
+            AgentKind::Moe => MOE,
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AgentKind> {
+        AgentKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The single PPO policy's encoder (none for the HRM and the mixture).
+    pub fn encoder(self) -> Option<EncoderKind> {
+        match self {
+            AgentKind::PpoLstm => Some(EncoderKind::Lstm),
+            AgentKind::PpoTransformer => Some(EncoderKind::Transformer),
+            AgentKind::PpoMlp => Some(EncoderKind::Mlp),
+            AgentKind::Hrm | AgentKind::Moe => None,
+        }
+    }
+
+    /// The single PPO policy over `encoder`.
+    pub fn of_encoder(encoder: EncoderKind) -> AgentKind {
+        match encoder {
+            EncoderKind::Lstm => AgentKind::PpoLstm,
+            EncoderKind::Transformer => AgentKind::PpoTransformer,
+            EncoderKind::Mlp => AgentKind::PpoMlp,
+        }
+    }
+
+    /// Trained and stored by PPO (`PpoAgent`): the single policies and the mixture.
+    pub fn is_ppo(self) -> bool {
+        self != AgentKind::Hrm
+    }
+}
+
+/// The names of the kinds `keep` accepts, comma-separated, for messages.
+pub fn names(keep: impl Fn(AgentKind) -> bool) -> String {
+    AgentKind::ALL
+        .into_iter()
+        .filter(|k| keep(*k))
+        .map(AgentKind::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses_back_from_its_name() {
+        for k in AgentKind::ALL {
+            assert_eq!(AgentKind::parse(k.name()), Some(k));
+        }
+        assert_eq!(AgentKind::parse("dqn"), None);
+        assert_eq!(names(|_| true), "ppo-lstm, ppo-transformer, ppo-mlp, hrm, moe");
+        assert_eq!(names(AgentKind::is_ppo), "ppo-lstm, ppo-transformer, ppo-mlp, moe");
+    }
+
+    #[test]
+    fn encoders_and_single_policy_kinds_correspond() {
+        for k in AgentKind::ALL {
+            if let Some(e) = k.encoder() {
+                assert_eq!(AgentKind::of_encoder(e), k);
+            }
+        }
+    }
+}

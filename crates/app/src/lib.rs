@@ -1,0 +1,32 @@
+//! tradelab's application layer: the use-cases the command line, the API
+//! server and the job workers share, above the libraries and below every
+//! front end.
+//!
+//! - [`settings`]: where a process's settings come from (`--config`,
+//!   `--set`, `--seed`) and the settings a trained model runs under;
+//! - [`markets`]: loading series by name or path, baselines, the training
+//!   vocabulary and market data ready for the environment;
+//! - [`registry`]: model references, registering checkpoints, verifying
+//!   files, garbage collection;
+//! - [`record`]: the synchronous recorder of runs, metrics, models,
+//!   backtests and job progress; [`mlflow`] mirrors runs to MLflow;
+//! - [`jobs`]: what a job is, the queue that carries it, the worker that
+//!   runs it;
+//! - [`metrics`]: the Prometheus counters the server and workers update;
+//! - [`auth_setup`]: signing keys, the first administrator, the command
+//!   line's client;
+//! - [`runtime`]: async runtimes and the shutdown signal.
+//!
+//! Architecture invariant: no HTTP framework and no command-line parser
+//! here (the `openapi` feature only derives schemas for the server); the
+//! server and the binary depend on this crate, never the other way.
+
+pub mod auth_setup;
+pub mod jobs;
+pub mod markets;
+pub mod metrics;
+pub mod mlflow;
+pub mod record;
+pub mod registry;
+pub mod runtime;
+pub mod settings;

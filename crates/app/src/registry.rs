@@ -1,0 +1,283 @@
+//! The model registry's use-cases, shared by `tradelab models`, training
+//! runs and the API: resolving `NAME@VERSION` references, registering a
+//! checkpoint (content-addressed copy, then a registry row), checking a
+//! version's files against its checksum, and garbage collection by the
+//! retention policy.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use tradelab_agents::checkpoint::{
+    sha256_hex, verify_checksum, write_dir_atomic, METADATA_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
+};
+use tradelab_store::registry::{retention_plan, ModelRecord, NewModel, Stage};
+use tradelab_store::Store;
+
+/// `NAME@VERSION`, `NAME@production`, `NAME@staging` or `NAME` (the newest).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelRef {
+    Version(String, i64),
+    Stage(String, Stage),
+    Latest(String),
+}
+
+impl ModelRef {
+    pub fn parse(text: &str) -> Result<ModelRef> {
+        let (name, tag) = match text.split_once('@') {
+            Some((n, t)) => (n, Some(t)),
+            None => (text, None),
+        };
+        if name.is_empty() {
+            bail!("`{text}` names no model; use NAME, NAME@VERSION or NAME@production");
+        }
+        Ok(match tag {
+            None => ModelRef::Latest(name.into()),
+            Some(t) => match t.parse::<i64>() {
+                Ok(v) if v >= 1 => ModelRef::Version(name.into(), v),
+                Ok(_) => bail!("model versions start at 1; `{text}` asks for {t}"),
+                Err(_) => ModelRef::Stage(
+                    name.into(),
+                    Stage::parse(t)
+                        .with_context(|| format!("in `{text}`: after @ comes a version number or a stage"))?,
+                ),
+            },
+        })
+    }
+
+    pub async fn resolve(&self, store: &Store) -> Result<ModelRecord> {
+        Ok(match self {
+            ModelRef::Version(n, v) => store.model(n, *v).await?,
+            ModelRef::Stage(n, s) => store
+                .model_at_stage(n, *s)
+                .await?
+                .with_context(|| format!("model `{n}` has no version in {}", s.as_str()))?,
+            ModelRef::Latest(n) => {
+                store.models(Some(n)).await?.into_iter().next().with_context(|| {
+                    format!("no model called `{n}`; `tradelab models list` shows what is registered")
+                })?
+            }
+        })
+    }
+}
+
+/// The folder of a registered version, after checking that its weights
+/// still match the checksum the registry recorded.
+pub fn verified_location(m: &ModelRecord) -> Result<PathBuf> {
+    if m.location.is_empty() {
+        bail!(
+            "{} version {} was removed by garbage collection; its record remains but its files do not",
+            m.name,
+            m.version
+        );
+    }
+    let dir = PathBuf::from(&m.location);
+    let weights = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&weights).with_context(|| {
+        format!(
+            "reading {} of {} version {}; the registry's files were moved or deleted",
+            weights.display(),
+            m.name,
+            m.version
+        )
+    })?;
+    let found = sha256_hex(&bytes);
+    if found != m.checksum {
+        bail!(
+            "{} of {} version {} has sha256 {found}, but the registry recorded {}: the file was changed after registration",
+            weights.display(),
+            m.name,
+            m.version,
+            m.checksum
+        );
+    }
+    Ok(dir)
+}
+
+/// A version's validation return, the score retention keeps the best by.
+pub fn score(m: &ModelRecord) -> Option<f64> {
+    m.metadata["validation"]["return_pct"].as_f64()
+}
+
+/// Copies a checkpoint into the registry folder and registers it as the
+/// next version of `name`; returns the version and where the files now are.
+pub async fn register_checkpoint(
+    store: &Store,
+    model_dir: &Path,
+    name: &str,
+    checkpoint: &Path,
+    run: Option<&str>,
+) -> Result<(i64, PathBuf)> {
+    let stored = copy_into_registry(checkpoint, model_dir, name)?;
+    let text = |key: &str| stored.metadata[key].as_str().unwrap_or_default().to_string();
+    let location = stored.dir.display().to_string();
+    let version = store
+        .register_model(&NewModel {
+            name,
+            checksum: &text("weights_sha256"),
+            framework: &text("framework"),
+            metadata: &stored.metadata,
+            location: &location,
+            run_id: run,
+        })
+        .await
+        .context("registering the model")?;
+    Ok((version, stored.dir))
+}
+
+/// A model version's files in the registry folder.
+pub struct StoredModel {
+    pub dir: PathBuf,
+    pub metadata: Value,
+}
+
+/// Name-safe folder component.
+fn folder_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Copies a checkpoint's files (weights, optimiser state, metadata) from `checkpoint` into
+/// `<model_dir>/<name>/<first 16 hex of the weights' sha256>/`, verifying
+/// the weights against the metadata's checksum first. Content-addressed:
+/// registering the same weights twice shares one folder.
+pub fn copy_into_registry(checkpoint: &Path, model_dir: &Path, name: &str) -> Result<StoredModel> {
+    let meta_path = checkpoint.join(METADATA_FILE);
+    let meta_text = std::fs::read_to_string(&meta_path)
+        .with_context(|| format!("reading {}; is it a checkpoint folder?", meta_path.display()))?;
+    let metadata: Value =
+        serde_json::from_str(&meta_text).with_context(|| format!("{} is not valid JSON", meta_path.display()))?;
+    let checksum = metadata["weights_sha256"]
+        .as_str()
+        .filter(|s| s.len() >= 16)
+        .with_context(|| format!("{} has no weights_sha256", meta_path.display()))?
+        .to_string();
+    let weights_path = checkpoint.join(WEIGHTS_FILE);
+    let weights = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
+    verify_checksum(&weights_path, &weights, &checksum)?;
+    // The optimiser state travels too: it holds the f32 master weights of
+    // a bf16 model, and lets a registered version be trained further.
+    let optimizer_path = checkpoint.join(OPTIMIZER_FILE);
+    let optimizer = std::fs::read(&optimizer_path).with_context(|| format!("reading {}", optimizer_path.display()))?;
+    let dir = model_dir.join(folder_name(name)).join(&checksum[..16]);
+    if !dir.join(WEIGHTS_FILE).is_file() {
+        write_dir_atomic(
+            &dir,
+            &[
+                (WEIGHTS_FILE, &weights),
+                (OPTIMIZER_FILE, &optimizer),
+                (METADATA_FILE, meta_text.as_bytes()),
+            ],
+        )
+        .with_context(|| format!("copying the model into {}", dir.display()))?;
+    }
+    // Absolute, so the API server and workers started elsewhere find it.
+    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+    Ok(StoredModel { dir, metadata })
+}
+
+/// One version garbage collection removed (or would remove).
+#[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PrunedVersion {
+    pub name: String,
+    pub version: i64,
+    pub location: String,
+    pub bytes: u64,
+    /// The folder stays because a kept version shares it (same weights).
+    pub folder_kept: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub keep_last: usize,
+    pub pruned: Vec<PrunedVersion>,
+    pub freed_bytes: u64,
+}
+
+/// Applies the retention policy to every model name: the versions it does
+/// not keep lose their files (unless a kept version shares the folder) and
+/// are marked pruned; their records stay.
+pub async fn collect_garbage(store: &Store, keep_last: usize, dry_run: bool) -> Result<GcReport> {
+    let keep_last = keep_last.max(1);
+    let all = store.models(None).await?;
+    let mut names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+    names.dedup();
+    let mut doomed: Vec<&ModelRecord> = Vec::new();
+    for name in names {
+        let versions: Vec<ModelRecord> = all.iter().filter(|m| m.name == name).cloned().collect();
+        for v in retention_plan(&versions, keep_last, score) {
+            if let Some(m) = all.iter().find(|m| m.name == name && m.version == v) {
+                doomed.push(m);
+            }
+        }
+    }
+    let is_doomed = |o: &ModelRecord| doomed.iter().any(|d| d.name == o.name && d.version == o.version);
+    let mut report = GcReport {
+        dry_run,
+        keep_last,
+        pruned: Vec::new(),
+        freed_bytes: 0,
+    };
+    for (i, m) in doomed.iter().enumerate() {
+        // Kept by a surviving version, or already handled for an earlier doomed one.
+        let kept_by_survivor = all.iter().any(|o| o.location == m.location && !is_doomed(o));
+        let seen = doomed[..i].iter().any(|d| d.location == m.location);
+        let dir = Path::new(&m.location);
+        let bytes = if kept_by_survivor || seen { 0 } else { folder_size(dir) };
+        if !dry_run {
+            if !kept_by_survivor && !seen && dir.exists() {
+                std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))?;
+            }
+            store.mark_pruned(&m.name, m.version).await?;
+        }
+        report.freed_bytes += bytes;
+        report.pruned.push(PrunedVersion {
+            name: m.name.clone(),
+            version: m.version,
+            location: m.location.clone(),
+            bytes,
+            folder_kept: kept_by_survivor,
+        });
+    }
+    Ok(report)
+}
+
+fn folder_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_references_parse_or_explain() {
+        assert_eq!(ModelRef::parse("m@3").unwrap(), ModelRef::Version("m".into(), 3));
+        assert_eq!(
+            ModelRef::parse("m@production").unwrap(),
+            ModelRef::Stage("m".into(), Stage::Production)
+        );
+        assert_eq!(ModelRef::parse("m").unwrap(), ModelRef::Latest("m".into()));
+        assert!(ModelRef::parse("m@0").unwrap_err().to_string().contains("start at 1"));
+        assert!(format!("{:#}", ModelRef::parse("m@live").unwrap_err()).contains("stage"));
+        assert!(ModelRef::parse("@3").is_err());
+    }
+}

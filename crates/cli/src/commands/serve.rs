@@ -1,0 +1,16 @@
+//! `tradelab serve`: the API server, from its flags.
+
+use anyhow::Result;
+use tradelab_server::ServeOptions;
+
+use crate::cli::{GlobalArgs, ServeArgs};
+
+pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
+    let options = ServeOptions {
+        addr: a.addr.clone(),
+        timeout_secs: a.timeout_secs,
+        workers: a.workers,
+        insecure_no_auth: a.insecure_no_auth,
+    };
+    tradelab_server::run(&g.settings_source(), &options)
+}
