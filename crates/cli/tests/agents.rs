@@ -6,58 +6,25 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Small, fast settings: a short window, few environments, a small net.
-const SMALL: [&str; 14] = [
-    "--set",
-    "env.window=8",
-    "--set",
-    "ppo.envs=4",
-    "--set",
-    "ppo.rollout_steps=64",
-    "--set",
-    "ppo.minibatches=2",
-    "--set",
-    "ppo.hidden=16",
-    "--set",
-    "ppo.eval_every=2",
-    "--set",
-    "ppo.heads=2",
-];
+mod common;
+
+use common::{assert_clean_failure, text, SMALL_MODEL};
 
 fn tradelab(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tradelab"))
         .current_dir(cwd)
         .env("NO_COLOR", "1")
         .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(SMALL)
+        .args(SMALL_MODEL)
         .args(args)
         .output()
         .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn ok(o: Output) -> String {
     let t = text(&o);
     assert!(o.status.success(), "failed: {t}");
     t
-}
-
-fn assert_clean_failure(o: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(lines.len(), 1, "exactly one error line: {err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "error line lacks `{n}`: {}", lines[0]);
-    }
 }
 
 /// A seeded synthetic market written by the CLI itself.

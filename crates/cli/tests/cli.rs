@@ -1,15 +1,12 @@
 //! The binary end to end: the main job, and every entry point's answer to
 //! bad input (non-zero exit, a one-line cause with a hint, never a panic).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+mod common;
+
+use common::{assert_clean_failure, root};
 
 /// Runs tradelab in `cwd` with settings pointing at the bundled data.
 fn tradelab(cwd: &Path, args: &[&str]) -> Output {
@@ -29,18 +26,6 @@ fn stderr(o: &Output) -> String {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A failure: non-zero exit, one `error:` line naming `needles`, no panic.
-fn assert_clean_failure(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(lines.len(), 1, "exactly one error line: {err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "error line lacks `{n}`: {}", lines[0]);
-    }
 }
 
 #[test]

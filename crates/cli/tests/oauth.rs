@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,9 +21,7 @@ use serde_json::Value;
 
 mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{root, text};
 
 fn tradelab(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tradelab"));
@@ -37,14 +35,6 @@ fn tradelab(dir: &Path) -> Command {
         .env_remove("TRADELAB_ADMIN_PASSWORD")
         .args(["--set", &format!("data.raw_dir={}", root().join("data/raw").display())]);
     c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn ok(o: Output) -> String {
