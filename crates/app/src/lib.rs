@@ -21,6 +21,8 @@
 //! here (the `openapi` feature only derives schemas for the server); the
 //! server and the binary depend on this crate, never the other way.
 
+#![warn(missing_docs)]
+
 pub mod auth_setup;
 pub mod jobs;
 pub mod markets;

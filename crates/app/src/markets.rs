@@ -56,6 +56,7 @@ pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> R
     Ok(out)
 }
 
+/// Runs the baseline `strategy` over `feeds` with the settings' engine, costs and risk layer.
 pub fn backtest<'a>(settings: &Settings, strategy: &str, feeds: &'a [BarSeries]) -> Result<BacktestResult<'a>> {
     let mut s = strategy_by_name(strategy, settings)?;
     let refs: Vec<&BarSeries> = feeds.iter().collect();
@@ -132,6 +133,7 @@ pub fn vocabulary(series: &[BarSeries]) -> Vocabulary {
     v
 }
 
+/// A series' identity for provenance: instrument, timeframe, span and content hash.
 pub fn data_hash(s: &BarSeries) -> DataHash {
     DataHash {
         instrument: s.instrument.clone(),

@@ -23,6 +23,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Counts one duration in every bucket it fits.
     pub fn observe(&self, seconds: f64) {
         for (i, bound) in BUCKETS.iter().enumerate() {
             if seconds <= *bound {
@@ -57,6 +58,7 @@ impl Histogram {
 pub struct Metrics {
     /// By (method, route template, status class).
     requests: Mutex<BTreeMap<(String, String, u16), std::sync::Arc<Histogram>>>,
+    /// Latency of the decision endpoint's model and risk layer.
     pub decisions: Histogram,
     /// By (kind, outcome).
     jobs: Mutex<BTreeMap<(String, String), std::sync::Arc<Histogram>>>,
@@ -67,6 +69,7 @@ pub struct Metrics {
 /// latest throughput.
 #[derive(Default)]
 pub struct JobFacts {
+    /// Jobs by status, from the store.
     pub counts: Vec<(String, i64)>,
     /// (job id, steps per second).
     pub training_steps_per_second: Vec<(String, f64)>,
@@ -95,10 +98,12 @@ impl Metrics {
         observe(&self.requests, (method.to_string(), route.to_string(), status), seconds);
     }
 
+    /// Counts a finished job by kind and outcome, with its duration.
     pub fn observe_job(&self, kind: &str, outcome: &str, seconds: f64) {
         observe(&self.jobs, (kind.to_string(), outcome.to_string()), seconds);
     }
 
+    /// The Prometheus text exposition of every metric, with the store's job counts.
     pub fn render(&self, facts: &JobFacts) -> String {
         let mut out = String::new();
         out.push_str("# HELP tradelab_http_request_duration_seconds HTTP request latency by route.\n");

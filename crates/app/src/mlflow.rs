@@ -15,6 +15,7 @@ const MAX_PARAMS: usize = 100;
 /// MLflow refuses longer parameter values.
 const MAX_PARAM_CHARS: usize = 6000;
 
+/// A client of one MLflow tracking server's REST API.
 pub struct Mirror {
     base: String,
     agent: ureq::Agent,
@@ -23,6 +24,7 @@ pub struct Mirror {
 
 /// A mirrored run.
 pub struct MirroredRun {
+    /// MLflow's id of the run.
     pub run_id: String,
 }
 
@@ -46,6 +48,7 @@ pub fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 }
 
 impl Mirror {
+    /// A mirror to the server at `url` (nothing is sent until a run starts).
     pub fn new(url: &str) -> Mirror {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(std::time::Duration::from_secs(10)))
@@ -140,6 +143,7 @@ impl Mirror {
         Ok(MirroredRun { run_id })
     }
 
+    /// Sends metric points to the mirrored run.
     pub fn log_metrics(&self, run: &MirroredRun, points: &[(&str, i64, f64)]) -> Result<()> {
         let now = now_ms();
         let metrics: Vec<Value> = points

@@ -21,6 +21,7 @@ use crate::jobs::worker::JOB_ID_ENV;
 use crate::mlflow::{Mirror, MirroredRun};
 use crate::runtime::runtime;
 
+/// Records one command's runs, metrics, models and backtests in the configured store.
 pub struct Recorder {
     runtime: tokio::runtime::Runtime,
     store: Store,
@@ -70,6 +71,7 @@ impl Recorder {
         }))
     }
 
+    /// Starts a run in the experiment; returns its id.
     pub fn start_run(&self, name: &str, params: &Value, tags: &Value) -> Result<String> {
         let id = self
             .runtime
@@ -130,6 +132,7 @@ impl Recorder {
             .context("recording the job's result")
     }
 
+    /// Marks a run finished, failed or killed.
     pub fn finish_run(&self, run: &str, status: RunStatus) -> Result<()> {
         if let (Some(m), Some(mirrored)) = (&self.mirror, self.mirrored.borrow_mut().remove(run)) {
             let status = match status {

@@ -17,12 +17,16 @@ use tradelab_store::Store;
 /// `NAME@VERSION`, `NAME@production`, `NAME@staging` or `NAME` (the newest).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelRef {
+    /// A version number.
     Version(String, i64),
+    /// The version in a stage (`production`, `staging`).
     Stage(String, Stage),
+    /// The newest version.
     Latest(String),
 }
 
 impl ModelRef {
+    /// Reads `NAME`, `NAME@VERSION` or `NAME@STAGE`, or says what is wrong.
     pub fn parse(text: &str) -> Result<ModelRef> {
         let (name, tag) = match text.split_once('@') {
             Some((n, t)) => (n, Some(t)),
@@ -45,6 +49,7 @@ impl ModelRef {
         })
     }
 
+    /// The registry record the reference names.
     pub async fn resolve(&self, store: &Store) -> Result<ModelRecord> {
         Ok(match self {
             ModelRef::Version(n, v) => store.model(n, *v).await?,
@@ -127,7 +132,9 @@ pub async fn register_checkpoint(
 
 /// A model version's files in the registry folder.
 pub struct StoredModel {
+    /// The version's folder (absolute).
     pub dir: PathBuf,
+    /// Its `metadata.json`.
     pub metadata: Value,
 }
 
@@ -187,20 +194,29 @@ pub fn copy_into_registry(checkpoint: &Path, model_dir: &Path, name: &str) -> Re
 #[derive(Debug, Clone, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrunedVersion {
+    /// The model's name.
     pub name: String,
+    /// The version pruned.
     pub version: i64,
+    /// Where its files were.
     pub location: String,
+    /// Bytes freed by removing its folder (0 when the folder is kept).
     pub bytes: u64,
     /// The folder stays because a kept version shares it (same weights).
     pub folder_kept: bool,
 }
 
+/// What garbage collection did (or, dry, would do).
 #[derive(Debug, Clone, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GcReport {
+    /// Nothing was removed: the report says what would be.
     pub dry_run: bool,
+    /// Versions kept per model besides the best and the staged ones.
     pub keep_last: usize,
+    /// Every version pruned.
     pub pruned: Vec<PrunedVersion>,
+    /// Bytes freed in all.
     pub freed_bytes: u64,
 }
 

@@ -13,8 +13,11 @@ pub const DEFAULT_CONFIG: &str = "config/settings.yaml";
 /// (`--config`, `--set key.path=value`, `--seed`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SettingsSource {
+    /// The settings file (`--config`); default `config/settings.yaml` if present.
     pub config: Option<PathBuf>,
+    /// `key.path=value` overrides (`--set`), applied in order.
     pub overrides: Vec<String>,
+    /// The seed (`--seed`), applied last.
     pub seed: Option<u64>,
 }
 

@@ -17,6 +17,8 @@
 //! drop(v);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod alloc;
 
 use std::sync::Arc;

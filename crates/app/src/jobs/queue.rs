@@ -20,15 +20,19 @@ use super::spec::JobSpec;
 /// What apalis carries: the id of a row in `jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
+    /// The row of the store's `jobs` table the ticket stands for.
     pub job_id: String,
 }
 
 /// The apalis namespace (job type) tradelab's tickets use.
 pub const NAMESPACE: &str = "tradelab::job";
 
+/// The job queue in the store's database, on whichever backend the URL names.
 #[derive(Clone)]
 pub enum Queue {
+    /// The embedded default.
     Sqlite(SqliteStorage<Ticket>),
+    /// Several workers on several machines share it.
     Postgres(PostgresStorage<Ticket>),
 }
 

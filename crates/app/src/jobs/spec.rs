@@ -8,6 +8,7 @@ use tradelab_agents::kinds::{self, AgentKind};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{detail}")]
 pub struct JobRejected {
+    /// What was refused and why, as the client reads it.
     pub detail: String,
 }
 
@@ -27,9 +28,11 @@ pub struct TrainJob {
     /// Instruments in the prepared data (names, not paths); default all.
     #[serde(default)]
     pub symbols: Vec<String>,
+    /// Only series of this timeframe (e.g. `1d`); default all.
     pub timeframe: Option<String>,
     /// Environment steps (overrides ppo.total_steps).
     pub steps: Option<u64>,
+    /// The run's seed (overrides `seed`).
     pub seed: Option<u64>,
     /// Registry name of the best model (default: the agent's name).
     pub name: Option<String>,
@@ -51,14 +54,18 @@ pub struct BacktestJob {
     pub symbols: Vec<String>,
     /// next_open or signal_close.
     pub fill: Option<String>,
+    /// Setting overrides, as `tradelab --set` takes them: `key.path=value`.
     #[serde(default)]
     pub settings: Vec<String>,
 }
 
+/// A job as queued and stored: its kind and its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobSpec {
+    /// Runs `tradelab train`.
     Train(TrainJob),
+    /// Runs `tradelab backtest`.
     Backtest(BacktestJob),
 }
 
@@ -95,6 +102,7 @@ fn check_override(o: &str) -> Result<(), JobRejected> {
 }
 
 impl JobSpec {
+    /// The job's kind as the store and the API name it.
     pub fn kind(&self) -> &'static str {
         match self {
             JobSpec::Train(_) => "train",

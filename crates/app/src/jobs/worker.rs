@@ -30,7 +30,9 @@ use tradelab_core::Settings;
 /// The environment variable that tells a child `tradelab` which job it runs.
 pub const JOB_ID_ENV: &str = "TRADELAB_JOB_ID";
 
+/// What a worker needs to run jobs: the store, the binary and its arguments, its name and lease.
 pub struct WorkerContext {
+    /// Where jobs, leases and progress live.
     pub store: Store,
     /// The `tradelab` binary the jobs run.
     pub binary: PathBuf,
@@ -42,6 +44,7 @@ pub struct WorkerContext {
     /// How long a silent lease stays valid (`store.job_lease_secs`); it is
     /// renewed five times as often.
     pub lease: Duration,
+    /// The server's metrics, when the worker runs inside `tradelab serve`.
     pub metrics: Option<Arc<Metrics>>,
 }
 
