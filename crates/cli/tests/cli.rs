@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{assert_clean_failure, root};
+use common::{assert_clean_failure, root, SMALL_MODEL};
 
 /// Runs tradelab in `cwd` with settings pointing at the bundled data.
 fn tradelab(cwd: &Path, args: &[&str]) -> Output {
@@ -369,22 +369,12 @@ fn regimes_are_fitted_on_the_training_split_and_filtered() {
 fn a_policy_can_train_and_evaluate_on_regime_probabilities() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let small = [
+    let mut args: Vec<&str> = SMALL_MODEL.to_vec();
+    args.extend([
         "--set",
         "store.record=false",
         "--set",
-        "env.window=8",
-        "--set",
-        "ppo.envs=4",
-        "--set",
-        "ppo.rollout_steps=64",
-        "--set",
-        "ppo.hidden=16",
-        "--set",
         "ppo.eval_every=4",
-    ];
-    let mut args: Vec<&str> = small.to_vec();
-    args.extend([
         "--set",
         "regime.features=true",
         "train",

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+
+use common::{text, SMALL_MODEL};
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -86,23 +90,11 @@ fn training_runs_are_mirrored_to_mlflow() {
         let o = Command::new(env!("CARGO_BIN_EXE_tradelab"))
             .current_dir(d)
             .env("NO_COLOR", "1")
-            .args([
-                "--set",
-                "env.window=8",
-                "--set",
-                "ppo.envs=4",
-                "--set",
-                "ppo.rollout_steps=64",
-            ])
-            .args(["--set", "ppo.hidden=16", "--set", "ppo.eval_every=2"])
+            .args(SMALL_MODEL)
             .args(args)
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let text = text(&o);
         assert!(o.status.success(), "{text}");
         text
     };
