@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
-use tradelab_core::settings::WeightsDtype;
+use crate::settings::WeightsDtype;
 
 use crate::error::AgentError;
 

@@ -4,9 +4,9 @@
 //! advantages normalised per minibatch, and an early stop once an epoch's
 //! mean approx-KL passes the target.
 
+use crate::settings::PpoSettings;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tradelab_core::settings::PpoSettings;
 
 use crate::agent::LearnStats;
 use crate::error::AgentError;

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use tradelab_core::{Action, Settings};
-use tradelab_env::{EnvAction, MarketData, Split, TradingEnv, ACCOUNT_FEATURES};
+use tradelab_core::Action;
+use tradelab_env::{EnvAction, EnvConfig, MarketData, Split, TradingEnv, ACCOUNT_FEATURES};
 use tradelab_sim::costs::CostModel;
 use tradelab_sim::order::Order;
 use tradelab_sim::strategy::{BarContext, Strategy};
@@ -38,15 +38,14 @@ pub struct AgentStrategy<'a, A: Agent + ?Sized> {
 }
 
 impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
-    pub fn new(agent: &'a mut A, data: &'a MarketData, key: MarketKey, offset: usize, settings: &Settings) -> Self {
-        let env = tradelab_env::EnvConfig::from_settings(settings);
+    pub fn new(agent: &'a mut A, data: &'a MarketData, key: MarketKey, offset: usize, env: &EnvConfig) -> Self {
         let name = agent.kind().to_string();
         AgentStrategy {
             agent,
             data,
             key,
             offset,
-            initial_cash: settings.backtest.initial_cash,
+            initial_cash: env.engine.initial_cash,
             risk_budget: env.risk_budget,
             costs: env.engine.costs,
             error: None,
@@ -119,12 +118,9 @@ pub fn greedy_episode<A: Agent + ?Sized>(
     data: &Arc<MarketData>,
     key: MarketKey,
     split: Split,
-    settings: &Settings,
+    env: &EnvConfig,
 ) -> Result<EpisodeOutcome, AgentError> {
-    let mut s = settings.clone();
-    s.env.episode_bars = 0;
-    s.env.random_start = false;
-    let mut env = TradingEnv::new(data.clone(), split, &s, 0)?;
+    let mut env = TradingEnv::new(data.clone(), split, &whole_split(env), 0)?;
     env.reset();
     let start = env.broker().account().equity();
     let mut steps = 0;
@@ -152,4 +148,13 @@ pub fn greedy_episode<A: Agent + ?Sized>(
             });
         }
     }
+}
+
+/// `env` with one episode over the whole split from its first bar, as
+/// evaluations walk it.
+pub(crate) fn whole_split(env: &EnvConfig) -> EnvConfig {
+    let mut whole = env.clone();
+    whole.env.episode_bars = 0;
+    whole.env.random_start = false;
+    whole
 }

@@ -19,8 +19,8 @@
 //! labels do not churn. ATR- and volume-based slippage are not modelled:
 //! the labels are targets to imitate, not a backtest.
 
-use tradelab_core::settings::SlippageModel;
-use tradelab_core::{Action, BarSeries, Settings};
+use tradelab_core::{Action, BarSeries};
+use tradelab_sim::settings::{BacktestSettings, RiskSettings, SlippageModel};
 
 /// Position states: short, flat, long (index = sign + 1).
 const STATES: usize = 3;
@@ -45,16 +45,18 @@ pub struct LabelCosts {
 }
 
 impl LabelCosts {
-    pub fn from_settings(s: &Settings) -> Self {
-        let slippage = match s.backtest.slippage.model {
-            SlippageModel::FixedBps => s.backtest.slippage.bps / 1e4,
+    /// The costs `backtest:` charges, on the notional the single-asset cap
+    /// in `risk:` allows.
+    pub fn new(backtest: &BacktestSettings, risk: &RiskSettings) -> Self {
+        let slippage = match backtest.slippage.model {
+            SlippageModel::FixedBps => backtest.slippage.bps / 1e4,
             _ => 0.0,
         };
         LabelCosts {
-            notional: s.backtest.initial_cash * s.risk.max_asset_fraction.min(1.0),
-            entry_fixed: s.backtest.costs.entry_fixed,
-            exit_fixed: s.backtest.costs.exit_fixed,
-            proportional: s.backtest.costs.percent + slippage,
+            notional: backtest.initial_cash * risk.max_asset_fraction.min(1.0),
+            entry_fixed: backtest.costs.entry_fixed,
+            exit_fixed: backtest.costs.exit_fixed,
+            proportional: backtest.costs.percent + slippage,
         }
     }
 }

@@ -40,6 +40,9 @@ mod error;
 mod inputs;
 pub mod kinds;
 pub mod metadata;
+pub mod settings;
+#[cfg(test)]
+mod testing;
 pub mod trainable;
 
 // Machinery.

@@ -15,26 +15,7 @@
 //!   - Reptile: g = θ − θ' (the step θ ← θ − ε g moves toward the adapted
 //!     weights).
 
-/// Which meta-gradient to take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetaMode {
-    SecondOrder,
-    FirstOrder,
-    Reptile,
-}
-
-impl MetaMode {
-    pub fn parse(text: &str) -> Result<MetaMode, String> {
-        match text {
-            "maml" | "second-order" => Ok(MetaMode::SecondOrder),
-            "fomaml" | "first-order" => Ok(MetaMode::FirstOrder),
-            "reptile" => Ok(MetaMode::Reptile),
-            other => Err(format!(
-                "`{other}` is not a meta-learning mode; use maml, fomaml or reptile"
-            )),
-        }
-    }
-}
+pub use crate::settings::MetaMode;
 
 /// The inner loop: `steps` gradient steps of size `alpha` from `theta` on
 /// the support loss whose gradient `support_grad` returns. Returns every
@@ -234,6 +215,6 @@ mod tests {
         });
         assert_eq!(g, vec![0.75, 1.5]);
         assert_eq!(MetaMode::parse("maml").unwrap(), MetaMode::SecondOrder);
-        assert!(MetaMode::parse("mamal").is_err());
+        assert!(MetaMode::parse("mamal").is_none());
     }
 }

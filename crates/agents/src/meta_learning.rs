@@ -23,15 +23,14 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tradelab_core::settings::MetaSettings;
-use tradelab_core::Settings;
-use tradelab_env::{MarketData, Split};
+use tradelab_env::{EnvConfig, MarketData, Split};
 
 use crate::agent::MarketKey;
 use crate::error::AgentError;
 use crate::evaluate::greedy_episode;
 use crate::maml::{adapt, meta_gradient, MetaMode};
 use crate::ppo::PpoAgent;
+use crate::settings::MetaSettings;
 
 /// A task ready to run: the market with its splits set to the support
 /// (train) and query (validation) windows.
@@ -53,6 +52,19 @@ pub struct MetaIteration {
     pub post_return_pct: f64,
     /// Norm of the averaged meta-gradient before clipping.
     pub grad_norm: f64,
+}
+
+/// What a meta-learning run reads from the settings.
+#[derive(Debug, Clone)]
+pub struct MetaSetup {
+    /// The environment tasks are run in.
+    pub env: EnvConfig,
+    /// `meta:`.
+    pub meta: MetaSettings,
+    /// The run's seed; each task's rollouts derive theirs from it.
+    pub seed: u64,
+    /// The clip on the outer step's meta-gradient (`ppo.max_grad_norm`).
+    pub max_grad_norm: f64,
 }
 
 /// The inner loop's settings.
@@ -118,12 +130,12 @@ impl<'a> Shared<'a> {
 pub fn adapt_to_task(
     agent: &mut PpoAgent,
     task: &MetaTask,
-    settings: &Settings,
+    env: &EnvConfig,
     inner: InnerLoop,
     seed: u64,
 ) -> Result<Vec<Vec<f64>>, AgentError> {
     let theta = agent.flat_params()?;
-    let support = agent.task_batch(&task.data, task.key, Split::Train, settings, seed)?;
+    let support = agent.task_batch(&task.data, task.key, Split::Train, env, seed)?;
     let shared = Shared::new(agent);
     let iterates = shared.adapt(&theta, inner, &support)?;
     let agent = shared.agent.into_inner();
@@ -132,36 +144,36 @@ pub fn adapt_to_task(
 }
 
 /// Greedy return (%) over the task's query window with the current weights.
-pub fn query_return(agent: &mut PpoAgent, task: &MetaTask, settings: &Settings) -> Result<f64, AgentError> {
-    Ok(greedy_episode(agent, &task.data, task.key, Split::Validation, settings)?.return_pct)
+pub fn query_return(agent: &mut PpoAgent, task: &MetaTask, env: &EnvConfig) -> Result<f64, AgentError> {
+    Ok(greedy_episode(agent, &task.data, task.key, Split::Validation, env)?.return_pct)
 }
 
 /// One outer update over `tasks`.
 pub fn meta_iteration(
     agent: &mut PpoAgent,
     tasks: &[MetaTask],
-    settings: &Settings,
+    setup: &MetaSetup,
     mode: MetaMode,
     iteration: usize,
 ) -> Result<MetaIteration, AgentError> {
-    let m = &settings.meta;
+    let (m, env) = (&setup.meta, &setup.env);
     let inner = InnerLoop::from_settings(m);
     let theta = agent.flat_params()?;
     let mut sum = vec![0.0; theta.len()];
     let (mut loss, mut pre, mut post) = (0.0, 0.0, 0.0);
     for (i, task) in tasks.iter().enumerate() {
-        let seed = settings.seed ^ ((iteration as u64) << 20) ^ ((i as u64) << 8);
+        let seed = setup.seed ^ ((iteration as u64) << 20) ^ ((i as u64) << 8);
         agent.set_flat_params(&theta)?;
-        pre += query_return(agent, task, settings)?;
-        let support = agent.task_batch(&task.data, task.key, Split::Train, settings, seed)?;
+        pre += query_return(agent, task, env)?;
+        let support = agent.task_batch(&task.data, task.key, Split::Train, env, seed)?;
         let shared = Shared::new(&mut *agent);
         let iterates = shared.adapt(&theta, inner, &support)?;
         let adapted = iterates.last().expect("adapt returns θ at least").clone();
         let query = {
             let mut a = shared.agent.borrow_mut();
             a.set_flat_params(&adapted)?;
-            post += query_return(&mut a, task, settings)?;
-            let q = a.task_batch(&task.data, task.key, Split::Validation, settings, seed ^ 1)?;
+            post += query_return(&mut a, task, env)?;
+            let q = a.task_batch(&task.data, task.key, Split::Validation, env, seed ^ 1)?;
             loss += a.batch_gradient(&q.batch, q.advantages.clone())?.1;
             q
         };
@@ -186,7 +198,7 @@ pub fn meta_iteration(
         // θ − ε (θ − mean θ'): part of the way to the adapted weights.
         MetaMode::Reptile => m.reptile_step,
         _ => {
-            let max = settings.ppo.max_grad_norm;
+            let max = setup.max_grad_norm;
             let scale = if max > 0.0 && grad_norm > max {
                 max / grad_norm
             } else {
@@ -221,18 +233,18 @@ pub fn evaluate_held_out(
     meta: &mut PpoAgent,
     scratch: &mut PpoAgent,
     task: &MetaTask,
-    settings: &Settings,
+    setup: &MetaSetup,
     seed: u64,
 ) -> Result<HeldOutResult, AgentError> {
-    let inner = InnerLoop::from_settings(&settings.meta);
+    let (inner, env) = (InnerLoop::from_settings(&setup.meta), &setup.env);
     let theta = meta.flat_params()?;
-    let no_adaptation_pct = query_return(meta, task, settings)?;
-    adapt_to_task(meta, task, settings, inner, seed)?;
-    let meta_adapted_pct = query_return(meta, task, settings)?;
+    let no_adaptation_pct = query_return(meta, task, env)?;
+    adapt_to_task(meta, task, env, inner, seed)?;
+    let meta_adapted_pct = query_return(meta, task, env)?;
     meta.set_flat_params(&theta)?;
     let fresh = scratch.flat_params()?;
-    adapt_to_task(scratch, task, settings, inner, seed)?;
-    let scratch_adapted_pct = query_return(scratch, task, settings)?;
+    adapt_to_task(scratch, task, env, inner, seed)?;
+    let scratch_adapted_pct = query_return(scratch, task, env)?;
     scratch.set_flat_params(&fresh)?;
     Ok(HeldOutResult {
         task: task.name.clone(),

@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tradelab_core::Settings;
-use tradelab_env::{MarketData, Split, VecEnv};
+use tradelab_env::{EnvConfig, MarketData, Split, VecEnv};
 
 use crate::agent::{Agent, LearnStats, MarketKey};
 use crate::error::AgentError;
@@ -88,13 +87,13 @@ pub fn best_dir(run_dir: &Path) -> PathBuf {
 pub fn validate<A: Agent + ?Sized>(
     agent: &mut A,
     markets: &[TrainingMarket],
-    settings: &Settings,
+    env: &EnvConfig,
     at_update: usize,
 ) -> Result<ValidationMetrics, AgentError> {
     let mut sum = 0.0;
     let mut trades = 0;
     for m in markets {
-        let o = greedy_episode(agent, &m.data, m.key, Split::Validation, settings)?;
+        let o = greedy_episode(agent, &m.data, m.key, Split::Validation, env)?;
         sum += o.return_pct;
         trades += o.trades;
     }
@@ -109,7 +108,7 @@ pub fn validate<A: Agent + ?Sized>(
 pub fn train<A: Trainable>(
     agent: &mut A,
     markets: &[TrainingMarket],
-    settings: &Settings,
+    env: &EnvConfig,
     plan: &TrainPlan,
     mut on_event: impl FnMut(Event<'_>),
 ) -> Result<TrainSummary, AgentError> {
@@ -121,7 +120,7 @@ pub fn train<A: Trainable>(
     // Environments are seeded from the seed and the update count, so a
     // resumed run does not replay the episodes it already learnt from.
     let env_seed = plan.seed.wrapping_add(agent.updates_done() as u64 * 1_000_003);
-    let mut envs = VecEnv::new(&datas, agent.lockstep_envs(), Split::Train, settings, env_seed)?;
+    let mut envs = VecEnv::new(&datas, agent.lockstep_envs(), Split::Train, env, env_seed)?;
     let (last, best) = (last_dir(&plan.run_dir), best_dir(&plan.run_dir));
     let started = Instant::now();
     let steps_at_start = agent.env_steps_done();
@@ -165,7 +164,7 @@ pub fn train<A: Trainable>(
         let finished = agent.env_steps_done() >= plan.total_steps;
         let due = plan.eval_every > 0 && agent.updates_done().is_multiple_of(plan.eval_every);
         if has_validation && (due || finished) {
-            let m = validate(agent, markets, settings, agent.updates_done())?;
+            let m = validate(agent, markets, env, agent.updates_done())?;
             let best_so_far = agent.provenance_mut().best_validation.clone();
             let improved = best_so_far.as_ref().is_none_or(|b| m.return_pct > b.return_pct);
             {

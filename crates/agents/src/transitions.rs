@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use tradelab_core::{Action, Settings};
-use tradelab_env::{EnvAction, MarketData, Split, TradingEnv};
+use tradelab_core::Action;
+use tradelab_env::{EnvAction, EnvConfig, MarketData, Split, TradingEnv};
 
 use crate::agent::{AgentInput, MarketKey};
 use crate::error::AgentError;
@@ -44,14 +44,11 @@ pub fn transition_smoothness(
     data: &Arc<MarketData>,
     key: MarketKey,
     split: Split,
-    settings: &Settings,
+    env: &EnvConfig,
     switch_bars: &[usize],
     half_width: usize,
 ) -> Result<TransitionSmoothness, AgentError> {
-    let mut s = settings.clone();
-    s.env.episode_bars = 0;
-    s.env.random_start = false;
-    let mut env = TradingEnv::new(data.clone(), split, &s, 0)?;
+    let mut env = TradingEnv::new(data.clone(), split, &crate::evaluate::whole_split(env), 0)?;
     env.reset();
     let (mut soft, mut hard, mut top, mut bars) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     loop {

@@ -18,12 +18,14 @@
 
 use std::sync::Arc;
 
+use tradelab_agents::hindsight::LabelCosts;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig};
+use tradelab_agents::settings::{HrmSettings, PpoSettings};
 use tradelab_agents::{Agent, AgentInput, MarketKey};
-use tradelab_core::Settings;
 use tradelab_data::synthetic::{generate, Regime, SyntheticConfig};
-use tradelab_env::{MarketData, Split, VecEnv};
+use tradelab_env::{Split, VecEnv};
+use tradelab_testkit::EnvSections;
 
 const KEY: MarketKey = MarketKey {
     instrument: 0,
@@ -33,13 +35,17 @@ const KEY: MarketKey = MarketKey {
 #[test]
 #[ignore = "an experiment of two minutes; see the module docs"]
 fn segments_used_by_regime_after_pretraining() {
-    let mut s = Settings::default();
+    let mut s = EnvSections::default();
     s.env.window = 8;
-    s.ppo.envs = 4;
-    s.ppo.rollout_steps = 128;
-    s.ppo.minibatches = 2;
-    s.ppo.epochs = 2;
-    let m = &mut s.hierarchical_reasoning_model;
+    let ppo = PpoSettings {
+        envs: 4,
+        rollout_steps: 128,
+        minibatches: 2,
+        epochs: 2,
+        ..Default::default()
+    };
+    let mut model = HrmSettings::default();
+    let m = &mut model;
     m.d_model = 32;
     m.heads = 4;
     m.max_segments = 4;
@@ -51,19 +57,19 @@ fn segments_used_by_regime_after_pretraining() {
         seed: 5,
         ..Default::default()
     });
-    let data = Arc::new(MarketData::new(market.series.clone(), &s).unwrap());
+    let data = Arc::new(s.market_data(market.series.clone()).unwrap());
     let mut agent = HrmAgent::new(HrmConfig {
         features: data.n_features(),
         window: s.env.window,
         instruments: 1,
         timeframes: 1,
         seed: 7,
-        ppo: s.ppo.clone(),
-        model: s.hierarchical_reasoning_model.clone(),
+        ppo: ppo.clone(),
+        model: model.clone(),
     })
     .unwrap();
-    let labels = training_labels(std::slice::from_ref(&data), &s);
-    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 1).unwrap();
+    let labels = training_labels(std::slice::from_ref(&data), LabelCosts::new(&s.backtest, &s.risk));
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 1).unwrap();
     for epoch in 0..40 {
         let st = agent.pretrain_epoch(&mut envs, &[KEY], &labels, epoch).unwrap();
         if epoch % 10 == 9 {

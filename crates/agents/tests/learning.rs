@@ -9,12 +9,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use tradelab_agents::evaluate::AgentStrategy;
+use tradelab_agents::settings::PpoSettings;
 use tradelab_agents::trainer::{train, TrainPlan, TrainingMarket};
 use tradelab_agents::{MarketKey, PpoAgent, PpoConfig};
-use tradelab_core::{Bar, BarSeries, Settings, Timeframe};
-use tradelab_env::{MarketData, Split};
-use tradelab_sim::engine::{self, EngineConfig};
+use tradelab_core::{Bar, BarSeries, Timeframe};
+use tradelab_env::Split;
+use tradelab_sim::engine;
 use tradelab_sim::strategies::BuyAndHold;
+use tradelab_testkit::EnvSections;
 
 /// Trends of 60-140 bars, drift +-0.3% a bar, alternating in sign, with 1%
 /// noise: momentum a trend follower can exploit, zero net drift.
@@ -48,16 +50,19 @@ fn trending_market(bars: usize, seed: u64) -> BarSeries {
 
 #[test]
 fn ppo_learns_a_trend_and_beats_buy_and_hold_out_of_sample_after_costs() {
-    let mut settings = Settings::default();
+    let mut settings = EnvSections::default();
     settings.env.window = 8;
-    settings.ppo.hidden = 32;
-    // 160 updates of 8 x 128 steps (about 15 s); 3x the default step size,
-    // as small problems allow.
-    settings.ppo.total_steps = 8 * 128 * 160;
-    settings.ppo.learning_rate = 1e-3;
-    settings.ppo.eval_every = 0;
+    let ppo = PpoSettings {
+        hidden: 32,
+        // 160 updates of 8 x 128 steps (about 15 s); 3x the default step size,
+        // as small problems allow.
+        total_steps: 8 * 128 * 160,
+        learning_rate: 1e-3,
+        eval_every: 0,
+        ..Default::default()
+    };
     let series = trending_market(6000, 11);
-    let data = Arc::new(MarketData::new(series, &settings).unwrap());
+    let data = Arc::new(settings.market_data(series).unwrap());
     let key = MarketKey {
         instrument: 0,
         timeframe: 0,
@@ -69,14 +74,14 @@ fn ppo_learns_a_trend_and_beats_buy_and_hold_out_of_sample_after_costs() {
         instruments: 1,
         timeframes: 1,
         seed: 1,
-        ppo: settings.ppo.clone(),
+        ppo: ppo.clone(),
         mixture: None,
     })
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let plan = TrainPlan {
         run_dir: tmp.path().to_path_buf(),
-        total_steps: settings.ppo.total_steps,
+        total_steps: ppo.total_steps,
         eval_every: 0,
         patience: 0,
         seed: 1,
@@ -85,15 +90,15 @@ fn ppo_learns_a_trend_and_beats_buy_and_hold_out_of_sample_after_costs() {
         data: data.clone(),
         key,
     }];
-    let summary = train(&mut agent, &markets, &settings, &plan, |_| {}).unwrap();
+    let summary = train(&mut agent, &markets, &settings.env_config(), &plan, |_| {}).unwrap();
     eprintln!("trained: {summary:?}");
 
     // Out of sample: the test split, in the engine, with the default costs
     // (25 per entry, 35 per exit) and risk layer.
     let test = data.bars(Split::Test);
     let slice = data.series.slice(test.start, test.end);
-    let cfg = EngineConfig::from_settings(&settings);
-    let mut strategy = AgentStrategy::new(&mut agent, &data, key, test.start, &settings);
+    let cfg = settings.engine_config();
+    let mut strategy = AgentStrategy::new(&mut agent, &data, key, test.start, &settings.env_config());
     let learned = engine::run(&[&slice], &mut strategy, &cfg);
     assert!(strategy.error.is_none(), "{:?}", strategy.error);
     let hold = engine::run(&[&slice], &mut BuyAndHold::default(), &cfg);

@@ -6,29 +6,61 @@
 use std::sync::Arc;
 
 use tradelab_agents::maml::MetaMode;
-use tradelab_agents::meta_learning::{adapt_to_task, evaluate_held_out, meta_iteration, InnerLoop, MetaTask};
+use tradelab_agents::meta_learning::{
+    adapt_to_task, evaluate_held_out, meta_iteration, InnerLoop, MetaSetup, MetaTask,
+};
 use tradelab_agents::ppo::{PpoAgent, PpoConfig};
+use tradelab_agents::settings::{MetaSettings, PpoSettings};
 use tradelab_agents::MarketKey;
-use tradelab_core::Settings;
-use tradelab_env::MarketData;
-use tradelab_testkit::synthetic_series;
+use tradelab_testkit::{synthetic_series, EnvSections};
+
+/// The sections meta-learning reads: the environment's, `ppo:` and `meta:`.
+struct Settings {
+    sections: EnvSections,
+    ppo: PpoSettings,
+    meta: MetaSettings,
+    seed: u64,
+}
+
+impl Settings {
+    fn setup(&self) -> MetaSetup {
+        MetaSetup {
+            env: self.sections.env_config(),
+            meta: self.meta.clone(),
+            seed: self.seed,
+            max_grad_norm: self.ppo.max_grad_norm,
+        }
+    }
+}
 
 fn settings() -> Settings {
-    let mut s = Settings::default();
-    s.env.window = 8;
-    s.env.episode_bars = 64;
-    s.ppo.hidden = 16;
-    s.ppo.envs = 2;
-    s.ppo.rollout_steps = 32;
-    s.ppo.normalize_rewards = false;
-    s.meta.inner_steps = 2;
-    s.meta.inner_lr = 0.05;
-    s.meta.reptile_step = 0.5;
-    s
+    let mut sections = EnvSections::default();
+    sections.env.window = 8;
+    sections.env.episode_bars = 64;
+    let ppo = PpoSettings {
+        hidden: 16,
+        envs: 2,
+        rollout_steps: 32,
+        normalize_rewards: false,
+        ..Default::default()
+    };
+    let meta = MetaSettings {
+        inner_steps: 2,
+        inner_lr: 0.05,
+        reptile_step: 0.5,
+        ..Default::default()
+    };
+    let seed = tradelab_core::settings::default_section("seed");
+    Settings {
+        sections,
+        ppo,
+        meta,
+        seed,
+    }
 }
 
 fn task(seed: u64, s: &Settings) -> MetaTask {
-    let data = MarketData::new(synthetic_series(1200, seed), s).unwrap();
+    let data = s.sections.market_data(synthetic_series(1200, seed)).unwrap();
     MetaTask {
         name: format!("synthetic {seed}"),
         data: Arc::new(data.with_splits(100..400, 420..560, 0..0).unwrap()),
@@ -43,7 +75,7 @@ fn agent(s: &Settings, features: usize, seed: u64) -> PpoAgent {
     PpoAgent::new(PpoConfig {
         encoder: "mlp".into(),
         features,
-        window: s.env.window,
+        window: s.sections.env.window,
         instruments: 1,
         timeframes: 1,
         seed,
@@ -60,11 +92,18 @@ fn reptile_moves_part_of_the_way_to_the_adapted_weights() {
     let f = t.data.n_features();
     let mut meta = agent(&s, f, 9);
     let theta = meta.flat_params().unwrap();
-    meta_iteration(&mut meta, std::slice::from_ref(&t), &s, MetaMode::Reptile, 0).unwrap();
+    meta_iteration(&mut meta, std::slice::from_ref(&t), &s.setup(), MetaMode::Reptile, 0).unwrap();
 
     // The same inner loop on an identical agent gives the fast weights θ'.
     let mut fast = agent(&s, f, 9);
-    let iterates = adapt_to_task(&mut fast, &t, &s, InnerLoop::from_settings(&s.meta), s.seed).unwrap();
+    let iterates = adapt_to_task(
+        &mut fast,
+        &t,
+        &s.sections.env_config(),
+        InnerLoop::from_settings(&s.meta),
+        s.seed,
+    )
+    .unwrap();
     assert_eq!(iterates.len(), 3, "θ and two inner steps");
     assert_eq!(iterates[0], theta, "the inner loop starts from the meta-parameters");
     let adapted = fast.flat_params().unwrap();
@@ -88,7 +127,7 @@ fn every_mode_takes_a_finite_deterministic_step_and_second_order_differs() {
     for mode in [MetaMode::SecondOrder, MetaMode::FirstOrder, MetaMode::Reptile] {
         let run = || {
             let mut a = agent(&s, f, 4);
-            let stats = meta_iteration(&mut a, &tasks, &s, mode, 0).unwrap();
+            let stats = meta_iteration(&mut a, &tasks, &s.setup(), mode, 0).unwrap();
             (a.flat_params().unwrap(), stats)
         };
         let (p1, stats) = run();
@@ -115,7 +154,7 @@ fn held_out_evaluation_adapts_copies_and_leaves_both_initialisations_alone() {
     let f = t.data.n_features();
     let (mut meta, mut scratch) = (agent(&s, f, 1), agent(&s, f, 2));
     let (m0, s0) = (meta.flat_params().unwrap(), scratch.flat_params().unwrap());
-    let r = evaluate_held_out(&mut meta, &mut scratch, &t, &s, 11).unwrap();
+    let r = evaluate_held_out(&mut meta, &mut scratch, &t, &s.setup(), 11).unwrap();
     assert!(r.no_adaptation_pct.is_finite() && r.meta_adapted_pct.is_finite() && r.scratch_adapted_pct.is_finite());
     assert_eq!(meta.flat_params().unwrap(), m0);
     assert_eq!(scratch.flat_params().unwrap(), s0);

@@ -6,8 +6,8 @@
 use anyhow::{Context, Result};
 use tradelab_auth::grant::{AUTHORIZATION_CODE, CLI_CLIENT_ID, DEVICE_CODE, REFRESH_TOKEN};
 use tradelab_auth::jwt::{KeyRing, SigningKey, ALGORITHM};
+use tradelab_auth::AuthSettings;
 use tradelab_auth::{password, scope};
-use tradelab_core::settings::AuthSettings;
 use tradelab_core::time::now_ms;
 use tradelab_store::oauth::ClientRecord;
 use tradelab_store::Store;

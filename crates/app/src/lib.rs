@@ -32,3 +32,4 @@ pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod settings;
+pub use settings::Settings;

@@ -7,18 +7,19 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use tradelab_agents::metadata::{series_hash, DataHash, Vocabulary};
 use tradelab_agents::trainer::TrainingMarket;
-use tradelab_core::{time::format_date, BarSeries, Settings};
+use tradelab_core::{time::format_date, BarSeries};
+
+use crate::settings::Settings;
 use tradelab_data::load::find_symbol;
 use tradelab_data::table::load_final;
 use tradelab_data::{load_file, LoadOptions};
-use tradelab_env::MarketData;
-use tradelab_sim::engine::{self, BacktestResult, EngineConfig};
+use tradelab_sim::engine::{self, BacktestResult};
 use tradelab_sim::strategies::{baseline, BASELINES};
 use tradelab_sim::strategy::Strategy;
 
 /// Looks up a baseline or explains which names exist.
 pub fn strategy_by_name(name: &str, settings: &Settings) -> Result<Box<dyn Strategy>> {
-    match baseline(name, settings) {
+    match baseline(name, &settings.strategies) {
         Some(s) => Ok(s),
         None => bail!("unknown strategy `{name}`; choose one of: {}", BASELINES.join(", ")),
     }
@@ -35,7 +36,7 @@ pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> R
         } else {
             find_symbol(&settings.data.raw_dir, s).with_context(|| format!("loading `{s}`"))?
         };
-        let loaded = load_file(&path, &LoadOptions::for_file(settings, &path));
+        let loaded = load_file(&path, &LoadOptions::for_file(&settings.data, &path));
         let (series, report) = loaded.with_context(|| format!("loading `{s}`"))?;
         if !report.issues.is_empty() {
             eprintln!(
@@ -60,7 +61,7 @@ pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> R
 pub fn backtest<'a>(settings: &Settings, strategy: &str, feeds: &'a [BarSeries]) -> Result<BacktestResult<'a>> {
     let mut s = strategy_by_name(strategy, settings)?;
     let refs: Vec<&BarSeries> = feeds.iter().collect();
-    Ok(engine::run(&refs, s.as_mut(), &EngineConfig::from_settings(settings)))
+    Ok(engine::run(&refs, s.as_mut(), &settings.engine_config()))
 }
 
 /// Timeframe name of a series ("1d", "5m", or "unknown").
@@ -153,7 +154,9 @@ pub fn markets(series: Vec<BarSeries>, vocab: &Vocabulary, settings: &Settings) 
             .key(&s.instrument, &timeframe_name(&s))
             .map_err(anyhow::Error::msg)?;
         let name = format!("{} ({})", s.instrument, timeframe_name(&s));
-        let data = MarketData::new(s, settings).with_context(|| format!("preparing {name} for the environment"))?;
+        let data = settings
+            .market_data(s)
+            .with_context(|| format!("preparing {name} for the environment"))?;
         out.push(TrainingMarket {
             data: Arc::new(data),
             key,

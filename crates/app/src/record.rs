@@ -11,9 +11,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::settings::Settings;
 use anyhow::{Context, Result};
 use serde_json::Value;
-use tradelab_core::Settings;
 use tradelab_store::tracking::RunStatus;
 use tradelab_store::Store;
 
@@ -45,7 +45,7 @@ pub fn open_store(runtime: &tokio::runtime::Runtime, settings: &Settings) -> Res
     runtime.block_on(Store::open(&url)).with_context(|| {
         format!(
             "opening the store (set store.url or {} to a reachable database, or --set store.record=false to record nothing)",
-            tradelab_core::settings::DATABASE_URL_ENV
+            tradelab_store::DATABASE_URL_ENV
         )
     })
 }

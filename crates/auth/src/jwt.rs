@@ -21,6 +21,7 @@ pub const TOKEN_TYPE: &str = "at+jwt";
 
 /// A private signing key with its key id.
 pub struct SigningKey {
+    /// The RFC 7638 thumbprint of the public half, put in each token's header.
     pub kid: String,
     pair: Ed25519KeyPair,
 }
@@ -28,14 +29,19 @@ pub struct SigningKey {
 /// The signing key in use and every key still published (retired keys
 /// stay published while tokens they signed may be live).
 pub struct KeyRing {
+    /// The key new tokens are signed with.
     pub signing: SigningKey,
+    /// The keys tokens are verified against and the JWKS document lists,
+    /// normally the signing key's public half among them.
     pub published: Vec<PublicKey>,
 }
 
 /// A public key from the key set, by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
+    /// The key's RFC 7638 thumbprint, matched against a token's `kid`.
     pub kid: String,
+    /// The raw Ed25519 public key (the JWK's `x` member, before base64url).
     pub x: [u8; 32],
 }
 
@@ -48,6 +54,8 @@ impl SigningKey {
         (key, pkcs8.as_ref().to_vec())
     }
 
+    /// Loads a stored PKCS#8 document; its key id is derived from the public
+    /// key. `Err` says why the bytes are not an Ed25519 key.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<SigningKey, String> {
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| format!("not an Ed25519 PKCS#8 key: {e}"))?;
         let x: [u8; 32] = pair
@@ -61,6 +69,7 @@ impl SigningKey {
         })
     }
 
+    /// The public half, to publish and verify with.
     pub fn public(&self) -> PublicKey {
         let x: [u8; 32] = self
             .pair
@@ -114,15 +123,25 @@ pub fn jwks(keys: &[PublicKey]) -> serde_json::Value {
 /// (token family) it was issued under, which revocation works on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
+    /// The authorization server that issued the token (its issuer URL).
     pub iss: String,
     /// The user's id, or the client's for client credentials.
     pub sub: String,
+    /// The resource server the token is for. After [`verify`] it is the
+    /// audience that was accepted, even if the token listed several.
     pub aud: String,
+    /// Expiry, seconds since the Unix epoch.
     pub exp: i64,
+    /// Issue time, seconds since the Unix epoch.
     pub iat: i64,
+    /// A unique random id for this token.
     pub jti: String,
+    /// The OAuth client the token was issued to.
     pub client_id: String,
+    /// The granted scopes, space-separated (see [`crate::scope::ScopeSet`]).
     pub scope: String,
+    /// The grant (token family) the token was issued under; revoking it
+    /// revokes the token.
     pub sid: String,
     /// The user's name, for people reading logs and the audit trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,7 +150,9 @@ pub struct AccessClaims {
 
 /// What a token must carry to be accepted here.
 pub struct Expectations<'a> {
+    /// The `iss` a token must carry exactly.
     pub issuer: &'a str,
+    /// The audience that must be the token's `aud` or one of its list.
     pub audience: &'a str,
     /// Seconds since the Unix epoch.
     pub now: i64,
@@ -142,23 +163,33 @@ pub struct Expectations<'a> {
 /// Why a token was refused. The text goes into `error_description`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// Not three base64url parts, a header or claims that do not parse, or
+    /// a `crit` header.
     #[error("the token is not a signed JWT")]
     Malformed,
     #[error("the token's algorithm `{0}` is not accepted (only EdDSA)")]
+    /// The header's `alg` is not EdDSA; holds its first 16 characters.
     Algorithm(String),
     #[error("the token is not an access token (typ must be at+jwt)")]
+    /// The header's `typ` is missing or not `at+jwt`.
     Type,
     #[error("the token was signed with an unknown key")]
+    /// No `kid`, or one that names no published key.
     UnknownKey,
     #[error("the token's signature does not verify")]
+    /// The Ed25519 signature does not match the header and claims.
     Signature,
     #[error("the token was issued by another server")]
+    /// `iss` is not the expected issuer.
     Issuer,
     #[error("the token is meant for another audience")]
+    /// `aud` neither is nor lists the expected audience.
     Audience,
     #[error("the token has expired")]
+    /// `exp` plus the leeway is not after now.
     Expired,
     #[error("the token is not valid yet")]
+    /// `iat` minus the leeway is after now.
     NotYetValid,
 }
 

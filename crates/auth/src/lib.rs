@@ -14,6 +14,8 @@
 //!   port rule for native apps);
 //! - [`ratelimit`]: a sliding-window limiter for login and token endpoints.
 
+#![warn(missing_docs)]
+
 pub mod grant;
 pub mod jwt;
 pub mod password;
@@ -22,6 +24,8 @@ pub mod ratelimit;
 pub mod redirect;
 pub mod scope;
 pub mod secret;
+pub mod settings;
+pub use settings::AuthSettings;
 
 /// base64url without padding, as JOSE and PKCE use it.
 pub(crate) fn b64url(bytes: &[u8]) -> String {

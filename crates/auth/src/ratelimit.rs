@@ -5,6 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Counts hits per key over the last `window` and refuses those beyond
+/// `limit`. Shared across threads (the state is behind a mutex).
 pub struct RateLimiter {
     limit: usize,
     window: Duration,
@@ -44,6 +46,7 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// [`check_at`](Self::check_at) the current instant.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
         self.check_at(key, Instant::now())
     }

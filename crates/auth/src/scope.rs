@@ -12,12 +12,19 @@
 
 use std::fmt;
 
+/// Reading data sets, runs, backtests and jobs.
 pub const DATA_READ: &str = "data:read";
+/// Reading the model registry and downloading models.
 pub const MODELS_READ: &str = "models:read";
+/// Changing model stages and garbage-collecting the registry.
 pub const MODELS_WRITE: &str = "models:write";
+/// Starting and cancelling training jobs.
 pub const TRAIN: &str = "train";
+/// Starting and cancelling backtest jobs.
 pub const BACKTEST: &str = "backtest";
+/// Asking models for trading decisions (the decision endpoint).
 pub const TRADE: &str = "trade";
+/// Administering the server: metrics, users and clients.
 pub const ADMIN: &str = "admin";
 /// OpenID-style scope the authorization server accepts and ignores, so
 /// generic clients that always ask for it are not refused.
@@ -43,12 +50,18 @@ pub fn describe(scope: &str) -> &'static str {
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// May be granted every scope.
     Admin,
+    /// Every scope but `admin`: reads, model stages, training, backtests
+    /// and trading.
     Researcher,
+    /// Read-only: `data:read` and `models:read`.
     Viewer,
 }
 
 impl Role {
+    /// A role from its lower-case name (`admin`, `researcher`, `viewer`);
+    /// `Err` says what the valid names are.
     pub fn parse(text: &str) -> Result<Role, String> {
         match text {
             "admin" => Ok(Role::Admin),
@@ -58,6 +71,7 @@ impl Role {
         }
     }
 
+    /// The lower-case name [`Role::parse`] accepts.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -107,14 +121,17 @@ impl ScopeSet {
         Ok(ScopeSet(out))
     }
 
+    /// Every known scope ([`ALL`]).
     pub fn all() -> ScopeSet {
         ScopeSet(ALL.iter().map(|s| s.to_string()).collect())
     }
 
+    /// Whether `scope` is in the set.
     pub fn contains(&self, scope: &str) -> bool {
         self.0.iter().any(|s| s == scope)
     }
 
+    /// Whether the set has no scopes (a request that asked for none).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -124,10 +141,12 @@ impl ScopeSet {
         ScopeSet(self.0.iter().filter(|s| other.contains(s)).cloned().collect())
     }
 
+    /// Whether every scope here is also in `other`.
     pub fn is_subset_of(&self, other: &ScopeSet) -> bool {
         self.0.iter().all(|s| other.contains(s))
     }
 
+    /// The scopes, in [`ALL`]'s order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }

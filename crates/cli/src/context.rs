@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use tradelab_app::settings::SettingsSource;
-use tradelab_core::Settings;
+use tradelab_app::Settings;
 
 pub use tradelab_app::settings::{ensure_dir, model_settings};
 

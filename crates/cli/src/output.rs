@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use tradelab_core::Settings;
+use tradelab_app::Settings;
 use tradelab_sim::engine::BacktestResult;
 use tradelab_sim::metrics::{self, Metrics};
 use tradelab_sim::report::{equity_chart_svg, BacktestReport, Style};

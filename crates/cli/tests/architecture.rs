@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// `cli -> server -> app -> libraries`.
 const LAYERS: &[(&str, u8)] = &[
     ("core", 0),
-    ("auth", 0),
+    ("auth", 1),
     ("nn", 0),
     ("data", 1),
     ("store", 1),
@@ -249,6 +249,8 @@ const AGENT_MODULES: &[(&str, u8)] = &[
     ("metadata", 0),
     ("inputs", 0),
     ("error", 0),
+    ("settings", 0),
+    ("testing", 1),
     ("trainable", 0),
     ("rollout", 1),
     ("sampling", 1),

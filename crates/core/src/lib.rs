@@ -6,8 +6,9 @@
 //! - market data types: [`Bar`], [`BarSeries`] (columnar, so hot loops run
 //!   over contiguous slices) and [`Timeframe`];
 //! - the trading vocabulary: the five agent [`Action`]s, [`Side`], order kinds;
-//! - [`Settings`]: the schema of `config/settings.yaml`, loaded and validated
-//!   with errors that name the key path, the value and what is allowed;
+//! - [`settings`]: how `config/settings.yaml` is loaded in layers and
+//!   checked, with errors that name the key path, the value and what is
+//!   allowed (each crate owns the section it reads);
 //! - [`time`]: calendar arithmetic on UTC millisecond timestamps.
 //!
 //! ```
@@ -26,5 +27,4 @@ pub mod timeframe;
 pub use action::{Action, Side};
 pub use bar::{Bar, BarSeries};
 pub use error::{Error, Result};
-pub use settings::Settings;
 pub use timeframe::Timeframe;

@@ -10,8 +10,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::settings::FeatureSettings;
 use sha2::{Digest, Sha256};
-use tradelab_core::settings::FeatureSettings;
 
 use crate::{DataError, FeatureMatrix};
 
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn key_changes_with_input_and_settings() {
-        let s = tradelab_core::Settings::default().features;
+        let s = FeatureSettings::default();
         let mut s2 = s.clone();
         s2.rsi_period = 7;
         assert_ne!(feature_key(b"abc", "", &s), feature_key(b"abd", "", &s));

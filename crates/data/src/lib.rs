@@ -25,6 +25,7 @@ pub mod features;
 pub mod load;
 pub mod prepare;
 pub mod resample;
+pub mod settings;
 pub mod synthetic;
 pub mod table;
 

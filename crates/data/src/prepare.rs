@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::settings::{DataSettings, FeatureSettings};
 use serde::{Deserialize, Serialize};
-use tradelab_core::settings::Settings;
 use tradelab_core::time::format_datetime;
 use tradelab_core::{BarSeries, Timeframe};
 
@@ -50,15 +50,14 @@ pub struct PrepareReport {
     pub cache_misses: usize,
 }
 
-/// Prepares every file in `settings.data.raw_dir`. A bad file is reported in
+/// Prepares every file in `data.raw_dir`. A bad file is reported in
 /// `failures` and the others are still prepared.
-pub fn prepare(settings: &Settings) -> Result<PrepareReport, DataError> {
-    let d = &settings.data;
+pub fn prepare(d: &DataSettings, features: &FeatureSettings) -> Result<PrepareReport, DataError> {
     let cache = FeatureCache::new(&d.cache_dir);
     let mut report = PrepareReport::default();
     let context = format!("{:?}", d.repair_policy);
     for path in data_files(&d.raw_dir)? {
-        match prepare_one(&path, settings, &cache, &context) {
+        match prepare_one(&path, d, features, &cache, &context) {
             Ok((entry, series, load, hit)) => {
                 if hit {
                     report.cache_hits += 1;
@@ -82,19 +81,17 @@ pub fn prepare(settings: &Settings) -> Result<PrepareReport, DataError> {
 
 fn prepare_one(
     path: &Path,
-    settings: &Settings,
+    data: &DataSettings,
+    feature_settings: &FeatureSettings,
     cache: &FeatureCache,
     context: &str,
 ) -> Result<(ManifestEntry, BarSeries, LoadReport, bool), DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let (series, load) = load_bytes(&bytes, path, &LoadOptions::for_file(settings, path))?;
-    let key = feature_key(&bytes, context, &settings.features);
-    let (features, hit) = cache.get_or_compute(&key, || FeatureEngine::new(&settings.features).compute(&series))?;
+    let (series, load) = load_bytes(&bytes, path, &LoadOptions::for_file(data, path))?;
+    let key = feature_key(&bytes, context, feature_settings);
+    let (features, hit) = cache.get_or_compute(&key, || FeatureEngine::new(feature_settings).compute(&series))?;
     let file = format!("{}.csv", instrument_name(path));
-    write_atomic(
-        &settings.data.final_dir.join(&file),
-        final_csv(&series, &features).as_bytes(),
-    )?;
+    write_atomic(&data.final_dir.join(&file), final_csv(&series, &features).as_bytes())?;
     let entry = ManifestEntry {
         instrument: series.instrument.clone(),
         timeframe: series.timeframe,

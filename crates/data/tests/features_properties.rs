@@ -4,11 +4,11 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tradelab_core::settings::FeatureSettings;
-use tradelab_core::{Bar, BarSeries, Settings};
+use tradelab_core::{Bar, BarSeries};
 use tradelab_data::features::{
     Adx, Atr, Bollinger, Ema, FeatureEngine, Macd, Obv, RealizedVolatility, Roc, Rsi, Sma, Stochastic,
 };
+use tradelab_data::settings::FeatureSettings;
 use tradelab_testkit::alloc::{allocations, CountingAlloc};
 
 /// Counts this thread's heap allocations, to check that `update` makes none.
@@ -38,7 +38,7 @@ fn random_walk(n: usize, seed: u64) -> BarSeries {
 }
 
 fn defaults() -> FeatureSettings {
-    Settings::default().features
+    FeatureSettings::default()
 }
 
 fn same(a: f64, b: f64) -> bool {

@@ -9,7 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tradelab_core::{Bar, BarSeries, Settings};
+use tradelab_core::{Bar, BarSeries};
+use tradelab_data::settings::FeatureSettings;
 use tradelab_data::FeatureEngine;
 
 const REL_TOL: f64 = 1e-9;
@@ -133,7 +134,7 @@ fn check(stem: &str, series: &BarSeries) {
         .join(format!("{stem}.csv"));
     let (names, expected) = load_fixture(&fixture);
 
-    let mut engine = FeatureEngine::new(&Settings::default().features);
+    let mut engine = FeatureEngine::new(&FeatureSettings::default());
     let got = engine.compute(series);
     assert_eq!(
         got.names, names,

@@ -4,17 +4,27 @@
 
 use std::path::PathBuf;
 
-use tradelab_core::settings::RepairPolicy;
-use tradelab_core::{Settings, Timeframe};
-use tradelab_data::prepare::prepare;
+use tradelab_core::Timeframe;
+use tradelab_data::settings::{DataSettings, FeatureSettings, InstrumentSettings, RepairPolicy};
 use tradelab_data::table::load_final;
 
 fn raw_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/raw")
 }
 
-fn settings_in(dir: &std::path::Path, raw: PathBuf) -> Settings {
-    let mut s = Settings::default();
+/// The two sections `prepare` reads.
+#[derive(Clone, Default)]
+struct Sections {
+    data: DataSettings,
+    features: FeatureSettings,
+}
+
+fn prepare(s: &Sections) -> Result<tradelab_data::prepare::PrepareReport, tradelab_data::DataError> {
+    tradelab_data::prepare::prepare(&s.data, &s.features)
+}
+
+fn settings_in(dir: &std::path::Path, raw: PathBuf) -> Sections {
+    let mut s = Sections::default();
     s.data.raw_dir = raw;
     s.data.final_dir = dir.join("final");
     s.data.cache_dir = dir.join("cache");
@@ -108,7 +118,7 @@ fn a_declared_timeframe_wins_over_inference() {
     std::fs::create_dir(&raw).unwrap();
     std::fs::copy(raw_dir().join("2006-min-005.txt"), raw.join("2006-min-005.txt")).unwrap();
     let mut s = settings_in(dir.path(), raw);
-    let declared = tradelab_core::settings::InstrumentSettings {
+    let declared = InstrumentSettings {
         lot_size: None,
         fractional: None,
         timeframe: Some("15m".parse().unwrap()),

@@ -1,22 +1,17 @@
-//! Environment settings, resolved once from `env:` in settings.
+//! The environment's resolved configuration: its own section and the
+//! broker it trades through.
 
-use tradelab_core::settings::{EnvSettings, InvalidActions, RewardKind};
-use tradelab_core::Settings;
 use tradelab_sim::engine::EngineConfig;
 
+use crate::settings::EnvSettings;
+
+/// What an environment runs under: `env:` as written, the broker a
+/// backtest would use (costs, fills, lots, risk layer), and the share of
+/// equity one unit of action quantity commits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvConfig {
-    pub window: usize,
-    pub reward: RewardKind,
-    pub reward_scale: f64,
-    pub dsr_eta: f64,
-    pub drawdown_penalty: f64,
-    pub risk_penalty: f64,
-    pub invalid_actions: InvalidActions,
-    pub invalid_penalty: f64,
-    pub episode_bars: usize,
-    pub random_start: bool,
-    pub ruin_fraction: f64,
+    /// The `env:` section.
+    pub env: EnvSettings,
     /// The broker's rules: the same as a backtest's.
     pub engine: EngineConfig,
     /// Share of equity one unit of action quantity commits: the risk
@@ -25,27 +20,20 @@ pub struct EnvConfig {
 }
 
 impl EnvConfig {
-    pub fn from_settings(s: &Settings) -> Self {
-        let e: &EnvSettings = &s.env;
-        let risk_budget = if s.risk.enabled {
-            s.risk.max_asset_fraction.min(s.risk.max_gross_leverage)
-        } else {
-            1.0
-        };
+    /// An environment trading through `engine` under `env`.
+    pub fn new(env: &EnvSettings, engine: EngineConfig) -> Self {
+        let risk_budget = engine.risk.budget();
         EnvConfig {
-            window: e.window,
-            reward: e.reward,
-            reward_scale: e.reward_scale,
-            dsr_eta: e.dsr_eta,
-            drawdown_penalty: e.drawdown_penalty,
-            risk_penalty: e.risk_penalty,
-            invalid_actions: e.invalid_actions,
-            invalid_penalty: e.invalid_penalty,
-            episode_bars: e.episode_bars,
-            random_start: e.random_start,
-            ruin_fraction: e.ruin_fraction,
-            engine: EngineConfig::from_settings(s),
+            env: env.clone(),
+            engine,
             risk_budget,
         }
+    }
+}
+
+impl Default for EnvConfig {
+    /// The compiled-in default settings' environment and broker.
+    fn default() -> Self {
+        EnvConfig::new(&EnvSettings::default(), EngineConfig::default())
     }
 }

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tradelab_core::settings::{FillPolicy, InvalidActions};
-use tradelab_core::{Action, Settings};
+use tradelab_core::Action;
+use tradelab_sim::settings::FillPolicy;
+
+use crate::settings::InvalidActions;
 use tradelab_sim::broker::Broker;
 use tradelab_sim::order::Order;
 
@@ -105,13 +107,13 @@ pub struct TradingEnv {
 
 impl TradingEnv {
     /// An environment over `split` of `data`, seeded for its episode starts.
-    pub fn new(data: Arc<MarketData>, split: Split, settings: &Settings, seed: u64) -> Result<Self, EnvError> {
+    pub fn new(data: Arc<MarketData>, split: Split, cfg: &EnvConfig, seed: u64) -> Result<Self, EnvError> {
         if data.steps(split).is_empty() {
             return Err(EnvError::EmptySplit(split.name()));
         }
-        let cfg = EnvConfig::from_settings(settings);
+        let cfg = cfg.clone();
         let broker = Broker::new(cfg.engine.clone(), &[&data.series]);
-        let rewards = RewardTracker::new(&cfg);
+        let rewards = RewardTracker::new(&cfg.env);
         let t = data.steps(split).start;
         Ok(TradingEnv {
             data,
@@ -142,12 +144,12 @@ impl TradingEnv {
     /// the split, running `episode_bars` bars or to the split's end.
     pub fn reset(&mut self) -> Observation<'_> {
         let steps = self.data.steps(self.split);
-        let span = match self.cfg.episode_bars {
+        let span = match self.cfg.env.episode_bars {
             0 => steps.len(),
             n => n.min(steps.len()),
         };
         let latest_start = steps.end - span;
-        self.t = if self.cfg.random_start && latest_start > steps.start {
+        self.t = if self.cfg.env.random_start && latest_start > steps.start {
             self.rng.random_range(steps.start..=latest_start)
         } else {
             steps.start
@@ -215,7 +217,7 @@ impl TradingEnv {
         self.t = next_index;
         let start = self.broker.config().initial_cash;
         let mut terminated = false;
-        if tripped || self.broker.account().equity() <= self.cfg.ruin_fraction * start {
+        if tripped || self.broker.account().equity() <= self.cfg.env.ruin_fraction * start {
             // The breaker (or ruin) ends the episode: close out at this bar's
             // close so the final reward carries the exit costs.
             self.flatten(&next);
@@ -229,8 +231,8 @@ impl TradingEnv {
             0.0
         };
         let mut reward = self.rewards.step(equity, exposure);
-        if invalid && self.cfg.invalid_actions == InvalidActions::Penalize {
-            reward -= self.cfg.invalid_penalty;
+        if invalid && self.cfg.env.invalid_actions == InvalidActions::Penalize {
+            reward -= self.cfg.env.invalid_penalty;
         }
         StepResult {
             reward,

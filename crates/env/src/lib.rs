@@ -23,14 +23,18 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tradelab_core::{Action, Settings};
+//! use tradelab_core::Action;
+//! use tradelab_data::settings::FeatureSettings;
 //! use tradelab_data::synthetic::{generate, SyntheticConfig};
-//! use tradelab_env::{EnvAction, MarketData, Split, TradingEnv};
+//! use tradelab_env::settings::EnvSettings;
+//! use tradelab_env::{EnvAction, EnvConfig, MarketData, Split, TradingEnv};
+//! use tradelab_regime::RegimeSettings;
 //!
-//! let settings = Settings::default();
+//! let (features, env, regime) = (FeatureSettings::default(), EnvSettings::default(), RegimeSettings::default());
 //! let market = generate(&SyntheticConfig { bars: 2_000, ..Default::default() });
-//! let data = Arc::new(MarketData::new(market.series, &settings).unwrap());
-//! let mut env = TradingEnv::new(data, Split::Train, &settings, 7).unwrap();
+//! let data = Arc::new(MarketData::new(market.series, &features, &env, &regime).unwrap());
+//! // The environment trades through the default broker (costs, lots, risk layer).
+//! let mut env = TradingEnv::new(data, Split::Train, &EnvConfig::default(), 7).unwrap();
 //! env.reset();
 //! let step = env.step(EnvAction::new(Action::BuyLong, 0.5));
 //! assert!(step.reward.is_finite() && !step.terminated);
@@ -42,6 +46,7 @@ mod config;
 mod env;
 mod market_data;
 mod reward;
+pub mod settings;
 mod vec_env;
 
 pub use account_inputs::{account_features, action_mask};

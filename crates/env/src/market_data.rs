@@ -3,10 +3,13 @@
 
 use std::ops::Range;
 
-use tradelab_core::{BarSeries, Settings};
+use tradelab_core::BarSeries;
+use tradelab_data::settings::FeatureSettings;
 use tradelab_data::FeatureEngine;
+use tradelab_regime::RegimeSettings;
 
 use crate::env::EnvError;
+use crate::settings::EnvSettings;
 
 /// Account values appended to every observation.
 pub const ACCOUNT_FEATURES: usize = 3;
@@ -55,16 +58,9 @@ impl Split {
 fn regime_columns(
     series: &BarSeries,
     train_end: usize,
-    r: &tradelab_core::settings::RegimeSettings,
+    r: &RegimeSettings,
 ) -> Result<(Vec<String>, Vec<Vec<f64>>), EnvError> {
-    let config = tradelab_regime::RegimeConfig {
-        min_states: r.min_states,
-        max_states: r.max_states,
-        vol_window: r.vol_window,
-        trend_window: r.trend_window,
-        floor: r.floor,
-        ..Default::default()
-    };
+    let config = r.detector_config();
     let detector =
         tradelab_regime::RegimeDetector::fit(&series.close[..train_end], &config).map_err(|e| EnvError::Regime {
             instrument: series.instrument.clone(),
@@ -135,11 +131,17 @@ pub struct MarketData {
 
 impl MarketData {
     /// Computes features, fits normalisation on the training split and
-    /// checks that every split leaves room for at least one step.
-    pub fn new(series: BarSeries, settings: &Settings) -> Result<Self, EnvError> {
-        let features = FeatureEngine::new(&settings.features).compute(&series);
+    /// checks that every split leaves room for at least one step. The
+    /// observation is shaped by `features:`, `env:` (window and splits) and
+    /// `regime:` (whether regime probabilities are appended).
+    pub fn new(
+        series: BarSeries,
+        feature_settings: &FeatureSettings,
+        e: &EnvSettings,
+        regime: &RegimeSettings,
+    ) -> Result<Self, EnvError> {
+        let features = FeatureEngine::new(feature_settings).compute(&series);
         let n = series.len();
-        let e = &settings.env;
         let train_end = (n as f64 * e.train_fraction).round() as usize;
         let val_end = (n as f64 * (e.train_fraction + e.validation_fraction)).round() as usize;
         let splits = [0..train_end, train_end..val_end, val_end..n];
@@ -163,8 +165,8 @@ impl MarketData {
             cols.push(transformed);
         }
         let mut names = names;
-        if settings.regime.features {
-            let (regime_names, regime_cols) = regime_columns(&series, train_end, &settings.regime)?;
+        if regime.features {
+            let (regime_names, regime_cols) = regime_columns(&series, train_end, regime)?;
             names.extend(regime_names);
             cols.extend(regime_cols);
         }

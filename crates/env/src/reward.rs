@@ -13,9 +13,7 @@
 //! increase in drawdown and `risk_penalty` times gross exposure are
 //! subtracted.
 
-use tradelab_core::settings::RewardKind;
-
-use crate::config::EnvConfig;
+use crate::settings::{EnvSettings, RewardKind};
 
 #[derive(Debug, Clone)]
 pub struct RewardTracker {
@@ -33,7 +31,7 @@ pub struct RewardTracker {
 }
 
 impl RewardTracker {
-    pub fn new(cfg: &EnvConfig) -> Self {
+    pub fn new(cfg: &EnvSettings) -> Self {
         RewardTracker {
             kind: cfg.reward,
             scale: cfg.reward_scale,
@@ -101,13 +99,14 @@ impl RewardTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tradelab_core::Settings;
 
     fn tracker(kind: RewardKind) -> RewardTracker {
-        let mut s = Settings::default();
-        s.env.reward = kind;
-        s.env.reward_scale = 1.0;
-        let mut t = RewardTracker::new(&EnvConfig::from_settings(&s));
+        let s = EnvSettings {
+            reward: kind,
+            reward_scale: 1.0,
+            ..Default::default()
+        };
+        let mut t = RewardTracker::new(&s);
         t.reset(100.0);
         t
     }
@@ -139,11 +138,13 @@ mod tests {
 
     #[test]
     fn penalties_apply_to_new_drawdown_and_exposure() {
-        let mut s = Settings::default();
-        s.env.reward_scale = 1.0;
-        s.env.drawdown_penalty = 2.0;
-        s.env.risk_penalty = 0.5;
-        let mut t = RewardTracker::new(&EnvConfig::from_settings(&s));
+        let s = EnvSettings {
+            reward_scale: 1.0,
+            drawdown_penalty: 2.0,
+            risk_penalty: 0.5,
+            ..Default::default()
+        };
+        let mut t = RewardTracker::new(&s);
         t.reset(100.0);
         // Down 10%: change -0.1, new drawdown 0.1 * 2, exposure 1 * 0.5.
         assert!((t.step(90.0, 1.0) - (-0.1 - 0.2 - 0.5)).abs() < 1e-12);

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use tradelab_core::Settings;
-
+use crate::config::EnvConfig;
 use crate::env::{EnvAction, EnvError, Observation, TradingEnv};
 use crate::market_data::{MarketData, Split, ACCOUNT_FEATURES};
 
@@ -34,13 +33,7 @@ pub struct VecEnv {
 }
 
 impl VecEnv {
-    pub fn new(
-        data: &[Arc<MarketData>],
-        n: usize,
-        split: Split,
-        settings: &Settings,
-        seed: u64,
-    ) -> Result<Self, EnvError> {
+    pub fn new(data: &[Arc<MarketData>], n: usize, split: Split, cfg: &EnvConfig, seed: u64) -> Result<Self, EnvError> {
         let mut envs = Vec::with_capacity(n);
         let mut markets = Vec::with_capacity(n);
         for i in 0..n {
@@ -48,7 +41,7 @@ impl VecEnv {
             envs.push(TradingEnv::new(
                 data[m].clone(),
                 split,
-                settings,
+                cfg,
                 seed.wrapping_add(i as u64),
             )?);
             markets.push(m);

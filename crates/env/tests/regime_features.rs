@@ -2,12 +2,12 @@
 //! columns are added, fitted on the training split, and never read the
 //! future.
 
-use tradelab_core::Settings;
 use tradelab_data::synthetic::{generate, SyntheticConfig};
-use tradelab_env::{MarketData, Split};
+use tradelab_env::Split;
+use tradelab_testkit::EnvSections;
 
-fn settings(on: bool) -> Settings {
-    let mut s = Settings::default();
+fn settings(on: bool) -> EnvSections {
+    let mut s = EnvSections::default();
     s.env.window = 16;
     s.regime.features = on;
     s
@@ -21,8 +21,8 @@ fn regime_columns_are_added_and_causal() {
         ..Default::default()
     })
     .series;
-    let plain = MarketData::new(series.clone(), &settings(false)).unwrap();
-    let data = MarketData::new(series.clone(), &settings(true)).unwrap();
+    let plain = settings(false).market_data(series.clone()).unwrap();
+    let data = settings(true).market_data(series.clone()).unwrap();
     assert!(!plain.feature_names.iter().any(|n| n.starts_with("regime_")));
     let extra: Vec<&String> = data.feature_names.iter().filter(|n| n.starts_with("regime_")).collect();
     assert_eq!(extra, ["regime_p0", "regime_p1", "regime_p2", "regime_p3"]);
@@ -50,7 +50,7 @@ fn regime_columns_are_added_and_causal() {
         altered.high[i] = altered.close[i] * 1.01;
         altered.low[i] = altered.close[i] * 0.99;
     }
-    let moved = MarketData::new(altered, &settings(true)).unwrap();
+    let moved = settings(true).market_data(altered).unwrap();
     let t = cut - 1;
     assert_eq!(
         data.window(t),
@@ -71,7 +71,7 @@ fn a_regime_model_that_cannot_be_fitted_is_named() {
     let mut s = settings(true);
     s.regime.vol_window = 2000;
     s.regime.trend_window = 2000;
-    let Err(e) = MarketData::new(series, &s) else {
+    let Err(e) = s.market_data(series) else {
         panic!("a 2000-bar regime window cannot be fitted on this training split")
     };
     let e = e.to_string();

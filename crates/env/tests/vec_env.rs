@@ -5,20 +5,21 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tradelab_core::{Action, Settings};
+use tradelab_core::Action;
 use tradelab_env::{EnvAction, MarketData, Split, VecEnv};
 use tradelab_testkit::alloc::{allocations, CountingAlloc};
 use tradelab_testkit::synthetic_market;
+use tradelab_testkit::EnvSections;
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn setup(n: usize, seed: u64) -> VecEnv {
-    let mut s = Settings::default();
+    let mut s = EnvSections::default();
     s.env.window = 16;
     s.env.episode_bars = 64;
     let data: Vec<Arc<MarketData>> = (0..3).map(|m| synthetic_market(3000, 100 + m, &s)).collect();
-    VecEnv::new(&data, n, Split::Train, &s, seed).unwrap()
+    VecEnv::new(&data, n, Split::Train, &s.env_config(), seed).unwrap()
 }
 
 /// Random valid actions.

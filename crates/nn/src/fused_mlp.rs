@@ -34,9 +34,12 @@ use crate::simd::wide;
 
 /// Head outputs per row: 5 logits, the Beta's two raw concentrations, the value.
 pub const OUTPUTS: usize = 8;
-/// Column of the raw alpha, raw beta and value in a row of outputs.
+/// Column of the Beta's raw alpha in a row of outputs (the logits are
+/// columns 0 to 4).
 pub const RAW_ALPHA: usize = 5;
+/// Column of the Beta's raw beta in a row of outputs.
 pub const RAW_BETA: usize = 6;
+/// Column of the value estimate in a row of outputs.
 pub const VALUE: usize = 7;
 
 /// Sizes of the MLP policy.
@@ -44,9 +47,13 @@ pub const VALUE: usize = 7;
 pub struct MlpShape {
     /// Window length times features: the flattened window.
     pub window_len: usize,
+    /// Width of each row's account-state vector.
     pub account: usize,
+    /// Width of the encoder layer and of the trunk.
     pub hidden: usize,
+    /// Rows of the instrument embedding (at least one is made).
     pub instruments: usize,
+    /// Rows of the timeframe embedding (at least one is made).
     pub timeframes: usize,
 }
 
@@ -60,6 +67,7 @@ impl MlpShape {
 /// Offsets of each tensor in a flat parameter vector.
 #[derive(Debug, Clone)]
 pub struct MlpLayout {
+    /// The sizes the offsets were computed for.
     pub shape: MlpShape,
     encoder_w: usize,
     encoder_b: usize,
@@ -71,6 +79,7 @@ pub struct MlpLayout {
     /// quantity rows, then value).
     head_w: [usize; OUTPUTS],
     head_b: [usize; OUTPUTS],
+    /// Length of the whole flat vector (every parameter, scalar by scalar).
     pub total: usize,
 }
 
@@ -194,8 +203,11 @@ impl MlpScratch {
 /// whole environments is read in place, one block each, never gathered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowBlock {
+    /// Index in the buffer of the block's first window.
     pub start: usize,
+    /// Distance between consecutive windows, in values.
     pub stride: usize,
+    /// Number of rows (windows) in the block.
     pub rows: usize,
 }
 
@@ -216,8 +228,11 @@ pub type RowMarket<'a> = &'a dyn Fn(usize) -> (usize, usize);
 /// A batch's inputs other than the accounts: its windows, read from
 /// `windows` block by block, and each row's market.
 pub struct BatchRows<'a> {
+    /// The buffer the blocks index into.
     pub windows: &'a [f32],
+    /// The batch's rows, block after block, in row order.
     pub blocks: &'a [WindowBlock],
+    /// Each batch row's (instrument id, timeframe id).
     pub market: RowMarket<'a>,
 }
 

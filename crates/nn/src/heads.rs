@@ -26,11 +26,15 @@ pub fn categorical_entropy(log_probs: &Tensor) -> Result<Tensor> {
 /// `1 + softplus(raw)`, so the density is unimodal and never explodes at
 /// the ends.
 pub struct Beta {
+    /// The first concentration `a`, one per sample (always > 1).
     pub alpha: Tensor,
+    /// The second concentration `b`, shaped like `alpha` (always > 1).
     pub beta: Tensor,
 }
 
 impl Beta {
+    /// The distribution from the network's raw outputs: `a = 1 +
+    /// softplus(raw_alpha)`, `b = 1 + softplus(raw_beta)`, differentiably.
     pub fn from_raw(raw_alpha: &Tensor, raw_beta: &Tensor) -> Result<Beta> {
         let softplus = |x: &Tensor| -> Result<Tensor> { (x.exp()? + 1.0)?.log() };
         Ok(Beta {
@@ -77,7 +81,9 @@ impl Beta {
 /// [`Beta`]: concentrations `1 + softplus(raw)`.
 #[derive(Debug, Clone, Copy)]
 pub struct ScalarBeta {
+    /// The first concentration `a` (> 1).
     pub alpha: f64,
+    /// The second concentration `b` (> 1).
     pub beta: f64,
     /// `d alpha / d raw_alpha` and `d beta / d raw_beta` (sigmoids).
     slope_alpha: f64,
@@ -88,13 +94,19 @@ pub struct ScalarBeta {
 /// differentiated with respect to the raw head outputs `(raw_alpha, raw_beta)`.
 #[derive(Debug, Clone, Copy)]
 pub struct BetaTerms {
+    /// `ln p(x)` at the point given.
     pub log_prob: f64,
+    /// The distribution's entropy.
     pub entropy: f64,
+    /// `(d ln p / d raw_alpha, d ln p / d raw_beta)`.
     pub d_log_prob: (f64, f64),
+    /// `(d H / d raw_alpha, d H / d raw_beta)`.
     pub d_entropy: (f64, f64),
 }
 
 impl ScalarBeta {
+    /// As [`Beta::from_raw`] for one sample, keeping the softplus slopes
+    /// for the backward pass (softplus(x) taken as x above 30).
     pub fn from_raw(raw_alpha: f64, raw_beta: f64) -> Self {
         // softplus(x) = ln(1 + e^x) and its slope e^x / (1 + e^x), from one exp.
         let softplus_and_slope = |x: f64| {

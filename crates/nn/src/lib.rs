@@ -36,6 +36,8 @@
 //! assert_eq!(h.dims(), &[2, 8]);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod fused_mlp;
 pub mod heads;
 pub mod hrm;

@@ -12,6 +12,8 @@ use candle_core::{DType, Result, Tensor, D};
 use crate::lstm_recurrence::LstmLayer;
 use crate::params::Params;
 
+/// The LSTM's weights: `W_ih [4 hidden, input]`, `W_hh [4 hidden, hidden]`
+/// and one bias `[4 hidden]`, gates in the order i, f, g, o.
 pub struct Lstm {
     w_ih: Tensor,
     w_hh: Tensor,
@@ -34,6 +36,7 @@ impl Lstm {
         })
     }
 
+    /// Width of the hidden (and cell) state.
     pub fn hidden(&self) -> usize {
         self.hidden
     }

@@ -6,7 +6,7 @@
 //! π_k(a) of the joint action (type and quantity):
 //! - log π(a) = logsumexp_k(log g_k + log π_k(a)), which PPO's ratio needs;
 //! - V = Σ_k g_k V_k;
-//! - the blended quantity Σ_k g_k E[q_k], optionally scaled down by the
+//! - the blended quantity Σ_k g_k E\[q_k\], optionally scaled down by the
 //!   gate's uncertainty 1 − H(g)/log K.
 //!
 //! Soft blending changes the position gradually as the gate's weights move,
@@ -29,6 +29,8 @@ pub struct GatingNet {
 }
 
 impl GatingNet {
+    /// `inputs` → tanh layer of `hidden` → `experts` log-weights; the output
+    /// layer starts near zero so the gate starts near uniform.
     pub fn new(p: &mut Params, name: &str, inputs: usize, hidden: usize, experts: usize) -> Result<GatingNet> {
         Ok(GatingNet {
             hidden: Linear::new(p, &format!("{name}.hidden"), inputs, hidden, 2f64.sqrt())?,
@@ -38,6 +40,7 @@ impl GatingNet {
         })
     }
 
+    /// Number of experts K the gate weighs.
     pub fn experts(&self) -> usize {
         self.experts
     }
@@ -61,6 +64,7 @@ pub struct MixturePolicy {
 
 /// One batch through every expert and the gate.
 pub struct MixtureOutput {
+    /// Each expert's own outputs, in expert order.
     pub experts: Vec<PolicyOutput>,
     /// `[B, K]`.
     pub log_gate: Tensor,
@@ -69,6 +73,8 @@ pub struct MixtureOutput {
 }
 
 impl MixturePolicy {
+    /// `experts` policy networks of shape `cfg` (scoped `expert0`, ...) and a
+    /// gate named `gate` with `gate_hidden` units; fails for zero experts.
     pub fn new(p: &mut Params, cfg: PolicyConfig, experts: usize, gate_hidden: usize) -> Result<MixturePolicy> {
         if experts == 0 {
             candle_core::bail!("a mixture needs at least one expert");
@@ -84,6 +90,7 @@ impl MixturePolicy {
         })
     }
 
+    /// Number of experts K.
     pub fn experts(&self) -> usize {
         self.experts.len()
     }

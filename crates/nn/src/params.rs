@@ -18,6 +18,8 @@ pub struct Params {
 }
 
 impl Params {
+    /// An empty store on `device` whose initialisers draw from a ChaCha8
+    /// generator seeded with `seed`.
     pub fn new(seed: u64, device: Device) -> Self {
         Params {
             vars: BTreeMap::new(),
@@ -38,6 +40,7 @@ impl Params {
         out
     }
 
+    /// The device every parameter lives on.
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -90,11 +93,13 @@ impl Params {
         self.add(name, values, &[rows, cols])
     }
 
+    /// A parameter of `shape` with every element `value` (biases, gains).
     pub fn constant(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Tensor> {
         let n = shape.iter().product();
         self.add(name, vec![value; n], shape)
     }
 
+    /// A parameter of `shape` drawn from N(0, `std`²).
     pub fn normal(&mut self, name: &str, shape: &[usize], std: f64) -> Result<Tensor> {
         let n = shape.iter().product();
         let values = self.gaussian(n).into_iter().map(|x| (x * std) as f32).collect();
@@ -195,10 +200,13 @@ impl Params {
             .collect()
     }
 
+    /// Number of named parameters (tensors, not scalars; see
+    /// [`Params::count`]).
     pub fn len(&self) -> usize {
         self.vars.len()
     }
 
+    /// Whether no parameter has been created yet.
     pub fn is_empty(&self) -> bool {
         self.vars.is_empty()
     }
@@ -208,6 +216,7 @@ impl Params {
         self.vars.values().map(|v| v.as_tensor().elem_count()).sum()
     }
 
+    /// The element type of every parameter: always `F32`.
     pub fn dtype(&self) -> DType {
         DType::F32
     }

@@ -26,7 +26,9 @@ pub const TIMEFRAME_EMBEDDING: usize = 32;
 /// Which encoder reads the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncoderKind {
+    /// An [`Lstm`]; its last hidden state encodes the window.
     Lstm,
+    /// A Transformer [`Encoder`]; its last position encodes the window.
     Transformer,
     /// A dense layer over the flattened window: the size of
     /// Stable-Baselines3's `MlpPolicy`, for throughput comparisons.
@@ -34,6 +36,8 @@ pub enum EncoderKind {
 }
 
 impl EncoderKind {
+    /// The lower-case name settings and checkpoints use (`lstm`,
+    /// `transformer`, `mlp`).
     pub fn name(self) -> &'static str {
         match self {
             EncoderKind::Lstm => "lstm",
@@ -42,6 +46,7 @@ impl EncoderKind {
         }
     }
 
+    /// The kind [`EncoderKind::name`] gives `name`; `None` for any other.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "lstm" => Some(EncoderKind::Lstm),
@@ -55,15 +60,28 @@ impl EncoderKind {
 /// Sizes of a policy network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyConfig {
+    /// Which encoder reads the window.
     pub encoder: EncoderKind,
+    /// Features per time step of the window.
     pub features: usize,
+    /// Time steps per window (the Transformer's positions and the MLP's
+    /// input are sized for exactly this many).
     pub window: usize,
+    /// Width of the account-state vector joined to the encoding.
     pub account: usize,
     /// LSTM hidden size or Transformer width.
+    /// Also the MLP encoder's and the trunk's width.
     pub hidden: usize,
+    /// Attention heads per Transformer layer (must divide `hidden`); unused
+    /// by the other encoders.
     pub heads: usize,
+    /// Transformer layers; unused by the other encoders.
     pub layers: usize,
+    /// Rows of the instrument embedding: instrument ids run below this
+    /// (at least one row is made).
     pub instruments: usize,
+    /// Rows of the timeframe embedding: timeframe ids run below this (at
+    /// least one row is made).
     pub timeframes: usize,
 }
 
@@ -79,11 +97,14 @@ pub struct PolicyOutput {
     pub logits: Tensor,
     /// `[B]` each: raw Beta concentrations (see `heads::Beta::from_raw`).
     pub raw_alpha: Tensor,
+    /// `[B]`: the raw second concentration, as `raw_alpha`.
     pub raw_beta: Tensor,
-    /// `[B]`.
+    /// `[B]`: the critic's estimate of the state's value.
     pub value: Tensor,
 }
 
+/// The actor-critic network of the module docs, its parameters in a
+/// [`Params`] store.
 pub struct PolicyNet {
     cfg: PolicyConfig,
     encoder: WindowEncoder,
@@ -96,6 +117,8 @@ pub struct PolicyNet {
 }
 
 impl PolicyNet {
+    /// Creates the parameters in `p`: orthogonal layers with the gains in
+    /// the module docs, N(0, 1) embeddings, zero biases.
     pub fn new(p: &mut Params, cfg: PolicyConfig) -> Result<Self> {
         let encoder = match cfg.encoder {
             EncoderKind::Lstm => WindowEncoder::Lstm(Lstm::new(p, "encoder.lstm", cfg.features, cfg.hidden)?),
@@ -137,6 +160,7 @@ impl PolicyNet {
         })
     }
 
+    /// The sizes the network was built with.
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
     }

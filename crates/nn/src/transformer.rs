@@ -14,12 +14,16 @@ use candle_core::{Result, Tensor, D};
 use crate::kernels::{LayerNormOp, LinearOp, LAYER_NORM_EPS};
 use crate::params::Params;
 
+/// Layer normalisation over the last dimension with a learned gain and
+/// bias (epsilon 1e-5); a fused kernel on the CPU.
 pub struct LayerNorm {
     gain: Tensor,
     bias: Tensor,
 }
 
 impl LayerNorm {
+    /// Gain 1 and bias 0 over `dim` features, named `name.weight` and
+    /// `name.bias`.
     pub fn new(p: &mut Params, name: &str, dim: usize) -> Result<Self> {
         Ok(LayerNorm {
             gain: p.constant(&format!("{name}.weight"), &[dim], 1.0)?,
@@ -58,6 +62,8 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// `input` to `output` features: an orthogonal weight scaled by `gain`
+    /// and a zero bias.
     pub fn new(p: &mut Params, name: &str, input: usize, output: usize, gain: f64) -> Result<Self> {
         Ok(Linear {
             weight: p.orthogonal(&format!("{name}.weight"), output, input, gain)?,
@@ -100,6 +106,8 @@ impl Linear {
     }
 }
 
+/// One pre-norm encoder layer: multi-head self-attention, then a ReLU
+/// feed-forward block, each added to its input.
 pub struct EncoderLayer {
     ln1: LayerNorm,
     qkv: Linear,
@@ -111,6 +119,8 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
+    /// A layer of width `dim` with `heads` attention heads and a
+    /// feed-forward block `ff` wide; fails unless `heads` divides `dim`.
     pub fn new(p: &mut Params, name: &str, dim: usize, heads: usize, ff: usize) -> Result<Self> {
         if heads == 0 || !dim.is_multiple_of(heads) {
             candle_core::bail!("model width {dim} is not divisible by {heads} heads");
@@ -131,6 +141,7 @@ impl EncoderLayer {
         self.attend(h, false)
     }
 
+    /// `h: [batch, T, dim]` to the layer output, same shape.
     pub fn forward(&self, h: &Tensor) -> Result<Tensor> {
         Ok(self.attend(h, false)?.1)
     }
@@ -183,6 +194,9 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// `layers` encoder layers of width `dim` (feed-forward `4 dim` wide)
+    /// over windows of exactly `window` steps of `input` features; positions
+    /// start as N(0, 0.02²).
     pub fn new(
         p: &mut Params,
         name: &str,

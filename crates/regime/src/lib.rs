@@ -20,11 +20,13 @@ pub mod detector;
 pub mod features;
 pub mod filter;
 pub mod hmm;
+pub mod settings;
 pub mod specialists;
 
 pub use detector::{RegimeConfig, RegimeDetector};
 pub use filter::RegimeFilter;
 pub use hmm::GaussianHmm;
+pub use settings::RegimeSettings;
 
 /// Why a regime model could not be fitted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

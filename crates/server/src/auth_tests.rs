@@ -12,14 +12,16 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use serde_json::Value;
 use tower::ServiceExt;
+use tradelab_app::Settings;
 use tradelab_auth::jwt::{AccessClaims, SigningKey};
 use tradelab_auth::{password, pkce, secret};
-use tradelab_core::Settings;
 use tradelab_store::oauth::ClientRecord;
 use tradelab_store::Store;
 
-use super::oauth::{bootstrap, now_secs, AuthServer};
+use super::oauth::AuthServer;
 use super::state::AppState;
+use tradelab_app::auth_setup;
+use tradelab_core::time::now_secs;
 
 const ISSUER: &str = "http://tradelab.test";
 const WEB_REDIRECT: &str = "https://app.example/cb";
@@ -40,7 +42,7 @@ async fn fixture_with(settings: Settings) -> Fixture {
     let url = format!("sqlite://{}", dir.path().join("auth.db").display());
     let store = Store::open(&url).await.unwrap();
     let queue = tradelab_app::jobs::queue::Queue::open(&url).await.unwrap();
-    let (keys, _) = bootstrap::load_keys(&store, &settings.auth).await.unwrap();
+    let (keys, _) = auth_setup::load_keys(&store, &settings.auth).await.unwrap();
     let auth = Arc::new(AuthServer::new(true, ISSUER.into(), settings.auth.clone(), keys));
     for (name, role, pw, temporary) in [
         ("ada", "researcher", "ada-password-123", false),
@@ -52,7 +54,7 @@ async fn fixture_with(settings: Settings) -> Fixture {
             .await
             .unwrap();
     }
-    bootstrap::ensure_cli_client(&store).await.unwrap();
+    auth_setup::ensure_cli_client(&store).await.unwrap();
     let client = |id: &str, secret: Option<&str>, redirects: &[&str], grants: &[&str], scopes: &str| ClientRecord {
         client_id: id.into(),
         name: format!("{id} app"),
@@ -1069,8 +1071,8 @@ async fn discovery_keys_rotation_and_cors() {
     // Rotation: the old key stays published, so its tokens stay valid.
     let old = minted(&f, "data:read", |_| {}).await;
     let old_kid = f.state.auth.keys.read().unwrap().signing.kid.clone();
-    bootstrap::rotate_key(&f.store).await.unwrap();
-    let (ring, _) = bootstrap::load_keys(&f.store, &f.state.auth.settings).await.unwrap();
+    auth_setup::rotate_key(&f.store).await.unwrap();
+    let (ring, _) = auth_setup::load_keys(&f.store, &f.state.auth.settings).await.unwrap();
     *f.state.auth.keys.write().unwrap() = ring;
     let new = minted(&f, "data:read", |_| {}).await;
     let jwks = get_with(&f.app, "/oauth/jwks.json", None).await.json();

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 use tradelab_agents::agent::{AgentInput, Decision, MarketKey};
-use tradelab_core::{Action, Settings};
-use tradelab_env::EnvConfig;
+use tradelab_app::Settings;
+use tradelab_core::Action;
 use tradelab_sim::account::Account;
 use tradelab_sim::costs::CostModel;
 use tradelab_sim::risk::{RiskLayer, RiskLimits};
@@ -224,7 +224,7 @@ pub fn apply_risk(settings: &Settings, instrument: &str, decision: &Decision, p:
     }
     match decision.action {
         Action::BuyLong | Action::SellShort => {
-            let cfg = EnvConfig::from_settings(settings);
+            let cfg = settings.env_config();
             let q = decision.quantity.clamp(0.0, 1.0);
             let requested = cfg
                 .engine

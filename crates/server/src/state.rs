@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tradelab_agents::agent::Agent;
 use tradelab_agents::load::load_agent;
-use tradelab_core::Settings;
+use tradelab_app::Settings;
 use tradelab_store::registry::ModelRecord;
 use tradelab_store::Store;
 

@@ -15,7 +15,7 @@ use tradelab_agents::agent::Agent;
 use tradelab_agents::metadata::Vocabulary;
 use tradelab_agents::ppo::{PpoAgent, PpoConfig};
 use tradelab_agents::trainer::Trainable;
-use tradelab_core::Settings;
+use tradelab_app::Settings;
 use tradelab_store::registry::NewModel;
 use tradelab_store::Store;
 
@@ -109,8 +109,8 @@ async fn api() -> Api {
 /// `enabled: false` is `--insecure-no-auth` (these tests are about the
 /// routes; `auth_tests` is about the tokens).
 pub(crate) async fn test_auth(store: &Store, enabled: bool) -> Arc<super::oauth::AuthServer> {
-    let settings = tradelab_core::settings::AuthSettings::default();
-    let (keys, _) = super::oauth::bootstrap::load_keys(store, &settings).await.unwrap();
+    let settings = tradelab_auth::AuthSettings::default();
+    let (keys, _) = tradelab_app::auth_setup::load_keys(store, &settings).await.unwrap();
     Arc::new(super::oauth::AuthServer::new(
         enabled,
         "http://tradelab.test".into(),

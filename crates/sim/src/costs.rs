@@ -1,6 +1,6 @@
 //! Commissions and slippage: what a fill costs beyond the quoted price.
 
-use tradelab_core::settings::{CostSettings, SlippageModel, SlippageSettings};
+use crate::settings::{CostSettings, SlippageModel, SlippageSettings};
 use tradelab_core::Side;
 
 /// Commission per order: `max(minimum, fixed + percent * notional + per_unit * qty)`,
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn seed_fees_are_fixed_per_entry_and_exit() {
-        let c = CostModel::from_settings(&tradelab_core::Settings::default().backtest.costs);
+        let c = CostModel::from_settings(&crate::settings::BacktestSettings::default().costs);
         assert_eq!(c.commission(true, 100.0, 50.0), 25.0);
         assert_eq!(c.commission(false, 100.0, 50.0), 35.0);
     }

@@ -27,14 +27,15 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tradelab_core::settings::{FillPolicy, Settings};
 use tradelab_core::{Action, Bar, BarSeries};
+use tradelab_data::settings::DataSettings;
 
 use crate::account::{Fill, Position, Trade};
 use crate::broker::Broker;
 use crate::costs::{CostModel, Slippage};
 use crate::order::{Order, OrderKind};
 use crate::risk::{RiskEvent, RiskLimits};
+use crate::settings::{BacktestSettings, FillPolicy, RiskSettings};
 use crate::sizing::{Lots, Sizing};
 use crate::strategy::{BarContext, Strategy};
 
@@ -54,33 +55,44 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    pub fn from_settings(s: &Settings) -> Self {
-        let b = &s.backtest;
+    /// The broker that `backtest:`, `risk:` and the instruments' lot rules
+    /// in `data:` describe.
+    pub fn new(b: &BacktestSettings, risk: &RiskSettings, data: &DataSettings) -> Self {
         EngineConfig {
             initial_cash: b.initial_cash,
             fill: b.fill,
             costs: CostModel::from_settings(&b.costs),
             slippage: Slippage::from_settings(&b.slippage),
             atr_period: b.slippage.atr_period,
-            sizing: Sizing::from_settings(s),
+            sizing: Sizing::from_settings(&b.sizing),
             lots: Lots {
-                size: s.data.lot_size,
-                fractional: s.data.fractional,
+                size: data.lot_size,
+                fractional: data.fractional,
             },
-            instrument_lots: s
-                .data
+            instrument_lots: data
                 .instruments
                 .iter()
                 .map(|(name, i)| {
                     let lots = Lots {
-                        size: i.lot_size.unwrap_or(s.data.lot_size),
-                        fractional: i.fractional.unwrap_or(s.data.fractional),
+                        size: i.lot_size.unwrap_or(data.lot_size),
+                        fractional: i.fractional.unwrap_or(data.fractional),
                     };
                     (name.clone(), lots)
                 })
                 .collect(),
-            risk: RiskLimits::from_settings(&s.risk),
+            risk: RiskLimits::from_settings(risk),
         }
+    }
+}
+
+impl Default for EngineConfig {
+    /// The broker of the compiled-in default settings.
+    fn default() -> Self {
+        EngineConfig::new(
+            &BacktestSettings::default(),
+            &RiskSettings::default(),
+            &DataSettings::default(),
+        )
     }
 }
 

@@ -17,14 +17,13 @@
 //! database or HTTP.
 //!
 //! ```
-//! use tradelab_core::Settings;
 //! use tradelab_data::synthetic::{generate, SyntheticConfig};
+//! use tradelab_sim::settings::StrategySettings;
 //! use tradelab_sim::{engine, metrics, strategies};
 //!
-//! let settings = Settings::default();
 //! let market = generate(&SyntheticConfig { bars: 300, ..Default::default() });
-//! let mut strategy = strategies::baseline("sma_crossover", &settings).unwrap();
-//! let result = engine::run(&[&market.series], strategy.as_mut(), &engine::EngineConfig::from_settings(&settings));
+//! let mut strategy = strategies::baseline("sma_crossover", &StrategySettings::default()).unwrap();
+//! let result = engine::run(&[&market.series], strategy.as_mut(), &engine::EngineConfig::default());
 //! let m = metrics::compute(&result, 0.0);
 //! assert_eq!(result.equity.len(), 300);
 //! assert_eq!(m.trades.total_trades, result.trades.len());
@@ -39,6 +38,7 @@ pub mod montecarlo;
 pub mod order;
 pub mod report;
 pub mod risk;
+pub mod settings;
 pub mod sizing;
 pub mod strategies;
 pub mod strategy;

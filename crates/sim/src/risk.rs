@@ -9,8 +9,8 @@
 
 use std::borrow::Cow;
 
+use crate::settings::RiskSettings;
 use serde::Serialize;
-use tradelab_core::settings::RiskSettings;
 use tradelab_core::time::{day_of, MS_PER_DAY};
 use tradelab_core::Action;
 
@@ -38,6 +38,17 @@ impl RiskLimits {
             max_gross_leverage: s.max_gross_leverage,
             daily_loss_limit: s.daily_loss_limit,
             max_drawdown: s.max_drawdown,
+        }
+    }
+
+    /// Share of equity one unit of an agent's action quantity commits: the
+    /// single-asset cap (or gross leverage, if lower); all of equity when
+    /// the layer is off.
+    pub fn budget(&self) -> f64 {
+        if self.enabled {
+            self.max_asset_fraction.min(self.max_gross_leverage)
+        } else {
+            1.0
         }
     }
 
@@ -311,7 +322,7 @@ mod tests {
     use crate::costs::CostModel;
 
     fn limits() -> RiskLimits {
-        RiskLimits::from_settings(&tradelab_core::Settings::default().risk)
+        RiskLimits::from_settings(&RiskSettings::default())
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Position sizing: how many units an entry opens.
 
-use tradelab_core::settings::{Settings, SizingMethod};
+use crate::settings::{SizingMethod, SizingSettings};
 
 use crate::costs::CostModel;
 
@@ -35,8 +35,7 @@ impl Lots {
 }
 
 impl Sizing {
-    pub fn from_settings(s: &Settings) -> Self {
-        let z = &s.backtest.sizing;
+    pub fn from_settings(z: &SizingSettings) -> Self {
         match z.method {
             SizingMethod::FixedQuantity => Sizing::FixedQuantity(z.quantity),
             SizingMethod::FractionOfEquity => Sizing::FractionOfEquity(z.fraction),

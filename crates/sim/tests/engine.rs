@@ -1,13 +1,14 @@
 //! Behaviour of the engine: fill timing, order types, brackets, costs,
 //! slippage, shorts, several instruments, the risk layer and determinism.
 
-use tradelab_core::settings::FillPolicy;
-use tradelab_core::{Action, Bar, BarSeries, Settings, Timeframe};
+use tradelab_core::{Action, Bar, BarSeries, Timeframe};
+use tradelab_data::settings::DataSettings;
 use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_sim::costs::{CostModel, Slippage};
 use tradelab_sim::engine::{run, EngineConfig};
 use tradelab_sim::order::Order;
 use tradelab_sim::risk::{RiskLimits, RiskRule};
+use tradelab_sim::settings::{BacktestSettings, FillPolicy, RiskSettings, StrategySettings};
 use tradelab_sim::sizing::{Lots, Sizing};
 use tradelab_sim::strategies::{baseline, SmaCrossover};
 use tradelab_sim::strategy::{BarContext, Strategy};
@@ -105,11 +106,12 @@ fn past_equity_does_not_depend_on_future_bars() {
         seed: 3,
         ..Default::default()
     });
-    let settings = Settings::default();
-    let cfg = EngineConfig::from_settings(&settings);
+    let cfg = EngineConfig::default();
     let base = run(
         &[&m.series],
-        baseline("sma_crossover", &settings).unwrap().as_mut(),
+        baseline("sma_crossover", &StrategySettings::default())
+            .unwrap()
+            .as_mut(),
         &cfg,
     );
     let mut altered = m.series.clone();
@@ -121,7 +123,9 @@ fn past_equity_does_not_depend_on_future_bars() {
     }
     let other = run(
         &[&altered],
-        baseline("sma_crossover", &settings).unwrap().as_mut(),
+        baseline("sma_crossover", &StrategySettings::default())
+            .unwrap()
+            .as_mut(),
         &cfg,
     );
     assert_eq!(base.equity[..400], other.equity[..400]);
@@ -187,7 +191,7 @@ fn take_profit_exits_at_its_level() {
 fn fees_are_25_per_entry_and_35_per_exit_and_slippage_costs_money() {
     let s = series("A", &flat_bars(10, 100.0));
     let mut cfg = frictionless();
-    cfg.costs = CostModel::from_settings(&Settings::default().backtest.costs);
+    cfg.costs = CostModel::from_settings(&BacktestSettings::default().costs);
     let orders = vec![
         (0, Order::market(0, Action::BuyLong)),
         (2, Order::market(0, Action::CloseLong)),
@@ -247,11 +251,10 @@ fn several_instruments_share_one_account_on_a_merged_timeline() {
 #[test]
 fn default_risk_layer_caps_one_asset_at_a_quarter_of_equity() {
     let s = series("A", &flat_bars(20, 100.0));
-    let settings = Settings::default();
     let r = run(
         &[&s],
-        baseline("buy_and_hold", &settings).unwrap().as_mut(),
-        &EngineConfig::from_settings(&settings),
+        baseline("buy_and_hold", &StrategySettings::default()).unwrap().as_mut(),
+        &EngineConfig::default(),
     );
     let fill = &r.fills[0];
     assert!(
@@ -279,13 +282,16 @@ fn drawdown_breaker_flattens_and_halts() {
         bars.push((p, p + 1.0, p - 1.0, p));
     }
     let s = series("A", &bars);
-    let mut settings = Settings::default();
-    settings.risk.max_asset_fraction = 1.0;
-    settings.risk.max_drawdown = 0.2;
-    settings.risk.daily_loss_limit = 0.0;
-    settings.backtest.costs.entry_fixed = 0.0;
-    settings.backtest.costs.exit_fixed = 0.0;
-    let cfg = EngineConfig::from_settings(&settings);
+    let risk = RiskSettings {
+        max_asset_fraction: 1.0,
+        max_drawdown: 0.2,
+        daily_loss_limit: 0.0,
+        ..Default::default()
+    };
+    let mut backtest = BacktestSettings::default();
+    backtest.costs.entry_fixed = 0.0;
+    backtest.costs.exit_fixed = 0.0;
+    let cfg = EngineConfig::new(&backtest, &risk, &DataSettings::default());
     let orders = (0..60).map(|k| (k, Order::market(0, Action::BuyLong))).collect();
     let r = run(&[&s], &mut Script { at: orders }, &cfg);
     let trip = r
@@ -312,8 +318,7 @@ fn same_inputs_same_result() {
         seed: 11,
         ..Default::default()
     });
-    let settings = Settings::default();
-    let cfg = EngineConfig::from_settings(&settings);
+    let cfg = EngineConfig::default();
     let a = run(&[&m.series], &mut SmaCrossover::new(10, 30, true), &cfg);
     let b = run(&[&m.series], &mut SmaCrossover::new(10, 30, true), &cfg);
     assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
@@ -330,10 +335,13 @@ fn every_baseline_runs_and_accounts_balance() {
         seed: 5,
         ..Default::default()
     });
-    let settings = Settings::default();
-    let cfg = EngineConfig::from_settings(&settings);
+    let cfg = EngineConfig::default();
     for name in tradelab_sim::strategies::BASELINES {
-        let r = run(&[&m.series], baseline(name, &settings).unwrap().as_mut(), &cfg);
+        let r = run(
+            &[&m.series],
+            baseline(name, &StrategySettings::default()).unwrap().as_mut(),
+            &cfg,
+        );
         // Equity = initial + closed P&L + open P&L (closed P&L is net of all fees
         // except the entry fee of a still-open position).
         let closed: f64 = r.trades.iter().map(|t| t.pnl).sum();

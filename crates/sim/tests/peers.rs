@@ -7,12 +7,12 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use tradelab_core::settings::FillPolicy;
 use tradelab_core::time::format_date;
 use tradelab_data::load::{load_file, LoadOptions};
 use tradelab_sim::costs::{CostModel, Slippage};
 use tradelab_sim::engine::{run, EngineConfig};
 use tradelab_sim::risk::RiskLimits;
+use tradelab_sim::settings::FillPolicy;
 use tradelab_sim::sizing::{Lots, Sizing};
 use tradelab_sim::strategies::SmaCrossover;
 

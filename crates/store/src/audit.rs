@@ -11,36 +11,59 @@ use crate::{new_id, now_ms, Store};
 /// A decision to append to the audit trail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDecision {
+    /// The registered model that decided.
     pub model_name: String,
+    /// Its registry version.
     pub model_version: i64,
+    /// Hex SHA-256 of the inputs the model saw, so a decision can be tied to
+    /// its inputs without storing them.
     pub inputs_sha256: String,
+    /// The action taken, by name (`BUY_LONG`, `HOLD`...).
     pub action: String,
+    /// The quantity decided; must be finite.
     pub quantity: f64,
+    /// The model's probability for each action, a JSON document.
     pub probabilities: Value,
+    /// What the risk checks found and changed, a JSON document.
     pub risk_checks: Value,
     /// Who asked: `user via client`, or the client (None without auth).
     pub caller: Option<String>,
 }
 
+/// A decision as stored in the audit trail (see [`NewDecision`] for the
+/// fields it was given).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionRecord {
+    /// The decision's random hex id.
     pub id: String,
+    /// The registered model that decided.
     pub model_name: String,
+    /// Its registry version.
     pub model_version: i64,
+    /// Hex SHA-256 of the inputs the model saw.
     pub inputs_sha256: String,
+    /// The action taken, by name.
     pub action: String,
+    /// The quantity decided.
     pub quantity: f64,
+    /// The model's probability for each action.
     pub probabilities: Value,
+    /// What the risk checks found and changed.
     pub risk_checks: Value,
+    /// When it was recorded, milliseconds since the Unix epoch.
     pub time_ms: i64,
+    /// Who asked: `user via client`, or the client (None without auth).
     pub caller: Option<String>,
 }
 
 /// A backtest's stored documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BacktestPart {
+    /// The summary and metrics.
     Report,
+    /// The list of trades.
     Trades,
+    /// The equity curve.
     Equity,
 }
 
@@ -54,11 +77,16 @@ impl BacktestPart {
     }
 }
 
+/// A stored backtest without its documents, for listings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BacktestSummary {
+    /// The backtest's random hex id.
     pub id: String,
+    /// The run it was recorded under, if any.
     pub run_id: Option<String>,
+    /// The strategy or model it tested, as the caller named it.
     pub strategy: String,
+    /// When it was stored, milliseconds since the Unix epoch.
     pub created_ms: i64,
 }
 

@@ -10,7 +10,9 @@ use crate::error::StoreError;
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// An SQLite file (`sqlite://PATH`), in WAL mode.
     Sqlite,
+    /// A PostgreSQL server (`postgres://` or `postgresql://`).
     Postgres,
 }
 
@@ -121,6 +123,8 @@ impl Store {
         Ok(store)
     }
 
+    /// Which database this store is on (for the few statements that
+    /// differ, and for status pages).
     pub fn backend(&self) -> Backend {
         self.backend
     }

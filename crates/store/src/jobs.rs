@@ -19,15 +19,22 @@ use crate::{new_id, now_ms, Store};
 /// a cancel request on a running job passes through `cancel_requested`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
+    /// Waiting for a worker to claim it.
     Queued,
+    /// A worker has claimed it and holds the lease.
     Running,
+    /// Running, and asked to stop; its worker ends it as cancelled.
     CancelRequested,
+    /// Ended normally (terminal).
     Finished,
+    /// Ended by an error (terminal).
     Failed,
+    /// Stopped before it finished (terminal).
     Cancelled,
 }
 
 impl JobStatus {
+    /// The snake-case name stored in the database and shown by the API.
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "queued",
@@ -39,6 +46,8 @@ impl JobStatus {
         }
     }
 
+    /// The status named by [`as_str`](Self::as_str)'s text;
+    /// [`StoreError::Invalid`] for any other.
     pub fn parse(s: &str) -> Result<Self, StoreError> {
         Ok(match s {
             "queued" => JobStatus::Queued,
@@ -61,22 +70,35 @@ impl JobStatus {
     }
 }
 
+/// A stored job with its lease state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
+    /// The job's random hex id.
     pub id: String,
+    /// What sort of job it is (`train`, `backtest`); the payload's schema
+    /// depends on it.
     pub kind: String,
+    /// Where the job stands.
     pub status: JobStatus,
+    /// What to do, as enqueued (a JSON document).
     pub payload: Value,
+    /// The latest progress its worker reported; `{}` until the first report.
     pub progress: Value,
     /// What the job produced (run id, model version, backtest id).
     pub result: Option<Value>,
+    /// Why the job failed, if it did.
     pub error: Option<String>,
     /// The worker holding (or last holding) the job.
     pub worker: Option<String>,
+    /// The worker's last heartbeat, milliseconds since the Unix epoch; the
+    /// lease lapses when it is older than the lease length.
     pub heartbeat_ms: Option<i64>,
     /// How many times a worker claimed it (more than 1 after a worker died).
     pub attempts: i64,
+    /// When it was enqueued, milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// When its status or progress last changed, milliseconds since the
+    /// Unix epoch.
     pub updated_ms: i64,
 }
 
@@ -84,7 +106,10 @@ pub struct JobRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// This worker runs it now; `attempt` counts from 1.
-    Claimed { attempt: i64 },
+    Claimed {
+        /// Which claim this is: 1 on the first, more after a worker died.
+        attempt: i64,
+    },
     /// Another worker holds a live lease.
     Busy,
     /// Nothing to run: the job ended (or was cancelled before it started).
@@ -137,6 +162,7 @@ impl Store {
         Ok(id)
     }
 
+    /// The job with id `id`; [`StoreError::NotFound`] if there is none.
     pub async fn job(&self, id: &str) -> Result<JobRecord, StoreError> {
         let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE j.id = $1"))
             .bind(id)

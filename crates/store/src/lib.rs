@@ -21,6 +21,8 @@
 //! against SQLite always and against PostgreSQL when
 //! `TRADELAB_TEST_POSTGRES_URL` is set.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 mod connect;
 mod error;
@@ -28,10 +30,12 @@ pub mod jobs;
 pub mod migrate;
 pub mod oauth;
 pub mod registry;
+pub mod settings;
 pub mod tracking;
 
 pub use connect::{redact, Backend, Store};
 pub use error::StoreError;
+pub use settings::{StoreSettings, DATABASE_URL_ENV};
 
 pub(crate) use tradelab_core::time::now_ms;
 

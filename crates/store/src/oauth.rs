@@ -12,59 +12,105 @@ use sqlx::Row;
 use crate::error::StoreError;
 use crate::{new_id, now_ms, Store};
 
+/// A person who can sign in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
+    /// The user's random hex id (a token's `sub`).
     pub id: String,
+    /// The unique name the user signs in with.
     pub username: String,
+    /// The password's hash as the caller made it (an argon2id PHC string).
     pub password_hash: String,
+    /// The role's name (`admin`, `researcher`, `viewer`).
     pub role: String,
+    /// Whether the user must choose a new password before authorizing
+    /// anything (set for a temporary password).
     pub must_change_password: bool,
+    /// When the user was disabled, milliseconds since the Unix epoch;
+    /// `None` while enabled.
     pub disabled_ms: Option<i64>,
+    /// When the user was created, milliseconds since the Unix epoch.
     pub created_ms: i64,
 }
 
+/// A registered OAuth client (an application that asks for tokens).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
+    /// The client's unique id, chosen at registration.
     pub client_id: String,
+    /// A name for people (consent pages, listings).
     pub name: String,
     /// `None` for a public client.
     pub secret_hash: Option<String>,
+    /// The redirect URIs the client may use (matched exactly, but for a
+    /// loopback URI's port).
     pub redirect_uris: Vec<String>,
+    /// The grant types the client may use (`authorization_code`,
+    /// `refresh_token`...).
     pub grant_types: Vec<String>,
-    /// Space-separated.
+    /// The scopes the client may be granted, space-separated.
     pub scopes: String,
+    /// When the client was registered, milliseconds since the Unix epoch.
     pub created_ms: i64,
 }
 
+/// A grant: one token family (the access and refresh tokens issued from one
+/// authorization), revoked as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRecord {
+    /// The grant's random hex id (an access token's `sid`).
     pub id: String,
+    /// The client it was issued to.
     pub client_id: String,
+    /// The user who authorized it; `None` for client credentials.
     pub user_id: Option<String>,
+    /// The scopes granted, space-separated.
     pub scope: String,
+    /// When it was created, milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// When it was revoked, milliseconds since the Unix epoch; `None` while
+    /// live.
     pub revoked_ms: Option<i64>,
 }
 
+/// An authorization code to store, issued to a signed-in user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCode<'a> {
+    /// The code's hash (the code itself is never stored).
     pub code_hash: &'a str,
+    /// The client the code was issued to.
     pub client_id: &'a str,
+    /// The user who authorized it.
     pub user_id: &'a str,
+    /// The redirect URI of the request, which redemption must repeat.
     pub redirect_uri: &'a str,
+    /// The scopes authorized, space-separated.
     pub scope: &'a str,
+    /// The PKCE code challenge (RFC 7636), if the client sent one.
     pub code_challenge: Option<&'a str>,
+    /// When the code stops working, milliseconds since the Unix epoch.
     pub expires_ms: i64,
 }
 
+/// A stored authorization code, as its redemption finds it (see
+/// [`NewCode`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRecord {
+    /// The client the code was issued to.
     pub client_id: String,
+    /// The user who authorized it.
     pub user_id: String,
+    /// The redirect URI of the request.
     pub redirect_uri: String,
+    /// The scopes authorized, space-separated.
     pub scope: String,
+    /// The PKCE code challenge, if the client sent one.
     pub code_challenge: Option<String>,
+    /// When the code stops working, milliseconds since the Unix epoch (the
+    /// caller checks it).
     pub expires_ms: i64,
+    /// The grant its first redemption created, once
+    /// [`Store::attach_grant_to_code`] has recorded it.
     pub grant_id: Option<String>,
 }
 
@@ -75,6 +121,7 @@ pub enum CodeRedemption {
     Fresh(CodeRecord),
     /// Spent before: a replay. The caller revokes `grant_id`.
     Reused(CodeRecord),
+    /// No such code.
     Unknown,
 }
 
@@ -85,45 +132,68 @@ pub enum RefreshUse {
     Fresh(GrantRecord),
     /// Spent before: the family has been revoked here.
     Reused {
+        /// The family that was revoked.
         grant_id: String,
     },
     /// Expired, or its grant was revoked.
     Dead,
+    /// No such refresh token.
     Unknown,
 }
 
+/// A stored token-signing key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
+    /// The key id tokens name it by.
     pub kid: String,
+    /// The JWS algorithm it signs with (`EdDSA`).
     pub algorithm: String,
+    /// The private key as a PKCS#8 document.
     pub pkcs8: Vec<u8>,
+    /// When it was added, milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// When a newer key replaced it, milliseconds since the Unix epoch;
+    /// `None` for the current key.
     pub retired_ms: Option<i64>,
 }
 
+/// A device authorization request (RFC 8628), as the person approving it
+/// sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
+    /// The short code the person types to find the request.
     pub user_code: String,
+    /// The client (device) asking.
     pub client_id: String,
+    /// The scopes asked for, space-separated.
     pub scope: String,
+    /// When the request lapses, milliseconds since the Unix epoch.
     pub expires_ms: i64,
+    /// `pending`, `approved`, `denied` or `used`.
     pub state: String,
 }
 
 /// What a device-code poll found (RFC 8628 §3.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DevicePoll {
+    /// The user has not answered yet; poll again.
     Pending,
     /// Polled faster than the interval.
     SlowDown,
     /// Approved by `user_id`; the code is now spent.
     Approved {
+        /// The user who approved.
         user_id: String,
+        /// The client the request came from.
         client_id: String,
+        /// The scopes asked for, space-separated.
         scope: String,
     },
+    /// The user refused.
     Denied,
+    /// The request lapsed, or its code was already spent.
     Expired,
+    /// No such device code.
     Unknown,
 }
 
@@ -194,6 +264,8 @@ const GRANT_COLUMNS: &str = "SELECT id, client_id, user_id, scope, created_ms, r
 impl Store {
     // ---- users ----
 
+    /// Adds a user and returns it; [`StoreError::Invalid`] if the name is
+    /// taken.
     pub async fn create_user(
         &self,
         username: &str,
@@ -223,6 +295,7 @@ impl Store {
         self.user(&id).await
     }
 
+    /// The user with id `id`; [`StoreError::NotFound`] if there is none.
     pub async fn user(&self, id: &str) -> Result<UserRecord, StoreError> {
         let row = sqlx::query(&format!("{USER_COLUMNS} WHERE id = $1"))
             .bind(id)
@@ -232,6 +305,7 @@ impl Store {
         user_record(&row)
     }
 
+    /// The user called `username`, if any.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(&format!("{USER_COLUMNS} WHERE username = $1"))
             .bind(username)
@@ -240,6 +314,7 @@ impl Store {
         row.as_ref().map(user_record).transpose()
     }
 
+    /// Every user, by name.
     pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let rows = sqlx::query(&format!("{USER_COLUMNS} ORDER BY username"))
             .fetch_all(&self.pool)
@@ -281,6 +356,8 @@ impl Store {
         self.user(&user.id).await
     }
 
+    /// Replaces a user's password hash and sets whether it must be changed
+    /// at the next sign-in; [`StoreError::NotFound`] for an unknown id.
     pub async fn set_password(&self, user_id: &str, password_hash: &str, must_change: bool) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE auth_users SET password_hash = $1, must_change_password = $2 WHERE id = $3")
             .bind(password_hash)
@@ -296,6 +373,7 @@ impl Store {
 
     // ---- clients ----
 
+    /// Registers a client; [`StoreError::Invalid`] if the id is taken.
     pub async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO auth_clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -319,6 +397,7 @@ impl Store {
         Ok(())
     }
 
+    /// The client with id `client_id`, if any.
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
         let row = sqlx::query(&format!("{CLIENT_COLUMNS} WHERE client_id = $1"))
             .bind(client_id)
@@ -327,6 +406,7 @@ impl Store {
         row.as_ref().map(client_record).transpose()
     }
 
+    /// Every client, by id.
     pub async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let rows = sqlx::query(&format!("{CLIENT_COLUMNS} ORDER BY client_id"))
             .fetch_all(&self.pool)
@@ -357,6 +437,8 @@ impl Store {
 
     // ---- grants ----
 
+    /// Starts a token family for `client_id` (and `user_id`, unless client
+    /// credentials); returns its id.
     pub async fn create_grant(
         &self,
         client_id: &str,
@@ -375,6 +457,7 @@ impl Store {
         Ok(id)
     }
 
+    /// The grant with id `id`, revoked or not, if any.
     pub async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
         let row = sqlx::query(&format!("{GRANT_COLUMNS} WHERE id = $1"))
             .bind(id)
@@ -427,6 +510,7 @@ impl Store {
 
     // ---- authorization codes ----
 
+    /// Stores an authorization code (by its hash) until it is redeemed.
     pub async fn store_code(&self, c: &NewCode<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope, code_challenge, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -477,6 +561,8 @@ impl Store {
 
     // ---- refresh tokens ----
 
+    /// Stores a refresh token (by its hash) of grant `grant_id`, usable
+    /// once until `expires_ms` (milliseconds since the Unix epoch).
     pub async fn store_refresh(&self, token_hash: &str, grant_id: &str, expires_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO auth_refresh_tokens (token_hash, grant_id, expires_ms, created_ms) VALUES ($1, $2, $3, $4)",
@@ -539,6 +625,7 @@ impl Store {
 
     // ---- signing keys ----
 
+    /// Every stored signing key, current and retired, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT kid, algorithm, private_key, created_ms, retired_ms FROM auth_signing_keys ORDER BY created_ms, kid",
@@ -592,6 +679,8 @@ impl Store {
 
     // ---- device authorization ----
 
+    /// Stores a pending device request: the device polls with the device
+    /// code (stored by its hash), the person types `user_code`.
     pub async fn create_device_code(
         &self,
         device_code_hash: &str,

@@ -11,13 +11,19 @@ use crate::{now_ms, Backend, Store};
 /// Where a model version stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Just registered; no stage yet.
     None,
+    /// Being tried out before production.
     Staging,
+    /// The version in use; promoting one archives the previous one.
     Production,
+    /// Retired, often by a newer version's promotion to production.
     Archived,
 }
 
 impl Stage {
+    /// The lower-case name stored in the database and accepted by
+    /// [`Stage::parse`].
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::None => "none",
@@ -27,6 +33,8 @@ impl Stage {
         }
     }
 
+    /// A stage from its lower-case name; [`StoreError::Invalid`] naming the
+    /// valid ones otherwise.
     pub fn parse(s: &str) -> Result<Self, StoreError> {
         Ok(match s {
             "none" => Stage::None,
@@ -45,24 +53,42 @@ impl Stage {
 /// What registering a model needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewModel<'a> {
+    /// The model's name; versions count up per name.
     pub name: &'a str,
+    /// Hex SHA-256 of the weights file, checked when the model is loaded.
     pub checksum: &'a str,
+    /// The framework and versions that wrote the weights (`candle 0.11
+    /// (tradelab-agents 0.1.0)`, say).
     pub framework: &'a str,
+    /// The model's `metadata.json`.
     pub metadata: &'a Value,
+    /// Where the model's files are (a directory path).
     pub location: &'a str,
+    /// The training run that produced it, if recorded.
     pub run_id: Option<&'a str>,
 }
 
+/// A registered model version (see [`NewModel`] for the fields it was
+/// given).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelRecord {
+    /// The model's name.
     pub name: String,
+    /// Its version under that name, from 1.
     pub version: i64,
+    /// Hex SHA-256 of the weights file.
     pub checksum: String,
+    /// The framework and versions that wrote the weights.
     pub framework: String,
+    /// The model's `metadata.json`.
     pub metadata: Value,
+    /// Where the model's files are.
     pub location: String,
+    /// Where the version stands.
     pub stage: Stage,
+    /// The training run that produced it, if recorded.
     pub run_id: Option<String>,
+    /// When it was registered, milliseconds since the Unix epoch.
     pub created_ms: i64,
 }
 
@@ -142,6 +168,8 @@ impl Store {
             .collect()
     }
 
+    /// Version `version` of `name`; [`StoreError::NotFound`] if there is
+    /// none.
     pub async fn model(&self, name: &str, version: i64) -> Result<ModelRecord, StoreError> {
         self.models(Some(name))
             .await?

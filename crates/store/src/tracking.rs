@@ -10,13 +10,19 @@ use crate::{new_id, now_ms, Store};
 /// A run's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
+    /// Started and not yet ended (what [`Store::start_run`] records).
     Running,
+    /// Ended normally.
     Finished,
+    /// Ended by an error.
     Failed,
+    /// Stopped before its end, neither finished nor failed (MLflow's
+    /// `KILLED`).
     Killed,
 }
 
 impl RunStatus {
+    /// The lower-case name stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -41,22 +47,35 @@ impl RunStatus {
     }
 }
 
+/// A stored run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
+    /// The run's random hex id.
     pub id: String,
+    /// The name of the experiment it belongs to.
     pub experiment: String,
+    /// The run's name (not unique).
     pub name: String,
+    /// Where the run stands.
     pub status: RunStatus,
+    /// The run's parameters, a JSON object.
     pub params: Value,
+    /// The run's tags, a JSON object.
     pub tags: Value,
+    /// When it started, milliseconds since the Unix epoch.
     pub started_ms: i64,
+    /// When it ended, milliseconds since the Unix epoch; `None` while running.
     pub ended_ms: Option<i64>,
 }
 
+/// One value of a metric's time series.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricPoint {
+    /// The step (update, epoch...) the caller logged it at.
     pub step: i64,
+    /// When it was stored, milliseconds since the Unix epoch.
     pub time_ms: i64,
+    /// The value (always finite).
     pub value: f64,
 }
 
@@ -196,6 +215,7 @@ impl Store {
         Ok(())
     }
 
+    /// The run with id `id`; [`StoreError::NotFound`] if there is none.
     pub async fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
         self.runs_where("r.id = $1", id)
             .await?

@@ -1,6 +1,7 @@
 //! Fixtures shared by tradelab's tests, so each is written once: a counting
-//! allocator for the "allocates nothing per bar" checks, and seeded
-//! synthetic markets ready for the environment.
+//! allocator for the "allocates nothing per bar" checks, seeded synthetic
+//! markets ready for the environment, and [`EnvSections`], the settings
+//! sections the environment layer reads, for tests to change and build from.
 //!
 //! A test binary installs the allocator itself (one global allocator per
 //! binary):
@@ -23,9 +24,14 @@ pub mod alloc;
 
 use std::sync::Arc;
 
-use tradelab_core::{BarSeries, Settings};
+use tradelab_core::BarSeries;
+use tradelab_data::settings::{DataSettings, FeatureSettings};
 use tradelab_data::synthetic::{generate, SyntheticConfig};
-use tradelab_env::MarketData;
+use tradelab_env::settings::EnvSettings;
+use tradelab_env::{EnvConfig, EnvError, MarketData};
+use tradelab_regime::RegimeSettings;
+use tradelab_sim::engine::EngineConfig;
+use tradelab_sim::settings::{BacktestSettings, RiskSettings};
 
 /// The synthetic generator's default seed, for tests that never chose one.
 pub fn default_seed() -> u64 {
@@ -43,7 +49,49 @@ pub fn synthetic_series(bars: usize, seed: u64) -> BarSeries {
 }
 
 /// The synthetic market as the environment reads it (features,
-/// normalisation and splits under `settings`).
-pub fn synthetic_market(bars: usize, seed: u64, settings: &Settings) -> Arc<MarketData> {
-    Arc::new(MarketData::new(synthetic_series(bars, seed), settings).expect("a synthetic market prepares"))
+/// normalisation and splits under `sections`).
+pub fn synthetic_market(bars: usize, seed: u64, sections: &EnvSections) -> Arc<MarketData> {
+    Arc::new(
+        sections
+            .market_data(synthetic_series(bars, seed))
+            .expect("a synthetic market prepares"),
+    )
+}
+
+/// The settings sections the environment layer reads, at the compiled-in
+/// defaults, under the keys `settings.yaml` gives them. A test changes a
+/// field (`s.env.window = 8`, `s.backtest.fill = ...`) and builds markets
+/// and environments from the result, as the application does from the
+/// whole file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnvSections {
+    /// `data:` (lot rules).
+    pub data: DataSettings,
+    /// `features:`.
+    pub features: FeatureSettings,
+    /// `backtest:`.
+    pub backtest: BacktestSettings,
+    /// `risk:`.
+    pub risk: RiskSettings,
+    /// `env:`.
+    pub env: EnvSettings,
+    /// `regime:`.
+    pub regime: RegimeSettings,
+}
+
+impl EnvSections {
+    /// The broker these sections describe.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig::new(&self.backtest, &self.risk, &self.data)
+    }
+
+    /// The environment these sections describe.
+    pub fn env_config(&self) -> EnvConfig {
+        EnvConfig::new(&self.env, self.engine_config())
+    }
+
+    /// `series` prepared as the environment reads it.
+    pub fn market_data(&self, series: BarSeries) -> Result<MarketData, EnvError> {
+        MarketData::new(series, &self.features, &self.env, &self.regime)
+    }
 }

@@ -21,11 +21,11 @@ pub mod pretrain;
 mod supervision;
 mod update;
 
+use crate::settings::{HrmSettings, PpoSettings};
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tradelab_core::settings::{HrmSettings, PpoSettings};
 use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
 use tradelab_nn::hrm::infer::HrmInference;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tradelab_core::settings::WeightsDtype;
+use crate::settings::WeightsDtype;
 use tradelab_nn::hrm::{Z_H_INIT, Z_L_INIT};
 
 /// Prefix of the f32 master weights in the optimiser file.

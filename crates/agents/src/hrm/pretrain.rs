@@ -16,7 +16,7 @@ use candle_core::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tradelab_core::{Action, Settings};
+use tradelab_core::Action;
 use tradelab_env::{EnvAction, MarketData, Split, VecEnv};
 use tradelab_nn::heads::masked_log_probs;
 
@@ -39,9 +39,8 @@ pub struct PretrainStats {
     pub samples: usize,
 }
 
-/// Labels for each market's training split.
-pub fn training_labels(data: &[Arc<MarketData>], settings: &Settings) -> Vec<HindsightLabels> {
-    let costs = LabelCosts::from_settings(settings);
+/// Labels for each market's training split, under `costs`.
+pub fn training_labels(data: &[Arc<MarketData>], costs: LabelCosts) -> Vec<HindsightLabels> {
     data.iter()
         .map(|d| {
             let steps = d.steps(Split::Train);

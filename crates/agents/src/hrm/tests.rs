@@ -1,14 +1,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tradelab_core::Settings;
+use crate::testing::TestSettings;
 use tradelab_env::{MarketData, Split, VecEnv};
 use tradelab_testkit::{default_seed, synthetic_market};
 
 use super::*;
 use crate::ppo::tests::small_settings;
 
-pub(crate) fn hrm_settings() -> Settings {
+pub(crate) fn hrm_settings() -> TestSettings {
     let mut s = small_settings();
     let m = &mut s.hierarchical_reasoning_model;
     m.d_model = 16;
@@ -20,13 +20,13 @@ pub(crate) fn hrm_settings() -> Settings {
 }
 
 fn market(bars: usize) -> Arc<MarketData> {
-    synthetic_market(bars, default_seed(), &hrm_settings())
+    synthetic_market(bars, default_seed(), &hrm_settings().sections)
 }
 
-fn agent(s: &Settings, data: &MarketData, instruments: usize) -> HrmAgent {
+fn agent(s: &TestSettings, data: &MarketData, instruments: usize) -> HrmAgent {
     HrmAgent::new(HrmConfig {
         features: data.n_features(),
-        window: s.env.window,
+        window: s.sections.env.window,
         instruments,
         timeframes: 1,
         seed: 3,
@@ -66,7 +66,7 @@ fn learning_moves_every_head_and_logs_segments_and_halting() {
         .into_iter()
         .map(|(k, t)| (k, t.copy().unwrap()))
         .collect();
-    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 1).unwrap();
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 1).unwrap();
     let st = a.learn(&mut envs, &KEY).unwrap();
     assert_eq!(st.env_steps, 128);
     for (name, v) in [
@@ -142,7 +142,7 @@ fn checkpoint_round_trip_keeps_config_states_and_optimizer_and_is_deterministic(
     let data = market(1500);
     let train = || {
         let mut a = agent(&s, &data, 1);
-        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 5).unwrap();
+        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 5).unwrap();
         a.learn(&mut envs, &KEY).unwrap();
         a
     };
@@ -176,8 +176,8 @@ fn checkpoint_round_trip_keeps_config_states_and_optimizer_and_is_deterministic(
         b.select_action(&input(&data, t), true).unwrap()
     );
     // Resuming continues exactly as the uninterrupted run would.
-    let mut envs_a = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 9).unwrap();
-    let mut envs_b = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 9).unwrap();
+    let mut envs_a = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 9).unwrap();
+    let mut envs_b = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 9).unwrap();
     a.learn(&mut envs_a, &KEY).unwrap();
     b.learn(&mut envs_b, &KEY).unwrap();
     assert_eq!(weights(&a), weights(&b), "resume is exact");
@@ -203,7 +203,7 @@ fn a_new_instrument_joins_without_changing_what_the_model_does_for_the_others() 
     let s = hrm_settings();
     let data = market(800);
     let mut a = agent(&s, &data, 1);
-    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 2).unwrap();
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 2).unwrap();
     a.learn(&mut envs, &KEY).unwrap();
     let t = data.steps(Split::Validation).start;
     let before = a.select_action(&input(&data, t), true).unwrap();
@@ -233,11 +233,11 @@ fn bf16_weights_halve_the_model_file_and_still_resume_exactly() {
     let mut s = hrm_settings();
     let data = market(800);
     let mut a = agent(&s, &data, 1);
-    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 3).unwrap();
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 3).unwrap();
     a.learn(&mut envs, &KEY).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     a.save(&tmp.path().join("f32")).unwrap();
-    a.config.model.weights_dtype = tradelab_core::settings::WeightsDtype::Bf16;
+    a.config.model.weights_dtype = crate::settings::WeightsDtype::Bf16;
     s.hierarchical_reasoning_model.weights_dtype = a.config.model.weights_dtype;
     a.save(&tmp.path().join("bf16")).unwrap();
     let size = |d: &str| {
@@ -249,8 +249,8 @@ fn bf16_weights_halve_the_model_file_and_still_resume_exactly() {
     assert!(half < full * 6 / 10, "{half} vs {full}");
     let mut b = HrmAgent::load(&tmp.path().join("bf16")).unwrap();
     assert_eq!(weights(&b), weights(&a), "master weights restore the exact f32 values");
-    let mut envs_a = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 4).unwrap();
-    let mut envs_b = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 4).unwrap();
+    let mut envs_a = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 4).unwrap();
+    let mut envs_b = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 4).unwrap();
     a.learn(&mut envs_a, &KEY).unwrap();
     b.learn(&mut envs_b, &KEY).unwrap();
     assert_eq!(weights(&a), weights(&b));
@@ -259,7 +259,7 @@ fn bf16_weights_halve_the_model_file_and_still_resume_exactly() {
 /// A market whose hindsight-optimal actions are predictable from causal
 /// features: a noiseless cycle (period 40 bars, +-8%), where oscillators
 /// give the phase.
-fn cycle_market(s: &Settings) -> Arc<MarketData> {
+fn cycle_market(s: &TestSettings) -> Arc<MarketData> {
     let mut series = tradelab_core::BarSeries::new("CYCLE");
     series.timeframe = Some(tradelab_core::Timeframe::DAY);
     for i in 0..1500 {
@@ -272,7 +272,7 @@ fn cycle_market(s: &Settings) -> Arc<MarketData> {
         series.low.push(open.min(close) * 0.999);
         series.volume.push(1000.0);
     }
-    Arc::new(MarketData::new(series, s).unwrap())
+    Arc::new(s.sections.market_data(series).unwrap())
 }
 
 #[test]
@@ -281,8 +281,8 @@ fn pretraining_learns_hindsight_labels_where_they_are_predictable() {
     let data = cycle_market(&s);
     let mut a = agent(&s, &data, 1);
     a.config.model.pretrain_learning_rate = 3e-3;
-    let labels = pretrain::training_labels(std::slice::from_ref(&data), &s);
-    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 8).unwrap();
+    let labels = pretrain::training_labels(std::slice::from_ref(&data), s.label_costs());
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 8).unwrap();
     let stats: Vec<_> = (0..30)
         .map(|e| a.pretrain_epoch(&mut envs, &KEY, &labels, e).unwrap())
         .collect();

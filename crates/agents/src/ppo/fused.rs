@@ -11,10 +11,10 @@
 //! categorical and Beta log-probabilities, clipped surrogate, value loss,
 //! entropy bonus); tests compare the two on the same batch.
 
+use crate::settings::PpoSettings;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Distribution;
-use tradelab_core::settings::PpoSettings;
 use tradelab_env::ACCOUNT_FEATURES;
 use tradelab_nn::fused_mlp::{
     BatchRows, MlpLayout, MlpScratch, MlpShape, WindowBlock, OUTPUTS, RAW_ALPHA, RAW_BETA, VALUE,

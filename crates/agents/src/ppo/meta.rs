@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tradelab_core::Settings;
-use tradelab_env::{MarketData, Split, VecEnv};
+use tradelab_env::{EnvConfig, MarketData, Split, VecEnv};
 
 use super::PpoAgent;
 use crate::agent::MarketKey;
@@ -39,12 +38,12 @@ impl PpoAgent {
         data: &Arc<MarketData>,
         key: MarketKey,
         split: Split,
-        settings: &Settings,
+        env: &EnvConfig,
         seed: u64,
     ) -> Result<TaskBatch, AgentError> {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
         let (n, t) = (self.config.ppo.envs, self.config.ppo.rollout_steps);
-        let mut envs = VecEnv::new(std::slice::from_ref(data), n, split, settings, seed)?;
+        let mut envs = VecEnv::new(std::slice::from_ref(data), n, split, env, seed)?;
         let mut buffer = RolloutBuffer::new(n, t, self.config.window * self.config.features);
         collect(self, &mut buffer, &mut envs, &[key])?;
         let (mut advantages, returns) = buffer.advantages(self.config.ppo.gamma, self.config.ppo.gae_lambda);

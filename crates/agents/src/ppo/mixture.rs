@@ -60,7 +60,7 @@ impl MixtureConfig {
     pub fn from_features(
         features: &[String],
         specialists: &[&str],
-        settings: &tradelab_core::settings::MoeSettings,
+        settings: &crate::settings::MoeSettings,
     ) -> Result<MixtureConfig, AgentError> {
         let column = |name: String| {
             features.iter().position(|f| *f == name).ok_or_else(|| {

@@ -28,11 +28,11 @@ mod mixture;
 mod persist;
 mod update;
 
+use crate::settings::PpoSettings;
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tradelab_core::settings::PpoSettings;
 use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
 use tradelab_nn::fused_mlp::MlpShape;

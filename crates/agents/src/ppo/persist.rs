@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use tradelab_core::settings::WeightsDtype;
+use crate::settings::WeightsDtype;
 
 use super::{PpoAgent, PpoConfig};
 use crate::agent::Agent;

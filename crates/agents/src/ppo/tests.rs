@@ -1,15 +1,15 @@
 use std::sync::Arc;
 
-use tradelab_core::Settings;
+use crate::testing::TestSettings;
 use tradelab_env::{MarketData, Split, VecEnv};
 use tradelab_testkit::{default_seed, synthetic_market};
 
 use super::*;
 
-pub(crate) fn small_settings() -> Settings {
-    let mut s = Settings::default();
-    s.env.window = 8;
-    s.env.episode_bars = 64;
+pub(crate) fn small_settings() -> TestSettings {
+    let mut s = TestSettings::default();
+    s.sections.env.window = 8;
+    s.sections.env.episode_bars = 64;
     s.ppo.hidden = 16;
     s.ppo.heads = 2;
     s.ppo.layers = 1;
@@ -21,15 +21,15 @@ pub(crate) fn small_settings() -> Settings {
     s
 }
 
-fn market(s: &Settings) -> Arc<MarketData> {
-    synthetic_market(1500, default_seed(), s)
+fn market(s: &TestSettings) -> Arc<MarketData> {
+    synthetic_market(1500, default_seed(), &s.sections)
 }
 
-pub(crate) fn agent(s: &Settings, encoder: &str, data: &MarketData) -> PpoAgent {
+pub(crate) fn agent(s: &TestSettings, encoder: &str, data: &MarketData) -> PpoAgent {
     PpoAgent::new(PpoConfig {
         encoder: encoder.into(),
         features: data.n_features(),
-        window: s.env.window,
+        window: s.sections.env.window,
         instruments: 1,
         timeframes: 1,
         seed: 3,
@@ -55,7 +55,7 @@ fn an_update_changes_the_policy_a_little_and_logs_finite_diagnostics() {
     for encoder in ["lstm", "transformer", "mlp"] {
         let mut a = agent(&s, encoder, &data);
         let before = weights(&a);
-        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 1).unwrap();
+        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 1).unwrap();
         let st = a.learn(&mut envs, &KEY).unwrap();
         assert_ne!(weights(&a), before, "{encoder}: weights moved");
         assert_eq!(st.env_steps, 128);
@@ -126,7 +126,7 @@ fn same_seed_same_weights_and_a_checkpoint_round_trips() {
     let data = market(&s);
     let train = |seed_env: u64| {
         let mut a = agent(&s, "transformer", &data);
-        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, seed_env).unwrap();
+        let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), seed_env).unwrap();
         a.learn(&mut envs, &KEY).unwrap();
         a.learn(&mut envs, &KEY).unwrap();
         a
@@ -192,7 +192,7 @@ fn the_flat_gradient_is_the_loss_derivative_in_the_flat_layout() {
     };
     for encoder in ["mlp", "lstm"] {
         let mut agent = agent(&s, encoder, &data);
-        let tb = agent.task_batch(&data, key, Split::Train, &s, 3).unwrap();
+        let tb = agent.task_batch(&data, key, Split::Train, &s.env_config(), 3).unwrap();
         let theta = agent.flat_params().unwrap();
         assert_eq!(theta.len(), agent.parameter_count());
         let (g, _) = agent.batch_gradient(&tb.batch, tb.advantages.clone()).unwrap();
@@ -224,14 +224,14 @@ fn the_fused_mlp_acts_and_differentiates_like_the_candle_policy() {
     s.ppo.entropy_coef = 0.05; // weight the entropy's gradient visibly
     let data = market(&s);
     let mut a = agent(&s, "mlp", &data);
-    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s, 1).unwrap();
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 1).unwrap();
     a.learn(&mut envs, &KEY).unwrap();
     let mut b = a.buffer.take().unwrap();
     let mut fused = a.fused.take().expect("an MLP agent trains on the fused path");
     fused.pull(&a.adam).unwrap();
 
     // Acting: the same observations and random stream give the same actions.
-    let wlen = s.env.window * data.n_features();
+    let wlen = s.sections.env.window * data.n_features();
     let rows = 4 * 8;
     let (windows, accounts, masks) = (&b.windows[..rows * wlen], &b.accounts[..rows * 3], &b.masks[..rows * 5]);
     let keys = vec![KEY[0]; rows];
@@ -267,7 +267,9 @@ fn the_fused_mlp_acts_and_differentiates_like_the_candle_policy() {
     let (_, returns) = b.advantages(s.ppo.gamma, s.ppo.gae_lambda);
     let idx: Vec<u32> = (0..(4 * 32) as u32).collect();
     let adv: Vec<f32> = (0..idx.len()).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
-    let batch = b.batch(s.env.window, data.n_features(), &returns, &a.device).unwrap();
+    let batch = b
+        .batch(s.sections.env.window, data.n_features(), &returns, &a.device)
+        .unwrap();
     let parts = a.minibatch_loss(&batch, &idx, adv.clone()).unwrap();
     let (candle_grad, _) = a.batch_gradient(&batch, adv.clone()).unwrap();
     let samples = fused::Samples {

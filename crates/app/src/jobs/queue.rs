@@ -104,12 +104,12 @@ impl Queue {
 
 /// What the server and the workers both open: the store and the job queue
 /// in the configured database (`TRADELAB_DATABASE_URL` or `store.url`).
-pub async fn open_platform(settings: &tradelab_core::Settings) -> Result<(Store, Queue)> {
+pub async fn open_platform(settings: &crate::settings::Settings) -> Result<(Store, Queue)> {
     let url = settings.store.database_url();
     let store = Store::open(&url).await.with_context(|| {
         format!(
             "opening the store (set store.url or {})",
-            tradelab_core::settings::DATABASE_URL_ENV
+            tradelab_store::DATABASE_URL_ENV
         )
     })?;
     let queue = Queue::open(&url).await?;

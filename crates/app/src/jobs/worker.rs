@@ -24,8 +24,7 @@ use tradelab_store::Store;
 use super::queue::{Queue, Ticket};
 use super::spec::JobSpec;
 use crate::metrics::Metrics;
-use crate::settings::SettingsSource;
-use tradelab_core::Settings;
+use crate::settings::{Settings, SettingsSource};
 
 /// The environment variable that tells a child `tradelab` which job it runs.
 pub const JOB_ID_ENV: &str = "TRADELAB_JOB_ID";

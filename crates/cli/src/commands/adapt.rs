@@ -19,7 +19,8 @@ use tradelab_agents::hrm::{HrmAgent, KIND as HRM};
 use tradelab_agents::metadata::Adaptation;
 use tradelab_agents::ppo::{read_model_kind, PpoAgent};
 use tradelab_agents::trainer::{train, validate, TrainPlan, Trainable, TrainingMarket};
-use tradelab_core::{BarSeries, Settings};
+use tradelab_app::Settings;
+use tradelab_core::BarSeries;
 use tradelab_env::MarketData;
 use tradelab_store::tracking::RunStatus;
 
@@ -188,7 +189,9 @@ fn prepare(
     s.env.train_fraction = validation.start as f64 / n;
     s.env.validation_fraction = validation.len() as f64 / n;
     let name = format!("{} ({})", series.instrument, timeframe_name(series));
-    let data = MarketData::new(series.clone(), &s).with_context(|| format!("preparing {name}"))?;
+    let data = s
+        .market_data(series.clone())
+        .with_context(|| format!("preparing {name}"))?;
     let data = data
         .with_splits(window, validation, 0..0)
         .with_context(|| format!("splitting {name} into the update window and its validation"))?;
@@ -212,7 +215,7 @@ fn update<A: Trainable>(
     let markets = [TrainingMarket { data, key }];
     let mut agent = A::load(folder)?;
     let updates = agent.updates_done();
-    let before = validate(&mut agent, &markets, settings, updates)?;
+    let before = validate(&mut agent, &markets, &settings.env_config(), updates)?;
     // The old run's best validation was on other bars: this update starts afresh.
     agent.provenance_mut().best_validation = None;
     agent.provenance_mut().evaluations_since_best = 0;
@@ -225,7 +228,7 @@ fn update<A: Trainable>(
         patience: settings.ppo.patience,
         seed: settings.seed,
     };
-    let summary = train(&mut agent, &markets, settings, &plan, |_| {})?;
+    let summary = train(&mut agent, &markets, &settings.env_config(), &plan, |_| {})?;
     let after = summary
         .best
         .as_ref()
@@ -284,7 +287,7 @@ fn trade<A: Trainable>(
 ) -> Result<f64> {
     let data = prepare(series, settings, 0..0, bars)?;
     let mut agent = A::load(folder)?;
-    Ok(validate(&mut agent, &[TrainingMarket { data, key }], settings, 0)?.return_pct)
+    Ok(validate(&mut agent, &[TrainingMarket { data, key }], &settings.env_config(), 0)?.return_pct)
 }
 
 #[allow(clippy::too_many_arguments)]

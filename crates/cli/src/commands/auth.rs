@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use anyhow::{bail, Context, Result};
-use tradelab_app::auth_setup as bootstrap;
+use tradelab_app::auth_setup;
 use tradelab_app::record::open_store;
 use tradelab_app::runtime::runtime;
 use tradelab_auth::scope::{Role, ScopeSet};
@@ -24,7 +24,7 @@ pub fn run(g: &GlobalArgs, c: AuthCommand) -> Result<()> {
             AuthCommand::User(u) => user(&store, u).await,
             AuthCommand::Client(c) => client(&store, c).await,
             AuthCommand::RotateKey => {
-                let kid = bootstrap::rotate_key(&store).await?;
+                let kid = auth_setup::rotate_key(&store).await?;
                 println!("new signing key {kid}; servers sign with it from their next start");
                 Ok(())
             }

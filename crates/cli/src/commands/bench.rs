@@ -9,13 +9,14 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tradelab_core::settings::FillPolicy;
-use tradelab_core::{BarSeries, Settings, Timeframe};
+use tradelab_app::Settings;
+use tradelab_core::{BarSeries, Timeframe};
 use tradelab_data::load::{load_file, LoadOptions};
 use tradelab_data::FeatureEngine;
 use tradelab_sim::costs::Slippage;
 use tradelab_sim::engine::{self, EngineConfig};
 use tradelab_sim::risk::RiskLimits;
+use tradelab_sim::settings::FillPolicy;
 use tradelab_sim::sizing::Sizing;
 use tradelab_sim::strategies::SmaCrossover;
 
@@ -71,7 +72,7 @@ mod rand_distr_free {
 /// The vectorbt comparison's rules: all-in, whole shares, 25/35 fees, fill at
 /// the signal close, no risk layer.
 fn peer_config(settings: &Settings, initial_cash: f64) -> EngineConfig {
-    let mut cfg = EngineConfig::from_settings(settings);
+    let mut cfg = settings.engine_config();
     cfg.initial_cash = initial_cash;
     cfg.fill = FillPolicy::SignalClose;
     cfg.slippage = Slippage::None;
@@ -151,7 +152,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
             .map(|i| random_walk(per, settings.seed + i, &format!("I{i}")))
             .collect();
         let refs: Vec<&BarSeries> = feeds.iter().collect();
-        let mut cfg = EngineConfig::from_settings(&settings);
+        let mut cfg = settings.engine_config();
         cfg.initial_cash = 1e9;
         cfg.sizing = Sizing::FractionOfEquity(0.1);
         let (med, min, fin) = time_it(a.repeats, || {
@@ -225,7 +226,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
 fn bench_env(settings: &Settings, a: &BenchArgs) -> Result<()> {
     use std::sync::Arc;
     use tradelab_core::Action;
-    use tradelab_env::{EnvAction, MarketData, Split, VecEnv};
+    use tradelab_env::{EnvAction, Split, VecEnv};
 
     const ENVS: usize = 16;
     let mut s = settings.clone();
@@ -237,8 +238,8 @@ fn bench_env(settings: &Settings, a: &BenchArgs) -> Result<()> {
     if let Some(p) = &a.write_csv {
         write_close_csv(p, &series)?;
     }
-    let data = Arc::new(MarketData::new(series, &s)?);
-    let mut venv = VecEnv::new(&[data], ENVS, Split::Train, &s, settings.seed)?;
+    let data = Arc::new(s.market_data(series)?);
+    let mut venv = VecEnv::new(&[data], ENVS, Split::Train, &s.env_config(), settings.seed)?;
     let steps_per_round = a.bars / ENVS;
     let mut actions = vec![EnvAction::new(Action::Hold, 1.0); ENVS];
     // xorshift64*: the cheapest decent generator, so the benchmark measures the environment.

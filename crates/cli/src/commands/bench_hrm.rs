@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig};
+use tradelab_agents::settings::hrm_preset;
 use tradelab_agents::{Agent, AgentInput, MarketKey};
-use tradelab_core::settings::hrm_preset;
-use tradelab_core::Settings;
+use tradelab_app::Settings;
 use tradelab_env::{MarketData, Split};
 
 use crate::alloc_meter;
@@ -80,7 +80,7 @@ fn latencies(a: &mut HrmAgent, data: &MarketData, n: usize) -> Result<Vec<f64>> 
 pub fn run(base: &Settings, batch: usize, decisions: usize, paper_batch: usize) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     let series = load_symbols(base, &["orcl-1995-2014".to_string()], false)?.remove(0);
-    let data = Arc::new(MarketData::new(series, base)?);
+    let data = Arc::new(base.market_data(series)?);
 
     for (n, t) in [(2, 2), (2, 4), (4, 4), (4, 8), (8, 8)] {
         let mut s = base.clone();

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use tradelab_agents::{Agent, AgentInput, MarketKey, PpoAgent, PpoConfig};
-use tradelab_core::Settings;
+use tradelab_app::Settings;
 use tradelab_env::{MarketData, Split, VecEnv};
 
 use tradelab_app::markets::load_symbols;
@@ -37,7 +37,7 @@ fn training_envs(settings: &Settings, data: &Arc<MarketData>) -> Result<VecEnv> 
         std::slice::from_ref(data),
         settings.ppo.envs,
         Split::Train,
-        settings,
+        &settings.env_config(),
         settings.seed,
     )?)
 }
@@ -49,7 +49,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn run(settings: &Settings, steps: usize, repeats: usize, update_steps: bool) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     let series = load_symbols(settings, &["orcl-1995-2014".to_string()], false)?.remove(0);
-    let data = Arc::new(MarketData::new(series, settings)?);
+    let data = Arc::new(settings.market_data(series)?);
     let obs = data.observation_len();
     let p = &settings.ppo;
 

@@ -22,7 +22,7 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
             .flatten()
             .collect();
             let settings = load_settings(g, &extra)?;
-            let report = prepare(&settings).context("preparing data")?;
+            let report = prepare(&settings.data, &settings.features).context("preparing data")?;
             print_prepare(&report, g.verbose);
             if report.prepared.is_empty() {
                 anyhow::bail!(
@@ -39,7 +39,7 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
         }
         DataCommand::Validate { file } => {
             let settings = load_settings(g, &[])?;
-            let (series, report) = load_file(&file, &LoadOptions::for_file(&settings, &file))?;
+            let (series, report) = load_file(&file, &LoadOptions::for_file(&settings.data, &file))?;
             println!(
                 "{}: {} rows read, {} loaded",
                 file.display(),
@@ -73,7 +73,7 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
         DataCommand::Resample { file, to, out } => {
             let settings = load_settings(g, &[])?;
             let target: Timeframe = to.parse()?;
-            let (series, _) = load_file(&file, &LoadOptions::for_file(&settings, &file))?;
+            let (series, _) = load_file(&file, &LoadOptions::for_file(&settings.data, &file))?;
             let resampled = resample(&series, target)?;
             tradelab_data::cache::write_atomic(&out, bars_csv(&resampled, &[], |_, _, _| {}).as_bytes())?;
             println!(

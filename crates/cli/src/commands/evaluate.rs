@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use tradelab_agents::evaluate::AgentStrategy;
 use tradelab_agents::load::load_agent;
 use tradelab_env::Split;
-use tradelab_sim::engine::{self, EngineConfig};
+use tradelab_sim::engine;
 use tradelab_sim::report::{render_comparison, BacktestReport};
 use tradelab_sim::strategies::baseline;
 
@@ -84,7 +84,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         }
     }
 
-    let cfg = EngineConfig::from_settings(&settings);
+    let cfg = settings.engine_config();
     let mut reports: Vec<BacktestReport> = Vec::new();
     for m in &markets {
         let range = m.data.bars(split);
@@ -107,7 +107,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
             } else {
                 settings.report.out_dir.clone()
             };
-            let mut strategy = AgentStrategy::new(agent.as_mut(), &m.data, m.key, start, &settings);
+            let mut strategy = AgentStrategy::new(agent.as_mut(), &m.data, m.key, start, &settings.env_config());
             let result = engine::run(&[&slice], &mut strategy, &cfg);
             if let Some(e) = strategy.error.take() {
                 return Err(e).context("the model failed while deciding");
@@ -116,7 +116,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
             write_report(&out_dir, &report, &result)?;
             reports.push(report);
             for name in COMPARED {
-                let mut b = baseline(name, &settings).expect("compared baselines exist");
+                let mut b = baseline(name, &settings.strategies).expect("compared baselines exist");
                 let result = engine::run(&[&slice], b.as_mut(), &cfg);
                 let (_, report) = build_report(&result, &settings);
                 write_report(&out_dir, &report, &result)?;

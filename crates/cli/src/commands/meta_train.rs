@@ -10,7 +10,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use tradelab_agents::kinds::{self, AgentKind};
-use tradelab_agents::maml::MetaMode;
 use tradelab_agents::meta_learning::{evaluate_held_out, meta_iteration, HeldOutResult, MetaIteration, MetaTask};
 use tradelab_agents::meta_tasks::{MarketInfo, Task, TaskConfig, TaskSampler};
 use tradelab_agents::ppo::{PpoAgent, MOE_KIND};
@@ -47,7 +46,8 @@ pub fn run(g: &GlobalArgs, a: &MetaTrainArgs) -> Result<()> {
     if !a.holdout.is_empty() {
         settings.meta.holdout = a.holdout.clone();
     }
-    let mode = MetaMode::parse(&settings.meta.mode).map_err(anyhow::Error::msg)?;
+    let mode = settings.meta.mode;
+    let setup = settings.meta_setup();
     let recorder = Recorder::open(&settings)?;
     let series = load_series(&settings, &a.symbols, a.timeframe.as_deref(), g.verbose)?;
     let vocab = vocabulary(&series);
@@ -173,7 +173,7 @@ pub fn run(g: &GlobalArgs, a: &MetaTrainArgs) -> Result<()> {
                 .iter()
                 .map(&task_of)
                 .collect::<Result<Vec<_>>>()?;
-            let s = meta_iteration(&mut agent, &tasks, &settings, mode, it)?;
+            let s = meta_iteration(&mut agent, &tasks, &setup, mode, it)?;
             eprintln!(
                 "meta {}/{} | meta-loss {:+.4} | query return before adaptation {:+.2}%, after {:+.2}% | meta-gradient norm {:.4}",
                 it + 1,
@@ -207,7 +207,7 @@ pub fn run(g: &GlobalArgs, a: &MetaTrainArgs) -> Result<()> {
             for (i, t) in sampler.meta_test_tasks().iter().enumerate() {
                 let task = task_of(t)?;
                 let seed = settings.seed ^ 0xE7A1 ^ ((round as u64) << 16) ^ i as u64;
-                results.push(evaluate_held_out(&mut agent, &mut scratch, &task, &settings, seed)?);
+                results.push(evaluate_held_out(&mut agent, &mut scratch, &task, &setup, seed)?);
             }
         }
         Ok(results)

@@ -12,7 +12,7 @@ use crate::context::load_settings;
 use tradelab_app::markets::{load_series, timeframe_name};
 
 /// The detector's configuration from settings.
-pub fn regime_config(settings: &tradelab_core::Settings) -> RegimeConfig {
+pub fn regime_config(settings: &tradelab_app::Settings) -> RegimeConfig {
     let r = &settings.regime;
     RegimeConfig {
         min_states: r.min_states,

@@ -21,7 +21,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
         settings.data.raw_dir.display(),
         settings.data.final_dir.display()
     );
-    let prepared = prepare(&settings).context("preparing data")?;
+    let prepared = prepare(&settings.data, &settings.features).context("preparing data")?;
     print_prepare(&prepared, g.verbose);
     anyhow::ensure!(
         !prepared.series.is_empty(),

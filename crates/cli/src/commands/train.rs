@@ -7,15 +7,17 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 use serde_json::json;
+use tradelab_agents::hindsight::LabelCosts;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
 use tradelab_agents::kinds::{self, AgentKind};
 use tradelab_agents::metadata::{DataHash, Vocabulary};
 use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
+use tradelab_agents::settings::hrm_preset;
 use tradelab_agents::trainer::{train, validate, Event, Progress, TrainPlan, Trainable, TrainingMarket};
 use tradelab_agents::Agent;
-use tradelab_core::settings::hrm_preset;
-use tradelab_core::{BarSeries, Settings};
+use tradelab_app::Settings;
+use tradelab_core::BarSeries;
 use tradelab_env::{Split, VecEnv};
 use tradelab_nn::policy::EncoderKind;
 use tradelab_regime::specialists::SPECIALISTS;
@@ -39,7 +41,7 @@ fn encoder_of(agent: &str) -> Result<EncoderKind> {
 pub fn ppo_config(agent: &str, features: &[String], vocab: &Vocabulary, settings: &Settings) -> Result<PpoConfig> {
     let (encoder, mixture) = if agent == MOE_KIND {
         let m = MixtureConfig::from_features(features, &SPECIALISTS, &settings.moe)?;
-        (settings.moe.encoder.clone(), Some(m))
+        (settings.moe.encoder.name().to_string(), Some(m))
     } else {
         (encoder_of(agent)?.name().to_string(), None)
     };
@@ -182,11 +184,11 @@ fn report_specialists(best: &Path, markets: &[TrainingMarket], settings: &Settin
     eprintln!("validation return of each specialist alone (best model):");
     for (k, name) in names.iter().enumerate() {
         agent.force_expert(Some(k))?;
-        let m = validate(&mut agent, markets, settings, updates)?;
+        let m = validate(&mut agent, markets, &settings.env_config(), updates)?;
         eprintln!("  {name:<15} {:+.2}% ({} trades)", m.return_pct, m.trades);
     }
     agent.force_expert(None)?;
-    let m = validate(&mut agent, markets, settings, updates)?;
+    let m = validate(&mut agent, markets, &settings.env_config(), updates)?;
     eprintln!("  {:<15} {:+.2}% ({} trades)", "mixture", m.return_pct, m.trades);
     Ok(())
 }
@@ -212,12 +214,12 @@ fn pretrain(agent: &mut HrmAgent, d: &RunData) -> Result<()> {
     }
     let data: Vec<_> = d.markets.iter().map(|m| m.data.clone()).collect();
     let keys: Vec<_> = d.markets.iter().map(|m| m.key).collect();
-    let labels = training_labels(&data, &d.settings);
+    let labels = training_labels(&data, LabelCosts::new(&d.settings.backtest, &d.settings.risk));
     let mut envs = VecEnv::new(
         &data,
         d.settings.ppo.envs,
         Split::Train,
-        &d.settings,
+        &d.settings.env_config(),
         d.settings.seed ^ 0x5EED,
     )?;
     for epoch in 0..epochs {
@@ -315,7 +317,7 @@ fn train_and_report<A: Trainable>(
     };
     let mut display = ProgressDisplay::new(verbose);
     let mut last_step = 0;
-    let outcome = train(&mut agent, &d.markets, settings, &plan, |e| {
+    let outcome = train(&mut agent, &d.markets, &settings.env_config(), &plan, |e| {
         if let (Some(r), Some(run)) = (recorder, run.as_deref()) {
             record_event(r, run, &e, &mut last_step);
         }

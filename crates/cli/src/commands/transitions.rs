@@ -9,7 +9,7 @@ use tradelab_agents::ppo::PpoAgent;
 use tradelab_agents::transitions::transition_smoothness;
 use tradelab_agents::{Agent, MarketKey};
 use tradelab_data::synthetic::{generate, SyntheticConfig};
-use tradelab_env::{MarketData, Split};
+use tradelab_env::Split;
 
 use crate::cli::{GlobalArgs, TransitionsArgs};
 use crate::context::{load_settings, model_settings};
@@ -35,12 +35,24 @@ pub fn run(g: &GlobalArgs, a: &TransitionsArgs) -> Result<()> {
     let switches: Vec<usize> = (1..market.regimes.len())
         .filter(|&i| market.regimes[i] != market.regimes[i - 1])
         .collect();
-    let data = Arc::new(MarketData::new(market.series, &settings).context("preparing the synthetic market")?);
+    let data = Arc::new(
+        settings
+            .market_data(market.series)
+            .context("preparing the synthetic market")?,
+    );
     let key = MarketKey {
         instrument: 0,
         timeframe: 0,
     };
-    let r = transition_smoothness(&agent, &data, key, Split::Test, &settings, &switches, a.half_width)?;
+    let r = transition_smoothness(
+        &agent,
+        &data,
+        key,
+        Split::Test,
+        &settings.env_config(),
+        &switches,
+        a.half_width,
+    )?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());

@@ -6,7 +6,7 @@
 //! give identical numbers and every value at row `t` depends only on bars
 //! `0 ..= t`.
 
-use tradelab_core::settings::FeatureSettings;
+use crate::settings::FeatureSettings;
 use tradelab_core::{Bar, BarSeries};
 
 use super::{Adx, Atr, Bollinger, Ema, Macd, Obv, RealizedVolatility, Roc, Rsi, Sma, Stochastic};
@@ -205,7 +205,6 @@ impl FeatureMatrix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tradelab_core::Settings;
 
     fn series(n: usize) -> BarSeries {
         (0..n)
@@ -225,12 +224,12 @@ mod tests {
 
     #[test]
     fn names_and_warmup_at_default_settings() {
-        let e = FeatureEngine::new(&Settings::default().features);
+        let e = FeatureEngine::new(&FeatureSettings::default());
         assert_eq!(e.names().len(), 19);
         assert_eq!(e.names()[0], "sma_fast");
         assert_eq!(e.names()[18], "obv");
         assert_eq!(e.warmup_bars(), 33); // MACD 12/26/9
-        let m = FeatureEngine::new(&Settings::default().features).compute(&series(200));
+        let m = FeatureEngine::new(&FeatureSettings::default()).compute(&series(200));
         assert_eq!(m.len(), 200);
         assert_eq!(m.warmup(), 33);
         assert_eq!(m.column("obv").unwrap()[0], 1000.0);
@@ -239,7 +238,7 @@ mod tests {
 
     #[test]
     fn compute_resets_first() {
-        let mut e = FeatureEngine::new(&Settings::default().features);
+        let mut e = FeatureEngine::new(&FeatureSettings::default());
         let s = series(80);
         let a = e.compute(&s);
         let b = e.compute(&s);
@@ -248,7 +247,7 @@ mod tests {
 
     #[test]
     fn empty_matrix() {
-        let m = FeatureEngine::new(&Settings::default().features).compute(&BarSeries::default());
+        let m = FeatureEngine::new(&FeatureSettings::default()).compute(&BarSeries::default());
         assert!(m.is_empty());
         assert_eq!(m.warmup(), 0);
         assert_eq!(m.columns.len(), 19);

@@ -14,11 +14,12 @@
 //! reference files written by `scripts/reference/talib_reference.py`.
 //!
 //! [`FeatureEngine`] runs all of them at the lengths in
-//! [`FeatureSettings`](tradelab_core::settings::FeatureSettings); its batch
+//! [`FeatureSettings`](crate::settings::FeatureSettings); its batch
 //! form [`FeatureEngine::compute`] is the streaming form run over a series.
 //!
 //! ```
-//! use tradelab_core::{Bar, BarSeries, Settings};
+//! use tradelab_core::{Bar, BarSeries};
+//! use tradelab_data::settings::FeatureSettings;
 //! use tradelab_data::features::{FeatureEngine, Sma};
 //!
 //! let mut sma = Sma::new(3);
@@ -32,7 +33,7 @@
 //!         Bar { ts: i * 60_000, open: c, high: c + 0.5, low: c - 0.5, close: c, volume: 1e3 }
 //!     })
 //!     .collect();
-//! let mut engine = FeatureEngine::new(&Settings::default().features);
+//! let mut engine = FeatureEngine::new(&FeatureSettings::default());
 //! let features = engine.compute(&series);
 //! assert_eq!(features.len(), 100);
 //! assert_eq!(features.warmup(), engine.warmup_bars());

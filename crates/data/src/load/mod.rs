@@ -17,7 +17,7 @@ pub mod timestamp;
 
 use std::path::{Path, PathBuf};
 
-use tradelab_core::settings::RepairPolicy;
+use crate::settings::{DataSettings, RepairPolicy};
 use tradelab_core::{Bar, BarSeries, Timeframe};
 
 use crate::DataError;
@@ -34,12 +34,12 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// Options for `path` under `settings`: the repair policy, and the
+    /// Options for `path` under `data:`: the repair policy, and the
     /// timeframe declared for its instrument in `data.instruments`, if any.
-    pub fn for_file(settings: &tradelab_core::Settings, path: &Path) -> Self {
-        let declared = settings.data.instruments.get(&instrument_name(path));
+    pub fn for_file(data: &DataSettings, path: &Path) -> Self {
+        let declared = data.instruments.get(&instrument_name(path));
         LoadOptions {
-            repair: settings.data.repair_policy,
+            repair: data.repair_policy,
             instrument: None,
             timeframe: declared.and_then(|i| i.timeframe),
         }

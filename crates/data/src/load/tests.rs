@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use tradelab_core::settings::RepairPolicy;
+use crate::settings::RepairPolicy;
 use tradelab_core::time::format_datetime;
 use tradelab_core::Timeframe;
 

@@ -1,13 +1,44 @@
 use std::sync::Arc;
 
-use tradelab_core::settings::{FillPolicy, InvalidActions};
-use tradelab_core::{Action, Bar, BarSeries, Settings, Timeframe};
+use tradelab_core::{Action, Bar, BarSeries, Timeframe};
+use tradelab_data::settings::{DataSettings, FeatureSettings};
 use tradelab_data::synthetic::{generate, SyntheticConfig};
+use tradelab_regime::RegimeSettings;
+use tradelab_sim::engine::EngineConfig;
+use tradelab_sim::settings::{BacktestSettings, FillPolicy, RiskSettings};
 
 use super::*;
+use crate::settings::{EnvSettings, InvalidActions};
 
-fn settings() -> Settings {
-    let mut s = Settings::default();
+/// The sections these tests change (the test kit's `EnvSections` is built
+/// on this crate, so its types differ from the ones under test here).
+#[derive(Clone, Default)]
+struct Sections {
+    env: EnvSettings,
+    backtest: BacktestSettings,
+    risk: RiskSettings,
+}
+
+impl Sections {
+    fn config(&self) -> EnvConfig {
+        EnvConfig::new(
+            &self.env,
+            EngineConfig::new(&self.backtest, &self.risk, &DataSettings::default()),
+        )
+    }
+
+    fn market(&self, series: BarSeries) -> Result<MarketData, EnvError> {
+        MarketData::new(
+            series,
+            &FeatureSettings::default(),
+            &self.env,
+            &RegimeSettings::default(),
+        )
+    }
+}
+
+fn settings() -> Sections {
+    let mut s = Sections::default();
     s.env.window = 8;
     s.env.episode_bars = 50;
     s.env.random_start = false;
@@ -23,9 +54,9 @@ fn market(bars: usize, seed: u64) -> BarSeries {
     .series
 }
 
-fn env_with(s: &Settings, series: BarSeries) -> TradingEnv {
-    let data = Arc::new(MarketData::new(series, s).unwrap());
-    TradingEnv::new(data, Split::Train, s, 1).unwrap()
+fn env_with(s: &Sections, series: BarSeries) -> TradingEnv {
+    let data = Arc::new(s.market(series).unwrap());
+    TradingEnv::new(data, Split::Train, &s.config(), 1).unwrap()
 }
 
 #[test]
@@ -152,7 +183,7 @@ fn invalid_actions_hold_and_are_penalised_when_configured() {
 fn normalisation_uses_the_training_split_only_and_observations_are_causal() {
     let s = settings();
     let base = market(1500, 9);
-    let a = MarketData::new(base.clone(), &s).unwrap();
+    let a = s.market(base.clone()).unwrap();
     let mut altered = base.clone();
     let test_start = a.bars(Split::Test).start;
     for i in test_start..altered.len() {
@@ -162,7 +193,7 @@ fn normalisation_uses_the_training_split_only_and_observations_are_causal() {
         altered.low[i] *= 3.0;
         altered.volume[i] *= 7.0;
     }
-    let b = MarketData::new(altered, &s).unwrap();
+    let b = s.market(altered).unwrap();
     assert_eq!(a.mean, b.mean, "statistics come from the training split");
     assert_eq!(a.std, b.std);
     for t in [a.steps(Split::Train).start, 600, test_start - 1] {
@@ -181,9 +212,9 @@ fn normalisation_uses_the_training_split_only_and_observations_are_causal() {
 fn random_starts_stay_in_the_split_and_are_seeded() {
     let mut s = settings();
     s.env.random_start = true;
-    let data = Arc::new(MarketData::new(market(3000, 4), &s).unwrap());
-    let mut a = TradingEnv::new(data.clone(), Split::Validation, &s, 11).unwrap();
-    let mut b = TradingEnv::new(data.clone(), Split::Validation, &s, 11).unwrap();
+    let data = Arc::new(s.market(market(3000, 4)).unwrap());
+    let mut a = TradingEnv::new(data.clone(), Split::Validation, &s.config(), 11).unwrap();
+    let mut b = TradingEnv::new(data.clone(), Split::Validation, &s.config(), 11).unwrap();
     let steps = data.steps(Split::Validation);
     let mut starts = std::collections::BTreeSet::new();
     for _ in 0..50 {
@@ -199,6 +230,6 @@ fn random_starts_stay_in_the_split_and_are_seeded() {
 #[test]
 fn too_short_data_is_refused_with_the_numbers() {
     let s = settings();
-    let e = MarketData::new(market(45, 1), &s).unwrap_err().to_string();
+    let e = s.market(market(45, 1)).unwrap_err().to_string();
     assert!(e.contains("split has") && e.contains("env.window"), "{e}");
 }

@@ -70,6 +70,8 @@ pub struct Rotary {
 }
 
 impl Rotary {
+    /// The cos and sin tables for `positions` positions and heads
+    /// `head_dim` wide (an even width: the halves rotate together).
     pub fn new(positions: usize, head_dim: usize, device: &candle_core::Device) -> Result<Self> {
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(positions * head_dim);
@@ -121,6 +123,8 @@ pub fn swiglu_width(dim: usize) -> usize {
 }
 
 impl Block {
+    /// A block of width `dim` with `heads` heads (each of even width, else
+    /// an error) and a SwiGLU [`swiglu_width`]`(dim)` wide.
     pub fn new(p: &mut Params, name: &str, dim: usize, heads: usize) -> Result<Self> {
         if heads == 0 || !dim.is_multiple_of(heads) || !(dim / heads).is_multiple_of(2) {
             candle_core::bail!("model width {dim} must split into {heads} heads of even width");
@@ -175,6 +179,7 @@ pub struct ReasoningModule {
 }
 
 impl ReasoningModule {
+    /// `layers` blocks of width `dim`, named `name.block0`, `name.block1`...
     pub fn new(p: &mut Params, name: &str, dim: usize, heads: usize, layers: usize) -> Result<Self> {
         Ok(ReasoningModule {
             blocks: (0..layers)

@@ -77,14 +77,23 @@ struct Scratch {
 /// One segment's head outputs, `[n]` each (logits `[n, 5]`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlainOutput {
+    /// Action logits before masking, row-major `[n, 5]`.
     pub logits: Vec<f32>,
+    /// Raw first Beta concentration (see [`crate::heads::Beta::from_raw`]).
     pub raw_alpha: Vec<f32>,
+    /// Raw second Beta concentration.
     pub raw_beta: Vec<f32>,
+    /// The critic's value estimate.
     pub value: Vec<f32>,
+    /// Q-halting logit for stopping after this segment.
     pub q_halt: Vec<f32>,
+    /// Q-halting logit for running another segment.
     pub q_continue: Vec<f32>,
 }
 
+/// A copy of an [`HrmNet`]'s weights as flat arrays, with the scratch
+/// buffers its forward pass reuses; the same outputs as
+/// [`HrmNet::segment`], for acting only (no gradients).
 pub struct HrmInference {
     cfg: HrmNetConfig,
     ff: usize,

@@ -34,21 +34,34 @@ use block::{Dense, ReasoningModule, Rotary};
 /// Sizes of an HRM network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HrmNetConfig {
+    /// Features per bar of the window.
     pub features: usize,
+    /// Bars per window W; the states have `1 + W` tokens.
     pub window: usize,
+    /// Width of the account-state vector fed into the context token.
     pub account: usize,
+    /// Width d of every token and state.
     pub d_model: usize,
+    /// Attention heads per block; must divide `d_model` into heads of even
+    /// width (rotary positions rotate pairs).
     pub heads: usize,
+    /// Blocks in the high-level module.
     pub h_layers: usize,
+    /// Blocks in the low-level module.
     pub l_layers: usize,
     /// N: high-level cycles per segment.
     pub h_cycles: usize,
     /// T: low-level steps per cycle.
     pub l_cycles: usize,
+    /// Rows of the instrument embedding: instrument ids run below this
+    /// (at least one row is made).
     pub instruments: usize,
+    /// Rows of the timeframe embedding: timeframe ids run below this (at
+    /// least one row is made).
     pub timeframes: usize,
-    /// Widths of the instrument and timeframe embeddings.
+    /// Width of the instrument embedding.
     pub instrument_embedding: usize,
+    /// Width of the timeframe embedding.
     pub timeframe_embedding: usize,
 }
 
@@ -64,7 +77,9 @@ pub enum Gradient {
 /// The recurrent state carried between segments, `[B, 1 + W, d]` each.
 #[derive(Clone)]
 pub struct Carry {
+    /// The high-level module's state.
     pub z_h: Tensor,
+    /// The low-level module's state.
     pub z_l: Tensor,
 }
 
@@ -74,14 +89,18 @@ pub struct SegmentOutput {
     pub logits: Tensor,
     /// `[B]` each: raw Beta concentrations (see `heads::Beta::from_raw`).
     pub raw_alpha: Tensor,
+    /// `[B]`: the raw second concentration, as `raw_alpha`.
     pub raw_beta: Tensor,
-    /// `[B]`.
+    /// `[B]`: the critic's estimate of the state's value.
     pub value: Tensor,
     /// `[B]` each: Q-halting logits.
     pub q_halt: Tensor,
+    /// `[B]`: the Q-value of continuing for another segment, as `q_halt`.
     pub q_continue: Tensor,
 }
 
+/// The HRM actor-critic of the module docs: input embedding, the H and L
+/// reasoning modules, fixed initial states and the heads.
 pub struct HrmNet {
     cfg: HrmNetConfig,
     bar_projection: Dense,
@@ -99,11 +118,15 @@ pub struct HrmNet {
     q_head: Linear,
 }
 
-/// Names of the fixed initial states in a checkpoint's tensors.
+/// Name of the high-level initial state in a checkpoint's tensors.
 pub const Z_H_INIT: &str = "buffer.z_h_init";
+/// Name of the low-level initial state in a checkpoint's tensors.
 pub const Z_L_INIT: &str = "buffer.z_l_init";
 
 impl HrmNet {
+    /// Creates the parameters in `p` and draws the initial states from its
+    /// generator. Fails unless `heads` splits `d_model` into heads of even
+    /// width and there is at least one cycle, bar and feature.
     pub fn new(p: &mut Params, cfg: HrmNetConfig) -> Result<Self> {
         let d = cfg.d_model;
         if cfg.heads == 0 || !d.is_multiple_of(cfg.heads) || !(d / cfg.heads).is_multiple_of(2) {
@@ -142,6 +165,7 @@ impl HrmNet {
         })
     }
 
+    /// The sizes the network was built with.
     pub fn config(&self) -> &HrmNetConfig {
         &self.cfg
     }
@@ -260,6 +284,7 @@ impl HrmNet {
         })
     }
 
+    /// The device the network's tensors live on.
     pub fn device(&self) -> &Device {
         self.z_h_init.device()
     }

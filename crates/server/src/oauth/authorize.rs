@@ -23,8 +23,10 @@ use tradelab_store::oauth::{ClientRecord, NewCode, UserRecord};
 
 use super::pages::{self, CSRF_COOKIE, SESSION_COOKIE};
 use super::params::Params;
-use super::{client_address, cookie, role_of, CODE_TTL, GRANT_AUTHORIZATION_CODE, SESSION_TTL};
+use super::{client_address, cookie, role_of, CODE_TTL, SESSION_TTL};
 use crate::state::AppState;
+use tradelab_auth::grant;
+use tradelab_core::time::now_secs;
 
 /// The parameters of an authorization request, carried through the forms.
 const CARRIED: &[&str] = &[
@@ -129,7 +131,7 @@ pub async fn check_request(s: &AppState, p: &Params) -> Result<AuthRequest, Resp
             "only response_type=code is supported",
         ));
     }
-    if !client.grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
+    if !client.grant_types.iter().any(|g| g == grant::AUTHORIZATION_CODE) {
         return Err(refuse(
             "unauthorized_client",
             "this client may not use the authorization-code flow",
@@ -486,7 +488,7 @@ pub async fn consent(State(s): State<Arc<AppState>>, headers: HeaderMap, body: B
             redirect_uri: &req.redirect_uri,
             scope: &scope_text,
             code_challenge: req.challenge.as_deref(),
-            expires_ms: super::now_secs() * 1000 + CODE_TTL.as_millis() as i64,
+            expires_ms: now_secs() * 1000 + CODE_TTL.as_millis() as i64,
         })
         .await;
     if let Err(e) = stored {

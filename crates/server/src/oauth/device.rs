@@ -18,8 +18,10 @@ use super::authorize::{csrf_ok, csrf_refused, csrf_token, session_user};
 use super::pages;
 use super::params::Params;
 use super::token::DEVICE_POLL_INTERVAL_SECS;
-use super::{no_store, now_secs, OAuthError, GRANT_DEVICE_CODE};
+use super::{no_store, OAuthError};
 use crate::state::AppState;
+use tradelab_auth::grant;
+use tradelab_core::time::now_secs;
 
 /// A device code lives this long.
 pub const DEVICE_CODE_TTL_SECS: i64 = 600;
@@ -50,7 +52,7 @@ async fn start_inner(s: &AppState, body: &Bytes) -> Result<serde_json::Value, OA
             "the device flow is for public clients",
         ));
     }
-    if !client.grant_types.iter().any(|g| g == GRANT_DEVICE_CODE) {
+    if !client.grant_types.iter().any(|g| g == grant::DEVICE_CODE) {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",

@@ -9,8 +9,9 @@
 //! - [`device`]: the device authorization grant (RFC 8628);
 //! - [`discovery`]: server metadata (RFC 8414) and the JWKS (RFC 7517);
 //! - [`pages`]: the server-rendered HTML;
-//! - [`bootstrap`]: signing keys, the first administrator and the CLI's
-//!   client, made at start when missing.
+//! - [`start`]: signing keys, the first administrator and the CLI's
+//!   client made at start when missing (`tradelab_app::auth_setup`), and
+//!   the issuer.
 //!
 //! Access tokens are EdDSA-signed JWTs (see `tradelab_auth::jwt`); the
 //! resource side that checks them is `serve::guard`. Login sessions and
@@ -33,17 +34,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use tradelab_auth::jwt::PublicKey;
 use tradelab_auth::ratelimit::RateLimiter;
-use tradelab_core::settings::AuthSettings;
+use tradelab_auth::AuthSettings;
 
 use super::state::AppState;
 
-pub use tradelab_app::auth_setup as bootstrap;
-pub use tradelab_auth::grant::{
-    AUTHORIZATION_CODE as GRANT_AUTHORIZATION_CODE, CLIENT_CREDENTIALS as GRANT_CLIENT_CREDENTIALS, CLI_CLIENT_ID,
-    DEVICE_CODE as GRANT_DEVICE_CODE, REFRESH_TOKEN as GRANT_REFRESH_TOKEN,
-};
-pub use tradelab_auth::jwt::KeyRing;
-pub use tradelab_core::time::now_secs;
+use tradelab_app::auth_setup;
+use tradelab_auth::jwt::KeyRing;
 /// Authorization codes live this long.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// A login is remembered (for the next authorization) this long.
@@ -249,14 +245,14 @@ pub async fn start(
     local: std::net::SocketAddr,
     enabled: bool,
 ) -> anyhow::Result<std::sync::Arc<AuthServer>> {
-    let (keys, made) = bootstrap::load_keys(store, settings).await?;
+    let (keys, made) = auth_setup::load_keys(store, settings).await?;
     if let Some(kid) = made {
         eprintln!("auth: new signing key {kid}");
     }
-    if let Some(line) = bootstrap::ensure_admin(store).await? {
+    if let Some(line) = auth_setup::ensure_admin(store).await? {
         eprintln!("auth: {line}");
     }
-    bootstrap::ensure_cli_client(store).await?;
+    auth_setup::ensure_cli_client(store).await?;
     if !enabled {
         eprintln!(
             "WARNING: --insecure-no-auth: the API answers every request without a token. Use this only on a development machine."
@@ -264,7 +260,7 @@ pub async fn start(
     }
     Ok(std::sync::Arc::new(AuthServer::new(
         enabled,
-        bootstrap::issuer_for(settings, local),
+        auth_setup::issuer_for(settings, local),
         settings.clone(),
         keys,
     )))

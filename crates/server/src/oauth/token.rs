@@ -19,11 +19,10 @@ use tradelab_auth::{pkce, secret};
 use tradelab_store::oauth::{ClientRecord, CodeRedemption, DevicePoll, RefreshUse, UserRecord};
 
 use super::params::Params;
-use super::{
-    client_address, no_store, now_secs, role_of, OAuthError, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
-    GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
-};
+use super::{client_address, no_store, role_of, OAuthError};
 use crate::state::AppState;
+use tradelab_auth::grant;
+use tradelab_core::time::now_secs;
 
 /// Seconds a device must wait between polls (RFC 8628 §3.2).
 pub const DEVICE_POLL_INTERVAL_SECS: i64 = 2;
@@ -135,7 +134,7 @@ pub async fn issue(
         "expires_in": ttl,
         "scope": scope,
     });
-    if with_refresh && allows(client, GRANT_REFRESH_TOKEN) {
+    if with_refresh && allows(client, grant::REFRESH_TOKEN) {
         let refresh = secret::new_secret("tlr_");
         let days = s.auth.settings.refresh_token_days as i64;
         s.store
@@ -194,10 +193,10 @@ async fn token_inner(s: &AppState, headers: &HeaderMap, address: &str, body: &By
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             if [
-                GRANT_AUTHORIZATION_CODE,
-                GRANT_REFRESH_TOKEN,
-                GRANT_CLIENT_CREDENTIALS,
-                GRANT_DEVICE_CODE,
+                grant::AUTHORIZATION_CODE,
+                grant::REFRESH_TOKEN,
+                grant::CLIENT_CREDENTIALS,
+                grant::DEVICE_CODE,
             ]
             .contains(&grant_type)
             {
@@ -210,10 +209,10 @@ async fn token_inner(s: &AppState, headers: &HeaderMap, address: &str, body: &By
         .into());
     }
     Ok(match grant_type {
-        GRANT_AUTHORIZATION_CODE => authorization_code(s, &client, &p).await?,
-        GRANT_REFRESH_TOKEN => refresh(s, &client, &p).await?,
-        GRANT_CLIENT_CREDENTIALS => client_credentials(s, &client, &p).await?,
-        GRANT_DEVICE_CODE => device_code(s, &client, &p).await?,
+        grant::AUTHORIZATION_CODE => authorization_code(s, &client, &p).await?,
+        grant::REFRESH_TOKEN => refresh(s, &client, &p).await?,
+        grant::CLIENT_CREDENTIALS => client_credentials(s, &client, &p).await?,
+        grant::DEVICE_CODE => device_code(s, &client, &p).await?,
         other => {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,

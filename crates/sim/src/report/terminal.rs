@@ -158,17 +158,16 @@ mod tests {
     use super::*;
     use crate::engine::{run, EngineConfig};
     use crate::metrics::compute;
-    use tradelab_core::Settings;
+    use crate::settings::StrategySettings;
     use tradelab_data::synthetic::{generate, SyntheticConfig};
 
     fn report() -> BacktestReport {
-        let settings = Settings::default();
         let m = generate(&SyntheticConfig {
             bars: 400,
             ..Default::default()
         });
-        let mut s = crate::strategies::baseline("momentum", &settings).unwrap();
-        let r = run(&[&m.series], s.as_mut(), &EngineConfig::from_settings(&settings));
+        let mut s = crate::strategies::baseline("momentum", &StrategySettings::default()).unwrap();
+        let r = run(&[&m.series], s.as_mut(), &EngineConfig::default());
         BacktestReport::new(&r, &compute(&r, 0.0), "INR", "next_open", "")
     }
 

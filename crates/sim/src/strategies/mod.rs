@@ -13,16 +13,14 @@ pub use momentum::Momentum;
 pub use rsi_reversion::RsiMeanReversion;
 pub use sma_crossover::SmaCrossover;
 
-use tradelab_core::Settings;
-
+use crate::settings::StrategySettings;
 use crate::strategy::Strategy;
 
 /// Names accepted by `tradelab backtest --strategy`.
 pub const BASELINES: [&str; 4] = ["buy_and_hold", "sma_crossover", "rsi_mean_reversion", "momentum"];
 
 /// Builds a baseline by name with its parameters from settings.
-pub fn baseline(name: &str, s: &Settings) -> Option<Box<dyn Strategy>> {
-    let st = &s.strategies;
+pub fn baseline(name: &str, st: &StrategySettings) -> Option<Box<dyn Strategy>> {
     Some(match name.replace('-', "_").as_str() {
         "buy_and_hold" => Box::new(BuyAndHold::default()),
         "sma_crossover" => Box::new(SmaCrossover::new(

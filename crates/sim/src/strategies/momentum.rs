@@ -1,4 +1,4 @@
-use tradelab_core::settings::MomentumSettings;
+use crate::settings::MomentumSettings;
 use tradelab_core::{Action, BarSeries};
 
 use crate::strategy::{BarContext, Strategy};

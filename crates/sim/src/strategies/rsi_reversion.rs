@@ -1,4 +1,4 @@
-use tradelab_core::settings::RsiMeanReversionSettings;
+use crate::settings::RsiMeanReversionSettings;
 use tradelab_core::{Action, BarSeries};
 use tradelab_data::features::Rsi;
 

@@ -3,15 +3,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Validator;
-use crate::{Error, Result};
+use tradelab_core::settings::Validator;
+use tradelab_core::{Error, Result};
 
+/// `hierarchical_reasoning_model:`: the HRM agent's model and learning
+/// rates (rollout shape, discount, clipping and budget come from `ppo:`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HrmSettings {
+    /// Width of every token's state.
     pub d_model: usize,
+    /// Attention heads; divide d_model into heads of even width.
     pub heads: usize,
+    /// Blocks in the slow (H) module.
     pub h_layers: usize,
+    /// Blocks in the fast (L) module.
     pub l_layers: usize,
     /// N: high-level cycles per segment.
     pub h_cycles: usize,
@@ -25,8 +31,11 @@ pub struct HrmSettings {
     pub epsilon: f64,
     /// Adaptive halting by the Q-head; off runs max_segments every time.
     pub act: bool,
+    /// Embedding width of the instrument id in the context token.
     pub instrument_embedding: usize,
+    /// Embedding width of the timeframe id in the context token.
     pub timeframe_embedding: usize,
+    /// Adam's step size for PPO fine-tuning.
     pub learning_rate: f64,
     /// Decoupled weight decay (keeps weights bounded, as HRM relies on).
     pub weight_decay: f64,
@@ -38,6 +47,7 @@ pub struct HrmSettings {
     pub quantity_tolerance: f64,
     /// Supervised epochs on hindsight-optimal labels before PPO (0: none).
     pub pretrain_epochs: usize,
+    /// Step size of that supervised pretraining.
     pub pretrain_learning_rate: f64,
     /// Precision of `model.safetensors` (training always runs in f32).
     pub weights_dtype: WeightsDtype,
@@ -47,6 +57,7 @@ pub struct HrmSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightsDtype {
+    /// 32-bit floats, as trained.
     F32,
     /// bfloat16: half the size; the f32 master weights go with the
     /// optimiser state so training still resumes exactly.
@@ -81,8 +92,16 @@ pub fn hrm_preset(name: &str) -> Result<&'static [&'static str]> {
     }
 }
 
+impl Default for HrmSettings {
+    /// The compiled-in `config/settings.yaml`'s section.
+    fn default() -> Self {
+        tradelab_core::settings::default_section("hierarchical_reasoning_model")
+    }
+}
+
 impl HrmSettings {
-    pub(super) fn validate(&self, v: &mut Validator) {
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self, v: &mut Validator) {
         let k = |name: &str| format!("hierarchical_reasoning_model.{name}");
         for (name, value, hi) in [
             ("d_model", self.d_model, 8192),
@@ -151,11 +170,28 @@ impl HrmSettings {
 
 #[cfg(test)]
 mod tests {
-    use crate::Settings;
+    use serde::Deserialize;
+    use tradelab_core::settings::{layered, Validator};
+
+    use super::HrmSettings;
+
+    /// The section as the whole file's layers give it.
+    #[derive(Deserialize)]
+    struct Only {
+        hierarchical_reasoning_model: HrmSettings,
+    }
+
+    fn load(overrides: &[String]) -> tradelab_core::Result<HrmSettings> {
+        let only: Only = layered(None, overrides)?;
+        let mut v = Validator::default();
+        only.hierarchical_reasoning_model.validate(&mut v);
+        v.finish()?;
+        Ok(only.hierarchical_reasoning_model)
+    }
 
     fn refused(overrides: &[&str]) -> String {
         let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-        Settings::defaults_with(&o).expect_err("should be refused").to_string()
+        load(&o).expect_err("should be refused").to_string()
     }
 
     #[test]
@@ -184,24 +220,19 @@ mod tests {
 
     #[test]
     fn presets_give_the_cpu_default_and_the_papers_27m_blocks() {
-        let small = Settings::defaults_with(&[]).unwrap().hierarchical_reasoning_model;
+        let small = load(&[]).unwrap();
         let via_preset: Vec<String> = super::hrm_preset("small")
             .unwrap()
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(
-            Settings::defaults_with(&via_preset)
-                .unwrap()
-                .hierarchical_reasoning_model,
-            small
-        );
+        assert_eq!(load(&via_preset).unwrap(), small);
         let paper: Vec<String> = super::hrm_preset("paper")
             .unwrap()
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let paper = Settings::defaults_with(&paper).unwrap().hierarchical_reasoning_model;
+        let paper = load(&paper).unwrap();
         assert_eq!(paper.block_parameters(), 27_262_976);
         assert!(super::hrm_preset("huge").is_err());
     }

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Settings;
 use anyhow::{Context as _, Result};
-use tradelab_core::Settings;
 
 /// The settings file read when none is named.
 pub const DEFAULT_CONFIG: &str = "config/settings.yaml";

@@ -1,0 +1,178 @@
+//! The `data:` and `features:` sections: where price files live, how bad
+//! rows are treated, each instrument's trading rules, and the indicator
+//! periods the feature engine uses.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tradelab_core::settings::{default_section, Validator};
+use tradelab_core::Timeframe;
+
+/// `data:`: folders, the repair policy and the default trading rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    /// Price files for backtesting (`data/raw/`).
+    pub raw_dir: PathBuf,
+    /// Cleaned price files for training (`data/final/`).
+    pub final_dir: PathBuf,
+    /// Where computed features are cached, keyed by data and settings hash.
+    pub cache_dir: PathBuf,
+    /// What the loaders do with a row that fails validation.
+    pub repair_policy: RepairPolicy,
+    /// Units per lot: orders are rounded down to whole lots.
+    pub lot_size: f64,
+    /// Whether fractional units may be traded (crypto), overriding lots.
+    pub fractional: bool,
+    /// Per-instrument overrides of `lot_size` and `fractional`, keyed by
+    /// instrument name (the file stem).
+    pub instruments: BTreeMap<String, InstrumentSettings>,
+}
+
+/// Trading rules of one instrument; absent keys fall back to `data.lot_size`
+/// and `data.fractional`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentSettings {
+    /// Units per lot for this instrument.
+    #[serde(default)]
+    pub lot_size: Option<f64>,
+    /// Whether this instrument trades in fractional units.
+    #[serde(default)]
+    pub fractional: Option<bool>,
+    /// Declared bar spacing (e.g. `5m`); inferred from timestamps when absent.
+    #[serde(default)]
+    pub timeframe: Option<Timeframe>,
+}
+
+/// What the loaders do with a row that fails validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairPolicy {
+    /// Reject the whole file.
+    Refuse,
+    /// Skip the bad row.
+    Drop,
+    /// Fix the row where the fix is unambiguous, otherwise skip it.
+    Repair,
+}
+
+/// `features:`: indicator periods (bars) and widths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // each field is the indicator parameter its name says
+pub struct FeatureSettings {
+    pub sma_fast: usize,
+    pub sma_slow: usize,
+    pub ema_fast: usize,
+    pub ema_slow: usize,
+    pub rsi_period: usize,
+    pub macd_fast: usize,
+    pub macd_slow: usize,
+    pub macd_signal: usize,
+    pub atr_period: usize,
+    pub bollinger_period: usize,
+    /// Band half-width in standard deviations.
+    pub bollinger_width: f64,
+    pub roc_period: usize,
+    pub volatility_window: usize,
+    pub stoch_k: usize,
+    pub stoch_slow_k: usize,
+    pub stoch_d: usize,
+    pub adx_period: usize,
+}
+
+impl Default for DataSettings {
+    /// The compiled-in `config/settings.yaml`'s `data:`.
+    fn default() -> Self {
+        default_section("data")
+    }
+}
+
+impl Default for FeatureSettings {
+    /// The compiled-in `config/settings.yaml`'s `features:`.
+    fn default() -> Self {
+        default_section("features")
+    }
+}
+
+impl DataSettings {
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self, v: &mut Validator) {
+        v.check(
+            self.lot_size.is_finite() && self.lot_size > 0.0,
+            "data.lot_size",
+            self.lot_size,
+            "must be positive",
+            "a number > 0, like 1",
+        );
+        for (name, inst) in &self.instruments {
+            if let Some(lot) = inst.lot_size {
+                let key = format!("data.instruments.{name}.lot_size");
+                v.check(
+                    lot.is_finite() && lot > 0.0,
+                    &key,
+                    lot,
+                    "must be positive",
+                    "a number > 0, like 1",
+                );
+            }
+        }
+    }
+}
+
+impl FeatureSettings {
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self, v: &mut Validator) {
+        let f = self;
+        for (key, val) in [
+            ("features.sma_fast", f.sma_fast),
+            ("features.sma_slow", f.sma_slow),
+            ("features.ema_fast", f.ema_fast),
+            ("features.ema_slow", f.ema_slow),
+            ("features.rsi_period", f.rsi_period),
+            ("features.macd_fast", f.macd_fast),
+            ("features.macd_slow", f.macd_slow),
+            ("features.macd_signal", f.macd_signal),
+            ("features.atr_period", f.atr_period),
+            ("features.bollinger_period", f.bollinger_period),
+            ("features.roc_period", f.roc_period),
+            ("features.volatility_window", f.volatility_window),
+            ("features.stoch_k", f.stoch_k),
+            ("features.stoch_slow_k", f.stoch_slow_k),
+            ("features.stoch_d", f.stoch_d),
+            ("features.adx_period", f.adx_period),
+        ] {
+            v.int_range(key, val, 1, 100_000);
+        }
+        v.check(
+            f.macd_fast < f.macd_slow,
+            "features.macd_fast",
+            f.macd_fast,
+            "must be below features.macd_slow",
+            "an integer smaller than macd_slow",
+        );
+        v.check(
+            f.bollinger_width.is_finite() && f.bollinger_width > 0.0,
+            "features.bollinger_width",
+            f.bollinger_width,
+            "must be positive",
+            "a number > 0, like 2.0",
+        );
+        v.check(
+            f.adx_period >= 2,
+            "features.adx_period",
+            f.adx_period,
+            "is too short",
+            "an integer >= 2",
+        );
+        v.check(
+            f.volatility_window >= 2,
+            "features.volatility_window",
+            f.volatility_window,
+            "is too short",
+            "an integer >= 2",
+        );
+    }
+}

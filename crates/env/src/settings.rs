@@ -1,0 +1,106 @@
+//! The `env:` section: the observation window, the chronological splits,
+//! the reward and how invalid actions and episodes are handled.
+
+use serde::{Deserialize, Serialize};
+use tradelab_core::settings::{default_section, Validator};
+
+/// `env:`: the RL trading environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSettings {
+    /// Bars of features in each observation window.
+    pub window: usize,
+    /// Leading share of each series that trains (and fits normalisation).
+    pub train_fraction: f64,
+    /// The share after it that validates; the rest is the test split.
+    pub validation_fraction: f64,
+    /// What a step's reward measures.
+    pub reward: RewardKind,
+    /// Multiplier applied to the reward (100 turns fractions into percent).
+    pub reward_scale: f64,
+    /// Adaptation rate of the differential Sharpe ratio's moving moments.
+    pub dsr_eta: f64,
+    /// Subtracted per unit of new drawdown (fraction below peak) each step.
+    pub drawdown_penalty: f64,
+    /// Subtracted per unit of gross exposure (position value / equity) each step.
+    pub risk_penalty: f64,
+    /// What happens to an action invalid for the current position.
+    pub invalid_actions: InvalidActions,
+    /// Subtracted for an invalid action under `penalize`.
+    pub invalid_penalty: f64,
+    /// Episode length in bars; 0 runs to the end of the split.
+    pub episode_bars: usize,
+    /// Start episodes at random points of the split instead of its beginning.
+    pub random_start: bool,
+    /// Terminate when equity falls to this fraction of the episode's start.
+    pub ruin_fraction: f64,
+}
+
+/// What a step's reward measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    /// Change in equity net of costs, as a fraction of starting cash.
+    PortfolioChange,
+    /// Log return of equity.
+    LogReturn,
+    /// Moody and Saffell's online Sharpe increment.
+    DifferentialSharpe,
+}
+
+/// Actions invalid for the current position (CLOSE_LONG while flat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidActions {
+    /// The agent receives a mask; an invalid action still arriving holds.
+    Mask,
+    /// Holds, and `invalid_penalty` is subtracted from the reward.
+    Penalize,
+}
+
+impl Default for EnvSettings {
+    /// The compiled-in `config/settings.yaml`'s `env:`.
+    fn default() -> Self {
+        default_section("env")
+    }
+}
+
+impl EnvSettings {
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self, v: &mut Validator) {
+        let e = self;
+        v.int_range("env.window", e.window, 1, 10_000);
+        v.check(
+            e.train_fraction > 0.0 && e.train_fraction < 1.0,
+            "env.train_fraction",
+            e.train_fraction,
+            "is out of range",
+            "a fraction in (0, 1)",
+        );
+        v.check(
+            e.validation_fraction >= 0.0 && e.train_fraction + e.validation_fraction < 1.0,
+            "env.validation_fraction",
+            e.validation_fraction,
+            "leaves no test split",
+            "a fraction >= 0 with train_fraction + validation_fraction < 1",
+        );
+        v.check(
+            e.reward_scale.is_finite() && e.reward_scale > 0.0,
+            "env.reward_scale",
+            e.reward_scale,
+            "must be positive",
+            "a number > 0",
+        );
+        v.check(
+            e.dsr_eta > 0.0 && e.dsr_eta < 1.0,
+            "env.dsr_eta",
+            e.dsr_eta,
+            "is out of range",
+            "a number in (0, 1)",
+        );
+        v.range("env.drawdown_penalty", e.drawdown_penalty, 0.0, 1e6);
+        v.range("env.risk_penalty", e.risk_penalty, 0.0, 1e6);
+        v.range("env.invalid_penalty", e.invalid_penalty, 0.0, 1e6);
+        v.range("env.ruin_fraction", e.ruin_fraction, 0.0, 0.999);
+    }
+}

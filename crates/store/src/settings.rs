@@ -1,0 +1,98 @@
+//! The `store:` section: where runs, models, backtests and decisions are
+//! recorded, and how jobs are leased.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tradelab_core::settings::Validator;
+
+/// Where runs, metrics, models, backtests and decisions are recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`;
+    /// `TRADELAB_DATABASE_URL` takes precedence (see [`StoreSettings::database_url`]).
+    pub url: String,
+    /// Record training runs and backtests (false: nothing is written).
+    pub record: bool,
+    /// The experiment runs are filed under.
+    pub experiment: String,
+    /// Where registered model versions' files are kept.
+    pub model_dir: PathBuf,
+    /// Retention: `tradelab models gc` keeps the best, the staged and
+    /// production ones, and this many most recent versions of each model.
+    pub keep_last: usize,
+    /// An MLflow tracking server to mirror runs to; empty for none.
+    pub mlflow_url: String,
+    /// Seconds a running job's worker may go silent before another worker
+    /// takes the job over (it renews five times per lease).
+    #[serde(default = "default_job_lease_secs")]
+    pub job_lease_secs: f64,
+}
+
+fn default_job_lease_secs() -> f64 {
+    15.0
+}
+
+/// The environment variable that overrides `store.url`, so a secret URL
+/// (Neon's, with its password) never has to sit in a settings file.
+pub const DATABASE_URL_ENV: &str = "TRADELAB_DATABASE_URL";
+
+impl Default for StoreSettings {
+    /// The same values as `config/settings.yaml` (a test checks they agree).
+    fn default() -> Self {
+        StoreSettings {
+            url: "sqlite://tradelab.db".into(),
+            record: true,
+            experiment: "default".into(),
+            model_dir: PathBuf::from("models"),
+            keep_last: 5,
+            mlflow_url: String::new(),
+            job_lease_secs: default_job_lease_secs(),
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The database URL: `TRADELAB_DATABASE_URL` when set and non-empty,
+    /// else `store.url`.
+    pub fn database_url(&self) -> String {
+        match std::env::var(DATABASE_URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
+            _ => self.url.clone(),
+        }
+    }
+}
+
+impl StoreSettings {
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self, v: &mut Validator) {
+        let st = self;
+        let scheme_ok = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| st.url.starts_with(p));
+        v.check(
+            scheme_ok,
+            "store.url",
+            &st.url,
+            "is not a database URL",
+            "sqlite://PATH or postgres://USER@HOST:PORT/DB",
+        );
+        v.check(
+            !st.experiment.trim().is_empty(),
+            "store.experiment",
+            &st.experiment,
+            "is empty",
+            "a name, like default",
+        );
+        v.int_range("store.keep_last", st.keep_last, 1, 1_000_000);
+        v.range("store.job_lease_secs", st.job_lease_secs, 1.0, 86_400.0);
+        v.check(
+            st.mlflow_url.is_empty() || st.mlflow_url.starts_with("http://") || st.mlflow_url.starts_with("https://"),
+            "store.mlflow_url",
+            &st.mlflow_url,
+            "is not an http(s) URL",
+            "empty, or a URL like http://127.0.0.1:5000",
+        );
+    }
+}
