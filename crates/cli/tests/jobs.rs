@@ -208,6 +208,5 @@ fn a_killed_workers_job_is_finished_by_another_on_postgres() {
     };
     // A database of its own: apalis keeps its queue in a fixed schema.
     let db = common::TestDatabase::create(&base, format!("tradelab_jobs_{}", std::process::id()));
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    killed_worker_journey(&format!("{prefix}/{}", db.name));
+    killed_worker_journey(&db.url);
 }

@@ -47,5 +47,8 @@ pub(crate) fn new_id() -> String {
 #[cfg(test)]
 pub(crate) mod testing;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod test_databases;
+
 #[cfg(test)]
 mod tests;

@@ -35,12 +35,7 @@ pub(crate) async fn drop_schema(base: &str, schema: &str) {
     }
 }
 
-/// The PostgreSQL URL for tests, if configured.
-pub(crate) fn postgres_url() -> Option<String> {
-    std::env::var("TRADELAB_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-}
+pub(crate) use crate::test_databases::postgres_url;
 
 pub(crate) async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().unwrap();

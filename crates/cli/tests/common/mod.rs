@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// The repository root (bundled data, scripts).
 pub fn root() -> PathBuf {
@@ -55,40 +55,37 @@ pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
 }
 
 /// A fresh PostgreSQL database `name` on the server at `base` (dropped
-/// first if a failed run left it); dropped again with the guard.
+/// first if a failed run left it); dropped again with the guard. Made by the
+/// store's test helper, on a runtime of its own (these tests are blocking).
 pub struct TestDatabase {
     base: String,
     pub name: String,
+    /// The new database's URL.
+    pub url: String,
 }
 
 impl TestDatabase {
     pub fn create(base: &str, name: String) -> TestDatabase {
-        let db = TestDatabase {
+        let url = block_on(tradelab_store::test_databases::create_database(base, &name))
+            .expect("the test PostgreSQL server creates a database");
+        TestDatabase {
             base: base.to_string(),
             name,
-        };
-        db.psql(&format!("DROP DATABASE IF EXISTS {}", db.name));
-        db.psql(&format!("CREATE DATABASE {}", db.name));
-        db
-    }
-
-    fn psql(&self, sql: &str) {
-        let o = Command::new("psql")
-            .args([self.base.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            url,
+        }
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                self.base.as_str(),
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
+        block_on(tradelab_store::test_databases::drop_database(&self.base, &self.name));
     }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a test runtime starts")
+        .block_on(f)
 }
