@@ -8,14 +8,21 @@ use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor, Var};
 use tradelab_nn::simd::wide;
 
+/// Adam over a fixed, named list of variables, with first and second
+/// moments per variable and PyTorch's bias-corrected update.
 pub struct Adam {
     names: Vec<String>,
     vars: Vec<Var>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
+    /// Steps taken so far (the `t` of the bias corrections); saved in a
+    /// checkpoint and given back to [`Adam::restore`].
     pub step: usize,
+    /// Decay of the first moment (0.9 by default).
     pub beta1: f64,
+    /// Decay of the second moment (0.999 by default).
     pub beta2: f64,
+    /// Added to the bias-corrected `sqrt(v)` in the denominator.
     pub eps: f64,
     /// Decoupled weight decay (AdamW): `theta *= 1 - lr * weight_decay`
     /// before each step. 0 is plain Adam.

@@ -14,15 +14,23 @@ use crate::metadata::Provenance;
 /// actions, and the market's embedding ids.
 #[derive(Debug, Clone, Copy)]
 pub struct AgentInput<'a> {
+    /// The normalised feature window, row-major: `window x features`
+    /// values, oldest bar first.
     pub window: &'a [f32],
+    /// Equity relative to the start, signed exposure and unrealised P&L
+    /// over equity, as the environment computes them.
     pub account: [f32; ACCOUNT_FEATURES],
+    /// Which actions are valid now, indexed by [`Action::index`]; masked
+    /// actions get probability 0.
     pub mask: [bool; 5],
+    /// The market's instrument and timeframe ids in the model's vocabulary.
     pub market: MarketKey,
 }
 
 /// One decision, with what the audit trail needs to explain it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decision {
+    /// The action taken; always one the input's mask allows.
     pub action: Action,
     /// Fraction of the risk budget in (0, 1]; meaningful for entries.
     pub quantity: f64,
@@ -40,13 +48,25 @@ pub struct LearnStats {
     pub env_steps: usize,
     /// Returns of the episodes that finished during the call.
     pub episode_returns: Vec<f64>,
+    /// PPO's clipped surrogate loss, averaged over the update's minibatches.
     pub policy_loss: f64,
+    /// Half the mean squared error of the value against the returns,
+    /// averaged over the minibatches.
     pub value_loss: f64,
+    /// Mean entropy of the action and quantity distributions, in nats.
     pub entropy: f64,
+    /// Mean of `(r - 1) - log r` over the minibatches, `r` the probability
+    /// ratio to the rollout's policy (the HRM's deepest segment's).
     pub approx_kl: f64,
+    /// Mean fraction of samples whose ratio left `1 ± clip` (the HRM's
+    /// deepest segment's).
     pub clip_fraction: f64,
+    /// `1 - Var(returns - values) / Var(returns)` over the rollout: 1 is a
+    /// perfect critic, 0 or less no better than the mean.
     pub explained_variance: f64,
+    /// Mean global gradient L2 norm before clipping.
     pub grad_norm: f64,
+    /// The learning rate the update ran at, after annealing.
     pub learning_rate: f64,
     /// Epochs actually run (fewer than configured when the KL target stopped them).
     pub epochs: usize,

@@ -25,10 +25,15 @@ use crate::settings::WeightsDtype;
 
 use crate::error::AgentError;
 
+/// The weights' file name in a checkpoint directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The optimiser state's file name (Adam's moments) in a checkpoint directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The metadata's file name in a checkpoint directory.
 pub const METADATA_FILE: &str = "metadata.json";
 
+/// SHA-256 of `bytes` as 64 lowercase hex digits: the checksum form
+/// metadata.json records.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -186,17 +191,26 @@ pub fn verify_checksum(path: &Path, bytes: &[u8], expected: &str) -> Result<(), 
 /// as `M`), weights and optimiser state, each checked against the
 /// checksums metadata.json records.
 pub struct Verified<M> {
+    /// The parsed metadata.json.
     pub meta: M,
+    /// The weights by tensor name, on the CPU.
     pub weights: BTreeMap<String, Tensor>,
+    /// The optimiser state by name (`adam.m.<param>`, `adam.v.<param>`), on
+    /// the CPU.
     pub optimizer: BTreeMap<String, Tensor>,
 }
 
 /// Training progress needed to resume.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainingState {
+    /// Updates done so far, across resumes; the learning-rate schedule
+    /// resumes from it.
     pub updates: usize,
+    /// Environment steps taken so far, across resumes.
     pub env_steps: usize,
+    /// Adam's step count, for its bias corrections.
     pub adam_step: usize,
+    /// The reward scaler's running statistics and per-environment returns.
     pub reward_scaler: crate::reward_scale::RewardScaler,
 }
 
@@ -204,17 +218,32 @@ pub struct TrainingState {
 /// configuration.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointMetadata<C> {
+    /// The checkpoint layout's version; loading refuses any but
+    /// [`FORMAT_VERSION`](crate::metadata::FORMAT_VERSION).
     pub format_version: u32,
     /// The agent type (`ppo-lstm`, `hrm`, ...): loading refuses another.
     pub model: String,
+    /// The model's own version; every agent writes 1 and loading does not
+    /// read it.
     pub version: u32,
+    /// What wrote the checkpoint, e.g. `candle 0.11 (tradelab-agents 0.1.0)`.
     pub framework: String,
+    /// SHA-256 of `model.safetensors`, as lowercase hex.
     pub weights_sha256: String,
+    /// SHA-256 of `optimizer.safetensors`, as lowercase hex.
     pub optimizer_sha256: String,
+    /// When the checkpoint was written, RFC 3339 UTC (`SOURCE_DATE_EPOCH`
+    /// when set).
     pub trained_at: String,
+    /// Number of trainable scalars in the model.
     pub parameters: usize,
+    /// The configuration that rebuilds the network before the weights are
+    /// assigned.
     pub config: C,
+    /// Counters and state that resume training where it stopped.
     pub training: TrainingState,
+    /// Vocabulary, features, settings, data hashes and metrics, written at
+    /// the top level of the JSON rather than nested.
     #[serde(flatten)]
     pub provenance: crate::metadata::Provenance,
 }
@@ -233,8 +262,11 @@ impl<C: serde::de::DeserializeOwned> CheckpointMeta for CheckpointMetadata<C> {
 
 /// What [`read_verified`] needs to know of an agent's metadata.
 pub trait CheckpointMeta: serde::de::DeserializeOwned {
+    /// The layout version the metadata records.
     fn format_version(&self) -> u32;
+    /// The recorded SHA-256 of `model.safetensors`, lowercase hex.
     fn weights_sha256(&self) -> &str;
+    /// The recorded SHA-256 of `optimizer.safetensors`, lowercase hex.
     fn optimizer_sha256(&self) -> &str;
 }
 

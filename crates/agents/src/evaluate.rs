@@ -1,7 +1,7 @@
 //! Running a trained agent honestly: greedily, out of sample, after costs.
 //!
 //! - [`AgentStrategy`] turns an agent into a backtesting
-//!   [`Strategy`](tradelab_sim::strategy::Strategy), so it trades through the
+//!   [`Strategy`], so it trades through the
 //!   same engine, fills, costs and risk layer as the rule baselines and gets
 //!   the same report.
 //! - [`greedy_episode`] runs it through the environment over a whole split
@@ -33,11 +33,15 @@ pub struct AgentStrategy<'a, A: Agent + ?Sized> {
     costs: CostModel,
     /// The first error the agent raised; it stops acting after one.
     pub error: Option<AgentError>,
+    /// Decisions the agent made (bars it was asked on and answered).
     pub decisions: usize,
     name: String,
 }
 
 impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
+    /// Trades `key`'s market for `agent`, the engine's bar 0 being bar
+    /// `offset` of `data`; sizes entries from `env`'s risk budget, initial
+    /// cash and costs. The strategy is named after the agent's kind.
     pub fn new(agent: &'a mut A, data: &'a MarketData, key: MarketKey, offset: usize, env: &EnvConfig) -> Self {
         let name = agent.kind().to_string();
         AgentStrategy {
@@ -105,9 +109,14 @@ impl<A: Agent + ?Sized> Strategy for AgentStrategy<'_, A> {
 /// The outcome of one greedy pass over a split.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpisodeOutcome {
+    /// Final equity over starting equity, minus 1, in percent (after costs).
     pub return_pct: f64,
+    /// Round-trip trades closed during the pass.
     pub trades: usize,
+    /// Bars the agent decided on.
     pub steps: usize,
+    /// True when ruin or the drawdown stop ended the pass before the
+    /// split's end.
     pub terminated: bool,
 }
 

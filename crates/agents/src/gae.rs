@@ -14,11 +14,17 @@
 /// (`[t * envs + e]`).
 #[derive(Debug, Clone, Copy)]
 pub struct Rollout<'a> {
+    /// Environments per step; every per-step slice has `T * envs` entries.
     pub envs: usize,
+    /// `r_t`, the (possibly scaled) reward of each step.
     pub rewards: &'a [f32],
     /// `V(s_t)` as computed while acting.
     pub values: &'a [f32],
+    /// The step ended its episode for good (ruin, drawdown stop): no
+    /// bootstrap and the trace is cut.
     pub terminated: &'a [bool],
+    /// The step ended its episode early (end of the data slice): bootstrap
+    /// from `final_values` and cut the trace.
     pub truncated: &'a [bool],
     /// `V(final observation)` where `truncated` is set (ignored elsewhere).
     pub final_values: &'a [f32],

@@ -37,8 +37,11 @@ fn moves(state: usize) -> &'static [(Action, usize)] {
 /// Costs and size of the labelling model.
 #[derive(Debug, Clone, Copy)]
 pub struct LabelCosts {
+    /// Cash held in a position, constant over the range (account currency).
     pub notional: f64,
+    /// Fixed fee paid on every entry (account currency).
     pub entry_fixed: f64,
+    /// Fixed fee paid on every exit (account currency).
     pub exit_fixed: f64,
     /// Fraction of notional paid on every entry and exit.
     pub proportional: f64,

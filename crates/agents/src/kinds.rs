@@ -13,10 +13,15 @@ pub const MOE: &str = "moe";
 /// Every kind of agent this build trains and loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentKind {
+    /// `ppo-lstm`: PPO over an LSTM encoder of the window.
     PpoLstm,
+    /// `ppo-transformer`: PPO over a Transformer encoder of the window.
     PpoTransformer,
+    /// `ppo-mlp`: PPO over a dense layer of the flattened window.
     PpoMlp,
+    /// `hrm`: the Hierarchical Reasoning Model with Q-halting.
     Hrm,
+    /// `moe`: PPO specialists under a regime gate.
     Moe,
 }
 
@@ -41,6 +46,8 @@ impl AgentKind {
         }
     }
 
+    /// The kind a name denotes (as [`AgentKind::name`] spells it); `None`
+    /// for a name this build does not know.
     pub fn parse(name: &str) -> Option<AgentKind> {
         AgentKind::ALL.into_iter().find(|k| k.name() == name)
     }

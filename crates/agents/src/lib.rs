@@ -7,7 +7,7 @@
 //!    exchanges), [`trainable`] (what the trainer needs beyond that),
 //!    [`kinds`] (the one list of agent kinds), [`metadata`] (what
 //!    `metadata.json` records: vocabulary, provenance, validation).
-//! 2. Machinery: rollout storage and sampling, [`gae`](mod@gae)
+//! 2. Machinery: rollout storage and sampling, `gae`
 //!    (generalised advantage estimation with truncation bootstrapping),
 //!    [`adam`] (with global clipping and checkpointable state),
 //!    [`checkpoint`] (`model.safetensors`, `optimizer.safetensors`,
@@ -33,6 +33,8 @@
 //! assert!((ret[1] - (1.0 + 0.99 * 0.5)).abs() < 1e-6);
 //! assert_eq!(adv.len(), 2);
 //! ```
+
+#![warn(missing_docs)]
 
 // Interface.
 pub mod agent;

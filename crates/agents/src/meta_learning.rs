@@ -1,5 +1,5 @@
 //! Meta-training a PPO agent (single policy or mixture) across markets
-//! (algorithms.md §3), with the updates of [`crate::meta`] and the tasks of
+//! (algorithms.md §3), with the updates of [`crate::maml`] and the tasks of
 //! [`crate::meta_tasks`].
 //!
 //! For each task (a market's support window, an embargo, its query window):
@@ -36,19 +36,26 @@ use crate::settings::MetaSettings;
 /// (train) and query (validation) windows.
 #[derive(Clone)]
 pub struct MetaTask {
+    /// How progress lines and results name the task (market and windows).
     pub name: String,
+    /// The market's data, its train split the support window and its
+    /// validation split the query window.
     pub data: Arc<MarketData>,
+    /// The market's ids in the agent's vocabulary.
     pub key: MarketKey,
 }
 
 /// One outer update, for the progress line and the run's metrics.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetaIteration {
+    /// The iteration number the caller passed; it also varies the tasks'
+    /// rollout seeds.
     pub iteration: usize,
     /// Mean over tasks of the query PPO loss at the adapted weights.
     pub meta_loss: f64,
-    /// Mean greedy query-window return (%) before and after adaptation.
+    /// Mean greedy query-window return (%) before adaptation, at θ.
     pub pre_return_pct: f64,
+    /// Mean greedy query-window return (%) after adaptation, at θ'.
     pub post_return_pct: f64,
     /// Norm of the averaged meta-gradient before clipping.
     pub grad_norm: f64,
@@ -70,11 +77,14 @@ pub struct MetaSetup {
 /// The inner loop's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct InnerLoop {
+    /// Gradient steps on the support batch.
     pub steps: usize,
+    /// Step size of each plain gradient step.
     pub lr: f64,
 }
 
 impl InnerLoop {
+    /// `meta.inner_steps` and `meta.inner_lr`.
     pub fn from_settings(m: &MetaSettings) -> InnerLoop {
         InnerLoop {
             steps: m.inner_steps,
@@ -223,12 +233,19 @@ pub fn meta_iteration(
 /// steps from a fresh initialisation.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeldOutResult {
+    /// The task's name.
     pub task: String,
+    /// Greedy query return (%) of the meta-trained weights as they are.
     pub no_adaptation_pct: f64,
+    /// Greedy query return (%) after adapting the meta-trained weights.
     pub meta_adapted_pct: f64,
+    /// Greedy query return (%) after adapting the fresh initialisation.
     pub scratch_adapted_pct: f64,
 }
 
+/// Evaluates a held-out task (see [`HeldOutResult`]) with `meta` the
+/// meta-trained agent and `scratch` a fresh one; both get their weights
+/// back afterwards. `seed` fixes the support rollouts.
 pub fn evaluate_held_out(
     meta: &mut PpoAgent,
     scratch: &mut PpoAgent,

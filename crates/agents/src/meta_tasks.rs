@@ -15,32 +15,45 @@ use rand_chacha::ChaCha8Rng;
 /// One market available to the sampler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketInfo {
+    /// The instrument's name; hold-outs match on it.
     pub instrument: String,
+    /// The timeframe's name, e.g. `1d`.
     pub timeframe: String,
     /// Bars usable for tasks (the market's training split).
     pub bars: usize,
 }
 
+/// The shape of tasks and batches, and what is held out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskConfig {
+    /// Bars in the support window (positive).
     pub support: usize,
+    /// Bars in the query window (positive).
     pub query: usize,
     /// Bars skipped between the windows (at least the observation window).
     pub embargo: usize,
     /// Instruments kept for meta-test.
     pub holdout: Vec<String>,
+    /// Tasks per meta-training batch (positive).
     pub batch: usize,
+    /// Seeds the sampler's draws of markets and windows.
     pub seed: u64,
 }
 
 /// A task: a market and its two windows (bar ranges in that market).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
+    /// Index of the market in [`TaskSampler::markets`].
     pub market: usize,
+    /// The support window: `support` bars within the market's `0..bars`
+    /// (offsets into its training split).
     pub support: std::ops::Range<usize>,
+    /// The query window, starting `embargo` bars after the support ends.
     pub query: std::ops::Range<usize>,
 }
 
+/// Draws meta-training batches and meta-test tasks, reproducibly from
+/// [`TaskConfig::seed`].
 #[derive(Debug)]
 pub struct TaskSampler {
     markets: Vec<MarketInfo>,
@@ -90,14 +103,19 @@ impl TaskSampler {
         })
     }
 
+    /// Every market given to [`TaskSampler::new`], in order; tasks index
+    /// into it.
     pub fn markets(&self) -> &[MarketInfo] {
         &self.markets
     }
 
+    /// Indices of the markets tasks are sampled from: not held out and
+    /// long enough for one task.
     pub fn meta_train_markets(&self) -> &[usize] {
         &self.train
     }
 
+    /// Indices of the held-out markets long enough for one task.
     pub fn meta_test_markets(&self) -> &[usize] {
         &self.test
     }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 /// the model's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MarketKey {
+    /// Row of the instrument embedding: index into [`Vocabulary::instruments`].
     pub instrument: u32,
+    /// Row of the timeframe embedding: index into [`Vocabulary::timeframes`].
     pub timeframe: u32,
 }
 
@@ -16,7 +18,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The model's vocabulary: instrument and timeframe names by embedding row.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vocabulary {
+    /// Instrument names; position `i` is embedding row `i`.
     pub instruments: Vec<String>,
+    /// Timeframe names (e.g. `1d`, `5m`); position `i` is embedding row `i`.
     pub timeframes: Vec<String>,
 }
 
@@ -45,10 +49,15 @@ impl Vocabulary {
 /// One series the model was trained on, identified by content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataHash {
+    /// The series' instrument name.
     pub instrument: String,
+    /// The series' timeframe name.
     pub timeframe: String,
+    /// Bars in the series.
     pub bars: usize,
+    /// Date of the first bar, `YYYY-MM-DD` (empty for an empty series).
     pub first: String,
+    /// Date of the last bar, `YYYY-MM-DD` (empty for an empty series).
     pub last: String,
     /// sha256 of the bars (timestamps and OHLCV as little-endian bytes).
     pub sha256: String,
@@ -59,21 +68,31 @@ pub struct DataHash {
 pub struct ValidationMetrics {
     /// Mean over markets of the split's total return, in percent, after costs.
     pub return_pct: f64,
+    /// Round-trip trades, summed over markets.
     pub trades: usize,
+    /// The agent's update count when it was evaluated.
     pub at_update: usize,
 }
 
 /// Where the model came from and how well it did: filled in by the trainer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// The instruments and timeframes the embeddings know.
     pub vocabulary: Vocabulary,
+    /// Names of the feature columns, in the window's column order.
     pub features: Vec<String>,
     /// The full settings the model was trained with.
     pub settings: serde_json::Value,
+    /// The series trained on, identified by content.
     pub data: Vec<DataHash>,
+    /// The last update's statistics (without its episode returns).
     pub train: Option<crate::agent::LearnStats>,
+    /// Mean return of the last 100 finished training episodes, when any
+    /// finished.
     pub train_return_moving_average: Option<f64>,
+    /// The latest validation.
     pub validation: Option<ValidationMetrics>,
+    /// The best validation so far (the `best/` checkpoint's).
     pub best_validation: Option<ValidationMetrics>,
     /// Evaluations since the best one (early stopping's counter).
     pub evaluations_since_best: usize,
@@ -86,12 +105,19 @@ pub struct Provenance {
 /// validation return that guarded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Adaptation {
+    /// The series the window came from.
     pub data: DataHash,
-    /// Bars (indices into that series) trained on, then validated on.
+    /// Bars trained on: `(start, end)` indices into that series, end
+    /// exclusive.
     pub train_bars: (usize, usize),
+    /// Bars validated on, in the same form.
     pub validation_bars: (usize, usize),
+    /// Environment steps of training the update ran.
     pub steps: usize,
+    /// Greedy validation return (%) before the update.
     pub validation_before_pct: f64,
+    /// Greedy validation return (%) of the best checkpoint the update
+    /// produced.
     pub validation_after_pct: f64,
 }
 

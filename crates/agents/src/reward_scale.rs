@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Divides rewards by the running standard deviation of each environment's
+/// discounted return; serialisable so a resumed run keeps its statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RewardScaler {
     gamma: f64,
@@ -16,6 +18,8 @@ pub struct RewardScaler {
 }
 
 impl RewardScaler {
+    /// A scaler for `envs` lockstep environments discounting by `gamma`,
+    /// starting from unit variance.
     pub fn new(envs: usize, gamma: f64) -> Self {
         RewardScaler {
             gamma,
@@ -49,6 +53,8 @@ impl RewardScaler {
         }
     }
 
+    /// The standard deviation rewards are currently divided by (variance
+    /// plus 1e-8, square-rooted).
     pub fn std(&self) -> f64 {
         (self.var + 1e-8).sqrt()
     }

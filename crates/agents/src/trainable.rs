@@ -8,9 +8,12 @@ use crate::metadata::Provenance;
 /// What an agent needs beyond [`Agent`] to be trained by the
 /// [`trainer`](crate::trainer).
 pub trait Trainable: Agent {
+    /// The provenance, for the trainer to record validation metrics and
+    /// training statistics before a save.
     fn provenance_mut(&mut self) -> &mut Provenance;
     /// Environment steps done so far, across resumes.
     fn env_steps_done(&self) -> usize;
+    /// Updates (calls to `learn`) done so far, across resumes.
     fn updates_done(&self) -> usize;
     /// Environments stepped in lockstep per `learn` call.
     fn lockstep_envs(&self) -> usize;

@@ -23,7 +23,10 @@ use crate::metadata::ValidationMetrics;
 /// One market the agent trains on.
 #[derive(Clone)]
 pub struct TrainingMarket {
+    /// The market's data; its train split is learnt from, its validation
+    /// split scores the agent.
     pub data: Arc<MarketData>,
+    /// The market's ids in the agent's vocabulary.
     pub key: MarketKey,
 }
 
@@ -32,32 +35,50 @@ pub use crate::trainable::Trainable;
 /// Budget and cadence.
 #[derive(Debug, Clone)]
 pub struct TrainPlan {
+    /// Where `last/` and `best/` are written.
     pub run_dir: PathBuf,
+    /// Budget in environment steps, counting those done before a resume.
     pub total_steps: usize,
+    /// Validate every this many updates (0: only at the end).
     pub eval_every: usize,
+    /// Stop after this many evaluations without improvement (0: never).
     pub patience: usize,
+    /// Seeds the environments, together with the updates already done.
     pub seed: u64,
 }
 
 /// Progress after one update, for the display.
 #[derive(Debug, Clone)]
 pub struct Progress<'a> {
+    /// What the update did.
     pub stats: &'a LearnStats,
+    /// Updates done so far, across resumes.
     pub updates: usize,
+    /// Environment steps done so far, across resumes.
     pub env_steps: usize,
+    /// The plan's budget in environment steps.
     pub total_steps: usize,
+    /// Return of the latest episode finished in this call (`None` until
+    /// one finishes).
     pub last_episode_return: Option<f64>,
     /// Mean of the last 100 finished episodes' returns.
     pub return_moving_average: Option<f64>,
+    /// Environment steps per second of wall-clock time since training
+    /// (this call) started.
     pub steps_per_second: f64,
+    /// Seconds left to the budget at that rate.
     pub eta_seconds: f64,
 }
 
 /// Things the trainer reports as they happen.
 pub enum Event<'a> {
+    /// An update finished.
     Update(Progress<'a>),
+    /// A greedy validation finished.
     Validation {
+        /// Its result.
         metrics: &'a ValidationMetrics,
+        /// It beat the best so far, so the model is saved to `best/`.
         improved: bool,
     },
 }
@@ -65,20 +86,32 @@ pub enum Event<'a> {
 /// Why training ended, and the best result.
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
+    /// Updates done in all, across resumes.
     pub updates: usize,
+    /// Environment steps done in all, across resumes.
     pub env_steps: usize,
+    /// Wall-clock seconds of this call.
     pub seconds: f64,
+    /// Validation stopped improving for `patience` evaluations before the
+    /// budget was spent.
     pub stopped_early: bool,
+    /// The best validation (`None` when there was no validation split).
     pub best: Option<ValidationMetrics>,
+    /// The latest checkpoint, to resume from.
     pub last_dir: PathBuf,
+    /// The checkpoint with the best validation return (the last one when
+    /// nothing was validated).
     pub best_dir: PathBuf,
+    /// Mean return of the last 100 finished training episodes.
     pub return_moving_average: Option<f64>,
 }
 
+/// `run_dir/last`: where the latest checkpoint goes.
 pub fn last_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("last")
 }
 
+/// `run_dir/best`: where the best-validated checkpoint goes.
 pub fn best_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("best")
 }

@@ -21,9 +21,11 @@ use crate::ppo::{transition_disruption, PpoAgent};
 /// Position disruption, soft against hard, at the given switches.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransitionSmoothness {
-    /// Bars walked and switches among them.
+    /// Bars walked.
     pub bars: usize,
+    /// Regime switches among those bars (after the first), the ones measured.
     pub switches: usize,
+    /// Bars either side of a switch searched for the largest change.
     pub half_width: usize,
     /// Mean over switches of the largest one-bar exposure change within
     /// `half_width` bars, as a fraction of the full range (long to short).
@@ -32,8 +34,10 @@ pub struct TransitionSmoothness {
     pub hard_switching: f64,
     /// To the specialist with the largest gate weight.
     pub top_gate_switching: f64,
-    /// The same over all bars, switches or not.
+    /// Mean one-bar exposure change of soft blending over all bars,
+    /// switches or not, as a fraction of the full range.
     pub soft_mean_change: f64,
+    /// The same for hard switching.
     pub hard_mean_change: f64,
 }
 

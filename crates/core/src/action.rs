@@ -12,10 +12,15 @@ use crate::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
+    /// Open a long position (buy); index 0, `BUY_LONG`.
     BuyLong,
+    /// Open a short position (sell); index 1, `SELL_SHORT`.
     SellShort,
+    /// Sell the whole long position; index 2, `CLOSE_LONG`.
     CloseLong,
+    /// Buy back the whole short position; index 3, `CLOSE_SHORT`.
     CloseShort,
+    /// Do nothing this bar; index 4, `HOLD`. Always valid.
     Hold,
 }
 
@@ -29,14 +34,19 @@ impl Action {
         Action::Hold,
     ];
 
+    /// The action's position in [`Action::ALL`] (0..5), the policy head's
+    /// output index.
     pub fn index(self) -> usize {
         self as usize
     }
 
+    /// The action at index `i` of [`Action::ALL`], or `None` for `i >= 5`.
     pub fn from_index(i: usize) -> Option<Action> {
         Self::ALL.get(i).copied()
     }
 
+    /// The canonical upper-case name (`BUY_LONG`, ...), as serialised and as
+    /// parsed (case-insensitively) by `FromStr`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::BuyLong => "BUY_LONG",
@@ -68,7 +78,11 @@ impl FromStr for Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
+    /// Raises the signed position ([`Side::sign`] +1): opens a long or
+    /// covers a short.
     Buy,
+    /// Lowers the signed position ([`Side::sign`] -1): sells a long or opens
+    /// a short.
     Sell,
 }
 

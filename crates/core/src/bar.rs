@@ -7,11 +7,17 @@ use crate::Timeframe;
 /// One OHLCV bar. `ts` is the bar's timestamp in UTC milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bar {
+    /// Timestamp of the bar, UTC milliseconds since the Unix epoch.
     pub ts: i64,
+    /// First traded price of the bar.
     pub open: f64,
+    /// Highest traded price of the bar.
     pub high: f64,
+    /// Lowest traded price of the bar.
     pub low: f64,
+    /// Last traded price of the bar.
     pub close: f64,
+    /// Quantity traded during the bar (shares, contracts or units).
     pub volume: f64,
 }
 
@@ -24,16 +30,25 @@ pub struct Bar {
 pub struct BarSeries {
     /// Instrument identifier, e.g. `nvda-1999-2014` or `NVDA`.
     pub instrument: String,
+    /// The declared bar spacing, if known; see
+    /// [`timeframe_or_inferred`](BarSeries::timeframe_or_inferred).
     pub timeframe: Option<Timeframe>,
+    /// Bar timestamps, UTC milliseconds, strictly ascending.
     pub ts: Vec<i64>,
+    /// Opening prices, one per bar.
     pub open: Vec<f64>,
+    /// High prices, one per bar.
     pub high: Vec<f64>,
+    /// Low prices, one per bar.
     pub low: Vec<f64>,
+    /// Closing prices, one per bar.
     pub close: Vec<f64>,
+    /// Traded volumes, one per bar.
     pub volume: Vec<f64>,
 }
 
 impl BarSeries {
+    /// An empty series for `instrument`, with no declared timeframe.
     pub fn new(instrument: impl Into<String>) -> Self {
         BarSeries {
             instrument: instrument.into(),
@@ -41,6 +56,8 @@ impl BarSeries {
         }
     }
 
+    /// An empty series for `instrument` with room for `n` bars in every
+    /// column.
     pub fn with_capacity(instrument: impl Into<String>, n: usize) -> Self {
         BarSeries {
             instrument: instrument.into(),
@@ -54,14 +71,18 @@ impl BarSeries {
         }
     }
 
+    /// The number of bars.
     pub fn len(&self) -> usize {
         self.ts.len()
     }
 
+    /// True when the series holds no bars.
     pub fn is_empty(&self) -> bool {
         self.ts.is_empty()
     }
 
+    /// Appends `bar` to every column. Does not check that `ts` ascends: that
+    /// is the loaders' job.
     pub fn push(&mut self, bar: Bar) {
         self.ts.push(bar.ts);
         self.open.push(bar.open);
@@ -84,6 +105,7 @@ impl BarSeries {
         }
     }
 
+    /// The bars in order, assembled from the columns one at a time.
     pub fn iter(&self) -> impl Iterator<Item = Bar> + '_ {
         (0..self.len()).map(|i| self.bar(i))
     }

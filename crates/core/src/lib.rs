@@ -17,6 +17,8 @@
 //! assert_eq!("BUY_LONG".parse::<Action>().unwrap(), Action::BuyLong);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod action;
 pub mod bar;
 pub mod error;

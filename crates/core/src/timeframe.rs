@@ -14,14 +14,20 @@ pub struct Timeframe {
 }
 
 impl Timeframe {
+    /// One-minute bars (60 000 ms).
     pub const MINUTE: Timeframe = Timeframe { millis: 60_000 };
+    /// Hourly bars (3 600 000 ms).
     pub const HOUR: Timeframe = Timeframe { millis: 3_600_000 };
+    /// Daily bars (86 400 000 ms).
     pub const DAY: Timeframe = Timeframe { millis: 86_400_000 };
 
+    /// A timeframe of `millis` milliseconds. Not checked: parsing refuses
+    /// non-positive spacings, this does not.
     pub const fn from_millis(millis: i64) -> Timeframe {
         Timeframe { millis }
     }
 
+    /// The bar spacing in milliseconds.
     pub fn millis(self) -> i64 {
         self.millis
     }

@@ -36,11 +36,14 @@ pub fn feature_key(input: &[u8], context: &str, settings: &FeatureSettings) -> S
     hex::encode(h.finalize())
 }
 
+/// A folder of cached feature matrices, one `<key>.features` file per key
+/// (see [`feature_key`]).
 pub struct FeatureCache {
     dir: PathBuf,
 }
 
 impl FeatureCache {
+    /// A cache in `dir`; the folder is created on the first write.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         FeatureCache { dir: dir.into() }
     }

@@ -19,6 +19,8 @@
 //! assert_eq!(market.regimes.len(), 500);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cache;
 pub mod error;
 pub mod features;

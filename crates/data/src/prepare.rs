@@ -19,34 +19,49 @@ use crate::cache::{content_hash, feature_key, write_atomic, FeatureCache};
 use crate::load::{data_files, instrument_name, load_bytes, LoadOptions, LoadReport};
 use crate::{DataError, FeatureEngine, FeatureMatrix};
 
+/// File name of the manifest in `data/final/`.
 pub const MANIFEST: &str = "manifest.json";
 
 /// One prepared file, as listed in the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestEntry {
+    /// Instrument name (the source file's stem).
     pub instrument: String,
+    /// Declared or inferred bar spacing; `None` if it could not be inferred.
     pub timeframe: Option<Timeframe>,
+    /// The prepared file's name inside `data/final/` (`<instrument>.csv`).
     pub file: String,
+    /// The raw file it was prepared from.
     pub source: PathBuf,
+    /// Hex SHA-256 of the raw file's bytes.
     pub source_sha256: String,
+    /// Number of bars (data rows) in the prepared file.
     pub rows: usize,
+    /// Feature column names, in the order they follow the OHLCV columns.
     pub features: Vec<String>,
 }
 
+/// `data/final/manifest.json`: every prepared file, in the order prepared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// One entry per prepared file.
     pub entries: Vec<ManifestEntry>,
 }
 
 /// What a prepare run did.
 #[derive(Debug, Default)]
 pub struct PrepareReport {
+    /// The files prepared, as written to the manifest.
     pub prepared: Vec<ManifestEntry>,
     /// The validated bars of each prepared file, in manifest order.
     pub series: Vec<BarSeries>,
+    /// The load report of each prepared file, in manifest order.
     pub loads: Vec<LoadReport>,
+    /// The raw files that could not be prepared, with why.
     pub failures: Vec<(PathBuf, DataError)>,
+    /// Files whose features came from the cache.
     pub cache_hits: usize,
+    /// Files whose features were computed (and then cached).
     pub cache_misses: usize,
 }
 

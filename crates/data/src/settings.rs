@@ -61,25 +61,41 @@ pub enum RepairPolicy {
 /// `features:`: indicator periods (bars) and widths.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)] // each field is the indicator parameter its name says
 pub struct FeatureSettings {
+    /// Period of the fast simple moving average (`sma_fast` column).
     pub sma_fast: usize,
+    /// Period of the slow simple moving average (`sma_slow` column).
     pub sma_slow: usize,
+    /// Period of the fast exponential moving average (`ema_fast` column).
     pub ema_fast: usize,
+    /// Period of the slow exponential moving average (`ema_slow` column).
     pub ema_slow: usize,
+    /// Period of Wilder's RSI, in close-to-close changes.
     pub rsi_period: usize,
+    /// MACD's fast EMA period; must be below `macd_slow`.
     pub macd_fast: usize,
+    /// MACD's slow EMA period.
     pub macd_slow: usize,
+    /// Period of the EMA of the MACD line (the signal line).
     pub macd_signal: usize,
+    /// Period of the average true range (Wilder smoothing).
     pub atr_period: usize,
+    /// Bars in the Bollinger bands' moving average and deviation.
     pub bollinger_period: usize,
     /// Band half-width in standard deviations.
     pub bollinger_width: f64,
+    /// Lookback of the rate of change, in bars (the value is in percent).
     pub roc_period: usize,
+    /// Log returns in the realised-volatility window; at least 2.
     pub volatility_window: usize,
+    /// Stochastic %K lookback: bars whose highest high and lowest low
+    /// bound fast %K.
     pub stoch_k: usize,
+    /// Bars in the SMA that smooths fast %K into slow %K.
     pub stoch_slow_k: usize,
+    /// Bars in the SMA of slow %K that gives %D.
     pub stoch_d: usize,
+    /// Period of the average directional index; at least 2.
     pub adx_period: usize,
 }
 

@@ -16,13 +16,18 @@ use tradelab_core::{BarSeries, Timeframe};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Regime {
+    /// Rising: drift +0.08% a bar, volatility 1.0%.
     Bull,
+    /// Falling: drift -0.10% a bar, volatility 1.5%.
     Bear,
+    /// Flat and quiet: no drift, volatility 0.5%.
     Sideways,
+    /// Flat and turbulent: no drift, volatility 3.5%.
     HighVolatility,
 }
 
 impl Regime {
+    /// Every regime, in declaration order.
     pub const ALL: [Regime; 4] = [Regime::Bull, Regime::Bear, Regime::Sideways, Regime::HighVolatility];
 
     /// Per-bar (drift, volatility) of log returns.
@@ -36,15 +41,23 @@ impl Regime {
     }
 }
 
+/// What to generate. The default is 1000 daily bars of `SYNTH` from 100.0,
+/// seed 42, persistence 0.98, starting at the Unix epoch.
 #[derive(Debug, Clone)]
 pub struct SyntheticConfig {
+    /// Number of bars.
     pub bars: usize,
+    /// Seed of the random generator (ChaCha8).
     pub seed: u64,
+    /// Price before the first bar; the first open is gapped from it.
     pub start_price: f64,
     /// Probability of staying in the current regime at each bar.
     pub persistence: f64,
+    /// Timestamp of the first bar, UTC milliseconds.
     pub start_ts: i64,
+    /// Spacing of the bars; also set as the series' declared timeframe.
     pub timeframe: Timeframe,
+    /// Instrument name of the generated series.
     pub instrument: String,
 }
 
@@ -65,7 +78,9 @@ impl Default for SyntheticConfig {
 /// A generated market and the regime that produced each bar.
 #[derive(Debug, Clone)]
 pub struct SyntheticMarket {
+    /// The bars.
     pub series: BarSeries,
+    /// The regime of each bar, same length as `series`.
     pub regimes: Vec<Regime>,
 }
 

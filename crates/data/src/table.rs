@@ -10,28 +10,43 @@ use crate::load::timestamp::TimestampFormat;
 use crate::prepare::{Manifest, MANIFEST};
 use crate::DataError;
 
+/// Every prepared file's rows, concatenated in manifest order, one column
+/// per field. All row columns have the same length; each file's rows form
+/// one contiguous [segment](Self::segments).
 #[derive(Debug, Clone, Default)]
 pub struct MarketTable {
     /// Distinct instrument names; `instrument_id` indexes into this.
     pub instruments: Vec<String>,
+    /// Per row: index into `instruments`.
     pub instrument_id: Vec<u32>,
+    /// Per row: the file's declared timeframe, else the inferred one, else
+    /// one day.
     pub timeframe: Vec<Timeframe>,
+    /// Per row: timestamp, UTC milliseconds.
     pub ts: Vec<i64>,
+    /// Per row: opening price.
     pub open: Vec<f64>,
+    /// Per row: high price.
     pub high: Vec<f64>,
+    /// Per row: low price.
     pub low: Vec<f64>,
+    /// Per row: closing price.
     pub close: Vec<f64>,
+    /// Per row: traded volume.
     pub volume: Vec<f64>,
+    /// Names of the `features` columns, shared by every file.
     pub feature_names: Vec<String>,
     /// One column per feature; NaN during warm-up.
     pub features: Vec<Vec<f64>>,
 }
 
 impl MarketTable {
+    /// Total number of rows, over all files.
     pub fn len(&self) -> usize {
         self.ts.len()
     }
 
+    /// True when the table holds no rows.
     pub fn is_empty(&self) -> bool {
         self.ts.is_empty()
     }

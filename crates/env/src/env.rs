@@ -22,28 +22,48 @@ const WARM_UP_BARS: usize = 64;
 /// Problems setting up an environment. Stepping never fails.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EnvError {
+    /// A non-empty split is too short for the feature warm-up, one window
+    /// and one step, or the training split leaves fewer than two rows to fit
+    /// the normalisation on.
     #[error("{instrument}: the {split} split has {bars} bars but needs at least {needed} (feature warm-up plus the observation window plus one step); use more data, a shorter env.window or other split fractions")]
     SplitTooShort {
+        /// The series' instrument name.
         instrument: String,
+        /// The split's name (`train`, `validation`, `test`).
         split: &'static str,
+        /// Bars the split has.
         bars: usize,
+        /// Bars it would need.
         needed: usize,
     },
+    /// An environment was asked to run on a split with no steps; the value
+    /// is the split's name.
     #[error("the {0} split is empty; adjust env.train_fraction and env.validation_fraction")]
     EmptySplit(&'static str),
+    /// `regime.features` is on and the regime detector could not be fitted
+    /// on the training split.
     #[error("{instrument}: the regime model (regime.features) could not be fitted: {message}")]
-    Regime { instrument: String, message: String },
+    Regime {
+        /// The series' instrument name.
+        instrument: String,
+        /// The regime crate's error, as text.
+        message: String,
+    },
 }
 
 /// An action and its quantity: the fraction in (0, 1] of the risk budget an
 /// entry commits. Close actions close the whole position; HOLD ignores it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EnvAction {
+    /// What to do; an action invalid for the position acts as HOLD.
     pub action: Action,
+    /// Fraction of the risk budget for an entry; clamped to [0, 1], and a
+    /// non-finite value counts as 0 (no order).
     pub quantity: f64,
 }
 
 impl EnvAction {
+    /// `action` with `quantity`.
     pub fn new(action: Action, quantity: f64) -> Self {
         EnvAction { action, quantity }
     }
@@ -53,7 +73,10 @@ impl EnvAction {
 /// the precomputed matrix) and the account values.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
+    /// `window × features` normalised values, row-major, oldest bar first.
     pub window: &'a [f32],
+    /// Equity relative to the start, signed exposure and unrealised P&L
+    /// over equity (see [`account_features`](crate::account_features)).
     pub account: [f32; ACCOUNT_FEATURES],
 }
 
@@ -69,10 +92,13 @@ impl Observation<'_> {
 /// Diagnostics of one step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepInfo {
+    /// Marked equity at the end of the step, in account currency.
     pub equity: f64,
+    /// Signed position at the end of the step, in units (negative: short).
     pub position: f64,
     /// The chosen action was invalid for the position and acted as HOLD.
     pub invalid_action: bool,
+    /// Fees paid during the step, in account currency.
     pub fees: f64,
     /// The risk layer cut or refused something this step.
     pub risk_intervened: bool,
@@ -84,14 +110,18 @@ pub struct StepInfo {
 /// [`TradingEnv::observation`] to avoid copying it).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepResult {
+    /// The step's reward, as configured by `env.reward` and its penalties.
     pub reward: f64,
     /// Ruin or the drawdown breaker: the episode is over, do not bootstrap.
     pub terminated: bool,
     /// The episode window ended: bootstrap from the last observation.
     pub truncated: bool,
+    /// Diagnostics of the step.
     pub info: StepInfo,
 }
 
+/// A single-instrument trading environment over one split of a
+/// [`MarketData`], trading through a backtest's broker.
 pub struct TradingEnv {
     data: Arc<MarketData>,
     cfg: EnvConfig,
@@ -127,10 +157,12 @@ impl TradingEnv {
         })
     }
 
+    /// The market data it trades.
     pub fn data(&self) -> &MarketData {
         &self.data
     }
 
+    /// The broker, with the episode's account, positions and risk events.
     pub fn broker(&self) -> &Broker {
         &self.broker
     }
@@ -175,6 +207,8 @@ impl TradingEnv {
         action_mask(self.broker.account().position(0).qty)
     }
 
+    /// What the agent sees now: the feature window ending at the current
+    /// bar and the account values.
     #[inline]
     pub fn observation(&self) -> Observation<'_> {
         let a = self.broker.account();

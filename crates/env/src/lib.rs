@@ -41,6 +41,8 @@
 //! assert!(env.action_mask()[Action::CloseLong.index()]);
 //! ```
 
+#![warn(missing_docs)]
+
 mod account_inputs;
 mod config;
 mod env;

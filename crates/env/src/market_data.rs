@@ -35,12 +35,17 @@ const CLIP: f64 = 10.0;
 /// A chronological part of the series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
+    /// The leading `env.train_fraction` of the bars; normalisation and the
+    /// regime model are fitted on it and nothing else.
     Train,
+    /// The `env.validation_fraction` of the bars after the training split.
     Validation,
+    /// The bars after the validation split.
     Test,
 }
 
 impl Split {
+    /// The split's lower-case name, for errors and reports.
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -116,10 +121,15 @@ fn is_probability(name: &str) -> bool {
 /// One instrument's bars with their normalised observation matrix.
 #[derive(Debug, Clone)]
 pub struct MarketData {
+    /// The instrument's bars.
     pub series: BarSeries,
+    /// Observation columns: the feature engine's, then any regime columns.
     pub feature_names: Vec<String>,
-    /// Z-score statistics, fitted on the training split only.
+    /// Per-column mean of the z-scoring, fitted on the training split only
+    /// (0 for probability columns).
     pub mean: Vec<f64>,
+    /// Per-column standard deviation of the z-scoring, from the same rows
+    /// (1 for probability columns and for constant columns).
     pub std: Vec<f64>,
     /// Rows x features, row-major; zero where a feature is still warming up.
     obs: Vec<f32>,
@@ -255,10 +265,12 @@ impl MarketData {
         Ok(data)
     }
 
+    /// Columns per observation row.
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
     }
 
+    /// Bars in each observation window (`env.window`).
     pub fn window_len(&self) -> usize {
         self.window
     }

@@ -15,6 +15,8 @@
 
 use crate::settings::{EnvSettings, RewardKind};
 
+/// Turns each step's equity into the configured reward, keeping the
+/// episode state it needs (previous and peak equity, the Sharpe moments).
 #[derive(Debug, Clone)]
 pub struct RewardTracker {
     kind: RewardKind,
@@ -31,6 +33,8 @@ pub struct RewardTracker {
 }
 
 impl RewardTracker {
+    /// A tracker for the reward, scale and penalties in `cfg`; call
+    /// [`reset`](Self::reset) before the first step.
     pub fn new(cfg: &EnvSettings) -> Self {
         RewardTracker {
             kind: cfg.reward,
@@ -47,6 +51,8 @@ impl RewardTracker {
         }
     }
 
+    /// Starts an episode at `equity`: clears the drawdown and the Sharpe
+    /// moments.
     pub fn reset(&mut self, equity: f64) {
         self.start = equity;
         self.prev = equity;

@@ -12,7 +12,10 @@ use crate::market_data::{MarketData, Split, ACCOUNT_FEATURES};
 pub struct FinalState {
     /// Which market the environment trades (index into the data list).
     pub market: usize,
+    /// The bar the episode ended on; its feature window is the final
+    /// observation's.
     pub bar: usize,
+    /// The account values of the final observation.
     pub account: [f32; ACCOUNT_FEATURES],
 }
 
@@ -21,18 +24,26 @@ pub struct FinalState {
 pub struct VecEnv {
     envs: Vec<TradingEnv>,
     markets: Vec<usize>,
+    /// Per environment: the last step's reward.
     pub rewards: Vec<f64>,
+    /// Per environment: whether the last step terminated its episode.
     pub terminated: Vec<bool>,
+    /// Per environment: whether the last step truncated its episode.
     pub truncated: Vec<bool>,
+    /// Per environment: the valid actions now (after any automatic reset).
     pub masks: Vec<[bool; 5]>,
     /// Set for environments whose episode ended at the last step.
     pub finals: Vec<Option<FinalState>>,
-    /// Return of the episode in progress, and of the last finished one.
+    /// Per environment: the sum of rewards of the episode in progress.
     pub episode_returns: Vec<f64>,
+    /// Per environment: the finished episode's return, set only at the step
+    /// it ended.
     pub finished_returns: Vec<Option<f64>>,
 }
 
 impl VecEnv {
+    /// `n` environments over `split`, environment `i` on market `i %
+    /// data.len()` seeded `seed + i`, each already reset.
     pub fn new(data: &[Arc<MarketData>], n: usize, split: Split, cfg: &EnvConfig, seed: u64) -> Result<Self, EnvError> {
         let mut envs = Vec::with_capacity(n);
         let mut markets = Vec::with_capacity(n);
@@ -64,22 +75,27 @@ impl VecEnv {
         Ok(v)
     }
 
+    /// The number of environments.
     pub fn len(&self) -> usize {
         self.envs.len()
     }
 
+    /// True when there are no environments.
     pub fn is_empty(&self) -> bool {
         self.envs.is_empty()
     }
 
+    /// Environment `i`.
     pub fn env(&self, i: usize) -> &TradingEnv {
         &self.envs[i]
     }
 
+    /// The market (index into the data list) environment `i` trades.
     pub fn market(&self, i: usize) -> usize {
         self.markets[i]
     }
 
+    /// Environment `i`'s current observation.
     pub fn observation(&self, i: usize) -> Observation<'_> {
         self.envs[i].observation()
     }

@@ -8,13 +8,19 @@ use crate::filter::RegimeFilter;
 use crate::hmm::GaussianHmm;
 use crate::RegimeError;
 
+/// How a [`RegimeDetector`] is fitted and filters; see
+/// [`RegimeSettings::detector_config`](crate::RegimeSettings::detector_config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegimeConfig {
-    /// The number of states is chosen by BIC within this range.
+    /// The fewest states BIC may choose (at least 1).
     pub min_states: usize,
+    /// The most states BIC may choose (at most 8).
     pub max_states: usize,
+    /// Returns in the realised-volatility window (at least 2).
     pub vol_window: usize,
+    /// Returns in the trend-strength window (at least 2).
     pub trend_window: usize,
+    /// The most Baum-Welch passes per state count.
     pub max_iter: usize,
     /// Baum-Welch stops when the log-likelihood gains less than this per
     /// observation.
@@ -38,6 +44,8 @@ impl Default for RegimeConfig {
 }
 
 impl RegimeConfig {
+    /// Checks the ranges: `1 <= min_states <= max_states <= 8`, both windows
+    /// at least 2, `floor` in `[0, 0.1)`; [`RegimeError::Config`] otherwise.
     pub fn check(&self) -> Result<(), RegimeError> {
         let bad = |m: String| Err(RegimeError::Config(m));
         if self.min_states < 1 || self.min_states > self.max_states || self.max_states > 8 {
@@ -59,7 +67,10 @@ impl RegimeConfig {
 /// A fitted regime model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegimeDetector {
+    /// The configuration it was fitted with; filtering uses its windows and
+    /// floor.
     pub config: RegimeConfig,
+    /// Feature z-scoring, with statistics of the training window only.
     pub standardizer: Standardizer,
     /// States ordered by volatility: 0 is the calmest.
     pub model: GaussianHmm,
@@ -93,6 +104,7 @@ impl RegimeDetector {
         })
     }
 
+    /// The number of states BIC chose.
     pub fn states(&self) -> usize {
         self.model.states
     }

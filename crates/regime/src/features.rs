@@ -53,11 +53,15 @@ fn realised(r: &[f64]) -> f64 {
 /// Z-scores with statistics from the fitting window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
+    /// Mean of each feature over the fitting rows.
     pub mean: [f64; FEATURES],
+    /// Population standard deviation of each feature, at least 1e-12.
     pub std: [f64; FEATURES],
 }
 
 impl Standardizer {
+    /// Means and population standard deviations of `rows` (all zeros, with
+    /// a std of 1e-12, when there are none).
     pub fn fit(rows: &[[f64; FEATURES]]) -> Standardizer {
         let n = rows.len().max(1) as f64;
         let mut mean = [0.0; FEATURES];
@@ -78,6 +82,7 @@ impl Standardizer {
         Standardizer { mean, std }
     }
 
+    /// `(row - mean) / std`, feature by feature.
     pub fn apply(&self, row: &[f64; FEATURES]) -> [f64; FEATURES] {
         let mut out = [0.0; FEATURES];
         for f in 0..FEATURES {

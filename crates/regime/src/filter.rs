@@ -7,6 +7,8 @@
 
 use crate::hmm::GaussianHmm;
 
+/// The forward filter's state for one series: a fitted model and the
+/// current p(state | observations so far). Feed observations in time order.
 pub struct RegimeFilter {
     model: GaussianHmm,
     /// Probabilities below this are raised to it (then renormalised), so a
@@ -19,6 +21,8 @@ pub struct RegimeFilter {
 }
 
 impl RegimeFilter {
+    /// A filter over `model` that has seen nothing yet; probabilities below
+    /// `floor` are raised to it after each update (0 disables the floor).
     pub fn new(model: GaussianHmm, floor: f64) -> RegimeFilter {
         let k = model.states;
         RegimeFilter {
@@ -31,6 +35,7 @@ impl RegimeFilter {
         }
     }
 
+    /// The model being filtered with.
     pub fn model(&self) -> &GaussianHmm {
         &self.model
     }

@@ -21,28 +21,39 @@ pub fn parameter_count(k: usize, d: usize) -> usize {
     (k - 1) + k * (k - 1) + 2 * k * d
 }
 
+/// A Gaussian HMM with diagonal covariances: `states` hidden states, each
+/// emitting `dims`-dimensional observations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GaussianHmm {
+    /// The number of hidden states `K`.
     pub states: usize,
+    /// The number of features per observation `D`.
     pub dims: usize,
     /// Initial state distribution.
     pub start: Vec<f64>,
     /// Row-major transition matrix: `transition[i * states + j]` = P(j | i).
     pub transition: Vec<f64>,
-    /// Row-major `states × dims`.
+    /// Emission means, row-major `states × dims`.
     pub means: Vec<f64>,
+    /// Emission variances, row-major `states × dims`; each at least 1e-3
+    /// after fitting.
     pub variances: Vec<f64>,
 }
 
 /// The result of a fit.
 #[derive(Debug, Clone)]
 pub struct Fit {
+    /// The fitted model; its states are not reordered ([`GaussianHmm::select`]
+    /// does that).
     pub model: GaussianHmm,
+    /// Log-likelihood of the training data under `model`.
     pub log_likelihood: f64,
+    /// Baum-Welch passes run.
     pub iterations: usize,
 }
 
 impl GaussianHmm {
+    /// The number of free parameters; see [`parameter_count`].
     pub fn parameters(&self) -> usize {
         parameter_count(self.states, self.dims)
     }

@@ -16,6 +16,8 @@
 //! - [`specialists`]: which of the mixture of experts' four specialists
 //!   suits each state, and per-bar specialist weights from the filter.
 
+#![warn(missing_docs)]
+
 pub mod detector;
 pub mod features;
 pub mod filter;
@@ -31,12 +33,24 @@ pub use settings::RegimeSettings;
 /// Why a regime model could not be fitted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RegimeError {
+    /// The training window has fewer observations than ten per free
+    /// parameter of the model.
     #[error(
         "too few observations to fit {states} states: {have} (need at least {need}); use a longer training window"
     )]
-    TooShort { states: usize, have: usize, need: usize },
+    TooShort {
+        /// The state count being fitted.
+        states: usize,
+        /// Observations (feature rows) available.
+        have: usize,
+        /// Observations required: 10 × the model's parameter count.
+        need: usize,
+    },
+    /// The configuration or fitting arguments are out of range; the message
+    /// says which and what to use.
     #[error("the regime settings are invalid: {0}")]
     Config(String),
+    /// An observation is NaN or infinite; the value is its row index.
     #[error("the observations contain a non-finite value at row {0}; repair the data first")]
     NonFinite(usize),
 }

@@ -15,6 +15,7 @@ const MAX_BATCH: usize = 256;
 
 type Pending = (NewDecision, oneshot::Sender<Result<String, String>>);
 
+/// A handle to the audit trail's writer task; clones share the one writer.
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Pending>,

@@ -20,6 +20,9 @@ fn shared(path: &str) -> bool {
         )
 }
 
+/// The middleware: answers preflights itself (204 for an allowed origin,
+/// else 403) and adds the CORS headers for origins listed in
+/// `auth.cors_origins` on the shared paths.
 pub async fn cors(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let origin = req
         .headers()

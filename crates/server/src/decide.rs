@@ -48,14 +48,18 @@ pub struct DecisionRequest {
     /// model's features, normalised as in training (what the environment's
     /// observation holds).
     pub window: Vec<Vec<f32>>,
+    /// The account the decision is for.
     pub portfolio: Portfolio,
 }
 
 /// One risk rule's verdict.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RiskCheck {
+    /// `drawdown_circuit_breaker` or `entry_limits`.
     pub rule: String,
+    /// Whether the rule let the decision through in full.
     pub passed: bool,
+    /// The figures behind the verdict, or the reason for a cut or refusal.
     pub detail: String,
 }
 
@@ -67,12 +71,15 @@ pub struct RiskOutcome {
     pub action: Action,
     /// Units to open (entries only; 0 otherwise).
     pub units: f64,
+    /// Each rule's verdict, in the order applied.
     pub checks: Vec<RiskCheck>,
 }
 
 /// The model's expected input shape.
 pub struct Shape {
+    /// Rows in the observation window (`env.window` at training).
     pub window: usize,
+    /// Feature values per row.
     pub features: usize,
 }
 
@@ -108,6 +115,7 @@ impl Portfolio {
         Ok(())
     }
 
+    /// Cash plus the position marked at `price`.
     pub fn equity(&self) -> f64 {
         self.cash + self.position_units * self.price
     }
@@ -174,6 +182,8 @@ pub fn flatten_window(req: &DecisionRequest, shape: &Shape) -> Result<Vec<f32>, 
     Ok(flat)
 }
 
+/// The agent's input: the flattened `window`, the portfolio's account
+/// features and action mask, and the `market` key.
 pub fn input<'a>(window: &'a [f32], p: &Portfolio, market: MarketKey) -> AgentInput<'a> {
     AgentInput {
         window,

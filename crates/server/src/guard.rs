@@ -23,12 +23,17 @@ use super::state::AppState;
 /// Who is calling, from a verified token.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The OAuth client the token was issued to.
     pub client_id: String,
+    /// The user the client acts for; `None` for a client acting for itself
+    /// (client credentials).
     pub username: Option<String>,
+    /// The scopes the token carries.
     pub scopes: Vec<String>,
 }
 
 impl Caller {
+    /// True when the token carries `scope`.
     pub fn has(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
@@ -57,7 +62,7 @@ fn quoted(text: &str) -> String {
     text.replace(['"', '\\'], "'")
 }
 
-/// The middleware; `needs` comes from the route table in `serve::router`.
+/// The middleware; `needs` comes from the route table in [`crate::router`].
 pub async fn require(State((state, needs)): State<(Arc<AppState>, Needs)>, mut req: Request, next: Next) -> Response {
     if !state.auth.enabled {
         return next.run(req).await;

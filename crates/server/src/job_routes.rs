@@ -19,8 +19,10 @@ use super::routes::Limit;
 use super::state::AppState;
 use tradelab_app::jobs::spec::{BacktestJob, JobSpec, TrainJob};
 
+/// A background job (a training run or a backtest) as the queue records it.
 #[derive(Serialize, ToSchema)]
 pub struct Job {
+    /// The job's random hex id.
     pub id: String,
     /// `train` or `backtest`.
     pub kind: String,
@@ -35,12 +37,16 @@ pub struct Job {
     /// What it produced: run id and model version, or backtest id.
     #[schema(value_type = Object)]
     pub result: Option<Value>,
+    /// Why it failed, if it did.
     pub error: Option<String>,
     /// The worker running it (or that last ran it).
     pub worker: Option<String>,
     /// Times a worker started it (more than 1 after a worker died).
     pub attempts: i64,
+    /// When it was enqueued, milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// When its status or progress last changed, milliseconds since the
+    /// Unix epoch.
     pub updated_ms: i64,
 }
 

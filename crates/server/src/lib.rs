@@ -19,6 +19,8 @@
 //! `/docs`; Ctrl-C or SIGTERM stops accepting and lets requests in flight
 //! finish.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod cors;
 pub mod decide;
@@ -57,6 +59,9 @@ use self::state::AppState;
 /// Larger bodies are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// The OpenAPI document of the `/v1` routes and `/metrics` (the OAuth
+/// endpoints are described by their RFCs instead), with the OAuth 2.0
+/// scheme and each operation's scopes; served at `/openapi.json`.
 #[derive(OpenApi)]
 #[openapi(
     info(

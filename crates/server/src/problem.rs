@@ -17,12 +17,14 @@ pub struct Problem {
     pub kind: String,
     /// The status's reason phrase.
     pub title: String,
+    /// The HTTP status code, as in the response.
     pub status: u16,
     /// What went wrong in this request, and what to do about it.
     pub detail: String,
 }
 
 impl Problem {
+    /// A problem with `status`, titled with its reason phrase.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
         Problem {
             kind: "about:blank".into(),
@@ -32,14 +34,17 @@ impl Problem {
         }
     }
 
+    /// 400: the request is malformed.
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, detail)
     }
 
+    /// 404: the thing asked for does not exist.
     pub fn not_found(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, detail)
     }
 
+    /// 422: the request is well-formed but its values are refused.
     pub fn unprocessable(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
     }
@@ -115,7 +120,8 @@ impl From<QueryRejection> for Problem {
     }
 }
 
-/// `Json`, `Path` and `Query` extractors whose rejections are problem documents.
+/// axum's `Json` extractor, with rejections as problem documents (422 for
+/// JSON of the wrong shape); as a response, the value as JSON.
 #[derive(axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(Problem))]
 pub struct Json<T>(pub T);
@@ -126,12 +132,15 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// axum's `Path` extractor, with rejections as 400 problem documents.
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(Problem))]
 pub struct Path<T>(pub T);
 
+/// axum's `Query` extractor, with rejections as 400 problem documents.
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(Problem))]
 pub struct Query<T>(pub T);
 
+/// What a handler returns: its answer, or a problem document.
 pub type ApiResult<T> = Result<T, Problem>;

@@ -23,11 +23,14 @@ use super::state::AppState;
 use tradelab_app::metrics::JobFacts;
 use tradelab_app::registry::{collect_garbage, verified_location, GcReport};
 
+/// The health check's answer.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// `ok` once the database has answered a query.
     pub status: String,
     /// `sqlite` or `postgres`.
     pub database: String,
+    /// The server's version.
     pub version: String,
 }
 
@@ -43,12 +46,18 @@ pub async fn health(State(s): State<Arc<AppState>>) -> ApiResult<Json<Health>> {
     }))
 }
 
+/// A prepared data set, as `data/final/manifest.json` lists it.
 #[derive(Serialize, ToSchema)]
 pub struct Dataset {
+    /// Instrument name (the source file's stem).
     pub instrument: String,
+    /// Bar spacing, such as `1d` or `15m`; `null` if it could not be inferred.
     pub timeframe: Option<String>,
+    /// Bars in the prepared file.
     pub rows: usize,
+    /// Feature column names, in the order they follow the OHLCV columns.
     pub features: Vec<String>,
+    /// Hex SHA-256 of the raw file it was prepared from.
     pub source_sha256: String,
 }
 
@@ -78,6 +87,7 @@ pub async fn datasets(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<Data
     ))
 }
 
+/// The `limit` query parameter of the listings.
 #[derive(Deserialize, IntoParams)]
 pub struct Limit {
     /// At most this many, newest first (1 to 1000, default 50).
@@ -85,6 +95,8 @@ pub struct Limit {
 }
 
 impl Limit {
+    /// The number of rows to list: 50 when absent, a 400 problem outside
+    /// 1 to 1000.
     pub fn get(&self) -> Result<i64, Problem> {
         match self.limit {
             None => Ok(50),
@@ -94,17 +106,26 @@ impl Limit {
     }
 }
 
+/// A tracked run.
 #[derive(Serialize, ToSchema)]
 pub struct Run {
+    /// The run's random hex id.
     pub id: String,
+    /// The experiment it belongs to.
     pub experiment: String,
+    /// The run's name (not unique).
     pub name: String,
+    /// `running`, `finished`, `failed` or `killed`.
     pub status: String,
+    /// The run's parameters, a JSON object.
     #[schema(value_type = Object)]
     pub params: Value,
+    /// The run's tags, a JSON object.
     #[schema(value_type = Object)]
     pub tags: Value,
+    /// When it started, milliseconds since the Unix epoch.
     pub started_ms: i64,
+    /// When it ended, milliseconds since the Unix epoch; `null` while running.
     pub ended_ms: Option<i64>,
 }
 
@@ -142,10 +163,14 @@ pub async fn run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiR
     Ok(Json(s.store.run(&id).await?.into()))
 }
 
+/// One value of a metric's series.
 #[derive(Serialize, ToSchema)]
 pub struct Point {
+    /// The step (update, epoch...) it was logged at.
     pub step: i64,
+    /// When it was stored, milliseconds since the Unix epoch.
     pub time_ms: i64,
+    /// The value (always finite).
     pub value: f64,
 }
 
@@ -174,16 +199,24 @@ pub async fn run_metrics(
     Ok(Json(out))
 }
 
+/// A registered model version.
 #[derive(Serialize, ToSchema)]
 pub struct Model {
+    /// The model's name.
     pub name: String,
+    /// Its version under that name, from 1.
     pub version: i64,
+    /// `none`, `staging`, `production` or `archived`.
     pub stage: String,
+    /// Hex SHA-256 of the weights file.
     pub checksum: String,
+    /// The framework and versions that wrote the weights.
     pub framework: String,
     /// Empty once garbage collection removed the files.
     pub location: String,
+    /// The training run that produced it, if recorded.
     pub run_id: Option<String>,
+    /// When it was registered, milliseconds since the Unix epoch.
     pub created_ms: i64,
     /// The checkpoint's metadata.json.
     #[schema(value_type = Object)]
@@ -212,7 +245,6 @@ pub async fn models(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<Model>
     Ok(Json(s.store.models(None).await?.into_iter().map(Model::from).collect()))
 }
 
-/// A version by number or stage: `3`, `production`, `staging`, `latest`.
 /// A version number from a number, `latest` or a stage, reading no metadata.
 async fn resolve_version(s: &AppState, name: &str, version: &str) -> Result<i64, Problem> {
     if let Ok(v) = version.parse::<i64>() {
@@ -232,6 +264,7 @@ async fn resolve_version(s: &AppState, name: &str, version: &str) -> Result<i64,
     })
 }
 
+/// A version by number or stage: `3`, `production`, `staging`, `latest`.
 async fn resolve(s: &AppState, name: &str, version: &str) -> Result<ModelRecord, Problem> {
     if version == "latest" {
         return s
@@ -295,6 +328,7 @@ pub async fn download(
         .into_response())
 }
 
+/// The body of a stage change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageChange {
@@ -320,6 +354,7 @@ pub async fn set_stage(
     Ok(Json(s.store.model(&m.name, m.version).await?.into()))
 }
 
+/// The body of a garbage collection.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GcRequest {
@@ -344,11 +379,17 @@ pub async fn models_gc(State(s): State<Arc<AppState>>, Json(req): Json<GcRequest
     Ok(Json(report))
 }
 
+/// A stored backtest, without its documents.
 #[derive(Serialize, ToSchema)]
 pub struct BacktestSummary {
+    /// The backtest's random hex id; its documents are under
+    /// `/v1/backtests/{id}`.
     pub id: String,
+    /// The run it was recorded under, if any.
     pub run_id: Option<String>,
+    /// The strategy or model it tested.
     pub strategy: String,
+    /// When it was stored, milliseconds since the Unix epoch.
     pub created_ms: i64,
 }
 
@@ -393,11 +434,14 @@ pub async fn backtest_equity(State(s): State<Arc<AppState>>, Path(id): Path<Stri
     backtest_part(&s, &id, BacktestPart::Equity).await
 }
 
+/// The answer to a decision request.
 #[derive(Serialize, ToSchema)]
 pub struct DecisionResponse {
     /// The audit record's id.
     pub decision_id: String,
+    /// The model's name.
     pub model: String,
+    /// The version that decided (a stage or `latest` resolved to its number).
     pub version: i64,
     /// The action after the risk layer.
     pub action: String,
@@ -411,6 +455,7 @@ pub struct DecisionResponse {
     pub probabilities: BTreeMap<String, f32>,
     /// The critic's value estimate.
     pub value: f32,
+    /// Each risk rule's verdict, in the order applied.
     pub risk_checks: Vec<RiskCheck>,
     /// sha256 of the request body's observation, as stored in the audit trail.
     pub inputs_sha256: String,

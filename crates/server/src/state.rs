@@ -18,14 +18,18 @@ use tradelab_app::registry::verified_location;
 
 /// A model held in memory for decisions, with the input shape it reads.
 pub struct LoadedModel {
+    /// The agent, with its per-call buffers.
     pub agent: Box<dyn Agent + Send>,
+    /// Rows in its observation window (`env.window` at training).
     pub window: usize,
+    /// Feature values per row.
     pub features: usize,
 }
 
 /// Copies of one loaded model, each locked while it decides (agents keep
 /// per-call buffers): concurrent requests decide in parallel, one per copy.
 pub struct ModelReplicas {
+    /// The registry record of the loaded version.
     pub record: ModelRecord,
     copies: Vec<Mutex<LoadedModel>>,
     next: std::sync::atomic::AtomicUsize,
@@ -45,6 +49,7 @@ impl ModelReplicas {
     }
 }
 
+/// A loaded version, shared by the requests that use it.
 pub type SharedModel = Arc<ModelReplicas>;
 
 /// Copies of each served model: one per core, at most 4.
@@ -52,12 +57,19 @@ fn replica_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
 }
 
+/// The state every handler shares.
 pub struct AppState {
+    /// The database.
     pub store: Store,
+    /// The queue training and backtest jobs are submitted to.
     pub queue: Queue,
+    /// The settings the server started with.
     pub settings: Settings,
+    /// The Prometheus metrics served at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The decision audit trail's writer.
     pub audit: AuditLog,
+    /// The authorization server: keys, login sessions, rate limits.
     pub auth: Arc<super::oauth::AuthServer>,
     /// By (name, version): a version's files never change (the checksum is
     /// checked on load), so a loaded version stays valid.

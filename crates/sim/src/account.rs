@@ -10,45 +10,65 @@ use crate::costs::CostModel;
 /// A holding in one instrument. `qty` is signed: negative for shorts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Position {
+    /// Units held: positive long, negative short, 0 flat.
     pub qty: f64,
+    /// Volume-weighted average entry price of the open quantity; partial
+    /// exits leave it unchanged, and it is 0 when flat.
     pub avg_price: f64,
 }
 
 /// One execution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fill {
+    /// Timestamp of the bar it filled on, in UTC milliseconds.
     pub ts: i64,
+    /// Index of the instrument in the account (the engine's feed order).
     pub instrument: usize,
+    /// The action that caused it; both halves of an order that crosses zero
+    /// carry the same action.
     pub action: Action,
+    /// Whether units were bought or sold.
     pub side: Side,
+    /// Units traded, always positive.
     pub qty: f64,
+    /// Price per unit, slippage included.
     pub price: f64,
+    /// Commission charged for this fill.
     pub fee: f64,
     /// True when the fill opened or added to a position (entry fee applies).
     pub is_entry: bool,
 }
 
+/// Which way a round trip was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
+    /// Opened by buying: gains when the price rises.
     Long,
+    /// Opened by selling short: gains when the price falls.
     Short,
 }
 
 /// A round trip: from flat to flat in one instrument.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trade {
+    /// Index of the instrument in the account (the engine's feed order).
     pub instrument: usize,
+    /// Set by the fill that opened it.
     pub direction: Direction,
+    /// Timestamp of the first entry fill, in UTC milliseconds.
     pub entry_ts: i64,
+    /// Timestamp of the fill that brought the position back to flat.
     pub exit_ts: i64,
     /// Total units opened over the trade's life.
     pub quantity: f64,
-    /// Volume-weighted entry and exit prices.
+    /// Volume-weighted average entry price.
     pub entry_price: f64,
+    /// Volume-weighted average exit price.
     pub exit_price: f64,
     /// Net of every fee paid on the way in and out.
     pub pnl: f64,
+    /// Every fee paid on the trade's entry and exit fills.
     pub fees: f64,
     /// `pnl` as a percentage of the entry notional.
     pub return_pct: f64,
@@ -69,12 +89,32 @@ struct OpenTrade {
 /// Why an action could not be executed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ActionError {
+    /// The quantity was zero, negative, NaN or infinite.
     #[error("{action} needs a positive, finite quantity, got {qty}")]
-    BadQuantity { action: Action, qty: f64 },
+    BadQuantity {
+        /// The action refused.
+        action: Action,
+        /// The quantity it was given.
+        qty: f64,
+    },
+    /// The price was zero, negative, NaN or infinite.
     #[error("{action} needs a positive, finite price, got {price}")]
-    BadPrice { action: Action, price: f64 },
+    BadPrice {
+        /// The action refused.
+        action: Action,
+        /// The price it was given.
+        price: f64,
+    },
+    /// The action does not fit the position: opening one side while the
+    /// other is held, or closing a side that is not held.
     #[error("{action} is not valid with position {position}: close it first")]
-    WrongPosition { action: Action, position: f64 },
+    WrongPosition {
+        /// The action refused.
+        action: Action,
+        /// Units held at the time (negative for shorts).
+        position: f64,
+    },
+    /// The instrument index is not below the account's instrument count.
     #[error("instrument index {0} is out of range")]
     UnknownInstrument(usize),
 }
@@ -82,6 +122,7 @@ pub enum ActionError {
 /// Cash, positions and the trade log of one backtest or episode.
 #[derive(Debug, Clone)]
 pub struct Account {
+    /// Cash at the start, and again after [`reset`](Account::reset).
     pub initial_cash: f64,
     cash: f64,
     positions: Vec<Position>,
@@ -95,12 +136,17 @@ pub struct Account {
     /// Instruments with a non-zero position, kept so the engine's per-bar
     /// exposure check is O(1).
     open_count: usize,
+    /// Commissions charged on every fill.
     pub costs: CostModel,
+    /// Every execution so far, in order.
     pub fills: Vec<Fill>,
+    /// Closed round trips so far, in the order they closed.
     pub trades: Vec<Trade>,
 }
 
 impl Account {
+    /// An account holding `initial_cash` and no position in each of
+    /// `instruments` instruments; marks are NaN until first set.
     pub fn new(initial_cash: f64, instruments: usize, costs: CostModel) -> Self {
         Account {
             initial_cash,
@@ -145,15 +191,18 @@ impl Account {
         self.cash + self.market_value
     }
 
+    /// The holding in `instrument`. Panics if the index is out of range.
     #[inline]
     pub fn position(&self, instrument: usize) -> Position {
         self.positions[instrument]
     }
 
+    /// Holdings of every instrument, by index.
     pub fn positions(&self) -> &[Position] {
         &self.positions
     }
 
+    /// Latest price `instrument` is marked at; NaN before the first mark.
     pub fn mark(&self, instrument: usize) -> f64 {
         self.marks[instrument]
     }
@@ -173,10 +222,13 @@ impl Account {
         }
     }
 
+    /// Commissions paid since the start (or the last reset).
     pub fn fees_paid(&self) -> f64 {
         self.fees_paid
     }
 
+    /// Sum of `|qty| * price` over every fill since the start (or the last
+    /// reset).
     pub fn traded_notional(&self) -> f64 {
         self.traded_notional
     }
@@ -190,6 +242,7 @@ impl Account {
             .sum()
     }
 
+    /// True when any instrument has a non-zero position (O(1)).
     #[inline]
     pub fn has_positions(&self) -> bool {
         self.open_count > 0

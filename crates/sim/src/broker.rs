@@ -92,14 +92,17 @@ impl Broker {
         }
     }
 
+    /// The shared account: cash, positions, fills and trades.
     pub fn account(&self) -> &Account {
         &self.account
     }
 
+    /// The risk layer, with its events and halt state.
     pub fn risk(&self) -> &RiskLayer {
         &self.risk
     }
 
+    /// The configuration the broker was built with.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }
@@ -109,7 +112,7 @@ impl Broker {
         self.state[i].lots
     }
 
-    /// Call at the start of each bar of instrument `i`: the risk layer's day.
+    /// Call at the start of each bar, before its orders: the risk layer's day.
     #[inline]
     pub fn begin_bar(&mut self, bar: &Bar) {
         self.risk.begin_bar(bar.ts);

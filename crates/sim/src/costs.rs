@@ -8,14 +8,20 @@ use tradelab_core::Side;
 /// and the exit fee for orders that reduce or close one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CostModel {
+    /// Fixed fee per order that opens or adds to a position.
     pub entry_fixed: f64,
+    /// Fixed fee per order that reduces or closes a position.
     pub exit_fixed: f64,
+    /// Fee as a fraction of traded notional (0.0005 = 5 bps).
     pub percent: f64,
+    /// Fee per unit traded.
     pub per_unit: f64,
+    /// Floor on each order's total fee.
     pub minimum: f64,
 }
 
 impl CostModel {
+    /// The model `backtest.costs:` describes.
     pub fn from_settings(s: &CostSettings) -> Self {
         CostModel {
             entry_fixed: s.entry_fixed,
@@ -37,6 +43,8 @@ impl CostModel {
         }
     }
 
+    /// The fee for one fill of `qty` units (sign ignored) at `price`;
+    /// `is_entry` picks the entry or the exit fixed fee.
     #[inline]
     pub fn commission(&self, is_entry: bool, qty: f64, price: f64) -> f64 {
         let fixed = if is_entry { self.entry_fixed } else { self.exit_fixed };
@@ -63,6 +71,7 @@ impl CostModel {
 /// Moves a fill price against the order.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Slippage {
+    /// Fills at the quoted price.
     None,
     /// A fixed number of basis points.
     FixedBps(f64),
@@ -74,6 +83,7 @@ pub enum Slippage {
 }
 
 impl Slippage {
+    /// The model `backtest.slippage:` selects, with its parameter.
     pub fn from_settings(s: &SlippageSettings) -> Self {
         match s.model {
             SlippageModel::None => Slippage::None,
@@ -83,6 +93,8 @@ impl Slippage {
         }
     }
 
+    /// True for ATR-based slippage: the broker then keeps an average true
+    /// range per instrument.
     pub fn needs_atr(&self) -> bool {
         matches!(self, Slippage::AtrFraction(_))
     }

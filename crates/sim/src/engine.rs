@@ -1,7 +1,8 @@
 //! The event-driven backtesting engine.
 //!
 //! Bars from every feed are replayed in timestamp order (ties in feed
-//! order); all instruments share one cash [`Account`]. For each bar:
+//! order); all instruments share one cash
+//! [`Account`](crate::account::Account). For each bar:
 //!
 //! 1. pending orders for that instrument are checked against the bar
 //!    (market orders fill at the open; limit and stop orders follow
@@ -42,15 +43,23 @@ use crate::strategy::{BarContext, Strategy};
 /// Everything the engine needs from settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
+    /// Starting cash of the shared account.
     pub initial_cash: f64,
+    /// When market orders fill.
     pub fill: FillPolicy,
+    /// Commissions charged on each fill.
     pub costs: CostModel,
+    /// How far each fill lands from the trigger price.
     pub slippage: Slippage,
+    /// Bars in the average true range that ATR slippage uses.
     pub atr_period: usize,
+    /// Units an entry opens when its order does not give them.
     pub sizing: Sizing,
     /// Lot rules for instruments without an entry in `instrument_lots`.
     pub lots: Lots,
+    /// Per-instrument lot rules, keyed by instrument name.
     pub instrument_lots: BTreeMap<String, Lots>,
+    /// Limits of the risk layer every entry passes.
     pub risk: RiskLimits,
 }
 
@@ -102,22 +111,36 @@ impl Default for EngineConfig {
 /// of copying it (a million-bar copy is a measurable share of a run).
 #[derive(Debug, Clone, Serialize)]
 pub struct BacktestResult<'a> {
+    /// The strategy's [`name`](Strategy::name).
     pub strategy: String,
+    /// Feed names in feed order; instrument indices elsewhere refer to it.
     pub instruments: Vec<String>,
+    /// Cash at the start.
     pub initial_cash: f64,
+    /// Equity after the last bar, positions marked at their last closes.
     pub final_equity: f64,
     /// One point per distinct timestamp, after that timestamp's bars.
     pub timestamps: Cow<'a, [i64]>,
+    /// Marked equity at each of `timestamps`.
     pub equity: Vec<f64>,
     /// Timestamps at which any position was open.
     pub exposed_points: usize,
+    /// Closed round trips, in the order they closed.
     pub trades: Vec<Trade>,
+    /// Every execution, in order.
     pub fills: Vec<Fill>,
+    /// Every refusal, cut and breaker trip of the risk layer.
     pub risk_events: Vec<RiskEvent>,
+    /// The position in each instrument at the end (zero when flat).
     pub open_positions: Vec<Position>,
+    /// Commissions paid over the run.
     pub fees_paid: f64,
+    /// Sum of `|qty| * price` over every fill.
     pub traded_notional: f64,
+    /// Periods per year used to annualise: the largest over the feeds
+    /// (252 with no feeds).
     pub periods_per_year: f64,
+    /// Bars replayed, summed over every feed.
     pub bars_processed: usize,
 }
 

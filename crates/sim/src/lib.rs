@@ -29,6 +29,8 @@
 //! assert_eq!(m.trades.total_trades, result.trades.len());
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod broker;
 pub mod costs;

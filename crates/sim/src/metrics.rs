@@ -58,44 +58,70 @@ pub fn periods_per_year(ts: &[i64], tf: Option<Timeframe>) -> f64 {
 /// Curve-based metrics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CurveMetrics {
+    /// Final over first equity, minus 1 (a fraction; 0 for curves shorter
+    /// than two points).
     pub total_return: f64,
+    /// Compound annual growth rate over calendar time; `None` when the curve
+    /// spans no time or ends at or below zero.
     pub cagr: Option<f64>,
+    /// Standard deviation of per-period excess returns, annualised by
+    /// `sqrt(P)`.
     pub annual_volatility: Option<f64>,
+    /// Annualised Sharpe ratio; `None` without variance.
     pub sharpe: Option<f64>,
+    /// Annualised Sortino ratio; `None` without downside.
     pub sortino: Option<f64>,
+    /// CAGR over `|max_drawdown|`; `None` without a drawdown or a CAGR.
     pub calmar: Option<f64>,
     /// A negative fraction (or 0).
     pub max_drawdown: f64,
+    /// Longest run of points below the running peak.
     pub max_drawdown_duration_bars: usize,
 }
 
 /// Trade-based metrics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TradeMetrics {
+    /// Closed round trips.
     pub total_trades: usize,
+    /// Share of trades with a positive net P&L (a fraction).
     pub win_rate: Option<f64>,
+    /// Gross profit over gross loss; `None` without a losing trade, 0 with
+    /// losses but no wins.
     pub profit_factor: Option<f64>,
+    /// Mean net P&L per trade, in account currency.
     pub avg_trade_pnl: Option<f64>,
+    /// Mean of the trades' `return_pct`, in percent.
     pub avg_trade_return_pct: Option<f64>,
+    /// Largest net P&L of one trade.
     pub best_trade_pnl: Option<f64>,
+    /// Smallest (most negative) net P&L of one trade.
     pub worst_trade_pnl: Option<f64>,
+    /// Largest return of one trade, in percent.
     pub best_trade_return_pct: Option<f64>,
+    /// Smallest return of one trade, in percent.
     pub worst_trade_return_pct: Option<f64>,
 }
 
 /// Everything in a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Metrics {
+    /// Final equity minus initial cash.
     pub total_pnl: f64,
+    /// Curve-based metrics, flattened into the same JSON object.
     #[serde(flatten)]
     pub curve: CurveMetrics,
+    /// Trade-based metrics, flattened into the same JSON object.
     #[serde(flatten)]
     pub trades: TradeMetrics,
     /// Share of equity points with an open position.
     pub exposure: f64,
     /// Traded notional divided by average equity.
     pub turnover: f64,
+    /// Commissions paid over the run.
     pub fees_paid: f64,
+    /// Periods per year the ratios were annualised with (see
+    /// [`periods_per_year()`]).
     pub periods_per_year: f64,
 }
 

@@ -10,21 +10,32 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+/// Parameters of [`stress`] (`monte_carlo:` in settings, plus a seed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StressConfig {
+    /// Resampled paths per volatility scale.
     pub paths: usize,
+    /// Returns per bootstrap block, clamped to the number of returns.
     pub block_size: usize,
+    /// Multipliers of each return's deviation from the mean; one result per
+    /// scale (1.0 keeps the historical volatility).
     pub vol_scales: Vec<f64>,
+    /// Seed of the generator; scale `k` uses `seed + k`, so runs repeat.
     pub seed: u64,
 }
 
 /// 5th, 25th, 50th, 75th and 95th percentiles.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Percentiles {
+    /// Value 5% of paths fall below.
     pub p05: f64,
+    /// Value 25% of paths fall below.
     pub p25: f64,
+    /// The median.
     pub p50: f64,
+    /// Value 75% of paths fall below.
     pub p75: f64,
+    /// Value 95% of paths fall below.
     pub p95: f64,
 }
 
@@ -47,13 +58,18 @@ impl Percentiles {
     }
 }
 
+/// The paths run under one volatility scale.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StressResult {
+    /// The volatility multiplier these paths ran under.
     pub vol_scale: f64,
+    /// Number of resampled paths.
     pub paths: usize,
+    /// Distribution of final equity, in account currency.
     pub final_equity: Percentiles,
     /// Negative fractions.
     pub max_drawdown: Percentiles,
+    /// Share of paths that end below the starting equity.
     pub probability_of_loss: f64,
 }
 

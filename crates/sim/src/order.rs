@@ -29,9 +29,13 @@ pub enum OrderQty {
 /// side): `BUY_LONG` and `CLOSE_SHORT` buy, `SELL_SHORT` and `CLOSE_LONG` sell.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Order {
+    /// Index of the instrument in the engine's feed list.
     pub instrument: usize,
+    /// What the order does; it also fixes the side.
     pub action: Action,
+    /// How many units it trades.
     pub qty: OrderQty,
+    /// Its price condition.
     pub kind: OrderKind,
     /// Protective exit price for the position this order opens.
     pub stop_loss: Option<f64>,
@@ -56,6 +60,7 @@ impl Order {
         }
     }
 
+    /// A limit order at `price`, sized like [`market`](Order::market).
     pub fn limit(instrument: usize, action: Action, price: f64) -> Order {
         Order {
             kind: OrderKind::Limit(price),
@@ -63,6 +68,7 @@ impl Order {
         }
     }
 
+    /// A stop order at `price`, sized like [`market`](Order::market).
     pub fn stop(instrument: usize, action: Action, price: f64) -> Order {
         Order {
             kind: OrderKind::Stop(price),
@@ -70,21 +76,26 @@ impl Order {
         }
     }
 
+    /// Trades exactly `units` units instead of the sized or whole quantity.
     pub fn units(mut self, units: f64) -> Order {
         self.qty = OrderQty::Units(units);
         self
     }
 
+    /// Attaches a stop-loss at `price` to the position this order opens.
     pub fn with_stop_loss(mut self, price: f64) -> Order {
         self.stop_loss = Some(price);
         self
     }
 
+    /// Attaches a take-profit at `price` to the position this order opens;
+    /// it fills at the level, without slippage.
     pub fn with_take_profit(mut self, price: f64) -> Order {
         self.take_profit = Some(price);
         self
     }
 
+    /// Buy or sell, from the action (`HOLD` counts as a buy).
     pub fn side(&self) -> Side {
         match self.action {
             Action::BuyLong | Action::CloseShort | Action::Hold => Side::Buy,

@@ -16,12 +16,18 @@ use tradelab_core::Action;
 
 use crate::account::Account;
 
+/// The limits the risk layer enforces (`risk:` in settings).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RiskLimits {
+    /// Off: every entry passes unchecked and neither the daily loss limit
+    /// nor the breaker trips.
     pub enabled: bool,
     /// 0 = no limit.
     pub max_position_units: f64,
+    /// Largest position value in one instrument as a share of equity
+    /// (0.25 = 25%).
     pub max_asset_fraction: f64,
+    /// Largest sum of `|position value|` as a multiple of equity.
     pub max_gross_leverage: f64,
     /// 0 = off.
     pub daily_loss_limit: f64,
@@ -30,6 +36,7 @@ pub struct RiskLimits {
 }
 
 impl RiskLimits {
+    /// The limits `risk:` describes.
     pub fn from_settings(s: &RiskSettings) -> Self {
         RiskLimits {
             enabled: s.enabled,
@@ -65,28 +72,42 @@ impl RiskLimits {
     }
 }
 
+/// The rule behind a [`RiskEvent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskRule {
+    /// The cap on units held in one instrument.
     MaxPositionUnits,
+    /// The cap on one instrument's share of equity.
     MaxAssetFraction,
+    /// The cap on gross exposure over equity.
     MaxGrossLeverage,
+    /// The daily loss limit: its tripping, or an entry refused for the rest
+    /// of the day.
     DailyLossLimit,
+    /// The drawdown breaker: its tripping, or an entry refused after the halt.
     DrawdownCircuitBreaker,
+    /// An entry refused because equity is zero or negative.
     NonPositiveEquity,
+    /// An entry skipped because the sizing method could not size it yet
+    /// (volatility estimate not ready).
     SizingUnavailable,
 }
 
 /// A refusal, a cut, or the breaker tripping.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RiskEvent {
+    /// Timestamp of the bar, in UTC milliseconds.
     pub ts: i64,
     /// `None` for account-wide events (daily loss limit, breaker).
     pub instrument: Option<usize>,
+    /// The order's action; `HOLD` for account-wide events.
     pub action: Action,
+    /// The rule that acted.
     pub rule: RiskRule,
-    /// Units the order asked to open, and the units allowed (0 = refused).
+    /// Units the order asked to open (0 for account-wide events).
     pub requested: f64,
+    /// Units allowed (0 = refused).
     pub allowed: f64,
     /// Fixed reasons are static strings: refusing costs no allocation.
     pub reason: Cow<'static, str>,
@@ -95,6 +116,7 @@ pub struct RiskEvent {
 /// Stateful risk checks for one run.
 #[derive(Debug, Clone)]
 pub struct RiskLayer {
+    /// The limits it enforces.
     pub limits: RiskLimits,
     peak_equity: f64,
     /// The current UTC day as `[start, end)` in ms: comparing against it
@@ -105,10 +127,13 @@ pub struct RiskLayer {
     last_equity: f64,
     daily_blocked: bool,
     halted: bool,
+    /// Every refusal, cut and breaker trip so far, in order.
     pub events: Vec<RiskEvent>,
 }
 
 impl RiskLayer {
+    /// A layer enforcing `limits` on a run that starts with
+    /// `initial_equity` (its first peak and day's opening equity).
     pub fn new(limits: RiskLimits, initial_equity: f64) -> Self {
         RiskLayer {
             limits,

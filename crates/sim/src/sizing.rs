@@ -4,6 +4,7 @@ use crate::settings::{SizingMethod, SizingSettings};
 
 use crate::costs::CostModel;
 
+/// How many units an entry opens (`backtest.sizing:` in settings).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sizing {
     /// Always this many units.
@@ -12,13 +13,21 @@ pub enum Sizing {
     FractionOfEquity(f64),
     /// Aim for this annualised volatility, given the instrument's realised
     /// volatility over `window` bars: `units = target / vol * equity / price`.
-    VolatilityTarget { target: f64, window: usize },
+    VolatilityTarget {
+        /// Annualised volatility aimed at (0.15 = 15%).
+        target: f64,
+        /// Bars of realised volatility it is measured over.
+        window: usize,
+    },
 }
 
 /// Lot rules for an instrument.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lots {
+    /// Units per lot: unless `fractional`, quantities are rounded down to a
+    /// multiple of it.
     pub size: f64,
+    /// Whether any quantity may be traded, ignoring `size`.
     pub fractional: bool,
 }
 
@@ -35,6 +44,7 @@ impl Lots {
 }
 
 impl Sizing {
+    /// The rule `backtest.sizing:` selects, with its parameters.
     pub fn from_settings(z: &SizingSettings) -> Self {
         match z.method {
             SizingMethod::FixedQuantity => Sizing::FixedQuantity(z.quantity),

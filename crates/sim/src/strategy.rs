@@ -10,10 +10,13 @@ pub struct BarContext<'a> {
     pub instrument: usize,
     /// Index of this bar in the instrument's series.
     pub index: usize,
+    /// The bar that just closed.
     pub bar: Bar,
     /// Signed units held in this instrument.
     pub position: f64,
+    /// Account equity, every instrument marked at its latest close.
     pub equity: f64,
+    /// Account cash on hand.
     pub cash: f64,
     /// Unrealised P&L of this instrument's position at this close.
     pub unrealized_pnl: f64,
@@ -23,6 +26,8 @@ pub struct BarContext<'a> {
 }
 
 impl BarContext<'_> {
+    /// Queues `order`: a market order fills under the fill policy, a limit
+    /// or stop order waits for a bar that reaches its level.
     pub fn submit(&mut self, order: Order) {
         self.orders.push(order);
     }
@@ -48,6 +53,8 @@ impl BarContext<'_> {
 /// A trading strategy driven bar by bar. Implementations must be causal:
 /// they see only the current and past bars.
 pub trait Strategy {
+    /// A label for results and reports, with the parameters, such as
+    /// `sma_crossover(10,30)`.
     fn name(&self) -> String;
 
     /// Called once before the first bar, with every feed (so per-instrument

@@ -17,10 +17,14 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+/// One split, as ranges of bar indices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fold {
+    /// Position of the fold, from 0.
     pub index: usize,
+    /// Bars to train on.
     pub train: Range<usize>,
+    /// Bars to test on, after the embargo gap.
     pub test: Range<usize>,
 }
 

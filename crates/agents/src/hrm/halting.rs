@@ -28,8 +28,9 @@ pub struct SegmentDecision {
     pub action: usize,
     /// Expected quantity `alpha / (alpha + beta)`.
     pub quantity: f32,
-    /// `sigmoid` of the Q logits.
+    /// `sigmoid` of the Q-head's halt logit: the value of halting here.
     pub halt: f32,
+    /// `sigmoid` of the Q-head's continue logit: the value of thinking on.
     pub cont: f32,
 }
 

@@ -10,7 +10,7 @@
 //!   initial states with the carry detached between them (deep
 //!   supervision); every segment gets a PPO loss against the recorded
 //!   behaviour policy plus the Q-halting loss, and one optimiser step
-//!   follows the mean (see [`update`]).
+//!   follows the mean (see `update.rs`).
 //! - **Memory.** The one-step gradient keeps a segment's graph to one L
 //!   and one H step, so memory is flat in N x T; the update keeps the
 //!   M_max segment graphs of one minibatch until its backward pass.
@@ -50,10 +50,15 @@ pub const KIND: &str = crate::kinds::HRM;
 /// Everything that fixes an HRM agent's shape and training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HrmConfig {
+    /// Feature columns per bar of the observation window.
     pub features: usize,
+    /// Bars in the observation window (one token each).
     pub window: usize,
+    /// Instrument embedding rows: the vocabulary's instrument count.
     pub instruments: usize,
+    /// Timeframe embedding rows: the vocabulary's timeframe count.
     pub timeframes: usize,
+    /// Seeds the weight initialisation and the agent's random streams.
     pub seed: u64,
     /// Rollout shape, discount, clipping and budget.
     pub ppo: PpoSettings,
@@ -97,15 +102,21 @@ impl HrmConfig {
     }
 }
 
+/// The HRM actor-critic with its optimiser, reward scaler and counters,
+/// on the CPU.
 pub struct HrmAgent {
+    /// The shape and training settings it was built with.
     pub config: HrmConfig,
     params: Params,
     net: HrmNet,
     adam: Adam,
     rng: ChaCha8Rng,
     scaler: RewardScaler,
+    /// Updates done so far (across resumes).
     pub updates: usize,
+    /// Environment steps done so far (across resumes).
     pub env_steps: usize,
+    /// Filled in by the trainer; saved in metadata.json.
     pub provenance: Provenance,
     buffer: Option<RolloutBuffer>,
     device: Device,
@@ -126,6 +137,8 @@ struct Halted {
 }
 
 impl HrmAgent {
+    /// A freshly initialised agent (weights from `config.seed`, zero Adam
+    /// moments with the model's weight decay), untrained.
     pub fn new(config: HrmConfig) -> Result<Self, AgentError> {
         let device = Device::Cpu;
         let mut params = Params::new(config.seed, device.clone());

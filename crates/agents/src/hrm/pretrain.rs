@@ -35,7 +35,10 @@ pub struct PretrainStats {
     pub cross_entropy: f64,
     /// Share of samples whose deepest segment picks the label.
     pub accuracy: f64,
+    /// Mean Q-halting loss (binary cross-entropy against the label-based
+    /// halt targets) over the minibatches.
     pub halt_loss: f64,
+    /// Labelled samples in the epoch's rollout (`envs x rollout_steps`).
     pub samples: usize,
 }
 

@@ -27,6 +27,9 @@ impl PpoAgent {
         Ok(self.params.flat()?)
     }
 
+    /// Overwrites every parameter from a vector laid out as
+    /// [`PpoAgent::flat_params`] (rounded to f32); fails when its length
+    /// is not the parameter count.
     pub fn set_flat_params(&mut self, values: &[f64]) -> Result<(), AgentError> {
         Ok(self.params.set_flat(values)?)
     }

@@ -43,8 +43,13 @@ const MAX_SPECIALIST_RATIO: f64 = 10.0;
 /// The mixture's shape and the feature columns it reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MixtureConfig {
+    /// Hidden units of the gating network.
     pub gate_hidden: usize,
+    /// Weight of each specialist's own clipped objective and value loss on
+    /// its regime-weighted samples.
     pub specialist_coef: f64,
+    /// Weight of the cross-entropy pulling the gate toward the bar's
+    /// specialist weights (0: the policy gradient alone trains the gate).
     pub gate_prior_coef: f64,
     /// Names of the specialists, one per expert.
     pub specialists: Vec<String>,
@@ -163,13 +168,16 @@ impl GateLog {
 }
 
 /// What the mixture intends for one observation: the gate's weights, each
-/// specialist's signed exposure, P(buy long)·E[q] − P(sell short)·E[q], and
+/// specialist's signed exposure, P(buy long)·E\[q\] − P(sell short)·E\[q\], and
 /// the specialist the most likely regime calls for (the largest of the
 /// bar's specialist weights).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixtureView {
+    /// The gate's weight per specialist (sums to 1).
     pub gate: Vec<f32>,
+    /// Each specialist's signed exposure, in [−1, 1]: positive leans long.
     pub exposures: Vec<f32>,
+    /// Index of the specialist whose weight column is largest on the bar.
     pub regime_specialist: usize,
 }
 

@@ -59,11 +59,17 @@ pub use persist::PpoMetadata;
 pub struct PpoConfig {
     /// `lstm`, `transformer` or `mlp`.
     pub encoder: String,
+    /// Feature columns per bar of the observation window.
     pub features: usize,
+    /// Bars in the observation window.
     pub window: usize,
+    /// Instrument embedding rows: the vocabulary's instrument count.
     pub instruments: usize,
+    /// Timeframe embedding rows: the vocabulary's timeframe count.
     pub timeframes: usize,
+    /// Seeds the weight initialisation and the agent's random streams.
     pub seed: u64,
+    /// Network sizes, rollout shape, update hyper-parameters and budget.
     pub ppo: PpoSettings,
     /// Present for the mixture of experts (`moe`): specialists of the
     /// `encoder`'s kind under a gate.
@@ -80,6 +86,8 @@ impl PpoConfig {
         })
     }
 
+    /// The encoder `encoder` names; an [`AgentError::Invalid`] for an
+    /// unknown name.
     pub fn encoder_kind(&self) -> Result<EncoderKind, AgentError> {
         EncoderKind::parse(&self.encoder).ok_or_else(|| {
             AgentError::Invalid(format!(
@@ -121,7 +129,10 @@ enum Net {
     Mixture(MixturePolicy),
 }
 
+/// A PPO actor-critic (one policy or a mixture of experts) with its
+/// optimiser, reward scaler and counters, on the CPU.
 pub struct PpoAgent {
+    /// The shape and training settings it was built with.
     pub config: PpoConfig,
     kind: &'static str,
     params: Params,
@@ -129,8 +140,9 @@ pub struct PpoAgent {
     adam: Adam,
     rng: ChaCha8Rng,
     scaler: RewardScaler,
-    /// Updates and environment steps done so far (across resumes).
+    /// Updates done so far (across resumes).
     pub updates: usize,
+    /// Environment steps done so far (across resumes).
     pub env_steps: usize,
     /// Filled in by the trainer; saved in metadata.json.
     pub provenance: Provenance,
@@ -146,6 +158,9 @@ pub struct PpoAgent {
 }
 
 impl PpoAgent {
+    /// A freshly initialised, untrained agent (weights from `config.seed`,
+    /// zero Adam moments). Fails on an unknown encoder, or a mixture whose
+    /// columns are missing or outside `features`.
     pub fn new(config: PpoConfig) -> Result<Self, AgentError> {
         let kind = config.kind()?;
         let device = Device::Cpu;

@@ -1,5 +1,5 @@
 //! The sections the agents read: `ppo:`, `hierarchical_reasoning_model:`
-//! (in [`hrm`]), `moe:` and `meta:`. Closed choices (the meta-learning
+//! (in `hrm.rs`), `moe:` and `meta:`. Closed choices (the meta-learning
 //! mode, the specialists' encoder) are enums, refused by name when unknown.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

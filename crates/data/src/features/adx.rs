@@ -47,6 +47,7 @@ impl Adx {
         }
     }
 
+    /// The smoothing period `n` (at least 1).
     pub fn period(&self) -> usize {
         self.period
     }
@@ -129,6 +130,7 @@ impl Adx {
         Some(100.0 * ((minus_di - plus_di).abs() / sum))
     }
 
+    /// Forgets every bar seen, keeping the period.
     pub fn reset(&mut self) {
         *self = Adx::new(self.period);
     }

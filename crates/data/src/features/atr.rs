@@ -52,6 +52,7 @@ impl Atr {
         }
     }
 
+    /// The number of true ranges averaged (at least 1).
     pub fn period(&self) -> usize {
         self.period
     }
@@ -87,6 +88,7 @@ impl Atr {
         self.atr
     }
 
+    /// Forgets every bar seen, keeping the period.
     pub fn reset(&mut self) {
         self.count = 0;
         self.prev_close = f64::NAN;

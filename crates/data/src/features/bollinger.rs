@@ -13,12 +13,16 @@ use super::volatility::RollingVariance;
 /// One Bollinger output row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BollingerOutput {
+    /// Middle band plus `width` standard deviations.
     pub upper: f64,
+    /// The simple moving average of the window.
     pub middle: f64,
+    /// Middle band minus `width` standard deviations.
     pub lower: f64,
 }
 
 impl BollingerOutput {
+    /// All three bands NaN: the output during the warm-up.
     pub const NAN: BollingerOutput = BollingerOutput {
         upper: f64::NAN,
         middle: f64::NAN,
@@ -67,6 +71,7 @@ impl Bollinger {
         }
     }
 
+    /// Forgets every close seen, keeping the period and width.
     pub fn reset(&mut self) {
         self.sma.reset();
         self.variance.reset();

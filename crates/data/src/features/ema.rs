@@ -29,6 +29,7 @@ impl Ema {
         }
     }
 
+    /// The period `n` (at least 1); the smoothing factor is `2 / (n + 1)`.
     pub fn period(&self) -> usize {
         self.period
     }
@@ -61,6 +62,7 @@ impl Ema {
         self.prev
     }
 
+    /// Forgets every value seen, keeping the period.
     pub fn reset(&mut self) {
         self.count = 0;
         self.sum = 0.0;

@@ -54,6 +54,8 @@ pub struct FeatureEngine {
 }
 
 impl FeatureEngine {
+    /// An engine with every indicator at the lengths in `s`, columns named
+    /// as in [`FEATURE_NAMES`].
     pub fn new(s: &FeatureSettings) -> Self {
         FeatureEngine {
             names: FEATURE_NAMES.iter().map(|n| n.to_string()).collect(),
@@ -173,7 +175,9 @@ impl FeatureEngine {
 /// Features by column: `columns[j][i]` is feature `names[j]` at bar `i`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeatureMatrix {
+    /// Column names, one per entry of `columns`.
     pub names: Vec<String>,
+    /// One column per name, each one value per bar; NaN during warm-up.
     pub columns: Vec<Vec<f64>>,
 }
 
@@ -189,6 +193,7 @@ impl FeatureMatrix {
         self.columns.first().map_or(0, Vec::len)
     }
 
+    /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -14,12 +14,16 @@ use super::ema::Ema;
 /// One MACD output row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MacdOutput {
+    /// The MACD line: fast EMA minus slow EMA.
     pub macd: f64,
+    /// The signal line: EMA of the MACD line.
     pub signal: f64,
+    /// The histogram: MACD line minus signal line.
     pub hist: f64,
 }
 
 impl MacdOutput {
+    /// All three values NaN: the output during the warm-up.
     pub const NAN: MacdOutput = MacdOutput {
         macd: f64::NAN,
         signal: f64::NAN,
@@ -84,6 +88,7 @@ impl Macd {
         }
     }
 
+    /// Forgets every close seen, keeping the periods.
     pub fn reset(&mut self) {
         self.fast.reset();
         self.slow.reset();

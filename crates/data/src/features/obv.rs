@@ -14,6 +14,7 @@ pub struct Obv {
 }
 
 impl Obv {
+    /// An on-balance volume that has seen no bar yet.
     pub fn new() -> Self {
         Obv {
             obv: 0.0,
@@ -42,6 +43,7 @@ impl Obv {
         self.obv
     }
 
+    /// Forgets every bar seen.
     pub fn reset(&mut self) {
         *self = Obv::new();
     }

@@ -27,6 +27,7 @@ impl Roc {
         }
     }
 
+    /// How many bars back the reference close is (at least 1).
     pub fn period(&self) -> usize {
         self.period
     }
@@ -57,6 +58,7 @@ impl Roc {
         }
     }
 
+    /// Forgets every close seen, keeping the period.
     pub fn reset(&mut self) {
         self.buf.fill(0.0);
         self.head = 0;
@@ -78,6 +80,7 @@ impl Default for LogReturn {
 }
 
 impl LogReturn {
+    /// A log return that has seen no close yet.
     pub fn new() -> Self {
         LogReturn {
             prev: f64::NAN,
@@ -105,6 +108,7 @@ impl LogReturn {
         r
     }
 
+    /// Forgets the previous close.
     pub fn reset(&mut self) {
         self.prev = f64::NAN;
         self.has_prev = false;

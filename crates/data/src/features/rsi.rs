@@ -32,6 +32,7 @@ impl Rsi {
         }
     }
 
+    /// The number of changes averaged (at least 1).
     pub fn period(&self) -> usize {
         self.period
     }
@@ -81,6 +82,7 @@ impl Rsi {
         }
     }
 
+    /// Forgets every close seen, keeping the period.
     pub fn reset(&mut self) {
         self.count = 0;
         self.prev = f64::NAN;

@@ -89,6 +89,7 @@ impl Sma {
         }
     }
 
+    /// The window length (at least 1).
     pub fn period(&self) -> usize {
         self.period
     }
@@ -178,6 +179,7 @@ impl Sma {
         exact_sum(self.buf.iter()) / self.divisor
     }
 
+    /// Forgets every value seen, keeping the period.
     pub fn reset(&mut self) {
         self.buf.fill(0.0);
         self.head = 0;

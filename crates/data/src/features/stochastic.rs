@@ -14,11 +14,15 @@ use super::sma::Sma;
 /// One stochastic output row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StochasticOutput {
+    /// Slow %K: fast %K smoothed by an SMA; 0 to 100 when each close lies
+    /// within its bar's range.
     pub k: f64,
+    /// %D: the SMA of slow %K, on the same scale.
     pub d: f64,
 }
 
 impl StochasticOutput {
+    /// Both lines NaN: the output during the warm-up.
     pub const NAN: StochasticOutput = StochasticOutput {
         k: f64::NAN,
         d: f64::NAN,
@@ -115,6 +119,7 @@ impl Stochastic {
         StochasticOutput { k, d }
     }
 
+    /// Forgets every bar seen, keeping the periods.
     pub fn reset(&mut self) {
         self.highs.fill(0.0);
         self.lows.fill(0.0);

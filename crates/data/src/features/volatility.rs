@@ -47,6 +47,7 @@ impl RollingVariance {
         }
     }
 
+    /// The window length (at least 1).
     pub fn period(&self) -> usize {
         self.period
     }
@@ -132,6 +133,7 @@ impl RollingVariance {
         variance
     }
 
+    /// Forgets every value seen, keeping the period.
     pub fn reset(&mut self) {
         self.buf.fill(0.0);
         self.head = 0;
@@ -162,6 +164,7 @@ impl RealizedVolatility {
         }
     }
 
+    /// The number of log returns in the window (at least 1).
     pub fn window(&self) -> usize {
         self.variance.period()
     }
@@ -189,6 +192,7 @@ impl RealizedVolatility {
         self.variance.update(self.last_return).sqrt()
     }
 
+    /// Forgets every close seen, keeping the window.
     pub fn reset(&mut self) {
         self.log_return.reset();
         self.variance.reset();

@@ -9,11 +9,18 @@ pub struct Layout {
     pub date: usize,
     /// Separate time-of-day column, when the file has one.
     pub time: Option<usize>,
+    /// How the date (or whole timestamp) column is written.
     pub format: TimestampFormat,
+    /// Column with the opening price.
     pub open: usize,
+    /// Column with the high price.
     pub high: usize,
+    /// Column with the low price.
     pub low: usize,
+    /// Column with the closing price (`close`, `last` or `price`).
     pub close: usize,
+    /// Column with the volume; without one, or where a row leaves it
+    /// blank, volume is 0.
     pub volume: Option<usize>,
     /// Fields every row must have.
     pub fields: usize,

@@ -26,6 +26,7 @@ pub use layout::Layout;
 /// How to load a file.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
+    /// What to do with a row that fails validation.
     pub repair: RepairPolicy,
     /// Instrument name; defaults to the file stem.
     pub instrument: Option<String>,
@@ -60,35 +61,50 @@ impl Default for LoadOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IssueAction {
+    /// The row was skipped.
     Dropped,
+    /// The row was fixed (or an exact duplicate removed) and the data kept.
     Repaired,
 }
 
 /// One validation finding, with its 1-based line in the file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RowIssue {
+    /// 1-based line number in the file.
     pub line: usize,
+    /// Whether the row was dropped or repaired.
     pub action: IssueAction,
+    /// The problem found and, for repairs, what was changed.
     pub message: String,
 }
 
 /// What loading one file found and did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadReport {
+    /// The file loaded.
     pub path: PathBuf,
+    /// The instrument name given to the series.
     pub instrument: String,
+    /// The detected layout: column names and timestamp format.
     pub layout: String,
+    /// Set when the header did not match the rows and was corrected.
     pub header_note: Option<String>,
+    /// The declared or inferred timeframe, if any.
     pub timeframe: Option<Timeframe>,
+    /// Data rows read, header excluded.
     pub rows_read: usize,
+    /// Bars in the resulting series, after drops.
     pub rows_loaded: usize,
+    /// Every row dropped or repaired, in file order.
     pub issues: Vec<RowIssue>,
 }
 
 impl LoadReport {
+    /// How many rows were dropped.
     pub fn dropped(&self) -> usize {
         self.issues.iter().filter(|i| i.action == IssueAction::Dropped).count()
     }
+    /// How many rows were repaired.
     pub fn repaired(&self) -> usize {
         self.issues.iter().filter(|i| i.action == IssueAction::Repaired).count()
     }
@@ -315,8 +331,11 @@ impl<'a> RowValidator<'a> {
 /// not (a corrupt file never stops the others from loading).
 #[derive(Debug, Default)]
 pub struct DirLoad {
+    /// The series of every file that loaded, in file-name order.
     pub series: Vec<BarSeries>,
+    /// One report per loaded series, in the same order.
     pub reports: Vec<LoadReport>,
+    /// The files that failed to load, with why.
     pub failures: Vec<(PathBuf, DataError)>,
 }
 

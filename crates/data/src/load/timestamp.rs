@@ -16,15 +16,22 @@ pub enum TimestampFormat {
     Epoch(EpochUnit),
 }
 
+/// The unit of a Unix-epoch timestamp, detected from its number of integer
+/// digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EpochUnit {
+    /// Seconds (up to 11 integer digits).
     Seconds,
+    /// Milliseconds (12 to 14 digits).
     Millis,
+    /// Microseconds (15 to 17 digits); truncated to milliseconds.
     Micros,
+    /// Nanoseconds (18 digits or more); truncated to milliseconds.
     Nanos,
 }
 
 impl TimestampFormat {
+    /// A human-readable name of the format, for load reports and errors.
     pub fn name(self) -> &'static str {
         match self {
             TimestampFormat::Iso => "ISO date/time",

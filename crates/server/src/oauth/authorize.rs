@@ -43,17 +43,29 @@ const CARRIED: &[&str] = &[
 
 /// A checked authorization request.
 pub struct AuthRequest {
+    /// The registered client asking.
     pub client: ClientRecord,
+    /// Where the answer goes: the request's URI, matched against the
+    /// client's registered ones, or its only registered one.
     pub redirect_uri: String,
+    /// The scopes asked for (possibly none).
     pub requested: ScopeSet,
+    /// The client's `state`, echoed back in the redirect.
     pub state: Option<String>,
+    /// The PKCE S256 code challenge; `None` only for a confidential client
+    /// that sent none.
     pub challenge: Option<String>,
 }
 
 /// Where a signed-in browser goes next.
 pub enum Continuation {
+    /// The authorization-code flow: consent, then a redirect with a code.
     Authorize(Box<AuthRequest>),
-    Device { user_code: String },
+    /// The device flow: confirm the device showing the code.
+    Device {
+        /// The code the device shows, normalised.
+        user_code: String,
+    },
 }
 
 fn carried(p: &Params) -> Vec<(String, String)> {
@@ -202,6 +214,7 @@ pub fn csrf_ok(headers: &HeaderMap, p: &Params) -> bool {
     }
 }
 
+/// The 403 page for a form whose CSRF token does not match the cookie.
 pub fn csrf_refused() -> Response {
     pages::message(
         StatusCode::FORBIDDEN,

@@ -14,7 +14,7 @@
 //!   the issuer.
 //!
 //! Access tokens are EdDSA-signed JWTs (see `tradelab_auth::jwt`); the
-//! resource side that checks them is `serve::guard`. Login sessions and
+//! resource side that checks them is [`crate::guard`]. Login sessions and
 //! rate limits live in this process's memory.
 
 pub mod authorize;
@@ -48,25 +48,45 @@ pub const SESSION_TTL: Duration = Duration::from_secs(3600);
 /// A browser's login, keyed by the session cookie.
 #[derive(Clone)]
 pub struct LoginSession {
+    /// The signed-in user's id.
     pub user_id: String,
+    /// Signed in with a one-time password, which must be changed
+    /// (`/oauth/password`) before anything else.
     pub must_change_password: bool,
+    /// When the session lapses: [`SESSION_TTL`] after sign-in.
     pub expires: Instant,
 }
 
+/// The authorization server's state: its issuer, keys, login sessions and
+/// rate limits.
 pub struct AuthServer {
     /// False only with `tradelab serve --insecure-no-auth`.
     pub enabled: bool,
+    /// The `iss` of tokens and server metadata: `auth.issuer`, else
+    /// `http://` and the listen address.
     pub issuer: String,
+    /// The `auth:` settings.
     pub settings: AuthSettings,
+    /// The key new tokens are signed with, and the published keys tokens are
+    /// verified against.
     pub keys: RwLock<KeyRing>,
     sessions: Mutex<HashMap<String, LoginSession>>,
+    /// Sign-in attempts per user name: `auth.login_attempts` per
+    /// `auth.login_window_secs`.
     pub login_by_user: RateLimiter,
+    /// Sign-in attempts per client address: ten times `auth.login_attempts`
+    /// per window.
     pub login_by_address: RateLimiter,
+    /// Token-endpoint requests per client: `auth.token_requests_per_minute`
+    /// a minute.
     pub token_by_client: RateLimiter,
+    /// Token-endpoint requests per client address: twice
+    /// `auth.token_requests_per_minute` a minute.
     pub token_by_address: RateLimiter,
 }
 
 impl AuthServer {
+    /// A server with no sessions yet and rate limits from `settings`.
     pub fn new(enabled: bool, issuer: String, settings: AuthSettings, keys: KeyRing) -> AuthServer {
         let window = Duration::from_secs(settings.login_window_secs);
         let minute = Duration::from_secs(60);
@@ -83,6 +103,7 @@ impl AuthServer {
         }
     }
 
+    /// The public keys the JWKS document lists.
     pub fn published_keys(&self) -> Vec<PublicKey> {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).published.clone()
     }
@@ -92,6 +113,8 @@ impl AuthServer {
         self.issuer.starts_with("https://")
     }
 
+    /// Starts a login session lasting [`SESSION_TTL`] and returns its id
+    /// (the session cookie's value); expired sessions are dropped meanwhile.
     pub fn start_session(&self, user_id: &str, must_change_password: bool) -> String {
         let id = tradelab_auth::secret::new_secret("");
         let now = Instant::now();
@@ -108,11 +131,13 @@ impl AuthServer {
         id
     }
 
+    /// The session with this id, unless unknown or expired.
     pub fn session(&self, id: &str) -> Option<LoginSession> {
         let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.get(id).filter(|s| s.expires > Instant::now()).cloned()
     }
 
+    /// Clears the session's pending password change.
     pub fn password_changed(&self, id: &str) {
         if let Some(s) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
             s.must_change_password = false;
@@ -137,12 +162,16 @@ pub fn router() -> Router<Arc<AppState>> {
 
 /// An OAuth error answer (RFC 6749 §5.2): JSON, never cached.
 pub struct OAuthError {
+    /// The HTTP status answered.
     pub status: StatusCode,
+    /// The RFC 6749 error code, such as `invalid_grant`.
     pub error: &'static str,
+    /// Human-readable detail, sent as `error_description`.
     pub description: String,
 }
 
 impl OAuthError {
+    /// An error with this status, code and description.
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> OAuthError {
         OAuthError {
             status,
@@ -151,18 +180,25 @@ impl OAuthError {
         }
     }
 
+    /// 400 `invalid_request`: a parameter is missing, repeated or malformed.
     pub fn invalid_request(d: impl Into<String>) -> OAuthError {
         OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", d)
     }
 
+    /// 400 `invalid_grant`: the code, refresh token or device code presented
+    /// is not valid.
     pub fn invalid_grant(d: impl Into<String>) -> OAuthError {
         OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
     }
 
+    /// 401 `invalid_client`: client authentication failed; the answer
+    /// carries a `WWW-Authenticate: Basic` challenge.
     pub fn invalid_client(d: impl Into<String>) -> OAuthError {
         OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
     }
 
+    /// 500 `server_error`: logs the cause and tells the client only that
+    /// `what` failed.
     pub fn server(what: &str, e: impl std::fmt::Display) -> OAuthError {
         eprintln!("error: {what}: {e}");
         OAuthError::new(
@@ -172,6 +208,8 @@ impl OAuthError {
         )
     }
 
+    /// 429 `slow_down` with `Retry-After`: the caller is over a rate limit
+    /// for `wait` more.
     pub fn too_many(wait: Duration) -> Response {
         let mut r = OAuthError::new(
             StatusCode::TOO_MANY_REQUESTS,

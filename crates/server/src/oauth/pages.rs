@@ -11,6 +11,8 @@ pub const CSRF_COOKIE: &str = "tradelab_csrf";
 /// The cookie naming the browser's login session.
 pub const SESSION_COOKIE: &str = "tradelab_session";
 
+/// Escapes text for HTML content and attribute values (`&`, `<`, `>`, `"`
+/// and `'`).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -77,10 +79,13 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> S
     )
 }
 
+/// A page with a title and one paragraph of text.
 pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     respond(status, title, &format!("<p>{}</p>", escape(text)), &[])
 }
 
+/// The sign-in form, posting back to `/oauth/authorize` with the carried
+/// request; `error`, if any, is shown above it.
 pub fn login(
     carried: &[(String, String)],
     csrf: &str,
@@ -104,6 +109,8 @@ pub fn login(
     respond(status, "Sign in to tradelab", &body, cookies)
 }
 
+/// The form that replaces a one-time password, posting to
+/// `/oauth/password`; 400 when it shows an `error`.
 pub fn change_password(carried: &[(String, String)], csrf: &str, error: Option<&str>, cookies: &[String]) -> Response {
     let error = error
         .map(|e| format!(r#"<p class="error">{}</p>"#, escape(e)))
@@ -139,6 +146,8 @@ fn scope_list(scopes: &ScopeSet) -> String {
     format!("<ul>{items}</ul>")
 }
 
+/// The consent page: who is signed in, which client asks for which
+/// scopes, and Allow or Deny posting to `/oauth/consent`.
 pub fn consent(
     carried: &[(String, String)],
     csrf: &str,
@@ -159,6 +168,8 @@ pub fn consent(
     respond(StatusCode::OK, "Allow access?", &body, cookies)
 }
 
+/// The form where a user types the code a device shows, posting to
+/// `/oauth/device`; 400 when it shows an `error`.
 pub fn device_entry(csrf: &str, user_code: &str, error: Option<&str>, cookies: &[String]) -> Response {
     let error = error
         .map(|e| format!(r#"<p class="error">{}</p>"#, escape(e)))
@@ -179,6 +190,8 @@ pub fn device_entry(csrf: &str, user_code: &str, error: Option<&str>, cookies: &
     respond(status, "Connect a device", &body, cookies)
 }
 
+/// The page asking whether the device showing `user_code` (and its client)
+/// may have `scopes`, with Allow or Deny posting to `/oauth/device`.
 pub fn device_confirm(
     csrf: &str,
     user_code: &str,

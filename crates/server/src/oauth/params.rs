@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+/// Parsed form or query parameters, each name at most once.
 #[derive(Debug)]
 pub struct Params(HashMap<String, String>);
 
@@ -19,10 +20,13 @@ impl Params {
         Ok(Params(map))
     }
 
+    /// The value of `name`; `None` when absent or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// The value of `name`, or an error message naming it when absent or
+    /// empty.
     pub fn require(&self, name: &str) -> Result<&str, String> {
         self.get(name)
             .ok_or_else(|| format!("the parameter `{name}` is missing"))

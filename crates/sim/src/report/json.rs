@@ -8,21 +8,34 @@ use crate::risk::RiskEvent;
 /// A closed trade as reported, with names and dates instead of indices.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TradeRow {
+    /// Instrument name.
     pub instrument: String,
+    /// Long or short.
     pub direction: crate::account::Direction,
+    /// First entry fill, as `YYYY-MM-DDTHH:MM:SS` in UTC.
     pub entry_time: String,
+    /// The fill that closed it, as `YYYY-MM-DDTHH:MM:SS` in UTC.
     pub exit_time: String,
+    /// Total units opened over the trade's life.
     pub quantity: f64,
+    /// Volume-weighted average entry price.
     pub entry_price: f64,
+    /// Volume-weighted average exit price.
     pub exit_price: f64,
+    /// Net P&L, after every fee.
     pub pnl: f64,
+    /// Fees paid on the way in and out.
     pub fees: f64,
+    /// `pnl` as a percentage of the entry notional.
     pub return_pct: f64,
 }
 
+/// One point of the reported equity curve.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EquityPoint {
+    /// Timestamp as `YYYY-MM-DDTHH:MM:SS` in UTC.
     pub time: String,
+    /// Marked equity after that timestamp's bars.
     pub equity: f64,
     /// Fraction below the running peak (<= 0).
     pub drawdown: f64,
@@ -33,31 +46,55 @@ pub struct EquityPoint {
 /// same bytes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BacktestReport {
+    /// `sim-` and 16 hex digits hashed from the strategy, instruments, first
+    /// timestamp, bar count and settings: the same inputs give the same id.
     pub simulation_id: String,
+    /// The strategy's name.
     pub model_used: String,
+    /// First timestamp as `YYYY-MM-DD` (empty without bars).
     pub start_date: String,
+    /// Last timestamp as `YYYY-MM-DD` (empty without bars).
     pub end_date: String,
+    /// Cash at the start.
     pub portfolio_start: f64,
+    /// Equity at the end, open positions marked at their last closes.
     pub portfolio_end: f64,
+    /// Closed round trips.
     pub total_trades: usize,
+    /// Maximum drawdown in percent (<= 0).
     pub max_drawdown_pct: f64,
+    /// Mean trade return in percent; `None` without trades.
     pub avg_trade_return_pct: Option<f64>,
+    /// Best trade return in percent; `None` without trades.
     pub best_trade_return_pct: Option<f64>,
+    /// Worst trade return in percent; `None` without trades.
     pub worst_trade_return_pct: Option<f64>,
+    /// Instrument names, in feed order.
     pub instruments: Vec<String>,
+    /// Currency label from settings; amounts are not converted.
     pub currency: String,
+    /// The fill policy the run used, as the caller names it (`next_open`).
     pub fill_policy: String,
+    /// Every metric of the run.
     pub metrics: Metrics,
+    /// Closed trades, in the order they closed.
     pub trades: Vec<TradeRow>,
+    /// Positions still open at the end (flat instruments left out).
     pub open_positions: Vec<OpenPositionRow>,
+    /// Every refusal, cut and breaker trip of the risk layer.
     pub risk_events: Vec<RiskEvent>,
+    /// One point per distinct timestamp.
     pub equity_curve: Vec<EquityPoint>,
 }
 
+/// A position still open when the run ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OpenPositionRow {
+    /// Instrument name.
     pub instrument: String,
+    /// Units held: negative for shorts.
     pub quantity: f64,
+    /// Volume-weighted average entry price.
     pub avg_price: f64,
 }
 
@@ -149,6 +186,7 @@ impl BacktestReport {
         }
     }
 
+    /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialise")
     }

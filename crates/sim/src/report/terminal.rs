@@ -7,7 +7,9 @@ use super::BacktestReport;
 /// the caller says the output is not a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
+    /// Green and red figures, bold headlines (ANSI escapes).
     Color,
+    /// No escape codes.
     Plain,
 }
 

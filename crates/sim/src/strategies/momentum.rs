@@ -14,6 +14,8 @@ pub struct Momentum {
 }
 
 impl Momentum {
+    /// The strategy with these settings; per-instrument state is allocated
+    /// in [`Strategy::start`].
     pub fn new(cfg: &MomentumSettings) -> Self {
         Momentum {
             cfg: cfg.clone(),

@@ -12,6 +12,8 @@ pub struct RsiMeanReversion {
 }
 
 impl RsiMeanReversion {
+    /// The strategy with these settings; per-instrument state is allocated
+    /// in [`Strategy::start`].
     pub fn new(cfg: &RsiMeanReversionSettings) -> Self {
         RsiMeanReversion {
             cfg: cfg.clone(),

@@ -28,6 +28,8 @@ struct CrossState {
 }
 
 impl SmaCrossover {
+    /// Crosses a `fast`-bar SMA with a `slow`-bar one; with `allow_short`,
+    /// a death cross goes short instead of closing the long.
     pub fn new(fast: usize, slow: usize, allow_short: bool) -> Self {
         SmaCrossover {
             fast,
