@@ -7,9 +7,12 @@
 #   scripts/bench/before_after.sh OLD_BINARY NEW_BINARY [ROUNDS]
 #
 # Build the old one from a worktree sharing this target directory, so only
-# the workspace crates recompile:
+# the workspace crates recompile. Touch its sources first: path crates get
+# the same artifact names in both trees, and cargo would otherwise take the
+# newer artifacts of the other tree as fresh:
 #   git worktree add /tmp/old COMMIT
-#   (cd /tmp/old && CARGO_TARGET_DIR=$PWD/../main/target cargo build --release) ...
+#   (cd /tmp/old && find crates -name '*.rs' -exec touch {} + &&
+#    CARGO_TARGET_DIR=$PWD/../main/target cargo build --release) ...
 # Run from the repository root (ppo-training reads data/raw).
 set -euo pipefail
 A=$1

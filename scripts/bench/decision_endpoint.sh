@@ -13,7 +13,7 @@
 # the token check is the difference.
 #
 #   apt-get install wrk
-#   scripts/bench/decision_endpoint.sh [CONNECTIONS] [SECONDS] [AGENT]
+#   [TRADELAB_BIN=path] scripts/bench/decision_endpoint.sh [CONNECTIONS] [SECONDS] [AGENT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONNECTIONS=${1:-8}
@@ -24,8 +24,14 @@ SERVER=""
 WORK=$(mktemp -d)
 trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
 
-cargo build --release --quiet
-BIN=$ROOT/target/release/tradelab
+# TRADELAB_BIN benchmarks a binary built elsewhere (an old commit's, to
+# compare side by side); otherwise this tree's release build.
+if [ -n "${TRADELAB_BIN:-}" ]; then
+  BIN=$(realpath "$TRADELAB_BIN")
+else
+  cargo build --release --quiet
+  BIN=$ROOT/target/release/tradelab
+fi
 cd "$WORK"
 export TRADELAB_DATABASE_URL=${TRADELAB_DATABASE_URL:-sqlite://$WORK/bench.db}
 S=(--set "data.raw_dir=$ROOT/data/raw" --set "data.final_dir=$WORK/final" --set "data.cache_dir=$WORK/cache")
