@@ -50,7 +50,7 @@ impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
             key,
             offset,
             initial_cash: env.engine.initial_cash,
-            risk_budget: env.risk_budget,
+            risk_budget: env.risk_budget(),
             costs: env.engine.costs,
             error: None,
             decisions: 0,

@@ -305,7 +305,7 @@ impl TradingEnv {
                     FillPolicy::SignalClose => now.close,
                     FillPolicy::NextOpen => next.open,
                 };
-                let budget = q * self.cfg.risk_budget * self.broker.account().equity();
+                let budget = q * self.cfg.risk_budget() * self.broker.account().equity();
                 let units = self.cfg.engine.costs.affordable_quantity(budget, price);
                 (units > 0.0).then(|| Order::market(0, action).units(units))
             }

@@ -239,7 +239,7 @@ pub fn apply_risk(settings: &Settings, instrument: &str, decision: &Decision, p:
             let requested = cfg
                 .engine
                 .costs
-                .affordable_quantity(q * cfg.risk_budget * equity.max(0.0), p.price);
+                .affordable_quantity(q * cfg.risk_budget() * equity.max(0.0), p.price);
             let account = p.account();
             // Whole lots, as the broker would fill, unless the instrument trades fractionally.
             let lots = cfg.engine.instrument_lots.get(instrument).unwrap_or(&cfg.engine.lots);
