@@ -103,3 +103,54 @@ impl AuthSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused_key(edit: impl FnOnce(&mut AuthSettings)) -> String {
+        let mut auth = AuthSettings::default();
+        edit(&mut auth);
+        let mut v = Validator::default();
+        auth.validate(&mut v);
+        let e = v.finish().err().map(|e| e.to_string()).unwrap_or_default();
+        e.split('`').nth(1).unwrap_or("(accepted)").to_string()
+    }
+
+    #[test]
+    fn the_default_is_the_files_section_and_passes_its_checks() {
+        let from_file: AuthSettings = tradelab_core::settings::default_section("auth");
+        assert_eq!(from_file, AuthSettings::default());
+        assert_eq!(refused_key(|_| {}), "(accepted)");
+        assert_eq!(
+            refused_key(|a| {
+                a.issuer = "https://tradelab.example.com".into();
+                a.cors_origins = vec!["http://127.0.0.1:5173".into()];
+            }),
+            "(accepted)"
+        );
+    }
+
+    #[test]
+    fn every_bound_is_refused_with_its_key() {
+        type Edit = fn(&mut AuthSettings);
+        let cases: [(Edit, &str); 10] = [
+            (|a| a.issuer = "ftp://x".into(), "auth.issuer"),
+            (|a| a.issuer = "https://x/".into(), "auth.issuer"),
+            (|a| a.issuer = "https://x?a=1".into(), "auth.issuer"),
+            (|a| a.audience = String::new(), "auth.audience"),
+            (|a| a.access_token_secs = 1, "auth.access_token_secs"),
+            (|a| a.refresh_token_days = 0, "auth.refresh_token_days"),
+            (|a| a.login_attempts = 0, "auth.login_attempts"),
+            (|a| a.token_requests_per_minute = 0, "auth.token_requests_per_minute"),
+            (|a| a.cors_origins = vec!["*".into()], "auth.cors_origins[0]"),
+            (
+                |a| a.cors_origins = vec!["https://a".into(), "https://a/b".into()],
+                "auth.cors_origins[1]",
+            ),
+        ];
+        for (edit, key) in cases {
+            assert_eq!(refused_key(edit), key);
+        }
+    }
+}

@@ -139,3 +139,55 @@ impl FromIterator<Bar> for BarSeries {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(i: i64) -> Bar {
+        let p = 100.0 + i as f64;
+        Bar {
+            ts: i * 60_000,
+            open: p,
+            high: p + 1.0,
+            low: p - 1.0,
+            close: p + 0.5,
+            volume: 10.0 * i as f64,
+        }
+    }
+
+    #[test]
+    fn bars_pushed_come_back_column_by_column_and_in_order() {
+        let mut s = BarSeries::with_capacity("nifty", 4);
+        assert!(s.is_empty() && s.ts.capacity() >= 4 && s.volume.capacity() >= 4);
+        for i in 0..4 {
+            s.push(bar(i));
+        }
+        assert_eq!((s.len(), s.is_empty(), s.instrument.as_str()), (4, false, "nifty"));
+        assert_eq!(s.close, vec![100.5, 101.5, 102.5, 103.5]);
+        assert_eq!(s.bar(2), bar(2));
+        assert_eq!(s.iter().collect::<Vec<_>>(), (0..4).map(bar).collect::<Vec<_>>());
+        let collected: BarSeries = (0..4).map(bar).collect();
+        assert_eq!((collected.ts, collected.high), (s.ts.clone(), s.high.clone()));
+    }
+
+    #[test]
+    fn a_slice_keeps_the_name_and_timeframe_and_copies_only_its_bars() {
+        let mut s: BarSeries = (0..6).map(bar).collect();
+        s.instrument = "btc".into();
+        let part = s.slice(2, 5);
+        assert_eq!(part.instrument, "btc");
+        assert_eq!(part.ts, vec![120_000, 180_000, 240_000]);
+        assert_eq!(part.bar(0), bar(2));
+        assert!(s.slice(3, 3).is_empty());
+    }
+
+    #[test]
+    fn the_timeframe_is_the_declared_one_else_inferred_from_the_stamps() {
+        let mut s: BarSeries = (0..6).map(bar).collect();
+        assert_eq!(s.timeframe_or_inferred(), Some(Timeframe::from_millis(60_000)));
+        s.timeframe = Some(Timeframe::from_millis(300_000));
+        assert_eq!(s.timeframe_or_inferred(), Some(Timeframe::from_millis(300_000)));
+        assert_eq!(BarSeries::new("empty").timeframe_or_inferred(), None);
+    }
+}

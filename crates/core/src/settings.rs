@@ -317,6 +317,63 @@ mod tests {
     }
 
     #[test]
+    fn a_file_is_read_as_a_layer_and_its_problems_name_it() {
+        let dir = std::env::temp_dir().join(format!("tradelab-core-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "seed: 7\n").unwrap();
+        let p: Partial = layered(Some(read_file(&good).unwrap()), &[]).unwrap();
+        assert_eq!(p.seed, 7);
+        // An empty file is "all defaults", not an error.
+        let empty = dir.join("empty.yaml");
+        std::fs::write(&empty, "").unwrap();
+        let p: Partial = layered(Some(read_file(&empty).unwrap()), &[]).unwrap();
+        assert_eq!(p.seed, default_section::<u64>("seed"));
+        let bad = dir.join("bad.yaml");
+        std::fs::write(&bad, "risk: [unclosed\n").unwrap();
+        let e = read_file(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad.yaml") && e.contains("not valid YAML"), "{e}");
+        let e = read_file(&dir.join("missing.yaml")).unwrap_err().to_string();
+        assert!(e.contains("missing.yaml") && e.contains("--config"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn overrides_reach_into_lists_and_refuse_paths_through_plain_values() {
+        // `seed` is a number: a path through it is not a mapping.
+        let e = layered::<Partial>(None, &["seed.x=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("bad override `seed.x=1`"), "{e}");
+        let e = layered::<Partial>(None, &["risk..max_drawdown=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KEY.PATH=VALUE"), "{e}");
+        // A value that is not YAML on its own is taken as text and then
+        // refused by its type, with the key it was meant for.
+        let e = layered::<Partial>(None, &["seed=[1".into()]).unwrap_err().to_string();
+        assert!(e.contains("`seed` = [1"), "{e}");
+        let root = serde_json::json!({"a": {"list": [10, 20]}});
+        assert_eq!(lookup(&root, "a.list.[1]"), Some(&Value::from(20)));
+        assert_eq!(lookup(&root, "a.list.[9]"), None);
+        assert_eq!(lookup(&root, "a.list.[1].deeper"), None);
+    }
+
+    #[test]
+    fn a_missing_key_and_a_serde_message_without_expectation_still_read_well() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Needs {
+            absent_key: u8,
+        }
+        let e = layered::<Needs>(None, &[]).unwrap_err().to_string();
+        assert!(e.contains("missing field `absent_key`"), "{e}");
+        assert!(e.contains("see config/settings.yaml"), "{e}");
+        assert_eq!(short(&Value::from(3)), "3");
+        // Cut on a character boundary, never inside a multi-byte character.
+        let cut = short(&Value::String("é".repeat(40)));
+        assert!(cut.ends_with("...") && cut.len() <= 60, "{cut}");
+    }
+
+    #[test]
     fn the_validator_keeps_the_first_error() {
         let mut v = Validator::default();
         v.int_range("a", 0, 1, 2);

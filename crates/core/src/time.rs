@@ -113,4 +113,20 @@ mod tests {
         assert_eq!(format_datetime(ts + 7), "2006-01-02T09:05:00.007");
         assert_eq!(format_date(-1), "1969-12-31");
     }
+
+    #[test]
+    fn years_and_the_wall_clock() {
+        let start = days_from_civil(2020, 1, 1) * MS_PER_DAY;
+        let end = days_from_civil(2024, 1, 1) * MS_PER_DAY;
+        // Four years including one leap day: 1461 days, 4.0 Julian years.
+        assert!((years_between(start, end) - 4.0).abs() < 1e-12);
+        assert_eq!(days_in_month(1900, 2), 28);
+        assert_eq!(days_in_month(2000, 2), 29);
+        assert_eq!(days_in_month(2023, 13), 0);
+        // The clock is past the date this test was written and agrees
+        // with itself in seconds.
+        let (ms, secs) = (now_ms(), now_secs());
+        assert!(ms > days_from_civil(2026, 1, 1) * MS_PER_DAY);
+        assert!((secs - ms / 1000).abs() <= 1);
+    }
 }

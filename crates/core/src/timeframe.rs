@@ -141,4 +141,19 @@ mod tests {
         assert_eq!(Timeframe::infer(&ts), Some(Timeframe::DAY));
         assert_eq!(Timeframe::infer(&ts[..1]), None);
     }
+
+    #[test]
+    fn odd_spacings_print_in_their_largest_whole_unit_and_round_trip_through_serde() {
+        assert_eq!(Timeframe::from_millis(1500).to_string(), "1500ms");
+        assert_eq!(Timeframe::from_millis(90_000).to_string(), "90s");
+        assert_eq!(" 5min ".parse::<Timeframe>().unwrap(), Timeframe::from_millis(300_000));
+        assert_eq!("250ms".parse::<Timeframe>().unwrap().millis(), 250);
+        let e = "99999999999999999999m".parse::<Timeframe>().unwrap_err().to_string();
+        assert!(e.contains("like 1m, 5m, 1h, 1d"), "{e}");
+        let json = serde_json::to_string(&Timeframe::HOUR).unwrap();
+        assert_eq!(json, "\"1h\"");
+        assert_eq!(serde_json::from_str::<Timeframe>(&json).unwrap(), Timeframe::HOUR);
+        assert!(serde_json::from_str::<Timeframe>("\"soon\"").is_err());
+        assert!(Timeframe::DAY.is_daily_or_longer() && !Timeframe::HOUR.is_daily_or_longer());
+    }
 }

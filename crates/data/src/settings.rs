@@ -192,3 +192,84 @@ impl FeatureSettings {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_error(check: impl FnOnce(&mut Validator)) -> Option<String> {
+        let mut v = Validator::default();
+        check(&mut v);
+        v.finish().err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_files_sections_pass_their_own_checks() {
+        assert_eq!(first_error(|v| DataSettings::default().validate(v)), None);
+        assert_eq!(first_error(|v| FeatureSettings::default().validate(v)), None);
+        assert_eq!(DataSettings::default().repair_policy, RepairPolicy::Repair);
+    }
+
+    #[test]
+    fn lot_sizes_must_be_positive_and_are_named_per_instrument() {
+        let mut d = DataSettings::default();
+        d.lot_size = 0.0;
+        let e = first_error(|v| d.validate(v)).unwrap();
+        assert_eq!(
+            e,
+            "setting `data.lot_size` = 0: must be positive; allowed: a number > 0, like 1"
+        );
+        let mut d = DataSettings::default();
+        d.instruments.insert(
+            "nifty".into(),
+            InstrumentSettings {
+                lot_size: Some(f64::NAN),
+                fractional: None,
+                timeframe: None,
+            },
+        );
+        let e = first_error(|v| d.validate(v)).unwrap();
+        assert!(e.contains("`data.instruments.nifty.lot_size` = NaN"), "{e}");
+        // An instrument without its own lot size falls back and is not checked.
+        d.instruments.get_mut("nifty").unwrap().lot_size = None;
+        assert_eq!(first_error(|v| d.validate(v)), None);
+    }
+
+    #[test]
+    fn every_indicator_period_and_width_is_checked_with_its_key() {
+        type Edit = fn(&mut FeatureSettings);
+        let cases: [(Edit, &str); 8] = [
+            (|f| f.sma_fast = 0, "features.sma_fast"),
+            (|f| f.stoch_d = 100_001, "features.stoch_d"),
+            (|f| f.macd_fast = f.macd_slow, "features.macd_fast"),
+            (|f| f.bollinger_width = 0.0, "features.bollinger_width"),
+            (|f| f.bollinger_width = f64::INFINITY, "features.bollinger_width"),
+            (|f| f.adx_period = 1, "features.adx_period"),
+            (|f| f.volatility_window = 1, "features.volatility_window"),
+            (|f| f.roc_period = 0, "features.roc_period"),
+        ];
+        for (edit, key) in cases {
+            let mut f = FeatureSettings::default();
+            edit(&mut f);
+            let e = first_error(|v| f.validate(v)).unwrap_or_default();
+            assert!(e.starts_with(&format!("setting `{key}`")), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn repair_policies_and_timeframes_read_as_the_file_writes_them() {
+        let i: InstrumentSettings =
+            serde_json::from_value(serde_json::json!({"lot_size": 50, "timeframe": "5m"})).unwrap();
+        assert_eq!(i.timeframe, Some(Timeframe::from_millis(300_000)));
+        assert_eq!(i.fractional, None);
+        for (name, policy) in [
+            ("refuse", RepairPolicy::Refuse),
+            ("drop", RepairPolicy::Drop),
+            ("repair", RepairPolicy::Repair),
+        ] {
+            let read: RepairPolicy = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(read, policy);
+        }
+        assert!(serde_json::from_value::<InstrumentSettings>(serde_json::json!({"lots": 5})).is_err());
+    }
+}

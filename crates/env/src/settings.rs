@@ -104,3 +104,55 @@ impl EnvSettings {
         v.range("env.ruin_fraction", e.ruin_fraction, 0.0, 0.999);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused_key(edit: impl FnOnce(&mut EnvSettings)) -> String {
+        let mut env = EnvSettings::default();
+        edit(&mut env);
+        let mut v = Validator::default();
+        env.validate(&mut v);
+        let e = v.finish().err().map(|e| e.to_string()).unwrap_or_default();
+        e.split('`').nth(1).unwrap_or("(accepted)").to_string()
+    }
+
+    #[test]
+    fn the_files_section_passes_its_own_checks() {
+        assert_eq!(refused_key(|_| {}), "(accepted)");
+    }
+
+    #[test]
+    fn every_bound_is_refused_with_its_key() {
+        type Edit = fn(&mut EnvSettings);
+        let cases: [(Edit, &str); 9] = [
+            (|e| e.window = 0, "env.window"),
+            (|e| e.train_fraction = 1.0, "env.train_fraction"),
+            (
+                |e| e.validation_fraction = 1.0 - e.train_fraction,
+                "env.validation_fraction",
+            ),
+            (|e| e.validation_fraction = -0.1, "env.validation_fraction"),
+            (|e| e.reward_scale = 0.0, "env.reward_scale"),
+            (|e| e.dsr_eta = 1.0, "env.dsr_eta"),
+            (|e| e.drawdown_penalty = -1.0, "env.drawdown_penalty"),
+            (|e| e.invalid_penalty = f64::NAN, "env.invalid_penalty"),
+            (|e| e.ruin_fraction = 1.0, "env.ruin_fraction"),
+        ];
+        for (edit, key) in cases {
+            assert_eq!(refused_key(edit), key);
+        }
+    }
+
+    #[test]
+    fn a_split_leaving_no_test_data_says_so() {
+        let mut env = EnvSettings::default();
+        env.train_fraction = 0.8;
+        env.validation_fraction = 0.3;
+        let mut v = Validator::default();
+        env.validate(&mut v);
+        let e = v.finish().unwrap_err().to_string();
+        assert!(e.contains("leaves no test split"), "{e}");
+    }
+}

@@ -393,3 +393,135 @@ impl MonteCarloSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_error(check: impl FnOnce(&mut Validator)) -> Option<String> {
+        let mut v = Validator::default();
+        check(&mut v);
+        v.finish().err().map(|e| e.to_string())
+    }
+
+    /// Applies `edit` to a default `T`, validates it and returns the key
+    /// of the first error (the text between the backticks).
+    fn refused_key<T: Default>(edit: impl FnOnce(&mut T), validate: fn(&T, &mut Validator)) -> String {
+        let mut section = T::default();
+        edit(&mut section);
+        let e = first_error(|v| validate(&section, v)).unwrap_or_default();
+        e.split('`').nth(1).unwrap_or("(accepted)").to_string()
+    }
+
+    #[test]
+    fn the_files_sections_pass_their_own_checks_and_carry_the_seed_costs() {
+        assert_eq!(first_error(|v| BacktestSettings::default().validate(v)), None);
+        assert_eq!(first_error(|v| RiskSettings::default().validate(v)), None);
+        assert_eq!(first_error(|v| StrategySettings::default().validate(v)), None);
+        assert_eq!(first_error(|v| WalkForwardSettings::default().validate(v)), None);
+        assert_eq!(first_error(|v| MonteCarloSettings::default().validate(v)), None);
+        let b = BacktestSettings::default();
+        assert_eq!((b.costs.entry_fixed, b.costs.exit_fixed), (25.0, 35.0));
+        assert_eq!(b.fill, FillPolicy::NextOpen);
+        assert_eq!(RiskSettings::default().max_asset_fraction, 0.25);
+        assert!(!ReportSettings::default().out_dir.as_os_str().is_empty());
+    }
+
+    #[test]
+    fn every_backtest_bound_is_refused_with_its_key() {
+        type Edit = fn(&mut BacktestSettings);
+        let cases: [(Edit, &str); 12] = [
+            (|b| b.initial_cash = 0.0, "backtest.initial_cash"),
+            (|b| b.currency = "  ".into(), "backtest.currency"),
+            (|b| b.risk_free_rate = 2.0, "backtest.risk_free_rate"),
+            (|b| b.costs.entry_fixed = -1.0, "backtest.costs.entry_fixed"),
+            (|b| b.costs.percent = 0.6, "backtest.costs.percent"),
+            (|b| b.slippage.bps = f64::NAN, "backtest.slippage.bps"),
+            (|b| b.slippage.atr_period = 0, "backtest.slippage.atr_period"),
+            (|b| b.sizing.quantity = 0.0, "backtest.sizing.quantity"),
+            (|b| b.sizing.fraction = 11.0, "backtest.sizing.fraction"),
+            (
+                |b| b.sizing.target_volatility = 0.0,
+                "backtest.sizing.target_volatility",
+            ),
+            (|b| b.sizing.volatility_window = 1, "backtest.sizing.volatility_window"),
+            (|b| b.costs.minimum = 2e9, "backtest.costs.minimum"),
+        ];
+        for (edit, key) in cases {
+            assert_eq!(refused_key(edit, BacktestSettings::validate), key);
+        }
+    }
+
+    #[test]
+    fn risk_strategy_walk_forward_and_monte_carlo_bounds_are_refused_with_their_keys() {
+        type RiskEdit = fn(&mut RiskSettings);
+        let risk: [(RiskEdit, &str); 4] = [
+            (|r| r.max_asset_fraction = 0.0, "risk.max_asset_fraction"),
+            (|r| r.max_gross_leverage = 101.0, "risk.max_gross_leverage"),
+            (|r| r.daily_loss_limit = -0.1, "risk.daily_loss_limit"),
+            (|r| r.max_drawdown = 1.5, "risk.max_drawdown"),
+        ];
+        for (edit, key) in risk {
+            assert_eq!(refused_key(edit, RiskSettings::validate), key);
+        }
+        type StrategyEdit = fn(&mut StrategySettings);
+        let strategies: [(StrategyEdit, &str); 5] = [
+            (
+                |s| s.sma_crossover.fast = s.sma_crossover.slow,
+                "strategies.sma_crossover.fast",
+            ),
+            (|s| s.sma_crossover.slow = 0, "strategies.sma_crossover.slow"),
+            (
+                |s| s.rsi_mean_reversion.oversold = s.rsi_mean_reversion.overbought,
+                "strategies.rsi_mean_reversion.oversold",
+            ),
+            (
+                |s| s.rsi_mean_reversion.exit_level = 101.0,
+                "strategies.rsi_mean_reversion.exit_level",
+            ),
+            (|s| s.momentum.threshold = 20.0, "strategies.momentum.threshold"),
+        ];
+        for (edit, key) in strategies {
+            assert_eq!(refused_key(edit, StrategySettings::validate), key);
+        }
+        assert_eq!(
+            refused_key(
+                |w: &mut WalkForwardSettings| w.test_bars = 0,
+                WalkForwardSettings::validate
+            ),
+            "walk_forward.test_bars"
+        );
+        assert_eq!(
+            refused_key(
+                |m: &mut MonteCarloSettings| m.vol_scales.clear(),
+                MonteCarloSettings::validate
+            ),
+            "monte_carlo.vol_scales"
+        );
+        assert_eq!(
+            refused_key(
+                |m: &mut MonteCarloSettings| m.vol_scales = vec![1.0, -2.0],
+                MonteCarloSettings::validate
+            ),
+            "monte_carlo.vol_scales[1]"
+        );
+    }
+
+    #[test]
+    fn closed_choices_read_as_the_file_writes_them() {
+        let read = |name: &str| serde_json::json!(name);
+        assert_eq!(
+            serde_json::from_value::<FillPolicy>(read("signal_close")).unwrap(),
+            FillPolicy::SignalClose
+        );
+        assert_eq!(
+            serde_json::from_value::<SlippageModel>(read("volume_participation")).unwrap(),
+            SlippageModel::VolumeParticipation
+        );
+        assert_eq!(
+            serde_json::from_value::<SizingMethod>(read("volatility_target")).unwrap(),
+            SizingMethod::VolatilityTarget
+        );
+        assert!(serde_json::from_value::<FillPolicy>(read("tomorrow")).is_err());
+    }
+}

@@ -96,3 +96,48 @@ impl StoreSettings {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused_key(edit: impl FnOnce(&mut StoreSettings)) -> String {
+        let mut store = StoreSettings::default();
+        edit(&mut store);
+        let mut v = Validator::default();
+        store.validate(&mut v);
+        let e = v.finish().err().map(|e| e.to_string()).unwrap_or_default();
+        e.split('`').nth(1).unwrap_or("(accepted)").to_string()
+    }
+
+    #[test]
+    fn the_default_is_the_files_section_and_passes_its_checks() {
+        let from_file: StoreSettings = tradelab_core::settings::default_section("store");
+        assert_eq!(from_file, StoreSettings::default());
+        assert_eq!(refused_key(|_| {}), "(accepted)");
+        assert_eq!(refused_key(|s| s.url = "postgresql://u@h/db".into()), "(accepted)");
+    }
+
+    #[test]
+    fn every_bound_is_refused_with_its_key() {
+        type Edit = fn(&mut StoreSettings);
+        let cases: [(Edit, &str); 5] = [
+            (|s| s.url = "mysql://x".into(), "store.url"),
+            (|s| s.experiment = " ".into(), "store.experiment"),
+            (|s| s.keep_last = 0, "store.keep_last"),
+            (|s| s.job_lease_secs = 0.5, "store.job_lease_secs"),
+            (|s| s.mlflow_url = "ftp://x".into(), "store.mlflow_url"),
+        ];
+        for (edit, key) in cases {
+            assert_eq!(refused_key(edit), key);
+        }
+    }
+
+    #[test]
+    fn a_model_saved_before_the_lease_setting_still_reads() {
+        let mut old = serde_json::to_value(StoreSettings::default()).unwrap();
+        old.as_object_mut().unwrap().remove("job_lease_secs");
+        let read: StoreSettings = serde_json::from_value(old).unwrap();
+        assert_eq!(read.job_lease_secs, default_job_lease_secs());
+    }
+}

@@ -191,3 +191,75 @@ impl BacktestReport {
         serde_json::to_string_pretty(self).expect("reports serialise")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{run, EngineConfig};
+    use crate::metrics::compute;
+    use crate::settings::StrategySettings;
+    use tradelab_data::synthetic::{generate, SyntheticConfig};
+
+    fn report(strategy: &str, fingerprint: &str) -> BacktestReport {
+        let market = generate(&SyntheticConfig {
+            bars: 300,
+            instrument: "synth".into(),
+            ..Default::default()
+        });
+        let mut s = crate::strategies::baseline(strategy, &StrategySettings::default()).unwrap();
+        let r = run(&[&market.series], s.as_mut(), &EngineConfig::default());
+        BacktestReport::new(&r, &compute(&r, 0.0), "INR", "next_open", fingerprint)
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_bytes_and_other_settings_another_id() {
+        let a = report("momentum", "{\"seed\":1}");
+        assert_eq!(a.to_json(), report("momentum", "{\"seed\":1}").to_json());
+        assert_ne!(a.simulation_id, report("momentum", "{\"seed\":2}").simulation_id);
+        assert_ne!(a.simulation_id, report("buy_and_hold", "{\"seed\":1}").simulation_id);
+        assert!(a.simulation_id.starts_with("sim-") && a.simulation_id.len() == 20);
+        let parsed: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+        assert_eq!(parsed["model_used"], "momentum(20)");
+        assert_eq!(parsed["currency"], "INR");
+        assert_eq!(parsed["fill_policy"], "next_open");
+    }
+
+    #[test]
+    fn trades_carry_names_and_times_and_the_totals_agree_with_them() {
+        let r = report("momentum", "");
+        assert!(r.total_trades > 0, "momentum trades on a random walk");
+        assert_eq!(r.total_trades, r.trades.len());
+        for t in &r.trades {
+            assert_eq!(t.instrument, "synth");
+            assert!(t.entry_time < t.exit_time, "{} .. {}", t.entry_time, t.exit_time);
+        }
+        let best = r.trades.iter().map(|t| t.return_pct).fold(f64::MIN, f64::max);
+        assert!((r.best_trade_return_pct.unwrap() - best).abs() < 1e-9);
+        assert_eq!((r.start_date.len(), r.end_date.len()), (10, 10));
+        assert!(r.start_date <= r.end_date);
+    }
+
+    #[test]
+    fn the_curve_has_a_point_per_timestamp_and_its_deepest_drawdown_is_the_metric() {
+        let r = report("buy_and_hold", "");
+        assert_eq!(r.equity_curve.len(), 300);
+        assert!(r.equity_curve.iter().all(|p| p.drawdown <= 0.0));
+        let deepest = r.equity_curve.iter().map(|p| p.drawdown).fold(0.0, f64::min);
+        assert!(
+            (deepest * 100.0 - r.max_drawdown_pct).abs() < 1e-6,
+            "{deepest} vs {}",
+            r.max_drawdown_pct
+        );
+        assert_eq!(r.equity_curve.last().unwrap().equity, r.portfolio_end);
+    }
+
+    #[test]
+    fn a_position_held_to_the_end_is_reported_open_and_no_trade_has_closed() {
+        let r = report("buy_and_hold", "");
+        assert_eq!(r.total_trades, 0);
+        assert_eq!(r.avg_trade_return_pct, None);
+        assert_eq!(r.open_positions.len(), 1);
+        assert_eq!(r.open_positions[0].instrument, "synth");
+        assert!(r.open_positions[0].quantity > 0.0 && r.open_positions[0].avg_price > 0.0);
+    }
+}

@@ -24,3 +24,16 @@ impl Strategy for BuyAndHold {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategies::testing::signals;
+
+    #[test]
+    fn buys_on_the_first_bar_and_never_acts_again() {
+        let mut hold = BuyAndHold::default();
+        assert_eq!(hold.name(), "buy_and_hold");
+        assert_eq!(signals(&mut hold, &[10.0, 5.0, 20.0, 1.0]), vec![(0, Action::BuyLong)]);
+    }
+}

@@ -7,6 +7,8 @@ mod buy_and_hold;
 mod momentum;
 mod rsi_reversion;
 mod sma_crossover;
+#[cfg(test)]
+mod testing;
 
 pub use buy_and_hold::BuyAndHold;
 pub use momentum::Momentum;
@@ -32,4 +34,21 @@ pub fn baseline(name: &str, st: &StrategySettings) -> Option<Box<dyn Strategy>> 
         "momentum" => Box::new(Momentum::new(&st.momentum)),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_baseline_builds_by_name_and_unknown_names_do_not() {
+        let st = StrategySettings::default();
+        for name in BASELINES {
+            let built = baseline(name, &st).unwrap_or_else(|| panic!("{name} does not build"));
+            assert!(built.name().starts_with(name), "{name}: {}", built.name());
+        }
+        // The command line may write names with hyphens.
+        assert_eq!(baseline("sma-crossover", &st).unwrap().name(), "sma_crossover(10,30)");
+        assert!(baseline("martingale", &st).is_none());
+    }
 }

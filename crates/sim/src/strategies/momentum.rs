@@ -59,3 +59,54 @@ impl Strategy for Momentum {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategies::testing::signals;
+
+    fn momentum(allow_short: bool) -> Momentum {
+        Momentum::new(&MomentumSettings {
+            lookback: 2,
+            threshold: 0.0,
+            allow_short,
+        })
+    }
+
+    const CLOSES: [f64; 8] = [10.0, 11.0, 12.0, 11.0, 10.0, 9.0, 10.0, 12.0];
+
+    #[test]
+    fn long_while_the_lookback_return_is_above_the_threshold_flat_otherwise() {
+        assert_eq!(momentum(false).name(), "momentum(2)");
+        // Bar 2 is the first with a close two bars back (12 over 10); bar 3
+        // is level with bar 1, so the long closes; bar 7 is 12 over 9.
+        assert_eq!(
+            signals(&mut momentum(false), &CLOSES),
+            vec![(2, Action::BuyLong), (3, Action::CloseLong), (7, Action::BuyLong)]
+        );
+    }
+
+    #[test]
+    fn with_shorts_a_falling_return_goes_short_until_it_recovers() {
+        assert_eq!(
+            signals(&mut momentum(true), &CLOSES),
+            vec![
+                (2, Action::BuyLong),
+                (3, Action::CloseLong),
+                (4, Action::SellShort),
+                (6, Action::CloseShort),
+                (7, Action::BuyLong),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_threshold_keeps_small_moves_flat() {
+        let mut strict = Momentum::new(&MomentumSettings {
+            lookback: 2,
+            threshold: 0.5,
+            allow_short: true,
+        });
+        assert_eq!(signals(&mut strict, &CLOSES), vec![]);
+    }
+}

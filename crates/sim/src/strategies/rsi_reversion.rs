@@ -48,3 +48,51 @@ impl Strategy for RsiMeanReversion {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategies::testing::signals;
+
+    fn rsi(allow_short: bool) -> RsiMeanReversion {
+        RsiMeanReversion::new(&RsiMeanReversionSettings {
+            period: 2,
+            oversold: 30.0,
+            overbought: 70.0,
+            exit_level: 50.0,
+            allow_short,
+        })
+    }
+
+    /// Five falls, then five rises. Wilder's RSI(2) is 0 from bar 2 (the
+    /// first with two changes) through the falls, then 50, 75, 87.5, ...
+    const CLOSES: [f64; 11] = [10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+
+    #[test]
+    fn buys_when_oversold_and_exits_once_the_rsi_recovers_past_the_exit_level() {
+        assert_eq!(rsi(false).name(), "rsi_mean_reversion(2)");
+        // 50 at bar 6 is not above the exit level; 75 at bar 7 is.
+        assert_eq!(
+            signals(&mut rsi(false), &CLOSES),
+            vec![(2, Action::BuyLong), (7, Action::CloseLong)]
+        );
+    }
+
+    #[test]
+    fn with_shorts_an_overbought_rsi_goes_short_and_covers_below_the_exit_level() {
+        let mut closes = CLOSES.to_vec();
+        // Two falls after the rises bring the RSI to 32 (below the exit
+        // level: cover) and then 14 (oversold again: long).
+        closes.extend([8.0, 6.0]);
+        assert_eq!(
+            signals(&mut rsi(true), &closes),
+            vec![
+                (2, Action::BuyLong),
+                (7, Action::CloseLong),
+                (8, Action::SellShort),
+                (11, Action::CloseShort),
+                (12, Action::BuyLong),
+            ]
+        );
+    }
+}

@@ -98,46 +98,11 @@ impl Strategy for SmaCrossover {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tradelab_core::Bar;
+    use crate::strategies::testing;
 
-    /// The bars at which the strategy acts, for a series of closes.
+    /// The bars at which a long-only crossover acts, for a series of closes.
     fn signals(closes: &[f64], fast: usize, slow: usize) -> Vec<(usize, Action)> {
-        let mut strat = SmaCrossover::new(fast, slow, false);
-        let series: BarSeries = closes
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| Bar {
-                ts: i as i64,
-                open: c,
-                high: c,
-                low: c,
-                close: c,
-                volume: 0.0,
-            })
-            .collect();
-        strat.start(&[&series]);
-        let mut orders = Vec::new();
-        let mut out = Vec::new();
-        let mut position = 0.0;
-        for (k, bar) in series.iter().enumerate() {
-            let mut ctx = BarContext {
-                instrument: 0,
-                index: k,
-                bar,
-                position,
-                equity: 1.0,
-                cash: 1.0,
-                unrealized_pnl: 0.0,
-                halted: false,
-                orders: &mut orders,
-            };
-            strat.on_bar(&mut ctx);
-            for o in orders.drain(..) {
-                position = if o.action == Action::BuyLong { 1.0 } else { 0.0 };
-                out.push((k, o.action));
-            }
-        }
-        out
+        testing::signals(&mut SmaCrossover::new(fast, slow, false), closes)
     }
 
     #[test]
@@ -155,6 +120,17 @@ mod tests {
         assert_eq!(
             signals(&closes, 1, 3),
             vec![(3, Action::BuyLong), (6, Action::CloseLong)]
+        );
+    }
+
+    #[test]
+    fn with_shorts_a_death_cross_goes_short_and_a_golden_cross_comes_back_long() {
+        let closes = [5.0, 4.0, 3.0, 4.0, 6.0, 5.0, 3.0, 2.0, 4.0, 7.0];
+        let mut both_ways = SmaCrossover::new(1, 3, true);
+        assert_eq!(both_ways.name(), "sma_crossover(1,3)");
+        assert_eq!(
+            testing::signals(&mut both_ways, &closes),
+            vec![(3, Action::BuyLong), (6, Action::SellShort), (8, Action::BuyLong)]
         );
     }
 }
