@@ -233,3 +233,47 @@ fn too_short_data_is_refused_with_the_numbers() {
     let e = s.market(market(45, 1)).unwrap_err().to_string();
     assert!(e.contains("split has") && e.contains("env.window"), "{e}");
 }
+
+#[test]
+fn other_splits_keep_the_fitted_observations_and_refuse_a_split_without_a_step() {
+    let s = settings();
+    let data = s.market(market(400, 3)).unwrap();
+    let online = data.with_splits(100..300, 300..380, 0..0).unwrap();
+    assert_eq!(online.bars(Split::Train), 100..300);
+    assert_eq!(online.window(250), data.window(250), "normalisation stays as fitted");
+    // Ranges past the end are clipped to the series.
+    assert_eq!(
+        data.with_splits(0..300, 300..999, 0..0)
+            .unwrap()
+            .bars(Split::Validation),
+        300..400
+    );
+    let e = data.with_splits(0..300, 300..301, 0..0).unwrap_err().to_string();
+    assert!(e.contains("the validation split has 1 bars"), "{e}");
+    // An empty test split cannot host an environment, and says which split.
+    let e = TradingEnv::new(Arc::new(online), Split::Test, &s.config(), 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("the test split is empty"), "{e}");
+}
+
+#[test]
+fn an_observation_flattens_to_the_window_then_the_account() {
+    let s = settings();
+    let mut env = env_with(&s, market(300, 4));
+    let obs = env.reset();
+    let (window, account) = (obs.window.to_vec(), obs.account);
+    let len = env.data().observation_len();
+    assert_eq!(len, s.env.window * env.data().n_features() + ACCOUNT_FEATURES);
+    assert_eq!(env.data().window_len(), s.env.window);
+    let mut flat = vec![f32::NAN; len];
+    env.observation().write_to(&mut flat);
+    assert_eq!(&flat[..window.len()], &window[..]);
+    assert_eq!(&flat[window.len()..], &account[..]);
+    assert_eq!(
+        [Split::Train, Split::Validation, Split::Test].map(Split::name),
+        ["train", "validation", "test"]
+    );
+    assert_eq!(EnvConfig::default().env, EnvSettings::default());
+}
