@@ -159,3 +159,41 @@ pub fn timestamp_now() -> String {
         rem % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vocabulary_gives_embedding_rows_and_names_what_it_knows_otherwise() {
+        let v = Vocabulary {
+            instruments: vec!["nifty".into(), "btc".into()],
+            timeframes: vec!["1d".into(), "5m".into()],
+        };
+        assert_eq!(
+            v.key("btc", "5m").unwrap(),
+            MarketKey {
+                instrument: 1,
+                timeframe: 1
+            }
+        );
+        let e = v.key("nvda", "1d").unwrap_err();
+        assert!(e.contains("`nvda`") && e.contains("[\"nifty\", \"btc\"]"), "{e}");
+        let e = v.key("nifty", "1h").unwrap_err();
+        assert!(e.contains("`1h`") && e.contains("[\"1d\", \"5m\"]"), "{e}");
+    }
+
+    #[test]
+    fn the_series_hash_changes_with_any_bar_value_and_only_then() {
+        let series = tradelab_testkit::synthetic_series(50, 7);
+        let same = tradelab_testkit::synthetic_series(50, 7);
+        assert_eq!(series_hash(&series), series_hash(&same));
+        assert_eq!(series_hash(&series).len(), 64);
+        let mut moved = same.clone();
+        moved.volume[49] += 1.0;
+        assert_ne!(series_hash(&series), series_hash(&moved));
+        let mut renamed = same;
+        renamed.instrument = "other".into();
+        assert_eq!(series_hash(&series), series_hash(&renamed), "bars, not names");
+    }
+}

@@ -14,16 +14,11 @@ use serde_json::{json, Value};
 
 mod common;
 
-/// Small, fast model settings, and a short lease so recovery is quick.
-const SETTINGS: [&str; 12] = [
+/// The kit's small model, with the update size and evaluation spacing this
+/// test's kill timing was tuned on, and a short lease so recovery is quick.
+const JOB_SETTINGS: [&str; 6] = [
     "--set",
-    "env.window=8",
-    "--set",
-    "ppo.envs=4",
-    "--set",
-    "ppo.rollout_steps=64",
-    "--set",
-    "ppo.hidden=16",
+    "ppo.minibatches=4",
     "--set",
     "ppo.eval_every=4",
     "--set",
@@ -35,7 +30,8 @@ fn tradelab(cwd: &Path, db: &str) -> Command {
     c.current_dir(cwd)
         .env("NO_COLOR", "1")
         .env("TRADELAB_DATABASE_URL", db)
-        .args(SETTINGS);
+        .args(common::SMALL_MODEL)
+        .args(JOB_SETTINGS);
     c
 }
 

@@ -300,3 +300,113 @@ fn the_fused_mlp_acts_and_differentiates_like_the_candle_policy() {
         );
     }
 }
+
+/// A small mixture of experts over a synthetic market with the regime
+/// features on, its specialists named by the market's weight columns, and
+/// the market's true regime switches.
+fn mixture(encoder: &str) -> (TestSettings, Arc<MarketData>, PpoAgent, Vec<usize>) {
+    use tradelab_data::synthetic::{generate, SyntheticConfig};
+    let mut s = small_settings();
+    s.sections.regime.features = true;
+    let synthetic = generate(&SyntheticConfig {
+        bars: 1500,
+        seed: default_seed(),
+        ..Default::default()
+    });
+    let switches = (1..synthetic.regimes.len())
+        .filter(|&t| synthetic.regimes[t] != synthetic.regimes[t - 1])
+        .collect();
+    let data = Arc::new(s.sections.market_data(synthetic.series).unwrap());
+    let specialists: Vec<&str> = data
+        .feature_names
+        .iter()
+        .filter_map(|f| f.strip_prefix("specialist_"))
+        .collect();
+    let moe = MixtureConfig::from_features(&data.feature_names, &specialists, &Default::default()).unwrap();
+    let agent = PpoAgent::new(PpoConfig {
+        mixture: Some(moe),
+        ..agent(&s, encoder, &data).config.clone()
+    })
+    .unwrap();
+    (s, data, agent, switches)
+}
+
+#[test]
+fn a_mixture_learns_as_one_policy_and_acts_through_any_one_specialist() {
+    let (s, data, mut a, _) = mixture("mlp");
+    assert_eq!((a.kind(), a.config.kind().unwrap()), (MOE_KIND, MOE_KIND));
+    assert_eq!(a.specialists().len(), 4);
+    let before = weights(&a);
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 1).unwrap();
+    let st = a.learn(&mut envs, &KEY).unwrap();
+    assert_ne!(weights(&a), before, "gate and specialists train together");
+    for v in [st.policy_loss, st.value_loss, st.entropy, st.approx_kl, st.grad_norm] {
+        assert!(v.is_finite(), "{st:?}");
+    }
+    let t = data.steps(Split::Train).start + 5;
+    let input = AgentInput {
+        window: data.window(t),
+        account: [0.0; 3],
+        mask: [true, true, false, false, true],
+        market: KEY[0],
+    };
+    let view = a.mixture_view(&input).unwrap().expect("a mixture has a view");
+    assert!((view.gate.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{view:?}");
+    assert!(view.exposures.iter().all(|e| (-1.0..=1.0).contains(e)));
+    assert!(view.regime_specialist < 4);
+    let e = a.force_expert(Some(4)).unwrap_err().to_string();
+    assert!(e.contains("specialist 4 does not exist; this model has 4"), "{e}");
+    for k in [Some(0), Some(3), None] {
+        a.force_expert(k).unwrap();
+        let d = a.select_action(&input, true).unwrap();
+        assert!(input.mask[d.action.index()], "{k:?}: {:?} is masked", d.action);
+    }
+}
+
+#[test]
+fn transition_smoothness_is_measured_for_a_mixture_and_refused_for_a_single_policy() {
+    let (s, data, a, switches) = mixture("mlp");
+    let m =
+        crate::transitions::transition_smoothness(&a, &data, KEY[0], Split::Validation, &s.env_config(), &switches, 3)
+            .unwrap();
+    // Every decision bar of the split but the last, whose observation ends
+    // the episode (the environment's truncation).
+    let steps = data.steps(Split::Validation);
+    assert_eq!(m.bars, steps.len() - 1);
+    let walked = steps.start..steps.end - 1;
+    let inside = switches.iter().filter(|&&b| b > walked.start && b < walked.end).count();
+    assert_eq!(m.switches, inside);
+    assert!(m.switches > 0, "the synthetic market switches regime in validation");
+    for v in [
+        m.soft_blending,
+        m.hard_switching,
+        m.top_gate_switching,
+        m.soft_mean_change,
+        m.hard_mean_change,
+    ] {
+        assert!((0.0..=1.0).contains(&v), "{m:?}");
+    }
+    let single = agent(&s, "mlp", &data);
+    let e = crate::transitions::transition_smoothness(
+        &single,
+        &data,
+        KEY[0],
+        Split::Validation,
+        &s.env_config(),
+        &switches,
+        3,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("needs a mixture of experts"), "{e}");
+}
+
+#[test]
+fn a_mixture_without_regime_features_is_refused_with_the_setting_to_change() {
+    let s = small_settings();
+    let data = market(&s);
+    let e = MixtureConfig::from_features(&data.feature_names, &["trend"], &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`specialist_trend`") && e.contains("regime.features"), "{e}");
+}

@@ -326,4 +326,77 @@ mod tests {
         let e = serde_json::from_value::<MoeSettings>(bad).unwrap_err().to_string();
         assert!(e.contains("is not an encoder"), "{e}");
     }
+
+    /// Applies `edit` to a default section, validates it and returns the
+    /// key of the first error (the text between the backticks).
+    fn refused_key<T: Default>(edit: impl FnOnce(&mut T), validate: fn(&T, &mut Validator)) -> String {
+        let mut section = T::default();
+        edit(&mut section);
+        let mut v = Validator::default();
+        validate(&section, &mut v);
+        let e = v.finish().err().map(|e| e.to_string()).unwrap_or_default();
+        e.split('`').nth(1).unwrap_or("(accepted)").to_string()
+    }
+
+    #[test]
+    fn the_files_sections_pass_their_own_checks() {
+        assert_eq!(refused_key(|_| {}, PpoSettings::validate), "(accepted)");
+        assert_eq!(refused_key(|_| {}, MetaSettings::validate), "(accepted)");
+        assert_eq!(refused_key(|_| {}, MoeSettings::validate), "(accepted)");
+    }
+
+    #[test]
+    fn every_ppo_bound_is_refused_with_its_key() {
+        type Edit = fn(&mut PpoSettings);
+        let cases: [(Edit, &str); 12] = [
+            (|p| p.hidden = 0, "ppo.hidden"),
+            (|p| p.epochs = 101, "ppo.epochs"),
+            (|p| p.total_steps = 0, "ppo.total_steps"),
+            (|p| p.heads = 3, "ppo.heads"),
+            (|p| p.minibatches = p.envs + 1, "ppo.minibatches"),
+            (|p| p.learning_rate = 1.0, "ppo.learning_rate"),
+            (|p| p.gamma = 1.5, "ppo.gamma"),
+            (|p| p.gae_lambda = -0.1, "ppo.gae_lambda"),
+            (|p| p.clip = 1.0, "ppo.clip"),
+            (|p| p.entropy_coef = 11.0, "ppo.entropy_coef"),
+            (|p| p.max_grad_norm = 0.0, "ppo.max_grad_norm"),
+            (|p| p.target_kl = f64::NAN, "ppo.target_kl"),
+        ];
+        for (edit, key) in cases {
+            assert_eq!(refused_key(edit, PpoSettings::validate), key);
+        }
+        let mut p = PpoSettings::default();
+        p.hidden = 30;
+        p.heads = 4;
+        let mut v = Validator::default();
+        p.validate(&mut v);
+        let e = v.finish().unwrap_err().to_string();
+        assert!(e.contains("a divisor of hidden (30)"), "{e}");
+    }
+
+    #[test]
+    fn every_meta_and_mixture_bound_is_refused_with_its_key() {
+        type MetaEdit = fn(&mut MetaSettings);
+        let meta: [(MetaEdit, &str); 6] = [
+            (|m| m.iterations = 0, "meta.iterations"),
+            (|m| m.tasks_per_batch = 2000, "meta.tasks_per_batch"),
+            (|m| m.inner_steps = 0, "meta.inner_steps"),
+            (|m| m.inner_lr = 0.0, "meta.inner_lr"),
+            (|m| m.reptile_step = 2.0, "meta.reptile_step"),
+            (|m| m.support_bars = 5, "meta.support_bars"),
+        ];
+        for (edit, key) in meta {
+            assert_eq!(refused_key(edit, MetaSettings::validate), key);
+        }
+        type MoeEdit = fn(&mut MoeSettings);
+        let moe: [(MoeEdit, &str); 3] = [
+            (|m| m.gate_hidden = 0, "moe.gate_hidden"),
+            (|m| m.specialist_coef = -1.0, "moe.specialist_coef"),
+            (|m| m.gate_prior_coef = 11.0, "moe.gate_prior_coef"),
+        ];
+        for (edit, key) in moe {
+            assert_eq!(refused_key(edit, MoeSettings::validate), key);
+        }
+        assert_eq!(MetaMode::FirstOrder.to_string(), "fomaml");
+    }
 }
