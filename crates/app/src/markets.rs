@@ -164,3 +164,87 @@ pub fn markets(series: Vec<BarSeries>, vocab: &Vocabulary, settings: &Settings) 
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Default settings reading the repository's bundled price files, and
+    /// a data/final folder that holds nothing.
+    fn settings(empty_final: &Path) -> Settings {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut s = Settings::default();
+        s.data.raw_dir = root.join("data/raw");
+        s.data.final_dir = empty_final.to_path_buf();
+        s
+    }
+
+    #[test]
+    fn symbols_load_by_name_or_path_and_unknown_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let by_name = load_symbols(&s, &["nvda-1999-2014".into()], true).unwrap();
+        let path: PathBuf = s.data.raw_dir.join("nvda-1999-2014.txt");
+        let by_path = load_symbols(&s, &[path.display().to_string()], false).unwrap();
+        assert_eq!(by_name, by_path);
+        assert_eq!(by_name[0].len(), 4012, "every row of the bundled file");
+        let e = format!("{:#}", load_symbols(&s, &["no-such-symbol".into()], false).unwrap_err());
+        assert!(e.contains("loading `no-such-symbol`"), "{e}");
+    }
+
+    #[test]
+    fn series_come_from_the_named_files_when_nothing_is_prepared_and_filter_by_timeframe() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let e = load_series(&s, &[], None, false).unwrap_err().to_string();
+        assert!(
+            e.contains("no prepared data") && e.contains("tradelab data prepare"),
+            "{e}"
+        );
+        let names = ["nvda-1999-2014".to_string(), "orcl-1995-2014".to_string()];
+        let daily = load_series(&s, &names, Some("1d"), false).unwrap();
+        assert_eq!(daily.len(), 2);
+        let e = load_series(&s, &names, Some("5m"), false).unwrap_err().to_string();
+        assert!(e.contains("no series with timeframe `5m`"), "{e}");
+    }
+
+    #[test]
+    fn the_vocabulary_and_markets_give_each_series_its_embedding_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        s.env.window = 8;
+        let names = ["orcl-1995-2014".to_string(), "nvda-1999-2014".to_string()];
+        let series = load_series(&s, &names, None, false).unwrap();
+        let vocab = vocabulary(&series);
+        assert_eq!(vocab.instruments, ["orcl-1995-2014", "nvda-1999-2014"]);
+        assert_eq!(vocab.timeframes, ["1d"]);
+        let hash = data_hash(&series[1]);
+        assert_eq!((hash.timeframe.as_str(), hash.first.as_str()), ("1d", "1999-01-22"));
+        assert_eq!(hash.sha256, series_hash(&series[1]));
+        let built = markets(series, &vocab, &s).unwrap();
+        assert_eq!((built[0].key.instrument, built[1].key.instrument), (0, 1));
+        assert_eq!(built[1].data.series.instrument, "nvda-1999-2014");
+        // A series outside the vocabulary is refused with what the model knows.
+        let other = load_series(&s, &["yhoo-1996-2014".to_string()], None, false).unwrap();
+        let e = markets(other, &vocab, &s).err().unwrap().to_string();
+        assert!(e.contains("`yhoo-1996-2014` is not in the model's vocabulary"), "{e}");
+    }
+
+    #[test]
+    fn a_baseline_backtests_by_name_and_an_unknown_one_lists_the_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let feeds = load_symbols(&s, &["orcl-1995-2014".into()], false).unwrap();
+        let r = backtest(&s, "sma_crossover", &feeds).unwrap();
+        assert_eq!(r.strategy, "sma_crossover(10,30)");
+        assert!(!r.trades.is_empty() && r.final_equity > 0.0);
+        let e = backtest(&s, "martingale", &feeds).err().unwrap().to_string();
+        assert!(
+            e.contains("unknown strategy `martingale`") && e.contains("momentum"),
+            "{e}"
+        );
+        assert_eq!(timeframe_name(&BarSeries::new("empty")), "unknown");
+    }
+}

@@ -78,3 +78,67 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_file_then_overrides_then_the_seed_and_children_get_the_same_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mine.yaml");
+        std::fs::write(&file, "seed: 3\nenv:\n  window: 12\n").unwrap();
+        let source = SettingsSource {
+            config: Some(file.clone()),
+            overrides: vec!["env.window=16".into()],
+            seed: Some(9),
+        };
+        let s = source.load(&["ppo.hidden=32".into()]).unwrap();
+        assert_eq!((s.seed, s.env.window, s.ppo.hidden), (9, 16, 32));
+        let canonical = std::fs::canonicalize(&file).unwrap().display().to_string();
+        assert_eq!(
+            source.child_args(),
+            ["--config", canonical.as_str(), "--set", "env.window=16"]
+        );
+        let e = format!(
+            "{:#}",
+            SettingsSource {
+                config: Some(dir.path().join("missing.yaml")),
+                ..Default::default()
+            }
+            .load(&[])
+            .unwrap_err()
+        );
+        assert!(e.contains("missing.yaml") && e.contains("--config"), "{e}");
+    }
+
+    #[test]
+    fn a_model_keeps_what_shapes_its_observation_and_takes_todays_costs_and_store() {
+        let mut trained = Settings::default();
+        trained.env.window = 12;
+        trained.backtest.costs.entry_fixed = 1.0;
+        let mut today = Settings::default();
+        today.backtest.costs.entry_fixed = 50.0;
+        today.store.experiment = "today".into();
+        let saved = serde_json::to_value(&trained).unwrap();
+        let s = model_settings(&saved, &today).unwrap();
+        assert_eq!(s.env.window, 12);
+        assert_eq!(s.backtest.costs.entry_fixed, 50.0);
+        assert_eq!(s.store.experiment, "today");
+        let e = format!(
+            "{:#}",
+            model_settings(&serde_json::json!({"env": 3}), &today).unwrap_err()
+        );
+        assert!(e.contains("retrain the model"), "{e}");
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_created_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        ensure_dir(&dir.path().join("a/b")).unwrap();
+        let e = ensure_dir(&blocker.join("sub")).unwrap_err().to_string();
+        assert!(e.contains("cannot create folder") && e.contains("--out-dir"), "{e}");
+    }
+}
