@@ -180,3 +180,62 @@ impl Recorder {
             .context("recording the backtest")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tradelab_store::audit::BacktestPart;
+
+    use super::*;
+
+    fn settings(dir: &Path, record: bool) -> Settings {
+        let mut s = Settings::default();
+        s.store.url = format!("sqlite://{}", dir.join("tradelab.db").display());
+        s.store.model_dir = dir.join("models");
+        s.store.experiment = "unit".into();
+        s.store.record = record;
+        s
+    }
+
+    #[test]
+    fn nothing_is_opened_when_recording_is_off() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Recorder::open(&settings(dir.path(), false)).unwrap().is_none());
+        assert!(!dir.path().join("tradelab.db").exists());
+    }
+
+    #[test]
+    fn a_run_keeps_its_finite_metrics_and_a_backtest_is_stored_as_three_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::open(&settings(dir.path(), true)).unwrap().unwrap();
+        let run = rec
+            .start_run("unit-run", &json!({"lr": 0.1}), &json!({"kind": "test"}))
+            .unwrap();
+        // A loss before the first update is NaN: skipped, not refused.
+        rec.log_metrics(&run, &[("loss", 1, 0.5), ("loss", 2, f64::NAN), ("loss", 3, 0.25)]);
+        rec.finish_run(&run, RunStatus::Finished).unwrap();
+        let stored = rec.runtime.block_on(rec.store.run(&run)).unwrap();
+        assert_eq!((stored.name.as_str(), stored.experiment.as_str()), ("unit-run", "unit"));
+        assert_eq!(stored.status, RunStatus::Finished);
+        assert_eq!(stored.params["lr"], 0.1);
+        let loss = rec.runtime.block_on(rec.store.metric_history(&run, "loss")).unwrap();
+        assert_eq!(
+            loss.iter().map(|p| (p.step, p.value)).collect::<Vec<_>>(),
+            [(1, 0.5), (3, 0.25)]
+        );
+
+        let report = json!({"portfolio_end": 101.0, "trades": [{"pnl": 1.0}], "equity_curve": [100.0, 101.0]});
+        let id = rec
+            .record_backtest(Some(&run), "sma_crossover(10,30)", &report)
+            .unwrap();
+        let part = |p| rec.runtime.block_on(rec.store.backtest_part(&id, p)).unwrap();
+        let summary = part(BacktestPart::Report);
+        assert_eq!(summary["portfolio_end"], 101.0);
+        assert!(summary.get("trades").is_none() && summary.get("equity_curve").is_none());
+        assert_eq!(part(BacktestPart::Trades), json!([{"pnl": 1.0}]));
+        assert_eq!(part(BacktestPart::Equity), json!([100.0, 101.0]));
+        // Outside a job, progress and results have nowhere to go and are no error.
+        rec.job_progress(&json!({"step": 1}), true);
+        rec.job_result(&json!({"ok": true})).unwrap();
+    }
+}

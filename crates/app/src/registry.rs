@@ -296,4 +296,98 @@ mod tests {
         assert!(format!("{:#}", ModelRef::parse("m@live").unwrap_err()).contains("stage"));
         assert!(ModelRef::parse("@3").is_err());
     }
+
+    /// A checkpoint folder holding `weights`, an optimiser file and the
+    /// metadata the registry reads (checksum, framework, validation score).
+    fn checkpoint(dir: &Path, weights: &[u8], return_pct: f64) -> PathBuf {
+        let sha = sha256_hex(weights);
+        let ck = dir.join(format!("checkpoint-{}", &sha[..8]));
+        std::fs::create_dir_all(&ck).unwrap();
+        std::fs::write(ck.join(WEIGHTS_FILE), weights).unwrap();
+        std::fs::write(ck.join(OPTIMIZER_FILE), b"adam state").unwrap();
+        let meta = serde_json::json!({
+            "weights_sha256": sha,
+            "framework": "candle",
+            "validation": {"return_pct": return_pct},
+        });
+        std::fs::write(ck.join(METADATA_FILE), meta.to_string()).unwrap();
+        ck
+    }
+
+    #[test]
+    fn registering_copies_by_content_resolves_references_and_catches_changed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::runtime::runtime().unwrap();
+        let store = rt
+            .block_on(Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())))
+            .unwrap();
+        let models = dir.path().join("models");
+        let ck = checkpoint(dir.path(), b"weights one", 1.0);
+        let (v1, at1) = rt
+            .block_on(register_checkpoint(&store, &models, "nifty", &ck, None))
+            .unwrap();
+        let (v2, at2) = rt
+            .block_on(register_checkpoint(&store, &models, "nifty", &ck, None))
+            .unwrap();
+        assert_eq!((v1, v2), (1, 2));
+        assert_eq!(at1, at2, "the same weights share one folder");
+        let latest = rt.block_on(ModelRef::Latest("nifty".into()).resolve(&store)).unwrap();
+        assert_eq!((latest.version, latest.framework.as_str()), (2, "candle"));
+        assert_eq!(verified_location(&latest).unwrap(), at2);
+        assert_eq!(score(&latest), Some(1.0));
+        let e = format!(
+            "{:#}",
+            rt.block_on(ModelRef::Latest("other".into()).resolve(&store))
+                .unwrap_err()
+        );
+        assert!(e.contains("no model called `other`"), "{e}");
+        let e = format!(
+            "{:#}",
+            rt.block_on(ModelRef::Stage("nifty".into(), Stage::Production).resolve(&store))
+                .unwrap_err()
+        );
+        assert!(e.contains("has no version in production"), "{e}");
+        std::fs::write(at2.join(WEIGHTS_FILE), b"tampered").unwrap();
+        let e = verified_location(&latest).unwrap_err().to_string();
+        assert!(e.contains("was changed after registration"), "{e}");
+        // A checkpoint whose weights do not match its own metadata is refused.
+        std::fs::write(ck.join(WEIGHTS_FILE), b"not what the metadata says").unwrap();
+        assert!(copy_into_registry(&ck, &models, "nifty").is_err());
+        let e = format!("{:#}", copy_into_registry(dir.path(), &models, "nifty").err().unwrap());
+        assert!(e.contains("is it a checkpoint folder?"), "{e}");
+    }
+
+    #[test]
+    fn garbage_collection_keeps_the_best_and_the_newest_and_a_dry_run_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::runtime::runtime().unwrap();
+        let store = rt
+            .block_on(Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())))
+            .unwrap();
+        let models = dir.path().join("models");
+        let mut folders = Vec::new();
+        for (weights, return_pct) in [(&b"best"[..], 5.0), (b"worst", 1.0), (b"newest", 2.0)] {
+            let ck = checkpoint(dir.path(), weights, return_pct);
+            folders.push(
+                rt.block_on(register_checkpoint(&store, &models, "m", &ck, None))
+                    .unwrap()
+                    .1,
+            );
+        }
+        let dry = rt.block_on(collect_garbage(&store, 1, true)).unwrap();
+        assert_eq!(dry.pruned.iter().map(|p| p.version).collect::<Vec<_>>(), [2]);
+        assert!(dry.freed_bytes > 0 && folders[1].exists());
+        let done = rt.block_on(collect_garbage(&store, 1, false)).unwrap();
+        assert_eq!(done.freed_bytes, dry.freed_bytes);
+        assert!(!folders[1].exists() && folders[0].exists() && folders[2].exists());
+        let pruned = rt.block_on(ModelRef::Version("m".into(), 2).resolve(&store)).unwrap();
+        let e = verified_location(&pruned).unwrap_err().to_string();
+        assert!(e.contains("removed by garbage collection"), "{e}");
+        // Nothing is left to prune.
+        assert!(rt
+            .block_on(collect_garbage(&store, 1, false))
+            .unwrap()
+            .pruned
+            .is_empty());
+    }
 }
