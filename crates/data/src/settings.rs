@@ -212,8 +212,10 @@ mod tests {
 
     #[test]
     fn lot_sizes_must_be_positive_and_are_named_per_instrument() {
-        let mut d = DataSettings::default();
-        d.lot_size = 0.0;
+        let d = DataSettings {
+            lot_size: 0.0,
+            ..Default::default()
+        };
         let e = first_error(|v| d.validate(v)).unwrap();
         assert_eq!(
             e,

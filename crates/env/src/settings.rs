@@ -147,9 +147,11 @@ mod tests {
 
     #[test]
     fn a_split_leaving_no_test_data_says_so() {
-        let mut env = EnvSettings::default();
-        env.train_fraction = 0.8;
-        env.validation_fraction = 0.3;
+        let env = EnvSettings {
+            train_fraction: 0.8,
+            validation_fraction: 0.3,
+            ..Default::default()
+        };
         let mut v = Validator::default();
         env.validate(&mut v);
         let e = v.finish().unwrap_err().to_string();

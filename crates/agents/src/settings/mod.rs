@@ -365,9 +365,11 @@ mod tests {
         for (edit, key) in cases {
             assert_eq!(refused_key(edit, PpoSettings::validate), key);
         }
-        let mut p = PpoSettings::default();
-        p.hidden = 30;
-        p.heads = 4;
+        let p = PpoSettings {
+            hidden: 30,
+            heads: 4,
+            ..Default::default()
+        };
         let mut v = Validator::default();
         p.validate(&mut v);
         let e = v.finish().unwrap_err().to_string();

@@ -131,4 +131,28 @@ mod tests {
             .unwrap();
         assert!(format!("{e:#}").contains("channel_binding"), "{e:#}");
     }
+
+    #[tokio::test]
+    async fn a_submitted_job_is_a_queued_row_in_the_store_beside_its_ticket() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = crate::settings::Settings::default();
+        settings.store.url = format!("sqlite://{}", dir.path().join("platform.db").display());
+        let (store, queue) = open_platform(&settings).await.unwrap();
+        let spec = JobSpec::Backtest(super::super::spec::BacktestJob {
+            strategy: "momentum".into(),
+            symbols: vec!["nvda-1999-2014".into()],
+            fill: None,
+            settings: Vec::new(),
+        });
+        let id = queue.submit(&store, &spec).await.unwrap();
+        let row = store.job(&id).await.unwrap();
+        assert_eq!(row.kind, "backtest");
+        assert_eq!(row.status, tradelab_store::jobs::JobStatus::Queued);
+        assert_eq!(row.payload, serde_json::to_value(&spec).unwrap());
+        // A second queue on the same file (another worker) opens the same tables.
+        assert!(matches!(
+            Queue::open(&settings.store.url).await.unwrap(),
+            Queue::Sqlite(_)
+        ));
+    }
 }
