@@ -141,3 +141,156 @@ pub fn issuer_for(settings: &AuthSettings, local: std::net::SocketAddr) -> Strin
     };
     format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
 }
+
+#[cfg(test)]
+mod tests {
+    use tradelab_auth::password::verify_password;
+
+    use super::*;
+
+    async fn store(dir: &std::path::Path) -> Store {
+        Store::open(&crate::testing::sqlite_settings(dir).store.url)
+            .await
+            .unwrap()
+    }
+
+    fn kids(ring: &KeyRing) -> Vec<String> {
+        let mut kids: Vec<String> = ring.published.iter().map(|k| k.kid.clone()).collect();
+        kids.sort();
+        kids
+    }
+
+    /// Lets the clock pass a millisecond, so ages and retirements compare strictly.
+    async fn tick() {
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+
+    #[tokio::test]
+    async fn a_key_is_made_once_rotated_when_old_and_retired_keys_stay_published_while_their_tokens_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let settings = AuthSettings::default();
+        let (ring, made) = load_keys(&store, &settings).await.unwrap();
+        let first = made.expect("the first start makes a key");
+        assert_eq!(ring.signing.kid, first);
+        assert_eq!(kids(&ring), [first.clone()]);
+        let (ring, made) = load_keys(&store, &settings).await.unwrap();
+        assert_eq!(
+            (made, ring.signing.kid.clone()),
+            (None, first.clone()),
+            "later starts reuse it"
+        );
+
+        let second = rotate_key(&store).await.unwrap();
+        let (ring, made) = load_keys(&store, &settings).await.unwrap();
+        assert_eq!((made, ring.signing.kid.clone()), (None, second.clone()));
+        let mut both = vec![first.clone(), second.clone()];
+        both.sort();
+        assert_eq!(kids(&ring), both, "tokens the old key signed still verify");
+
+        // A current key older than `key_rotation_days` is replaced at start.
+        tick().await;
+        let aged = AuthSettings {
+            key_rotation_days: 0,
+            ..AuthSettings::default()
+        };
+        let (ring, made) = load_keys(&store, &aged).await.unwrap();
+        let third = made.expect("an old key is rotated");
+        assert_eq!(ring.signing.kid, third);
+        assert_eq!(kids(&ring).len(), 3);
+
+        // Once no token a retired key signed can still be live, it is dropped.
+        tick().await;
+        let short_lived = AuthSettings {
+            access_token_secs: 0,
+            clock_skew_secs: 0,
+            ..AuthSettings::default()
+        };
+        let (ring, made) = load_keys(&store, &short_lived).await.unwrap();
+        assert_eq!((made, kids(&ring)), (None, vec![third]));
+    }
+
+    #[tokio::test]
+    async fn a_damaged_current_key_is_named_and_a_damaged_retired_one_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        store
+            .rotate_signing_key("broken", ALGORITHM, b"not a PKCS#8 document")
+            .await
+            .unwrap();
+        let e = load_keys(&store, &AuthSettings::default()).await.err().unwrap();
+        assert!(
+            e.to_string()
+                .contains("the signing key `broken` in the database is damaged"),
+            "{e}"
+        );
+        let good = rotate_key(&store).await.unwrap();
+        let (ring, made) = load_keys(&store, &AuthSettings::default()).await.unwrap();
+        assert_eq!(
+            (made, ring.signing.kid.clone(), kids(&ring)),
+            (None, good.clone(), vec![good])
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_administrator_gets_a_one_time_password_and_is_made_only_while_none_is_enabled() {
+        if std::env::var(ADMIN_PASSWORD_ENV).is_ok() {
+            eprintln!("skipped: {ADMIN_PASSWORD_ENV} is set in this environment");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let line = ensure_admin(&store).await.unwrap().expect("an administrator is made");
+        assert!(line.starts_with("created the administrator `admin`"), "{line}");
+        let secret = line
+            .split("one-time password ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap();
+        let admin = store.user_by_name("admin").await.unwrap().unwrap();
+        assert_eq!(admin.role, "admin");
+        assert!(admin.must_change_password, "a one-time password must be changed");
+        assert!(verify_password(secret, &admin.password_hash));
+        assert_eq!(ensure_admin(&store).await.unwrap(), None, "one is enough");
+
+        // With the only administrator disabled, the next start makes another
+        // beside it rather than touching the disabled account.
+        store.set_user_disabled("admin", true).await.unwrap();
+        let line = ensure_admin(&store).await.unwrap().unwrap();
+        assert!(line.starts_with("created the administrator `admin-2`"), "{line}");
+        assert_eq!(store.active_admins().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_command_lines_client_is_public_loopback_and_device_flow_and_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        ensure_cli_client(&store).await.unwrap();
+        ensure_cli_client(&store).await.unwrap();
+        let clients = store.clients().await.unwrap();
+        assert_eq!(clients.len(), 1);
+        let c = &clients[0];
+        assert_eq!(c.client_id, CLI_CLIENT_ID);
+        assert_eq!(c.secret_hash, None, "a public client");
+        assert_eq!(c.redirect_uris, ["http://127.0.0.1/callback", "http://[::1]/callback"]);
+        assert_eq!(c.grant_types, [AUTHORIZATION_CODE, REFRESH_TOKEN, DEVICE_CODE]);
+        assert_eq!(c.scopes, scope::ALL.join(" "));
+    }
+
+    #[test]
+    fn the_issuer_is_the_setting_else_the_listen_address_with_loopback_for_all_interfaces() {
+        let default = AuthSettings::default();
+        let issuer = |addr: &str| issuer_for(&default, addr.parse().unwrap());
+        assert_eq!(issuer("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(issuer("[::]:8080"), "http://[::1]:8080");
+        assert_eq!(issuer("192.168.1.5:80"), "http://192.168.1.5:80");
+        let set = AuthSettings {
+            issuer: "https://tradelab.example".into(),
+            ..AuthSettings::default()
+        };
+        assert_eq!(
+            issuer_for(&set, "0.0.0.0:8080".parse().unwrap()),
+            "https://tradelab.example"
+        );
+    }
+}

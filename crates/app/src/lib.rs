@@ -33,3 +33,6 @@ pub mod registry;
 pub mod runtime;
 pub mod settings;
 pub use settings::Settings;
+
+#[cfg(test)]
+mod testing;

@@ -19,7 +19,8 @@ const MAX_PARAM_CHARS: usize = 6000;
 pub struct Mirror {
     base: String,
     agent: ureq::Agent,
-    warned: Cell<bool>,
+    /// Whether a failure has been reported (once is enough).
+    pub(crate) warned: Cell<bool>,
 }
 
 /// A mirrored run.
@@ -221,5 +222,93 @@ mod tests {
             ]
         );
         assert_eq!(encode("a b/ü"), "a%20b%2F%C3%BC");
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_is_an_error_naming_it_and_warned_of_once() {
+        let mirror = Mirror::new("http://127.0.0.1:9/");
+        let e = mirror.start_run("unit", "run", &json!({}), &json!({})).err().unwrap();
+        assert!(
+            format!("{e:#}").contains("MLflow at http://127.0.0.1:9 did not answer"),
+            "{e:#}"
+        );
+        assert!(!mirror.warned.get());
+        mirror.warn(&e);
+        mirror.warn(&e);
+        assert!(mirror.warned.get());
+    }
+
+    #[test]
+    fn runs_parameters_tags_metrics_and_status_reach_a_real_mlflow_server() {
+        let Some(server) = tradelab_testkit::mlflow::MlflowServer::start("MLflow mirror round trip") else {
+            return;
+        };
+        let mirror = Mirror::new(&format!("{}/", server.url()));
+        // More parameters and points than one request may carry, a value
+        // longer than MLflow keeps, and an experiment name to encode.
+        let mut params = serde_json::Map::new();
+        for i in 0..250 {
+            params.insert(format!("p{i:03}"), json!(i));
+        }
+        params.insert("long".into(), json!("x".repeat(7000)));
+        params.insert("nested".into(), json!({"a": {"b": true}}));
+        let experiment = "unit runs/ü";
+        let run = mirror
+            .start_run(
+                experiment,
+                "run one",
+                &Value::Object(params),
+                &json!({"tradelab.run_id": "abc", "n": 3}),
+            )
+            .unwrap();
+        let second = mirror.start_run(experiment, "run two", &json!({}), &json!({})).unwrap();
+        let points: Vec<(&str, i64, f64)> = (0..1500).map(|i| ("loss", i, 1.0 / (i + 1) as f64)).collect();
+        mirror.log_metrics(&run, &points).unwrap();
+        mirror.finish(&run, "FINISHED").unwrap();
+        mirror.finish(&second, "KILLED").unwrap();
+
+        let get = |id: &str| server.api(&format!("runs/get?run_id={id}"), None)["run"].clone();
+        let one = get(&run.run_id);
+        assert_eq!(one["info"]["status"], "FINISHED");
+        assert_eq!(get(&second.run_id)["info"]["status"], "KILLED");
+        assert_eq!(
+            one["info"]["experiment_id"],
+            get(&second.run_id)["info"]["experiment_id"],
+            "the second run found the experiment the first created"
+        );
+        let pairs = |key: &str| -> Vec<(String, String)> {
+            one["data"][key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p["key"].as_str().unwrap().into(), p["value"].as_str().unwrap().into()))
+                .collect()
+        };
+        let params = pairs("params");
+        assert_eq!(params.len(), 252, "every parameter, in batches of {MAX_PARAMS}");
+        let param = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        assert_eq!(param("p249").as_deref(), Some("249"));
+        assert_eq!(param("nested.a.b").as_deref(), Some("true"));
+        assert_eq!(param("long").map(|v| v.len()), Some(MAX_PARAM_CHARS));
+        let tags = pairs("tags");
+        for (k, v) in [("mlflow.runName", "run one"), ("tradelab.run_id", "abc"), ("n", "3")] {
+            assert!(tags.contains(&(k.into(), v.into())), "{k}: {tags:?}");
+        }
+        let history = server.api(
+            &format!("metrics/get-history?run_id={}&metric_key=loss", run.run_id),
+            None,
+        );
+        let history = history["metrics"].as_array().unwrap();
+        assert_eq!(history.len(), 1500, "every point, in batches of {MAX_METRICS}");
+        let step = |p: &Value| p["step"].as_i64().or_else(|| p["step"].as_str()?.parse().ok());
+        assert_eq!(history.iter().filter_map(step).max(), Some(1499));
+
+        // What MLflow refuses comes back with its status and error code.
+        let unknown = MirroredRun { run_id: "0".repeat(32) };
+        let e = mirror.finish(&unknown, "FINISHED").unwrap_err().to_string();
+        assert!(
+            e.starts_with("MLflow answered 4") && e.contains("to runs/update"),
+            "{e}"
+        );
     }
 }

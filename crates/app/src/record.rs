@@ -189,9 +189,7 @@ mod tests {
     use super::*;
 
     fn settings(dir: &Path, record: bool) -> Settings {
-        let mut s = Settings::default();
-        s.store.url = format!("sqlite://{}", dir.join("tradelab.db").display());
-        s.store.model_dir = dir.join("models");
+        let mut s = crate::testing::sqlite_settings(dir);
         s.store.experiment = "unit".into();
         s.store.record = record;
         s
@@ -237,5 +235,82 @@ mod tests {
         // Outside a job, progress and results have nowhere to go and are no error.
         rec.job_progress(&json!({"step": 1}), true);
         rec.job_result(&json!({"ok": true})).unwrap();
+    }
+
+    #[test]
+    fn a_job_child_reports_progress_at_most_twice_a_second_unless_forced_and_its_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::open(&settings(dir.path(), true)).unwrap().unwrap();
+        let job = rec
+            .runtime
+            .block_on(rec.store.enqueue_job("train", &json!({"kind": "train"})))
+            .unwrap();
+        // As a worker claims it and sets `TRADELAB_JOB_ID` for its child.
+        rec.runtime
+            .block_on(rec.store.claim_job(&job, "unit-worker", 60_000))
+            .unwrap();
+        rec.job = Some(job.clone());
+        let progress = || rec.runtime.block_on(rec.store.job(&job)).unwrap().progress;
+        rec.job_progress(&json!({"step": 1}), false);
+        assert_eq!(progress(), json!({"step": 1}));
+        rec.job_progress(&json!({"step": 2}), false);
+        assert_eq!(progress(), json!({"step": 1}), "too soon: skipped");
+        rec.job_progress(&json!({"step": 3}), true);
+        assert_eq!(progress(), json!({"step": 3}), "the last report always goes");
+        rec.job_result(&json!({"model": "m@1"})).unwrap();
+        let row = rec.runtime.block_on(rec.store.job(&job)).unwrap();
+        assert_eq!(row.result, Some(json!({"model": "m@1"})));
+    }
+
+    #[test]
+    fn a_mirror_that_does_not_answer_never_stops_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), true);
+        s.store.mlflow_url = "http://127.0.0.1:9".into();
+        let rec = Recorder::open(&s).unwrap().unwrap();
+        let run = rec.start_run("unit-run", &json!({}), &json!({})).unwrap();
+        rec.log_metrics(&run, &[("loss", 1, 0.5)]);
+        rec.finish_run(&run, RunStatus::Failed).unwrap();
+        assert!(rec.mirror.as_ref().unwrap().warned.get());
+        assert_eq!(
+            rec.runtime.block_on(rec.store.run(&run)).unwrap().status,
+            RunStatus::Failed
+        );
+    }
+
+    #[test]
+    fn a_recorded_run_is_mirrored_to_mlflow_with_our_run_id_and_its_end() {
+        let Some(server) = tradelab_testkit::mlflow::MlflowServer::start("recorder's MLflow mirror") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), true);
+        s.store.mlflow_url = server.url();
+        let rec = Recorder::open(&s).unwrap().unwrap();
+        let ours = rec
+            .start_run("train hrm", &json!({"agent": "hrm"}), &json!({"symbol": "x"}))
+            .unwrap();
+        rec.log_metrics(&ours, &[("loss", 1, 0.5), ("loss", 2, f64::NAN), ("loss", 3, 0.25)]);
+        rec.finish_run(&ours, RunStatus::Killed).unwrap();
+        assert!(!rec.mirror.as_ref().unwrap().warned.get());
+
+        let experiment = server.api("experiments/get-by-name?experiment_name=unit", None);
+        let id = experiment["experiment"]["experiment_id"].clone();
+        let found = server.api("runs/search", Some(&json!({"experiment_ids": [id]})));
+        let run = &found["runs"][0];
+        assert_eq!(run["info"]["status"], "KILLED", "{run}");
+        let tags = run["data"]["tags"].as_array().unwrap();
+        assert!(
+            tags.iter()
+                .any(|t| t["key"] == "tradelab.run_id" && t["value"] == ours.as_str()),
+            "{run}"
+        );
+        let run_id = run["info"]["run_id"].as_str().unwrap();
+        let history = server.api(&format!("metrics/get-history?run_id={run_id}&metric_key=loss"), None);
+        assert_eq!(
+            history["metrics"].as_array().unwrap().len(),
+            2,
+            "the NaN is skipped: {history}"
+        );
     }
 }

@@ -314,18 +314,10 @@ mod tests {
         ck
     }
 
-    /// A runtime and a fresh SQLite store in `dir`.
-    fn sqlite_store(dir: &Path) -> (tokio::runtime::Runtime, Store) {
-        let rt = crate::runtime::runtime().unwrap();
-        let url = format!("sqlite://{}", dir.join("t.db").display());
-        let store = rt.block_on(Store::open(&url)).unwrap();
-        (rt, store)
-    }
-
     #[test]
     fn registering_copies_by_content_resolves_references_and_catches_changed_files() {
         let dir = tempfile::tempdir().unwrap();
-        let (rt, store) = sqlite_store(dir.path());
+        let (rt, store) = crate::testing::sqlite_store(dir.path());
         let models = dir.path().join("models");
         let ck = checkpoint(dir.path(), b"weights one", 1.0);
         let (v1, at1) = rt
@@ -365,7 +357,7 @@ mod tests {
     #[test]
     fn garbage_collection_keeps_the_best_and_the_newest_and_a_dry_run_removes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (rt, store) = sqlite_store(dir.path());
+        let (rt, store) = crate::testing::sqlite_store(dir.path());
         let models = dir.path().join("models");
         let mut folders = Vec::new();
         for (weights, return_pct) in [(&b"best"[..], 5.0), (b"worst", 1.0), (b"newest", 2.0)] {

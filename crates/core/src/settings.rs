@@ -169,6 +169,40 @@ impl Validator {
     }
 }
 
+/// The first error `check` records on a fresh [`Validator`], as the user
+/// reads it; `None` when everything passes.
+pub fn first_error(check: impl FnOnce(&mut Validator)) -> Option<String> {
+    let mut v = Validator::default();
+    check(&mut v);
+    v.finish().err().map(|e| e.to_string())
+}
+
+/// The key of the first setting `validate` refuses in a default `T` that
+/// `edit` changed; `None` when the section passes. What each crate's tests
+/// check every bound of its settings section with:
+///
+/// ```
+/// use tradelab_core::settings::{refused_key, Validator};
+///
+/// #[derive(Default)]
+/// struct Window { bars: usize }
+/// fn validate(w: &Window, v: &mut Validator) { v.int_range("env.window", w.bars, 1, 512) }
+///
+/// assert_eq!(refused_key(|w: &mut Window| w.bars = 0, validate).as_deref(), Some("env.window"));
+/// assert_eq!(refused_key(|w: &mut Window| w.bars = 64, validate), None);
+/// ```
+pub fn refused_key<T: Default>(edit: impl FnOnce(&mut T), validate: impl FnOnce(&T, &mut Validator)) -> Option<String> {
+    let mut section = T::default();
+    edit(&mut section);
+    let mut v = Validator::default();
+    validate(&section, &mut v);
+    match v.finish() {
+        Ok(()) => None,
+        Err(Error::SettingsInvalid { key, .. }) => Some(key),
+        Err(other) => Some(other.to_string()),
+    }
+}
+
 /// Deep-merges `over` into `base`: mappings merge key by key, anything else
 /// replaces. Unknown keys survive the merge so that deserialisation refuses
 /// them with their path.

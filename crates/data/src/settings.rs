@@ -196,12 +196,7 @@ impl FeatureSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn first_error(check: impl FnOnce(&mut Validator)) -> Option<String> {
-        let mut v = Validator::default();
-        check(&mut v);
-        v.finish().err().map(|e| e.to_string())
-    }
+    use tradelab_core::settings::first_error;
 
     #[test]
     fn the_files_sections_pass_their_own_checks() {

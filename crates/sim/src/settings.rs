@@ -397,21 +397,7 @@ impl MonteCarloSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn first_error(check: impl FnOnce(&mut Validator)) -> Option<String> {
-        let mut v = Validator::default();
-        check(&mut v);
-        v.finish().err().map(|e| e.to_string())
-    }
-
-    /// Applies `edit` to a default `T`, validates it and returns the key
-    /// of the first error (the text between the backticks).
-    fn refused_key<T: Default>(edit: impl FnOnce(&mut T), validate: fn(&T, &mut Validator)) -> String {
-        let mut section = T::default();
-        edit(&mut section);
-        let e = first_error(|v| validate(&section, v)).unwrap_or_default();
-        e.split('`').nth(1).unwrap_or("(accepted)").to_string()
-    }
+    use tradelab_core::settings::{first_error, refused_key};
 
     #[test]
     fn the_files_sections_pass_their_own_checks_and_carry_the_seed_costs() {
@@ -448,7 +434,7 @@ mod tests {
             (|b| b.costs.minimum = 2e9, "backtest.costs.minimum"),
         ];
         for (edit, key) in cases {
-            assert_eq!(refused_key(edit, BacktestSettings::validate), key);
+            assert_eq!(refused_key(edit, BacktestSettings::validate).as_deref(), Some(key));
         }
     }
 
@@ -462,7 +448,7 @@ mod tests {
             (|r| r.max_drawdown = 1.5, "risk.max_drawdown"),
         ];
         for (edit, key) in risk {
-            assert_eq!(refused_key(edit, RiskSettings::validate), key);
+            assert_eq!(refused_key(edit, RiskSettings::validate).as_deref(), Some(key));
         }
         type StrategyEdit = fn(&mut StrategySettings);
         let strategies: [(StrategyEdit, &str); 5] = [
@@ -482,28 +468,31 @@ mod tests {
             (|s| s.momentum.threshold = 20.0, "strategies.momentum.threshold"),
         ];
         for (edit, key) in strategies {
-            assert_eq!(refused_key(edit, StrategySettings::validate), key);
+            assert_eq!(refused_key(edit, StrategySettings::validate).as_deref(), Some(key));
         }
         assert_eq!(
             refused_key(
                 |w: &mut WalkForwardSettings| w.test_bars = 0,
                 WalkForwardSettings::validate
-            ),
-            "walk_forward.test_bars"
+            )
+            .as_deref(),
+            Some("walk_forward.test_bars")
         );
         assert_eq!(
             refused_key(
                 |m: &mut MonteCarloSettings| m.vol_scales.clear(),
                 MonteCarloSettings::validate
-            ),
-            "monte_carlo.vol_scales"
+            )
+            .as_deref(),
+            Some("monte_carlo.vol_scales")
         );
         assert_eq!(
             refused_key(
                 |m: &mut MonteCarloSettings| m.vol_scales = vec![1.0, -2.0],
                 MonteCarloSettings::validate
-            ),
-            "monte_carlo.vol_scales[1]"
+            )
+            .as_deref(),
+            Some("monte_carlo.vol_scales[1]")
         );
     }
 

@@ -1,7 +1,8 @@
 //! Fixtures shared by tradelab's tests, so each is written once: a counting
 //! allocator for the "allocates nothing per bar" checks, seeded synthetic
-//! markets ready for the environment, and [`EnvSections`], the settings
-//! sections the environment layer reads, for tests to change and build from.
+//! markets ready for the environment, [`EnvSections`], the settings
+//! sections the environment layer reads, for tests to change and build from,
+//! and a real MLflow server for the mirror's tests ([`mlflow`]).
 //!
 //! A test binary installs the allocator itself (one global allocator per
 //! binary):
@@ -21,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod mlflow;
 
 use std::sync::Arc;
 

@@ -135,8 +135,7 @@ mod tests {
     #[tokio::test]
     async fn a_submitted_job_is_a_queued_row_in_the_store_beside_its_ticket() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = crate::settings::Settings::default();
-        settings.store.url = format!("sqlite://{}", dir.path().join("platform.db").display());
+        let settings = crate::testing::sqlite_settings(dir.path());
         let (store, queue) = open_platform(&settings).await.unwrap();
         let spec = JobSpec::Backtest(super::super::spec::BacktestJob {
             strategy: "momentum".into(),

@@ -224,3 +224,278 @@ pub fn worker_name() -> String {
         .unwrap_or_else(|_| "host".into());
     format!("{host}-{}", std::process::id())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The worker's supervision of a job's child process, with `sh` as the
+    //! child: what it is given, how its exit becomes the job's status, and
+    //! how cancels, lost leases and duplicate tickets end it. The real
+    //! `tradelab` child runs end to end in `crates/cli/tests/jobs.rs`.
+
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::jobs::spec::BacktestJob;
+    use crate::metrics::JobFacts;
+
+    fn spec() -> JobSpec {
+        JobSpec::Backtest(BacktestJob {
+            strategy: "momentum".into(),
+            symbols: vec!["nvda-1999-2014".into()],
+            fill: None,
+            settings: Vec::new(),
+        })
+    }
+
+    /// A worker whose jobs run `script` in `sh` (the job's arguments follow
+    /// as `$1...`), with a 500 ms lease renewed every 100 ms.
+    fn worker(store: &Store, script: &str, metrics: Option<Arc<Metrics>>) -> WorkerContext {
+        WorkerContext {
+            store: store.clone(),
+            binary: PathBuf::from("/bin/sh"),
+            global_args: vec!["-c".into(), script.into(), "tradelab".into()],
+            name: "unit-worker".into(),
+            lease: Duration::from_millis(500),
+            metrics,
+        }
+    }
+
+    async fn store(dir: &Path) -> Store {
+        Store::open(&crate::testing::sqlite_settings(dir).store.url)
+            .await
+            .unwrap()
+    }
+
+    async fn enqueue(store: &Store) -> String {
+        store
+            .enqueue_job("backtest", &serde_json::to_value(spec()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_job_runs_once_as_a_child_given_its_id_and_arguments_and_its_exit_sets_its_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let seen = dir.path().join("seen.txt");
+        let script = format!(
+            "printf '%s|%s|%s\\n' \"$TRADELAB_JOB_ID\" \"$NO_COLOR\" \"$*\" >> '{}'",
+            seen.display()
+        );
+        let metrics = Arc::new(Metrics::default());
+        let w = worker(&store, &script, Some(metrics.clone()));
+        let id = enqueue(&store).await;
+        w.execute(&id).await.unwrap();
+        let job = store.job(&id).await.unwrap();
+        assert_eq!((job.status, job.error, job.attempts), (JobStatus::Finished, None, 1));
+        let line = std::fs::read_to_string(&seen).unwrap();
+        assert_eq!(
+            line,
+            format!("{id}|1|{}\n", spec().args().join(" ")),
+            "the child gets the job's id, no colours, and the job's command line"
+        );
+        let text = metrics.render(&JobFacts::default());
+        assert!(
+            text.contains("tradelab_job_duration_seconds_count{kind=\"backtest\",outcome=\"finished\"} 1"),
+            "{text}"
+        );
+        // The same ticket delivered again finds the job ended and runs nothing.
+        w.execute(&id).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&seen).unwrap().lines().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_child_leaves_its_last_error_line_as_the_jobs_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let named = worker(
+            &store,
+            "echo 'loading' >&2; echo 'error: first' >&2; echo 'error: the symbol `x` has no data file' >&2; echo 'hint: see data/' >&2; exit 2",
+            None,
+        );
+        let id = enqueue(&store).await;
+        named.execute(&id).await.unwrap();
+        let job = store.job(&id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.error.as_deref(), Some("the symbol `x` has no data file"));
+
+        let silent = worker(&store, "exit 3", None);
+        let id = enqueue(&store).await;
+        silent.execute(&id).await.unwrap();
+        let error = store.job(&id).await.unwrap().error.unwrap();
+        assert!(error.contains("ended with") && error.contains('3'), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_payload_this_build_does_not_know_fails_without_starting_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let seen = dir.path().join("seen.txt");
+        let w = worker(&store, &format!("touch '{}'", seen.display()), None);
+        let id = store
+            .enqueue_job("optimise", &json!({"kind": "optimise", "grid": []}))
+            .await
+            .unwrap();
+        w.execute(&id).await.unwrap();
+        let job = store.job(&id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert!(job.error.unwrap().contains("not a job this build knows"));
+        assert!(!seen.exists());
+    }
+
+    #[tokio::test]
+    async fn a_cancel_request_kills_the_child_and_ends_the_job_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let w = worker(&store, "sleep 30", None);
+        let id = enqueue(&store).await;
+        let started = Instant::now();
+        let cancel = {
+            let store = store.clone();
+            let id = id.clone();
+            async move {
+                while store.job(&id).await.unwrap().status != JobStatus::Running {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                store.request_cancel(&id).await.unwrap()
+            }
+        };
+        let (ran, asked) = tokio::join!(w.execute(&id), cancel);
+        ran.unwrap();
+        assert_eq!(asked, JobStatus::CancelRequested);
+        assert_eq!(store.job(&id).await.unwrap().status, JobStatus::Cancelled);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the child was killed, not awaited"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_whose_lease_passed_to_another_stops_and_leaves_the_job_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let w = worker(&store, "sleep 30", None);
+        let id = enqueue(&store).await;
+        let take_over = {
+            let store = store.clone();
+            let id = id.clone();
+            async move {
+                while store.job(&id).await.unwrap().status != JobStatus::Running {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // As if this worker had gone silent: a zero lease lapses
+                // once its last heartbeat is a millisecond old.
+                loop {
+                    match store.claim_job(&id, "other-worker", 0).await.unwrap() {
+                        Claim::Busy => tokio::time::sleep(Duration::from_millis(2)).await,
+                        claim => break claim,
+                    }
+                }
+            }
+        };
+        let started = Instant::now();
+        let (ran, claim) = tokio::join!(w.execute(&id), take_over);
+        ran.unwrap();
+        assert_eq!(claim, Claim::Claimed { attempt: 2 });
+        let job = store.job(&id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Running, "the new holder runs it");
+        assert_eq!(job.worker.as_deref(), Some("other-worker"));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn a_ticket_held_by_a_live_lease_waits_and_runs_nothing_once_the_holder_ends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let seen = dir.path().join("seen.txt");
+        let w = worker(&store, &format!("touch '{}'", seen.display()), None);
+        let id = enqueue(&store).await;
+        assert_eq!(
+            store.claim_job(&id, "holder", 60_000).await.unwrap(),
+            Claim::Claimed { attempt: 1 }
+        );
+        let holder = {
+            let store = store.clone();
+            let id = id.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                store
+                    .finish_job(&id, "holder", JobStatus::Finished, None)
+                    .await
+                    .unwrap()
+            }
+        };
+        let (ran, finished) = tokio::join!(w.execute(&id), holder);
+        ran.unwrap();
+        assert!(finished);
+        assert!(!seen.exists(), "the waiting worker did not run it again");
+        assert_eq!(store.job(&id).await.unwrap().worker.as_deref(), Some("holder"));
+    }
+
+    #[tokio::test]
+    async fn a_binary_that_cannot_start_is_the_workers_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let w = WorkerContext {
+            binary: dir.path().join("no-such-tradelab"),
+            ..worker(&store, "", None)
+        };
+        let id = enqueue(&store).await;
+        let e = format!("{:#}", w.execute(&id).await.unwrap_err());
+        assert!(e.contains("starting") && e.contains("no-such-tradelab"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_worker_loop_takes_tickets_from_the_queue_until_shut_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::testing::sqlite_settings(dir.path());
+        let (store, queue) = crate::jobs::queue::open_platform(&settings).await.unwrap();
+        let ids = [
+            queue.submit(&store, &spec()).await.unwrap(),
+            queue.submit(&store, &spec()).await.unwrap(),
+        ];
+        let done = {
+            let store = store.clone();
+            let ids = ids.clone();
+            async move {
+                for id in &ids {
+                    while !store.job(id).await.unwrap().status.is_terminal() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            run(queue, worker(&store, "exit 0", None), 2, done),
+        )
+        .await
+        .expect("the worker shuts down once both jobs ended")
+        .unwrap();
+        for id in &ids {
+            assert_eq!(store.job(id).await.unwrap().status, JobStatus::Finished);
+        }
+    }
+
+    #[test]
+    fn a_worker_built_from_settings_runs_this_binary_with_the_same_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::runtime::runtime().unwrap();
+        let store = rt.block_on(store(dir.path()));
+        let mut settings = crate::testing::sqlite_settings(dir.path());
+        settings.store.job_lease_secs = 2.0;
+        let source = SettingsSource {
+            config: Some(dir.path().join("settings.yaml")),
+            overrides: vec!["ppo.hidden=16".into()],
+            ..SettingsSource::default()
+        };
+        let w = WorkerContext::new(store, &settings, &source, None);
+        assert_eq!(w.binary, std::env::current_exe().unwrap());
+        assert_eq!(w.global_args, source.child_args());
+        assert_eq!(w.lease, Duration::from_secs(2));
+        assert_eq!(w.heartbeat(), Duration::from_millis(400));
+        assert!(w.name.ends_with(&format!("-{}", std::process::id())), "{}", w.name);
+    }
+}
