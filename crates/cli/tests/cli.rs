@@ -423,3 +423,111 @@ fn a_policy_can_train_and_evaluate_on_regime_probabilities() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("ppo-mlp"));
 }
+
+/// The JSON lines a `bench` run prints, by benchmark name.
+fn bench_lines(o: &Output) -> std::collections::BTreeMap<String, serde_json::Value> {
+    stdout(o)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            (v["bench"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn benchmarks_report_every_figure_and_repeat_their_results_under_one_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = || {
+        let o = tradelab(
+            dir.path(),
+            &[
+                "bench",
+                "all",
+                "--bars",
+                "3000",
+                "--repeats",
+                "1",
+                "--write-csv",
+                "close.csv",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        bench_lines(&o)
+    };
+    let first = bench();
+    let names: Vec<&str> = first.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "csv_load_validate",
+            "engine_sma_crossover",
+            "portfolio_10_instruments",
+            "streaming_features",
+            "vec_env_random_actions"
+        ]
+    );
+    for (name, rate) in [
+        ("csv_load_validate", "rows_per_s"),
+        ("engine_sma_crossover", "bars_per_s"),
+        ("portfolio_10_instruments", "bars_per_s"),
+        ("streaming_features", "updates_per_s"),
+        ("vec_env_random_actions", "steps_per_s"),
+    ] {
+        let b = &first[name];
+        assert!(b["median_s"].as_f64().unwrap() > 0.0, "{b}");
+        assert!(b["min_s"].as_f64().unwrap() <= b["median_s"].as_f64().unwrap(), "{b}");
+        assert!(b[rate].as_f64().unwrap() > 0.0, "{b}");
+    }
+    assert_eq!(first["csv_load_validate"]["rows"], 3000);
+    assert!(first["engine_sma_crossover"]["trades"].as_u64().unwrap() > 0);
+    // The close series vectorbt reads: a header and one row per bar.
+    let csv = std::fs::read_to_string(dir.path().join("close.csv")).unwrap();
+    assert_eq!(csv.lines().next(), Some("close"));
+    assert_eq!(csv.lines().count(), 3001);
+
+    // Timings vary; what was simulated does not.
+    let second = bench();
+    for (name, field) in [
+        ("engine_sma_crossover", "final_value"),
+        ("engine_sma_crossover", "trades"),
+        ("portfolio_10_instruments", "final_value"),
+        ("vec_env_random_actions", "checksum"),
+    ] {
+        assert_eq!(first[name][field], second[name][field], "{name}.{field}");
+    }
+    let o = tradelab(dir.path(), &["bench", "engine", "--bars", "50"]);
+    assert_clean_failure(&o, &["--bars", "100"]);
+}
+
+#[test]
+fn the_ppo_benchmark_reports_training_throughput_update_steps_and_decision_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = SMALL_MODEL.to_vec();
+    args.extend(["bench", "ppo", "--bars", "512", "--repeats", "1"]);
+    let o = tradelab(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = bench_lines(&o);
+    let names: Vec<&str> = lines.keys().map(String::as_str).collect();
+    assert_eq!(names, ["ppo_lstm", "ppo_mlp_training", "ppo_transformer"]);
+    let mlp = &lines["ppo_mlp_training"];
+    assert_eq!(
+        (mlp["envs"].as_u64(), mlp["hidden"].as_u64()),
+        (Some(4), Some(16)),
+        "{mlp}"
+    );
+    assert!(mlp["steps_per_s_median"].as_f64().unwrap() > 0.0, "{mlp}");
+    for encoder in ["ppo_lstm", "ppo_transformer"] {
+        let b = &lines[encoder];
+        let f = |k: &str| b[k].as_f64().unwrap();
+        assert!(
+            f("update_ms_p10") <= f("update_ms_median") && f("update_ms_median") <= f("update_ms_p90"),
+            "{b}"
+        );
+        assert!(
+            0.0 < f("decision_ms_p50") && f("decision_ms_p50") <= f("decision_ms_p99"),
+            "{b}"
+        );
+    }
+}
