@@ -173,7 +173,7 @@ mod tests {
         let (ring, made) = load_keys(&store, &settings).await.unwrap();
         let first = made.expect("the first start makes a key");
         assert_eq!(ring.signing.kid, first);
-        assert_eq!(kids(&ring), [first.clone()]);
+        assert_eq!(kids(&ring), vec![first.clone()]);
         let (ring, made) = load_keys(&store, &settings).await.unwrap();
         assert_eq!(
             (made, ring.signing.kid.clone()),
