@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tradelab_core::Action;
 use tradelab_env::{EnvAction, EnvConfig, MarketData, Split, TradingEnv, ACCOUNT_FEATURES};
 use tradelab_sim::costs::CostModel;
+use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::order::Order;
 use tradelab_sim::strategy::{BarContext, Strategy};
 
@@ -118,10 +119,17 @@ pub struct EpisodeOutcome {
     /// True when ruin or the drawdown stop ended the pass before the
     /// split's end.
     pub terminated: bool,
+    /// Positions opened (flat to long or short).
+    pub entries: usize,
+    /// Share of steps that ended holding a position.
+    pub exposure: f64,
+    /// Mean over the pass's windows of the annualised Sharpe ratio of the
+    /// per-bar equity returns; a window with no variation (flat) scores 0.
+    pub sharpe: f64,
 }
 
 /// Runs the agent greedily through the environment over all of `split`
-/// (from its first bar, to its end or a termination).
+/// (from its first bar, to its end or a termination), as one window.
 pub fn greedy_episode<A: Agent + ?Sized>(
     agent: &mut A,
     data: &Arc<MarketData>,
@@ -129,10 +137,29 @@ pub fn greedy_episode<A: Agent + ?Sized>(
     split: Split,
     env: &EnvConfig,
 ) -> Result<EpisodeOutcome, AgentError> {
+    greedy_episode_in_windows(agent, data, key, split, env, 1)
+}
+
+/// [`greedy_episode`], scoring the Sharpe ratio separately over `windows`
+/// consecutive, equal stretches of the split and averaging them, so one
+/// lucky stretch cannot carry the score. Bars after a termination count as
+/// flat.
+pub fn greedy_episode_in_windows<A: Agent + ?Sized>(
+    agent: &mut A,
+    data: &Arc<MarketData>,
+    key: MarketKey,
+    split: Split,
+    env: &EnvConfig,
+    windows: usize,
+) -> Result<EpisodeOutcome, AgentError> {
     let mut env = TradingEnv::new(data.clone(), split, &whole_split(env), 0)?;
     env.reset();
     let start = env.broker().account().equity();
-    let mut steps = 0;
+    let total = data.steps(split).len().max(1);
+    let windows = windows.clamp(1, total);
+    let mut moments = vec![Moments::default(); windows];
+    let (mut steps, mut entries, mut exposed) = (0, 0, 0);
+    let mut equity = start;
     loop {
         let obs = env.observation();
         let account: [f32; ACCOUNT_FEATURES] = obs.account;
@@ -145,16 +172,64 @@ pub fn greedy_episode<A: Agent + ?Sized>(
             },
             true,
         )?;
+        let was_flat = env.broker().account().position(0).qty == 0.0;
         let r = env.step(EnvAction::new(d.action, d.quantity));
+        let holding = r.info.position != 0.0;
+        entries += usize::from(was_flat && holding);
+        exposed += usize::from(holding);
+        let bar_return = if equity > 0.0 {
+            r.info.equity / equity - 1.0
+        } else {
+            0.0
+        };
+        moments[(steps * windows / total).min(windows - 1)].push(bar_return);
+        equity = r.info.equity;
         steps += 1;
         if r.terminated || r.truncated {
             let a = env.broker().account();
+            let series = &data.series;
+            let per_year = periods_per_year(&series.ts, series.timeframe_or_inferred());
+            let sharpe = moments.iter().map(|m| m.sharpe(per_year)).sum::<f64>() / windows as f64;
             return Ok(EpisodeOutcome {
                 return_pct: (r.info.equity / start - 1.0) * 100.0,
                 trades: a.trades.len(),
                 steps,
                 terminated: r.terminated,
+                entries,
+                exposure: exposed as f64 / steps as f64,
+                sharpe,
             });
+        }
+    }
+}
+
+/// Running mean and variance of one window's bar returns (Welford).
+#[derive(Debug, Clone, Copy, Default)]
+struct Moments {
+    n: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn push(&mut self, x: f64) {
+        self.n += 1.0;
+        let d = x - self.mean;
+        self.mean += d / self.n;
+        self.m2 += d * (x - self.mean);
+    }
+
+    /// Annualised Sharpe ratio; 0 for fewer than two returns or none that
+    /// differ (a flat window).
+    fn sharpe(&self, per_year: f64) -> f64 {
+        if self.n < 2.0 {
+            return 0.0;
+        }
+        let std = (self.m2 / (self.n - 1.0)).sqrt();
+        if std > 1e-12 {
+            self.mean / std * per_year.sqrt()
+        } else {
+            0.0
         }
     }
 }
@@ -166,4 +241,190 @@ pub(crate) fn whole_split(env: &EnvConfig) -> EnvConfig {
     whole.env.episode_bars = 0;
     whole.env.random_start = false;
     whole
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tradelab_env::VecEnv;
+    use tradelab_testkit::synthetic_market;
+
+    use super::*;
+    use crate::agent::{Decision, LearnStats};
+    use crate::metadata::Provenance;
+    use crate::testing::TestSettings;
+
+    /// An agent that follows a fixed rule of the bar count and the mask.
+    struct Scripted {
+        rule: fn(usize, [bool; 5]) -> Action,
+        calls: usize,
+        provenance: Provenance,
+    }
+
+    impl Scripted {
+        fn new(rule: fn(usize, [bool; 5]) -> Action) -> Self {
+            Scripted {
+                rule,
+                calls: 0,
+                provenance: Provenance::default(),
+            }
+        }
+    }
+
+    impl Agent for Scripted {
+        fn kind(&self) -> &'static str {
+            "scripted"
+        }
+        fn select_action(&mut self, input: &AgentInput<'_>, _greedy: bool) -> Result<Decision, AgentError> {
+            let action = (self.rule)(self.calls, input.mask);
+            self.calls += 1;
+            Ok(Decision {
+                action,
+                quantity: 1.0,
+                probabilities: [0.2; 5],
+                value: 0.0,
+            })
+        }
+        fn learn(&mut self, _: &mut VecEnv, _: &[MarketKey]) -> Result<LearnStats, AgentError> {
+            Err(AgentError::Invalid("a scripted agent does not learn".into()))
+        }
+        fn save(&self, _: &Path) -> Result<(), AgentError> {
+            Ok(())
+        }
+        fn load(_: &Path) -> Result<Self, AgentError> {
+            Err(AgentError::Invalid("a scripted agent is not saved".into()))
+        }
+        fn provenance(&self) -> &Provenance {
+            &self.provenance
+        }
+    }
+
+    const KEY: MarketKey = MarketKey {
+        instrument: 0,
+        timeframe: 0,
+    };
+
+    fn hold(_: usize, _: [bool; 5]) -> Action {
+        Action::Hold
+    }
+
+    fn buy_and_hold(_: usize, mask: [bool; 5]) -> Action {
+        if mask[Action::BuyLong.index()] {
+            Action::BuyLong
+        } else {
+            Action::Hold
+        }
+    }
+
+    fn in_and_out(_: usize, mask: [bool; 5]) -> Action {
+        if mask[Action::BuyLong.index()] {
+            Action::BuyLong
+        } else {
+            Action::CloseLong
+        }
+    }
+
+    #[test]
+    fn a_policy_that_never_trades_scores_zero_with_no_entries_and_no_exposure() {
+        let s = TestSettings::default();
+        let data = synthetic_market(2000, 3, &s.sections);
+        let o = greedy_episode_in_windows(
+            &mut Scripted::new(hold),
+            &data,
+            KEY,
+            Split::Validation,
+            &s.env_config(),
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.entries, o.trades, o.exposure, o.sharpe, o.return_pct),
+            (0, 0, 0.0, 0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn one_window_scores_the_annualised_sharpe_of_the_equity_path_and_windows_average_their_own() {
+        let s = TestSettings::default();
+        let data = synthetic_market(3000, 5, &s.sections);
+        let env = s.env_config();
+        // The equity path, stepped by hand through the same environment.
+        let mut e = TradingEnv::new(data.clone(), Split::Validation, &whole_split(&env), 0).unwrap();
+        e.reset();
+        let mut equity = vec![e.broker().account().equity()];
+        loop {
+            let r = e.step(EnvAction::new(buy_and_hold(0, e.action_mask()), 1.0));
+            equity.push(r.info.equity);
+            if r.terminated || r.truncated {
+                break;
+            }
+        }
+        let returns: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        let sharpe = |r: &[f64]| {
+            let m = r.iter().sum::<f64>() / r.len() as f64;
+            let sd = (r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (r.len() - 1) as f64).sqrt();
+            m / sd * 252f64.sqrt()
+        };
+        let one = greedy_episode_in_windows(&mut Scripted::new(buy_and_hold), &data, KEY, Split::Validation, &env, 1)
+            .unwrap();
+        assert!(
+            (one.sharpe - sharpe(&returns)).abs() < 1e-9,
+            "{} vs {}",
+            one.sharpe,
+            sharpe(&returns)
+        );
+        assert_eq!((one.entries, one.trades, one.steps), (1, 0, returns.len()));
+        assert!(one.exposure > 0.99, "{}", one.exposure);
+
+        let total = data.steps(Split::Validation).len();
+        let mut windows = vec![Vec::new(); 4];
+        for (i, r) in returns.iter().enumerate() {
+            windows[(i * 4 / total).min(3)].push(*r);
+        }
+        let expected = windows.iter().map(|w| sharpe(w)).sum::<f64>() / 4.0;
+        let four = greedy_episode_in_windows(&mut Scripted::new(buy_and_hold), &data, KEY, Split::Validation, &env, 4)
+            .unwrap();
+        assert!((four.sharpe - expected).abs() < 1e-9, "{} vs {expected}", four.sharpe);
+        assert_eq!(
+            four.return_pct, one.return_pct,
+            "windows change the score, not the pass"
+        );
+    }
+
+    #[test]
+    fn trading_in_and_out_every_bar_counts_every_entry_and_pays_for_it() {
+        let mut s = TestSettings::default();
+        let data = synthetic_market(2000, 7, &s.sections);
+        let run = |s: &TestSettings| {
+            greedy_episode_in_windows(
+                &mut Scripted::new(in_and_out),
+                &data,
+                KEY,
+                Split::Validation,
+                &s.env_config(),
+                2,
+            )
+            .unwrap()
+        };
+        let paid = run(&s);
+        assert!(
+            paid.entries >= paid.steps / 2 - 1 && paid.trades + 1 >= paid.entries,
+            "{paid:?}"
+        );
+        assert!((paid.exposure - 0.5).abs() < 0.02, "{paid:?}");
+        // The same trades without the fixed fees: 25 + 35 INR a round trip
+        // on 100,000 is 0.06 points of return each.
+        s.sections.backtest.costs.entry_fixed = 0.0;
+        s.sections.backtest.costs.exit_fixed = 0.0;
+        let free = run(&s);
+        assert_eq!(free.trades, paid.trades);
+        let fees = free.return_pct - paid.return_pct;
+        let expected = paid.trades as f64 * 0.06;
+        assert!(
+            (fees / expected - 1.0).abs() < 0.15,
+            "fees cost {fees} points, about {expected} expected"
+        );
+        assert!(free.sharpe > paid.sharpe, "{} vs {}", free.sharpe, paid.sharpe);
+    }
 }

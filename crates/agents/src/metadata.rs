@@ -63,7 +63,8 @@ pub struct DataHash {
     pub sha256: String,
 }
 
-/// Greedy performance on the validation split.
+/// Greedy performance on the validation split. Fields after `at_update`
+/// read as 0 from models saved before they existed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ValidationMetrics {
     /// Mean over markets of the split's total return, in percent, after costs.
@@ -72,6 +73,41 @@ pub struct ValidationMetrics {
     pub trades: usize,
     /// The agent's update count when it was evaluated.
     pub at_update: usize,
+    /// What checkpoints are chosen by (`ppo.selection`): the Sharpe below,
+    /// or `return_pct`.
+    #[serde(default)]
+    pub score: f64,
+    /// Mean over markets and validation windows of the annualised Sharpe
+    /// ratio of per-bar equity returns after costs; a window without a
+    /// position scores 0.
+    #[serde(default)]
+    pub sharpe: f64,
+    /// Positions opened, summed over markets: 0 means the policy is flat.
+    #[serde(default)]
+    pub entries: usize,
+    /// Share of validation bars spent holding a position, averaged over
+    /// markets.
+    #[serde(default)]
+    pub exposure: f64,
+}
+
+impl ValidationMetrics {
+    /// Whether the policy never opened a position.
+    pub fn is_flat(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// What a report should warn about this policy, if anything: flat, or
+    /// holding without ever closing a trade.
+    pub fn warning(&self) -> Option<&'static str> {
+        if self.is_flat() {
+            Some("the policy never opens a position on the validation split (flat)")
+        } else if self.trades == 0 {
+            Some("the policy opens positions but never closes a trade on the validation split (it buys and holds)")
+        } else {
+            None
+        }
+    }
 }
 
 /// Where the model came from and how well it did: filled in by the trainer.

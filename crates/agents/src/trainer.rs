@@ -2,11 +2,16 @@
 //! `eval_every` updates, keep the best model, stop early when validation
 //! stops improving, and checkpoint so a killed run can resume.
 //!
+//! Models are chosen by their validation [`Scoring`]: by default the
+//! Sharpe ratio after costs averaged over several windows, because a raw
+//! return makes never trading (exactly 0%) the winner of every falling
+//! validation period (measured: docs/notes, agents diagnosis).
+//!
 //! Output layout under the run directory:
 //!
 //! ```text
 //! last/   the latest checkpoint (resume from here)
-//! best/   the checkpoint with the best validation return
+//! best/   the checkpoint with the best validation score
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -17,8 +22,9 @@ use tradelab_env::{EnvConfig, MarketData, Split, VecEnv};
 
 use crate::agent::{Agent, LearnStats, MarketKey};
 use crate::error::AgentError;
-use crate::evaluate::greedy_episode;
+use crate::evaluate::greedy_episode_in_windows;
 use crate::metadata::ValidationMetrics;
+use crate::settings::{PpoSettings, Selection};
 
 /// One market the agent trains on.
 #[derive(Clone)]
@@ -45,6 +51,50 @@ pub struct TrainPlan {
     pub patience: usize,
     /// Seeds the environments, together with the updates already done.
     pub seed: u64,
+    /// What validation chooses the best model by.
+    pub scoring: Scoring,
+}
+
+/// How a validation scores a model (`ppo.selection`,
+/// `ppo.selection_windows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scoring {
+    /// The figure compared.
+    pub selection: Selection,
+    /// Stretches of each validation split scored separately.
+    pub windows: usize,
+}
+
+impl Scoring {
+    /// The scoring `ppo` asks for.
+    pub fn from_settings(ppo: &PpoSettings) -> Self {
+        Scoring {
+            selection: ppo.selection,
+            windows: ppo.selection_windows,
+        }
+    }
+
+    /// Whether `candidate` should replace `best`: a higher score, or under
+    /// Sharpe selection an equal one from a policy that trades where the
+    /// best so far is flat (a flat policy never wins a tie). The first
+    /// validation always becomes the best.
+    pub fn improves(&self, candidate: &ValidationMetrics, best: Option<&ValidationMetrics>) -> bool {
+        let Some(best) = best else { return true };
+        match self.selection {
+            Selection::Return => candidate.score > best.score,
+            Selection::Sharpe => {
+                candidate.score > best.score
+                    || (candidate.score == best.score && best.is_flat() && !candidate.is_flat())
+            }
+        }
+    }
+}
+
+impl Default for Scoring {
+    /// The settings file's scoring.
+    fn default() -> Self {
+        Scoring::from_settings(&PpoSettings::default())
+    }
 }
 
 /// Progress after one update, for the display.
@@ -99,7 +149,7 @@ pub struct TrainSummary {
     pub best: Option<ValidationMetrics>,
     /// The latest checkpoint, to resume from.
     pub last_dir: PathBuf,
-    /// The checkpoint with the best validation return (the last one when
+    /// The checkpoint with the best validation score (the last one when
     /// nothing was validated).
     pub best_dir: PathBuf,
     /// Mean return of the last 100 finished training episodes.
@@ -116,24 +166,42 @@ pub fn best_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("best")
 }
 
-/// Greedy return on every market's validation split, averaged.
+/// A greedy pass over every market's validation split, averaged over
+/// markets and scored as `scoring` says.
 pub fn validate<A: Agent + ?Sized>(
     agent: &mut A,
     markets: &[TrainingMarket],
     env: &EnvConfig,
+    scoring: Scoring,
     at_update: usize,
 ) -> Result<ValidationMetrics, AgentError> {
-    let mut sum = 0.0;
-    let mut trades = 0;
+    let windows = match scoring.selection {
+        Selection::Sharpe => scoring.windows,
+        Selection::Return => 1,
+    };
+    let (mut ret, mut sharpe, mut exposure) = (0.0, 0.0, 0.0);
+    let (mut trades, mut entries) = (0, 0);
     for m in markets {
-        let o = greedy_episode(agent, &m.data, m.key, Split::Validation, env)?;
-        sum += o.return_pct;
+        let o = greedy_episode_in_windows(agent, &m.data, m.key, Split::Validation, env, windows)?;
+        ret += o.return_pct;
+        sharpe += o.sharpe;
+        exposure += o.exposure;
         trades += o.trades;
+        entries += o.entries;
     }
+    let n = markets.len().max(1) as f64;
+    let (return_pct, sharpe) = (ret / n, sharpe / n);
     Ok(ValidationMetrics {
-        return_pct: sum / markets.len().max(1) as f64,
+        return_pct,
         trades,
         at_update,
+        score: match scoring.selection {
+            Selection::Sharpe => sharpe,
+            Selection::Return => return_pct,
+        },
+        sharpe,
+        entries,
+        exposure: exposure / n,
     })
 }
 
@@ -197,9 +265,9 @@ pub fn train<A: Trainable>(
         let finished = agent.env_steps_done() >= plan.total_steps;
         let due = plan.eval_every > 0 && agent.updates_done().is_multiple_of(plan.eval_every);
         if has_validation && (due || finished) {
-            let m = validate(agent, markets, env, agent.updates_done())?;
+            let m = validate(agent, markets, env, plan.scoring, agent.updates_done())?;
             let best_so_far = agent.provenance_mut().best_validation.clone();
-            let improved = best_so_far.as_ref().is_none_or(|b| m.return_pct > b.return_pct);
+            let improved = plan.scoring.improves(&m, best_so_far.as_ref());
             {
                 let p = agent.provenance_mut();
                 p.validation = Some(m.clone());
@@ -239,4 +307,63 @@ pub fn train<A: Trainable>(
         best_dir: best,
         return_moving_average: p.train_return_moving_average,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(score: f64, entries: usize) -> ValidationMetrics {
+        ValidationMetrics {
+            score,
+            entries,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_flat_policy_never_wins_a_tie_under_sharpe_selection() {
+        let sharpe = Scoring {
+            selection: Selection::Sharpe,
+            windows: 4,
+        };
+        let (flat, trading) = (scored(0.0, 0), scored(0.0, 3));
+        assert!(sharpe.improves(&flat, None), "the first validation is the best so far");
+        assert!(sharpe.improves(&trading, Some(&flat)), "a trading tie replaces flat");
+        assert!(
+            !sharpe.improves(&flat, Some(&trading)),
+            "flat does not replace a trading tie"
+        );
+        assert!(
+            !sharpe.improves(&scored(0.0, 5), Some(&trading)),
+            "ties between traders keep the first"
+        );
+        assert!(sharpe.improves(&scored(0.5, 2), Some(&trading)));
+        assert!(
+            !sharpe.improves(&scored(-0.1, 9), Some(&flat)),
+            "losing after costs is worse than flat"
+        );
+    }
+
+    #[test]
+    fn return_selection_keeps_the_earlier_rule_a_strictly_higher_return() {
+        let by_return = Scoring {
+            selection: Selection::Return,
+            windows: 1,
+        };
+        let (flat, trading) = (scored(0.0, 0), scored(0.0, 3));
+        assert!(!by_return.improves(&trading, Some(&flat)));
+        assert!(by_return.improves(&scored(0.01, 1), Some(&flat)));
+    }
+
+    #[test]
+    fn the_default_scoring_is_the_settings_files() {
+        assert_eq!(
+            Scoring::default(),
+            Scoring {
+                selection: Selection::Sharpe,
+                windows: 4
+            }
+        );
+    }
 }

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use tradelab_agents::evaluate::AgentStrategy;
 use tradelab_agents::settings::PpoSettings;
-use tradelab_agents::trainer::{train, TrainPlan, TrainingMarket};
+use tradelab_agents::trainer::{train, Scoring, TrainPlan, TrainingMarket};
 use tradelab_agents::{MarketKey, PpoAgent, PpoConfig};
 use tradelab_core::{Bar, BarSeries, Timeframe};
 use tradelab_env::Split;
@@ -85,6 +85,7 @@ fn ppo_learns_a_trend_and_beats_buy_and_hold_out_of_sample_after_costs() {
         eval_every: 0,
         patience: 0,
         seed: 1,
+        scoring: Scoring::from_settings(&ppo),
     };
     let markets = [TrainingMarket {
         data: data.clone(),

@@ -463,6 +463,8 @@ fn training_records_runs_and_the_registry_manages_versions() {
         "value_loss",
         "entropy",
         "validation_return_pct",
+        "validation_sharpe",
+        "validation_entries",
         "steps_per_second",
     ] {
         assert!(shown.contains(key), "run {id} lacks metric {key}: {shown}");
@@ -615,7 +617,7 @@ fn the_mixture_of_experts_trains_reports_its_specialists_and_blends_at_switches(
         "gate weight by regime",
         "mean_reversion",
         "consolidation",
-        "validation return of each specialist alone",
+        "validation of each specialist alone",
         "mixture",
     ] {
         assert!(out.contains(needle), "lacks {needle}: {out}");

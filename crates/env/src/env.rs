@@ -143,7 +143,7 @@ impl TradingEnv {
         }
         let cfg = cfg.clone();
         let broker = Broker::new(cfg.engine.clone(), &[&data.series]);
-        let rewards = RewardTracker::new(&cfg.env);
+        let rewards = RewardTracker::new(&cfg.env, cfg.risk_budget(), data.train_bar_return_variance());
         let t = data.steps(split).start;
         Ok(TradingEnv {
             data,
@@ -195,7 +195,8 @@ impl TradingEnv {
             let bar = self.data.series.bar(k);
             self.broker.close_bar(0, &bar);
         }
-        self.rewards.reset(self.broker.account().equity());
+        let price = self.data.series.close[self.t];
+        self.rewards.reset(self.broker.account().equity(), price);
         self.observation()
     }
 
@@ -264,7 +265,7 @@ impl TradingEnv {
         } else {
             0.0
         };
-        let mut reward = self.rewards.step(equity, exposure);
+        let mut reward = self.rewards.step(equity, exposure, next.close);
         if invalid && self.cfg.env.invalid_actions == InvalidActions::Penalize {
             reward -= self.cfg.env.invalid_penalty;
         }

@@ -285,6 +285,27 @@ impl MarketData {
         self.splits[split as usize].clone()
     }
 
+    /// Variance of the close-to-close bar returns over the train split (0
+    /// with fewer than two returns): the scale of one bar's risk that the
+    /// differential Sharpe reward starts from.
+    pub fn train_bar_return_variance(&self) -> f64 {
+        let bars = self.bars(Split::Train);
+        let close = &self.series.close[bars];
+        let returns = close.windows(2).filter(|w| w[0] > 0.0).map(|w| w[1] / w[0] - 1.0);
+        let (mut n, mut mean, mut m2) = (0.0, 0.0, 0.0);
+        for r in returns {
+            n += 1.0;
+            let d = r - mean;
+            mean += d / n;
+            m2 += d * (r - mean);
+        }
+        if n < 2.0 {
+            0.0
+        } else {
+            m2 / (n - 1.0)
+        }
+    }
+
     /// Bars at which an agent can act in `split`: a full window of defined
     /// features behind it and a next bar inside the split to fill on.
     pub fn steps(&self, split: Split) -> Range<usize> {

@@ -44,6 +44,8 @@ pub enum RewardKind {
     PortfolioChange,
     /// Log return of equity.
     LogReturn,
+    /// Log return of equity over buying and holding the capped position.
+    ExcessLogReturn,
     /// Moody and Saffell's online Sharpe increment.
     DifferentialSharpe,
 }

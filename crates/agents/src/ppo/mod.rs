@@ -197,7 +197,7 @@ impl PpoAgent {
             net,
             adam,
             rng: ChaCha8Rng::seed_from_u64(config.seed),
-            scaler: RewardScaler::new(config.ppo.envs, config.ppo.gamma),
+            scaler: RewardScaler::new(config.ppo.envs, config.ppo.gamma, config.ppo.reward_clip),
             updates: 0,
             env_steps: 0,
             provenance: Provenance::default(),

@@ -55,6 +55,25 @@ pub struct PpoSettings {
     pub eval_every: usize,
     /// Stop after this many evaluations without improvement (0: never).
     pub patience: usize,
+    /// What the validation chooses checkpoints by.
+    pub selection: Selection,
+    /// Consecutive stretches of each validation split scored separately
+    /// (their Sharpe ratios are averaged) under `selection: sharpe`.
+    pub selection_windows: usize,
+    /// Normalised rewards are clipped to ±this (0: not clipped).
+    pub reward_clip: f64,
+}
+
+/// What the validation chooses checkpoints by (`ppo.selection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// The annualised Sharpe ratio after costs, averaged over windows and
+    /// markets; a flat policy scores 0 and loses ties to one that trades.
+    Sharpe,
+    /// The total return of one greedy pass (the rule before Sharpe: a flat
+    /// policy's 0% beats every losing one).
+    Return,
 }
 
 impl Default for PpoSettings {
@@ -120,6 +139,8 @@ impl PpoSettings {
             "a number > 0, like 0.5",
         );
         v.range("ppo.target_kl", p.target_kl, 0.0, 10.0);
+        v.int_range("ppo.selection_windows", p.selection_windows, 1, 1000);
+        v.range("ppo.reward_clip", p.reward_clip, 0.0, 1e6);
     }
 }
 
@@ -320,6 +341,19 @@ mod tests {
             e.contains("is not a meta-learning mode") && e.contains("reptile"),
             "{e}"
         );
+        for (selection, name) in [(Selection::Sharpe, "sharpe"), (Selection::Return, "return")] {
+            assert_eq!(serde_json::to_value(selection).unwrap(), serde_json::json!(name));
+            assert_eq!(
+                serde_json::from_value::<Selection>(serde_json::json!(name)).unwrap(),
+                selection
+            );
+        }
+        assert!(serde_json::from_value::<Selection>(serde_json::json!("sortino")).is_err());
+        assert_eq!(
+            PpoSettings::default().selection,
+            Selection::Sharpe,
+            "the file's default"
+        );
         let moe = serde_json::to_value(MoeSettings::default()).unwrap();
         assert_eq!(moe["encoder"], "lstm");
         let mut bad = moe;
@@ -338,7 +372,7 @@ mod tests {
     #[test]
     fn every_ppo_bound_is_refused_with_its_key() {
         type Edit = fn(&mut PpoSettings);
-        let cases: [(Edit, &str); 12] = [
+        let cases: [(Edit, &str); 14] = [
             (|p| p.hidden = 0, "ppo.hidden"),
             (|p| p.epochs = 101, "ppo.epochs"),
             (|p| p.total_steps = 0, "ppo.total_steps"),
@@ -351,6 +385,8 @@ mod tests {
             (|p| p.entropy_coef = 11.0, "ppo.entropy_coef"),
             (|p| p.max_grad_norm = 0.0, "ppo.max_grad_norm"),
             (|p| p.target_kl = f64::NAN, "ppo.target_kl"),
+            (|p| p.selection_windows = 0, "ppo.selection_windows"),
+            (|p| p.reward_clip = -1.0, "ppo.reward_clip"),
         ];
         for (edit, key) in cases {
             assert_eq!(refused_key(edit, PpoSettings::validate).as_deref(), Some(key));

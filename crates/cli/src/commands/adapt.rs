@@ -18,7 +18,8 @@ use serde_json::json;
 use tradelab_agents::hrm::{HrmAgent, KIND as HRM};
 use tradelab_agents::metadata::Adaptation;
 use tradelab_agents::ppo::{read_model_kind, PpoAgent};
-use tradelab_agents::trainer::{train, validate, TrainPlan, Trainable, TrainingMarket};
+use tradelab_agents::settings::Selection;
+use tradelab_agents::trainer::{train, validate, Scoring, TrainPlan, Trainable, TrainingMarket};
 use tradelab_app::Settings;
 use tradelab_core::BarSeries;
 use tradelab_env::MarketData;
@@ -215,7 +216,13 @@ fn update<A: Trainable>(
     let markets = [TrainingMarket { data, key }];
     let mut agent = A::load(folder)?;
     let updates = agent.updates_done();
-    let before = validate(&mut agent, &markets, &settings.env_config(), updates)?;
+    // An update is accepted on validation return (`max_worsening` is in
+    // percent of return), so it is chosen by return too.
+    let scoring = Scoring {
+        selection: Selection::Return,
+        windows: 1,
+    };
+    let before = validate(&mut agent, &markets, &settings.env_config(), scoring, updates)?;
     // The old run's best validation was on other bars: this update starts afresh.
     agent.provenance_mut().best_validation = None;
     agent.provenance_mut().evaluations_since_best = 0;
@@ -227,6 +234,7 @@ fn update<A: Trainable>(
         eval_every: settings.ppo.eval_every.max(1),
         patience: settings.ppo.patience,
         seed: settings.seed,
+        scoring,
     };
     let summary = train(&mut agent, &markets, &settings.env_config(), &plan, |_| {})?;
     let after = summary
@@ -287,7 +295,12 @@ fn trade<A: Trainable>(
 ) -> Result<f64> {
     let data = prepare(series, settings, 0..0, bars)?;
     let mut agent = A::load(folder)?;
-    Ok(validate(&mut agent, &[TrainingMarket { data, key }], &settings.env_config(), 0)?.return_pct)
+    let scoring = Scoring {
+        selection: Selection::Return,
+        windows: 1,
+    };
+    let markets = [TrainingMarket { data, key }];
+    Ok(validate(&mut agent, &markets, &settings.env_config(), scoring, 0)?.return_pct)
 }
 
 #[allow(clippy::too_many_arguments)]

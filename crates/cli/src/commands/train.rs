@@ -11,10 +11,11 @@ use tradelab_agents::hindsight::LabelCosts;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
 use tradelab_agents::kinds::{self, AgentKind};
+use tradelab_agents::metadata::ValidationMetrics;
 use tradelab_agents::metadata::{DataHash, Vocabulary};
 use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
 use tradelab_agents::settings::hrm_preset;
-use tradelab_agents::trainer::{train, validate, Event, Progress, TrainPlan, Trainable, TrainingMarket};
+use tradelab_agents::trainer::{train, validate, Event, Progress, Scoring, TrainPlan, Trainable, TrainingMarket};
 use tradelab_agents::Agent;
 use tradelab_app::Settings;
 use tradelab_core::BarSeries;
@@ -181,15 +182,16 @@ fn report_specialists(best: &Path, markets: &[TrainingMarket], settings: &Settin
         let all = stats.gate_weights.iter().map(|x| format!("{x:.3}")).collect();
         eprintln!("  {:<8}{}", "all", row(all));
     }
-    eprintln!("validation return of each specialist alone (best model):");
+    eprintln!("validation of each specialist alone (best model):");
+    let scoring = Scoring::from_settings(&settings.ppo);
     for (k, name) in names.iter().enumerate() {
         agent.force_expert(Some(k))?;
-        let m = validate(&mut agent, markets, &settings.env_config(), updates)?;
-        eprintln!("  {name:<15} {:+.2}% ({} trades)", m.return_pct, m.trades);
+        let m = validate(&mut agent, markets, &settings.env_config(), scoring, updates)?;
+        eprintln!("  {name:<15} {}", validation_line(&m));
     }
     agent.force_expert(None)?;
-    let m = validate(&mut agent, markets, &settings.env_config(), updates)?;
-    eprintln!("  {:<15} {:+.2}% ({} trades)", "mixture", m.return_pct, m.trades);
+    let m = validate(&mut agent, markets, &settings.env_config(), scoring, updates)?;
+    eprintln!("  {:<15} {}", "mixture", validation_line(&m));
     Ok(())
 }
 
@@ -287,6 +289,7 @@ fn train_and_report<A: Trainable>(
         eval_every: settings.ppo.eval_every,
         patience: settings.ppo.patience,
         seed: settings.seed,
+        scoring: Scoring::from_settings(&settings.ppo),
     };
     eprintln!(
         "training {} ({} parameters) on {} market(s) [{}], {} steps, seed {} -> {}",
@@ -348,10 +351,10 @@ fn train_and_report<A: Trainable>(
         eprintln!("training episode return (mean of last 100): {ma:+.3}");
     }
     if let Some(b) = &summary.best {
-        eprintln!(
-            "best validation return: {:+.2}% ({} trades) at update {}",
-            b.return_pct, b.trades, b.at_update
-        );
+        eprintln!("best validation: {} at update {}", validation_line(b), b.at_update);
+        if let Some(warning) = b.warning() {
+            eprintln!("warning: {warning}; see BENCHMARKS.md on agents that do not trade");
+        }
     }
     println!(
         "best model: {}\nlast model: {}",
@@ -433,6 +436,10 @@ fn record_event(r: &Recorder, run: &str, e: &Event<'_>, last_step: &mut i64) {
             &[
                 ("validation_return_pct", *last_step, metrics.return_pct),
                 ("validation_trades", *last_step, metrics.trades as f64),
+                ("validation_sharpe", *last_step, metrics.sharpe),
+                ("validation_score", *last_step, metrics.score),
+                ("validation_entries", *last_step, metrics.entries as f64),
+                ("validation_exposure", *last_step, metrics.exposure),
             ],
         ),
     }
@@ -508,10 +515,9 @@ impl ProgressDisplay {
                     }
                     let _ = writeln!(
                         err,
-                        "validation at update {}: {:+.2}% ({} trades){}",
+                        "validation at update {}: {}{}",
                         metrics.at_update,
-                        metrics.return_pct,
-                        metrics.trades,
+                        validation_line(metrics),
                         if improved { "  new best" } else { "" }
                     );
                 }
@@ -525,4 +531,17 @@ impl ProgressDisplay {
             eprintln!();
         }
     }
+}
+
+/// One validation in a line: the Sharpe ratio checkpoints are chosen by,
+/// the return, entries, closed trades and time in the market.
+fn validation_line(m: &ValidationMetrics) -> String {
+    format!(
+        "Sharpe {:+.2}, return {:+.2}%, {} entries, {} trades, in the market {:.0}% of bars",
+        m.sharpe,
+        m.return_pct,
+        m.entries,
+        m.trades,
+        m.exposure * 100.0
+    )
 }

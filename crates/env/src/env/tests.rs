@@ -277,3 +277,55 @@ fn an_observation_flattens_to_the_window_then_the_account() {
     );
     assert_eq!(EnvConfig::default().env, EnvSettings::default());
 }
+
+#[test]
+fn the_train_splits_bar_return_variance_is_the_sample_variance_of_its_close_to_close_returns() {
+    let s = settings();
+    let data = s.market(market(1000, 5)).unwrap();
+    let close = &data.series.close[data.bars(Split::Train)];
+    let r: Vec<f64> = close.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    let mean = r.iter().sum::<f64>() / r.len() as f64;
+    let var = r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (r.len() - 1) as f64;
+    let got = data.train_bar_return_variance();
+    assert!(var > 0.0 && (got - var).abs() < 1e-12 * var.max(1.0), "{got} vs {var}");
+}
+
+#[test]
+fn excess_log_return_pays_standing_aside_minus_the_capped_buy_and_hold() {
+    let mut s = settings();
+    s.env.reward = crate::settings::RewardKind::ExcessLogReturn;
+    s.env.reward_scale = 1.0;
+    let mut env = env_with(&s, market(1000, 3));
+    env.reset();
+    let budget = s.config().risk_budget();
+    for _ in 0..10 {
+        let t = env.bar_index();
+        let close = &env.data().series.close;
+        let market_return = (close[t + 1] / close[t]).ln();
+        let r = env.step(EnvAction::new(Action::Hold, 1.0));
+        assert!((r.reward + budget * market_return).abs() < 1e-12, "{}", r.reward);
+    }
+}
+
+#[test]
+fn differential_sharpe_pays_a_small_loss_for_the_entry_fee_in_the_env() {
+    let mut s = settings();
+    s.env.reward = crate::settings::RewardKind::DifferentialSharpe;
+    s.env.reward_scale = 1.0;
+    s.backtest.fill = FillPolicy::SignalClose;
+    let mut env = env_with(&s, market(1000, 3));
+    env.reset();
+    for _ in 0..20 {
+        let action = if env.action_mask()[0] {
+            Action::BuyLong
+        } else {
+            Action::CloseLong
+        };
+        let r = env.step(EnvAction::new(action, 1.0));
+        assert!(
+            r.reward.abs() < 50.0,
+            "the reward stays on a Sharpe's scale: {}",
+            r.reward
+        );
+    }
+}
