@@ -403,6 +403,14 @@ pub struct EvaluateArgs {
     /// backtested from a fresh account.
     #[arg(long, default_value_t = 1)]
     pub folds: usize,
+    /// Models or settings tried to arrive at this one (a sweep's trial
+    /// count): the deflated Sharpe ratio discounts the luck of the best.
+    #[arg(long, default_value_t = 1)]
+    pub trials: usize,
+    /// Standard deviation of the annualised Sharpe ratios those trials
+    /// reached (needed with --trials above 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub trial_sharpe_std: f64,
     /// Where reports go (overrides report.out_dir).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,

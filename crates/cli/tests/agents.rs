@@ -156,6 +156,54 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
     }
     let summary = read_json(d.join("eval/evaluation.json"));
     assert_eq!(summary["runs"].as_array().unwrap().len(), 6);
+    // Each fold's figures with their uncertainty, against buy-and-hold.
+    assert!(
+        out.contains("stationary-bootstrap 95% intervals") && out.contains("deflated Sharpe"),
+        "{out}"
+    );
+    let stats = summary["statistics"].as_array().unwrap();
+    assert_eq!(stats.len(), 2, "one per fold: {stats:?}");
+    let one_trial: Vec<f64> = stats
+        .iter()
+        .map(|s| {
+            let (sr, diff) = (&s["sharpe"], &s["difference"]);
+            assert!(sr["low"].as_f64().unwrap() <= sr["high"].as_f64().unwrap(), "{s}");
+            assert!((0.0..=1.0).contains(&diff["p_value"].as_f64().unwrap()), "{s}");
+            assert_eq!(s["trials"], 1);
+            s["deflated_sharpe"].as_f64().unwrap()
+        })
+        .collect();
+    // The deflated Sharpe ratio needs the trials' spread, and discounts
+    // the luck of the best of many.
+    let refused = tradelab(
+        d,
+        &["evaluate", "--model", "run1/best", "--symbol", csv, "--trials", "50"],
+    );
+    assert_clean_failure(&refused, &["--trial-sharpe-std"]);
+    ok(tradelab(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "run1/best",
+            "--symbol",
+            csv,
+            "--folds",
+            "2",
+            "--trials",
+            "50",
+            "--trial-sharpe-std",
+            "0.5",
+            "--out-dir",
+            "eval50",
+        ],
+    ));
+    let fifty = read_json(d.join("eval50/evaluation.json"));
+    for (s, one) in fifty["statistics"].as_array().unwrap().iter().zip(&one_trial) {
+        assert_eq!(s["trials"], 50);
+        let deflated = s["deflated_sharpe"].as_f64().unwrap();
+        assert!(deflated < *one, "{deflated} vs {one}: {s}");
+    }
     assert!(d.join("eval/fold-2").read_dir().unwrap().any(|e| e
         .unwrap()
         .file_name()

@@ -11,6 +11,8 @@
 //!   mean reversion, momentum);
 //! - [`metrics`] and [`report`]: the numbers, and their JSON, terminal and
 //!   SVG forms;
+//! - [`stats`]: bootstrap intervals and the probabilistic and deflated
+//!   Sharpe ratios, so a figure comes with how far to trust it;
 //! - [`walkforward`] and [`montecarlo`]: honest evaluation helpers.
 //!
 //! Architecture invariant: nothing here knows about the ML framework, the
@@ -42,6 +44,7 @@ pub mod report;
 pub mod risk;
 pub mod settings;
 pub mod sizing;
+pub mod stats;
 pub mod strategies;
 pub mod strategy;
 pub mod walkforward;

@@ -1,13 +1,19 @@
 //! `tradelab evaluate`: a trained model, greedily, through the backtesting
 //! engine on its out-of-sample split (optionally in consecutive folds), next
 //! to buy-and-hold and the SMA crossover under the same costs and risk layer.
+//! Each run's Sharpe ratio comes with a stationary-bootstrap 95% interval,
+//! its difference to buy-and-hold's with an interval and p-value, and the
+//! deflated Sharpe ratio for `--trials`.
 
 use anyhow::{bail, Context, Result};
 use tradelab_agents::evaluate::AgentStrategy;
 use tradelab_agents::load::load_agent;
 use tradelab_env::Split;
 use tradelab_sim::engine;
+use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::report::{render_comparison, BacktestReport};
+use tradelab_sim::stats::sharpe::BootstrapSettings;
+use tradelab_sim::stats::{compare, Comparison};
 use tradelab_sim::strategies::baseline;
 
 use crate::cli::{EvaluateArgs, GlobalArgs};
@@ -27,6 +33,15 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     };
     if a.folds == 0 {
         bail!("--folds must be at least 1");
+    }
+    if a.trials == 0 {
+        bail!("--trials must be at least 1 (the number of models or settings tried before this one)");
+    }
+    if a.trials > 1 && !(a.trial_sharpe_std > 0.0 && a.trial_sharpe_std.is_finite()) {
+        bail!(
+            "--trials {} needs --trial-sharpe-std: the spread of the annualised Sharpe ratios those trials reached",
+            a.trials
+        );
     }
     let folder = super::models::model_folder(g, &a.model)?;
     let mut agent = load_agent(&folder).with_context(|| format!("opening model {}", a.model.display()))?;
@@ -86,6 +101,11 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
 
     let cfg = settings.engine_config();
     let mut reports: Vec<BacktestReport> = Vec::new();
+    let mut statistics: Vec<RunStatistics> = Vec::new();
+    let boot = BootstrapSettings {
+        seed: settings.seed,
+        ..Default::default()
+    };
     for m in &markets {
         let range = m.data.bars(split);
         let fold_len = range.len() / a.folds;
@@ -114,10 +134,34 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
             }
             let (_, report) = build_report(&result, &settings);
             write_report(&out_dir, &report, &result)?;
+            let label = format!(
+                "{} {}..{}{}",
+                m.data.series.instrument,
+                report.start_date,
+                report.end_date,
+                if a.folds > 1 {
+                    format!(" (fold {})", f + 1)
+                } else {
+                    String::new()
+                }
+            );
+            let agent_equity = result.equity.clone();
+            let entries = result.fills.iter().filter(|f| f.is_entry).count();
             reports.push(report);
             for name in COMPARED {
                 let mut b = baseline(name, &settings.strategies).expect("compared baselines exist");
                 let result = engine::run(&[&slice], b.as_mut(), &cfg);
+                if name == "buy_and_hold" {
+                    let per_year = periods_per_year(&slice.ts, slice.timeframe_or_inferred());
+                    let trial_variance = (a.trial_sharpe_std * a.trial_sharpe_std) / per_year;
+                    let comparison = compare(&agent_equity, &result.equity, per_year, a.trials, trial_variance, &boot);
+                    statistics.push(RunStatistics {
+                        run: label.clone(),
+                        entries,
+                        closed_trades: reports.last().map_or(0, |r| r.total_trades),
+                        comparison,
+                    });
+                }
                 let (_, report) = build_report(&result, &settings);
                 write_report(&out_dir, &report, &result)?;
                 reports.push(report);
@@ -139,6 +183,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         settings.backtest.currency
     );
     println!("{}", render_comparison(&reports, style()));
+    print_statistics(&statistics, a.trials);
     let segments = agent.take_segment_counts();
     let decisions: u64 = segments.iter().sum();
     let segment_summary = (decisions > 0).then(|| {
@@ -157,11 +202,53 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     crate::context::ensure_dir(&settings.report.out_dir)?;
     tradelab_data::cache::write_atomic(
         &path,
-        serde_json::to_string_pretty(&serde_json::json!({"model": a.model, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary, "segments_per_decision": segment_summary}))?.as_bytes(),
+        serde_json::to_string_pretty(&serde_json::json!({"model": a.model, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary, "statistics": statistics, "segments_per_decision": segment_summary}))?.as_bytes(),
     )?;
     println!(
         "reports and charts: {}/ (evaluation.json, one .json and .svg per run)",
         settings.report.out_dir.display()
     );
     Ok(())
+}
+
+/// The model's figures on one run (market and fold) with their uncertainty,
+/// against buy-and-hold over the same bars.
+#[derive(serde::Serialize)]
+struct RunStatistics {
+    run: String,
+    /// Positions the model opened: 0 means it stayed flat.
+    entries: usize,
+    closed_trades: usize,
+    #[serde(flatten)]
+    comparison: Comparison,
+}
+
+fn print_statistics(statistics: &[RunStatistics], trials: usize) {
+    println!(
+        "Sharpe ratios with stationary-bootstrap 95% intervals; the difference to buy-and-hold with its interval and p-value; the deflated Sharpe ratio for {trials} trial(s) (P[true Sharpe > the best of {trials} lucky trials]):"
+    );
+    for s in statistics {
+        let c = &s.comparison;
+        let (sr, bh) = (c.sharpe, c.benchmark_sharpe);
+        let difference = c.difference.map_or("n/a".to_string(), |d| {
+            format!(
+                "{:+.2} [{:+.2}, {:+.2}] p={:.3}",
+                d.difference, d.low, d.high, d.p_value
+            )
+        });
+        println!(
+            "  {}: model {:+.2} [{:+.2}, {:+.2}], buy-and-hold {:+.2} [{:+.2}, {:+.2}], difference {difference}, deflated Sharpe {:.3}",
+            s.run, sr.sharpe, sr.low, sr.high, bh.sharpe, bh.low, bh.high, c.deflated_sharpe
+        );
+        if s.entries == 0 {
+            println!(
+                "    flat: the model never opened a position here; its Sharpe ratio of 0 is standing aside, not skill"
+            );
+        } else if s.closed_trades == 0 {
+            println!(
+                "    the model opened {} position(s) and never closed one: it bought and held",
+                s.entries
+            );
+        }
+    }
 }
