@@ -97,6 +97,11 @@ pub trait Agent {
     /// likely action (and the quantity's mode) when `greedy`.
     fn select_action(&mut self, input: &AgentInput<'_>, greedy: bool) -> Result<Decision, AgentError>;
 
+    /// Restarts the random stream that sampled (not greedy) decisions draw
+    /// from, so each sampled evaluation path is reproducible from its seed.
+    /// Training reseeds it itself at every update.
+    fn seed_sampling(&mut self, seed: u64);
+
     /// One round of learning: collects experience from `envs` (whose
     /// environment `i` trades `markets[envs.market(i)]`) and updates.
     fn learn(&mut self, envs: &mut VecEnv, markets: &[MarketKey]) -> Result<LearnStats, AgentError>;

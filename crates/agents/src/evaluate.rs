@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use tradelab_core::Action;
-use tradelab_env::{EnvAction, EnvConfig, MarketData, Split, TradingEnv, ACCOUNT_FEATURES};
+use tradelab_env::{ActionSpace, EnvAction, EnvConfig, MarketData, Split, TradingEnv, ACCOUNT_FEATURES};
 use tradelab_sim::costs::CostModel;
 use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::order::Order;
@@ -19,7 +19,8 @@ use tradelab_sim::strategy::{BarContext, Strategy};
 use crate::agent::{Agent, AgentInput, MarketKey};
 use crate::error::AgentError;
 
-/// An agent acting greedily on one instrument inside the engine.
+/// An agent acting on one instrument inside the engine: greedily (its most
+/// likely action) unless [`sampled`](AgentStrategy::sampled).
 ///
 /// The engine is given a slice of the series starting at bar `offset` of the
 /// market data, so the agent sees the features (computed over the whole
@@ -37,6 +38,8 @@ pub struct AgentStrategy<'a, A: Agent + ?Sized> {
     /// Decisions the agent made (bars it was asked on and answered).
     pub decisions: usize,
     name: String,
+    greedy: bool,
+    actions: ActionSpace,
 }
 
 impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
@@ -56,7 +59,22 @@ impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
             error: None,
             decisions: 0,
             name,
+            greedy: true,
+            actions: env.env.actions,
         }
+    }
+
+    /// The agent, to seed its sampling before a sampled pass.
+    pub fn agent_mut(&mut self) -> &mut A {
+        self.agent
+    }
+
+    /// Samples each decision from the policy, as training did, instead of
+    /// taking the most likely action; seed the agent's stream with
+    /// [`Agent::seed_sampling`] for a reproducible path.
+    pub fn sampled(mut self) -> Self {
+        self.greedy = false;
+        self
     }
 }
 
@@ -80,10 +98,10 @@ impl<A: Agent + ?Sized> Strategy for AgentStrategy<'_, A> {
                 (q * close / ctx.equity) as f32,
                 (ctx.unrealized_pnl / ctx.equity) as f32,
             ],
-            mask: [q == 0.0, q == 0.0, q > 0.0, q < 0.0, true],
+            mask: self.actions.mask(q),
             market: self.key,
         };
-        let decision = match self.agent.select_action(&input, true) {
+        let decision = match self.agent.select_action(&input, self.greedy) {
             Ok(d) => d,
             Err(e) => {
                 self.error = Some(e);
@@ -91,16 +109,18 @@ impl<A: Agent + ?Sized> Strategy for AgentStrategy<'_, A> {
             }
         };
         self.decisions += 1;
-        match decision.action {
+        // Under targets the decision is a target; the order carries it out.
+        let order = self.actions.order(decision.action, q);
+        match order {
             Action::Hold => {}
-            Action::CloseLong | Action::CloseShort => ctx.submit(Order::market(ctx.instrument, decision.action)),
+            Action::CloseLong | Action::CloseShort => ctx.submit(Order::market(ctx.instrument, order)),
             Action::BuyLong | Action::SellShort => {
                 // Sized from the risk budget at the signal close (the fill
                 // price is not known yet).
                 let budget = decision.quantity.clamp(0.0, 1.0) * self.risk_budget * ctx.equity;
                 let units = self.costs.affordable_quantity(budget, close);
                 if units > 0.0 {
-                    ctx.submit(Order::market(ctx.instrument, decision.action).units(units));
+                    ctx.submit(Order::market(ctx.instrument, order).units(units));
                 }
             }
         }
@@ -276,6 +296,7 @@ mod tests {
         fn kind(&self) -> &'static str {
             "scripted"
         }
+        fn seed_sampling(&mut self, _: u64) {}
         fn select_action(&mut self, input: &AgentInput<'_>, _greedy: bool) -> Result<Decision, AgentError> {
             let action = (self.rule)(self.calls, input.mask);
             self.calls += 1;
@@ -426,5 +447,44 @@ mod tests {
             "fees cost {fees} points, about {expected} expected"
         );
         assert!(free.sharpe > paid.sharpe, "{} vs {}", free.sharpe, paid.sharpe);
+    }
+
+    #[test]
+    fn in_the_engine_a_target_policy_holds_its_target_and_flat_closes() {
+        let mut s = TestSettings::default();
+        s.sections.env.actions = ActionSpace::Target;
+        let data = synthetic_market(2000, 9, &s.sections);
+        let test = data.bars(Split::Test);
+        let slice = data.series.slice(test.start, test.end);
+        let run = |rule: fn(usize, [bool; 5]) -> Action| {
+            let mut agent = Scripted::new(rule);
+            let mut strategy = AgentStrategy::new(&mut agent, &data, KEY, test.start, &s.env_config());
+            let r = tradelab_sim::engine::run(&[&slice], &mut strategy, &s.sections.engine_config());
+            assert!(strategy.decisions > 0 && strategy.error.is_none());
+            r
+        };
+        fn always_long(_: usize, mask: [bool; 5]) -> Action {
+            assert_eq!(mask, [true, true, false, false, true], "targets are always valid");
+            Action::BuyLong
+        }
+        let long = run(always_long);
+        assert_eq!((long.fills.len(), long.trades.len()), (1, 0), "one entry, then held");
+        fn five_in_five_out(bar: usize, _: [bool; 5]) -> Action {
+            if (bar / 5).is_multiple_of(2) {
+                Action::BuyLong
+            } else {
+                Action::Hold
+            }
+        }
+        let swing = run(five_in_five_out);
+        assert!(
+            swing.trades.len() >= slice.len() / 10 - 2,
+            "{} round trips",
+            swing.trades.len()
+        );
+        assert!(swing
+            .fills
+            .iter()
+            .all(|f| matches!(f.action, Action::BuyLong | Action::CloseLong)));
     }
 }

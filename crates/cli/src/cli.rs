@@ -411,6 +411,10 @@ pub struct EvaluateArgs {
     /// reached (needed with --trials above 1).
     #[arg(long, default_value_t = 0.0)]
     pub trial_sharpe_std: f64,
+    /// Also run the policy sampled (as in training) over this many seeded
+    /// paths and report their mean and spread beside the greedy pass.
+    #[arg(long, default_value_t = 0)]
+    pub paths: usize,
     /// Where reports go (overrides report.out_dir).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,

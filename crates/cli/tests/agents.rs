@@ -180,7 +180,7 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
         &["evaluate", "--model", "run1/best", "--symbol", csv, "--trials", "50"],
     );
     assert_clean_failure(&refused, &["--trial-sharpe-std"]);
-    ok(tradelab(
+    let out = ok(tradelab(
         d,
         &[
             "evaluate",
@@ -194,13 +194,20 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
             "50",
             "--trial-sharpe-std",
             "0.5",
+            "--paths",
+            "3",
             "--out-dir",
             "eval50",
         ],
     ));
+    // The sampled policy beside the greedy one, over three seeded paths.
+    assert!(out.contains("sampled, 3 paths"), "{out}");
     let fifty = read_json(d.join("eval50/evaluation.json"));
     for (s, one) in fifty["statistics"].as_array().unwrap().iter().zip(&one_trial) {
         assert_eq!(s["trials"], 50);
+        let sampled = &s["sampled"];
+        assert_eq!(sampled["paths"], 3, "{s}");
+        assert!(sampled["flat_paths"].as_u64().unwrap() <= 3 && sampled["return_pct_std"].as_f64().unwrap() >= 0.0);
         let deflated = s["deflated_sharpe"].as_f64().unwrap();
         assert!(deflated < *one, "{deflated} vs {one}: {s}");
     }

@@ -11,7 +11,7 @@ use crate::settings::InvalidActions;
 use tradelab_sim::broker::Broker;
 use tradelab_sim::order::Order;
 
-use crate::account_inputs::{account_features, action_mask};
+use crate::account_inputs::account_features;
 use crate::config::EnvConfig;
 use crate::market_data::{MarketData, Split, ACCOUNT_FEATURES};
 use crate::reward::RewardTracker;
@@ -200,12 +200,13 @@ impl TradingEnv {
         self.observation()
     }
 
-    /// Actions valid for the current position, indexed by [`Action::index`]:
-    /// flat may open either way, a position may only be closed, and HOLD is
-    /// always valid.
+    /// What the policy may choose now, indexed by [`Action::index`]: under
+    /// `env.actions: trade` flat may open either way, a position may only be
+    /// closed, and HOLD is always valid; under `target` long, short and flat
+    /// are always valid.
     #[inline]
     pub fn action_mask(&self) -> [bool; 5] {
-        action_mask(self.broker.account().position(0).qty)
+        self.cfg.env.actions.mask(self.broker.account().position(0).qty)
     }
 
     /// What the agent sees now: the feature window ending at the current
@@ -224,7 +225,14 @@ impl TradingEnv {
     pub fn step(&mut self, act: EnvAction) -> StepResult {
         let mask = self.action_mask();
         let invalid = !mask[act.action.index()];
-        let action = if invalid { Action::Hold } else { act.action };
+        let action = if invalid {
+            Action::Hold
+        } else {
+            self.cfg
+                .env
+                .actions
+                .order(act.action, self.broker.account().position(0).qty)
+        };
         let fees_before = self.broker.account().fees_paid();
         let events_before = self.broker.risk().events.len();
         let series = &self.data.series;

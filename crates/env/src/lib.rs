@@ -56,4 +56,5 @@ pub use config::EnvConfig;
 pub use env::{EnvAction, EnvError, Observation, StepInfo, StepResult, TradingEnv};
 pub use market_data::{MarketData, Split, ACCOUNT_FEATURES, SPECIALIST_COLUMNS};
 pub use reward::RewardTracker;
+pub use settings::ActionSpace;
 pub use vec_env::{FinalState, VecEnv};

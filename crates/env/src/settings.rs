@@ -34,6 +34,28 @@ pub struct EnvSettings {
     pub random_start: bool,
     /// Terminate when equity falls to this fraction of the episode's start.
     pub ruin_fraction: f64,
+    /// How the policy's five outputs are read; models saved before the
+    /// choice existed read as `trade`.
+    #[serde(default)]
+    pub actions: ActionSpace,
+}
+
+/// How the policy's five outputs are read (`env.actions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionSpace {
+    /// The seed's actions as orders: flat may buy or sell short, a position
+    /// may only be closed, HOLD keeps whatever is held. One HOLD serves
+    /// both "stay flat" and "stay in", so a greedy policy that leans to
+    /// HOLD either never enters or never leaves (measured: docs/notes).
+    #[default]
+    Trade,
+    /// Targets: BUY_LONG means "be long", SELL_SHORT "be short" and HOLD
+    /// "be flat", valid in every state (the two closes are never chosen);
+    /// the environment turns a target into the seed's order for the
+    /// current position, so its interface, audit trail and reports still
+    /// speak the five seed actions.
+    Target,
 }
 
 /// What a step's reward measures.
@@ -148,5 +170,26 @@ mod tests {
         };
         let e = first_error(|v| env.validate(v)).unwrap();
         assert!(e.contains("leaves no test split"), "{e}");
+    }
+
+    #[test]
+    fn closed_choices_read_as_the_file_writes_them_and_older_models_read_as_trade() {
+        for (space, name) in [(ActionSpace::Trade, "trade"), (ActionSpace::Target, "target")] {
+            assert_eq!(serde_json::to_value(space).unwrap(), serde_json::json!(name));
+        }
+        for (kind, name) in [
+            (RewardKind::PortfolioChange, "portfolio_change"),
+            (RewardKind::ExcessLogReturn, "excess_log_return"),
+            (RewardKind::DifferentialSharpe, "differential_sharpe"),
+        ] {
+            assert_eq!(
+                serde_json::from_value::<RewardKind>(serde_json::json!(name)).unwrap(),
+                kind
+            );
+        }
+        let mut saved = serde_json::to_value(EnvSettings::default()).unwrap();
+        saved.as_object_mut().unwrap().remove("actions");
+        let old: EnvSettings = serde_json::from_value(saved).unwrap();
+        assert_eq!(old.actions, ActionSpace::Trade);
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tradelab_agents::agent::{AgentInput, Decision, MarketKey};
 use tradelab_app::Settings;
 use tradelab_core::Action;
+use tradelab_env::ActionSpace;
 use tradelab_sim::account::Account;
 use tradelab_sim::costs::CostModel;
 use tradelab_sim::risk::{RiskLayer, RiskLimits};
@@ -147,9 +148,10 @@ impl Portfolio {
         )
     }
 
-    /// The environment's action mask for this position.
-    pub fn mask(&self) -> [bool; 5] {
-        tradelab_env::action_mask(self.position_units)
+    /// What a model reading its outputs as `actions` may choose with this
+    /// position (the environment's mask).
+    pub fn mask(&self, actions: ActionSpace) -> [bool; 5] {
+        actions.mask(self.position_units)
     }
 }
 
@@ -183,12 +185,12 @@ pub fn flatten_window(req: &DecisionRequest, shape: &Shape) -> Result<Vec<f32>, 
 }
 
 /// The agent's input: the flattened `window`, the portfolio's account
-/// features and action mask, and the `market` key.
-pub fn input<'a>(window: &'a [f32], p: &Portfolio, market: MarketKey) -> AgentInput<'a> {
+/// features and action mask for `actions`, and the `market` key.
+pub fn input<'a>(window: &'a [f32], p: &Portfolio, market: MarketKey, actions: ActionSpace) -> AgentInput<'a> {
     AgentInput {
         window,
         account: p.account_features(),
-        mask: p.mask(),
+        mask: p.mask(actions),
         market,
     }
 }
@@ -339,7 +341,8 @@ mod tests {
             initial_equity: 100_000.0,
             peak_equity: None,
         };
-        assert_eq!(p.mask(), [false, false, true, false, true]);
+        assert_eq!(p.mask(ActionSpace::Trade), [false, false, true, false, true]);
+        assert_eq!(p.mask(ActionSpace::Target), [true, true, false, false, true]);
         let f = p.account_features();
         assert!((f[1] - 0.25).abs() < 1e-6 && f[0].abs() < 1e-6, "{f:?}");
         // The mask forbids a second entry, but the risk layer would refuse it anyway.

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tradelab_agents::agent::Decision;
+use tradelab_env::ActionSpace;
 use tradelab_store::audit::{BacktestPart, NewDecision};
 use tradelab_store::registry::{ModelRecord, Stage};
 use tradelab_store::tracking::{MetricPoint, RunRecord};
@@ -445,8 +447,13 @@ pub struct DecisionResponse {
     pub version: i64,
     /// The action after the risk layer.
     pub action: String,
-    /// What the model chose before the risk layer.
+    /// The order the model chose, before the risk layer.
     pub model_action: String,
+    /// For a model trained with `env.actions: target`, the position it
+    /// wants (BUY_LONG: long, SELL_SHORT: short, HOLD: flat), which
+    /// `model_action` carries out from the posted position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// The model's quantity: a fraction of the risk budget in (0, 1].
     pub quantity: f64,
     /// Units to trade (entries; 0 otherwise), after the risk layer.
@@ -488,11 +495,17 @@ pub async fn decide(
             .vocabulary
             .key(&req.instrument, &req.timeframe)
             .map_err(Problem::unprocessable)?;
-        let decision = m
+        let actions = m.actions;
+        let chosen = m
             .agent
-            .select_action(&input(&flat, &req.portfolio, market), true)
+            .select_action(&input(&flat, &req.portfolio, market, actions), true)
             .map_err(|e| Problem::internal("the model", e))?;
         drop(m);
+        let target = (actions == ActionSpace::Target).then_some(chosen.action);
+        let decision = Decision {
+            action: actions.order(chosen.action, req.portfolio.position_units),
+            ..chosen
+        };
         let risk = apply_risk(&state.settings, &req.instrument, &decision, &req.portfolio);
         let mut h = Sha256::new();
         for v in &flat {
@@ -504,12 +517,12 @@ pub async fn decide(
         h.update(req.instrument.as_bytes());
         h.update([0]);
         h.update(req.timeframe.as_bytes());
-        Ok(((decision, risk), hex::encode(h.finalize())))
+        Ok((((decision, target), risk), hex::encode(h.finalize())))
     })
     .await
     .map_err(|e| Problem::internal("the decision task", e))??;
     let record = &loaded.record;
-    let (decision, risk) = decision;
+    let ((decision, target), risk) = decision;
     let probabilities: BTreeMap<String, f32> = tradelab_core::Action::ALL
         .iter()
         .map(|a| (a.as_str().to_string(), decision.probabilities[a.index()]))
@@ -524,7 +537,7 @@ pub async fn decide(
             action: risk.action.as_str().into(),
             quantity: decision.quantity,
             probabilities: serde_json::to_value(&probabilities).unwrap_or_default(),
-            risk_checks: serde_json::json!({"model_action": decision.action.as_str(), "units": risk.units, "checks": checks}),
+            risk_checks: serde_json::json!({"model_action": decision.action.as_str(), "target": target.map(|t| t.as_str()), "units": risk.units, "checks": checks}),
             caller: caller.map(|axum::Extension(c)| c.name()),
         })
         .await?;
@@ -535,6 +548,7 @@ pub async fn decide(
         version: record.version,
         action: risk.action.as_str().into(),
         model_action: decision.action.as_str().into(),
+        target: target.map(|t| t.as_str().to_string()),
         quantity: decision.quantity,
         units: risk.units,
         probabilities,

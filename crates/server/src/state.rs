@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tradelab_agents::agent::Agent;
 use tradelab_agents::load::load_agent;
 use tradelab_app::Settings;
+use tradelab_env::ActionSpace;
 use tradelab_store::registry::ModelRecord;
 use tradelab_store::Store;
 
@@ -24,6 +25,9 @@ pub struct LoadedModel {
     pub window: usize,
     /// Feature values per row.
     pub features: usize,
+    /// How its outputs are read (`env.actions` at training): orders, or
+    /// targets the endpoint turns into orders.
+    pub actions: ActionSpace,
 }
 
 /// Copies of one loaded model, each locked while it decides (agents keep
@@ -111,10 +115,17 @@ impl AppState {
                         .ok_or_else(|| Problem::internal("loading the model", "its metadata has no env.window"))?
                         as usize;
                     let features = p.features.len();
+                    // Models saved before the choice existed have no key: trade.
+                    let actions = match p.settings["env"].get("actions") {
+                        None => ActionSpace::Trade,
+                        Some(v) => serde_json::from_value(v.clone())
+                            .map_err(|e| Problem::internal("loading the model", format!("its env.actions: {e}")))?,
+                    };
                     Ok(Mutex::new(LoadedModel {
                         agent,
                         window,
                         features,
+                        actions,
                     }))
                 })
                 .collect()

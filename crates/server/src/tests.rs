@@ -32,7 +32,8 @@ struct Api {
 }
 
 /// A server over a fresh SQLite store holding one registered model
-/// (`tiny`, version 1, in production), one run and one backtest.
+/// (`tiny`, version 1, in production; `tiny-target`, the same reading its
+/// outputs as targets), one run and one backtest.
 async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("api.db").display());
@@ -41,39 +42,9 @@ async fn api() -> Api {
     let mut settings = Settings::default();
     settings.env.window = WINDOW;
     settings.ppo.hidden = 8;
-    let mut agent = PpoAgent::new(PpoConfig {
-        encoder: "mlp".into(),
-        features: FEATURES,
-        window: WINDOW,
-        instruments: 1,
-        timeframes: 1,
-        seed: 3,
-        ppo: settings.ppo.clone(),
-        mixture: None,
-    })
-    .unwrap();
-    let p = agent.provenance_mut();
-    p.vocabulary = Vocabulary {
-        instruments: vec!["acme".into()],
-        timeframes: vec!["1d".into()],
-    };
-    p.features = (0..FEATURES).map(|i| format!("f{i}")).collect();
-    p.settings = serde_json::to_value(&settings).unwrap();
-    let checkpoint = dir.path().join("ckpt");
-    agent.save(&checkpoint).unwrap();
-    let stored = copy_into_registry(&checkpoint, &dir.path().join("models"), "tiny").unwrap();
-    let location = stored.dir.display().to_string();
-    store
-        .register_model(&NewModel {
-            name: "tiny",
-            checksum: stored.metadata["weights_sha256"].as_str().unwrap(),
-            framework: "candle",
-            metadata: &stored.metadata,
-            location: &location,
-            run_id: None,
-        })
-        .await
-        .unwrap();
+    register_tiny(&store, dir.path(), "tiny", &settings).await;
+    settings.env.actions = tradelab_env::ActionSpace::Target;
+    register_tiny(&store, dir.path(), "tiny-target", &settings).await;
     store
         .set_stage("tiny", 1, tradelab_store::registry::Stage::Production)
         .await
@@ -103,6 +74,43 @@ async fn api() -> Api {
         store,
         dir,
     }
+}
+
+/// Registers an untrained MLP agent with `settings` as version 1 of `name`.
+async fn register_tiny(store: &Store, dir: &std::path::Path, name: &str, settings: &Settings) {
+    let mut agent = PpoAgent::new(PpoConfig {
+        encoder: "mlp".into(),
+        features: FEATURES,
+        window: WINDOW,
+        instruments: 1,
+        timeframes: 1,
+        seed: 3,
+        ppo: settings.ppo.clone(),
+        mixture: None,
+    })
+    .unwrap();
+    let p = agent.provenance_mut();
+    p.vocabulary = Vocabulary {
+        instruments: vec!["acme".into()],
+        timeframes: vec!["1d".into()],
+    };
+    p.features = (0..FEATURES).map(|i| format!("f{i}")).collect();
+    p.settings = serde_json::to_value(settings).unwrap();
+    let checkpoint = dir.join(format!("ckpt-{name}"));
+    agent.save(&checkpoint).unwrap();
+    let stored = copy_into_registry(&checkpoint, &dir.join("models"), name).unwrap();
+    let location = stored.dir.display().to_string();
+    store
+        .register_model(&NewModel {
+            name,
+            checksum: stored.metadata["weights_sha256"].as_str().unwrap(),
+            framework: "candle",
+            metadata: &stored.metadata,
+            location: &location,
+            run_id: None,
+        })
+        .await
+        .unwrap();
 }
 
 /// The authorization server for tests: issuer `http://tradelab.test`;
@@ -165,6 +173,44 @@ fn observation() -> Value {
         "window": vec![vec![0.1; FEATURES]; WINDOW],
         "portfolio": {"cash": 100000.0, "price": 50.0, "initial_equity": 100000.0}
     })
+}
+
+#[tokio::test]
+async fn a_target_model_says_the_position_it_wants_and_the_order_that_gets_there() {
+    let a = api().await;
+    let (_, traded) = post_json(&a.app, "/v1/models/tiny/1/decide", &observation()).await;
+    assert!(traded.get("target").is_none(), "order models have no target: {traded}");
+    for units in [0.0, 200.0, -200.0] {
+        let mut o = observation();
+        o["portfolio"]["position_units"] = json!(units);
+        o["portfolio"]["avg_price"] = json!(50.0);
+        o["portfolio"]["cash"] = json!(100000.0 - units * 50.0);
+        let (s, d) = post_json(&a.app, "/v1/models/tiny-target/1/decide", &o).await;
+        assert_eq!(s, StatusCode::OK, "{d}");
+        let p = &d["probabilities"];
+        assert_eq!(
+            (p["CLOSE_LONG"].as_f64(), p["CLOSE_SHORT"].as_f64()),
+            (Some(0.0), Some(0.0)),
+            "{d}"
+        );
+        assert!(
+            ["BUY_LONG", "SELL_SHORT", "HOLD"]
+                .iter()
+                .all(|a| p[a].as_f64().unwrap() > 0.0),
+            "{d}"
+        );
+        let target = d["target"].as_str().unwrap();
+        let expected = match (target, units.partial_cmp(&0.0).unwrap()) {
+            ("BUY_LONG", std::cmp::Ordering::Greater) | ("SELL_SHORT", std::cmp::Ordering::Less) => "HOLD",
+            ("HOLD", std::cmp::Ordering::Equal) => "HOLD",
+            (t, std::cmp::Ordering::Equal) => t,
+            (_, std::cmp::Ordering::Greater) => "CLOSE_LONG",
+            (_, std::cmp::Ordering::Less) => "CLOSE_SHORT",
+        };
+        assert_eq!(d["model_action"], expected, "{d}");
+        let audit = a.store.decisions("tiny-target").await.unwrap();
+        assert_eq!(audit.last().unwrap().risk_checks["target"], target);
+    }
 }
 
 #[tokio::test]

@@ -296,6 +296,10 @@ impl Agent for PpoAgent {
         self.kind
     }
 
+    fn seed_sampling(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
     fn select_action(&mut self, input: &AgentInput<'_>, greedy: bool) -> Result<Decision, AgentError> {
         let mask: [f32; 5] = input.mask.map(|m| if m { 1.0 } else { 0.0 });
         let acted = self.act(input.window, &input.account, &mask, &[input.market], greedy)?;

@@ -55,13 +55,23 @@ pub struct PpoSettings {
     pub eval_every: usize,
     /// Stop after this many evaluations without improvement (0: never).
     pub patience: usize,
+    // The three below read, when a model saved before they existed lacks
+    // them, as the behaviour it was trained with: return selection, one
+    // window, no clipping.
     /// What the validation chooses checkpoints by.
+    #[serde(default = "Selection::before_sharpe")]
     pub selection: Selection,
     /// Consecutive stretches of each validation split scored separately
     /// (their Sharpe ratios are averaged) under `selection: sharpe`.
+    #[serde(default = "one")]
     pub selection_windows: usize,
     /// Normalised rewards are clipped to ±this (0: not clipped).
+    #[serde(default)]
     pub reward_clip: f64,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What the validation chooses checkpoints by (`ppo.selection`).
@@ -74,6 +84,13 @@ pub enum Selection {
     /// The total return of one greedy pass (the rule before Sharpe: a flat
     /// policy's 0% beats every losing one).
     Return,
+}
+
+impl Selection {
+    /// The rule models were chosen by before `ppo.selection` existed.
+    fn before_sharpe() -> Self {
+        Selection::Return
+    }
 }
 
 impl Default for PpoSettings {

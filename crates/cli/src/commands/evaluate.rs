@@ -3,7 +3,10 @@
 //! to buy-and-hold and the SMA crossover under the same costs and risk layer.
 //! Each run's Sharpe ratio comes with a stationary-bootstrap 95% interval,
 //! its difference to buy-and-hold's with an interval and p-value, and the
-//! deflated Sharpe ratio for `--trials`.
+//! deflated Sharpe ratio for `--trials`; `--paths N` adds the policy
+//! sampled as in training over N seeded paths (mean and spread), since a
+//! greedy pass can hide a policy that trades (or one that only trades by
+//! chance).
 
 use anyhow::{bail, Context, Result};
 use tradelab_agents::evaluate::AgentStrategy;
@@ -13,7 +16,8 @@ use tradelab_sim::engine;
 use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::report::{render_comparison, BacktestReport};
 use tradelab_sim::stats::sharpe::BootstrapSettings;
-use tradelab_sim::stats::{compare, Comparison};
+use tradelab_sim::stats::sharpe::{sharpe, ReturnMoments};
+use tradelab_sim::stats::{compare, equity_returns, Comparison};
 use tradelab_sim::strategies::baseline;
 
 use crate::cli::{EvaluateArgs, GlobalArgs};
@@ -146,13 +150,16 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                 }
             );
             let agent_equity = result.equity.clone();
+            let per_year = periods_per_year(&slice.ts, slice.timeframe_or_inferred());
+            let mut sampled = (a.paths > 0)
+                .then(|| sampled_paths(agent.as_mut(), m, start, &slice, &settings, a.paths, per_year))
+                .transpose()?;
             let entries = result.fills.iter().filter(|f| f.is_entry).count();
             reports.push(report);
             for name in COMPARED {
                 let mut b = baseline(name, &settings.strategies).expect("compared baselines exist");
                 let result = engine::run(&[&slice], b.as_mut(), &cfg);
                 if name == "buy_and_hold" {
-                    let per_year = periods_per_year(&slice.ts, slice.timeframe_or_inferred());
                     let trial_variance = (a.trial_sharpe_std * a.trial_sharpe_std) / per_year;
                     let comparison = compare(&agent_equity, &result.equity, per_year, a.trials, trial_variance, &boot);
                     statistics.push(RunStatistics {
@@ -160,6 +167,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                         entries,
                         closed_trades: reports.last().map_or(0, |r| r.total_trades),
                         comparison,
+                        sampled: sampled.take(),
                     });
                 }
                 let (_, report) = build_report(&result, &settings);
@@ -221,6 +229,63 @@ struct RunStatistics {
     closed_trades: usize,
     #[serde(flatten)]
     comparison: Comparison,
+    /// The sampled policy over `--paths` seeded paths (absent without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampled: Option<SampledPaths>,
+}
+
+/// The policy sampled as in training, over several seeded paths: the mean
+/// and spread of what greedy evaluation reports once.
+#[derive(serde::Serialize)]
+struct SampledPaths {
+    paths: usize,
+    return_pct_mean: f64,
+    return_pct_std: f64,
+    sharpe_mean: f64,
+    sharpe_std: f64,
+    entries_mean: f64,
+    /// Paths on which the policy never opened a position.
+    flat_paths: usize,
+}
+
+/// Runs the agent sampled on `slice` (bar 0 = `start` of `m`'s data) once
+/// per seed `settings.seed + p`, `p < paths`.
+fn sampled_paths(
+    agent: &mut dyn tradelab_agents::Agent,
+    m: &tradelab_agents::trainer::TrainingMarket,
+    start: usize,
+    slice: &tradelab_core::BarSeries,
+    settings: &tradelab_app::Settings,
+    paths: usize,
+    per_year: f64,
+) -> Result<SampledPaths> {
+    let cfg = settings.engine_config();
+    let (mut returns, mut sharpes, mut entries) = (Vec::new(), Vec::new(), Vec::new());
+    for p in 0..paths {
+        agent.seed_sampling(settings.seed.wrapping_add(p as u64));
+        let mut strategy = AgentStrategy::new(agent, &m.data, m.key, start, &settings.env_config()).sampled();
+        let result = engine::run(&[slice], &mut strategy, &cfg);
+        if let Some(e) = strategy.error.take() {
+            return Err(e).context("the model failed while deciding (sampled)");
+        }
+        returns.push((result.final_equity / result.initial_cash - 1.0) * 100.0);
+        sharpes.push(sharpe(&equity_returns(&result.equity), per_year));
+        entries.push(result.fills.iter().filter(|f| f.is_entry).count() as f64);
+    }
+    let mean_std = |v: &[f64]| {
+        let m = ReturnMoments::of(v);
+        (m.mean, m.std)
+    };
+    let ((return_pct_mean, return_pct_std), (sharpe_mean, sharpe_std)) = (mean_std(&returns), mean_std(&sharpes));
+    Ok(SampledPaths {
+        paths,
+        return_pct_mean,
+        return_pct_std,
+        sharpe_mean,
+        sharpe_std,
+        entries_mean: entries.iter().sum::<f64>() / paths as f64,
+        flat_paths: entries.iter().filter(|e| **e == 0.0).count(),
+    })
 }
 
 fn print_statistics(statistics: &[RunStatistics], trials: usize) {
@@ -240,9 +305,15 @@ fn print_statistics(statistics: &[RunStatistics], trials: usize) {
             "  {}: model {:+.2} [{:+.2}, {:+.2}], buy-and-hold {:+.2} [{:+.2}, {:+.2}], difference {difference}, deflated Sharpe {:.3}",
             s.run, sr.sharpe, sr.low, sr.high, bh.sharpe, bh.low, bh.high, c.deflated_sharpe
         );
+        if let Some(p) = &s.sampled {
+            println!(
+                "    sampled, {} paths: return {:+.2}% ± {:.2}, Sharpe {:+.2} ± {:.2}, {:.1} entries a path, {} flat path(s)",
+                p.paths, p.return_pct_mean, p.return_pct_std, p.sharpe_mean, p.sharpe_std, p.entries_mean, p.flat_paths
+            );
+        }
         if s.entries == 0 {
             println!(
-                "    flat: the model never opened a position here; its Sharpe ratio of 0 is standing aside, not skill"
+                "    flat: the model never opened a position here (greedy); its Sharpe ratio of 0 is standing aside, not skill"
             );
         } else if s.closed_trades == 0 {
             println!(

@@ -329,3 +329,32 @@ fn differential_sharpe_pays_a_small_loss_for_the_entry_fee_in_the_env() {
         );
     }
 }
+
+#[test]
+fn under_targets_the_env_holds_the_target_and_reverses_through_flat() {
+    let mut s = settings();
+    s.env.actions = crate::settings::ActionSpace::Target;
+    let mut env = env_with(&s, market(1000, 3));
+    env.reset();
+    assert_eq!(env.action_mask(), [true, true, false, false, true]);
+    let long = |env: &mut TradingEnv| env.step(EnvAction::new(Action::BuyLong, 0.5)).info.position;
+    let first = long(&mut env);
+    assert!(first > 0.0);
+    assert_eq!(long(&mut env), first, "staying long adds nothing");
+    assert_eq!(
+        env.action_mask(),
+        [true, true, false, false, true],
+        "every target stays valid"
+    );
+    // Short from long: closed this bar, sold short on the next.
+    let r = env.step(EnvAction::new(Action::SellShort, 0.5));
+    assert_eq!((r.info.position, r.info.invalid_action), (0.0, false));
+    let r = env.step(EnvAction::new(Action::SellShort, 0.5));
+    assert!(r.info.position < 0.0);
+    // HOLD is "be flat".
+    let r = env.step(EnvAction::new(Action::Hold, 0.5));
+    assert_eq!(r.info.position, 0.0);
+    // A close is never a target: it is invalid and holds (flat here).
+    let r = env.step(EnvAction::new(Action::CloseLong, 0.5));
+    assert!(r.info.invalid_action && r.info.position == 0.0);
+}
