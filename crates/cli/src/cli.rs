@@ -458,7 +458,8 @@ pub enum DataCommand {
 
 #[derive(Debug, Args)]
 pub struct BacktestArgs {
-    /// buy_and_hold, sma_crossover, rsi_mean_reversion or momentum.
+    /// buy_and_hold, sma_crossover, rsi_mean_reversion, momentum,
+    /// buy_and_hold_vol_target or momentum_vol_target.
     #[arg(long, short)]
     pub strategy: String,
     /// Instrument(s): a file stem or unique prefix in data.raw_dir, or a path

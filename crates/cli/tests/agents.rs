@@ -151,11 +151,22 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
             "eval",
         ],
     ));
-    for needle in ["ppo-lstm", "buy_and_hold", "sma_crossover", "test split, 2 folds"] {
+    for needle in [
+        "ppo-lstm",
+        "buy_and_hold",
+        "sma_crossover",
+        "buy_and_hold_vol_target",
+        "momentum_vol_target",
+        "test split, 2 folds",
+    ] {
         assert!(out.contains(needle), "lacks {needle}: {out}");
     }
     let summary = read_json(d.join("eval/evaluation.json"));
-    assert_eq!(summary["runs"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        summary["runs"].as_array().unwrap().len(),
+        10,
+        "the model and four baselines, two folds"
+    );
     // Each fold's figures with their uncertainty, against buy-and-hold.
     assert!(
         out.contains("stationary-bootstrap 95% intervals") && out.contains("deflated Sharpe"),

@@ -265,16 +265,16 @@ fn main_job_prepares_data_runs_every_baseline_and_reuses_the_feature_cache() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("features: 6 computed, 0 from cache"), "{out}");
-    for name in ["buy_and_hold", "sma_crossover", "rsi_mean_reversion", "momentum"] {
+    for name in tradelab_sim::strategies::BASELINES {
         assert!(out.contains(name), "{name} missing from {out}");
     }
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("reports/summary.json")).unwrap()).unwrap();
-    assert_eq!(summary.as_array().unwrap().len(), 4 * 4, "4 baselines on 4 daily files");
+    assert_eq!(summary.as_array().unwrap().len(), 6 * 4, "6 baselines on 4 daily files");
     assert!(dir.path().join("data/final/manifest.json").exists());
     // Every backtest is stored, under one run, in the embedded SQLite default.
     assert!(
-        out.contains("stored: run") && out.contains("with 16 backtests"),
+        out.contains("stored: run") && out.contains("with 24 backtests"),
         "{out}"
     );
     let runs = stdout(&tradelab(dir.path(), &["runs", "list"]));

@@ -141,6 +141,33 @@ pub struct StrategySettings {
     pub rsi_mean_reversion: RsiMeanReversionSettings,
     /// Time-series momentum.
     pub momentum: MomentumSettings,
+    /// The volatility-targeted baselines (buy-and-hold and momentum);
+    /// models saved before they existed read the file's values.
+    #[serde(default = "default_volatility_target")]
+    pub volatility_target: VolatilityTargetSettings,
+}
+
+fn default_volatility_target() -> VolatilityTargetSettings {
+    StrategySettings::default().volatility_target
+}
+
+/// Position sizes that aim for a constant annualised volatility, for the
+/// volatility-targeted buy-and-hold and time-series momentum baselines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolatilityTargetSettings {
+    /// Annualised volatility aimed at (0.10 = 10%).
+    pub target: f64,
+    /// Bars of returns the realised volatility is measured over.
+    pub window: usize,
+    /// The largest share of equity in one position.
+    pub max_weight: f64,
+    /// Resize only when the position is off its aim by more than this
+    /// share of it (fees are charged on every resize).
+    pub rebalance_band: f64,
+    /// Bars the momentum version's return is measured over (the sign of
+    /// that return is the side it holds).
+    pub momentum_lookback: usize,
 }
 
 /// Long when the fast average is above the slow one.
@@ -359,6 +386,34 @@ impl StrategySettings {
             "a level in [0, overbought)",
         );
         v.range("strategies.momentum.threshold", st.momentum.threshold, -1.0, 10.0);
+        let vt = &st.volatility_target;
+        v.check(
+            vt.target.is_finite() && vt.target > 0.0 && vt.target <= 10.0,
+            "strategies.volatility_target.target",
+            vt.target,
+            "is out of range",
+            "an annualised volatility in (0, 10], like 0.10",
+        );
+        v.int_range("strategies.volatility_target.window", vt.window, 2, 100_000);
+        v.check(
+            vt.max_weight.is_finite() && vt.max_weight > 0.0 && vt.max_weight <= 10.0,
+            "strategies.volatility_target.max_weight",
+            vt.max_weight,
+            "is out of range",
+            "a share of equity in (0, 10], like 0.25",
+        );
+        v.range(
+            "strategies.volatility_target.rebalance_band",
+            vt.rebalance_band,
+            0.0,
+            10.0,
+        );
+        v.int_range(
+            "strategies.volatility_target.momentum_lookback",
+            vt.momentum_lookback,
+            1,
+            100_000,
+        );
     }
 }
 
@@ -451,7 +506,7 @@ mod tests {
             assert_eq!(refused_key(edit, RiskSettings::validate).as_deref(), Some(key));
         }
         type StrategyEdit = fn(&mut StrategySettings);
-        let strategies: [(StrategyEdit, &str); 5] = [
+        let strategies: [(StrategyEdit, &str); 10] = [
             (
                 |s| s.sma_crossover.fast = s.sma_crossover.slow,
                 "strategies.sma_crossover.fast",
@@ -466,6 +521,26 @@ mod tests {
                 "strategies.rsi_mean_reversion.exit_level",
             ),
             (|s| s.momentum.threshold = 20.0, "strategies.momentum.threshold"),
+            (
+                |s| s.volatility_target.target = 0.0,
+                "strategies.volatility_target.target",
+            ),
+            (
+                |s| s.volatility_target.window = 1,
+                "strategies.volatility_target.window",
+            ),
+            (
+                |s| s.volatility_target.max_weight = f64::NAN,
+                "strategies.volatility_target.max_weight",
+            ),
+            (
+                |s| s.volatility_target.rebalance_band = -0.1,
+                "strategies.volatility_target.rebalance_band",
+            ),
+            (
+                |s| s.volatility_target.momentum_lookback = 0,
+                "strategies.volatility_target.momentum_lookback",
+            ),
         ];
         for (edit, key) in strategies {
             assert_eq!(refused_key(edit, StrategySettings::validate).as_deref(), Some(key));

@@ -342,19 +342,31 @@ fn every_baseline_runs_and_accounts_balance() {
             baseline(name, &StrategySettings::default()).unwrap().as_mut(),
             &cfg,
         );
-        // Equity = initial + closed P&L + open P&L (closed P&L is net of all fees
-        // except the entry fee of a still-open position).
+        // Equity = initial + closed trades' P&L (net of their fees) + the
+        // open trade's: its position at the last close plus the cash its
+        // fills moved (entries, partial exits and their fees), counted from
+        // the fill after which the position was last flat.
         let closed: f64 = r.trades.iter().map(|t| t.pnl).sum();
-        let p = r.open_positions[0];
-        let open_pnl = p.qty * (m.series.close.last().unwrap() - p.avg_price);
-        let open_fees: f64 = if p.qty != 0.0 {
-            r.fills.iter().rev().take_while(|f| f.is_entry).map(|f| f.fee).sum()
-        } else {
-            0.0
+        let signed = |f: &tradelab_sim::account::Fill| match f.side {
+            tradelab_core::Side::Buy => f.qty,
+            tradelab_core::Side::Sell => -f.qty,
         };
+        let (mut held, mut since, mut largest) = (0.0f64, 0, 0.0f64);
+        for (k, f) in r.fills.iter().enumerate() {
+            held += signed(f);
+            largest = largest.max(held.abs());
+            if held.abs() <= 1e-9 * largest.max(1.0) {
+                since = k + 1;
+            }
+        }
+        let p = r.open_positions[0];
+        let open_cash: f64 = r.fills[since..].iter().map(|f| -signed(f) * f.price - f.fee).sum();
+        let open = p.qty * m.series.close.last().unwrap() + open_cash;
         assert!(
-            (r.final_equity - (100_000.0 + closed + open_pnl - open_fees)).abs() < 1e-6,
-            "{name}"
+            (r.final_equity - (100_000.0 + closed + open)).abs() < 1e-6,
+            "{name}: {} vs {}",
+            r.final_equity,
+            100_000.0 + closed + open
         );
         assert_eq!(r.equity.len(), 2000, "{name}");
     }

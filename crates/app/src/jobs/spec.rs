@@ -48,7 +48,8 @@ pub struct TrainJob {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BacktestJob {
-    /// buy_and_hold, sma_crossover, rsi_mean_reversion or momentum.
+    /// buy_and_hold, sma_crossover, rsi_mean_reversion, momentum,
+    /// buy_and_hold_vol_target or momentum_vol_target.
     pub strategy: String,
     /// Instruments in data.raw_dir (names, not paths); several share one account.
     pub symbols: Vec<String>,

@@ -25,8 +25,15 @@ use crate::context::{load_settings, model_settings};
 use crate::output::{build_report, style, write_report};
 use tradelab_app::markets::{data_hash, load_series, markets};
 
-/// The baselines every model is compared with.
-const COMPARED: [&str; 2] = ["buy_and_hold", "sma_crossover"];
+/// The baselines every model is compared with: buy-and-hold first (the
+/// statistics compare with it), the SMA crossover, and the two a sceptic
+/// asks for, volatility-targeted buy-and-hold and time-series momentum.
+const COMPARED: [&str; 4] = [
+    "buy_and_hold",
+    "sma_crossover",
+    "buy_and_hold_vol_target",
+    "momentum_vol_target",
+];
 
 pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     let current = load_settings(g, &[])?;

@@ -9,17 +9,26 @@ mod rsi_reversion;
 mod sma_crossover;
 #[cfg(test)]
 mod testing;
+mod vol_target;
 
 pub use buy_and_hold::BuyAndHold;
 pub use momentum::Momentum;
 pub use rsi_reversion::RsiMeanReversion;
 pub use sma_crossover::SmaCrossover;
+pub use vol_target::{Side as VolatilityTargetSide, VolatilityTargeted};
 
 use crate::settings::StrategySettings;
 use crate::strategy::Strategy;
 
 /// Names accepted by `tradelab backtest --strategy`.
-pub const BASELINES: [&str; 4] = ["buy_and_hold", "sma_crossover", "rsi_mean_reversion", "momentum"];
+pub const BASELINES: [&str; 6] = [
+    "buy_and_hold",
+    "sma_crossover",
+    "rsi_mean_reversion",
+    "momentum",
+    "buy_and_hold_vol_target",
+    "momentum_vol_target",
+];
 
 /// Builds a baseline by name with its parameters from settings.
 pub fn baseline(name: &str, st: &StrategySettings) -> Option<Box<dyn Strategy>> {
@@ -32,6 +41,14 @@ pub fn baseline(name: &str, st: &StrategySettings) -> Option<Box<dyn Strategy>> 
         )),
         "rsi_mean_reversion" => Box::new(RsiMeanReversion::new(&st.rsi_mean_reversion)),
         "momentum" => Box::new(Momentum::new(&st.momentum)),
+        "buy_and_hold_vol_target" => Box::new(VolatilityTargeted::new(
+            &st.volatility_target,
+            VolatilityTargetSide::Long,
+        )),
+        "momentum_vol_target" => Box::new(VolatilityTargeted::new(
+            &st.volatility_target,
+            VolatilityTargetSide::Momentum,
+        )),
         _ => return None,
     })
 }
