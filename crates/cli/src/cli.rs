@@ -59,6 +59,10 @@ pub enum Command {
     /// Run a trained model greedily through the engine, out of sample, next
     /// to buy-and-hold and the SMA crossover.
     Evaluate(EvaluateArgs),
+    /// Walk-forward with retraining: a fresh agent per fold trains on a
+    /// window of the past and trades the next window; the out-of-sample
+    /// windows are stitched and compared with buy-and-hold.
+    WalkForward(WalkForwardArgs),
     /// Updates a trained model on a sliding window of recent data, as a new
     /// version, refused when it worsens validation; --walk-forward measures
     /// a static model's decay against one updated on each new window.
@@ -317,6 +321,41 @@ pub struct TrainArgs {
     /// Name the best model is registered under (default: the agent's name).
     #[arg(long)]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WalkForwardArgs {
+    /// ppo-mlp, ppo-lstm or ppo-transformer.
+    #[arg(long, default_value = "ppo-mlp")]
+    pub agent: String,
+    /// The market: a name in data/final (or data.raw_dir) or a CSV path.
+    #[arg(long)]
+    pub symbol: String,
+    /// Only series of this timeframe, e.g. 1d or 5m.
+    #[arg(long)]
+    pub timeframe: Option<String>,
+    /// Training budget per fold in environment steps (overrides ppo.total_steps).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Bars in each training window, its validation share included
+    /// (default walk_forward.train_bars).
+    #[arg(long)]
+    pub train_bars: Option<usize>,
+    /// Bars in each test window (default walk_forward.test_bars).
+    #[arg(long)]
+    pub test_bars: Option<usize>,
+    /// Bars skipped between a training window and its test window
+    /// (default walk_forward.embargo_bars).
+    #[arg(long)]
+    pub embargo: Option<usize>,
+    /// Expanding training windows, all starting at the first bar (default:
+    /// rolling windows of --train-bars).
+    #[arg(long)]
+    pub anchored: bool,
+    /// Folder for each fold's checkpoints and walk_forward.json (default
+    /// runs/walk-forward-<agent>-seed<seed>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

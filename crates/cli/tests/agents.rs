@@ -1028,3 +1028,77 @@ fn meta_train_holds_out_an_instrument_and_compares_with_scratch() {
     // An instrument that is not among the markets is named.
     assert_clean_failure(&meta("ppo-mlp", "fomaml", "m4", &["--holdout", "delta"]), &["delta"]);
 }
+
+/// Walk-forward with retraining: one model per fold, test windows that
+/// follow their training windows after the embargo and tile the series, a
+/// stitched out-of-sample comparison with buy-and-hold, the same report
+/// from the same seed, and clear refusals.
+#[test]
+fn walk_forward_retrains_each_fold_and_stitches_its_test_windows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = synth(d);
+    let csv = csv.to_str().unwrap();
+    let run = |out: &str| {
+        tradelab(
+            d,
+            &[
+                "walk-forward",
+                "--symbol",
+                csv,
+                "--steps",
+                "512",
+                "--train-bars",
+                "600",
+                "--test-bars",
+                "200",
+                "--embargo",
+                "5",
+                "--out",
+                out,
+            ],
+        )
+    };
+    let out = ok(run("wf"));
+    assert!(
+        out.contains("stitched out of sample") && out.contains("fold 4:"),
+        "{out}"
+    );
+    let report = read_json(d.join("wf/walk_forward.json"));
+    let folds = report["folds"].as_array().unwrap();
+    // 1500 bars: folds while 600 + 5 + 200 fit, rolling by 200.
+    assert_eq!(folds.len(), 4, "{report}");
+    let range = |f: &serde_json::Value, key: &str| (f[key][0].as_u64().unwrap(), f[key][1].as_u64().unwrap());
+    for (k, f) in folds.iter().enumerate() {
+        let (train, validation, test) = (range(f, "train"), range(f, "validation"), range(f, "test"));
+        assert_eq!(train.1, validation.0, "validation is the training window's tail");
+        assert_eq!(validation.1 + 5, test.0, "the embargo separates training from testing");
+        assert_eq!(test.1 - test.0, 200);
+        assert!(d.join(format!("wf/fold-{}/best/model.safetensors", k + 1)).exists());
+        if k > 0 {
+            assert_eq!(range(&folds[k - 1], "test").1, test.0, "test windows tile the series");
+        }
+    }
+    let stats = &report["stitched"]["statistics"];
+    assert_eq!(stats["observations"], 4 * 199, "each fold's returns, stitched");
+    assert!(stats["difference"]["p_value"].is_number() && stats["deflated_sharpe"].is_number());
+    // The same seed and settings: the same report.
+    ok(run("wf2"));
+    assert_eq!(read_json(d.join("wf2/walk_forward.json"))["folds"], report["folds"]);
+
+    let short = tradelab(
+        d,
+        &[
+            "walk-forward",
+            "--symbol",
+            csv,
+            "--train-bars",
+            "1400",
+            "--test-bars",
+            "200",
+        ],
+    );
+    assert_clean_failure(&short, &["too few for one fold", "--train-bars"]);
+    let hrm = tradelab(d, &["walk-forward", "--symbol", csv, "--agent", "hrm"]);
+    assert_clean_failure(&hrm, &["ppo-mlp"]);
+}

@@ -18,6 +18,7 @@ mod serve;
 mod stress;
 mod train;
 mod transitions;
+mod walk_forward;
 mod worker;
 
 use anyhow::Result;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Stress(a) => stress::run(&cli.global, &a),
         Command::Train(a) => train::run(&cli.global, &a),
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),
+        Command::WalkForward(a) => walk_forward::run(&cli.global, &a),
         Command::Adapt(a) => adapt::run(&cli.global, &a),
         Command::MetaTrain(a) => meta_train::run(&cli.global, &a),
         Command::Bench(a) => bench::run(&cli.global, &a),
