@@ -1082,6 +1082,8 @@ fn walk_forward_retrains_each_fold_and_stitches_its_test_windows() {
     let stats = &report["stitched"]["statistics"];
     assert_eq!(stats["observations"], 4 * 199, "each fold's returns, stitched");
     assert!(stats["difference"]["p_value"].is_number() && stats["deflated_sharpe"].is_number());
+    let drawdown = report["stitched"]["max_drawdown_pct"].as_f64().unwrap();
+    assert!((0.0..100.0).contains(&drawdown), "{report}");
     // The same seed and settings: the same report.
     ok(run("wf2"));
     assert_eq!(read_json(d.join("wf2/walk_forward.json"))["folds"], report["folds"]);

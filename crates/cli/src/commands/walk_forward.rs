@@ -159,6 +159,8 @@ pub fn run(g: &GlobalArgs, a: &WalkForwardArgs) -> Result<()> {
         "stitched": {
             "return_pct": (model_curve.last().unwrap() - 1.0) * 100.0,
             "buy_and_hold_return_pct": (hold_curve.last().unwrap() - 1.0) * 100.0,
+            "max_drawdown_pct": max_drawdown_pct(&model_curve),
+            "buy_and_hold_max_drawdown_pct": max_drawdown_pct(&hold_curve),
             "statistics": comparison,
         },
     });
@@ -268,19 +270,32 @@ fn run_fold(
     })
 }
 
+/// The deepest fall from a running peak of `curve`, in percent (positive).
+fn max_drawdown_pct(curve: &[f64]) -> f64 {
+    let mut peak = f64::MIN;
+    let mut deepest = 0.0f64;
+    for v in curve {
+        peak = peak.max(*v);
+        deepest = deepest.max(1.0 - v / peak);
+    }
+    deepest * 100.0
+}
+
 fn print_summary(c: &Comparison, model: &[f64], hold: &[f64], flat_folds: usize, folds: usize) {
     let (sr, bh) = (c.sharpe, c.benchmark_sharpe);
     println!(
-        "stitched out of sample ({} bars): model {:+.2}%, Sharpe {:+.2} [{:+.2}, {:+.2}]; buy-and-hold {:+.2}%, Sharpe {:+.2} [{:+.2}, {:+.2}]",
+        "stitched out of sample ({} bars): model {:+.2}%, Sharpe {:+.2} [{:+.2}, {:+.2}], max drawdown {:.1}%; buy-and-hold {:+.2}%, Sharpe {:+.2} [{:+.2}, {:+.2}], max drawdown {:.1}%",
         c.observations,
         (model.last().unwrap() - 1.0) * 100.0,
         sr.sharpe,
         sr.low,
         sr.high,
+        max_drawdown_pct(model),
         (hold.last().unwrap() - 1.0) * 100.0,
         bh.sharpe,
         bh.low,
-        bh.high
+        bh.high,
+        max_drawdown_pct(hold)
     );
     if let Some(d) = c.difference {
         println!(
@@ -290,5 +305,16 @@ fn print_summary(c: &Comparison, model: &[f64], hold: &[f64], flat_folds: usize,
     }
     if flat_folds > 0 {
         println!("{flat_folds} of {folds} fold(s) never opened a position (flat)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_drawdown_pct;
+
+    #[test]
+    fn the_deepest_fall_from_a_running_peak() {
+        assert_eq!(max_drawdown_pct(&[1.0, 1.2, 0.9, 1.3, 1.04]), 25.0);
+        assert_eq!(max_drawdown_pct(&[1.0, 1.1, 1.2]), 0.0);
     }
 }
