@@ -1,7 +1,9 @@
 //! The learning test: on a seeded synthetic market with a learnable pattern
 //! (persistent trends that alternate up and down, so buying and holding earns
 //! about nothing), a small PPO budget must beat buy-and-hold out of sample,
-//! after costs, in the backtesting engine. If learning breaks, this fails.
+//! after costs, in the backtesting engine, both greedy and sampled, with the
+//! seed's trading actions and with target actions. If learning breaks, this
+//! fails.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use tradelab_agents::settings::PpoSettings;
 use tradelab_agents::trainer::{train, Scoring, TrainPlan, TrainingMarket};
 use tradelab_agents::{MarketKey, PpoAgent, PpoConfig};
 use tradelab_core::{Bar, BarSeries, Timeframe};
-use tradelab_env::Split;
+use tradelab_env::{ActionSpace, Split};
 use tradelab_sim::engine;
 use tradelab_sim::strategies::BuyAndHold;
 use tradelab_testkit::EnvSections;
@@ -50,8 +52,20 @@ fn trending_market(bars: usize, seed: u64) -> BarSeries {
 
 #[test]
 fn ppo_learns_a_trend_and_beats_buy_and_hold_out_of_sample_after_costs() {
+    learns_and_beats_buy_and_hold(ActionSpace::Trade);
+}
+
+#[test]
+fn ppo_with_target_actions_learns_the_trend_too() {
+    learns_and_beats_buy_and_hold(ActionSpace::Target);
+}
+
+/// Trains on the trending market reading the policy's outputs as
+/// `actions`, then checks the greedy and the sampled policy out of sample.
+fn learns_and_beats_buy_and_hold(actions: ActionSpace) {
     let mut settings = EnvSections::default();
     settings.env.window = 8;
+    settings.env.actions = actions;
     let ppo = PpoSettings {
         hidden: 32,
         // 160 updates of 8 x 128 steps (about 15 s); 3x the default step size,
@@ -112,10 +126,40 @@ fn ppo_learns_a_trend_and_beats_buy_and_hold_out_of_sample_after_costs() {
         pct(hold.final_equity)
     );
     assert!(learned.fees_paid > 0.0, "costs were charged");
+    assert!(!learned.trades.is_empty(), "the greedy policy trades");
     assert!(
         learned.final_equity > hold.final_equity && learned.final_equity > settings.backtest.initial_cash,
         "agent {:.0} vs buy-and-hold {:.0}",
         learned.final_equity,
+        hold.final_equity
+    );
+
+    // The policy sampled as in training, over seeded paths: it trades on
+    // every path and, on average, beats buy-and-hold after costs too.
+    let paths: Vec<engine::BacktestResult<'_>> = (0..4)
+        .map(|p| {
+            use tradelab_agents::Agent;
+            agent.seed_sampling(100 + p);
+            let mut sampled = AgentStrategy::new(&mut agent, &data, key, test.start, &settings.env_config()).sampled();
+            let r = engine::run(&[&slice], &mut sampled, &cfg);
+            assert!(sampled.error.is_none());
+            r
+        })
+        .collect();
+    let mean = paths.iter().map(|r| r.final_equity).sum::<f64>() / paths.len() as f64;
+    eprintln!(
+        "sampled, {} paths: {:?}% (mean {:+.2}%)",
+        paths.len(),
+        paths
+            .iter()
+            .map(|r| (pct(r.final_equity) * 100.0).round() / 100.0)
+            .collect::<Vec<_>>(),
+        pct(mean)
+    );
+    assert!(paths.iter().all(|r| !r.trades.is_empty()), "every sampled path trades");
+    assert!(
+        mean > hold.final_equity && mean > settings.backtest.initial_cash,
+        "sampled mean {mean:.0} vs buy-and-hold {:.0}",
         hold.final_equity
     );
 }
