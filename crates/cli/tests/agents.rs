@@ -136,10 +136,9 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
     );
     assert_clean_failure(&wrong, &["ppo-lstm", "--agent"]);
 
-    // Evaluation: the agent and both baselines, in folds, with reports.
-    let out = ok(tradelab(
-        d,
-        &[
+    // Evaluation: the agent and the baselines, in two folds, with reports.
+    let evaluate = |out_dir: &str, extra: &[&str]| {
+        let mut args = vec![
             "evaluate",
             "--model",
             "run1/best",
@@ -148,9 +147,12 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
             "--folds",
             "2",
             "--out-dir",
-            "eval",
-        ],
-    ));
+            out_dir,
+        ];
+        args.extend_from_slice(extra);
+        tradelab(d, &args)
+    };
+    let out = ok(evaluate("eval", &[]));
     for needle in [
         "ppo-lstm",
         "buy_and_hold",
@@ -191,25 +193,9 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
         &["evaluate", "--model", "run1/best", "--symbol", csv, "--trials", "50"],
     );
     assert_clean_failure(&refused, &["--trial-sharpe-std"]);
-    let out = ok(tradelab(
-        d,
-        &[
-            "evaluate",
-            "--model",
-            "run1/best",
-            "--symbol",
-            csv,
-            "--folds",
-            "2",
-            "--trials",
-            "50",
-            "--trial-sharpe-std",
-            "0.5",
-            "--paths",
-            "3",
-            "--out-dir",
-            "eval50",
-        ],
+    let out = ok(evaluate(
+        "eval50",
+        &["--trials", "50", "--trial-sharpe-std", "0.5", "--paths", "3"],
     ));
     // The sampled policy beside the greedy one, over three seeded paths.
     assert!(out.contains("sampled, 3 paths"), "{out}");
