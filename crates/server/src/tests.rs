@@ -35,6 +35,11 @@ struct Api {
 /// (`tiny`, version 1, in production; `tiny-target`, the same reading its
 /// outputs as targets), one run and one backtest.
 async fn api() -> Api {
+    api_with(Settings::default()).await
+}
+
+/// [`api`], the server started with `server_settings`.
+async fn api_with(server_settings: Settings) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("api.db").display());
     let store = Store::open(&url).await.unwrap();
@@ -68,7 +73,7 @@ async fn api() -> Api {
         .await
         .unwrap();
     let auth = test_auth(&store, false).await;
-    let state = Arc::new(AppState::new(store.clone(), queue, Settings::default(), auth));
+    let state = Arc::new(AppState::new(store.clone(), queue, server_settings, auth));
     Api {
         app: super::router(state, Duration::from_secs(30)),
         store,
@@ -211,6 +216,42 @@ async fn a_target_model_says_the_position_it_wants_and_the_order_that_gets_there
         let audit = a.store.decisions("tiny-target").await.unwrap();
         assert_eq!(audit.last().unwrap().risk_checks["target"], target);
     }
+}
+
+#[tokio::test]
+async fn datasets_list_what_data_prepare_wrote_and_a_damaged_manifest_is_named() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.data.raw_dir = data.path().join("raw");
+    settings.data.final_dir = data.path().join("final");
+    settings.data.cache_dir = data.path().join("cache");
+    let a = api_with(settings.clone()).await;
+    let (s, list) = get_json(&a.app, "/v1/datasets").await;
+    assert_eq!((s, list), (StatusCode::OK, json!([])), "nothing prepared yet");
+
+    std::fs::create_dir_all(&settings.data.raw_dir).unwrap();
+    let market = tradelab_data::synthetic::generate(&tradelab_data::synthetic::SyntheticConfig {
+        bars: 400,
+        ..Default::default()
+    });
+    let csv = tradelab_data::prepare::bars_csv(&market.series, &[], |_, _, _| {});
+    std::fs::write(settings.data.raw_dir.join("acme.csv"), csv).unwrap();
+    let prepared = tradelab_data::prepare::prepare(&settings.data, &settings.features).unwrap();
+    let (s, list) = get_json(&a.app, "/v1/datasets").await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let entry = &prepared.prepared[0];
+    assert_eq!(list[0]["instrument"], "acme");
+    assert_eq!(list[0]["rows"], entry.rows);
+    assert_eq!(list[0]["source_sha256"], entry.source_sha256.as_str());
+    assert_eq!(list[0]["features"].as_array().unwrap().len(), entry.features.len());
+
+    std::fs::write(settings.data.final_dir.join("manifest.json"), "{ not json").unwrap();
+    let (s, problem) = get_json(&a.app, "/v1/datasets").await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        problem["detail"],
+        "reading the data manifest failed on the server; the server's log has the cause"
+    );
 }
 
 #[tokio::test]
