@@ -14,6 +14,7 @@ use tradelab_env::{ActionSpace, EnvAction, EnvConfig, MarketData, Split, Trading
 use tradelab_sim::costs::CostModel;
 use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::order::Order;
+use tradelab_sim::stats::moments::RunningMoments;
 use tradelab_sim::strategy::{BarContext, Strategy};
 
 use crate::agent::{Agent, AgentInput, MarketKey};
@@ -177,7 +178,7 @@ pub fn greedy_episode_in_windows<A: Agent + ?Sized>(
     let start = env.broker().account().equity();
     let total = data.steps(split).len().max(1);
     let windows = windows.clamp(1, total);
-    let mut moments = vec![Moments::default(); windows];
+    let mut moments = vec![RunningMoments::default(); windows];
     let (mut steps, mut entries, mut exposed) = (0, 0, 0);
     let mut equity = start;
     loop {
@@ -209,7 +210,7 @@ pub fn greedy_episode_in_windows<A: Agent + ?Sized>(
             let a = env.broker().account();
             let series = &data.series;
             let per_year = periods_per_year(&series.ts, series.timeframe_or_inferred());
-            let sharpe = moments.iter().map(|m| m.sharpe(per_year)).sum::<f64>() / windows as f64;
+            let sharpe = moments.iter().map(|m| window_sharpe(m, per_year)).sum::<f64>() / windows as f64;
             return Ok(EpisodeOutcome {
                 return_pct: (r.info.equity / start - 1.0) * 100.0,
                 trades: a.trades.len(),
@@ -223,34 +224,14 @@ pub fn greedy_episode_in_windows<A: Agent + ?Sized>(
     }
 }
 
-/// Running mean and variance of one window's bar returns (Welford).
-#[derive(Debug, Clone, Copy, Default)]
-struct Moments {
-    n: f64,
-    mean: f64,
-    m2: f64,
-}
-
-impl Moments {
-    fn push(&mut self, x: f64) {
-        self.n += 1.0;
-        let d = x - self.mean;
-        self.mean += d / self.n;
-        self.m2 += d * (x - self.mean);
-    }
-
-    /// Annualised Sharpe ratio; 0 for fewer than two returns or none that
-    /// differ (a flat window).
-    fn sharpe(&self, per_year: f64) -> f64 {
-        if self.n < 2.0 {
-            return 0.0;
-        }
-        let std = (self.m2 / (self.n - 1.0)).sqrt();
-        if std > 1e-12 {
-            self.mean / std * per_year.sqrt()
-        } else {
-            0.0
-        }
+/// Annualised Sharpe ratio of one window's bar returns; 0 for fewer than
+/// two returns or none that differ (a flat window).
+fn window_sharpe(m: &RunningMoments, per_year: f64) -> f64 {
+    let std = m.std();
+    if std > 1e-12 {
+        m.mean() / std * per_year.sqrt()
+    } else {
+        0.0
     }
 }
 

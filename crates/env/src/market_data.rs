@@ -291,19 +291,11 @@ impl MarketData {
     pub fn train_bar_return_variance(&self) -> f64 {
         let bars = self.bars(Split::Train);
         let close = &self.series.close[bars];
-        let returns = close.windows(2).filter(|w| w[0] > 0.0).map(|w| w[1] / w[0] - 1.0);
-        let (mut n, mut mean, mut m2) = (0.0, 0.0, 0.0);
-        for r in returns {
-            n += 1.0;
-            let d = r - mean;
-            mean += d / n;
-            m2 += d * (r - mean);
+        let mut m = tradelab_sim::stats::moments::RunningMoments::default();
+        for w in close.windows(2).filter(|w| w[0] > 0.0) {
+            m.push(w[1] / w[0] - 1.0);
         }
-        if n < 2.0 {
-            0.0
-        } else {
-            m2 / (n - 1.0)
-        }
+        m.variance()
     }
 
     /// Bars at which an agent can act in `split`: a full window of defined

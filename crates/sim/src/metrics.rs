@@ -133,9 +133,9 @@ fn ratio(num: f64, den: f64) -> Option<f64> {
     (den > 0.0 && den.is_finite()).then(|| num / den)
 }
 
-/// Metrics of an equity curve.
-pub fn curve_metrics(ts: &[i64], equity: &[f64], periods_per_year: f64, risk_free_rate: f64) -> CurveMetrics {
-    let n = equity.len();
+/// The deepest fall of `equity` below its running peak (a negative
+/// fraction, or 0) and the longest run of points below a peak.
+pub fn drawdown(equity: &[f64]) -> (f64, usize) {
     let (mut peak, mut max_dd, mut run, mut longest) = (f64::MIN, 0.0f64, 0usize, 0usize);
     for &e in equity {
         if e >= peak {
@@ -147,6 +147,13 @@ pub fn curve_metrics(ts: &[i64], equity: &[f64], periods_per_year: f64, risk_fre
             max_dd = max_dd.min(e / peak - 1.0);
         }
     }
+    (max_dd, longest)
+}
+
+/// Metrics of an equity curve.
+pub fn curve_metrics(ts: &[i64], equity: &[f64], periods_per_year: f64, risk_free_rate: f64) -> CurveMetrics {
+    let n = equity.len();
+    let (max_dd, longest) = drawdown(equity);
     if n < 2 || equity[0] <= 0.0 {
         return CurveMetrics {
             total_return: 0.0,

@@ -22,7 +22,7 @@ use tradelab_app::markets::{data_hash, load_series, timeframe_name, vocabulary};
 use tradelab_app::Settings;
 use tradelab_core::BarSeries;
 use tradelab_sim::engine;
-use tradelab_sim::metrics::periods_per_year;
+use tradelab_sim::metrics::{drawdown, periods_per_year};
 use tradelab_sim::stats::sharpe::{sharpe, BootstrapSettings};
 use tradelab_sim::stats::{compare, equity_returns, Comparison};
 use tradelab_sim::strategies::baseline;
@@ -272,13 +272,7 @@ fn run_fold(
 
 /// The deepest fall from a running peak of `curve`, in percent (positive).
 fn max_drawdown_pct(curve: &[f64]) -> f64 {
-    let mut peak = f64::MIN;
-    let mut deepest = 0.0f64;
-    for v in curve {
-        peak = peak.max(*v);
-        deepest = deepest.max(1.0 - v / peak);
-    }
-    deepest * 100.0
+    -drawdown(curve).0 * 100.0
 }
 
 fn print_summary(c: &Comparison, model: &[f64], hold: &[f64], flat_folds: usize, folds: usize) {

@@ -2,6 +2,7 @@
 //! ratio is, whether it beats a benchmark's, and how much of it a search
 //! over many trials explains.
 //!
+//! - [`moments`]: running mean and variance, allocation-free;
 //! - [`normal`]: the standard normal distribution and its quantiles;
 //! - [`bootstrap`]: the stationary bootstrap (Politis and Romano, 1994),
 //!   which resamples blocks of random length so the serial dependence of
@@ -12,6 +13,7 @@
 //!   2012 and 2014).
 
 pub mod bootstrap;
+pub mod moments;
 pub mod normal;
 pub mod sharpe;
 

@@ -3,6 +3,7 @@ use tradelab_core::{Action, BarSeries};
 use crate::metrics::periods_per_year;
 use crate::order::Order;
 use crate::settings::VolatilityTargetSettings;
+use crate::stats::moments::RunningMoments;
 use crate::strategy::{BarContext, Strategy};
 
 /// Which side a volatility-targeted baseline holds.
@@ -58,16 +59,11 @@ impl VolatilityTargeted {
 
     /// Annualised standard deviation of the last `window` simple returns.
     fn realised_volatility(&self, i: usize) -> f64 {
-        let w = self.cfg.window;
-        let (mut n, mut mean, mut m2) = (0.0, 0.0, 0.0);
-        for back in 0..w {
-            let r = self.close_back(i, back) / self.close_back(i, back + 1) - 1.0;
-            n += 1.0;
-            let d = r - mean;
-            mean += d / n;
-            m2 += d * (r - mean);
+        let mut m = RunningMoments::default();
+        for back in 0..self.cfg.window {
+            m.push(self.close_back(i, back) / self.close_back(i, back + 1) - 1.0);
         }
-        (m2 / (n - 1.0)).sqrt() * self.annualise[i]
+        m.std() * self.annualise[i]
     }
 }
 
