@@ -10,11 +10,14 @@
 //! - [`sharpe`]: the Sharpe ratio with its bootstrap interval, its
 //!   difference to a benchmark with an interval and p-value, and the
 //!   probabilistic and deflated Sharpe ratios (Bailey and López de Prado,
-//!   2012 and 2014).
+//!   2012 and 2014);
+//! - [`pbo`]: the probability of backtest overfitting by combinatorially
+//!   symmetric cross-validation, for the trials of a sweep.
 
 pub mod bootstrap;
 pub mod moments;
 pub mod normal;
+pub mod pbo;
 pub mod sharpe;
 
 use serde::Serialize;
