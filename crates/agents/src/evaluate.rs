@@ -173,6 +173,39 @@ pub fn greedy_episode_in_windows<A: Agent + ?Sized>(
     env: &EnvConfig,
     windows: usize,
 ) -> Result<EpisodeOutcome, AgentError> {
+    greedy_pass(agent, data, key, split, env, windows, |_| {})
+}
+
+/// The per-bar equity returns (after costs) of a greedy pass over `split`,
+/// one per decision bar of the split (bars after a termination count as
+/// flat): what a sweep compares its trials on.
+pub fn greedy_returns<A: Agent + ?Sized>(
+    agent: &mut A,
+    data: &Arc<MarketData>,
+    key: MarketKey,
+    split: Split,
+    env: &EnvConfig,
+) -> Result<Vec<f64>, AgentError> {
+    // A whole pass decides on every step of the split but the last (the
+    // last step's bar only fills the decision before it).
+    let bars = data.steps(split).len().saturating_sub(1);
+    let mut returns = Vec::with_capacity(bars);
+    greedy_pass(agent, data, key, split, env, 1, |r| returns.push(r))?;
+    // A pass that ruin or the drawdown stop ended is flat for the rest, so
+    // every model's series covers the same bars.
+    returns.resize(bars.max(returns.len()), 0.0);
+    Ok(returns)
+}
+
+fn greedy_pass<A: Agent + ?Sized>(
+    agent: &mut A,
+    data: &Arc<MarketData>,
+    key: MarketKey,
+    split: Split,
+    env: &EnvConfig,
+    windows: usize,
+    mut on_return: impl FnMut(f64),
+) -> Result<EpisodeOutcome, AgentError> {
     let mut env = TradingEnv::new(data.clone(), split, &whole_split(env), 0)?;
     env.reset();
     let start = env.broker().account().equity();
@@ -204,6 +237,7 @@ pub fn greedy_episode_in_windows<A: Agent + ?Sized>(
             0.0
         };
         moments[(steps * windows / total).min(windows - 1)].push(bar_return);
+        on_return(bar_return);
         equity = r.info.equity;
         steps += 1;
         if r.terminated || r.truncated {
@@ -388,6 +422,9 @@ mod tests {
         let four = greedy_episode_in_windows(&mut Scripted::new(buy_and_hold), &data, KEY, Split::Validation, &env, 4)
             .unwrap();
         assert!((four.sharpe - expected).abs() < 1e-9, "{} vs {expected}", four.sharpe);
+        let series = greedy_returns(&mut Scripted::new(buy_and_hold), &data, KEY, Split::Validation, &env).unwrap();
+        assert_eq!(series, returns, "the per-bar returns a sweep compares trials on");
+        assert_eq!(series.len(), total - 1);
         assert_eq!(
             four.return_pct, one.return_pct,
             "windows change the score, not the pass"

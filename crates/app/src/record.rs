@@ -124,6 +124,11 @@ impl Recorder {
         }
     }
 
+    /// The job this process runs for a worker, if any.
+    pub fn job(&self) -> Option<&str> {
+        self.job.as_deref()
+    }
+
     /// Records what the job this process runs produced.
     pub fn job_result(&self, result: &Value) -> Result<()> {
         let Some(job) = &self.job else { return Ok(()) };

@@ -73,9 +73,19 @@ pub fn layered<T: DeserializeOwned>(user: Option<Value>, overrides: &[String]) -
         }
     }
     for o in overrides {
-        apply_override(&mut merged, o)?;
+        apply_override(&mut merged, o, false)?;
     }
     deserialize_strictly(&merged)
+}
+
+/// `overrides` (each `key.path=value`) as the tree of sections a settings
+/// file would hold: what a sweep writes as its best settings.
+pub fn overrides_tree(overrides: &[String]) -> Result<Value> {
+    let mut tree = Value::Object(serde_json::Map::new());
+    for o in overrides {
+        apply_override(&mut tree, o, true)?;
+    }
+    Ok(tree)
 }
 
 /// One part of the compiled-in defaults, by its dotted key (`env`,
@@ -222,7 +232,9 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
-fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
+/// Sets `key.path` to `value` in `root`; `grow` creates missing sections
+/// on the way (otherwise every section on the path must exist).
+fn apply_override(root: &mut Value, spec: &str, grow: bool) -> Result<()> {
     let (key, raw) = spec
         .split_once('=')
         .ok_or_else(|| Error::BadOverride(spec.to_string()))?;
@@ -233,6 +245,9 @@ fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
     let value = serde_saphyr::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
     let mut node = root;
     for part in key.split('.') {
+        if grow && node.is_null() {
+            *node = Value::Object(serde_json::Map::new());
+        }
         let obj = node
             .as_object_mut()
             .ok_or_else(|| Error::BadOverride(spec.to_string()))?;

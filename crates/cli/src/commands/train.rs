@@ -7,10 +7,12 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 use serde_json::json;
+use tradelab_agents::evaluate::greedy_returns;
 use tradelab_agents::hindsight::LabelCosts;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
 use tradelab_agents::kinds::{self, AgentKind};
+use tradelab_agents::load::load_agent;
 use tradelab_agents::metadata::ValidationMetrics;
 use tradelab_agents::metadata::{DataHash, Vocabulary};
 use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
@@ -279,10 +281,12 @@ fn train_and_report<A: Trainable>(
         p.settings = serde_json::to_value(settings)?;
         p.data = d.hashes.clone();
     }
-    let run_dir = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", a.agent, settings.seed)));
+    // Jobs get a directory of their own: two queued runs of one agent and
+    // seed (a sweep's trials) may run at once on one machine.
+    let run_dir = a.out.clone().unwrap_or_else(|| match recorder.and_then(Recorder::job) {
+        Some(job) => PathBuf::from(format!("runs/jobs/{job}")),
+        None => PathBuf::from(format!("runs/{}-seed{}", a.agent, settings.seed)),
+    });
     let plan = TrainPlan {
         run_dir: run_dir.clone(),
         total_steps: settings.ppo.total_steps,
@@ -378,12 +382,40 @@ fn train_and_report<A: Trainable>(
             }),
             true,
         );
-        r.job_result(
-            &json!({"run_id": run, "model": name, "version": version, "location": dir.display().to_string()}),
-        )?;
+        let mut result =
+            json!({"run_id": run, "model": name, "version": version, "location": dir.display().to_string()});
+        if r.job().is_some() {
+            if let Some(b) = &summary.best {
+                result["validation"] = serde_json::to_value(b)?;
+            }
+            if let Some(returns) = validation_returns(&summary.best_dir, &d.markets, settings)? {
+                result["validation_returns"] = json!(returns);
+            }
+        }
+        r.job_result(&result)?;
         println!("registered: {name} version {version} ({}), run {run}", dir.display());
     }
     Ok(summary.best_dir)
+}
+
+/// The most validation bars a job result carries (about 400 kB of JSON).
+const MAX_RESULT_RETURNS: usize = 20_000;
+
+/// The best model's per-bar validation returns after costs, market after
+/// market, for a sweep to compare trials on (its overfitting test); `None`
+/// without a validation split or beyond [`MAX_RESULT_RETURNS`] bars.
+fn validation_returns(best: &Path, markets: &[TrainingMarket], settings: &Settings) -> Result<Option<Vec<f64>>> {
+    let bars: usize = markets.iter().map(|m| m.data.steps(Split::Validation).len()).sum();
+    if bars == 0 || bars > MAX_RESULT_RETURNS {
+        return Ok(None);
+    }
+    let mut agent = load_agent(best)?;
+    let env = settings.env_config();
+    let mut returns = Vec::with_capacity(bars);
+    for m in markets {
+        returns.extend(greedy_returns(&mut *agent, &m.data, m.key, Split::Validation, &env)?);
+    }
+    Ok(Some(returns))
 }
 
 /// Stores a training event's figures as metric points at its environment
