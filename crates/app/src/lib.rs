@@ -15,6 +15,8 @@
 //! - [`metrics`]: the Prometheus counters the server and workers update;
 //! - [`auth_setup`]: signing keys, the first administrator, the command
 //!   line's client;
+//! - [`sweep`]: hyperparameter sweeps as jobs, their state, ranking and
+//!   overfitting statistics;
 //! - [`runtime`]: async runtimes and the shutdown signal.
 //!
 //! Architecture invariant: no HTTP framework and no command-line parser
@@ -32,6 +34,7 @@ pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod settings;
+pub mod sweep;
 pub use settings::Settings;
 
 #[cfg(test)]

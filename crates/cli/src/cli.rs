@@ -63,6 +63,12 @@ pub enum Command {
     /// window of the past and trades the next window; the out-of-sample
     /// windows are stitched and compared with buy-and-hold.
     WalkForward(WalkForwardArgs),
+    /// Hyperparameter sweep: trials drawn from a search space over any
+    /// settings, random search or successive halving on the validation
+    /// score, every trial a job on the queue; ranked, with the deflated
+    /// Sharpe ratio and the probability of backtest overfitting, and the
+    /// best settings written for --config. Run it again to resume.
+    Sweep(SweepArgs),
     /// Updates a trained model on a sliding window of recent data, as a new
     /// version, refused when it worsens validation; --walk-forward measures
     /// a static model's decay against one updated on each new window.
@@ -356,6 +362,24 @@ pub struct WalkForwardArgs {
     /// runs/walk-forward-<agent>-seed<seed>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep file (agent, symbols, steps, trials, search, space; see
+    /// config/sweeps/ for examples).
+    pub space: PathBuf,
+    /// Folder for the sweep's state, report and best settings (default
+    /// runs/sweeps/<file name>); the same folder resumes the sweep.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Jobs this process runs at once itself; 0 leaves them to `tradelab
+    /// worker`s on this or other machines.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Ranked trials printed (all are in sweep.json).
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ mod run;
 mod runs;
 mod serve;
 mod stress;
+mod sweep;
 mod train;
 mod transitions;
 mod walk_forward;
@@ -34,6 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Train(a) => train::run(&cli.global, &a),
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),
         Command::WalkForward(a) => walk_forward::run(&cli.global, &a),
+        Command::Sweep(a) => sweep::run(&cli.global, &a),
         Command::Adapt(a) => adapt::run(&cli.global, &a),
         Command::MetaTrain(a) => meta_train::run(&cli.global, &a),
         Command::Bench(a) => bench::run(&cli.global, &a),
