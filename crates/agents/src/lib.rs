@@ -20,7 +20,8 @@
 //!    Reasoning Model with Q-halting and segment-wise PPO, section 2).
 //! 4. Drivers: [`trainer`] (the training loop with validation, best-model
 //!    keeping and early stopping), [`evaluate`] (a trained agent as a
-//!    backtesting strategy), [`load`] (any checkpoint by its kind),
+//!    backtesting strategy), [`ensemble`] (several models deciding from
+//!    their averaged action distributions), [`load`] (any checkpoint by its kind),
 //!    [`meta_learning`] and [`meta_tasks`] (meta-training across markets),
 //!    [`transitions`] (behaviour at regime switches).
 //!
@@ -63,6 +64,7 @@ pub mod hrm;
 pub mod ppo;
 
 // Drivers.
+pub mod ensemble;
 pub mod evaluate;
 pub mod load;
 pub mod meta_learning;

@@ -327,6 +327,16 @@ pub struct TrainArgs {
     /// Name the best model is registered under (default: the agent's name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Train this many seeds (the seed, the seed + 1, ...) as jobs on the
+    /// queue, and report their validation mean and spread; evaluate them
+    /// together by repeating `evaluate --model`. Needs prepared markets
+    /// named with --symbol (or none: all).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// With --seeds: jobs this process runs at once; 0 leaves them to
+    /// `tradelab worker`s sharing the database.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
 }
 
 #[derive(Debug, Args)]
@@ -453,9 +463,11 @@ pub struct AdaptArgs {
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
     /// Checkpoint folder (holding model.safetensors and metadata.json), or
-    /// a registered model: NAME, NAME@VERSION or NAME@production.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// a registered model: NAME, NAME@VERSION or NAME@production. Repeat it
+    /// to evaluate an ensemble: the models decide together from their
+    /// averaged action distributions (e.g. one setting's seeds).
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
     /// Instrument(s) to evaluate on (default: those the model was trained on).
     #[arg(long = "symbol")]
     pub symbols: Vec<String>,

@@ -6,8 +6,11 @@
 //!   line that runs it;
 //! - [`queue`]: apalis's SQL queue in the store's database;
 //! - [`worker`]: claiming, running, heartbeats, cancel, and recovery from a
-//!   dead worker.
+//!   dead worker;
+//! - [`batch`]: several jobs queued together and waited for (`train
+//!   --seeds`).
 
+pub mod batch;
 pub mod queue;
 pub mod spec;
 pub mod worker;

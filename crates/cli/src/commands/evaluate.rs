@@ -9,8 +9,10 @@
 //! chance).
 
 use anyhow::{bail, Context, Result};
+use tradelab_agents::ensemble::Ensemble;
 use tradelab_agents::evaluate::AgentStrategy;
 use tradelab_agents::load::load_agent;
+use tradelab_agents::Agent;
 use tradelab_env::Split;
 use tradelab_sim::engine;
 use tradelab_sim::metrics::periods_per_year;
@@ -54,8 +56,18 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
             a.trials
         );
     }
-    let folder = super::models::model_folder(g, &a.model)?;
-    let mut agent = load_agent(&folder).with_context(|| format!("opening model {}", a.model.display()))?;
+    let mut members = Vec::with_capacity(a.models.len());
+    for model in &a.models {
+        let folder = super::models::model_folder(g, model)?;
+        members.push(load_agent(&folder).with_context(|| format!("opening model {}", model.display()))?);
+    }
+    // Several models decide together from their averaged distributions.
+    let mut agent: Box<dyn Agent + Send> = if members.len() == 1 {
+        members.remove(0)
+    } else {
+        let n = members.len();
+        Box::new(Ensemble::new(members).with_context(|| format!("building an ensemble of the {n} models"))?)
+    };
     agent.take_segment_counts();
 
     let mut settings = model_settings(&agent.provenance().settings, &current)?;
@@ -217,7 +229,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     crate::context::ensure_dir(&settings.report.out_dir)?;
     tradelab_data::cache::write_atomic(
         &path,
-        serde_json::to_string_pretty(&serde_json::json!({"model": a.model, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary, "statistics": statistics, "segments_per_decision": segment_summary}))?.as_bytes(),
+        serde_json::to_string_pretty(&serde_json::json!({"model": a.models[0], "models": a.models, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary, "statistics": statistics, "segments_per_decision": segment_summary}))?.as_bytes(),
     )?;
     println!(
         "reports and charts: {}/ (evaluation.json, one .json and .svg per run)",

@@ -14,6 +14,7 @@ mod models;
 mod regimes;
 mod run;
 mod runs;
+mod seeds;
 mod serve;
 mod stress;
 mod sweep;

@@ -70,6 +70,12 @@ struct RunData {
 }
 
 pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    if a.seeds > 1 {
+        return super::seeds::run(g, a);
+    }
     let mut extra = Vec::new();
     if let Some(steps) = a.steps {
         extra.push(format!("ppo.total_steps={steps}"));

@@ -1,8 +1,10 @@
-//! `tradelab sweep` across real processes: a successive-halving sweep whose
-//! trials are training jobs run by the sweep's own worker, killed (SIGKILL)
-//! after its first trial ends, then resumed by the same command to the
-//! end: every trial run once per rung, the ranking, the overfitting
-//! statistics and a best-settings file that `--config` reads.
+//! Research runs made of jobs, across real processes. `tradelab sweep`: a
+//! successive-halving sweep whose trials are training jobs run by the
+//! sweep's own worker, killed (SIGKILL) after its first trial ends, then
+//! resumed by the same command to the end: every trial run once per rung,
+//! the ranking, the overfitting statistics and a best-settings file that
+//! `--config` reads. `train --seeds`: seeds as jobs, their spread, and
+//! their evaluation as one ensemble.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -178,4 +180,92 @@ fn bad_sweeps_are_refused_with_the_fix() {
     .unwrap();
     let o = tradelab(d).args(["sweep", "space.yaml"]).output().unwrap();
     common::assert_clean_failure(&o, &["space.ppo.entropy_coef", "low <= high"]);
+}
+
+/// Synthetic prepared data in a fresh folder.
+fn prepared() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("data/raw")).unwrap();
+    for args in [
+        &["data", "synth", "--bars", "1200", "--out", "data/raw/synth.csv"][..],
+        &["data", "prepare"][..],
+    ] {
+        let o = tradelab(d).args(args).output().unwrap();
+        assert!(o.status.success(), "{}", common::text(&o));
+    }
+    tmp
+}
+
+#[test]
+fn seeds_train_as_jobs_and_evaluate_together_as_an_ensemble() {
+    let tmp = prepared();
+    let d = tmp.path();
+    let o = tradelab(d)
+        .args([
+            "--seed", "5", "train", "--agent", "ppo-mlp", "--symbol", "synth", "--steps", "512",
+        ])
+        .args(["--seeds", "3", "--workers", "2", "--name", "seeded"])
+        .output()
+        .unwrap();
+    let text = common::text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("with 3 seeds (5..=7)"), "{text}");
+    for seed in 5..=7 {
+        assert!(text.contains(&format!("  seed {seed}: validation score")), "{text}");
+    }
+    assert!(
+        text.contains("across 3 seeds") && text.contains("Sharpe    mean"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("evaluate them as an ensemble: tradelab evaluate"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let models: Vec<&str> = line.split("--model ").skip(1).map(str::trim).collect();
+    let mut sorted = models.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["seeded@1", "seeded@2", "seeded@3"], "{line}");
+
+    // The printed command runs: one ensemble, greedy and sampled.
+    let mut eval = tradelab(d);
+    eval.arg("evaluate");
+    for m in &models {
+        eval.args(["--model", m]);
+    }
+    let o = eval.args(["--paths", "2", "--out-dir", "ens"]).output().unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(d.join("ens/evaluation.json")).unwrap()).unwrap();
+    assert_eq!(report["kind"], "ensemble");
+    assert_eq!(report["models"].as_array().unwrap().len(), 3);
+
+    // A model that observes another window cannot join them.
+    let o = tradelab(d)
+        .args([
+            "--set",
+            "env.window=12",
+            "train",
+            "--agent",
+            "ppo-mlp",
+            "--symbol",
+            "synth",
+            "--steps",
+            "256",
+        ])
+        .args(["--out", "wide", "--name", "wide"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let o = tradelab(d)
+        .args(["evaluate", "--model", models[0], "--model", "wide/best"])
+        .output()
+        .unwrap();
+    common::assert_clean_failure(&o, &["ensemble", "`env.window`"]);
+
+    // --seeds runs through the queue: folders are the queue's to choose.
+    let o = tradelab(d)
+        .args(["train", "--agent", "ppo-mlp", "--seeds", "2", "--out", "x"])
+        .output()
+        .unwrap();
+    common::assert_clean_failure(&o, &["--seeds", "--out"]);
 }
