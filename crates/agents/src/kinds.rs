@@ -9,6 +9,8 @@ use tradelab_nn::policy::EncoderKind;
 pub const HRM: &str = "hrm";
 /// The mixture of experts: PPO specialists under a regime gate.
 pub const MOE: &str = "moe";
+/// The supervised baseline: logistic regression of the next bar's direction.
+pub const LOGREG: &str = "logreg";
 
 /// Every kind of agent this build trains and loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,16 +25,20 @@ pub enum AgentKind {
     Hrm,
     /// `moe`: PPO specialists under a regime gate.
     Moe,
+    /// `logreg`: the supervised baseline, a regularised logistic
+    /// regression of the next bar's direction.
+    LogReg,
 }
 
 impl AgentKind {
     /// In the order help texts list them.
-    pub const ALL: [AgentKind; 5] = [
+    pub const ALL: [AgentKind; 6] = [
         AgentKind::PpoLstm,
         AgentKind::PpoTransformer,
         AgentKind::PpoMlp,
         AgentKind::Hrm,
         AgentKind::Moe,
+        AgentKind::LogReg,
     ];
 
     /// The name users type and checkpoints record.
@@ -43,6 +49,7 @@ impl AgentKind {
             AgentKind::PpoMlp => "ppo-mlp",
             AgentKind::Hrm => HRM,
             AgentKind::Moe => MOE,
+            AgentKind::LogReg => LOGREG,
         }
     }
 
@@ -58,7 +65,7 @@ impl AgentKind {
             AgentKind::PpoLstm => Some(EncoderKind::Lstm),
             AgentKind::PpoTransformer => Some(EncoderKind::Transformer),
             AgentKind::PpoMlp => Some(EncoderKind::Mlp),
-            AgentKind::Hrm | AgentKind::Moe => None,
+            AgentKind::Hrm | AgentKind::Moe | AgentKind::LogReg => None,
         }
     }
 
@@ -73,7 +80,7 @@ impl AgentKind {
 
     /// Trained and stored by PPO (`PpoAgent`): the single policies and the mixture.
     pub fn is_ppo(self) -> bool {
-        self != AgentKind::Hrm
+        !matches!(self, AgentKind::Hrm | AgentKind::LogReg)
     }
 }
 

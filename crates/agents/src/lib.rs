@@ -17,12 +17,16 @@
 //! 3. Algorithms: [`ppo`] (proximal policy optimisation over LSTM,
 //!    Transformer or MLP encoders, and the mixture of experts;
 //!    `shared/docs/algorithms.md` section 4) and [`hrm`] (the Hierarchical
-//!    Reasoning Model with Q-halting and segment-wise PPO, section 2).
+//!    Reasoning Model with Q-halting and segment-wise PPO, section 2), and
+//!    [`logistic`] (the supervised baseline: a regularised logistic
+//!    regression of the next bar's direction, trading target positions).
 //! 4. Drivers: [`trainer`] (the training loop with validation, best-model
 //!    keeping and early stopping), [`evaluate`] (a trained agent as a
 //!    backtesting strategy), [`ensemble`] (several models deciding from
 //!    their averaged action distributions), [`load`] (any checkpoint by its kind),
 //!    [`meta_learning`] and [`meta_tasks`] (meta-training across markets),
+//!    [`supervised`] (fitting the logistic baseline, strength chosen on
+//!    validation),
 //!    [`transitions`] (behaviour at regime switches).
 //!
 //! ```
@@ -61,6 +65,7 @@ mod sampling;
 
 // Algorithms.
 pub mod hrm;
+pub mod logistic;
 pub mod ppo;
 
 // Drivers.
@@ -69,6 +74,7 @@ pub mod evaluate;
 pub mod load;
 pub mod meta_learning;
 pub mod meta_tasks;
+pub mod supervised;
 pub mod trainer;
 pub mod transitions;
 

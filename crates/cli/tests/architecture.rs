@@ -263,12 +263,14 @@ const AGENT_MODULES: &[(&str, u8)] = &[
     ("maml", 1),
     ("ppo", 2),
     ("hrm", 2),
+    ("logistic", 2),
     ("trainer", 3),
     ("ensemble", 3),
     ("evaluate", 3),
     ("load", 3),
     ("meta_learning", 3),
     ("meta_tasks", 3),
+    ("supervised", 3),
     ("transitions", 3),
 ];
 

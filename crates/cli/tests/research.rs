@@ -269,3 +269,65 @@ fn seeds_train_as_jobs_and_evaluate_together_as_an_ensemble() {
         .unwrap();
     common::assert_clean_failure(&o, &["--seeds", "--out"]);
 }
+
+#[test]
+fn the_logistic_baseline_trains_registers_evaluates_and_stands_beside_every_agent() {
+    let tmp = prepared();
+    let d = tmp.path();
+    let o = tradelab(d)
+        .args(["train", "--agent", "logreg", "--symbol", "synth"])
+        .output()
+        .unwrap();
+    let text = common::text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("logreg decides target positions"), "{text}");
+    assert_eq!(
+        text.matches("accuracy train").count(),
+        4,
+        "one line per C in logreg.c_grid: {text}"
+    );
+    assert!(
+        text.contains("chose C") && text.contains("registered: logreg version 1"),
+        "{text}"
+    );
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("runs/logreg-seed42/best/metadata.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["model"], "logreg");
+    assert_eq!(meta["settings"]["env"]["actions"], "target");
+
+    // Evaluated like any model, out of sample.
+    let o = tradelab(d)
+        .args(["evaluate", "--model", "logreg", "--out-dir", "eval-logreg"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("eval-logreg/evaluation.json")).unwrap()).unwrap();
+    assert_eq!(report["kind"], "logreg");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 5, "the model and the four rule baselines: {report}");
+
+    // Beside an RL agent, it is fitted on the same train split and traded too.
+    let o = tradelab(d)
+        .args([
+            "train", "--agent", "ppo-mlp", "--symbol", "synth", "--steps", "256", "--out", "rl",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let o = tradelab(d)
+        .args(["evaluate", "--model", "rl/best", "--out-dir", "eval-rl"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("eval-rl/evaluation.json")).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(
+        runs.len(),
+        6,
+        "the model, four rule baselines and the logistic regression: {report}"
+    );
+    assert!(runs.iter().any(|r| r.to_string().contains("logreg")), "{report}");
+}

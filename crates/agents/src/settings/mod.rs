@@ -333,6 +333,46 @@ impl MoeSettings {
     }
 }
 
+/// `logreg:`: the supervised baseline (`tradelab train --agent logreg`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogRegSettings {
+    /// Window rows the regression reads, newest last.
+    pub lags: usize,
+    /// Inverse regularisation strengths tried (scikit-learn's `C`); the
+    /// one with the best validation score is kept.
+    pub c_grid: Vec<f64>,
+    /// No trade while the predicted probability of a rise is within this
+    /// distance of 0.5.
+    pub band: f64,
+}
+
+impl Default for LogRegSettings {
+    /// The same values as `config/settings.yaml` (a test checks they agree).
+    fn default() -> Self {
+        LogRegSettings {
+            lags: 1,
+            c_grid: vec![0.001, 0.01, 0.1, 1.0],
+            band: 0.02,
+        }
+    }
+}
+
+impl LogRegSettings {
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self, v: &mut Validator) {
+        v.int_range("logreg.lags", self.lags, 1, 1024);
+        v.check(
+            !self.c_grid.is_empty() && self.c_grid.iter().all(|c| *c > 0.0 && c.is_finite()),
+            "logreg.c_grid",
+            format!("{:?}", self.c_grid),
+            "must list at least one strength",
+            "positive numbers, e.g. [0.01, 0.1, 1.0]",
+        );
+        v.range("logreg.band", self.band, 0.0, 0.5);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +382,7 @@ mod tests {
     fn written_out_defaults_match_the_settings_file() {
         assert_eq!(MetaSettings::default(), default_section::<MetaSettings>("meta"));
         assert_eq!(MoeSettings::default(), default_section::<MoeSettings>("moe"));
+        assert_eq!(LogRegSettings::default(), default_section::<LogRegSettings>("logreg"));
     }
 
     #[test]

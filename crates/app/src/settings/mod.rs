@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tradelab_agents::meta_learning::MetaSetup;
-use tradelab_agents::settings::{HrmSettings, MetaSettings, MoeSettings, PpoSettings};
+use tradelab_agents::settings::{HrmSettings, LogRegSettings, MetaSettings, MoeSettings, PpoSettings};
 use tradelab_auth::AuthSettings;
 use tradelab_core::settings::{layered, parse_yaml, read_file, Validator};
 use tradelab_core::{BarSeries, Result};
@@ -72,6 +72,9 @@ pub struct Settings {
     /// Meta-learning across markets (`tradelab_agents`).
     #[serde(default)]
     pub meta: MetaSettings,
+    /// The supervised baseline (`tradelab_agents`).
+    #[serde(default)]
+    pub logreg: LogRegSettings,
 }
 
 impl Default for Settings {
@@ -120,6 +123,7 @@ impl Settings {
         self.regime.validate(&mut v);
         self.meta.validate(&mut v);
         self.moe.validate(&mut v);
+        self.logreg.validate(&mut v);
         self.auth.validate(&mut v);
         v.finish()
     }

@@ -1,6 +1,8 @@
 //! `tradelab evaluate`: a trained model, greedily, through the backtesting
 //! engine on its out-of-sample split (optionally in consecutive folds), next
-//! to buy-and-hold and the SMA crossover under the same costs and risk layer.
+//! to buy-and-hold, the SMA crossover, the volatility-targeted baselines
+//! and a logistic regression fitted on the train split, under the same costs
+//! and risk layer.
 //! Each run's Sharpe ratio comes with a stationary-bootstrap 95% interval,
 //! its difference to buy-and-hold's with an interval and p-value, and the
 //! deflated Sharpe ratio for `--trials`; `--paths N` adds the policy
@@ -11,9 +13,12 @@
 use anyhow::{bail, Context, Result};
 use tradelab_agents::ensemble::Ensemble;
 use tradelab_agents::evaluate::AgentStrategy;
+use tradelab_agents::kinds::LOGREG;
 use tradelab_agents::load::load_agent;
+use tradelab_agents::supervised::fit_logistic;
+use tradelab_agents::trainer::Scoring;
 use tradelab_agents::Agent;
-use tradelab_env::Split;
+use tradelab_env::{ActionSpace, Split};
 use tradelab_sim::engine;
 use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::report::{render_comparison, BacktestReport};
@@ -129,6 +134,22 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         seed: settings.seed,
         ..Default::default()
     };
+    // The supervised baseline, fitted on these markets' train splits and
+    // chosen on their validation splits, traded beside the agent.
+    let mut logistic_env = settings.env_config();
+    logistic_env.env.actions = ActionSpace::Target;
+    let mut logistic = if agent.kind() == LOGREG {
+        None
+    } else {
+        let (l, _) = fit_logistic(
+            &markets,
+            &logistic_env,
+            &settings.logreg,
+            Scoring::from_settings(&settings.ppo),
+        )
+        .context("fitting the logistic-regression baseline")?;
+        Some(l)
+    };
     for m in &markets {
         let range = m.data.bars(split);
         let fold_len = range.len() / a.folds;
@@ -188,6 +209,16 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                         comparison,
                         sampled: sampled.take(),
                     });
+                }
+                let (_, report) = build_report(&result, &settings);
+                write_report(&out_dir, &report, &result)?;
+                reports.push(report);
+            }
+            if let Some(l) = logistic.as_mut() {
+                let mut s = AgentStrategy::new(l, &m.data, m.key, start, &logistic_env);
+                let result = engine::run(&[&slice], &mut s, &cfg);
+                if let Some(e) = s.error.take() {
+                    return Err(e).context("the logistic-regression baseline failed while deciding");
                 }
                 let (_, report) = build_report(&result, &settings);
                 write_report(&out_dir, &report, &result)?;

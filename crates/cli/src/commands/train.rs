@@ -11,17 +11,19 @@ use tradelab_agents::evaluate::greedy_returns;
 use tradelab_agents::hindsight::LabelCosts;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
+use tradelab_agents::kinds::LOGREG;
 use tradelab_agents::kinds::{self, AgentKind};
 use tradelab_agents::load::load_agent;
 use tradelab_agents::metadata::ValidationMetrics;
 use tradelab_agents::metadata::{DataHash, Vocabulary};
 use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
 use tradelab_agents::settings::hrm_preset;
+use tradelab_agents::supervised::fit_logistic;
 use tradelab_agents::trainer::{train, validate, Event, Progress, Scoring, TrainPlan, Trainable, TrainingMarket};
 use tradelab_agents::Agent;
 use tradelab_app::Settings;
 use tradelab_core::BarSeries;
-use tradelab_env::{Split, VecEnv};
+use tradelab_env::{ActionSpace, Split, VecEnv};
 use tradelab_nn::policy::EncoderKind;
 use tradelab_regime::specialists::SPECIALISTS;
 use tradelab_store::tracking::RunStatus;
@@ -100,6 +102,9 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     let mut vocab = vocabulary(&series);
     let hashes: Vec<_> = series.iter().map(data_hash).collect();
 
+    if a.agent == LOGREG {
+        return train_logistic(a, series, vocab, hashes, settings, recorder.as_ref());
+    }
     if a.agent == HRM {
         let resumed = match &a.resume {
             Some(dir) => {
@@ -402,6 +407,96 @@ fn train_and_report<A: Trainable>(
         println!("registered: {name} version {version} ({}), run {run}", dir.display());
     }
     Ok(summary.best_dir)
+}
+
+/// `train --agent logreg`: fits the supervised baseline (strength chosen
+/// on validation), saves it as `RUN/best`, records and registers it like
+/// any model.
+fn train_logistic(
+    a: &TrainArgs,
+    series: Vec<BarSeries>,
+    vocab: Vocabulary,
+    hashes: Vec<DataHash>,
+    mut settings: Settings,
+    recorder: Option<&Recorder>,
+) -> Result<()> {
+    if a.resume.is_some() {
+        bail!("a logistic regression is fitted in one go; leave out --resume");
+    }
+    if settings.env.actions != ActionSpace::Target {
+        eprintln!("note: logreg decides target positions: env.actions=target for this model");
+        settings.env.actions = ActionSpace::Target;
+    }
+    let d = prepare(series, vocab, hashes, settings)?;
+    let settings = &d.settings;
+    let started = std::time::Instant::now();
+    let (mut agent, candidates) = fit_logistic(
+        &d.markets,
+        &settings.env_config(),
+        &settings.logreg,
+        Scoring::from_settings(&settings.ppo),
+    )?;
+    for c in &candidates {
+        eprintln!(
+            "C {:<8} accuracy train {:.1}%, validation {:.1}%; validation {}",
+            c.c,
+            100.0 * c.train_accuracy,
+            100.0 * c.validation_accuracy,
+            validation_line(&c.validation)
+        );
+    }
+    let p = &mut agent.provenance;
+    p.vocabulary = d.vocab.clone();
+    p.features = d.features.clone();
+    p.settings = serde_json::to_value(settings)?;
+    p.data = d.hashes.clone();
+    let run_dir = a.out.clone().unwrap_or_else(|| match recorder.and_then(Recorder::job) {
+        Some(job) => PathBuf::from(format!("runs/jobs/{job}")),
+        None => PathBuf::from(format!("runs/{LOGREG}-seed{}", settings.seed)),
+    });
+    let best = tradelab_agents::trainer::best_dir(&run_dir);
+    agent.save(&best)?;
+    let chosen = agent.provenance.best_validation.clone().unwrap_or_default();
+    eprintln!(
+        "chose C {} in {:.1}s: validation {}",
+        agent.config.c,
+        started.elapsed().as_secs_f64(),
+        validation_line(&chosen)
+    );
+    if let Some(warning) = chosen.warning() {
+        eprintln!("warning: {warning}");
+    }
+    println!("best model: {}", best.display());
+    let Some(r) = recorder else { return Ok(()) };
+    let run = r.start_run(
+        &format!("train {LOGREG}"),
+        &json!({"agent": LOGREG, "instruments": d.vocab.instruments, "timeframes": d.vocab.timeframes,
+                "seed": settings.seed, "run_dir": run_dir.display().to_string(), "settings": settings}),
+        &json!({"kind": "train", "agent": LOGREG}),
+    )?;
+    for (step, c) in candidates.iter().enumerate() {
+        r.log_metrics(
+            &run,
+            &[
+                ("validation_score", step as i64, c.validation.score),
+                ("validation_accuracy", step as i64, c.validation_accuracy),
+                ("train_accuracy", step as i64, c.train_accuracy),
+            ],
+        );
+    }
+    let name = a.name.as_deref().unwrap_or(LOGREG);
+    let (version, dir) = r.register_checkpoint(name, &best, Some(&run))?;
+    r.finish_run(&run, RunStatus::Finished)?;
+    let mut result = json!({"run_id": run, "model": name, "version": version, "location": dir.display().to_string()});
+    if r.job().is_some() {
+        result["validation"] = serde_json::to_value(&chosen)?;
+        if let Some(returns) = validation_returns(&best, &d.markets, settings)? {
+            result["validation_returns"] = json!(returns);
+        }
+    }
+    r.job_result(&result)?;
+    println!("registered: {name} version {version} ({}), run {run}", dir.display());
+    Ok(())
 }
 
 /// The most validation bars a job result carries (about 400 kB of JSON).
