@@ -104,7 +104,7 @@ mod tests {
             assert_eq!(AgentKind::parse(k.name()), Some(k));
         }
         assert_eq!(AgentKind::parse("dqn"), None);
-        assert_eq!(names(|_| true), "ppo-lstm, ppo-transformer, ppo-mlp, hrm, moe");
+        assert_eq!(names(|_| true), "ppo-lstm, ppo-transformer, ppo-mlp, hrm, moe, logreg");
         assert_eq!(names(AgentKind::is_ppo), "ppo-lstm, ppo-transformer, ppo-mlp, moe");
     }
 

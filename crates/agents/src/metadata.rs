@@ -22,17 +22,39 @@ pub struct Vocabulary {
     pub instruments: Vec<String>,
     /// Timeframe names (e.g. `1d`, `5m`); position `i` is embedding row `i`.
     pub timeframes: Vec<String>,
+    /// The instrument embedding has one more row, after the named ones,
+    /// learnt by embedding dropout for instruments the model never saw
+    /// (`ppo.instrument_dropout`). Absent from older models: false.
+    #[serde(default)]
+    pub unknown_instrument: bool,
 }
 
 impl Vocabulary {
-    /// Ids of a market, or an error naming what the model knows.
+    /// Rows of the instrument embedding: one per named instrument, plus
+    /// the unknown instrument's when the model has one.
+    pub fn instrument_rows(&self) -> usize {
+        self.instruments.len() + usize::from(self.unknown_instrument)
+    }
+
+    /// Whether the model was trained on `instrument`.
+    pub fn knows(&self, instrument: &str) -> bool {
+        self.instruments.iter().any(|x| x == instrument)
+    }
+
+    /// Ids of a market, or an error naming what the model knows. An
+    /// instrument the model never saw gets the unknown-instrument row when
+    /// it has one.
     pub fn key(&self, instrument: &str, timeframe: &str) -> Result<MarketKey, String> {
-        let i = self.instruments.iter().position(|x| x == instrument).ok_or_else(|| {
-            format!(
-                "instrument `{instrument}` is not in the model's vocabulary {:?}; evaluate on one of those or train a model that includes it",
-                self.instruments
-            )
-        })?;
+        let i = match self.instruments.iter().position(|x| x == instrument) {
+            Some(i) => i,
+            None if self.unknown_instrument => self.instruments.len(),
+            None => {
+                return Err(format!(
+                    "instrument `{instrument}` is not in the model's vocabulary {:?}, and the model has no unknown-instrument embedding; evaluate on one of those, or train with ppo.instrument_dropout above 0 (or --holdout) so it can trade unseen instruments",
+                    self.instruments
+                ))
+            }
+        };
         let t = self.timeframes.iter().position(|x| x == timeframe).ok_or_else(|| {
             format!(
                 "timeframe `{timeframe}` is not in the model's vocabulary {:?}",
@@ -205,6 +227,7 @@ mod tests {
         let v = Vocabulary {
             instruments: vec!["nifty".into(), "btc".into()],
             timeframes: vec!["1d".into(), "5m".into()],
+            unknown_instrument: false,
         };
         assert_eq!(
             v.key("btc", "5m").unwrap(),
@@ -217,6 +240,26 @@ mod tests {
         assert!(e.contains("`nvda`") && e.contains("[\"nifty\", \"btc\"]"), "{e}");
         let e = v.key("nifty", "1h").unwrap_err();
         assert!(e.contains("`1h`") && e.contains("[\"1d\", \"5m\"]"), "{e}");
+        assert_eq!(v.instrument_rows(), 2);
+        // With the unknown row, an unseen instrument reads it; an unseen
+        // timeframe is still refused.
+        let u = Vocabulary {
+            unknown_instrument: true,
+            ..v
+        };
+        assert_eq!(u.instrument_rows(), 3);
+        assert_eq!(
+            u.key("nvda", "5m").unwrap(),
+            MarketKey {
+                instrument: 2,
+                timeframe: 1
+            }
+        );
+        assert_eq!(u.key("btc", "1d").unwrap().instrument, 1);
+        assert!(u.knows("btc") && !u.knows("nvda"));
+        assert!(u.key("nvda", "1h").is_err());
+        let old: Vocabulary = serde_json::from_str(r#"{"instruments": ["a"], "timeframes": ["1d"]}"#).unwrap();
+        assert!(!old.unknown_instrument, "models saved before it read as without");
     }
 
     #[test]

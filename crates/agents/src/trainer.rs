@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use tradelab_env::{EnvConfig, MarketData, Split, VecEnv};
 
 use crate::agent::{Agent, LearnStats, MarketKey};
@@ -53,6 +56,33 @@ pub struct TrainPlan {
     pub seed: u64,
     /// What validation chooses the best model by.
     pub scoring: Scoring,
+    /// Embedding dropout towards the unknown-instrument row, for models
+    /// that have one (`ppo.instrument_dropout`).
+    pub instrument_dropout: Option<InstrumentDropout>,
+}
+
+/// Each update, each market trains under the unknown-instrument embedding
+/// row with probability `rate` instead of its own (drawn from the plan's
+/// seed and the update count, so a resumed run continues the sequence).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstrumentDropout {
+    /// Probability per market and update.
+    pub rate: f64,
+    /// The unknown instrument's embedding row.
+    pub unknown: u32,
+}
+
+impl InstrumentDropout {
+    /// Writes into `out` the keys an update learns under: `keys`, each
+    /// instrument replaced by the unknown row with probability `rate`.
+    pub fn apply(&self, keys: &[MarketKey], out: &mut [MarketKey], rng: &mut ChaCha8Rng) {
+        for (o, k) in out.iter_mut().zip(keys) {
+            *o = *k;
+            if rng.random::<f64>() < self.rate {
+                o.instrument = self.unknown;
+            }
+        }
+    }
 }
 
 /// How a validation scores a model (`ppo.selection`,
@@ -230,8 +260,13 @@ pub fn train<A: Trainable>(
     let mut stopped_early = false;
     let has_validation = markets.iter().all(|m| !m.data.steps(Split::Validation).is_empty());
 
+    let mut learn_keys = keys.clone();
+    let mut dropout_rng = ChaCha8Rng::seed_from_u64(plan.seed ^ 0xD809_0F7E ^ ((agent.updates_done() as u64) << 20));
     while agent.env_steps_done() < plan.total_steps {
-        let stats = agent.learn(&mut envs, &keys)?;
+        if let Some(d) = &plan.instrument_dropout {
+            d.apply(&keys, &mut learn_keys, &mut dropout_rng);
+        }
+        let stats = agent.learn(&mut envs, &learn_keys)?;
         for r in &stats.episode_returns {
             if recent.len() == 100 {
                 recent.pop_front();
@@ -312,6 +347,38 @@ pub fn train<A: Trainable>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instrument_dropout_replaces_instruments_at_its_rate_and_keeps_timeframes() {
+        let keys = vec![
+            MarketKey {
+                instrument: 0,
+                timeframe: 0,
+            },
+            MarketKey {
+                instrument: 1,
+                timeframe: 1,
+            },
+        ];
+        let mut out = keys.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let never = InstrumentDropout { rate: 0.0, unknown: 2 };
+        never.apply(&keys, &mut out, &mut rng);
+        assert_eq!(out, keys);
+        let always = InstrumentDropout { rate: 1.0, unknown: 2 };
+        always.apply(&keys, &mut out, &mut rng);
+        assert!(out.iter().all(|k| k.instrument == 2));
+        assert_eq!((out[0].timeframe, out[1].timeframe), (0, 1));
+        let some = InstrumentDropout { rate: 0.25, unknown: 2 };
+        let mut dropped = 0;
+        for _ in 0..2000 {
+            some.apply(&keys, &mut out, &mut rng);
+            dropped += out.iter().filter(|k| k.instrument == 2).count();
+            assert!(out.iter().zip(&keys).all(|(o, k)| o.instrument == 2 || o == k));
+        }
+        let share = dropped as f64 / 4000.0;
+        assert!((share - 0.25).abs() < 0.03, "{share}");
+    }
 
     fn scored(score: f64, entries: usize) -> ValidationMetrics {
         ValidationMetrics {

@@ -100,6 +100,7 @@ fn learns_and_beats_buy_and_hold(actions: ActionSpace) {
         patience: 0,
         seed: 1,
         scoring: Scoring::from_settings(&ppo),
+        instrument_dropout: None,
     };
     let markets = [TrainingMarket {
         data: data.clone(),

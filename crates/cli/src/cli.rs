@@ -327,6 +327,11 @@ pub struct TrainArgs {
     /// Name the best model is registered under (default: the agent's name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Leave this instrument out of training (repeatable), to test it as
+    /// one the model never saw: PPO agents learn an unknown-instrument
+    /// embedding for it (ppo.instrument_dropout, 0.1 unless set).
+    #[arg(long = "holdout", value_name = "NAME")]
+    pub holdout: Vec<String>,
     /// Train this many seeds (the seed, the seed + 1, ...) as jobs on the
     /// queue, and report their validation mean and spread; evaluate them
     /// together by repeating `evaluate --model`. Needs prepared markets

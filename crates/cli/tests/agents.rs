@@ -159,6 +159,7 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
         "sma_crossover",
         "buy_and_hold_vol_target",
         "momentum_vol_target",
+        "logreg",
         "test split, 2 folds",
     ] {
         assert!(out.contains(needle), "lacks {needle}: {out}");
@@ -166,8 +167,8 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
     let summary = read_json(d.join("eval/evaluation.json"));
     assert_eq!(
         summary["runs"].as_array().unwrap().len(),
-        10,
-        "the model and four baselines, two folds"
+        12,
+        "the model, four rule baselines and the logistic regression, two folds"
     );
     // Each fold's figures with their uncertainty, against buy-and-hold.
     assert!(

@@ -331,3 +331,96 @@ fn the_logistic_baseline_trains_registers_evaluates_and_stands_beside_every_agen
     );
     assert!(runs.iter().any(|r| r.to_string().contains("logreg")), "{report}");
 }
+
+#[test]
+fn a_held_out_instrument_is_evaluated_through_the_unknown_instrument_embedding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("data/raw")).unwrap();
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", common::text(&o));
+        common::text(&o)
+    };
+    for (seed, name) in [("1", "alpha"), ("2", "beta")] {
+        ok(tradelab(d)
+            .args(["--seed", seed, "data", "synth", "--bars", "1200", "--out"])
+            .arg(format!("data/raw/{name}.csv"))
+            .output()
+            .unwrap());
+    }
+    ok(tradelab(d).args(["data", "prepare"]).output().unwrap());
+
+    let text = ok(tradelab(d)
+        .args([
+            "train",
+            "--agent",
+            "ppo-mlp",
+            "--steps",
+            "512",
+            "--holdout",
+            "beta",
+            "--out",
+            "open",
+        ])
+        .output()
+        .unwrap());
+    assert!(text.contains("ppo.instrument_dropout=0.1"), "{text}");
+    assert!(text.contains("on 1 market(s) [alpha]"), "{text}");
+    assert!(
+        text.contains("held out beta: evaluate it unseen with: tradelab evaluate --model open/best --symbol beta"),
+        "{text}"
+    );
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("open/best/metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["vocabulary"]["unknown_instrument"], true, "{}", meta["vocabulary"]);
+
+    let text = ok(tradelab(d)
+        .args([
+            "evaluate",
+            "--model",
+            "open/best",
+            "--symbol",
+            "beta",
+            "--out-dir",
+            "unseen",
+        ])
+        .output()
+        .unwrap());
+    assert!(text.contains("never saw beta"), "{text}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("unseen/evaluation.json")).unwrap()).unwrap();
+    assert_eq!(report["unseen_instruments"], serde_json::json!(["beta"]));
+    let text = ok(tradelab(d)
+        .args([
+            "adapt",
+            "--model",
+            "open/best",
+            "--data",
+            "beta",
+            "--steps",
+            "256",
+            "--out",
+            "adapted",
+        ])
+        .output()
+        .unwrap());
+    assert!(text.contains("never saw beta"), "{text}");
+
+    // Without the embedding, an unseen instrument is refused with the fix.
+    ok(tradelab(d)
+        .args([
+            "train", "--agent", "ppo-mlp", "--steps", "256", "--symbol", "alpha", "--out", "closed",
+        ])
+        .output()
+        .unwrap());
+    let o = tradelab(d)
+        .args(["evaluate", "--model", "closed/best", "--symbol", "beta"])
+        .output()
+        .unwrap();
+    common::assert_clean_failure(&o, &["ppo.instrument_dropout"]);
+    let o = tradelab(d)
+        .args(["train", "--agent", "ppo-mlp", "--holdout", "gamma"])
+        .output()
+        .unwrap();
+    common::assert_clean_failure(&o, &["--holdout gamma"]);
+}

@@ -466,6 +466,9 @@ pub struct DecisionResponse {
     pub risk_checks: Vec<RiskCheck>,
     /// sha256 of the request body's observation, as stored in the audit trail.
     pub inputs_sha256: String,
+    /// True when the model never saw this instrument and decided through
+    /// its learnt unknown-instrument embedding.
+    pub unseen_instrument: bool,
 }
 
 /// Runs a model on a posted observation window, applies the risk layer,
@@ -489,12 +492,11 @@ pub async fn decide(
             features: m.features,
         };
         let flat = flatten_window(&req, &shape)?;
-        let market = m
-            .agent
-            .provenance()
-            .vocabulary
+        let vocabulary = &m.agent.provenance().vocabulary;
+        let market = vocabulary
             .key(&req.instrument, &req.timeframe)
             .map_err(Problem::unprocessable)?;
+        let unseen = !vocabulary.knows(&req.instrument);
         let actions = m.actions;
         let chosen = m
             .agent
@@ -517,12 +519,12 @@ pub async fn decide(
         h.update(req.instrument.as_bytes());
         h.update([0]);
         h.update(req.timeframe.as_bytes());
-        Ok((((decision, target), risk), hex::encode(h.finalize())))
+        Ok((((decision, target, unseen), risk), hex::encode(h.finalize())))
     })
     .await
     .map_err(|e| Problem::internal("the decision task", e))??;
     let record = &loaded.record;
-    let ((decision, target), risk) = decision;
+    let ((decision, target, unseen), risk) = decision;
     let probabilities: BTreeMap<String, f32> = tradelab_core::Action::ALL
         .iter()
         .map(|a| (a.as_str().to_string(), decision.probabilities[a.index()]))
@@ -537,7 +539,7 @@ pub async fn decide(
             action: risk.action.as_str().into(),
             quantity: decision.quantity,
             probabilities: serde_json::to_value(&probabilities).unwrap_or_default(),
-            risk_checks: serde_json::json!({"model_action": decision.action.as_str(), "target": target.map(|t| t.as_str()), "units": risk.units, "checks": checks}),
+            risk_checks: serde_json::json!({"model_action": decision.action.as_str(), "target": target.map(|t| t.as_str()), "unseen_instrument": unseen, "units": risk.units, "checks": checks}),
             caller: caller.map(|axum::Extension(c)| c.name()),
         })
         .await?;
@@ -555,6 +557,7 @@ pub async fn decide(
         value: decision.value,
         risk_checks: risk.checks,
         inputs_sha256,
+        unseen_instrument: unseen,
     }))
 }
 

@@ -50,6 +50,8 @@ async fn api_with(server_settings: Settings) -> Api {
     register_tiny(&store, dir.path(), "tiny", &settings).await;
     settings.env.actions = tradelab_env::ActionSpace::Target;
     register_tiny(&store, dir.path(), "tiny-target", &settings).await;
+    settings.ppo.instrument_dropout = 0.1;
+    register_tiny(&store, dir.path(), "tiny-open", &settings).await;
     store
         .set_stage("tiny", 1, tradelab_store::registry::Stage::Production)
         .await
@@ -81,13 +83,15 @@ async fn api_with(server_settings: Settings) -> Api {
     }
 }
 
-/// Registers an untrained MLP agent with `settings` as version 1 of `name`.
+/// Registers an untrained MLP agent with `settings` as version 1 of `name`
+/// (with an unknown-instrument row when `ppo.instrument_dropout` is set).
 async fn register_tiny(store: &Store, dir: &std::path::Path, name: &str, settings: &Settings) {
+    let unknown_instrument = settings.ppo.instrument_dropout > 0.0;
     let mut agent = PpoAgent::new(PpoConfig {
         encoder: "mlp".into(),
         features: FEATURES,
         window: WINDOW,
-        instruments: 1,
+        instruments: 1 + usize::from(unknown_instrument),
         timeframes: 1,
         seed: 3,
         ppo: settings.ppo.clone(),
@@ -98,6 +102,7 @@ async fn register_tiny(store: &Store, dir: &std::path::Path, name: &str, setting
     p.vocabulary = Vocabulary {
         instruments: vec!["acme".into()],
         timeframes: vec!["1d".into()],
+        unknown_instrument,
     };
     p.features = (0..FEATURES).map(|i| format!("f{i}")).collect();
     p.settings = serde_json::to_value(settings).unwrap();
@@ -216,6 +221,27 @@ async fn a_target_model_says_the_position_it_wants_and_the_order_that_gets_there
         let audit = a.store.decisions("tiny-target").await.unwrap();
         assert_eq!(audit.last().unwrap().risk_checks["target"], target);
     }
+}
+
+#[tokio::test]
+async fn an_unseen_instrument_is_decided_through_the_unknown_embedding_and_said_so() {
+    let a = api().await;
+    let mut unseen = observation();
+    unseen["instrument"] = json!("zeta");
+    let (s, d) = post_json(&a.app, "/v1/models/tiny-open/1/decide", &unseen).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["unseen_instrument"], true, "{d}");
+    let audit = a.store.decisions("tiny-open").await.unwrap();
+    assert_eq!(audit.last().unwrap().risk_checks["unseen_instrument"], true);
+    let (_, d) = post_json(&a.app, "/v1/models/tiny-open/1/decide", &observation()).await;
+    assert_eq!(
+        d["unseen_instrument"], false,
+        "a known instrument uses its own row: {d}"
+    );
+    // A model without the row refuses, saying how to get one.
+    let (s, p) = post_json(&a.app, "/v1/models/tiny/1/decide", &unseen).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("ppo.instrument_dropout"), "{p}");
 }
 
 #[tokio::test]

@@ -68,6 +68,12 @@ pub struct PpoSettings {
     /// Normalised rewards are clipped to ±this (0: not clipped).
     #[serde(default)]
     pub reward_clip: f64,
+    /// Share of updates in which each market trains under the "unknown
+    /// instrument" embedding instead of its own (embedding dropout), so
+    /// the model can trade an instrument it never saw; 0: no unknown
+    /// embedding, unseen instruments are refused.
+    #[serde(default)]
+    pub instrument_dropout: f64,
 }
 
 fn one() -> usize {
@@ -158,6 +164,7 @@ impl PpoSettings {
         v.range("ppo.target_kl", p.target_kl, 0.0, 10.0);
         v.int_range("ppo.selection_windows", p.selection_windows, 1, 1000);
         v.range("ppo.reward_clip", p.reward_clip, 0.0, 1e6);
+        v.range("ppo.instrument_dropout", p.instrument_dropout, 0.0, 0.9);
     }
 }
 
@@ -430,7 +437,7 @@ mod tests {
     #[test]
     fn every_ppo_bound_is_refused_with_its_key() {
         type Edit = fn(&mut PpoSettings);
-        let cases: [(Edit, &str); 14] = [
+        let cases: [(Edit, &str); 15] = [
             (|p| p.hidden = 0, "ppo.hidden"),
             (|p| p.epochs = 101, "ppo.epochs"),
             (|p| p.total_steps = 0, "ppo.total_steps"),
@@ -445,6 +452,7 @@ mod tests {
             (|p| p.target_kl = f64::NAN, "ppo.target_kl"),
             (|p| p.selection_windows = 0, "ppo.selection_windows"),
             (|p| p.reward_clip = -1.0, "ppo.reward_clip"),
+            (|p| p.instrument_dropout = 1.0, "ppo.instrument_dropout"),
         ];
         for (edit, key) in cases {
             assert_eq!(refused_key(edit, PpoSettings::validate).as_deref(), Some(key));

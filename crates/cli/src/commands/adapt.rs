@@ -83,6 +83,12 @@ fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result
             vocab.instruments
         )
     })?;
+    if !vocab.knows(&series.instrument) {
+        eprintln!(
+            "note: the model never saw {}: the update trains its unknown-instrument embedding on it",
+            series.instrument
+        );
+    }
     let run_dir = a
         .out
         .clone()
@@ -235,6 +241,7 @@ fn update<A: Trainable>(
         patience: settings.ppo.patience,
         seed: settings.seed,
         scoring,
+        instrument_dropout: None,
     };
     let summary = train(&mut agent, &markets, &settings.env_config(), &plan, |_| {})?;
     let after = summary

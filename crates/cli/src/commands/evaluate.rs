@@ -86,21 +86,41 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         a.symbols.clone()
     };
     let trained_on = agent.provenance().data.clone();
+    let vocabulary = agent.provenance().vocabulary.clone();
     let mut series = load_series(&settings, &symbols, None, g.verbose)?;
+    // A market the model trained on, or (for a model with an
+    // unknown-instrument embedding) an unseen instrument on a timeframe it knows.
     series.retain(|s| {
+        let tf = tradelab_app::markets::timeframe_name(s);
         trained_on.is_empty()
             || trained_on
                 .iter()
-                .any(|h| h.instrument == s.instrument && h.timeframe == tradelab_app::markets::timeframe_name(s))
+                .any(|h| h.instrument == s.instrument && h.timeframe == tf)
+            || (vocabulary.unknown_instrument
+                && !vocabulary.knows(&s.instrument)
+                && vocabulary.timeframes.contains(&tf))
     });
     if series.is_empty() {
         bail!(
-            "none of the requested series matches the model's markets {:?}",
+            "none of the requested series matches the model's markets {:?}{}",
             trained_on
                 .iter()
                 .map(|h| format!("{} {}", h.instrument, h.timeframe))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            if vocabulary.unknown_instrument {
+                ""
+            } else {
+                " (the model has no unknown-instrument embedding for others: train it with ppo.instrument_dropout above 0, or --holdout)"
+            }
         );
+    }
+    let unseen: Vec<String> = series
+        .iter()
+        .filter(|s| !vocabulary.knows(&s.instrument))
+        .map(|s| s.instrument.clone())
+        .collect();
+    for name in &unseen {
+        eprintln!("note: the model never saw {name}: it trades it through its learnt unknown-instrument embedding");
     }
     for s in &series {
         let h = data_hash(s);
@@ -260,7 +280,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     crate::context::ensure_dir(&settings.report.out_dir)?;
     tradelab_data::cache::write_atomic(
         &path,
-        serde_json::to_string_pretty(&serde_json::json!({"model": a.models[0], "models": a.models, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary, "statistics": statistics, "segments_per_decision": segment_summary}))?.as_bytes(),
+        serde_json::to_string_pretty(&serde_json::json!({"model": a.models[0], "models": a.models, "unseen_instruments": unseen, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary, "statistics": statistics, "segments_per_decision": segment_summary}))?.as_bytes(),
     )?;
     println!(
         "reports and charts: {}/ (evaluation.json, one .json and .svg per run)",

@@ -19,6 +19,9 @@ use tradelab_store::jobs::{JobRecord, JobStatus};
 use crate::cli::{GlobalArgs, TrainArgs};
 
 pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
+    if !a.holdout.is_empty() {
+        bail!("--seeds does not take --holdout yet; hold the instrument out by naming the others with --symbol and set ppo.instrument_dropout");
+    }
     if a.resume.is_some() || a.out.is_some() {
         bail!("--seeds trains through the job queue, which chooses each run's folder; leave out --resume and --out");
     }

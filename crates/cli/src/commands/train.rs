@@ -19,7 +19,9 @@ use tradelab_agents::metadata::{DataHash, Vocabulary};
 use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
 use tradelab_agents::settings::hrm_preset;
 use tradelab_agents::supervised::fit_logistic;
-use tradelab_agents::trainer::{train, validate, Event, Progress, Scoring, TrainPlan, Trainable, TrainingMarket};
+use tradelab_agents::trainer::{
+    train, validate, Event, InstrumentDropout, Progress, Scoring, TrainPlan, Trainable, TrainingMarket,
+};
 use tradelab_agents::Agent;
 use tradelab_app::Settings;
 use tradelab_core::BarSeries;
@@ -54,7 +56,7 @@ pub fn ppo_config(agent: &str, features: &[String], vocab: &Vocabulary, settings
         encoder,
         features: features.len(),
         window: settings.env.window,
-        instruments: vocab.instruments.len(),
+        instruments: vocab.instrument_rows(),
         timeframes: vocab.timeframes.len(),
         seed: settings.seed,
         ppo: settings.ppo.clone(),
@@ -92,14 +94,41 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
         // The gate and the specialists' regime weighting read the regime columns.
         extra.push("regime.features=true".into());
     }
-    let settings = load_settings(g, &extra)?;
-    if AgentKind::parse(&a.agent).is_none() {
+    let mut settings = load_settings(g, &extra)?;
+    let Some(kind) = AgentKind::parse(&a.agent) else {
         bail!("unknown agent `{}`; choose one of: {}", a.agent, kinds::names(|_| true));
+    };
+    let ppo = kind.is_ppo();
+    if !a.holdout.is_empty() {
+        if !ppo {
+            bail!("--holdout needs an agent with an unknown-instrument embedding: ppo-lstm, ppo-transformer, ppo-mlp or moe");
+        }
+        if settings.ppo.instrument_dropout == 0.0 {
+            eprintln!("note: --holdout trains the unknown-instrument embedding: ppo.instrument_dropout=0.1");
+            settings.ppo.instrument_dropout = 0.1;
+        }
+    }
+    if !ppo && settings.ppo.instrument_dropout > 0.0 {
+        bail!(
+            "ppo.instrument_dropout gives PPO agents an unknown-instrument embedding; `{}` has none, so set it to 0",
+            a.agent
+        );
     }
     // Before any data is loaded: a store that cannot be opened is a setting to fix now.
     let recorder = Recorder::open(&settings)?;
-    let series = load_series(&settings, &a.symbols, a.timeframe.as_deref(), g.verbose)?;
+    let mut series = load_series(&settings, &a.symbols, a.timeframe.as_deref(), g.verbose)?;
+    for name in &a.holdout {
+        let before = series.len();
+        series.retain(|s| &s.instrument != name);
+        if series.len() == before {
+            bail!("--holdout {name}: no series of that instrument among the markets trained on; name one of them");
+        }
+    }
+    if series.is_empty() {
+        bail!("--holdout leaves no market to train on; train on several and hold out one");
+    }
     let mut vocab = vocabulary(&series);
+    vocab.unknown_instrument = ppo && settings.ppo.instrument_dropout > 0.0;
     let hashes: Vec<_> = series.iter().map(data_hash).collect();
 
     if a.agent == LOGREG {
@@ -305,6 +334,10 @@ fn train_and_report<A: Trainable>(
         patience: settings.ppo.patience,
         seed: settings.seed,
         scoring: Scoring::from_settings(&settings.ppo),
+        instrument_dropout: d.vocab.unknown_instrument.then_some(InstrumentDropout {
+            rate: settings.ppo.instrument_dropout,
+            unknown: d.vocab.instruments.len() as u32,
+        }),
     };
     eprintln!(
         "training {} ({} parameters) on {} market(s) [{}], {} steps, seed {} -> {}",
@@ -327,6 +360,7 @@ fn train_and_report<A: Trainable>(
                 "seed": settings.seed,
                 "run_dir": run_dir.display().to_string(),
                 "resumed_from": a.resume.as_ref().map(|p| p.display().to_string()),
+                "holdout": a.holdout,
                 "settings": settings,
             }),
             &json!({"kind": "train", "agent": a.agent}),
@@ -376,6 +410,12 @@ fn train_and_report<A: Trainable>(
         summary.best_dir.display(),
         summary.last_dir.display()
     );
+    for h in &a.holdout {
+        println!(
+            "held out {h}: evaluate it unseen with: tradelab evaluate --model {} --symbol {h}",
+            summary.best_dir.display()
+        );
+    }
     if let (Some(r), Some(run)) = (recorder, run.as_deref()) {
         let name = a.name.as_deref().unwrap_or(&a.agent);
         let (version, dir) = r.register_checkpoint(name, &summary.best_dir, Some(run))?;

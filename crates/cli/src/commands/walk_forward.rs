@@ -228,6 +228,7 @@ fn run_fold(
         patience: settings.ppo.patience,
         seed: settings.seed.wrapping_add(fold.index as u64),
         scoring: Scoring::from_settings(&settings.ppo),
+        instrument_dropout: None,
     };
     let summary = train(&mut agent, &markets, &settings.env_config(), &plan, |_| {})
         .with_context(|| format!("fold {k}: training"))?;
