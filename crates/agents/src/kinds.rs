@@ -11,6 +11,8 @@ pub const HRM: &str = "hrm";
 pub const MOE: &str = "moe";
 /// The supervised baseline: logistic regression of the next bar's direction.
 pub const LOGREG: &str = "logreg";
+/// The supervised baseline: gradient-boosted trees of the next bar's direction.
+pub const GBT: &str = "gbt";
 
 /// Every kind of agent this build trains and loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,17 +30,21 @@ pub enum AgentKind {
     /// `logreg`: the supervised baseline, a regularised logistic
     /// regression of the next bar's direction.
     LogReg,
+    /// `gbt`: the second supervised baseline, gradient-boosted trees on the
+    /// same inputs and labels.
+    Gbt,
 }
 
 impl AgentKind {
     /// In the order help texts list them.
-    pub const ALL: [AgentKind; 6] = [
+    pub const ALL: [AgentKind; 7] = [
         AgentKind::PpoLstm,
         AgentKind::PpoTransformer,
         AgentKind::PpoMlp,
         AgentKind::Hrm,
         AgentKind::Moe,
         AgentKind::LogReg,
+        AgentKind::Gbt,
     ];
 
     /// The name users type and checkpoints record.
@@ -50,6 +56,7 @@ impl AgentKind {
             AgentKind::Hrm => HRM,
             AgentKind::Moe => MOE,
             AgentKind::LogReg => LOGREG,
+            AgentKind::Gbt => GBT,
         }
     }
 
@@ -65,7 +72,7 @@ impl AgentKind {
             AgentKind::PpoLstm => Some(EncoderKind::Lstm),
             AgentKind::PpoTransformer => Some(EncoderKind::Transformer),
             AgentKind::PpoMlp => Some(EncoderKind::Mlp),
-            AgentKind::Hrm | AgentKind::Moe | AgentKind::LogReg => None,
+            AgentKind::Hrm | AgentKind::Moe | AgentKind::LogReg | AgentKind::Gbt => None,
         }
     }
 
@@ -80,7 +87,13 @@ impl AgentKind {
 
     /// Trained and stored by PPO (`PpoAgent`): the single policies and the mixture.
     pub fn is_ppo(self) -> bool {
-        !matches!(self, AgentKind::Hrm | AgentKind::LogReg)
+        !matches!(self, AgentKind::Hrm | AgentKind::LogReg | AgentKind::Gbt)
+    }
+
+    /// Fitted on labels rather than trained by reinforcement learning: the
+    /// supervised baselines.
+    pub fn is_supervised(self) -> bool {
+        matches!(self, AgentKind::LogReg | AgentKind::Gbt)
     }
 }
 
@@ -104,7 +117,10 @@ mod tests {
             assert_eq!(AgentKind::parse(k.name()), Some(k));
         }
         assert_eq!(AgentKind::parse("dqn"), None);
-        assert_eq!(names(|_| true), "ppo-lstm, ppo-transformer, ppo-mlp, hrm, moe, logreg");
+        assert_eq!(
+            names(|_| true),
+            "ppo-lstm, ppo-transformer, ppo-mlp, hrm, moe, logreg, gbt"
+        );
         assert_eq!(names(AgentKind::is_ppo), "ppo-lstm, ppo-transformer, ppo-mlp, moe");
     }
 

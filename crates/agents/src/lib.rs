@@ -19,7 +19,8 @@
 //!    `shared/docs/algorithms.md` section 4) and [`hrm`] (the Hierarchical
 //!    Reasoning Model with Q-halting and segment-wise PPO, section 2), and
 //!    [`logistic`] (the supervised baseline: a regularised logistic
-//!    regression of the next bar's direction, trading target positions).
+//!    regression of the next bar's direction, trading target positions)
+//!    and [`gbt`] (gradient-boosted trees on the same inputs and labels).
 //! 4. Drivers: [`trainer`] (the training loop with validation, best-model
 //!    keeping and early stopping), [`evaluate`] (a trained agent as a
 //!    backtesting strategy), [`ensemble`] (several models deciding from
@@ -64,6 +65,7 @@ mod rollout;
 mod sampling;
 
 // Algorithms.
+pub mod gbt;
 pub mod hrm;
 pub mod logistic;
 pub mod ppo;

@@ -14,6 +14,7 @@ pub fn load_agent(dir: &Path) -> Result<Box<dyn Agent + Send>, AgentError> {
     match AgentKind::parse(&kind) {
         Some(AgentKind::Hrm) => Ok(Box::new(crate::hrm::HrmAgent::load(dir)?)),
         Some(AgentKind::LogReg) => Ok(Box::new(crate::logistic::LogisticAgent::load(dir)?)),
+        Some(AgentKind::Gbt) => Ok(Box::new(crate::gbt::GbtAgent::load(dir)?)),
         Some(_) => Ok(Box::new(crate::ppo::PpoAgent::load(dir)?)),
         None => Err(AgentError::Mismatch(format!(
             "{} holds a `{kind}` model, which this build does not know; use the tradelab version that trained it",

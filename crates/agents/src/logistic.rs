@@ -42,8 +42,8 @@ pub struct LogisticConfig {
     pub c: f64,
     /// Share of train-split bars whose direction it predicted.
     pub train_accuracy: f64,
-    /// The same on the validation split.
-    pub validation_accuracy: f64,
+    /// The same on the validation split (none without one).
+    pub validation_accuracy: Option<f64>,
 }
 
 /// Coefficients of one fit.
@@ -235,6 +235,30 @@ pub fn accuracy(f: &Fit, x: &[f64], y: &[f64]) -> f64 {
     right as f64 / y.len().max(1) as f64
 }
 
+/// A classifier's decision as a target position: long when the
+/// probability `p` of a rise is above `0.5 + band`, short below
+/// `0.5 - band`, flat between, and flat when the mask forbids the target
+/// (shorts disabled). The rule is deterministic, so the chosen action has
+/// probability 1.
+pub(crate) fn target_decision(p: f64, band: f64, mask: [bool; 5]) -> Decision {
+    let wanted = if p > 0.5 + band {
+        Action::BuyLong
+    } else if p < 0.5 - band {
+        Action::SellShort
+    } else {
+        Action::Hold
+    };
+    let action = if mask[wanted.index()] { wanted } else { Action::Hold };
+    let mut probabilities = [0.0f32; 5];
+    probabilities[action.index()] = 1.0;
+    Decision {
+        action,
+        quantity: 1.0,
+        probabilities,
+        value: 0.0,
+    }
+}
+
 /// A fitted logistic regression as an agent that decides target positions.
 pub struct LogisticAgent {
     /// Its shape and selection.
@@ -292,29 +316,11 @@ impl Agent for LogisticAgent {
 
     /// Deterministic: the same decision greedy or sampled.
     fn select_action(&mut self, input: &AgentInput<'_>, _greedy: bool) -> Result<Decision, AgentError> {
-        let p = self.probability_up(input.window)?;
-        let band = self.config.band;
-        let wanted = if p > 0.5 + band {
-            Action::BuyLong
-        } else if p < 0.5 - band {
-            Action::SellShort
-        } else {
-            Action::Hold
-        };
-        // A target the mask forbids (shorts disabled) means flat.
-        let action = if input.mask[wanted.index()] {
-            wanted
-        } else {
-            Action::Hold
-        };
-        let mut probabilities = [0.0f32; 5];
-        probabilities[action.index()] = 1.0;
-        Ok(Decision {
-            action,
-            quantity: 1.0,
-            probabilities,
-            value: 0.0,
-        })
+        Ok(target_decision(
+            self.probability_up(input.window)?,
+            self.config.band,
+            input.mask,
+        ))
     }
 
     fn seed_sampling(&mut self, _seed: u64) {}
@@ -451,7 +457,7 @@ mod tests {
             band: 0.05,
             c: 1.0,
             train_accuracy: 0.6,
-            validation_accuracy: 0.55,
+            validation_accuracy: Some(0.55),
         };
         let fit = Fit {
             weights: vec![1.0, 0.0],

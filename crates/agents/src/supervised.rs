@@ -1,24 +1,27 @@
-//! Fitting the supervised baseline: a logistic regression per strength in
-//! `logreg.c_grid`, on the pooled train splits of every market, each
-//! traded greedily over the validation splits and scored as checkpoints
-//! are (`ppo.selection`); the best is kept. The test split is never read.
+//! Fitting the supervised baselines on the pooled train splits of every
+//! market: a logistic regression per strength in `logreg.c_grid`, or one
+//! boosting run cut at each size in `gbt.trees`. Each candidate is traded
+//! greedily over the validation splits and scored as checkpoints are
+//! (`ppo.selection`); the best is kept. The test split is never read.
 
+use crate::gbt::{self, GbtAgent, GbtConfig, Growth};
 use crate::logistic::{accuracy, fit, samples, LogisticAgent, LogisticConfig};
 use crate::metadata::ValidationMetrics;
-use crate::settings::LogRegSettings;
+use crate::settings::{GbtSettings, LogRegSettings};
 use crate::trainer::{validate, Scoring, TrainingMarket};
 use crate::AgentError;
 use tradelab_env::{EnvConfig, Split};
 
-/// One strength tried.
+/// One candidate tried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    /// The inverse regularisation strength.
-    pub c: f64,
+    /// What distinguishes it: `C 0.1`, `300 trees`.
+    pub label: String,
     /// Directions predicted right on the train and validation splits.
     pub train_accuracy: f64,
-    /// See [`train_accuracy`](Self::train_accuracy).
-    pub validation_accuracy: f64,
+    /// See [`train_accuracy`](Self::train_accuracy); none without a
+    /// validation split.
+    pub validation_accuracy: Option<f64>,
     /// Its trading on validation, after costs.
     pub validation: ValidationMetrics,
 }
@@ -31,22 +34,9 @@ pub fn fit_logistic(
     settings: &LogRegSettings,
     scoring: Scoring,
 ) -> Result<(LogisticAgent, Vec<Candidate>), AgentError> {
-    let first = markets
-        .first()
-        .ok_or_else(|| AgentError::Invalid("no market to fit on".into()))?;
-    let features = first.data.n_features();
-    let lags = settings.lags.min(first.data.window_len());
-    let pooled = |split: Split| {
-        let (mut x, mut y) = (Vec::new(), Vec::new());
-        for m in markets {
-            let (mx, my) = samples(&m.data, split, lags);
-            x.extend(mx);
-            y.extend(my);
-        }
-        (x, y)
-    };
-    let (x, y) = pooled(Split::Train);
-    let (vx, vy) = pooled(Split::Validation);
+    let (features, lags) = shape(markets, settings.lags)?;
+    let (x, y) = pooled(markets, Split::Train, lags);
+    let (vx, vy) = pooled(markets, Split::Validation, lags);
     if y.len() < 10 {
         return Err(AgentError::Invalid(format!(
             "the train splits hold {} bars to learn from; the logistic regression needs at least 10",
@@ -63,16 +53,12 @@ pub fn fit_logistic(
             band: settings.band,
             c,
             train_accuracy: accuracy(&f, &x, &y),
-            validation_accuracy: if vy.is_empty() {
-                f64::NAN
-            } else {
-                accuracy(&f, &vx, &vy)
-            },
+            validation_accuracy: (!vy.is_empty()).then(|| accuracy(&f, &vx, &vy)),
         };
         let mut agent = LogisticAgent::new(config.clone(), &f)?;
         let v = validate(&mut agent, markets, env, scoring, 0)?;
         candidates.push(Candidate {
-            c,
+            label: format!("C {c}"),
             train_accuracy: config.train_accuracy,
             validation_accuracy: config.validation_accuracy,
             validation: v.clone(),
@@ -82,6 +68,85 @@ pub fn fit_logistic(
         }
     }
     let (mut agent, v) = best.ok_or_else(|| AgentError::Invalid("logreg.c_grid is empty".into()))?;
+    agent.provenance.best_validation = Some(v.clone());
+    agent.provenance.validation = Some(v);
+    Ok((agent, candidates))
+}
+
+/// Features per row and the window rows to use (at most the window).
+fn shape(markets: &[TrainingMarket], lags: usize) -> Result<(usize, usize), AgentError> {
+    let first = markets
+        .first()
+        .ok_or_else(|| AgentError::Invalid("no market to fit on".into()))?;
+    Ok((first.data.n_features(), lags.min(first.data.window_len())))
+}
+
+/// Inputs and labels of `split`, market after market.
+fn pooled(markets: &[TrainingMarket], split: Split, lags: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for m in markets {
+        let (mx, my) = samples(&m.data, split, lags);
+        x.extend(mx);
+        y.extend(my);
+    }
+    (x, y)
+}
+
+/// The best boosted-trees model for `markets` (decisions read as
+/// targets: `env` must use target actions), and every ensemble size tried.
+pub fn fit_gbt(
+    markets: &[TrainingMarket],
+    env: &EnvConfig,
+    settings: &GbtSettings,
+    scoring: Scoring,
+) -> Result<(GbtAgent, Vec<Candidate>), AgentError> {
+    let (features, lags) = shape(markets, settings.lags)?;
+    let d = features * lags;
+    // The inputs were f32 windows: the conversion back is exact.
+    let as_f32 = |x: Vec<f64>| x.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
+    let (x, y) = pooled(markets, Split::Train, lags);
+    let (vx, vy) = pooled(markets, Split::Validation, lags);
+    let (x, vx) = (as_f32(x), as_f32(vx));
+    let growth = Growth {
+        depth: settings.depth,
+        learning_rate: settings.learning_rate,
+        bins: settings.bins,
+        min_leaf: settings.min_leaf,
+        l2: settings.l2,
+    };
+    let mut sizes = settings.trees.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let most = *sizes
+        .last()
+        .ok_or_else(|| AgentError::Invalid("gbt.trees is empty".into()))?;
+    let full = gbt::fit(&x, d, &y, most, &growth)?;
+    let mut best: Option<(GbtAgent, ValidationMetrics)> = None;
+    let mut candidates = Vec::new();
+    for trees in sizes {
+        let booster = full.truncated(trees);
+        let config = GbtConfig {
+            features,
+            lags,
+            band: settings.band,
+            growth,
+            trees,
+            train_accuracy: gbt::accuracy(&booster, &x, d, &y),
+            validation_accuracy: (!vy.is_empty()).then(|| gbt::accuracy(&booster, &vx, d, &vy)),
+        };
+        let mut agent = GbtAgent::new(config.clone(), booster);
+        let v = validate(&mut agent, markets, env, scoring, 0)?;
+        candidates.push(Candidate {
+            label: format!("{trees} trees"),
+            train_accuracy: config.train_accuracy,
+            validation_accuracy: config.validation_accuracy,
+            validation: v.clone(),
+        });
+        if scoring.improves(&v, best.as_ref().map(|b| &b.1)) {
+            best = Some((agent, v));
+        }
+    }
+    let (mut agent, v) = best.expect("at least one size");
     agent.provenance.best_validation = Some(v.clone());
     agent.provenance.validation = Some(v);
     Ok((agent, candidates))
@@ -119,7 +184,7 @@ mod tests {
         assert_eq!(candidates.len(), 2);
         let best = candidates
             .iter()
-            .find(|c| c.c == agent.config.c)
+            .find(|c| c.label == format!("C {}", agent.config.c))
             .expect("the kept strength is a candidate");
         for c in &candidates {
             assert!(c.validation.score <= best.validation.score, "{candidates:?}");
@@ -127,5 +192,22 @@ mod tests {
         }
         assert_eq!(agent.provenance.best_validation.as_ref(), Some(&best.validation));
         assert_eq!(agent.config.features, markets[0].data.n_features());
+
+        let gbt = GbtSettings {
+            trees: vec![40, 5],
+            ..Default::default()
+        };
+        let (agent, candidates) = fit_gbt(&markets, &env, &gbt, Scoring::default()).unwrap();
+        let labels: Vec<&str> = candidates.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, vec!["5 trees", "40 trees"], "sizes tried smallest first");
+        let kept = candidates
+            .iter()
+            .find(|c| c.label == format!("{} trees", agent.config.trees))
+            .unwrap();
+        assert!(candidates.iter().all(|c| c.validation.score <= kept.validation.score));
+        assert!(
+            candidates[1].train_accuracy >= candidates[0].train_accuracy,
+            "{candidates:?}"
+        );
     }
 }

@@ -160,6 +160,7 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
         "buy_and_hold_vol_target",
         "momentum_vol_target",
         "logreg",
+        "gbt",
         "test split, 2 folds",
     ] {
         assert!(out.contains(needle), "lacks {needle}: {out}");
@@ -167,8 +168,8 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
     let summary = read_json(d.join("eval/evaluation.json"));
     assert_eq!(
         summary["runs"].as_array().unwrap().len(),
-        12,
-        "the model, four rule baselines and the logistic regression, two folds"
+        14,
+        "the model, four rule baselines and the two supervised ones, two folds"
     );
     // Each fold's figures with their uncertainty, against buy-and-hold.
     assert!(

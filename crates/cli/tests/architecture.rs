@@ -264,6 +264,7 @@ const AGENT_MODULES: &[(&str, u8)] = &[
     ("ppo", 2),
     ("hrm", 2),
     ("logistic", 2),
+    ("gbt", 2),
     ("trainer", 3),
     ("ensemble", 3),
     ("evaluate", 3),

@@ -271,7 +271,7 @@ fn seeds_train_as_jobs_and_evaluate_together_as_an_ensemble() {
 }
 
 #[test]
-fn the_logistic_baseline_trains_registers_evaluates_and_stands_beside_every_agent() {
+fn the_supervised_baselines_train_register_evaluate_and_stand_beside_every_agent() {
     let tmp = prepared();
     let d = tmp.path();
     let o = tradelab(d)
@@ -306,7 +306,11 @@ fn the_logistic_baseline_trains_registers_evaluates_and_stands_beside_every_agen
         serde_json::from_str(&std::fs::read_to_string(d.join("eval-logreg/evaluation.json")).unwrap()).unwrap();
     assert_eq!(report["kind"], "logreg");
     let runs = report["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 5, "the model and the four rule baselines: {report}");
+    assert_eq!(
+        runs.len(),
+        6,
+        "the model, the four rule baselines and boosted trees: {report}"
+    );
 
     // Beside an RL agent, it is fitted on the same train split and traded too.
     let o = tradelab(d)
@@ -326,10 +330,34 @@ fn the_logistic_baseline_trains_registers_evaluates_and_stands_beside_every_agen
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(
         runs.len(),
-        6,
-        "the model, four rule baselines and the logistic regression: {report}"
+        7,
+        "the model, four rule baselines and the two supervised ones: {report}"
     );
-    assert!(runs.iter().any(|r| r.to_string().contains("logreg")), "{report}");
+    for kind in ["logreg", "gbt"] {
+        assert!(runs.iter().any(|r| r["model_used"] == kind), "{kind}: {report}");
+    }
+
+    // Boosted trees train, register and evaluate the same way.
+    let o = tradelab(d)
+        .args(["train", "--agent", "gbt", "--symbol", "synth"])
+        .output()
+        .unwrap();
+    let text = common::text(&o);
+    assert!(o.status.success(), "{text}");
+    assert_eq!(
+        text.matches("accuracy train").count(),
+        3,
+        "one line per size in gbt.trees: {text}"
+    );
+    assert!(text.contains("registered: gbt version 1"), "{text}");
+    let o = tradelab(d)
+        .args(["evaluate", "--model", "gbt", "--out-dir", "eval-gbt"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("eval-gbt/evaluation.json")).unwrap()).unwrap();
+    assert_eq!(report["kind"], "gbt");
 }
 
 #[test]

@@ -380,6 +380,66 @@ impl LogRegSettings {
     }
 }
 
+/// `gbt:`: the boosted-trees baseline (`tradelab train --agent gbt`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GbtSettings {
+    /// Window rows the trees read, newest last.
+    pub lags: usize,
+    /// Ensemble sizes tried (prefixes of one boosting run); the one with
+    /// the best validation score is kept.
+    pub trees: Vec<usize>,
+    /// Levels of splits per tree.
+    pub depth: usize,
+    /// Shrinkage of each tree.
+    pub learning_rate: f64,
+    /// Quantile bins per input.
+    pub bins: usize,
+    /// Fewest rows in a leaf.
+    pub min_leaf: usize,
+    /// L2 penalty on leaf values.
+    pub l2: f64,
+    /// No trade while the predicted probability of a rise is within this
+    /// distance of 0.5.
+    pub band: f64,
+}
+
+impl Default for GbtSettings {
+    /// The same values as `config/settings.yaml` (a test checks they agree).
+    fn default() -> Self {
+        GbtSettings {
+            lags: 1,
+            trees: vec![25, 100, 300],
+            depth: 3,
+            learning_rate: 0.1,
+            bins: 32,
+            min_leaf: 20,
+            l2: 1.0,
+            band: 0.02,
+        }
+    }
+}
+
+impl GbtSettings {
+    /// Range checks that types alone cannot express.
+    pub fn validate(&self, v: &mut Validator) {
+        v.int_range("gbt.lags", self.lags, 1, 1024);
+        v.check(
+            !self.trees.is_empty() && self.trees.iter().all(|t| (1..=10_000).contains(t)),
+            "gbt.trees",
+            format!("{:?}", self.trees),
+            "must list at least one ensemble size",
+            "sizes from 1 to 10000, e.g. [25, 100, 300]",
+        );
+        v.int_range("gbt.depth", self.depth, 1, 12);
+        v.range("gbt.learning_rate", self.learning_rate, 1e-4, 1.0);
+        v.int_range("gbt.bins", self.bins, 2, 256);
+        v.int_range("gbt.min_leaf", self.min_leaf, 1, 1_000_000);
+        v.range("gbt.l2", self.l2, 0.0, 1e6);
+        v.range("gbt.band", self.band, 0.0, 0.5);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +450,7 @@ mod tests {
         assert_eq!(MetaSettings::default(), default_section::<MetaSettings>("meta"));
         assert_eq!(MoeSettings::default(), default_section::<MoeSettings>("moe"));
         assert_eq!(LogRegSettings::default(), default_section::<LogRegSettings>("logreg"));
+        assert_eq!(GbtSettings::default(), default_section::<GbtSettings>("gbt"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tradelab_agents::meta_learning::MetaSetup;
-use tradelab_agents::settings::{HrmSettings, LogRegSettings, MetaSettings, MoeSettings, PpoSettings};
+use tradelab_agents::settings::{GbtSettings, HrmSettings, LogRegSettings, MetaSettings, MoeSettings, PpoSettings};
 use tradelab_auth::AuthSettings;
 use tradelab_core::settings::{layered, parse_yaml, read_file, Validator};
 use tradelab_core::{BarSeries, Result};
@@ -75,6 +75,9 @@ pub struct Settings {
     /// The supervised baseline (`tradelab_agents`).
     #[serde(default)]
     pub logreg: LogRegSettings,
+    /// The boosted-trees baseline (`tradelab_agents`).
+    #[serde(default)]
+    pub gbt: GbtSettings,
 }
 
 impl Default for Settings {
@@ -124,6 +127,7 @@ impl Settings {
         self.meta.validate(&mut v);
         self.moe.validate(&mut v);
         self.logreg.validate(&mut v);
+        self.gbt.validate(&mut v);
         self.auth.validate(&mut v);
         v.finish()
     }

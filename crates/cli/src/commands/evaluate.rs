@@ -1,8 +1,8 @@
 //! `tradelab evaluate`: a trained model, greedily, through the backtesting
 //! engine on its out-of-sample split (optionally in consecutive folds), next
 //! to buy-and-hold, the SMA crossover, the volatility-targeted baselines
-//! and a logistic regression fitted on the train split, under the same costs
-//! and risk layer.
+//! and the supervised baselines (logistic regression, boosted trees) fitted
+//! on the train split, under the same costs and risk layer.
 //! Each run's Sharpe ratio comes with a stationary-bootstrap 95% interval,
 //! its difference to buy-and-hold's with an interval and p-value, and the
 //! deflated Sharpe ratio for `--trials`; `--paths N` adds the policy
@@ -13,9 +13,9 @@
 use anyhow::{bail, Context, Result};
 use tradelab_agents::ensemble::Ensemble;
 use tradelab_agents::evaluate::AgentStrategy;
-use tradelab_agents::kinds::LOGREG;
+use tradelab_agents::kinds::{GBT, LOGREG};
 use tradelab_agents::load::load_agent;
-use tradelab_agents::supervised::fit_logistic;
+use tradelab_agents::supervised::{fit_gbt, fit_logistic};
 use tradelab_agents::trainer::Scoring;
 use tradelab_agents::Agent;
 use tradelab_env::{ActionSpace, Split};
@@ -154,22 +154,22 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         seed: settings.seed,
         ..Default::default()
     };
-    // The supervised baseline, fitted on these markets' train splits and
+    // The supervised baselines, fitted on these markets' train splits and
     // chosen on their validation splits, traded beside the agent.
-    let mut logistic_env = settings.env_config();
-    logistic_env.env.actions = ActionSpace::Target;
-    let mut logistic = if agent.kind() == LOGREG {
-        None
-    } else {
-        let (l, _) = fit_logistic(
-            &markets,
-            &logistic_env,
-            &settings.logreg,
-            Scoring::from_settings(&settings.ppo),
-        )
-        .context("fitting the logistic-regression baseline")?;
-        Some(l)
-    };
+    let mut target_env = settings.env_config();
+    target_env.env.actions = ActionSpace::Target;
+    let scoring = Scoring::from_settings(&settings.ppo);
+    let mut supervised: Vec<Box<dyn Agent + Send>> = Vec::new();
+    if agent.kind() != LOGREG {
+        let (l, _) = fit_logistic(&markets, &target_env, &settings.logreg, scoring)
+            .context("fitting the logistic-regression baseline")?;
+        supervised.push(Box::new(l));
+    }
+    if agent.kind() != GBT {
+        let (b, _) =
+            fit_gbt(&markets, &target_env, &settings.gbt, scoring).context("fitting the boosted-trees baseline")?;
+        supervised.push(Box::new(b));
+    }
     for m in &markets {
         let range = m.data.bars(split);
         let fold_len = range.len() / a.folds;
@@ -234,11 +234,11 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                 write_report(&out_dir, &report, &result)?;
                 reports.push(report);
             }
-            if let Some(l) = logistic.as_mut() {
-                let mut s = AgentStrategy::new(l, &m.data, m.key, start, &logistic_env);
+            for l in supervised.iter_mut() {
+                let mut s = AgentStrategy::new(l.as_mut(), &m.data, m.key, start, &target_env);
                 let result = engine::run(&[&slice], &mut s, &cfg);
                 if let Some(e) = s.error.take() {
-                    return Err(e).context("the logistic-regression baseline failed while deciding");
+                    return Err(e).context("a supervised baseline failed while deciding");
                 }
                 let (_, report) = build_report(&result, &settings);
                 write_report(&out_dir, &report, &result)?;

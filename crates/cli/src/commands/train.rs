@@ -11,14 +11,13 @@ use tradelab_agents::evaluate::greedy_returns;
 use tradelab_agents::hindsight::LabelCosts;
 use tradelab_agents::hrm::pretrain::training_labels;
 use tradelab_agents::hrm::{HrmAgent, HrmConfig, KIND as HRM};
-use tradelab_agents::kinds::LOGREG;
 use tradelab_agents::kinds::{self, AgentKind};
 use tradelab_agents::load::load_agent;
 use tradelab_agents::metadata::ValidationMetrics;
-use tradelab_agents::metadata::{DataHash, Vocabulary};
+use tradelab_agents::metadata::{DataHash, Provenance, Vocabulary};
 use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
 use tradelab_agents::settings::hrm_preset;
-use tradelab_agents::supervised::fit_logistic;
+use tradelab_agents::supervised::{fit_gbt, fit_logistic};
 use tradelab_agents::trainer::{
     train, validate, Event, InstrumentDropout, Progress, Scoring, TrainPlan, Trainable, TrainingMarket,
 };
@@ -131,8 +130,8 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     vocab.unknown_instrument = ppo && settings.ppo.instrument_dropout > 0.0;
     let hashes: Vec<_> = series.iter().map(data_hash).collect();
 
-    if a.agent == LOGREG {
-        return train_logistic(a, series, vocab, hashes, settings, recorder.as_ref());
+    if kind.is_supervised() {
+        return train_supervised(a, kind, series, vocab, hashes, settings, recorder.as_ref());
     }
     if a.agent == HRM {
         let resumed = match &a.resume {
@@ -449,57 +448,69 @@ fn train_and_report<A: Trainable>(
     Ok(summary.best_dir)
 }
 
-/// `train --agent logreg`: fits the supervised baseline (strength chosen
-/// on validation), saves it as `RUN/best`, records and registers it like
-/// any model.
-fn train_logistic(
+/// `train --agent logreg|gbt`: fits a supervised baseline (its strength or
+/// size chosen on validation), saves it as `RUN/best`, records and
+/// registers it like any model.
+fn train_supervised(
     a: &TrainArgs,
+    kind: AgentKind,
     series: Vec<BarSeries>,
     vocab: Vocabulary,
     hashes: Vec<DataHash>,
     mut settings: Settings,
     recorder: Option<&Recorder>,
 ) -> Result<()> {
+    let name = kind.name();
     if a.resume.is_some() {
-        bail!("a logistic regression is fitted in one go; leave out --resume");
+        bail!("a supervised baseline is fitted in one go; leave out --resume");
     }
     if settings.env.actions != ActionSpace::Target {
-        eprintln!("note: logreg decides target positions: env.actions=target for this model");
+        eprintln!("note: {name} decides target positions: env.actions=target for this model");
         settings.env.actions = ActionSpace::Target;
     }
     let d = prepare(series, vocab, hashes, settings)?;
     let settings = &d.settings;
     let started = std::time::Instant::now();
-    let (mut agent, candidates) = fit_logistic(
-        &d.markets,
-        &settings.env_config(),
-        &settings.logreg,
-        Scoring::from_settings(&settings.ppo),
-    )?;
+    let (env, scoring) = (settings.env_config(), Scoring::from_settings(&settings.ppo));
+    let fill = |p: &mut Provenance| -> Result<()> {
+        p.vocabulary = d.vocab.clone();
+        p.features = d.features.clone();
+        p.settings = serde_json::to_value(settings)?;
+        p.data = d.hashes.clone();
+        Ok(())
+    };
+    let (agent, candidates): (Box<dyn Agent + Send>, _) = if kind == AgentKind::Gbt {
+        let (mut agent, c) = fit_gbt(&d.markets, &env, &settings.gbt, scoring)?;
+        fill(&mut agent.provenance)?;
+        (Box::new(agent), c)
+    } else {
+        let (mut agent, c) = fit_logistic(&d.markets, &env, &settings.logreg, scoring)?;
+        fill(&mut agent.provenance)?;
+        (Box::new(agent), c)
+    };
+    let percent = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a));
     for c in &candidates {
         eprintln!(
-            "C {:<8} accuracy train {:.1}%, validation {:.1}%; validation {}",
-            c.c,
-            100.0 * c.train_accuracy,
-            100.0 * c.validation_accuracy,
+            "{:<10} accuracy train {}, validation {}; validation {}",
+            c.label,
+            percent(Some(c.train_accuracy)),
+            percent(c.validation_accuracy),
             validation_line(&c.validation)
         );
     }
-    let p = &mut agent.provenance;
-    p.vocabulary = d.vocab.clone();
-    p.features = d.features.clone();
-    p.settings = serde_json::to_value(settings)?;
-    p.data = d.hashes.clone();
+    let chosen = agent.provenance().best_validation.clone().unwrap_or_default();
+    let label = candidates
+        .iter()
+        .find(|c| c.validation == chosen)
+        .map_or(String::new(), |c| c.label.clone());
     let run_dir = a.out.clone().unwrap_or_else(|| match recorder.and_then(Recorder::job) {
         Some(job) => PathBuf::from(format!("runs/jobs/{job}")),
-        None => PathBuf::from(format!("runs/{LOGREG}-seed{}", settings.seed)),
+        None => PathBuf::from(format!("runs/{name}-seed{}", settings.seed)),
     });
     let best = tradelab_agents::trainer::best_dir(&run_dir);
     agent.save(&best)?;
-    let chosen = agent.provenance.best_validation.clone().unwrap_or_default();
     eprintln!(
-        "chose C {} in {:.1}s: validation {}",
-        agent.config.c,
+        "chose {label} in {:.1}s: validation {}",
         started.elapsed().as_secs_f64(),
         validation_line(&chosen)
     );
@@ -509,25 +520,26 @@ fn train_logistic(
     println!("best model: {}", best.display());
     let Some(r) = recorder else { return Ok(()) };
     let run = r.start_run(
-        &format!("train {LOGREG}"),
-        &json!({"agent": LOGREG, "instruments": d.vocab.instruments, "timeframes": d.vocab.timeframes,
+        &format!("train {name}"),
+        &json!({"agent": name, "instruments": d.vocab.instruments, "timeframes": d.vocab.timeframes,
                 "seed": settings.seed, "run_dir": run_dir.display().to_string(), "settings": settings}),
-        &json!({"kind": "train", "agent": LOGREG}),
+        &json!({"kind": "train", "agent": name}),
     )?;
     for (step, c) in candidates.iter().enumerate() {
-        r.log_metrics(
-            &run,
-            &[
-                ("validation_score", step as i64, c.validation.score),
-                ("validation_accuracy", step as i64, c.validation_accuracy),
-                ("train_accuracy", step as i64, c.train_accuracy),
-            ],
-        );
+        let mut points = vec![
+            ("validation_score", step as i64, c.validation.score),
+            ("train_accuracy", step as i64, c.train_accuracy),
+        ];
+        if let Some(v) = c.validation_accuracy {
+            points.push(("validation_accuracy", step as i64, v));
+        }
+        r.log_metrics(&run, &points);
     }
-    let name = a.name.as_deref().unwrap_or(LOGREG);
-    let (version, dir) = r.register_checkpoint(name, &best, Some(&run))?;
+    let registered = a.name.as_deref().unwrap_or(name);
+    let (version, dir) = r.register_checkpoint(registered, &best, Some(&run))?;
     r.finish_run(&run, RunStatus::Finished)?;
-    let mut result = json!({"run_id": run, "model": name, "version": version, "location": dir.display().to_string()});
+    let mut result =
+        json!({"run_id": run, "model": registered, "version": version, "location": dir.display().to_string()});
     if r.job().is_some() {
         result["validation"] = serde_json::to_value(&chosen)?;
         if let Some(returns) = validation_returns(&best, &d.markets, settings)? {
@@ -535,7 +547,10 @@ fn train_logistic(
         }
     }
     r.job_result(&result)?;
-    println!("registered: {name} version {version} ({}), run {run}", dir.display());
+    println!(
+        "registered: {registered} version {version} ({}), run {run}",
+        dir.display()
+    );
     Ok(())
 }
 
