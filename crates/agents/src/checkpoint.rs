@@ -329,6 +329,81 @@ pub fn write_checkpoint<M: serde::Serialize>(
     )
 }
 
+/// Writes a fitted model (a supervised baseline): f32 vectors by name, no
+/// optimiser state, no reinforcement-learning counters.
+pub fn write_fitted<C: serde::Serialize + Clone>(
+    dir: &Path,
+    kind: &str,
+    framework: &str,
+    vectors: &[(&str, Vec<f32>)],
+    config: &C,
+    provenance: &crate::metadata::Provenance,
+) -> Result<(), AgentError> {
+    let mut weights = BTreeMap::new();
+    let mut parameters = 0;
+    for (name, values) in vectors {
+        parameters += values.len();
+        weights.insert(
+            name.to_string(),
+            Tensor::from_slice(values, values.len(), &Device::Cpu)?,
+        );
+    }
+    write_checkpoint(
+        dir,
+        (&weights, WeightsDtype::F32),
+        &BTreeMap::new(),
+        |weights_sha256, optimizer_sha256| CheckpointMetadata {
+            format_version: crate::metadata::FORMAT_VERSION,
+            model: kind.to_string(),
+            version: 1,
+            framework: format!("tradelab-agents {} ({framework})", env!("CARGO_PKG_VERSION")),
+            weights_sha256,
+            optimizer_sha256,
+            trained_at: crate::metadata::timestamp_now(),
+            parameters,
+            config: config.clone(),
+            training: TrainingState {
+                updates: 0,
+                env_steps: 0,
+                adam_step: 0,
+                reward_scaler: crate::reward_scale::RewardScaler::new(1, 0.99, 0.0),
+            },
+            provenance: provenance.clone(),
+        },
+    )
+}
+
+/// Reads a model [`write_fitted`] wrote, refusing another kind or damaged
+/// files: its metadata and each of `names` as an f32 vector.
+pub fn read_fitted<C: serde::de::DeserializeOwned>(
+    dir: &Path,
+    kind: &str,
+    layout: &str,
+    names: &[&str],
+) -> Result<(CheckpointMetadata<C>, Vec<Vec<f32>>), AgentError> {
+    let found = read_model_kind(dir)?;
+    if found != kind {
+        return Err(AgentError::Mismatch(format!(
+            "{} holds a `{found}` model, not a `{kind}` one",
+            dir.display()
+        )));
+    }
+    let v = read_verified::<CheckpointMetadata<C>>(dir, layout)?;
+    let path = dir.join(WEIGHTS_FILE);
+    let vectors = names
+        .iter()
+        .map(|name| {
+            v.weights
+                .get(*name)
+                .ok_or_else(|| AgentError::checkpoint(&path, format!("lacks `{name}`")))?
+                .flatten_all()?
+                .to_vec1::<f32>()
+                .map_err(AgentError::from)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((v.meta, vectors))
+}
+
 /// Reads only metadata.json, to tell which agent a checkpoint holds.
 pub fn read_model_kind(dir: &Path) -> Result<String, AgentError> {
     let path = dir.join(METADATA_FILE);

@@ -12,20 +12,16 @@
 //! by `learning_rate`. A test checks its accuracy against scikit-learn's on
 //! the same data.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use tradelab_env::VecEnv;
 
 use crate::agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
-use crate::checkpoint::{read_model_kind, read_verified, write_checkpoint, CheckpointMetadata, TrainingState};
+use crate::checkpoint::{read_fitted, write_fitted};
 use crate::error::AgentError;
 use crate::logistic::target_decision;
-use crate::metadata::{timestamp_now, Provenance, FORMAT_VERSION};
-use crate::reward_scale::RewardScaler;
-use crate::settings::WeightsDtype;
+use crate::metadata::Provenance;
 
 /// The kind `tradelab train --agent` and metadata.json name.
 pub const KIND: &str = crate::kinds::GBT;
@@ -362,80 +358,44 @@ impl Agent for GbtAgent {
     fn save(&self, dir: &Path) -> Result<(), AgentError> {
         let b = &self.booster;
         let col = |f: fn(&Node) -> f32| b.nodes.iter().map(f).collect::<Vec<f32>>();
-        let mut weights = BTreeMap::new();
-        let n = b.nodes.len();
         // Indices as f32 are exact below 2^24 nodes.
-        for (name, values) in [
-            (
-                "gbt.feature",
-                col(|n| if n.feature == LEAF { -1.0 } else { n.feature as f32 }),
-            ),
-            ("gbt.threshold", col(|n| n.threshold)),
-            ("gbt.left", col(|n| n.left as f32)),
-            ("gbt.right", col(|n| n.right as f32)),
-            ("gbt.value", col(|n| n.value)),
-        ] {
-            weights.insert(name.to_string(), Tensor::from_slice(&values, n, &Device::Cpu)?);
-        }
-        let starts: Vec<f32> = b.starts.iter().map(|s| *s as f32).collect();
-        weights.insert(
-            "gbt.starts".into(),
-            Tensor::from_slice(&starts, starts.len(), &Device::Cpu)?,
-        );
-        weights.insert("gbt.base".into(), Tensor::from_slice(&[b.base], 1, &Device::Cpu)?);
-        write_checkpoint(
+        write_fitted(
             dir,
-            (&weights, WeightsDtype::F32),
-            &BTreeMap::new(),
-            |weights_sha256, optimizer_sha256| CheckpointMetadata {
-                format_version: FORMAT_VERSION,
-                model: KIND.to_string(),
-                version: 1,
-                framework: format!("tradelab-agents {} (histogram boosting)", env!("CARGO_PKG_VERSION")),
-                weights_sha256,
-                optimizer_sha256,
-                trained_at: timestamp_now(),
-                parameters: n,
-                config: self.config.clone(),
-                training: TrainingState {
-                    updates: 0,
-                    env_steps: 0,
-                    adam_step: 0,
-                    reward_scaler: RewardScaler::new(1, 0.99, 0.0),
-                },
-                provenance: self.provenance.clone(),
-            },
+            KIND,
+            "histogram boosting",
+            &[
+                (
+                    "gbt.feature",
+                    col(|n| if n.feature == LEAF { -1.0 } else { n.feature as f32 }),
+                ),
+                ("gbt.threshold", col(|n| n.threshold)),
+                ("gbt.left", col(|n| n.left as f32)),
+                ("gbt.right", col(|n| n.right as f32)),
+                ("gbt.value", col(|n| n.value)),
+                ("gbt.starts", b.starts.iter().map(|s| *s as f32).collect()),
+                ("gbt.base", vec![b.base]),
+            ],
+            &self.config,
+            &self.provenance,
         )
     }
 
     fn load(dir: &Path) -> Result<Self, AgentError> {
-        let kind = read_model_kind(dir)?;
-        if kind != KIND {
-            return Err(AgentError::Mismatch(format!(
-                "{} holds a `{kind}` model, not a `{KIND}` one",
-                dir.display()
-            )));
-        }
-        let v = read_verified::<CheckpointMetadata<GbtConfig>>(dir, "boosted trees")?;
+        let names = [
+            "gbt.feature",
+            "gbt.threshold",
+            "gbt.left",
+            "gbt.right",
+            "gbt.value",
+            "gbt.starts",
+            "gbt.base",
+        ];
+        let (meta, v) = read_fitted::<GbtConfig>(dir, KIND, "boosted trees", &names)?;
+        let [feature, threshold, left, right, value, starts, base] = <[Vec<f32>; 7]>::try_from(v)
+            .map_err(|_| AgentError::Invalid("read_fitted returns one vector per name".into()))?;
         let path = dir.join(crate::checkpoint::WEIGHTS_FILE);
-        let get = |name: &str| -> Result<Vec<f32>, AgentError> {
-            v.weights
-                .get(name)
-                .ok_or_else(|| AgentError::checkpoint(&path, format!("lacks `{name}`")))?
-                .flatten_all()?
-                .to_vec1::<f32>()
-                .map_err(AgentError::from)
-        };
-        let (feature, threshold, left, right, value) = (
-            get("gbt.feature")?,
-            get("gbt.threshold")?,
-            get("gbt.left")?,
-            get("gbt.right")?,
-            get("gbt.value")?,
-        );
-        let (starts, base) = (get("gbt.starts")?, get("gbt.base")?);
         let n = feature.len();
-        let inputs = v.meta.config.features * v.meta.config.lags;
+        let inputs = meta.config.features * meta.config.lags;
         let damaged = |what: &str| AgentError::checkpoint(&path, format!("is damaged: {what}"));
         if [threshold.len(), left.len(), right.len(), value.len()]
             .iter()
@@ -462,8 +422,8 @@ impl Agent for GbtAgent {
         // Every child must lie inside its own tree, after its parent (no cycles).
         for (k, &s) in starts.iter().enumerate() {
             let end = starts.get(k + 1).map_or(n, |e| *e as usize);
-            if s as usize >= end.max(1) && end > 0 {
-                return Err(damaged("a tree without nodes"));
+            if s as usize >= end || end > n {
+                return Err(damaged("its trees' offsets are out of order"));
             }
             for (local, node) in nodes[s as usize..end].iter().enumerate() {
                 if node.feature != LEAF
@@ -476,13 +436,13 @@ impl Agent for GbtAgent {
             }
         }
         Ok(GbtAgent {
-            config: v.meta.config,
+            config: meta.config,
             booster: Booster {
                 base: base[0],
                 nodes,
                 starts,
             },
-            provenance: v.meta.provenance,
+            provenance: meta.provenance,
         })
     }
 

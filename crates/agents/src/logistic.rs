@@ -11,20 +11,16 @@
 //! Newton's method with a backtracking line search; a test checks the
 //! coefficients against scikit-learn's on the same data.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use tradelab_core::Action;
 use tradelab_env::{MarketData, Split, VecEnv};
 
 use crate::agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
-use crate::checkpoint::{read_model_kind, read_verified, write_checkpoint, CheckpointMetadata, TrainingState};
+use crate::checkpoint::{read_fitted, write_fitted};
 use crate::error::AgentError;
-use crate::metadata::{timestamp_now, Provenance, FORMAT_VERSION};
-use crate::reward_scale::RewardScaler;
-use crate::settings::WeightsDtype;
+use crate::metadata::Provenance;
 
 /// The kind `tradelab train --agent` and metadata.json name.
 pub const KIND: &str = crate::kinds::LOGREG;
@@ -333,63 +329,27 @@ impl Agent for LogisticAgent {
     }
 
     fn save(&self, dir: &Path) -> Result<(), AgentError> {
-        let mut weights = BTreeMap::new();
-        weights.insert(
-            "logreg.weight".to_string(),
-            Tensor::from_slice(&self.weights, self.weights.len(), &Device::Cpu)?,
-        );
-        weights.insert(
-            "logreg.bias".to_string(),
-            Tensor::from_slice(&[self.bias], 1, &Device::Cpu)?,
-        );
-        write_checkpoint(
+        write_fitted(
             dir,
-            (&weights, WeightsDtype::F32),
-            &BTreeMap::new(),
-            |weights_sha256, optimizer_sha256| CheckpointMetadata {
-                format_version: FORMAT_VERSION,
-                model: KIND.to_string(),
-                version: 1,
-                framework: format!("tradelab-agents {} (Newton's method)", env!("CARGO_PKG_VERSION")),
-                weights_sha256,
-                optimizer_sha256,
-                trained_at: timestamp_now(),
-                parameters: self.weights.len() + 1,
-                config: self.config.clone(),
-                training: TrainingState {
-                    updates: 0,
-                    env_steps: 0,
-                    adam_step: 0,
-                    reward_scaler: RewardScaler::new(1, 0.99, 0.0),
-                },
-                provenance: self.provenance.clone(),
-            },
+            KIND,
+            "Newton's method",
+            &[
+                ("logreg.weight", self.weights.clone()),
+                ("logreg.bias", vec![self.bias]),
+            ],
+            &self.config,
+            &self.provenance,
         )
     }
 
     fn load(dir: &Path) -> Result<Self, AgentError> {
-        let kind = read_model_kind(dir)?;
-        if kind != KIND {
-            return Err(AgentError::Mismatch(format!(
-                "{} holds a `{kind}` model, not a `{KIND}` one",
-                dir.display()
-            )));
-        }
-        let v = read_verified::<CheckpointMetadata<LogisticConfig>>(dir, "logistic regression")?;
-        let path = dir.join(crate::checkpoint::WEIGHTS_FILE);
-        let get = |name: &str| -> Result<Vec<f32>, AgentError> {
-            v.weights
-                .get(name)
-                .ok_or_else(|| AgentError::checkpoint(&path, format!("lacks `{name}`")))?
-                .flatten_all()?
-                .to_vec1::<f32>()
-                .map_err(AgentError::from)
-        };
-        let (weights, bias) = (get("logreg.weight")?, get("logreg.bias")?);
-        let config = v.meta.config;
+        let (meta, mut v) =
+            read_fitted::<LogisticConfig>(dir, KIND, "logistic regression", &["logreg.weight", "logreg.bias"])?;
+        let (bias, weights) = (v.pop().unwrap_or_default(), v.pop().unwrap_or_default());
+        let config = meta.config;
         if weights.len() != config.features * config.lags || bias.len() != 1 {
             return Err(AgentError::checkpoint(
-                &path,
+                &dir.join(crate::checkpoint::WEIGHTS_FILE),
                 format!(
                     "holds {} coefficients; metadata.json describes {} features x {} lags",
                     weights.len(),
@@ -402,7 +362,7 @@ impl Agent for LogisticAgent {
             weights,
             bias: bias[0],
             config,
-            provenance: v.meta.provenance,
+            provenance: meta.provenance,
         })
     }
 
