@@ -87,16 +87,68 @@ fn plain_name(field: &str, value: &str) -> Result<(), JobRejected> {
     }
 }
 
-/// Setting overrides may not redirect where data is read or results go:
-/// the server's operator decides those.
+/// The settings sections a job may override: what a model learns and how
+/// it trades. Everything else (where data is read and results go, the
+/// store, the authorization server) is the operator's.
+const OVERRIDABLE_SECTIONS: [&str; 15] = [
+    "seed",
+    "features",
+    "backtest",
+    "risk",
+    "strategies",
+    "env",
+    "ppo",
+    "hierarchical_reasoning_model",
+    "walk_forward",
+    "monte_carlo",
+    "regime",
+    "moe",
+    "meta",
+    "logreg",
+    "gbt",
+];
+
+/// An override a job may carry: a key path inside an allowed section (read
+/// as the settings loader reads it, part by part, never a whole section),
+/// set to a plain value or a list of plain values.
 fn check_override(o: &str) -> Result<(), JobRejected> {
-    let Some((key, _)) = o.split_once('=') else {
+    let Some((key, raw)) = o.split_once('=') else {
         return Err(JobRejected::new(format!("setting `{o}` is not key.path=value")));
     };
     let key = key.trim();
-    if key.starts_with("data.") || key.starts_with("store.") || key.starts_with("report.") {
+    let parts: Vec<&str> = key.split('.').collect();
+    let plain = |p: &&str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    if !parts.iter().all(plain) {
         return Err(JobRejected::new(format!(
-            "setting `{key}` is fixed by the server (data, store and report paths); leave it out"
+            "setting `{key}` is not a key path (lower-case names joined by dots)"
+        )));
+    }
+    if !OVERRIDABLE_SECTIONS.contains(&parts[0]) {
+        return Err(JobRejected::new(format!(
+            "setting `{key}` is fixed by the server (data, store, report and auth settings are the operator's); a job may change: {}",
+            OVERRIDABLE_SECTIONS.join(", ")
+        )));
+    }
+    if parts[0] != "seed" && parts.len() < 2 {
+        return Err(JobRejected::new(format!(
+            "setting `{key}` replaces a whole section; set the keys inside it one by one (e.g. {key}.KEY=VALUE)"
+        )));
+    }
+    let value: serde_json::Value =
+        serde_saphyr::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
+    let scalar = |v: &serde_json::Value| !(v.is_object() || v.is_array());
+    let ok = match &value {
+        serde_json::Value::Object(_) => false,
+        serde_json::Value::Array(items) => items.iter().all(scalar),
+        _ => true,
+    };
+    if !ok {
+        return Err(JobRejected::new(format!(
+            "setting `{key}` must be a plain value or a list of plain values, not a mapping"
         )));
     }
     Ok(())
@@ -252,6 +304,35 @@ mod tests {
             .unwrap_err()
             .detail
             .contains("fixed by the server"));
+        // Whole sections, mappings, other sections and odd spellings are
+        // refused on the parsed path, not on a string prefix.
+        for (o, needle) in [
+            ("data={raw_dir: /}", "fixed by the server"),
+            ("store={url: \"sqlite:///tmp/x.db\"}", "fixed by the server"),
+            ("report.out_dir=/tmp", "fixed by the server"),
+            ("auth.issuer=http://evil", "fixed by the server"),
+            ("ppo={hidden: 8}", "replaces a whole section"),
+            ("ppo.hidden={a: 1}", "not a mapping"),
+            ("gbt.trees=[1, {a: 2}]", "not a mapping"),
+            (" data .raw_dir=/", "not a key path"),
+            ("Data.raw_dir=/", "not a key path"),
+            ("env..window=8", "not a key path"),
+        ] {
+            let mut t = train();
+            t.settings = vec![o.into()];
+            let e = JobSpec::Train(t).check().unwrap_err();
+            assert!(e.detail.contains(needle), "{o}: {}", e.detail);
+        }
+        for o in [
+            "seed=3",
+            "env.window=8",
+            "gbt.trees=[25, 100]",
+            "strategies.volatility_target.target=0.1",
+        ] {
+            let mut t = train();
+            t.settings = vec![o.into()];
+            assert!(JobSpec::Train(t).check().is_ok(), "{o}");
+        }
         let mut t = train();
         t.agent = "dqn".into();
         assert!(JobSpec::Train(t).check().unwrap_err().detail.contains("ppo-lstm"));
