@@ -139,6 +139,23 @@ pub struct StoredModel {
 }
 
 /// Name-safe folder component.
+/// Refuses a model name that would not stay one folder inside the model
+/// directory: empty, `.` or `..`, a leading dot, path separators or control
+/// characters.
+pub fn check_model_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > 128
+        || name.starts_with('.')
+        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+    if bad {
+        anyhow::bail!(
+            "`{}` is not a model name: use letters, digits, - _ . @ (no leading dot, no path separators, at most 128 characters)",
+            name.escape_debug()
+        );
+    }
+    Ok(())
+}
+
 fn folder_name(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -156,6 +173,7 @@ fn folder_name(name: &str) -> String {
 /// the weights against the metadata's checksum first. Content-addressed:
 /// registering the same weights twice shares one folder.
 pub fn copy_into_registry(checkpoint: &Path, model_dir: &Path, name: &str) -> Result<StoredModel> {
+    check_model_name(name)?;
     let meta_path = checkpoint.join(METADATA_FILE);
     let meta_text = std::fs::read_to_string(&meta_path)
         .with_context(|| format!("reading {}; is it a checkpoint folder?", meta_path.display()))?;
@@ -350,6 +368,11 @@ mod tests {
         // A checkpoint whose weights do not match its own metadata is refused.
         std::fs::write(ck.join(WEIGHTS_FILE), b"not what the metadata says").unwrap();
         assert!(copy_into_registry(&ck, &models, "nifty").is_err());
+        // Names that would leave the model folder are refused before any write.
+        for bad in ["..", ".", ".hidden", "a/b", "..\\x", "", "x\ny"] {
+            let e = format!("{:#}", copy_into_registry(&ck, &models, bad).err().unwrap());
+            assert!(e.contains("is not a model name"), "{bad:?}: {e}");
+        }
         let e = format!("{:#}", copy_into_registry(dir.path(), &models, "nifty").err().unwrap());
         assert!(e.contains("is it a checkpoint folder?"), "{e}");
     }

@@ -15,6 +15,14 @@ pub fn check_registrable(uri: &str) -> Result<(), String> {
             "`{uri}` has a fragment; redirect URIs may not (RFC 6749 §3.1.2)"
         ));
     }
+    // Userinfo (`user@host`) hides the real host from naive parsing:
+    // `http://127.0.0.1:1@evil.example/cb` goes to evil.example.
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!(
+            "`{uri}` has userinfo (`...@`) before its host; redirect URIs may not"
+        ));
+    }
     let host = authority_host(rest);
     match scheme {
         "https" => Ok(()),
@@ -132,5 +140,13 @@ mod tests {
         assert!(check_registrable("https://app.example.com/cb#x").is_err());
         assert!(check_registrable("javascript://alert").is_err());
         assert!(check_registrable("/relative").is_err());
+        // Userinfo would make a remote host pass as loopback.
+        let e = check_registrable("http://127.0.0.1:1@evil.example/cb").unwrap_err();
+        assert!(e.contains("userinfo"), "{e}");
+        assert!(check_registrable("https://user@app.example.com/cb").is_err());
+        assert!(
+            check_registrable("https://app.example.com/cb?next=a@b").is_ok(),
+            "an @ in the query is not userinfo"
+        );
     }
 }
