@@ -93,8 +93,12 @@ fn escape(label: &str) -> String {
 
 impl Metrics {
     /// Records a request by its route template (`/v1/models/{name}`), never
-    /// its raw path, so the label set stays bounded.
+    /// its raw path, and by its method among the standard ones (any other
+    /// is `OTHER`), so no client can grow the label set: each new series
+    /// is memory held until the process ends.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+        let method = METHODS.iter().find(|m| **m == method).copied().unwrap_or("OTHER");
         observe(&self.requests, (method.to_string(), route.to_string(), status), seconds);
     }
 
@@ -182,5 +186,27 @@ mod tests {
         assert!(line("tradelab_job_duration_seconds_count{kind=\"train\",outcome=\"finished\"}").ends_with(" 1"));
         assert!(line("tradelab_jobs{status=\"queued\"}").ends_with(" 2"));
         assert!(line("tradelab_training_steps_per_second{job=\"j1\"}").ends_with(" 1500"));
+    }
+
+    #[test]
+    fn invented_methods_share_one_series() {
+        // Issue 19 finding 3: each new method name was a permanent series.
+        let m = Metrics::default();
+        for i in 0..300 {
+            m.observe_request(&format!("X{i}"), "unmatched", 405, 0.001);
+        }
+        m.observe_request("DELETE", "unmatched", 405, 0.001);
+        let text = m.render(&JobFacts::default());
+        let counts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tradelab_http_request_duration_seconds_count"))
+            .collect();
+        assert_eq!(counts.len(), 2, "{counts:?}");
+        assert!(
+            counts
+                .iter()
+                .any(|l| l.contains("method=\"OTHER\"") && l.ends_with(" 300")),
+            "{counts:?}"
+        );
     }
 }
