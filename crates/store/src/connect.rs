@@ -136,18 +136,52 @@ impl Store {
     }
 }
 
-/// The URL without its password, for messages.
+/// The URL without its passwords, for messages: the password of the
+/// userinfo (which may itself contain `@`: the host follows the last one)
+/// and the values of `password` / `sslpassword` query parameters.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
+    let Some(s) = url.find("://") else {
+        return url.to_string();
+    };
+    let after = &url[s + 3..];
+    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let authority = &after[..authority_end];
+    let mut out = url[..s + 3].to_string();
+    match authority.rfind('@') {
+        Some(at) => {
+            let creds = &authority[..at];
             match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
+                Some((user, _)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(creds),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let rest = &after[authority_end..];
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if ["password", "sslpassword"].contains(&k.to_ascii_lowercase().as_str()) => {
+                        format!("{k}=***")
+                    }
+                    _ => p.to_string(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+            if let Some(f) = fragment {
+                out.push('#');
+                out.push_str(f);
             }
         }
-        _ => url.to_string(),
+        None => out.push_str(rest),
     }
+    out
 }
 
 #[cfg(test)]
@@ -158,6 +192,18 @@ mod tests {
     fn passwords_are_redacted_and_channel_binding_is_refused() {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+        // Issue 19 finding 11: a password with `@`, and passwords in the query.
+        assert_eq!(redact("postgres://u:p@ss@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=secret&PassWord=x&sslpassword=k"),
+            "postgres://u@h/db?sslmode=require&password=***&PassWord=***&sslpassword=***"
+        );
+        assert_eq!(redact("postgres://h/db?user=u"), "postgres://h/db?user=u");
+        assert_eq!(
+            redact("postgres://u:s@h?password=s#frag"),
+            "postgres://u:***@h?password=***#frag"
+        );
+        assert_eq!(redact("not a url"), "not a url");
         let e = refuse_unsupported("postgres://u@h/db?sslmode=verify-full&channel_binding=require").unwrap_err();
         assert!(e.to_string().contains("channel_binding"), "{e}");
         assert!(refuse_unsupported("postgres://u@h/db?sslmode=verify-full").is_ok());
