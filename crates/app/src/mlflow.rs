@@ -176,7 +176,7 @@ impl Mirror {
         if !self.warned.replace(true) {
             eprintln!(
                 "warning: MLflow mirror at {}: {e:#}; the run is recorded in the store regardless",
-                self.base
+                tradelab_store::redact(&self.base)
             );
         }
     }

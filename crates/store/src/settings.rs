@@ -12,6 +12,8 @@ use tradelab_core::settings::Validator;
 pub struct StoreSettings {
     /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`;
     /// `TRADELAB_DATABASE_URL` takes precedence (see [`StoreSettings::database_url`]).
+    /// Written out (into model metadata, run parameters) without its password.
+    #[serde(serialize_with = "redacted")]
     pub url: String,
     /// Record training runs and backtests (false: nothing is written).
     pub record: bool,
@@ -23,11 +25,19 @@ pub struct StoreSettings {
     /// production ones, and this many most recent versions of each model.
     pub keep_last: usize,
     /// An MLflow tracking server to mirror runs to; empty for none.
+    /// Written out without its password, like `url`.
+    #[serde(serialize_with = "redacted")]
     pub mlflow_url: String,
     /// Seconds a running job's worker may go silent before another worker
     /// takes the job over (it renews five times per lease).
     #[serde(default = "default_job_lease_secs")]
     pub job_lease_secs: f64,
+}
+
+/// Settings are written into model metadata and run parameters that any
+/// viewer may read: URLs go there without their credentials.
+fn redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::connect::redact(url))
 }
 
 fn default_job_lease_secs() -> f64 {
@@ -134,5 +144,23 @@ mod tests {
         old.as_object_mut().unwrap().remove("job_lease_secs");
         let read: StoreSettings = serde_json::from_value(old).unwrap();
         assert_eq!(read.job_lease_secs, default_job_lease_secs());
+    }
+
+    #[test]
+    fn urls_are_written_out_without_their_passwords() {
+        // Issue 19 finding 8: settings go into model metadata and run
+        // parameters that any viewer reads.
+        let s = StoreSettings {
+            url: "postgres://app:hunter2@db.example/prod".into(),
+            mlflow_url: "https://ml:t0ken@mlflow.example".into(),
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("hunter2") && !text.contains("t0ken"), "{text}");
+        assert!(text.contains("postgres://app:***@db.example/prod"), "{text}");
+        assert_eq!(
+            s.url, "postgres://app:hunter2@db.example/prod",
+            "the live value is untouched"
+        );
     }
 }
