@@ -4,9 +4,10 @@
 //! greedily over the validation splits and scored as checkpoints are
 //! (`ppo.selection`); the best is kept. The test split is never read.
 
+use crate::agent::Agent;
 use crate::gbt::{self, GbtAgent, GbtConfig, Growth};
 use crate::logistic::{accuracy, fit, samples, LogisticAgent, LogisticConfig};
-use crate::metadata::ValidationMetrics;
+use crate::metadata::{Provenance, ValidationMetrics};
 use crate::settings::{GbtSettings, LogRegSettings};
 use crate::trainer::{validate, Scoring, TrainingMarket};
 use crate::AgentError;
@@ -43,8 +44,7 @@ pub fn fit_logistic(
             y.len()
         )));
     }
-    let mut best: Option<(LogisticAgent, ValidationMetrics)> = None;
-    let mut candidates = Vec::new();
+    let mut tried = Vec::new();
     for &c in &settings.c_grid {
         let f = fit(&x, features * lags, &y, c)?;
         let config = LogisticConfig {
@@ -55,21 +55,42 @@ pub fn fit_logistic(
             train_accuracy: accuracy(&f, &x, &y),
             validation_accuracy: (!vy.is_empty()).then(|| accuracy(&f, &vx, &vy)),
         };
-        let mut agent = LogisticAgent::new(config.clone(), &f)?;
+        let accuracies = (config.train_accuracy, config.validation_accuracy);
+        tried.push((format!("C {c}"), accuracies, LogisticAgent::new(config, &f)?));
+    }
+    keep_best(tried, markets, env, scoring, |a| &mut a.provenance)
+}
+
+/// Trades every fitted candidate over the validation splits and keeps the
+/// one `scoring` prefers (its validation recorded in its provenance), with
+/// what each candidate did. `tried` holds (label, (train accuracy,
+/// validation accuracy), model).
+#[allow(clippy::type_complexity)]
+fn keep_best<A: Agent>(
+    tried: Vec<(String, (f64, Option<f64>), A)>,
+    markets: &[TrainingMarket],
+    env: &EnvConfig,
+    scoring: Scoring,
+    provenance: fn(&mut A) -> &mut Provenance,
+) -> Result<(A, Vec<Candidate>), AgentError> {
+    let mut best: Option<(A, ValidationMetrics)> = None;
+    let mut candidates = Vec::with_capacity(tried.len());
+    for (label, (train_accuracy, validation_accuracy), mut agent) in tried {
         let v = validate(&mut agent, markets, env, scoring, 0)?;
         candidates.push(Candidate {
-            label: format!("C {c}"),
-            train_accuracy: config.train_accuracy,
-            validation_accuracy: config.validation_accuracy,
+            label,
+            train_accuracy,
+            validation_accuracy,
             validation: v.clone(),
         });
         if scoring.improves(&v, best.as_ref().map(|b| &b.1)) {
             best = Some((agent, v));
         }
     }
-    let (mut agent, v) = best.ok_or_else(|| AgentError::Invalid("logreg.c_grid is empty".into()))?;
-    agent.provenance.best_validation = Some(v.clone());
-    agent.provenance.validation = Some(v);
+    let (mut agent, v) = best.ok_or_else(|| AgentError::Invalid("no candidate to choose from".into()))?;
+    let p = provenance(&mut agent);
+    p.best_validation = Some(v.clone());
+    p.validation = Some(v);
     Ok((agent, candidates))
 }
 
@@ -121,8 +142,7 @@ pub fn fit_gbt(
         .last()
         .ok_or_else(|| AgentError::Invalid("gbt.trees is empty".into()))?;
     let full = gbt::fit(&x, d, &y, most, &growth)?;
-    let mut best: Option<(GbtAgent, ValidationMetrics)> = None;
-    let mut candidates = Vec::new();
+    let mut tried = Vec::new();
     for trees in sizes {
         let booster = full.truncated(trees);
         let config = GbtConfig {
@@ -134,22 +154,10 @@ pub fn fit_gbt(
             train_accuracy: gbt::accuracy(&booster, &x, d, &y),
             validation_accuracy: (!vy.is_empty()).then(|| gbt::accuracy(&booster, &vx, d, &vy)),
         };
-        let mut agent = GbtAgent::new(config.clone(), booster);
-        let v = validate(&mut agent, markets, env, scoring, 0)?;
-        candidates.push(Candidate {
-            label: format!("{trees} trees"),
-            train_accuracy: config.train_accuracy,
-            validation_accuracy: config.validation_accuracy,
-            validation: v.clone(),
-        });
-        if scoring.improves(&v, best.as_ref().map(|b| &b.1)) {
-            best = Some((agent, v));
-        }
+        let accuracies = (config.train_accuracy, config.validation_accuracy);
+        tried.push((format!("{trees} trees"), accuracies, GbtAgent::new(config, booster)));
     }
-    let (mut agent, v) = best.expect("at least one size");
-    agent.provenance.best_validation = Some(v.clone());
-    agent.provenance.validation = Some(v);
-    Ok((agent, candidates))
+    keep_best(tried, markets, env, scoring, |a| &mut a.provenance)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use tradelab_store::Store;
 
 use super::queue::Queue;
 use super::spec::JobSpec;
-use super::worker::{self, WorkerContext};
+use super::worker::{with_local_worker, WorkerContext};
 
 /// Queues `specs`, runs them with `worker`'s slots (none: other processes
 /// run them), and waits until every one has ended, calling `on_end` as
@@ -31,13 +31,6 @@ pub async fn run_batch(
     for s in specs {
         ids.push(queue.submit(store, s).await.context("queueing a job")?);
     }
-    let stop = tokio::sync::oneshot::channel::<()>();
-    let (stop_tx, stop_rx) = stop;
-    let handle = worker.map(|(ctx, slots)| {
-        tokio::spawn(worker::run(queue.clone(), ctx, slots, async move {
-            let _ = stop_rx.await;
-        }))
-    });
     let wait = async {
         let mut done: Vec<Option<JobRecord>> = vec![None; ids.len()];
         while done.iter().any(Option::is_none) {
@@ -55,23 +48,12 @@ pub async fn run_batch(
                 tokio::time::sleep(poll).await;
             }
         }
-        Ok::<_, anyhow::Error>(done.into_iter().flatten().collect::<Vec<_>>())
+        Ok(done.into_iter().flatten().collect::<Vec<_>>())
     };
-    let result = tokio::select! {
-        r = wait => r,
-        _ = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!(
-            "interrupted; the jobs go on under any running `tradelab worker` (tradelab runs list shows them)"
-        )),
-    };
-    let _ = stop_tx.send(());
-    if let Some(h) = handle {
-        match h.await {
-            Ok(Err(e)) if result.is_ok() => return Err(e),
-            Err(e) if result.is_ok() => return Err(anyhow::anyhow!("the local worker stopped: {e}")),
-            _ => {}
-        }
-    }
-    result
+    with_local_worker(queue, worker, wait, || {
+        "interrupted; the jobs go on under any running `tradelab worker` (tradelab runs list shows them)".into()
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -173,6 +173,38 @@ async fn handle(ticket: Ticket, ctx: Data<Arc<WorkerContext>>) -> Result<(), apa
     })
 }
 
+/// Runs `work` to its end with `worker`'s slots (none: other processes run
+/// the jobs) serving `queue` meanwhile, or until Ctrl-C / SIGTERM, which
+/// ends it with `interrupted` as the error; then stops the worker. What
+/// the command-line drivers of queued work (sweeps, seed batches) share.
+pub async fn with_local_worker<T>(
+    queue: &Queue,
+    worker: Option<(WorkerContext, usize)>,
+    work: impl std::future::Future<Output = Result<T>>,
+    interrupted: impl FnOnce() -> String,
+) -> Result<T> {
+    let work = async {
+        tokio::select! {
+            r = work => r,
+            _ = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!(interrupted())),
+        }
+    };
+    let Some((ctx, slots)) = worker else {
+        return work.await;
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(run(queue.clone(), ctx, slots, async move {
+        let _ = stopped.await;
+    }));
+    let result = work.await;
+    let _ = stop.send(());
+    match handle.await {
+        Ok(Err(e)) if result.is_ok() => Err(e),
+        Err(e) if result.is_ok() => Err(anyhow::anyhow!("the local worker stopped: {e}")),
+        _ => result,
+    }
+}
+
 /// Runs `concurrency` job slots on `queue` until `shutdown` resolves.
 pub async fn run(
     queue: Queue,

@@ -23,7 +23,7 @@ use tradelab_store::Store;
 use super::space::SweepSpec;
 use super::state::{Outcome, SweepState, TrialRun};
 use crate::jobs::queue::Queue;
-use crate::jobs::worker::WorkerContext;
+use crate::jobs::worker::{with_local_worker, WorkerContext};
 
 /// What the sweep reports as it goes.
 pub enum SweepEvent<'a> {
@@ -165,39 +165,18 @@ impl SweepRunner<'_> {
 
 /// Runs the sweep with `slots` job slots of a worker in this process
 /// (none: other processes' `tradelab worker`s do the work), until it ends,
-/// fails or Ctrl-C / SIGTERM interrupts it (the state is saved either way),
-/// then stops the worker.
+/// fails or Ctrl-C / SIGTERM interrupts it (the state is saved either way).
 pub async fn run_with_local_worker(
     runner: &SweepRunner<'_>,
     state: &mut SweepState,
     worker: Option<(WorkerContext, usize)>,
     on: impl FnMut(SweepEvent<'_>),
 ) -> Result<()> {
-    let sweep = async {
-        tokio::select! {
-            r = runner.run(state, on) => r,
-            _ = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!(
-                "interrupted; run the same command again to resume (finished trials are kept in {})",
-                runner.dir.display()
-            )),
-        }
-    };
-    let Some((ctx, slots)) = worker else {
-        return sweep.await;
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(crate::jobs::worker::run(runner.queue.clone(), ctx, slots, async move {
-        let _ = stopped.await;
-    }));
-    let result = sweep.await;
-    let _ = stop.send(());
-    match worker.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if result.is_ok() => return Err(e),
-        Err(e) if result.is_ok() => return Err(anyhow::anyhow!("the sweep's worker stopped: {e}")),
-        _ => {}
-    }
-    result
+    let dir = runner.dir.display().to_string();
+    with_local_worker(runner.queue, worker, runner.run(state, on), || {
+        format!("interrupted; run the same command again to resume (finished trials are kept in {dir})")
+    })
+    .await
 }
 
 /// The trials that train at `rung`: all of them at the first; after it,

@@ -320,12 +320,7 @@ fn train_and_report<A: Trainable>(
         p.settings = serde_json::to_value(settings)?;
         p.data = d.hashes.clone();
     }
-    // Jobs get a directory of their own: two queued runs of one agent and
-    // seed (a sweep's trials) may run at once on one machine.
-    let run_dir = a.out.clone().unwrap_or_else(|| match recorder.and_then(Recorder::job) {
-        Some(job) => PathBuf::from(format!("runs/jobs/{job}")),
-        None => PathBuf::from(format!("runs/{}-seed{}", a.agent, settings.seed)),
-    });
+    let run_dir = run_dir(a, recorder, settings.seed);
     let plan = TrainPlan {
         run_dir: run_dir.clone(),
         total_steps: settings.ppo.total_steps,
@@ -432,17 +427,20 @@ fn train_and_report<A: Trainable>(
             }),
             true,
         );
-        let mut result =
-            json!({"run_id": run, "model": name, "version": version, "location": dir.display().to_string()});
-        if r.job().is_some() {
-            if let Some(b) = &summary.best {
-                result["validation"] = serde_json::to_value(b)?;
-            }
-            if let Some(returns) = validation_returns(&summary.best_dir, &d.markets, settings)? {
-                result["validation_returns"] = json!(returns);
-            }
-        }
-        r.job_result(&result)?;
+        let registered = Registered {
+            run,
+            name,
+            version,
+            dir: &dir,
+        };
+        report_job_result(
+            r,
+            &registered,
+            summary.best.as_ref(),
+            &summary.best_dir,
+            &d.markets,
+            settings,
+        )?;
         println!("registered: {name} version {version} ({}), run {run}", dir.display());
     }
     Ok(summary.best_dir)
@@ -503,10 +501,7 @@ fn train_supervised(
         .iter()
         .find(|c| c.validation == chosen)
         .map_or(String::new(), |c| c.label.clone());
-    let run_dir = a.out.clone().unwrap_or_else(|| match recorder.and_then(Recorder::job) {
-        Some(job) => PathBuf::from(format!("runs/jobs/{job}")),
-        None => PathBuf::from(format!("runs/{name}-seed{}", settings.seed)),
-    });
+    let run_dir = run_dir(a, recorder, settings.seed);
     let best = tradelab_agents::trainer::best_dir(&run_dir);
     agent.save(&best)?;
     eprintln!(
@@ -538,20 +533,60 @@ fn train_supervised(
     let registered = a.name.as_deref().unwrap_or(name);
     let (version, dir) = r.register_checkpoint(registered, &best, Some(&run))?;
     r.finish_run(&run, RunStatus::Finished)?;
-    let mut result =
-        json!({"run_id": run, "model": registered, "version": version, "location": dir.display().to_string()});
-    if r.job().is_some() {
-        result["validation"] = serde_json::to_value(&chosen)?;
-        if let Some(returns) = validation_returns(&best, &d.markets, settings)? {
-            result["validation_returns"] = json!(returns);
-        }
-    }
-    r.job_result(&result)?;
+    let record = Registered {
+        run: &run,
+        name: registered,
+        version,
+        dir: &dir,
+    };
+    report_job_result(r, &record, Some(&chosen), &best, &d.markets, settings)?;
     println!(
         "registered: {registered} version {version} ({}), run {run}",
         dir.display()
     );
     Ok(())
+}
+
+/// Where a run's checkpoints go: `--out`, else a folder of the job's own
+/// when a worker runs it (two queued runs of one agent and seed, a sweep's
+/// trials, may run at once on one machine), else `runs/<agent>-seed<seed>`.
+fn run_dir(a: &TrainArgs, recorder: Option<&Recorder>, seed: u64) -> PathBuf {
+    a.out.clone().unwrap_or_else(|| match recorder.and_then(Recorder::job) {
+        Some(job) => PathBuf::from(format!("runs/jobs/{job}")),
+        None => PathBuf::from(format!("runs/{}-seed{seed}", a.agent)),
+    })
+}
+
+/// A model version a run registered.
+struct Registered<'a> {
+    run: &'a str,
+    name: &'a str,
+    version: i64,
+    dir: &'a Path,
+}
+
+/// The job's result when a worker runs this process: the run and model,
+/// and for sweeps the chosen checkpoint's validation and its per-bar
+/// validation returns.
+fn report_job_result(
+    r: &Recorder,
+    m: &Registered<'_>,
+    validation: Option<&ValidationMetrics>,
+    best: &Path,
+    markets: &[TrainingMarket],
+    settings: &Settings,
+) -> Result<()> {
+    let mut result =
+        json!({"run_id": m.run, "model": m.name, "version": m.version, "location": m.dir.display().to_string()});
+    if r.job().is_some() {
+        if let Some(v) = validation {
+            result["validation"] = serde_json::to_value(v)?;
+        }
+        if let Some(returns) = validation_returns(best, markets, settings)? {
+            result["validation_returns"] = json!(returns);
+        }
+    }
+    r.job_result(&result)
 }
 
 /// The most validation bars a job result carries (about 400 kB of JSON).
