@@ -21,6 +21,12 @@ pub struct AuthSettings {
     pub clock_skew_secs: u64,
     /// A new signing key is made at start when the current one is older.
     pub key_rotation_days: u64,
+    /// The file holding the key-encryption key that seals signing keys in
+    /// the database (64 hex digits, mode 0600, made when missing); empty:
+    /// beside an SQLite database (`tradelab.db.key`). The environment
+    /// variable `TRADELAB_KEY_ENCRYPTION_KEY` overrides it; PostgreSQL
+    /// needs one of the two, the same on every server.
+    pub key_file: String,
     /// Login attempts allowed per user name (and ten times this per
     /// address) in `login_window_secs`.
     pub login_attempts: usize,
@@ -43,6 +49,7 @@ impl Default for AuthSettings {
             refresh_token_days: 30,
             clock_skew_secs: 30,
             key_rotation_days: 30,
+            key_file: String::new(),
             login_attempts: 5,
             login_window_secs: 300,
             token_requests_per_minute: 60,

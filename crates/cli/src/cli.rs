@@ -188,6 +188,11 @@ pub enum ClientCommand {
         /// The scopes it may be given, space-separated (default: all).
         #[arg(long)]
         scope: Option<String>,
+        /// A resource server (an API that checks tokens shown to it): the
+        /// only kind of client allowed to introspect tokens. Confidential
+        /// clients only.
+        #[arg(long)]
+        resource_server: bool,
     },
     List,
     /// Removes a client and revokes every token it holds.
@@ -246,6 +251,13 @@ pub struct ServeArgs {
     /// machine only: a warning says so at start.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// A request's headers must arrive within this, and an idle
+    /// connection is closed after it (slow clients cannot hold sockets).
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout_secs: f64,
+    /// Connections open at once; past it newcomers wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Args)]

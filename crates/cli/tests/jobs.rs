@@ -30,6 +30,8 @@ fn tradelab(cwd: &Path, db: &str) -> Command {
     c.current_dir(cwd)
         .env("NO_COLOR", "1")
         .env("TRADELAB_DATABASE_URL", db)
+        // PostgreSQL has no default key-encryption key for signing keys.
+        .env("TRADELAB_KEY_ENCRYPTION_KEY", "11".repeat(32))
         .args(common::SMALL_MODEL)
         .args(JOB_SETTINGS);
     c

@@ -231,6 +231,8 @@ fn authlib_completes_every_flow_and_no_secret_reaches_the_log() {
     let added = ok(tradelab(d)
         .args(["auth", "client", "add", "authlib-service", "--name", "authlib service"])
         .args(["--grant", "client_credentials", "--scope", "data:read models:read"])
+        // It introspects tokens (RFC 7662), which only resource servers may.
+        .arg("--resource-server")
         .output()
         .unwrap());
     let secret = added
@@ -425,6 +427,22 @@ fn the_first_start_creates_an_administrator_with_a_one_time_password() {
         .unwrap()
         .to_string();
     drop(first);
+    // Issue 19 finding 1: the database and the key-encryption key beside it
+    // are the owner's alone, and a database others can read is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |f: &str| std::fs::metadata(d.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("t.db"), mode("t.db.key")), (0o600, 0o600));
+        std::fs::set_permissions(d.join("t.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = tradelab(d).args(["auth", "user", "list"]).output().unwrap();
+        assert!(
+            !refused.status.success() && text(&refused).contains("chmod 600"),
+            "{}",
+            text(&refused)
+        );
+        std::fs::set_permissions(d.join("t.db"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let listed = ok(tradelab(d).args(["auth", "user", "list"]).output().unwrap());
     assert!(
         listed.contains("admin") && listed.contains("must change password"),
@@ -535,9 +553,34 @@ fn serve_on_postgres_over_verified_tls_migrates_and_initialises_the_authorizatio
     let url = format!("postgres://postgres@localhost:5432/{name}?sslmode=verify-full&sslrootcert={root_cert}");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
+    // Signing keys are sealed with a key-encryption key every server on the
+    // database must share: without one the server says so and stops.
+    let mut child = tradelab(d)
+        .env("TRADELAB_DATABASE_URL", &url)
+        .env_remove("TRADELAB_KEY_ENCRYPTION_KEY")
+        .args(["serve", "--addr", "127.0.0.1:0", "--workers", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a server without a key-encryption key started on PostgreSQL");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = child.wait_with_output().unwrap();
+    assert!(
+        !refused.status.success() && text(&refused).contains("TRADELAB_KEY_ENCRYPTION_KEY"),
+        "{}",
+        text(&refused)
+    );
     let server = Server::start({
         let mut c = tradelab(d);
         c.env("TRADELAB_DATABASE_URL", &url)
+            .env("TRADELAB_KEY_ENCRYPTION_KEY", "22".repeat(32))
             .env("TRADELAB_ADMIN_PASSWORD", "admin-password-123");
         c
     });

@@ -42,6 +42,14 @@ impl AuditLog {
                             let _ = reply.send(Ok(id));
                         }
                     }
+                    // One bad record must not fail the others (issue 19
+                    // finding 6): write them one by one, each answered alone.
+                    Err(_) if batch.len() > 1 => {
+                        for (d, reply) in batch.drain(..) {
+                            let one = store.record_decisions(std::slice::from_ref(&d)).await;
+                            let _ = reply.send(one.map(|mut ids| ids.remove(0)).map_err(|e| e.to_string()));
+                        }
+                    }
                     Err(e) => {
                         let message = e.to_string();
                         for (_, reply) in batch.drain(..) {
@@ -64,5 +72,45 @@ impl AuditLog {
         done.await
             .map_err(|_| Problem::internal("the audit trail", "its writer has stopped"))?
             .map_err(|e| Problem::internal("writing the audit record", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(quantity: f64) -> NewDecision {
+        NewDecision {
+            model_name: "m".into(),
+            model_version: 1,
+            inputs_sha256: "00".into(),
+            action: "HOLD".into(),
+            quantity,
+            probabilities: serde_json::json!({}),
+            risk_checks: serde_json::json!({}),
+            caller: None,
+        }
+    }
+
+    /// Issue 19 finding 6: a record the store refuses fails alone; the
+    /// others in its batch are written and answered.
+    #[tokio::test]
+    async fn one_bad_record_does_not_fail_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("a.db").display()))
+            .await
+            .unwrap();
+        let log = AuditLog::spawn(store.clone());
+        // On this single-threaded runtime the three are queued before the
+        // writer runs, so they form one batch.
+        let (a, bad, b) = tokio::join!(
+            log.append(decision(1.0)),
+            log.append(decision(f64::NAN)),
+            log.append(decision(2.0))
+        );
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        assert_eq!(bad.unwrap_err().status, 500);
+        let kept: Vec<f64> = store.decisions("m").await.unwrap().iter().map(|d| d.quantity).collect();
+        assert_eq!(kept, [1.0, 2.0], "in arrival order");
     }
 }

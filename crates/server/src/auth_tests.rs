@@ -14,6 +14,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 use tradelab_app::Settings;
 use tradelab_auth::jwt::{AccessClaims, SigningKey};
+use tradelab_auth::sealed::KeyEncryptionKey;
 use tradelab_auth::{password, pkce, secret};
 use tradelab_store::oauth::ClientRecord;
 use tradelab_store::Store;
@@ -26,11 +27,14 @@ use tradelab_core::time::now_secs;
 const ISSUER: &str = "http://tradelab.test";
 const WEB_REDIRECT: &str = "https://app.example/cb";
 const SERVICE_SECRET: &str = "tls_service-secret-for-tests-only";
+/// The secret of `api`, a confidential client marked as a resource server.
+const RESOURCE_SECRET: &str = "tls_resource-server-secret-for-tests";
 
 struct Fixture {
     app: Router,
     state: Arc<AppState>,
     store: Store,
+    kek: KeyEncryptionKey,
     _dir: tempfile::TempDir,
 }
 
@@ -42,7 +46,8 @@ async fn fixture_with(settings: Settings) -> Fixture {
     let url = format!("sqlite://{}", dir.path().join("auth.db").display());
     let store = Store::open(&url).await.unwrap();
     let queue = tradelab_app::jobs::queue::Queue::open(&url).await.unwrap();
-    let (keys, _) = auth_setup::load_keys(&store, &settings.auth).await.unwrap();
+    let kek = KeyEncryptionKey::generate();
+    let (keys, _) = auth_setup::load_keys(&store, &settings.auth, &kek).await.unwrap();
     let auth = Arc::new(AuthServer::new(true, ISSUER.into(), settings.auth.clone(), keys));
     for (name, role, pw, temporary) in [
         ("ada", "researcher", "ada-password-123", false),
@@ -62,6 +67,7 @@ async fn fixture_with(settings: Settings) -> Fixture {
         redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
         grant_types: grants.iter().map(|s| s.to_string()).collect(),
         scopes: scopes.into(),
+        resource_server: false,
         created_ms: 0,
     };
     store
@@ -84,11 +90,19 @@ async fn fixture_with(settings: Settings) -> Fixture {
         ))
         .await
         .unwrap();
+    store
+        .create_client(&ClientRecord {
+            resource_server: true,
+            ..client("api", Some(RESOURCE_SECRET), &[], &["client_credentials"], "data:read")
+        })
+        .await
+        .unwrap();
     let state = Arc::new(AppState::new(store.clone(), queue, settings, auth));
     Fixture {
         app: super::router(state.clone(), Duration::from_secs(30)),
         state,
         store,
+        kek,
         _dir: dir,
     }
 }
@@ -147,6 +161,8 @@ impl Answer {
 struct Browser<'a> {
     app: &'a Router,
     cookies: HashMap<String, String>,
+    /// The address requests come from (rate limits key on it).
+    from: Option<std::net::SocketAddr>,
 }
 
 impl<'a> Browser<'a> {
@@ -154,11 +170,23 @@ impl<'a> Browser<'a> {
         Browser {
             app,
             cookies: HashMap::new(),
+            from: None,
+        }
+    }
+
+    /// A browser on another machine.
+    fn at(app: &'a Router, ip: &str) -> Browser<'a> {
+        Browser {
+            from: Some(std::net::SocketAddr::new(ip.parse().unwrap(), 40_000)),
+            ..Browser::new(app)
         }
     }
 
     async fn send(&mut self, method: &str, uri: &str, form: Option<&[(String, String)]>) -> Answer {
         let mut req = Request::builder().method(method).uri(uri);
+        if let Some(addr) = self.from {
+            req = req.extension(axum::extract::ConnectInfo(addr));
+        }
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             req = req.header(header::COOKIE, jar.join("; "));
@@ -204,6 +232,17 @@ async fn send(app: &Router, req: Request<Body>) -> Answer {
 }
 
 async fn post_form(app: &Router, uri: &str, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> Answer {
+    post_form_from(app, None, uri, pairs, basic).await
+}
+
+/// [`post_form`] from the address `ip`.
+async fn post_form_from(
+    app: &Router,
+    ip: Option<&str>,
+    uri: &str,
+    pairs: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> Answer {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         s.append_pair(k, v);
@@ -212,6 +251,12 @@ async fn post_form(app: &Router, uri: &str, pairs: &[(&str, &str)], basic: Optio
         .method("POST")
         .uri(uri)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(ip) = ip {
+        req = req.extension(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+            ip.parse().unwrap(),
+            40_000,
+        )));
+    }
     if let Some((id, secret)) = basic {
         use base64::Engine;
         let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
@@ -652,6 +697,55 @@ async fn authorization_code_with_pkce_and_each_refusal() {
         )
         .await;
     assert_eq!(page2.status, StatusCode::FORBIDDEN, "no CSRF cookie");
+    // Issue 19 finding 20: a cookie planted with the same value as the
+    // form's field (the old check accepted any such pair) is refused ...
+    let mut planted = Browser::new(&f.app);
+    let nonce = "p".repeat(43);
+    planted.cookies.insert("tradelab_csrf".into(), nonce.clone());
+    let mut fields: Vec<(String, String)> = page
+        .hidden()
+        .into_iter()
+        .map(|(k, v)| if k == "csrf" { (k, nonce.clone()) } else { (k, v) })
+        .collect();
+    fields.extend([
+        ("username".into(), "ada".into()),
+        ("password".into(), "ada-password-123".into()),
+    ]);
+    assert_eq!(
+        planted.send("POST", "/oauth/authorize", Some(&fields)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // ... and so is a token lifted from another browser's session: a
+    // signed-in browser's consent form, replayed with the victim's cookies.
+    let mut attacker = Browser::new(&f.app);
+    let consent_page = {
+        let login = attacker
+            .send("GET", &authorize_uri("web", WEB_REDIRECT, Some(&challenge), ""), None)
+            .await;
+        attacker
+            .submit(
+                &login,
+                "/oauth/authorize",
+                &[("username", "vic"), ("password", "vic-password-123")],
+            )
+            .await
+    };
+    assert!(consent_page.body.contains("asks to:"), "{}", consent_page.body);
+    let mut victim = Browser::new(&f.app);
+    victim
+        .send("GET", &authorize_uri("web", WEB_REDIRECT, Some(&challenge), ""), None)
+        .await;
+    victim
+        .cookies
+        .insert("tradelab_csrf".into(), attacker.cookies["tradelab_csrf"].clone());
+    let forged = victim
+        .submit(&consent_page, "/oauth/consent", &[("decision", "allow")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    let genuine = attacker
+        .submit(&consent_page, "/oauth/consent", &[("decision", "allow")])
+        .await;
+    assert_eq!(genuine.status, StatusCode::SEE_OTHER, "{}", genuine.body);
     // Login pages cannot be framed or cached.
     assert_eq!(page.headers.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
     assert_eq!(page.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
@@ -759,6 +853,20 @@ async fn logins_are_rate_limited_and_disabled_users_are_refused() {
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(a.headers.get(header::RETRY_AFTER).is_some());
     assert!(!a.body.contains("asks to:"));
+    // Issue 19 finding 10: the lockout is the attacker's address's alone;
+    // ada signs in from her own machine.
+    let mut own = Browser::at(&f.app, "10.0.0.7");
+    let page7 = own
+        .send("GET", &authorize_uri("web", WEB_REDIRECT, Some(&challenge), ""), None)
+        .await;
+    let a = own
+        .submit(
+            &page7,
+            "/oauth/authorize",
+            &[("username", "ada"), ("password", "ada-password-123")],
+        )
+        .await;
+    assert!(a.body.contains("asks to:"), "{}", a.body);
     // Another user is not locked out by ada's attacker.
     let a = b
         .submit(
@@ -832,7 +940,7 @@ async fn a_one_time_password_must_be_changed_at_first_sign_in() {
         .await;
     assert!(change.body.contains("Choose a new one"), "{}", change.body);
     // Consent is not reachable before the change.
-    let early = b.submit(&page, "/oauth/consent", &[("decision", "allow")]).await;
+    let early = b.submit(&change, "/oauth/consent", &[("decision", "allow")]).await;
     assert_eq!(early.status, StatusCode::UNAUTHORIZED);
     for (new, confirm) in [
         ("short", "short"),
@@ -862,6 +970,67 @@ async fn a_one_time_password_must_be_changed_at_first_sign_in() {
     let user = f.store.user_by_name("tmp").await.unwrap().unwrap();
     assert!(!user.must_change_password);
     assert!(password::verify_password("a-long-new-password", &user.password_hash));
+}
+
+/// Issue 19 finding 16: a signed-in session alone cannot change the
+/// password, and a change ends every grant and other session.
+#[tokio::test]
+async fn a_password_change_needs_the_current_password_and_revokes_every_grant() {
+    let f = fixture().await;
+    let mut b = Browser::new(&f.app);
+    let code = code_for(&mut b, "ada", "ada-password-123", &verifier(1), "").await;
+    let tokens = redeem(&f.app, &code, Some(&verifier(1)), WEB_REDIRECT).await.json();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let mut elsewhere = Browser::new(&f.app);
+    code_for(&mut elsewhere, "ada", "ada-password-123", &verifier(2), "").await;
+    let uri = authorize_uri("web", WEB_REDIRECT, Some(&pkce::challenge_of(&verifier(3))), "");
+    let page = b.send("GET", &uri, None).await;
+    assert!(page.body.contains("asks to:"), "{}", page.body);
+    let change = |current: Option<&'static str>| {
+        let mut fields = vec![
+            ("new_password", "a-brand-new-password"),
+            ("confirm", "a-brand-new-password"),
+        ];
+        fields.extend(current.map(|c| ("current_password", c)));
+        fields
+    };
+    let hash = || async { f.store.user_by_name("ada").await.unwrap().unwrap().password_hash };
+    for current in [None, Some("a-wrong-guess-123")] {
+        let a = b.submit(&page, "/oauth/password", &change(current)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{current:?}: {}", a.body);
+        assert!(a.body.contains("Current password"), "{}", a.body);
+        assert!(password::verify_password("ada-password-123", &hash().await));
+    }
+    assert_eq!(get_with(&f.app, "/v1/runs", Some(&access)).await.status, StatusCode::OK);
+
+    let a = b
+        .submit(&page, "/oauth/password", &change(Some("ada-password-123")))
+        .await;
+    assert!(a.body.contains("asks to:"), "{}", a.body);
+    assert!(password::verify_password("a-brand-new-password", &hash().await));
+    assert_eq!(
+        get_with(&f.app, "/v1/runs", Some(&access)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "tokens from before the change are revoked"
+    );
+    let a = post_form(
+        &f.app,
+        "/oauth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "web"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["error"], "invalid_grant");
+    let a = elsewhere.send("GET", &uri, None).await;
+    assert!(
+        a.body.contains("Sign in to continue"),
+        "the other browser is signed out"
+    );
 }
 
 #[tokio::test]
@@ -912,7 +1081,7 @@ async fn client_credentials_introspection_and_revocation() {
             post_form(
                 &app,
                 "/oauth/introspect",
-                &[("token", &t), ("client_id", "svc"), ("client_secret", SERVICE_SECRET)],
+                &[("token", &t), ("client_id", "api"), ("client_secret", RESOURCE_SECRET)],
                 None,
             )
             .await
@@ -937,6 +1106,22 @@ async fn client_credentials_introspection_and_revocation() {
         StatusCode::UNAUTHORIZED,
         "public clients cannot introspect"
     );
+    // Issue 19 finding 15: nor can a confidential client that is not a
+    // resource server (it would learn users' names and scopes).
+    let other = post_form(
+        &f.app,
+        "/oauth/introspect",
+        &[("token", &access)],
+        Some(("svc", SERVICE_SECRET)),
+    )
+    .await;
+    assert_eq!(
+        (other.status, other.json()["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("unauthorized_client")),
+        "{}",
+        other.body
+    );
+    assert!(other.json().get("active").is_none());
     // Revoked by another client: nothing happens (RFC 7009 §2.1).
     let a = post_form(
         &f.app,
@@ -1046,15 +1231,158 @@ async fn the_token_endpoint_is_rate_limited_per_client() {
     let limited = ask().await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.get(header::RETRY_AFTER).is_some());
-    // Guessing a client's secret is limited the same way.
-    let wrong = post_form(
+    // Guessing a client's secret is limited per address (twice the rate):
+    // the address has made 4 requests, so its 7th is refused.
+    let mut guesses = Vec::new();
+    for _ in 0..3 {
+        let wrong = post_form(
+            &f.app,
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            Some(("svc", "tls_guess")),
+        )
+        .await;
+        guesses.push(wrong.status);
+    }
+    assert_eq!(
+        guesses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
+
+/// Issue 19 finding 4: junk naming a client, from one address, locks
+/// nobody else out of it, public or confidential.
+#[tokio::test]
+async fn junk_naming_a_client_from_one_address_locks_nobody_else_out() {
+    let mut settings = Settings::default();
+    settings.auth.token_requests_per_minute = 3;
+    let f = fixture_with(settings).await;
+    let junk_refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "tlr_junk"),
+        ("client_id", "tradelab-cli"),
+    ];
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(
+            post_form_from(&f.app, Some("10.6.6.6"), "/oauth/token", &junk_refresh, None)
+                .await
+                .status,
+        );
+        let guess = post_form_from(
+            &f.app,
+            Some("10.6.6.6"),
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            Some(("svc", "tls_guess")),
+        )
+        .await;
+        statuses.push(guess.status);
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    // The command line's users elsewhere get an answer about their token...
+    let a = post_form_from(&f.app, Some("10.0.0.7"), "/oauth/token", &junk_refresh, None).await;
+    assert_eq!(a.json()["error"], "invalid_grant", "{}", a.body);
+    // ... and the service its token.
+    let a = post_form_from(
         &f.app,
+        Some("10.0.0.8"),
         "/oauth/token",
         &[("grant_type", "client_credentials")],
-        Some(("svc", "tls_guess")),
+        Some(("svc", SERVICE_SECRET)),
     )
     .await;
-    assert_eq!(wrong.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+/// Issue 19 finding 9: device requests are limited per address, and
+/// expired codes are purged rather than kept for ever.
+#[tokio::test]
+async fn device_requests_are_rate_limited_and_expired_codes_purged() {
+    let mut settings = Settings::default();
+    settings.auth.token_requests_per_minute = 5;
+    let f = fixture_with(settings).await;
+    let ask = |ip: &'static str| {
+        post_form_from(
+            &f.app,
+            Some(ip),
+            "/oauth/device_authorization",
+            &[("client_id", "tradelab-cli"), ("scope", "data:read")],
+            None,
+        )
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(ask("10.6.6.6").await.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[19], StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(ask("10.0.0.7").await.status, StatusCode::OK, "another address");
+
+    // A code long expired is gone after the next request that makes codes.
+    f.store
+        .create_device_code("stale", "ZZZZ-ZZZZ", "tradelab-cli", "data:read", 1_000)
+        .await
+        .unwrap();
+    f.state.auth.allow_purge_now();
+    assert_eq!(ask("10.0.0.9").await.status, StatusCode::OK);
+    assert_eq!(
+        f.store.purge_expired_codes(2_000).await.unwrap(),
+        0,
+        "the server purged it already"
+    );
+}
+
+/// Over https the cookies are `__Host-` cookies: Secure, Path=/, no
+/// Domain, so a sibling subdomain cannot set them.
+#[tokio::test]
+async fn cookies_over_https_carry_the_host_prefix() {
+    let f = fixture().await;
+    let (signing, _) = SigningKey::generate();
+    let ring = tradelab_auth::jwt::KeyRing {
+        published: vec![signing.public()],
+        signing,
+    };
+    let auth = Arc::new(AuthServer::new(
+        true,
+        "https://tradelab.example".into(),
+        f.state.auth.settings.clone(),
+        ring,
+    ));
+    let state = Arc::new(AppState::new(
+        f.store.clone(),
+        f.state.queue.clone(),
+        f.state.settings.clone(),
+        auth,
+    ));
+    let app = super::router(state, Duration::from_secs(30));
+    let page = Browser::new(&app)
+        .send(
+            "GET",
+            &authorize_uri("web", WEB_REDIRECT, Some(&pkce::challenge_of(&verifier(1))), ""),
+            None,
+        )
+        .await;
+    let set: Vec<String> = page
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].starts_with("__Host-tradelab_csrf="), "{}", set[0]);
+    for part in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Lax"] {
+        assert!(set[0].contains(part), "{part} in {}", set[0]);
+    }
+    assert!(!set[0].contains("Domain"));
 }
 
 #[tokio::test]
@@ -1071,8 +1399,10 @@ async fn discovery_keys_rotation_and_cors() {
     // Rotation: the old key stays published, so its tokens stay valid.
     let old = minted(&f, "data:read", |_| {}).await;
     let old_kid = f.state.auth.keys.read().unwrap().signing.kid.clone();
-    auth_setup::rotate_key(&f.store).await.unwrap();
-    let (ring, _) = auth_setup::load_keys(&f.store, &f.state.auth.settings).await.unwrap();
+    auth_setup::rotate_key(&f.store, &f.kek).await.unwrap();
+    let (ring, _) = auth_setup::load_keys(&f.store, &f.state.auth.settings, &f.kek)
+        .await
+        .unwrap();
     *f.state.auth.keys.write().unwrap() = ring;
     let new = minted(&f, "data:read", |_| {}).await;
     let jwks = get_with(&f.app, "/oauth/jwks.json", None).await.json();
@@ -1138,6 +1468,57 @@ async fn discovery_keys_rotation_and_cors() {
     );
 }
 
+/// Issue 19 finding 17: a job's event stream stops delivering once its
+/// token is revoked, or has expired.
+#[tokio::test]
+async fn an_event_stream_ends_when_its_token_is_revoked_or_expires() {
+    use futures_util::StreamExt;
+    let f = fixture().await;
+    let job = f.store.enqueue_job("train", &serde_json::json!({})).await.unwrap();
+    let open = |token: String| {
+        let app = f.app.clone();
+        let uri = format!("/v1/jobs/{job}/events");
+        async move {
+            let r = app
+                .oneshot(
+                    Request::builder()
+                        .uri(uri)
+                        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.into_body().into_data_stream()
+        }
+    };
+    let until_end = |mut body: axum::body::BodyDataStream| async move {
+        let mut all = String::new();
+        let ended = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some(Ok(chunk)) = body.next().await {
+                all.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream did not end: {all}");
+        all
+    };
+
+    let mut sid = String::new();
+    let token = minted(&f, "data:read", |c| sid = c.sid.clone()).await;
+    let mut body = open(token).await;
+    let first = String::from_utf8_lossy(&body.next().await.unwrap().unwrap()).into_owned();
+    assert!(first.contains("event: job"), "{first}");
+    f.store.revoke_grant(&sid, "test").await.unwrap();
+    let rest = until_end(body).await;
+    assert!(rest.contains("event: denied") && rest.contains("revoked"), "{rest}");
+
+    let short = minted(&f, "data:read", |c| c.exp = now_secs() + 2).await;
+    let rest = until_end(open(short).await).await;
+    assert!(rest.contains("event: denied") && rest.contains("expired"), "{rest}");
+}
+
 #[tokio::test]
 async fn decisions_record_who_asked_and_jobs_are_cancelled_by_their_own_scope() {
     let f = fixture().await;
@@ -1164,6 +1545,9 @@ async fn decisions_record_who_asked_and_jobs_are_cancelled_by_their_own_scope() 
         client_id: "web".into(),
         username: Some("ada".into()),
         scopes: vec!["trade".into()],
+        grant_id: "g".into(),
+        token_id: "t".into(),
+        expires_secs: 0,
     };
     assert_eq!(caller.name(), "ada via web");
 }

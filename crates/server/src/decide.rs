@@ -113,6 +113,30 @@ impl Portfolio {
         if let Some(p) = self.peak_equity {
             finite("peak_equity", p)?;
         }
+        // Finite fields can still multiply to infinity (issue 19 finding 6:
+        // one such request failed a whole audit batch): every figure the
+        // decision derives must be finite too, in f32 where the model reads it.
+        let derived = [
+            ("equity (cash + position_units × price)", self.equity()),
+            ("exposure (position_units × price)", self.position_units * self.price),
+            (
+                "cost basis (cash + position_units × avg_price)",
+                self.cash + self.position_units * self.avg_price,
+            ),
+            ("unrealised P&L", self.position_units * (self.price - self.avg_price)),
+        ];
+        for (what, x) in derived {
+            if !x.is_finite() {
+                return Err(Problem::unprocessable(format!(
+                    "the portfolio's {what} is not a finite number; check the figures' units"
+                )));
+            }
+        }
+        if self.account_features().iter().any(|f| !f.is_finite()) {
+            return Err(Problem::unprocessable(
+                "the portfolio's figures are too large to read as model inputs (return, exposure or P&L beyond f32); check the figures' units",
+            ));
+        }
         Ok(())
     }
 
@@ -368,5 +392,48 @@ mod tests {
         let mut bad = req(vec![vec![0.0; 3]; 2]);
         bad.portfolio.price = -1.0;
         assert!(flatten_window(&bad, &shape).unwrap_err().detail.contains("price"));
+    }
+
+    /// Issue 19 finding 6: finite fields whose products overflow are a 422
+    /// naming the figure, before the model or the audit trail sees them.
+    #[test]
+    fn portfolios_whose_derived_figures_overflow_are_refused() {
+        let shape = Shape { window: 1, features: 1 };
+        let with = |edit: fn(&mut Portfolio)| {
+            let mut p = flat(1000.0);
+            edit(&mut p);
+            let req = DecisionRequest {
+                instrument: "x".into(),
+                timeframe: "1d".into(),
+                window: vec![vec![0.0]],
+                portfolio: p,
+            };
+            flatten_window(&req, &shape)
+                .map(|_| ())
+                .map_err(|e| (e.status, e.detail))
+        };
+        let e = with(|p| {
+            p.position_units = 1e300;
+            p.avg_price = 1.0;
+            p.price = 1e300;
+        })
+        .unwrap_err();
+        assert_eq!(e.0, 422);
+        assert!(e.1.contains("equity"), "{}", e.1);
+        let e = with(|p| {
+            p.cash = -1e308;
+            p.position_units = 1e300;
+            p.avg_price = 1e10;
+        })
+        .unwrap_err();
+        assert!(e.1.contains("cost basis") || e.1.contains("equity"), "{}", e.1);
+        // Finite in f64, infinite as the model's f32 inputs.
+        let e = with(|p| {
+            p.cash = 1e300;
+            p.initial_equity = 1e-10;
+        })
+        .unwrap_err();
+        assert!(e.1.contains("too large"), "{}", e.1);
+        assert!(with(|_| {}).is_ok());
     }
 }

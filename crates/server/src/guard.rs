@@ -30,6 +30,14 @@ pub struct Caller {
     pub username: Option<String>,
     /// The scopes the token carries.
     pub scopes: Vec<String>,
+    /// The token's grant (`sid`) and id (`jti`): a long-lived response
+    /// (an event stream) re-checks them for revocation.
+    pub grant_id: String,
+    /// See [`Caller::grant_id`].
+    pub token_id: String,
+    /// When the token expires, seconds since the Unix epoch: a stream
+    /// ends then.
+    pub expires_secs: i64,
 }
 
 impl Caller {
@@ -116,6 +124,9 @@ pub async fn require(State((state, needs)): State<(Arc<AppState>, Needs)>, mut r
         client_id: claims.client_id,
         username: claims.username,
         scopes,
+        grant_id: claims.sid,
+        token_id: claims.jti,
+        expires_secs: claims.exp,
     });
     next.run(req).await
 }

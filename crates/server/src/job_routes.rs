@@ -140,12 +140,31 @@ pub async fn cancel(
 /// How often the event stream looks at the job.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How often a stream re-checks that its token is still live.
+const TOKEN_RECHECK: Duration = Duration::from_secs(2);
+
+/// Why a stream's token no longer lets it run, if it does not: expired,
+/// or revoked (issue 19 finding 17: a stream outlived both).
+async fn token_gone(s: &AppState, caller: &crate::guard::Caller) -> Option<&'static str> {
+    if tradelab_core::time::now_secs() >= caller.expires_secs {
+        return Some("the token has expired; reconnect with a fresh one");
+    }
+    match s.store.access_revoked(&caller.grant_id, &caller.token_id).await {
+        Ok(false) => None,
+        Ok(true) => Some("the token has been revoked"),
+        Err(_) => Some("the token could not be re-checked; reconnect"),
+    }
+}
+
 /// A server-sent event stream of a job: a `job` event with the whole job
 /// each time it changes, ending with an `end` event once it has ended.
+/// With auth on, the stream ends with a `denied` event once its token
+/// expires or is revoked (checked every two seconds).
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", responses((status = 200, content_type = "text/event-stream"), (status = 404, body = Problem)))]
 pub async fn events(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
+    caller: Option<axum::Extension<crate::guard::Caller>>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     // Unknown ids are a 404 now, not an empty stream.
     s.store.job(&id).await?;
@@ -154,18 +173,29 @@ pub async fn events(
         id: String,
         last: Option<(String, i64, Option<Value>)>,
         ended: bool,
+        caller: Option<crate::guard::Caller>,
+        checked: std::time::Instant,
     }
     let cursor = Cursor {
         state: s,
         id,
         last: None,
         ended: false,
+        caller: caller.map(|c| c.0),
+        checked: std::time::Instant::now(),
     };
     let stream = stream::unfold(cursor, |mut c| async move {
         if c.ended {
             return None;
         }
         loop {
+            if let Some(caller) = c.caller.as_ref().filter(|_| c.checked.elapsed() >= TOKEN_RECHECK) {
+                c.checked = std::time::Instant::now();
+                if let Some(why) = token_gone(&c.state, caller).await {
+                    c.ended = true;
+                    return Some((Ok(Event::default().event("denied").data(why)), c));
+                }
+            }
             let job = match c.state.store.job(&c.id).await {
                 Ok(j) => j,
                 Err(e) => {

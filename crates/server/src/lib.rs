@@ -12,7 +12,9 @@
 //! - [`oauth`]: the authorization server (login, consent, tokens, keys);
 //! - [`guard`]: the resource server: each route's scope, checked on every
 //!   request;
-//! - [`cors`]: cross-origin access for the browser dashboard.
+//! - [`cors`]: cross-origin access for the browser dashboard;
+//! - [`listen`]: accepting connections, with a header-read timeout, a
+//!   connection cap and graceful shutdown.
 //!
 //! Every request runs under a size limit and a timeout; the OpenAPI
 //! document is generated from the handlers and served with Swagger UI at
@@ -26,6 +28,7 @@ pub mod cors;
 pub mod decide;
 pub mod guard;
 pub mod job_routes;
+pub mod listen;
 pub mod oauth;
 pub mod problem;
 pub mod routes;
@@ -300,6 +303,11 @@ pub struct ServeOptions {
     pub workers: usize,
     /// Answer API requests without checking tokens (development only).
     pub insecure_no_auth: bool,
+    /// Request headers must arrive within this; idle connections close
+    /// after it.
+    pub header_timeout_secs: f64,
+    /// Connections open at once.
+    pub max_connections: usize,
 }
 
 /// Serves the API until Ctrl-C or SIGTERM, with `a.workers` job workers
@@ -317,7 +325,8 @@ pub fn run(source: &SettingsSource, a: &ServeOptions) -> Result<()> {
             )
         })?;
         let local = listener.local_addr()?;
-        let auth = oauth::start(&store, &settings.auth, local, !a.insecure_no_auth).await?;
+        let kek = tradelab_app::auth_setup::key_encryption_key(&settings.store.database_url(), &settings.auth)?;
+        let auth = oauth::start(&store, &settings.auth, &kek, local, !a.insecure_no_auth).await?;
         let state = Arc::new(AppState::new(store.clone(), queue.clone(), settings.clone(), auth));
         let app = router(state.clone(), Duration::from_secs_f64(a.timeout_secs.max(0.001)));
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -337,8 +346,12 @@ pub fn run(source: &SettingsSource, a: &ServeOptions) -> Result<()> {
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
+        let limits = listen::ListenLimits {
+            header_timeout: Duration::from_secs_f64(a.header_timeout_secs.clamp(0.1, 3600.0)),
+            max_connections: a.max_connections.max(1),
+            ..listen::ListenLimits::default()
+        };
+        listen::serve(listener, app, limits, shutdown_signal())
             .await
             .context("serving")?;
         let _ = stop.send(true);

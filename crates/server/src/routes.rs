@@ -503,6 +503,11 @@ pub async fn decide(
             .select_action(&input(&flat, &req.portfolio, market, actions), true)
             .map_err(|e| Problem::internal("the model", e))?;
         drop(m);
+        if !chosen.quantity.is_finite() || !chosen.value.is_finite() || chosen.probabilities.iter().any(|p| !p.is_finite()) {
+            return Err(Problem::unprocessable(
+                "the model's output for this input is not a finite number, so no decision was made or recorded; check that the window's features are normalised as in training",
+            ));
+        }
         let target = (actions == ActionSpace::Target).then_some(chosen.action);
         let decision = Decision {
             action: actions.order(chosen.action, req.portfolio.position_units),

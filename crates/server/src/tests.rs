@@ -123,12 +123,19 @@ async fn register_tiny(store: &Store, dir: &std::path::Path, name: &str, setting
         .unwrap();
 }
 
+/// One key-encryption key for every test server (a store may be shared).
+fn test_kek() -> tradelab_auth::sealed::KeyEncryptionKey {
+    tradelab_auth::sealed::KeyEncryptionKey::from_hex(&"11".repeat(32)).expect("64 hex digits")
+}
+
 /// The authorization server for tests: issuer `http://tradelab.test`;
 /// `enabled: false` is `--insecure-no-auth` (these tests are about the
 /// routes; `auth_tests` is about the tokens).
 pub(crate) async fn test_auth(store: &Store, enabled: bool) -> Arc<super::oauth::AuthServer> {
     let settings = tradelab_auth::AuthSettings::default();
-    let (keys, _) = tradelab_app::auth_setup::load_keys(store, &settings).await.unwrap();
+    let (keys, _) = tradelab_app::auth_setup::load_keys(store, &settings, &test_kek())
+        .await
+        .unwrap();
     Arc::new(super::oauth::AuthServer::new(
         enabled,
         "http://tradelab.test".into(),
@@ -474,6 +481,25 @@ async fn bad_requests_get_a_problem_document() {
         StatusCode::UNPROCESSABLE_ENTITY,
         call(&a.app, "POST", decide, json_body(&unknown)).await,
         "zzz",
+    );
+    // Issue 19 finding 6: finite figures whose products overflow, and a
+    // window so large the model's output is not finite: 422, not a 500 or
+    // a failed audit batch.
+    let mut overflow = observation();
+    overflow["portfolio"]["position_units"] = json!(1e300);
+    overflow["portfolio"]["avg_price"] = json!(1.0);
+    overflow["portfolio"]["price"] = json!(1e300);
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        call(&a.app, "POST", decide, json_body(&overflow)).await,
+        "not a finite number",
+    );
+    let mut extreme = observation();
+    extreme["window"] = json!(vec![vec![3.0e38f32; FEATURES]; WINDOW]);
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        call(&a.app, "POST", decide, json_body(&extreme)).await,
+        "model's output",
     );
     let mut extra = observation();
     extra["leverage"] = json!(10);

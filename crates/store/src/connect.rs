@@ -68,6 +68,9 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
+        if backend == Backend::Sqlite {
+            secure_sqlite_file(url)?;
+        }
         let url = if backend == Backend::Sqlite && !url.contains("mode=") {
             // Create the file on first use.
             format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -134,6 +137,67 @@ impl Store {
         self.metrics_pool.close().await;
         self.pool.close().await;
     }
+}
+
+/// The file an `sqlite:` URL names; `None` for an in-memory database or
+/// another scheme.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!in_memory).then(|| std::path::PathBuf::from(path))
+}
+
+/// The database holds password hashes and the token-signing keys (sealed,
+/// but still), so only its owner may read it (issue 19 finding 1): the
+/// file is made 0600 when missing (SQLite gives its `-wal` and `-shm`
+/// files the database's mode), and a database, `-wal` or `-shm` file that
+/// other users can open is refused with the command that fixes it.
+/// Called before anything else opens the file (the store, the job queue).
+pub fn secure_sqlite_file(url: &str) -> Result<(), StoreError> {
+    let Some(path) = sqlite_file(url) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(StoreError::Config(format!(
+                "cannot create the database {}: {e}; check that its folder exists and is writable, or set store.url",
+                path.display()
+            )))
+            }
+        }
+        let mut exposed = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = std::fs::metadata(&file) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    exposed.push((file, mode));
+                }
+            }
+        }
+        if let Some((first, mode)) = exposed.first() {
+            let files: Vec<String> = exposed.iter().map(|(f, _)| f.display().to_string()).collect();
+            return Err(StoreError::Config(format!(
+                "the database {} can be opened by other users (mode {mode:o}), and it holds password hashes and signing keys; run `chmod 600 {}` and start again",
+                first.display(),
+                files.join(" ")
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// The URL without its passwords, for messages: the password of the
@@ -207,6 +271,60 @@ mod tests {
         let e = refuse_unsupported("postgres://u@h/db?sslmode=verify-full&channel_binding=require").unwrap_err();
         assert!(e.to_string().contains("channel_binding"), "{e}");
         assert!(refuse_unsupported("postgres://u@h/db?sslmode=verify-full").is_ok());
+    }
+
+    #[test]
+    fn the_file_an_sqlite_url_names() {
+        let f = |u: &str| sqlite_file(u).map(|p| p.display().to_string());
+        assert_eq!(f("sqlite://tradelab.db").as_deref(), Some("tradelab.db"));
+        assert_eq!(f("sqlite:///tmp/a.db?mode=rwc").as_deref(), Some("/tmp/a.db"));
+        assert_eq!(f("sqlite:x.db").as_deref(), Some("x.db"));
+        assert_eq!(f("sqlite::memory:"), None);
+        assert_eq!(f("sqlite://a.db?mode=memory&cache=shared"), None);
+        assert_eq!(f("postgres://h/db"), None);
+    }
+
+    /// Issue 19 finding 1: a new database and its WAL files are the
+    /// owner's alone, and one other users can read is refused by name.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_database_is_private_and_a_readable_one_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let url = format!("sqlite://{}", db.display());
+        let store = Store::open(&url).await.unwrap();
+        store.experiment("e").await.unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for suffix in ["", "-wal", "-shm"] {
+            let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+        store.close().await;
+
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Store::open(&url).await.err().unwrap().to_string();
+        assert!(
+            e.contains("can be opened by other users (mode 644)") && e.contains(&format!("chmod 600 {}", db.display())),
+            "{e}"
+        );
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let wal = dir.path().join("t.db-wal");
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = Store::open(&url).await.err().unwrap().to_string();
+        assert!(e.contains(&format!("chmod 600 {}", wal.display())), "{e}");
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Store::open(&url).await.unwrap().close().await;
+
+        let e = Store::open(&format!("sqlite://{}/no/such/folder/t.db", dir.path().display()))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("cannot create the database") && e.contains("folder exists"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ pub mod registry;
 pub mod settings;
 pub mod tracking;
 
-pub use connect::{redact, Backend, Store};
+pub use connect::{redact, secure_sqlite_file, sqlite_file, Backend, Store};
 pub use error::StoreError;
 pub use settings::{StoreSettings, DATABASE_URL_ENV};
 

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_jobs_table_names.sql"),
     ),
     (3, "0003_oauth", include_str!("../migrations/0003_oauth.sql")),
+    (4, "0004_security", include_str!("../migrations/0004_security.sql")),
 ];
 
 /// A fixed key for the PostgreSQL advisory lock that serialises migrations.

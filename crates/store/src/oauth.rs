@@ -50,6 +50,9 @@ pub struct ClientRecord {
     pub grant_types: Vec<String>,
     /// The scopes the client may be granted, space-separated.
     pub scopes: String,
+    /// Whether it is a resource server (an API checking tokens it is
+    /// shown), the only kind of client that may introspect tokens.
+    pub resource_server: bool,
     /// When the client was registered, milliseconds since the Unix epoch.
     pub created_ms: i64,
 }
@@ -148,8 +151,10 @@ pub struct SigningKeyRecord {
     pub kid: String,
     /// The JWS algorithm it signs with (`EdDSA`).
     pub algorithm: String,
-    /// The private key as a PKCS#8 document.
-    pub pkcs8: Vec<u8>,
+    /// The private key as the caller stored it: sealed under the
+    /// key-encryption key (`tradelab_auth::sealed`); databases from before
+    /// sealing hold a bare PKCS#8 document, which the caller reseals.
+    pub private_key: Vec<u8>,
     /// When it was added, milliseconds since the Unix epoch.
     pub created_ms: i64,
     /// When a newer key replaced it, milliseconds since the Unix epoch;
@@ -221,6 +226,7 @@ fn client_record(r: &sqlx::any::AnyRow) -> Result<ClientRecord, StoreError> {
         redirect_uris: json_list(&r.try_get::<String, _>("redirect_uris")?)?,
         grant_types: json_list(&r.try_get::<String, _>("grant_types")?)?,
         scopes: r.try_get("scopes")?,
+        resource_server: r.try_get::<i64, _>("resource_server")? != 0,
         created_ms: r.try_get("created_ms")?,
     })
 }
@@ -258,7 +264,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 const USER_COLUMNS: &str =
     "SELECT id, username, password_hash, role, must_change_password, disabled_ms, created_ms FROM auth_users";
 const CLIENT_COLUMNS: &str =
-    "SELECT client_id, name, secret_hash, redirect_uris, grant_types, scopes, created_ms FROM auth_clients";
+    "SELECT client_id, name, secret_hash, redirect_uris, grant_types, scopes, resource_server, created_ms FROM auth_clients";
 const GRANT_COLUMNS: &str = "SELECT id, client_id, user_id, scope, created_ms, revoked_ms FROM auth_grants";
 
 impl Store {
@@ -371,12 +377,37 @@ impl Store {
         Ok(())
     }
 
+    /// A user's own password change: the new hash, no pending change, and
+    /// every grant they hold revoked (tokens issued under the old password
+    /// stop working). Returns how many grants were revoked.
+    pub async fn change_password(&self, user_id: &str, password_hash: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE auth_users SET password_hash = $1, must_change_password = 0 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no user with id `{user_id}`")));
+        }
+        let revoked = sqlx::query(
+            "UPDATE auth_grants SET revoked_ms = $1, revoked_reason = 'password changed' WHERE user_id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
     // ---- clients ----
 
     /// Registers a client; [`StoreError::Invalid`] if the id is taken.
     pub async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO auth_clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO auth_clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, resource_server, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -384,6 +415,7 @@ impl Store {
         .bind(serde_json::to_string(&c.redirect_uris).expect("strings serialise"))
         .bind(serde_json::to_string(&c.grant_types).expect("strings serialise"))
         .bind(&c.scopes)
+        .bind(c.resource_server as i64)
         .bind(c.created_ms)
         .execute(&self.pool)
         .await
@@ -527,6 +559,20 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes authorization and device codes that expired before
+    /// `before_ms`; returns how many.
+    pub async fn purge_expired_codes(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for table in ["auth_codes", "auth_device_codes"] {
+            n += sqlx::query(&format!("DELETE FROM {table} WHERE expires_ms < $1"))
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
     /// Spends the code with hash `code_hash`, or reports it spent before.
     pub async fn redeem_code(&self, code_hash: &str) -> Result<CodeRedemption, StoreError> {
         let spent = sqlx::query("UPDATE auth_codes SET used_ms = $1 WHERE code_hash = $2 AND used_ms IS NULL")
@@ -637,7 +683,7 @@ impl Store {
                 Ok(SigningKeyRecord {
                     kid: r.try_get("kid")?,
                     algorithm: r.try_get("algorithm")?,
-                    pkcs8: hex::decode(r.try_get::<String, _>("private_key")?)
+                    private_key: hex::decode(r.try_get::<String, _>("private_key")?)
                         .map_err(|e| StoreError::Invalid(format!("a stored signing key is damaged: {e}")))?,
                     created_ms: r.try_get("created_ms")?,
                     retired_ms: r.try_get("retired_ms")?,
@@ -648,7 +694,7 @@ impl Store {
 
     /// Adds a signing key and retires every other one (they stay published
     /// until [`Store::drop_retired_keys`] removes them).
-    pub async fn rotate_signing_key(&self, kid: &str, algorithm: &str, pkcs8: &[u8]) -> Result<(), StoreError> {
+    pub async fn rotate_signing_key(&self, kid: &str, algorithm: &str, private_key: &[u8]) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE auth_signing_keys SET retired_ms = $1 WHERE retired_ms IS NULL")
@@ -658,11 +704,21 @@ impl Store {
         sqlx::query("INSERT INTO auth_signing_keys (kid, algorithm, private_key, created_ms) VALUES ($1, $2, $3, $4)")
             .bind(kid)
             .bind(algorithm)
-            .bind(hex::encode(pkcs8))
+            .bind(hex::encode(private_key))
             .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a key's stored form (sealing a key stored bare).
+    pub async fn reseal_signing_key(&self, kid: &str, private_key: &[u8]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE auth_signing_keys SET private_key = $1 WHERE kid = $2")
+            .bind(hex::encode(private_key))
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -562,6 +562,7 @@ async fn oauth_users_clients_codes_and_token_families() {
             redirect_uris: vec!["https://app/cb".into()],
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             scopes: "data:read train".into(),
+            resource_server: false,
             created_ms: 1,
         };
         s.create_client(&client).await.unwrap();
@@ -639,9 +640,21 @@ async fn oauth_users_clients_codes_and_token_families() {
         assert_eq!(keys.len(), 2);
         assert!(keys
             .iter()
-            .any(|k| k.kid == "k1" && k.retired_ms.is_some() && k.pkcs8 == [1, 2]));
+            .any(|k| k.kid == "k1" && k.retired_ms.is_some() && k.private_key == [1, 2]));
         assert!(keys.iter().any(|k| k.kid == "k2" && k.retired_ms.is_none()));
+        s.reseal_signing_key("k1", &[9, 9, 9]).await.unwrap();
+        let keys = s.signing_keys().await.unwrap();
+        assert!(keys.iter().any(|k| k.kid == "k1" && k.private_key == [9, 9, 9]));
+        assert!(keys.iter().any(|k| k.kid == "k2" && k.private_key == [3]));
         assert_eq!(s.drop_retired_keys(i64::MAX).await.unwrap(), 1);
+
+        // Expired codes are purged; live ones stay.
+        s.create_device_code("old", "BBBB-BBBB", "cli", "data:read", 1_000)
+            .await
+            .unwrap();
+        let purged = s.purge_expired_codes(2_000).await.unwrap();
+        assert!(purged >= 1, "{purged}");
+        assert_eq!(s.purge_expired_codes(2_000).await.unwrap(), 0);
 
         // Device codes: pending, slow down, approved once.
         s.create_device_code("d1", "BCDF-GHJK", "cli", "data:read", i64::MAX)

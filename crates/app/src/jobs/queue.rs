@@ -52,13 +52,12 @@ impl Queue {
     pub async fn open(url: &str) -> Result<Queue> {
         // The same URL checks the store makes before it connects.
         let backend = Backend::of_url(url)?;
-        if let (Backend::Sqlite, Some(path)) = (
-            backend,
-            url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")),
-        ) {
-            let path = path.split('?').next().unwrap_or(path);
+        if backend == Backend::Sqlite {
+            // Private like the store's file, whichever of the two opens it first.
+            tradelab_store::secure_sqlite_file(url)?;
+            let path = tradelab_store::sqlite_file(url).map_or(":memory:".into(), |p| p.display().to_string());
             let options = SqliteConnectOptions::new()
-                .filename(path)
+                .filename(&path)
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(10));

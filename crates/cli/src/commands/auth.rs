@@ -24,7 +24,8 @@ pub fn run(g: &GlobalArgs, c: AuthCommand) -> Result<()> {
             AuthCommand::User(u) => user(&store, u).await,
             AuthCommand::Client(c) => client(&store, c).await,
             AuthCommand::RotateKey => {
-                let kid = auth_setup::rotate_key(&store).await?;
+                let kek = auth_setup::key_encryption_key(&settings.store.database_url(), &settings.auth)?;
+                let kid = auth_setup::rotate_key(&store, &kek).await?;
                 println!("new signing key {kid}; servers sign with it from their next start");
                 Ok(())
             }
@@ -121,8 +122,12 @@ async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
             redirect_uris,
             grants,
             scope,
+            resource_server,
         } => {
             valid_name(&client_id, "client id")?;
+            if public && resource_server {
+                bail!("a resource server introspects tokens with its secret, so it cannot be --public");
+            }
             for uri in &redirect_uris {
                 redirect::check_registrable(uri).map_err(anyhow::Error::msg)?;
             }
@@ -167,6 +172,7 @@ async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
                     redirect_uris,
                     grant_types,
                     scopes: scopes.to_string(),
+                    resource_server,
                     created_ms: tradelab_core::time::now_ms(),
                 })
                 .await?;
@@ -178,12 +184,12 @@ async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
         ClientCommand::List => {
             for c in store.clients().await? {
                 println!(
-                    "{:<20} {:<12} {:<40} grants: {}  scopes: {}  redirects: {}",
+                    "{:<20} {:<15} {:<40} grants: {}  scopes: {}  redirects: {}",
                     c.client_id,
-                    if c.secret_hash.is_some() {
-                        "confidential"
-                    } else {
-                        "public"
+                    match (&c.secret_hash, c.resource_server) {
+                        (Some(_), true) => "resource server",
+                        (Some(_), false) => "confidential",
+                        (None, _) => "public",
                     },
                     c.name,
                     c.grant_types.join(","),

@@ -11,6 +11,8 @@ pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
         timeout_secs: a.timeout_secs,
         workers: a.workers,
         insecure_no_auth: a.insecure_no_auth,
+        header_timeout_secs: a.header_timeout_secs,
+        max_connections: a.max_connections,
     };
     tradelab_server::run(&g.settings_source(), &options)
 }

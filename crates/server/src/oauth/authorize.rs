@@ -196,20 +196,38 @@ async fn continuation(s: &AppState, p: &Params) -> Result<Continuation, Response
 
 /// The browser's CSRF token, or a new one with the cookie that sets it.
 pub fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Vec<String>) {
-    match cookie(headers, CSRF_COOKIE).filter(|c| c.len() >= 32) {
-        Some(t) => (t, vec![]),
+    let session = cookie(headers, &s.auth.cookie_name(SESSION_COOKIE));
+    let (nonce, cookies) = match cookie(headers, &s.auth.cookie_name(CSRF_COOKIE))
+        .filter(|c| c.len() >= tradelab_auth::csrf::MIN_NONCE_LEN)
+    {
+        Some(n) => (n, vec![]),
         None => {
-            let t = secret::new_secret("");
-            let c = pages::set_cookie(CSRF_COOKIE, &t, SESSION_TTL.as_secs(), s.auth.secure_cookies());
-            (t, vec![c])
+            let n = secret::new_secret("");
+            let c = pages::set_cookie(
+                &s.auth.cookie_name(CSRF_COOKIE),
+                &n,
+                SESSION_TTL.as_secs(),
+                s.auth.secure_cookies(),
+            );
+            (n, vec![c])
         }
-    }
+    };
+    (s.auth.csrf.token(&nonce, session.as_deref()), cookies)
 }
 
-/// Whether the form's CSRF token matches the cookie.
-pub fn csrf_ok(headers: &HeaderMap, p: &Params) -> bool {
-    match (cookie(headers, CSRF_COOKIE), p.get("csrf")) {
-        (Some(c), Some(f)) => c.len() >= 32 && secret::constant_time_eq(c.as_bytes(), f.as_bytes()),
+/// The token for a form rendered just after sign-in, bound to the new
+/// session (`fallback` when the request had no nonce, which a form that
+/// passed [`csrf_ok`] always has).
+fn csrf_token_for_session(s: &AppState, headers: &HeaderMap, session: &str, fallback: String) -> String {
+    cookie(headers, &s.auth.cookie_name(CSRF_COOKIE)).map_or(fallback, |n| s.auth.csrf.token(&n, Some(session)))
+}
+
+/// Whether the form's CSRF token is the server's HMAC of the cookie's
+/// nonce and the browser's session.
+pub fn csrf_ok(s: &AppState, headers: &HeaderMap, p: &Params) -> bool {
+    let session = cookie(headers, &s.auth.cookie_name(SESSION_COOKIE));
+    match (cookie(headers, &s.auth.cookie_name(CSRF_COOKIE)), p.get("csrf")) {
+        (Some(nonce), Some(token)) => s.auth.csrf.verify(&nonce, session.as_deref(), token),
         _ => false,
     }
 }
@@ -225,7 +243,7 @@ pub fn csrf_refused() -> Response {
 
 /// The signed-in, enabled user of this browser, if any.
 pub async fn session_user(s: &AppState, headers: &HeaderMap) -> Option<(String, super::LoginSession, UserRecord)> {
-    let id = cookie(headers, SESSION_COOKIE)?;
+    let id = cookie(headers, &s.auth.cookie_name(SESSION_COOKIE))?;
     let session = s.auth.session(&id)?;
     let user = s.store.user(&session.user_id).await.ok()?;
     user.disabled_ms.is_none().then_some((id, session, user))
@@ -266,7 +284,7 @@ pub async fn start(State(s): State<Arc<AppState>>, headers: HeaderMap, RawQuery(
     let carried = carried(&p);
     match session_user(&s, &headers).await {
         Some((_, session, _)) if session.must_change_password => {
-            pages::change_password(&carried, &csrf, None, &cookies)
+            pages::change_password(&carried, &csrf, false, None, &cookies)
         }
         Some((_, _, user)) => {
             proceed(
@@ -304,7 +322,7 @@ async fn login_form(s: Arc<AppState>, headers: HeaderMap, address: String, body:
         Ok(p) => p,
         Err(e) => return pages::message(StatusCode::BAD_REQUEST, "The form is not valid", &e),
     };
-    if !csrf_ok(&headers, &p) {
+    if !csrf_ok(&s, &headers, &p) {
         return csrf_refused();
     }
     let next = match continuation(&s, &p).await {
@@ -321,24 +339,31 @@ async fn login_form(s: Arc<AppState>, headers: HeaderMap, address: String, body:
     let password_given = p.get("password").unwrap_or("").to_string();
     // Limits first, so a guesser learns nothing once over them, not even
     // whether a guess was right.
-    let user_key = format!("user:{}", username.to_lowercase());
-    for (limiter, key) in [(&s.auth.login_by_address, &address), (&s.auth.login_by_user, &user_key)] {
-        if let Err(wait) = limiter.check(key) {
-            let mut r = pages::login(
-                &carried,
-                &csrf,
-                &client_name,
-                Some(&format!(
-                    "Too many sign-in attempts. Wait {} s and try again.",
-                    wait.as_secs().max(1)
-                )),
-                &cookies,
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
-            return r;
-        }
+    // Names are at most 64 characters; a longer one cannot bloat the limiter.
+    let user_key = format!(
+        "user:{}@{address}",
+        username.chars().take(64).collect::<String>().to_lowercase()
+    );
+    let limited = s
+        .auth
+        .login_by_address
+        .check(&address)
+        .and_then(|()| s.auth.login_by_user.check(&user_key));
+    if let Err(wait) = limited {
+        let mut r = pages::login(
+            &carried,
+            &csrf,
+            &client_name,
+            Some(&format!(
+                "Too many sign-in attempts. Wait {} s and try again.",
+                wait.as_secs().max(1)
+            )),
+            &cookies,
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return r;
     }
     let user = match s.store.user_by_name(&username).await {
         Ok(u) => u,
@@ -361,6 +386,7 @@ async fn login_form(s: Arc<AppState>, headers: HeaderMap, address: String, body:
     let user = match user {
         Some(u) if matches => u,
         _ => {
+            s.auth.login_by_user.fail(&user_key);
             return pages::login(
                 &carried,
                 &csrf,
@@ -368,7 +394,7 @@ async fn login_form(s: Arc<AppState>, headers: HeaderMap, address: String, body:
                 Some("Wrong user name or password."),
                 &cookies,
                 StatusCode::UNAUTHORIZED,
-            )
+            );
         }
     };
     if user.disabled_ms.is_some() {
@@ -378,28 +404,47 @@ async fn login_form(s: Arc<AppState>, headers: HeaderMap, address: String, body:
             "Ask an administrator to enable it (tradelab auth user enable).",
         );
     }
-    s.auth.login_by_user.reset(&user_key);
+    s.auth.login_by_user.succeed(&user_key);
     let session = s.auth.start_session(&user.id, user.must_change_password);
     let mut cookies = cookies;
     cookies.push(pages::set_cookie(
-        SESSION_COOKIE,
+        &s.auth.cookie_name(SESSION_COOKIE),
         &session,
         SESSION_TTL.as_secs(),
         s.auth.secure_cookies(),
     ));
+    // The next form is posted with the new session cookie.
+    let csrf = csrf_token_for_session(&s, &headers, &session, csrf);
     if user.must_change_password {
-        return pages::change_password(&carried, &csrf, None, &cookies);
+        return pages::change_password(&carried, &csrf, false, None, &cookies);
     }
     proceed(&s, &user, next, &carried, &csrf, &cookies).await
 }
 
 /// POST /oauth/password: the first-login password change.
-pub async fn change_password(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+///
+/// A one-time password is replaced without asking for it again (it was just
+/// used to sign in); any other change needs the current password, guessed
+/// under the sign-in limits. A change revokes every grant the user holds
+/// and ends their other sign-in sessions (issue 19 finding 16).
+pub async fn change_password(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+) -> Response {
+    let address = client_address(req.extensions());
+    let Ok(body) = axum::body::to_bytes(req.into_body(), crate::MAX_BODY_BYTES).await else {
+        return pages::message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is too large",
+            "Go back and try again.",
+        );
+    };
     let p = match Params::parse(&body) {
         Ok(p) => p,
         Err(e) => return pages::message(StatusCode::BAD_REQUEST, "The form is not valid", &e),
     };
-    if !csrf_ok(&headers, &p) {
+    if !csrf_ok(&s, &headers, &p) {
         return csrf_refused();
     }
     let Some((session_id, _, user)) = session_user(&s, &headers).await else {
@@ -415,6 +460,37 @@ pub async fn change_password(State(s): State<Arc<AppState>>, headers: HeaderMap,
     };
     let (csrf, cookies) = csrf_token(&s, &headers);
     let carried = carried(&p);
+    let one_time = user.must_change_password;
+    if !one_time {
+        let user_key = format!("user:{}@{address}", user.username.to_lowercase());
+        if let Err(wait) = s.auth.login_by_user.check(&user_key) {
+            let mut r = pages::change_password(
+                &carried,
+                &csrf,
+                true,
+                Some(&format!(
+                    "Too many attempts. Wait {} s and try again.",
+                    wait.as_secs().max(1)
+                )),
+                &cookies,
+            );
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+            return r;
+        }
+        let current = p.get("current_password").unwrap_or("").to_string();
+        let stored = user.password_hash.clone();
+        let right = tokio::task::spawn_blocking(move || password::verify_password(&current, &stored))
+            .await
+            .unwrap_or(false);
+        if !right {
+            s.auth.login_by_user.fail(&user_key);
+            let mut r = pages::change_password(&carried, &csrf, true, Some("The current password is wrong."), &cookies);
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            return r;
+        }
+    }
     let new = p.get("new_password").unwrap_or("").to_string();
     let problem = if Some(new.as_str()) != p.get("confirm") {
         Some("The two passwords differ.".to_string())
@@ -422,7 +498,7 @@ pub async fn change_password(State(s): State<Arc<AppState>>, headers: HeaderMap,
         password::check_new_password(&new).err()
     };
     if let Some(problem) = problem {
-        return pages::change_password(&carried, &csrf, Some(&problem), &cookies);
+        return pages::change_password(&carried, &csrf, !one_time, Some(&problem), &cookies);
     }
     let old = user.password_hash.clone();
     let new_for_hash = new.clone();
@@ -436,11 +512,12 @@ pub async fn change_password(State(s): State<Arc<AppState>>, headers: HeaderMap,
         return pages::change_password(
             &carried,
             &csrf,
-            Some("Choose a password different from the one-time password."),
+            !one_time,
+            Some("Choose a password different from the current one."),
             &cookies,
         );
     };
-    if let Err(e) = s.store.set_password(&user.id, &hash, false).await {
+    if let Err(e) = s.store.change_password(&user.id, &hash).await {
         eprintln!("error: saving a password: {e}");
         return pages::message(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -448,7 +525,7 @@ pub async fn change_password(State(s): State<Arc<AppState>>, headers: HeaderMap,
             "Try again later.",
         );
     }
-    s.auth.password_changed(&session_id);
+    s.auth.password_changed(&user.id, &session_id);
     proceed(&s, &user, next, &carried, &csrf, &cookies).await
 }
 
@@ -458,7 +535,7 @@ pub async fn consent(State(s): State<Arc<AppState>>, headers: HeaderMap, body: B
         Ok(p) => p,
         Err(e) => return pages::message(StatusCode::BAD_REQUEST, "The form is not valid", &e),
     };
-    if !csrf_ok(&headers, &p) {
+    if !csrf_ok(&s, &headers, &p) {
         return csrf_refused();
     }
     let req = match check_request(&s, &p).await {
@@ -490,6 +567,7 @@ pub async fn consent(State(s): State<Arc<AppState>>, headers: HeaderMap, body: B
         Ok(g) => g,
         Err(e) => return refuse(&s, &req.redirect_uri, state, "invalid_scope", &e),
     };
+    s.auth.purge_expired_codes(&s.store).await;
     let code = secret::new_secret("tlc_");
     let scope_text = granted.to_string();
     let stored = s

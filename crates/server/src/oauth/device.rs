@@ -27,7 +27,16 @@ use tradelab_core::time::now_secs;
 pub const DEVICE_CODE_TTL_SECS: i64 = 600;
 
 /// POST /oauth/device_authorization.
-pub async fn start(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn start(State(s): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+    // Each request adds a row: limited per address (issue 19 finding 9).
+    let address = super::client_address(req.extensions());
+    if let Err(wait) = s.auth.device_by_address.check(&address) {
+        return OAuthError::too_many(wait).into_response();
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), crate::MAX_BODY_BYTES).await else {
+        return OAuthError::invalid_request("the body is too large").into_response();
+    };
+    s.auth.purge_expired_codes(&s.store).await;
     match start_inner(&s, &body).await {
         Ok(v) => (StatusCode::OK, no_store(), axum::Json(v)).into_response(),
         Err(e) => e.into_response(),
@@ -165,7 +174,7 @@ pub async fn decide(State(s): State<Arc<AppState>>, headers: HeaderMap, body: By
         Ok(p) => p,
         Err(e) => return pages::message(StatusCode::BAD_REQUEST, "The form is not valid", &e),
     };
-    if !csrf_ok(&headers, &p) {
+    if !csrf_ok(&s, &headers, &p) {
         return csrf_refused();
     }
     let user_code = secret::normalise_user_code(p.get("user_code").unwrap_or(""));

@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tradelab_auth::jwt::PublicKey;
-use tradelab_auth::ratelimit::RateLimiter;
+use tradelab_auth::ratelimit::{FailureBackoff, RateLimiter};
 use tradelab_auth::AuthSettings;
 
 use super::state::AppState;
@@ -71,18 +71,28 @@ pub struct AuthServer {
     /// verified against.
     pub keys: RwLock<KeyRing>,
     sessions: Mutex<HashMap<String, LoginSession>>,
-    /// Sign-in attempts per user name: `auth.login_attempts` per
-    /// `auth.login_window_secs`.
-    pub login_by_user: RateLimiter,
+    /// Failed sign-ins per user name and address: `auth.login_attempts`
+    /// per `auth.login_window_secs` lock that pair out for the window, then
+    /// for twice as long at each repeat (at most an hour). Keyed on the
+    /// address too, so nobody can lock a user out from elsewhere.
+    pub login_by_user: FailureBackoff,
     /// Sign-in attempts per client address: ten times `auth.login_attempts`
     /// per window.
     pub login_by_address: RateLimiter,
-    /// Token-endpoint requests per client: `auth.token_requests_per_minute`
-    /// a minute.
+    /// Token-endpoint requests per authenticated client (and, for a public
+    /// client, which anyone can name, per client and address):
+    /// `auth.token_requests_per_minute` a minute.
     pub token_by_client: RateLimiter,
     /// Token-endpoint requests per client address: twice
     /// `auth.token_requests_per_minute` a minute.
     pub token_by_address: RateLimiter,
+    /// Device authorization requests per client address:
+    /// `auth.token_requests_per_minute` a minute.
+    pub device_by_address: RateLimiter,
+    /// When expired codes were last purged, milliseconds since the epoch.
+    last_purge_ms: std::sync::atomic::AtomicI64,
+    /// Signs the forms' CSRF tokens.
+    pub csrf: tradelab_auth::csrf::CsrfKey,
 }
 
 impl AuthServer {
@@ -93,14 +103,49 @@ impl AuthServer {
         AuthServer {
             enabled,
             issuer,
-            login_by_user: RateLimiter::new(settings.login_attempts, window),
+            login_by_user: FailureBackoff::new(settings.login_attempts, window, Duration::from_secs(3600)),
             login_by_address: RateLimiter::new(settings.login_attempts * 10, window),
             token_by_client: RateLimiter::new(settings.token_requests_per_minute, minute),
             token_by_address: RateLimiter::new(settings.token_requests_per_minute * 2, minute),
+            device_by_address: RateLimiter::new(settings.token_requests_per_minute, minute),
+            last_purge_ms: std::sync::atomic::AtomicI64::new(0),
+            csrf: tradelab_auth::csrf::CsrfKey::generate(),
             settings,
             keys: RwLock::new(keys),
             sessions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Deletes expired authorization and device codes, at most once a
+    /// minute (issue 19 finding 9: they were kept for ever). Called where
+    /// codes are made, so the tables stay as small as the traffic.
+    pub async fn purge_expired_codes(&self, store: &tradelab_store::Store) {
+        let now = tradelab_core::time::now_ms();
+        let last = self.last_purge_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last < 60_000
+            || self
+                .last_purge_ms
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        // A spent code is kept an hour past its expiry, so a late replay is
+        // still recognised as one and revokes what it made.
+        if let Err(e) = store.purge_expired_codes(now - 3_600_000).await {
+            eprintln!("warning: purging expired authorization codes: {e}");
+        }
+    }
+
+    /// Lets the next [`AuthServer::purge_expired_codes`] run at once.
+    #[cfg(test)]
+    pub fn allow_purge_now(&self) {
+        self.last_purge_ms.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The public keys the JWKS document lists.
@@ -111,6 +156,18 @@ impl AuthServer {
     /// Cookies get `Secure` when the issuer is https.
     pub fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
+    }
+
+    /// A cookie's name: over https with the `__Host-` prefix, which a
+    /// browser only accepts from this host, Secure, for Path=/, so a
+    /// sibling subdomain cannot plant one. Plain http (a development
+    /// server on loopback) cannot set Secure cookies, so it goes without.
+    pub fn cookie_name(&self, base: &str) -> String {
+        if self.secure_cookies() {
+            format!("__Host-{base}")
+        } else {
+            base.to_string()
+        }
     }
 
     /// Starts a login session lasting [`SESSION_TTL`] and returns its id
@@ -137,9 +194,12 @@ impl AuthServer {
         sessions.get(id).filter(|s| s.expires > Instant::now()).cloned()
     }
 
-    /// Clears the session's pending password change.
-    pub fn password_changed(&self, id: &str) {
-        if let Some(s) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
+    /// After a password change: clears this session's pending change and
+    /// ends the user's other sessions (a browser left signed in elsewhere).
+    pub fn password_changed(&self, user_id: &str, id: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|sid, s| sid == id || s.user_id != user_id);
+        if let Some(s) = sessions.get_mut(id) {
             s.must_change_password = false;
         }
     }
@@ -280,10 +340,11 @@ pub fn role_of(user: &tradelab_store::oauth::UserRecord) -> tradelab_auth::scope
 pub async fn start(
     store: &tradelab_store::Store,
     settings: &AuthSettings,
+    kek: &tradelab_auth::sealed::KeyEncryptionKey,
     local: std::net::SocketAddr,
     enabled: bool,
 ) -> anyhow::Result<std::sync::Arc<AuthServer>> {
-    let (keys, made) = auth_setup::load_keys(store, settings).await?;
+    let (keys, made) = auth_setup::load_keys(store, settings, kek).await?;
     if let Some(kid) = made {
         eprintln!("auth: new signing key {kid}");
     }

@@ -6,9 +6,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tradelab_auth::scope::ScopeSet;
 
-/// The cookie holding the CSRF token each form must echo.
+/// The cookie holding the CSRF nonce each form's token is bound to
+/// (`__Host-` prefixed over https: see [`crate::oauth::AuthServer::cookie_name`]).
 pub const CSRF_COOKIE: &str = "tradelab_csrf";
-/// The cookie naming the browser's login session.
+/// The cookie naming the browser's login session (prefixed likewise).
 pub const SESSION_COOKIE: &str = "tradelab_session";
 
 /// Escapes text for HTML content and attribute values (`&`, `<`, `>`, `"`
@@ -74,7 +75,8 @@ pub fn respond(status: StatusCode, title: &str, body: &str, cookies: &[String]) 
 /// A `Set-Cookie` value scoped to the OAuth pages.
 pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> String {
     format!(
-        "{name}={value}; Path=/oauth; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{}",
+        // Path=/ and no Domain, as a `__Host-` cookie must have.
+        "{name}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{}",
         if secure { "; Secure" } else { "" }
     )
 }
@@ -111,13 +113,27 @@ pub fn login(
 
 /// The form that replaces a one-time password, posting to
 /// `/oauth/password`; 400 when it shows an `error`.
-pub fn change_password(carried: &[(String, String)], csrf: &str, error: Option<&str>, cookies: &[String]) -> Response {
+pub fn change_password(
+    carried: &[(String, String)],
+    csrf: &str,
+    ask_current: bool,
+    error: Option<&str>,
+    cookies: &[String],
+) -> Response {
     let error = error
         .map(|e| format!(r#"<p class="error">{}</p>"#, escape(e)))
         .unwrap_or_default();
+    let (intro, current) = if ask_current {
+        (
+            "Choose a new password",
+            r#"<label for="current_password">Current password</label><input type="password" id="current_password" name="current_password" autocomplete="current-password" required>"#,
+        )
+    } else {
+        ("This password was for one use. Choose a new one", "")
+    };
     let body = format!(
-        r#"<p>This password was for one use. Choose a new one (at least {min} characters).</p>{error}
-<form method="post" action="/oauth/password">{hidden}
+        r#"<p>{intro} (at least {min} characters). Every application signed in as you will have to sign in again.</p>{error}
+<form method="post" action="/oauth/password">{hidden}{current}
 <label for="new_password">New password</label><input type="password" id="new_password" name="new_password" autocomplete="new-password" required>
 <label for="confirm">Repeat it</label><input type="password" id="confirm" name="confirm" autocomplete="new-password" required>
 <button type="submit">Change password</button></form>"#,

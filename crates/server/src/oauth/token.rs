@@ -179,15 +179,20 @@ impl From<tradelab_store::StoreError> for TokenFailure {
 async fn token_inner(s: &AppState, headers: &HeaderMap, address: &str, body: &Bytes) -> Result<Value, TokenFailure> {
     let p = Params::parse(body).map_err(OAuthError::invalid_request)?;
     let who = presented(headers, &p)?;
-    for (limiter, key) in [
-        (&s.auth.token_by_address, address.to_string()),
-        (&s.auth.token_by_client, format!("client:{}", who.client_id)),
-    ] {
-        if let Err(wait) = limiter.check(&key) {
-            return Err(TokenFailure::Limited(OAuthError::too_many(wait)));
-        }
+    if let Err(wait) = s.auth.token_by_address.check(address) {
+        return Err(TokenFailure::Limited(OAuthError::too_many(wait)));
     }
     let client = authenticate(s, &who).await?;
+    // Per client only once it is known who is asking (issue 19 finding 4):
+    // a public client is named by anyone, so its budget is per address too,
+    // and junk naming `tradelab-cli` from one address locks nobody else out.
+    let client_key = match client.secret_hash {
+        Some(_) => format!("client:{}", client.client_id),
+        None => format!("client:{}@{address}", client.client_id),
+    };
+    if let Err(wait) = s.auth.token_by_client.check(&client_key) {
+        return Err(TokenFailure::Limited(OAuthError::too_many(wait)));
+    }
     let grant_type = p.require("grant_type").map_err(OAuthError::invalid_request)?;
     if !allows(&client, grant_type) {
         return Err(OAuthError::new(
@@ -448,8 +453,8 @@ async fn revoke_inner(s: &AppState, headers: &HeaderMap, body: &Bytes) -> Result
     Ok(())
 }
 
-/// POST /oauth/introspect (RFC 7662), for confidential clients (resource
-/// servers): whether a token is active, and what it carries.
+/// POST /oauth/introspect (RFC 7662), for confidential clients registered
+/// as resource servers: whether a token is active, and what it carries.
 pub async fn introspect(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     match introspect_inner(&s, &headers, &body).await {
         Ok(v) => (StatusCode::OK, no_store(), axum::Json(v)).into_response(),
@@ -462,6 +467,13 @@ async fn introspect_inner(s: &AppState, headers: &HeaderMap, body: &Bytes) -> Re
     let client = authenticate(s, &presented(headers, &p)?).await?;
     if client.secret_hash.is_none() {
         return Err(OAuthError::invalid_client("introspection needs a confidential client"));
+    }
+    if !client.resource_server {
+        return Err(OAuthError::new(
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            "only clients registered as resource servers may introspect tokens (tradelab auth client add --resource-server)",
+        ));
     }
     let token = p.require("token").map_err(OAuthError::invalid_request)?;
     if let Ok(claims) = verify_access(s, token) {
