@@ -134,6 +134,7 @@ pub fn write_dir_atomic(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), Agent
         .to_string_lossy()
         .into_owned();
     let pid = std::process::id();
+    remove_stale_staging(&parent, dir.exists());
     let staging = parent.join(format!(".{name}.partial-{pid}"));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir(&staging).map_err(|e| AgentError::io(&staging, e))?;
@@ -149,8 +150,54 @@ pub fn write_dir_atomic(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), Agent
         std::fs::rename(dir, &old).map_err(|e| AgentError::io(dir, e))?;
     }
     std::fs::rename(&staging, dir).map_err(|e| AgentError::io(dir, e))?;
+    // The renames are durable only once the folder holding them is synced.
+    sync_dir(&parent).map_err(|e| AgentError::io(&parent, e))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// Flushes a folder's entries (renames, creations) to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Whether the process `pid` is gone (so what it staged is abandoned).
+/// Where that cannot be told, it counts as alive: nothing is removed.
+fn process_gone(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        false
+    }
+}
+
+/// Issue 19 finding 18: a process killed mid-save left its staging folder
+/// (`.NAME.partial-PID`) for ever. Removes those of processes that are
+/// gone, and their `.NAME.old-PID` folders too once `target_exists` (the
+/// checkpoint they would restore is in place).
+fn remove_stale_staging(parent: &Path, target_exists: bool) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let name = file_name.to_string_lossy();
+        if !name.starts_with('.') {
+            continue;
+        }
+        let stale = [".partial-", ".old-"].iter().any(|marker| {
+            name.rsplit_once(marker).is_some_and(|(_, pid)| {
+                pid.parse::<u32>().is_ok_and(process_gone) && (*marker == ".partial-" || target_exists)
+            })
+        });
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Where a checkpoint replaced by a killed process left its predecessor.
@@ -268,6 +315,57 @@ pub trait CheckpointMeta: serde::de::DeserializeOwned {
     fn weights_sha256(&self) -> &str;
     /// The recorded SHA-256 of `optimizer.safetensors`, lowercase hex.
     fn optimizer_sha256(&self) -> &str;
+}
+
+/// The largest sizes a checkpoint's metadata may describe: far beyond any
+/// model tradelab trains, far below what would exhaust memory.
+pub const MAX_FEATURES: usize = 65_536;
+/// See [`MAX_FEATURES`].
+pub const MAX_WINDOW: usize = 65_536;
+/// See [`MAX_FEATURES`].
+pub const MAX_INSTRUMENTS: usize = 1_000_000;
+/// See [`MAX_FEATURES`].
+pub const MAX_TIMEFRAMES: usize = 1_024;
+
+/// Issue 19 finding 7: a metadata.json declaring absurd sizes (hidden =
+/// 2^40) made the server abort allocating the model. Before building
+/// anything: every size in `dims` within its bound, the settings `check`
+/// validates, and the network at least `min_parameters` (None: the
+/// arithmetic overflowed) not larger than the weights file actually holds.
+pub fn check_described_model(
+    dir: &Path,
+    dims: &[(&str, usize, usize)],
+    check: impl FnOnce(&mut tradelab_core::settings::Validator),
+    min_parameters: Option<usize>,
+    weights: &BTreeMap<String, Tensor>,
+) -> Result<(), AgentError> {
+    let meta_path = dir.join(METADATA_FILE);
+    for (name, value, max) in dims {
+        if *value > *max {
+            return Err(AgentError::checkpoint(
+                &meta_path,
+                format!("describes {value} {name}, beyond the {max} a model may have; the file is damaged or not tradelab's"),
+            ));
+        }
+    }
+    if let Some(e) = tradelab_core::settings::first_error(check) {
+        return Err(AgentError::checkpoint(
+            &meta_path,
+            format!("holds settings out of range: {e}"),
+        ));
+    }
+    let held: usize = weights.values().map(|t| t.elem_count()).sum();
+    match min_parameters {
+        Some(n) if n <= held => Ok(()),
+        Some(n) => Err(AgentError::checkpoint(
+            &meta_path,
+            format!("describes a network of at least {n} parameters, but {WEIGHTS_FILE} holds {held}; the metadata is damaged or belongs to other weights"),
+        )),
+        None => Err(AgentError::checkpoint(
+            &meta_path,
+            "describes a network too large to count; the file is damaged or not tradelab's",
+        )),
+    }
 }
 
 /// Reads a checkpoint of an agent type whose metadata layout is `M`,
@@ -467,5 +565,37 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "no staging or old directories remain");
         let err = read_file(&tmp.path().join("none"), WEIGHTS_FILE).unwrap_err();
         assert!(err.to_string().contains("not a complete checkpoint"), "{err}");
+    }
+
+    /// Issue 19 finding 18: what processes killed mid-save left behind is
+    /// cleared by the next save; a live process's staging is left alone.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_killed_saves_leftovers_are_removed_and_a_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A process that has exited: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let live = std::process::id();
+        let dir = tmp.path().join("ckpt");
+        write_dir_atomic(&dir, &[("a", b"1")]).unwrap();
+        for leftover in [
+            format!(".ckpt.partial-{dead}"),
+            format!(".other.partial-{dead}"),
+            format!(".ckpt.old-{dead}"),
+            format!(".elsewhere.partial-{live}"),
+        ] {
+            std::fs::create_dir(tmp.path().join(&leftover)).unwrap();
+            std::fs::write(tmp.path().join(&leftover).join("a"), b"x").unwrap();
+        }
+        write_dir_atomic(&dir, &[("a", b"2")]).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [format!(".elsewhere.partial-{live}"), "ckpt".to_string()]);
+        assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"2");
     }
 }

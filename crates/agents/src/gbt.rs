@@ -395,8 +395,13 @@ impl Agent for GbtAgent {
             .map_err(|_| AgentError::Invalid("read_fitted returns one vector per name".into()))?;
         let path = dir.join(crate::checkpoint::WEIGHTS_FILE);
         let n = feature.len();
-        let inputs = meta.config.features * meta.config.lags;
         let damaged = |what: &str| AgentError::checkpoint(&path, format!("is damaged: {what}"));
+        let inputs = meta
+            .config
+            .features
+            .checked_mul(meta.config.lags)
+            .filter(|_| meta.config.lags <= crate::checkpoint::MAX_WINDOW)
+            .ok_or_else(|| damaged("metadata.json describes an impossible number of inputs"))?;
         if [threshold.len(), left.len(), right.len(), value.len()]
             .iter()
             .any(|l| *l != n)

@@ -347,7 +347,10 @@ impl Agent for LogisticAgent {
             read_fitted::<LogisticConfig>(dir, KIND, "logistic regression", &["logreg.weight", "logreg.bias"])?;
         let (bias, weights) = (v.pop().unwrap_or_default(), v.pop().unwrap_or_default());
         let config = meta.config;
-        if weights.len() != config.features * config.lags || bias.len() != 1 {
+        // Checked: a forged metadata.json must not wrap the product round
+        // to the coefficient count (issue 19 finding 7).
+        let described = config.features.checked_mul(config.lags);
+        if described != Some(weights.len()) || config.lags > crate::checkpoint::MAX_WINDOW || bias.len() != 1 {
             return Err(AgentError::checkpoint(
                 &dir.join(crate::checkpoint::WEIGHTS_FILE),
                 format!(

@@ -29,9 +29,11 @@ pub fn strategy_by_name(name: &str, settings: &Settings) -> Result<Box<dyn Strat
 pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> Result<Vec<BarSeries>> {
     let mut out = Vec::new();
     for s in symbols {
-        // A path to a file loads that file; anything else names an instrument in data.raw_dir.
+        // A path to a file loads that file (where data.symbol_paths allows:
+        // not in jobs, issue 19 finding 12); anything else names an
+        // instrument in data.raw_dir.
         let path = std::path::Path::new(s);
-        let path = if path.is_file() {
+        let path = if settings.data.symbol_paths && path.is_file() {
             path.to_path_buf()
         } else {
             find_symbol(&settings.data.raw_dir, s).with_context(|| format!("loading `{s}`"))?
@@ -192,6 +194,27 @@ mod tests {
         assert_eq!(by_name[0].len(), 4012, "every row of the bundled file");
         let e = format!("{:#}", load_symbols(&s, &["no-such-symbol".into()], false).unwrap_err());
         assert!(e.contains("loading `no-such-symbol`"), "{e}");
+
+        // Issue 19 finding 12: where paths are off (jobs, names from a
+        // model's metadata), a name that happens to be a file in the working
+        // directory is looked up among the instruments, and the file is
+        // never opened (its first line used to come back in the error).
+        let mut names_only = s.clone();
+        names_only.data.symbol_paths = false;
+        let secret = dir.path().join("tradelab.db");
+        std::fs::write(&secret, "SQLite format 3 secret header\n").unwrap();
+        let e = format!(
+            "{:#}",
+            load_symbols(&names_only, &[secret.display().to_string()], false).unwrap_err()
+        );
+        assert!(e.contains("no instrument") || e.contains("unknown"), "{e}");
+        assert!(!e.contains("secret header"), "{e}");
+        let by_path_off = load_symbols(&names_only, &[path.display().to_string()], false);
+        assert!(by_path_off.is_err(), "a path is no instrument name");
+        assert_eq!(
+            load_symbols(&names_only, &["nvda-1999-2014".into()], false).unwrap(),
+            by_name
+        );
     }
 
     #[test]

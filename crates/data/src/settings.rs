@@ -21,6 +21,15 @@ pub struct DataSettings {
     pub cache_dir: PathBuf,
     /// What the loaders do with a row that fails validation.
     pub repair_policy: RepairPolicy,
+    /// Price files larger than this many megabytes are refused.
+    pub max_file_mb: usize,
+    /// A line longer than this many bytes stops a load (OHLCV rows are
+    /// under a hundred).
+    pub max_line_bytes: usize,
+    /// Whether a `--symbol` may be a path to a file anywhere (true), or
+    /// only an instrument name in the data folders (false; jobs run so, and
+    /// names from a model's metadata are always resolved so).
+    pub symbol_paths: bool,
     /// Units per lot: orders are rounded down to whole lots.
     pub lot_size: f64,
     /// Whether fractional units may be traded (crypto), overriding lots.
@@ -116,6 +125,8 @@ impl Default for FeatureSettings {
 impl DataSettings {
     /// Range checks that types alone cannot express.
     pub fn validate(&self, v: &mut Validator) {
+        v.int_range("data.max_file_mb", self.max_file_mb, 1, 1 << 20);
+        v.int_range("data.max_line_bytes", self.max_line_bytes, 64, 1 << 20);
         v.check(
             self.lot_size.is_finite() && self.lot_size > 0.0,
             "data.lot_size",

@@ -85,6 +85,33 @@ pub struct PolicyConfig {
     pub timeframes: usize,
 }
 
+impl PolicyConfig {
+    /// A lower bound on the parameters this network holds (its embeddings,
+    /// trunk and the encoder's input weights), in checked arithmetic:
+    /// `None` when it overflows. A checkpoint whose metadata describes more
+    /// than its weights file holds is damaged or forged, and is refused
+    /// before anything of that size is allocated.
+    pub fn min_parameters(&self) -> Option<usize> {
+        let h = self.hidden;
+        let encoder = match self.encoder {
+            EncoderKind::Mlp => self.window.checked_mul(self.features)?.checked_mul(h)?,
+            // Input and recurrent weights of four gates.
+            EncoderKind::Lstm => self.features.checked_add(h)?.checked_mul(h)?.checked_mul(4)?,
+            // At least one h x h projection per layer.
+            EncoderKind::Transformer => h.checked_mul(h)?.checked_mul(self.layers)?,
+        };
+        let embeddings = self
+            .instruments
+            .max(1)
+            .checked_mul(INSTRUMENT_EMBEDDING)?
+            .checked_add(self.timeframes.max(1).checked_mul(TIMEFRAME_EMBEDDING)?)?;
+        let trunk_in = h
+            .checked_add(self.account)?
+            .checked_add(INSTRUMENT_EMBEDDING + TIMEFRAME_EMBEDDING)?;
+        encoder.checked_add(embeddings)?.checked_add(trunk_in.checked_mul(h)?)
+    }
+}
+
 enum WindowEncoder {
     Lstm(Lstm),
     Transformer(Encoder),

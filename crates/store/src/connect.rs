@@ -296,10 +296,18 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         store.experiment("e").await.unwrap();
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // While it is open, SQLite's -wal and -shm files exist, with the
+        // database's mode.
         for suffix in ["", "-wal", "-shm"] {
             let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
             assert_eq!(mode(&f), 0o600, "{}", f.display());
         }
+        // A second process finding a -wal file others can read refuses it.
+        let wal = dir.path().join("t.db-wal");
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = Store::open(&url).await.err().unwrap().to_string();
+        assert!(e.contains(&format!("chmod 600 {}", wal.display())), "{e}");
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).unwrap();
         store.close().await;
 
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -309,11 +317,6 @@ mod tests {
             "{e}"
         );
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let wal = dir.path().join("t.db-wal");
-        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let e = Store::open(&url).await.err().unwrap().to_string();
-        assert!(e.contains(&format!("chmod 600 {}", wal.display())), "{e}");
-        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).unwrap();
         Store::open(&url).await.unwrap().close().await;
 
         let e = Store::open(&format!("sqlite://{}/no/such/folder/t.db", dir.path().display()))

@@ -308,6 +308,9 @@ impl Store {
         if !status.is_terminal() {
             return Err(StoreError::Invalid(format!("`{}` does not end a job", status.as_str())));
         }
+        // An error is for reading: its end (where the cause is) and a
+        // bounded size, whatever a failing job printed (issue 19 finding 19).
+        let error = error.map(bounded_error);
         let mut tx = self.pool.begin().await?;
         let owned = sqlx::query("UPDATE tradelab_job_state SET error = $1 WHERE job_id = $2 AND worker = $3")
             .bind(error)
@@ -348,4 +351,20 @@ impl Store {
             .await?;
         Ok(self.job(id).await?.status)
     }
+}
+
+/// The most of a job's error message the store keeps.
+pub const MAX_ERROR_BYTES: usize = 8 * 1024;
+
+/// `error` cut to its last [`MAX_ERROR_BYTES`] (the cause comes last in
+/// an error chain), on a character boundary, marked where cut.
+fn bounded_error(error: &str) -> String {
+    if error.len() <= MAX_ERROR_BYTES {
+        return error.to_string();
+    }
+    let mut start = error.len() - MAX_ERROR_BYTES;
+    while !error.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[{} bytes cut] ...{}", start, &error[start..])
 }

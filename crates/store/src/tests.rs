@@ -13,11 +13,11 @@ use crate::{migrate, Backend};
 async fn migrations_apply_once_and_reopening_is_harmless() {
     for db in databases().await {
         let s = &db.store;
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3], "{}", db.name);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4], "{}", db.name);
         // Running them again (as a second process opening the database
         // would) changes nothing.
         migrate::run(s).await.unwrap();
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4]);
         assert_eq!(
             s.backend(),
             if db.name == "sqlite" {
@@ -361,6 +361,18 @@ async fn jobs_are_claimed_once_leased_and_taken_over_when_the_lease_lapses() {
         );
         assert!(s.finish_job(&job, "w2", JobStatus::Running, None).await.is_err());
 
+        // A runaway error message (a 200 MB field echoed) is kept bounded,
+        // with its end, where the cause is.
+        let failing = s.enqueue_job("train", &json!({})).await.unwrap();
+        s.claim_job(&failing, "w1", 60_000).await.unwrap();
+        let huge = format!("{}the cause", "x".repeat(1 << 20));
+        s.finish_job(&failing, "w1", JobStatus::Failed, Some(&huge))
+            .await
+            .unwrap();
+        let kept = s.job(&failing).await.unwrap().error.unwrap();
+        assert!(kept.len() <= crate::jobs::MAX_ERROR_BYTES + 40, "{}", kept.len());
+        assert!(kept.starts_with("[") && kept.ends_with("the cause"), "{}", &kept[..60]);
+
         // Cancelling: a queued job at once; a running one through its worker.
         let queued = s.enqueue_job("backtest", &json!({})).await.unwrap();
         assert_eq!(s.request_cancel(&queued).await.unwrap(), JobStatus::Cancelled);
@@ -382,10 +394,10 @@ async fn jobs_are_claimed_once_leased_and_taken_over_when_the_lease_lapses() {
             .await
             .unwrap();
         assert_eq!(s.job(&failed).await.unwrap().error.as_deref(), Some("no data"));
-        assert_eq!(s.recent_jobs(10).await.unwrap().len(), 4);
+        assert_eq!(s.recent_jobs(10).await.unwrap().len(), 5);
         let counts = s.job_counts().await.unwrap();
         assert!(
-            counts.contains(&(JobStatus::Cancelled, 2)) && counts.contains(&(JobStatus::Failed, 1)),
+            counts.contains(&(JobStatus::Cancelled, 2)) && counts.contains(&(JobStatus::Failed, 2)),
             "{counts:?}"
         );
         assert!(s.running_jobs().await.unwrap().is_empty());

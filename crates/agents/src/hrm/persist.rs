@@ -78,6 +78,32 @@ pub(super) fn load(dir: &Path) -> Result<HrmAgent, AgentError> {
     if !masters.is_empty() {
         v.weights = masters;
     }
+    let c = &v.meta.config;
+    let m = &c.model;
+    // Each layer of both modules holds at least one d_model x d_model
+    // projection; the embeddings are tables of their stated sizes.
+    let min_parameters = (|| {
+        m.d_model
+            .checked_mul(m.d_model)?
+            .checked_mul(m.h_layers.checked_add(m.l_layers)?)?
+            .checked_add(c.instruments.max(1).checked_mul(m.instrument_embedding)?)?
+            .checked_add(c.timeframes.max(1).checked_mul(m.timeframe_embedding)?)
+    })();
+    crate::checkpoint::check_described_model(
+        dir,
+        &[
+            ("features", c.features, crate::checkpoint::MAX_FEATURES),
+            ("window bars", c.window, crate::checkpoint::MAX_WINDOW),
+            ("instruments", c.instruments, crate::checkpoint::MAX_INSTRUMENTS),
+            ("timeframes", c.timeframes, crate::checkpoint::MAX_TIMEFRAMES),
+        ],
+        |val| {
+            c.ppo.validate(val);
+            m.validate(val);
+        },
+        min_parameters,
+        &v.weights,
+    )?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let mut agent = HrmAgent::new(v.meta.config.clone())
         .map_err(|e| AgentError::checkpoint(&dir.join(METADATA_FILE), format!("describes an unusable model: {e}")))?;

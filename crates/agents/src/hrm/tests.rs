@@ -292,3 +292,30 @@ fn pretraining_learns_hindsight_labels_where_they_are_predictable() {
     assert!(last.cross_entropy < 0.6 * first.cross_entropy, "{first:?} -> {last:?}");
     assert!(last.accuracy > 0.8, "{last:?}");
 }
+
+/// Issue 19 finding 7, for the HRM's own sizes.
+#[test]
+fn an_hrm_checkpoint_describing_an_absurd_network_is_refused() {
+    let s = hrm_settings();
+    let data = market(400);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hrm");
+    agent(&s, &data, 1).save(&dir).unwrap();
+    let meta_path = dir.join(crate::checkpoint::METADATA_FILE);
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    let forge = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut m = original.clone();
+        edit(&mut m);
+        std::fs::write(&meta_path, serde_json::to_vec(&m).unwrap()).unwrap();
+        HrmAgent::load(&dir).err().map(|e| e.to_string())
+    };
+    let e = forge(&|m| m["config"]["model"]["d_model"] = (1u64 << 40).into()).unwrap();
+    assert!(e.contains("d_model"), "{e}");
+    let e = forge(&|m| {
+        m["config"]["model"]["d_model"] = 8192.into();
+        m["config"]["model"]["heads"] = 2.into();
+    })
+    .unwrap();
+    assert!(e.contains("at least"), "{e}");
+    assert_eq!(forge(&|_| {}), None);
+}

@@ -7,8 +7,8 @@ use crate::settings::WeightsDtype;
 use super::{PpoAgent, PpoConfig};
 use crate::agent::Agent;
 use crate::checkpoint::{
-    read_model_kind, read_verified, write_checkpoint, CheckpointMetadata, TrainingState, METADATA_FILE, OPTIMIZER_FILE,
-    WEIGHTS_FILE,
+    check_described_model, read_model_kind, read_verified, write_checkpoint, CheckpointMetadata, TrainingState,
+    MAX_FEATURES, MAX_INSTRUMENTS, MAX_TIMEFRAMES, MAX_WINDOW, METADATA_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
 };
 use crate::error::AgentError;
 use crate::metadata::{timestamp_now, FORMAT_VERSION};
@@ -55,6 +55,31 @@ pub(super) fn load(dir: &Path) -> Result<PpoAgent, AgentError> {
     let meta = v.meta;
     let weights_path = dir.join(WEIGHTS_FILE);
     let optimizer_path = dir.join(OPTIMIZER_FILE);
+    let c = &meta.config;
+    let experts = c.mixture.as_ref().map_or(1, |m| m.specialists.len().max(1));
+    let (gate_hidden, max_column) = c.mixture.as_ref().map_or((1, 0), |m| {
+        let columns = m.specialist_columns.iter().chain(&m.regime_columns);
+        (m.gate_hidden, columns.max().map_or(0, |c| c + 1))
+    });
+    check_described_model(
+        dir,
+        &[
+            ("features", c.features, MAX_FEATURES),
+            ("window bars", c.window, MAX_WINDOW),
+            ("instruments", c.instruments, MAX_INSTRUMENTS),
+            ("timeframes", c.timeframes, MAX_TIMEFRAMES),
+            ("specialists", experts, 64),
+            ("gate hidden units", gate_hidden, 4096),
+            // A mixture's columns index the features.
+            ("as its highest feature column", max_column, c.features),
+        ],
+        |v| c.ppo.validate(v),
+        c.policy()
+            .ok()
+            .and_then(|p| p.min_parameters())
+            .and_then(|n| n.checked_mul(experts)),
+        &v.weights,
+    )?;
     let mut agent = PpoAgent::new(meta.config.clone())?;
     if agent.kind() != meta.model {
         return Err(AgentError::checkpoint(

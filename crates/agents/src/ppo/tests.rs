@@ -442,3 +442,42 @@ fn sampled_evaluation_paths_are_reproducible_from_their_seed_and_differ_between_
     assert_ne!(one, other, "another seed, another path");
     assert_ne!(one, path(None), "greedy is not a sampled path");
 }
+
+/// Issue 19 finding 7: a metadata.json that declares absurd sizes is
+/// refused by name before anything of that size is allocated (the server
+/// used to abort on the first decision).
+#[test]
+fn a_checkpoint_describing_an_absurd_network_is_refused_before_allocating() {
+    let s = small_settings();
+    let data = market(&s);
+    let tmp = tempfile::tempdir().unwrap();
+    for encoder in ["mlp", "lstm", "transformer"] {
+        let dir = tmp.path().join(encoder);
+        agent(&s, encoder, &data).save(&dir).unwrap();
+        let meta_path = dir.join(crate::checkpoint::METADATA_FILE);
+        let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+        let forge = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut m = original.clone();
+            edit(&mut m);
+            std::fs::write(&meta_path, serde_json::to_vec(&m).unwrap()).unwrap();
+            PpoAgent::load(&dir).err().map(|e| e.to_string())
+        };
+        let e = forge(&|m| m["config"]["ppo"]["hidden"] = (1u64 << 40).into()).unwrap();
+        assert!(e.contains("ppo.hidden"), "{encoder}: {e}");
+        // Within every bound, yet far more than the weights file holds.
+        let e = forge(&|m| {
+            m["config"]["ppo"]["hidden"] = 4096.into();
+            m["config"]["ppo"]["heads"] = 2.into();
+        })
+        .unwrap();
+        assert!(
+            e.contains("at least") && e.contains("model.safetensors holds"),
+            "{encoder}: {e}"
+        );
+        let e = forge(&|m| m["config"]["window"] = (1u64 << 40).into()).unwrap();
+        assert!(e.contains("window bars"), "{encoder}: {e}");
+        let e = forge(&|m| m["config"]["instruments"] = u64::MAX.into()).unwrap();
+        assert!(e.contains("instruments"), "{encoder}: {e}");
+        assert_eq!(forge(&|_| {}), None, "{encoder}: the genuine metadata still loads");
+    }
+}

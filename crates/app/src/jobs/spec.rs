@@ -154,6 +154,11 @@ fn check_override(o: &str) -> Result<(), JobRejected> {
     Ok(())
 }
 
+/// Every job resolves symbols inside the data folders only: a client's
+/// `tradelab.db` names no file in the server's working directory (issue 19
+/// finding 12).
+const NAMES_ONLY: [&str; 2] = ["--set", "data.symbol_paths=false"];
+
 impl JobSpec {
     /// The job's kind as the store and the API name it.
     pub fn kind(&self) -> &'static str {
@@ -223,6 +228,7 @@ impl JobSpec {
                 for o in &t.settings {
                     a.extend(["--set".into(), o.clone()]);
                 }
+                a.extend(NAMES_ONLY.map(String::from));
                 a.extend(["train".into(), "--agent".into(), t.agent.clone()]);
                 for s in &t.symbols {
                     a.extend(["--symbol".into(), s.clone()]);
@@ -237,6 +243,7 @@ impl JobSpec {
                 for o in &b.settings {
                     a.extend(["--set".into(), o.clone()]);
                 }
+                a.extend(NAMES_ONLY.map(String::from));
                 a.extend(["backtest".into(), "--strategy".into(), b.strategy.clone()]);
                 for s in &b.symbols {
                     a.extend(["--symbol".into(), s.clone()]);
@@ -270,7 +277,7 @@ mod tests {
         let args = JobSpec::Train(train()).args();
         assert_eq!(
             args.join(" "),
-            "--set ppo.hidden=16 train --agent ppo-mlp --symbol nvda-1999-2014 --steps 512 --seed 3"
+            "--set ppo.hidden=16 --set data.symbol_paths=false train --agent ppo-mlp --symbol nvda-1999-2014 --steps 512 --seed 3"
         );
         let b = JobSpec::Backtest(BacktestJob {
             strategy: "momentum".into(),
@@ -280,7 +287,7 @@ mod tests {
         });
         assert_eq!(
             b.args().join(" "),
-            "backtest --strategy momentum --symbol a --symbol b --fill signal_close"
+            "--set data.symbol_paths=false backtest --strategy momentum --symbol a --symbol b --fill signal_close"
         );
         assert!(b.check().is_ok());
     }

@@ -81,6 +81,9 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     }
 
     let symbols: Vec<String> = if a.symbols.is_empty() {
+        // Names from a model's metadata are instruments in the data
+        // folders, never paths (issue 19 finding 12).
+        settings.data.symbol_paths = false;
         agent.provenance().vocabulary.instruments.clone()
     } else {
         a.symbols.clone()

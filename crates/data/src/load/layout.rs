@@ -122,7 +122,7 @@ pub fn detect(header: &[&[u8]], first_row: &[&[u8]]) -> Result<Layout, String> {
     let format = TimestampFormat::detect(sample).ok_or_else(|| {
         format!(
             "cannot recognise the timestamp `{}`; supported: YYYY-MM-DD[ HH:MM:SS], dd.mm.YYYY HH:MM:SS.fff, Unix epoch",
-            String::from_utf8_lossy(sample)
+            super::excerpt(sample)
         )
     })?;
     if time.is_some() && format != TimestampFormat::Iso && format != TimestampFormat::DayMonthYear {

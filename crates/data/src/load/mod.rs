@@ -32,6 +32,12 @@ pub struct LoadOptions {
     pub instrument: Option<String>,
     /// Declared timeframe; inferred from the timestamps when absent.
     pub timeframe: Option<Timeframe>,
+    /// Files larger than this are refused before reading (`data.max_file_mb`).
+    pub max_file_bytes: u64,
+    /// A line longer than this stops the load (`data.max_line_bytes`): no
+    /// field of an OHLCV row comes near it, and a runaway one (a 2 GiB
+    /// field) must not be buffered whole.
+    pub max_line_bytes: usize,
 }
 
 impl LoadOptions {
@@ -43,6 +49,8 @@ impl LoadOptions {
             repair: data.repair_policy,
             instrument: None,
             timeframe: declared.and_then(|i| i.timeframe),
+            max_file_bytes: (data.max_file_mb as u64).saturating_mul(1 << 20),
+            max_line_bytes: data.max_line_bytes,
         }
     }
 }
@@ -53,6 +61,8 @@ impl Default for LoadOptions {
             repair: RepairPolicy::Repair,
             instrument: None,
             timeframe: None,
+            max_file_bytes: DataSettings::default().max_file_mb as u64 * (1 << 20),
+            max_line_bytes: DataSettings::default().max_line_bytes,
         }
     }
 }
@@ -112,8 +122,72 @@ impl LoadReport {
 
 /// Loads one file.
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<(BarSeries, LoadReport), DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    load_bytes(&bytes, path, opts)
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    check_size(path, size, opts)?;
+    // Streamed: memory holds the bars and one row, not the file.
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    load_reader(reader, size as usize, path, opts)
+}
+
+/// Refuses a file above `opts.max_file_bytes`, naming the setting.
+pub fn check_size(path: &Path, size: u64, opts: &LoadOptions) -> Result<(), DataError> {
+    if size > opts.max_file_bytes {
+        return Err(DataError::format(
+            path,
+            format!(
+                "the file is {} MB, above the {} MB limit; raise data.max_file_mb if it really is price data",
+                size >> 20,
+                opts.max_file_bytes >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// At most `max` characters of a field, for messages: a runaway value is
+/// shown by its start and length, never whole.
+pub fn excerpt(field: &[u8]) -> String {
+    const MAX: usize = 40;
+    let text = String::from_utf8_lossy(&field[..field.len().min(4 * MAX)]);
+    if field.len() <= MAX && text.chars().count() <= MAX {
+        return text.into_owned();
+    }
+    let head: String = text.chars().take(MAX).collect();
+    format!("{head}... ({} bytes)", field.len())
+}
+
+/// A reader that fails once a line runs past `max` bytes, so the CSV
+/// parser never buffers a runaway field whole.
+struct LineCap<R> {
+    inner: R,
+    max: usize,
+    since_newline: usize,
+    line: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for LineCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.since_newline = 0;
+                self.line += 1;
+            } else {
+                self.since_newline += 1;
+                if self.since_newline > self.max {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "line {} is longer than {} bytes, the data.max_line_bytes limit; OHLCV rows are far shorter, so the file is damaged or not price data",
+                            self.line, self.max
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// The instrument name a file gets by default: its stem.
@@ -125,13 +199,36 @@ pub fn instrument_name(path: &Path) -> String {
 
 /// Loads a file already in memory (so callers that hash the content read it once).
 pub fn load_bytes(bytes: &[u8], path: &Path, opts: &LoadOptions) -> Result<(BarSeries, LoadReport), DataError> {
+    check_size(path, bytes.len() as u64, opts)?;
+    load_reader(bytes, bytes.len(), path, opts)
+}
+
+/// Loads rows from `input` (`size_hint`: its length in bytes, if known, to
+/// reserve the bars up front).
+fn load_reader(
+    input: impl std::io::Read,
+    size_hint: usize,
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<(BarSeries, LoadReport), DataError> {
+    let capped = LineCap {
+        inner: input,
+        max: opts.max_line_bytes.max(1),
+        since_newline: 0,
+        line: 1,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(bytes);
+        .from_reader(capped);
     let mut header = csv::ByteRecord::new();
     let mut record = csv::ByteRecord::new();
-    let corrupt = |e: csv::Error| DataError::format(path, format!("not a readable CSV file: {e}"));
+    let corrupt = |e: csv::Error| match e.kind() {
+        csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            DataError::format(path, io.to_string())
+        }
+        _ => DataError::format(path, format!("not a readable CSV file: {e}")),
+    };
     if !reader.read_byte_record(&mut header).map_err(corrupt)? {
         return Err(DataError::format(
             path,
@@ -147,7 +244,7 @@ pub fn load_bytes(bytes: &[u8], path: &Path, opts: &LoadOptions) -> Result<(BarS
 
     let instrument = opts.instrument.clone().unwrap_or_else(|| instrument_name(path));
     // Rows are ~40-60 bytes; reserving up front avoids regrowth on big files.
-    let mut series = BarSeries::with_capacity(instrument.clone(), bytes.len() / 40 + 1);
+    let mut series = BarSeries::with_capacity(instrument.clone(), size_hint / 40 + 1);
     let mut validator = RowValidator::new(path, opts.repair);
     let mut rows_read = 0;
     loop {
@@ -191,13 +288,13 @@ fn parse_row(rec: &csv::ByteRecord, l: &Layout) -> Result<Bar, String> {
     let mut ts = l
         .format
         .parse(field(l.date))
-        .ok_or_else(|| format!("cannot parse timestamp `{}`", String::from_utf8_lossy(field(l.date))))?;
+        .ok_or_else(|| format!("cannot parse timestamp `{}`", excerpt(field(l.date))))?;
     if let Some(t) = l.time {
         ts += timestamp::parse_time_of_day(field(t))
-            .ok_or_else(|| format!("cannot parse time `{}`", String::from_utf8_lossy(field(t))))?;
+            .ok_or_else(|| format!("cannot parse time `{}`", excerpt(field(t))))?;
     }
     let price = |i: usize, name: &str| {
-        parse_f64(field(i)).ok_or_else(|| format!("cannot parse {name} `{}`", String::from_utf8_lossy(field(i))))
+        parse_f64(field(i)).ok_or_else(|| format!("cannot parse {name} `{}`", excerpt(field(i))))
     };
     let volume = match l.volume {
         Some(v) if !field(v).iter().all(u8::is_ascii_whitespace) => price(v, "volume")?,

@@ -185,3 +185,58 @@ fn empty_folder_and_unknown_or_ambiguous_symbols_are_explained() {
     assert!(e.contains("ambiguous"), "{e}");
     assert!(find_symbol(&raw_dir(), "2006-day").is_ok());
 }
+
+/// Issue 19 finding 19: a runaway field stops the load at the line limit
+/// (it is never buffered whole), an oversized file is refused before it is
+/// read, and echoed values are cut short.
+#[test]
+fn runaway_lines_and_files_are_refused_and_echoed_values_cut_short() {
+    let header = "date,open,high,low,close,volume\n2020-01-01,1,2,0.5,1.5,10\n";
+    let runaway = format!("{header}2020-01-02,{}\n", "9".repeat(50 << 20));
+    let t0 = std::time::Instant::now();
+    let e = load_str(&runaway, RepairPolicy::Refuse).unwrap_err().to_string();
+    assert!(
+        e.contains("line 3 is longer than 4096 bytes") && e.contains("data.max_line_bytes"),
+        "{}",
+        &e[..e.len().min(300)]
+    );
+    assert!(e.len() < 400, "the error is short: {} bytes", e.len());
+    eprintln!("a 50 MB line refused in {:?}", t0.elapsed());
+
+    // A bad timestamp of 300 characters, under the line limit: the message
+    // shows its start and length.
+    let long_ts = format!("{header}{},1,2,0.5,1.5,10\n", "7".repeat(300));
+    let (_, report) = load_str(&long_ts, RepairPolicy::Drop).unwrap();
+    let message = &report.issues[0].message;
+    assert!(message.contains("... (300 bytes)") && message.len() < 150, "{message}");
+
+    let opts = LoadOptions {
+        max_file_bytes: 10,
+        ..Default::default()
+    };
+    let e = load_bytes(header.as_bytes(), Path::new("big.csv"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("data.max_file_mb"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.csv");
+    std::fs::write(&file, header).unwrap();
+    let e = load_file(&file, &opts).unwrap_err().to_string();
+    assert!(e.contains("data.max_file_mb"), "{e}");
+    assert_eq!(
+        load_file(&file, &LoadOptions::default()).unwrap().0.len(),
+        1,
+        "streamed from the file"
+    );
+}
+
+#[test]
+fn excerpts_keep_short_values_and_cut_long_ones_on_character_boundaries() {
+    assert_eq!(excerpt(b"2020-01-01"), "2020-01-01");
+    let long = "é".repeat(100);
+    let cut = excerpt(long.as_bytes());
+    assert!(
+        cut.starts_with(&"é".repeat(40)) && cut.ends_with("(200 bytes)"),
+        "{cut}"
+    );
+}
