@@ -10,17 +10,17 @@
 //! - the first start creates an administrator with a one-time password,
 //!   printed once.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
 
+use common::http::{add_user, Browser, Server};
 use common::{root, text};
 
 fn tradelab(dir: &Path) -> Command {
@@ -42,168 +42,6 @@ fn ok(o: Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn add_user(dir: &Path, name: &str, role: &str, password: &str) {
-    let mut child = tradelab(dir)
-        .args(["auth", "user", "add", name, "--role", role, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
-    ok(child.wait_with_output().unwrap());
-}
-
-/// A server process; its output is collected (to look for leaked secrets)
-/// and it is killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    output: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(cmd: Command) -> Server {
-        Server::start_with(cmd, &[])
-    }
-
-    fn start_with(mut cmd: Command, extra: &[&str]) -> Server {
-        let mut child = cmd
-            .args(["serve", "--addr", "127.0.0.1:0", "--workers", "0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let output = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let mut r = BufReader::new(err);
-            while r.read_line(&mut s).unwrap_or(0) > 0 {
-                sink.lock().unwrap().push_str(&std::mem::take(&mut s));
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(
-            line.starts_with("listening on http://"),
-            "{line}{}",
-            output.lock().unwrap()
-        );
-        output.lock().unwrap().push_str(&line);
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = out.read_to_string(&mut rest);
-            sink.lock().unwrap().push_str(&rest);
-        });
-        let url = line.split_whitespace().nth(2).unwrap().to_string();
-        Server { child, url, output }
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
-    }
-}
-
-/// A browser over plain HTTP: cookies kept, redirects not followed.
-struct Browser {
-    agent: ureq::Agent,
-    cookies: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-impl Page {
-    fn hidden(&self) -> Vec<(String, String)> {
-        self.body
-            .split(r#"<input type="hidden" name=""#)
-            .skip(1)
-            .map(|rest| {
-                let (name, rest) = rest.split_once('"').unwrap();
-                let value = rest.split_once(r#"value=""#).unwrap().1.split_once('"').unwrap().0;
-                (name.to_string(), value.replace("&amp;", "&"))
-            })
-            .collect()
-    }
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            agent: ureq::Agent::config_builder()
-                .max_redirects(0)
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .build()
-                .into(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep(&mut self, r: &mut ureq::http::Response<ureq::Body>) -> Page {
-        for c in r.headers().get_all("set-cookie") {
-            let pair = c.to_str().unwrap().split(';').next().unwrap();
-            let (k, v) = pair.split_once('=').unwrap();
-            self.cookies.insert(k.into(), v.into());
-        }
-        Page {
-            status: r.status().as_u16(),
-            location: r
-                .headers()
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default(),
-            body: r.body_mut().read_to_string().unwrap_or_default(),
-        }
-    }
-
-    fn get(&mut self, url: &str) -> Page {
-        let mut r = self
-            .agent
-            .get(url)
-            .header("Cookie", &self.cookie_header())
-            .call()
-            .unwrap();
-        self.keep(&mut r)
-    }
-
-    fn submit(&mut self, url: &str, page: &Page, extra: &[(&str, &str)]) -> Page {
-        let mut fields = page.hidden();
-        fields.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut r = self
-            .agent
-            .post(url)
-            .header("Cookie", &self.cookie_header())
-            .send_form(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .unwrap();
-        self.keep(&mut r)
-    }
-}
-
 #[test]
 fn authlib_completes_every_flow_and_no_secret_reaches_the_log() {
     let Some(python) = std::env::var("TRADELAB_TEST_AUTHLIB").ok().filter(|p| !p.is_empty()) else {
@@ -214,7 +52,7 @@ fn authlib_completes_every_flow_and_no_secret_reaches_the_log() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    add_user(d, "ada", "researcher", "ada-password-123");
+    add_user(tradelab(d), "ada", "researcher", "ada-password-123");
     ok(tradelab(d)
         .args([
             "auth",
@@ -319,7 +157,7 @@ fn credentials(d: &Path) -> Value {
 fn the_command_line_signs_in_calls_the_api_refreshes_and_signs_out() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    add_user(d, "ada", "researcher", "ada-password-123");
+    add_user(tradelab(d), "ada", "researcher", "ada-password-123");
     let server = Server::start(tradelab(d));
     let url = server.url.clone();
 

@@ -1551,3 +1551,133 @@ async fn decisions_record_who_asked_and_jobs_are_cancelled_by_their_own_scope() 
     };
     assert_eq!(caller.name(), "ada via web");
 }
+
+mod fuzz {
+    //! Property-based fuzzing of the OAuth endpoints' form and query
+    //! parsers (issue 19): hostile bodies, queries and credentials on every
+    //! authorization-server route. Nothing may be a server error. Cases:
+    //! `TRADELAB_FUZZ_CASES`.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[A-Za-z0-9_.~%+=-]{0,40}",
+            ".{0,40}",
+            Just("%".to_string()),
+            Just("%zz%00%ff".to_string()),
+            Just("a".repeat(5000)),
+        ]
+    }
+
+    fn form() -> impl Strategy<Value = String> {
+        let keys = [
+            "grant_type",
+            "code",
+            "redirect_uri",
+            "client_id",
+            "client_secret",
+            "code_verifier",
+            "refresh_token",
+            "scope",
+            "token",
+            "token_type_hint",
+            "device_code",
+            "username",
+            "password",
+            "csrf",
+            "decision",
+            "user_code",
+            "response_type",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "new_password",
+            "confirm",
+            "current_password",
+            "flow",
+        ];
+        prop_oneof![
+            prop::collection::vec((prop::sample::select(keys.to_vec()), token()), 0..8).prop_map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            }),
+            ".{0,200}",
+            prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        ]
+    }
+
+    fn authorization() -> impl Strategy<Value = Option<String>> {
+        use base64::Engine;
+        prop::option::of(prop_oneof![
+            ".{0,60}".prop_map(|t| format!("Basic {t}")),
+            (token(), token()).prop_map(|(a, b)| format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{a}:{b}"))
+            )),
+            token().prop_map(|t| format!("Bearer {t}")),
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: tradelab_testkit::fuzz_cases(256),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn fuzz_oauth_forms_never_fail_the_server(
+            route in prop::sample::select(vec![
+                ("POST", "/oauth/token"),
+                ("POST", "/oauth/revoke"),
+                ("POST", "/oauth/introspect"),
+                ("POST", "/oauth/device_authorization"),
+                ("POST", "/oauth/authorize"),
+                ("POST", "/oauth/password"),
+                ("POST", "/oauth/consent"),
+                ("POST", "/oauth/device"),
+                ("GET", "/oauth/authorize"),
+                ("GET", "/oauth/device"),
+            ]),
+            body in form(),
+            auth in authorization(),
+            cookie in prop::option::of(token()),
+        ) {
+            thread_local! {
+                static RUNTIME: tokio::runtime::Runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                static FIXTURE: std::cell::OnceCell<Fixture> = const { std::cell::OnceCell::new() };
+            }
+            let (method, path) = route;
+            let status = RUNTIME.with(|rt| {
+                FIXTURE.with(|cell| {
+                    let f = cell.get_or_init(|| rt.block_on(fixture()));
+                    let uri = if method == "GET" { format!("{path}?{body}") } else { path.to_string() };
+                    let mut req = Request::builder().method(method).uri(uri.as_str());
+                    if method == "POST" {
+                        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                    }
+                    if let Some(a) = &auth {
+                        req = req.header(header::AUTHORIZATION, a.as_str());
+                    }
+                    if let Some(c) = &cookie {
+                        req = req.header(header::COOKIE, format!("tradelab_csrf={c}; tradelab_session={c}"));
+                    }
+                    let Ok(req) = req.body(Body::from(if method == "POST" { body.clone() } else { String::new() })) else {
+                        // Not a valid HTTP request at all (hyper refuses it before us).
+                        return StatusCode::BAD_REQUEST;
+                    };
+                    rt.block_on(send(&f.app, req)).status
+                })
+            });
+            prop_assert!(!status.is_server_error(), "{method} {path} with {body:?} -> {status}");
+        }
+    }
+}

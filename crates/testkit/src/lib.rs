@@ -35,6 +35,16 @@ use tradelab_regime::RegimeSettings;
 use tradelab_sim::engine::EngineConfig;
 use tradelab_sim::settings::{BacktestSettings, RiskSettings};
 
+/// How many cases each property-based fuzz test runs: `default` (sized
+/// for CI's time budget), or `TRADELAB_FUZZ_CASES` for a longer run
+/// (`TRADELAB_FUZZ_CASES=20000 cargo test fuzz_`; BENCHMARKS.md records one).
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("TRADELAB_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The synthetic generator's default seed, for tests that never chose one.
 pub fn default_seed() -> u64 {
     SyntheticConfig::default().seed

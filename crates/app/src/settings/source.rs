@@ -66,6 +66,11 @@ pub fn model_settings(saved: &serde_json::Value, current: &Settings) -> Result<S
     settings.data = current.data.clone();
     settings.report = current.report.clone();
     settings.store = current.store.clone();
+    // A model's metadata is outside input: its settings pass the same
+    // range checks as a settings file before they size anything.
+    settings
+        .validate()
+        .context("the model's metadata.json holds settings out of range; the file is damaged or not tradelab's")?;
     Ok(settings)
 }
 

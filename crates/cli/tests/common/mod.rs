@@ -3,6 +3,8 @@
 //! PostgreSQL databases. Each test binary uses part of it.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
