@@ -27,12 +27,15 @@ pub struct AuthSettings {
     /// variable `TRADELAB_KEY_ENCRYPTION_KEY` overrides it; PostgreSQL
     /// needs one of the two, the same on every server.
     pub key_file: String,
-    /// Login attempts allowed per user name (and ten times this per
-    /// address) in `login_window_secs`.
+    /// Failed sign-ins per user name and address in `login_window_secs`
+    /// before that pair is locked out (for doubling periods); an address
+    /// gets ten times this many attempts in all.
     pub login_attempts: usize,
     /// The window those attempts are counted in, seconds.
     pub login_window_secs: u64,
-    /// Token-endpoint requests allowed per client and per address a minute.
+    /// Token-endpoint requests a minute per authenticated client (per
+    /// client and address for a public one; twice this per address), and
+    /// device authorization requests per address.
     pub token_requests_per_minute: usize,
     /// Browser origins (e.g. the dashboard's `https://app.example.com`)
     /// allowed to call the API and the token endpoint; exact matches.

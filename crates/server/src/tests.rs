@@ -754,9 +754,15 @@ fn any_body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: tradelab_testkit::fuzz_cases(192),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+    /// The decision request and the other API bodies: fuzzed like every
+    /// parser of outside input (`TRADELAB_FUZZ_CASES`).
     #[test]
-    fn no_input_makes_the_server_fail(
+    fn fuzz_no_api_input_makes_the_server_fail(
         route in prop::sample::select(vec![
             "/v1/models/tiny/1/decide",
             "/v1/models/tiny/production/decide",
