@@ -15,6 +15,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,6 +60,18 @@ pub struct TrainPlan {
     /// Embedding dropout towards the unknown-instrument row, for models
     /// that have one (`ppo.instrument_dropout`).
     pub instrument_dropout: Option<InstrumentDropout>,
+    /// Also save `last/` every this many updates, between validations
+    /// (`ppo.checkpoint_every`; 0: at validations and the end only).
+    pub checkpoint_every: usize,
+    /// Set (by a Ctrl-C handler, say) to stop after the update in progress:
+    /// `last/` is saved and the summary says `interrupted`.
+    pub interrupt: Option<&'static AtomicBool>,
+}
+
+impl TrainPlan {
+    fn interrupted(&self) -> bool {
+        self.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
+    }
 }
 
 /// Each update, each market trains under the unknown-instrument embedding
@@ -175,6 +188,9 @@ pub struct TrainSummary {
     /// Validation stopped improving for `patience` evaluations before the
     /// budget was spent.
     pub stopped_early: bool,
+    /// [`TrainPlan::interrupt`] stopped it before the budget was spent
+    /// (`last/` holds the latest state, to resume from).
+    pub interrupted: bool,
     /// The best validation (`None` when there was no validation split).
     pub best: Option<ValidationMetrics>,
     /// The latest checkpoint, to resume from.
@@ -258,6 +274,7 @@ pub fn train<A: Trainable>(
     let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::with_capacity(100);
     let mut last_return = None;
     let mut stopped_early = false;
+    let mut interrupted = false;
     let has_validation = markets.iter().all(|m| !m.data.steps(Split::Validation).is_empty());
 
     let mut learn_keys = keys.clone();
@@ -323,6 +340,12 @@ pub fn train<A: Trainable>(
                 stopped_early = true;
                 break;
             }
+        } else if plan.checkpoint_every > 0 && agent.updates_done().is_multiple_of(plan.checkpoint_every) {
+            agent.save(&last)?;
+        }
+        if plan.interrupted() && !finished {
+            interrupted = true;
+            break;
         }
     }
     agent.save(&last)?;
@@ -337,6 +360,7 @@ pub fn train<A: Trainable>(
         env_steps,
         seconds: started.elapsed().as_secs_f64(),
         stopped_early,
+        interrupted,
         best: p.best_validation.clone(),
         last_dir: last,
         best_dir: best,
@@ -432,5 +456,62 @@ mod tests {
                 windows: 4
             }
         );
+    }
+
+    /// A set interrupt flag stops training after the update in progress,
+    /// with `last/` saved to resume from; `checkpoint_every` saves `last/`
+    /// between validations.
+    #[test]
+    fn an_interrupt_stops_after_the_update_and_leaves_last_to_resume() {
+        static STOP: AtomicBool = AtomicBool::new(true);
+        let s = crate::ppo::tests::small_settings();
+        let data = tradelab_testkit::synthetic_market(800, tradelab_testkit::default_seed(), &s.sections);
+        let mut agent = crate::ppo::tests::agent(&s, "mlp", &data);
+        let tmp = tempfile::tempdir().unwrap();
+        let markets = [TrainingMarket {
+            data: data.clone(),
+            key: MarketKey {
+                instrument: 0,
+                timeframe: 0,
+            },
+        }];
+        let plan = TrainPlan {
+            run_dir: tmp.path().to_path_buf(),
+            total_steps: 1_000_000,
+            eval_every: 0,
+            patience: 0,
+            seed: 1,
+            scoring: Scoring::from_settings(&s.ppo),
+            instrument_dropout: None,
+            checkpoint_every: 0,
+            interrupt: Some(&STOP),
+        };
+        let summary = train(&mut agent, &markets, &s.env_config(), &plan, |_| {}).unwrap();
+        assert!(summary.interrupted && !summary.stopped_early);
+        assert_eq!(summary.updates, 1, "one update, then stop");
+        let resumed = crate::ppo::PpoAgent::load(&summary.last_dir).unwrap();
+        assert_eq!(resumed.env_steps_done(), summary.env_steps);
+
+        // Saving last/ every 2 updates, without validations.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut agent = crate::ppo::tests::agent(&s, "mlp", &data);
+        let per_update = s.ppo.envs * s.ppo.rollout_steps;
+        let plan = TrainPlan {
+            run_dir: tmp.path().to_path_buf(),
+            total_steps: 3 * per_update,
+            checkpoint_every: 2,
+            interrupt: None,
+            ..plan
+        };
+        let mut saved_at = Vec::new();
+        train(&mut agent, &markets, &s.env_config(), &plan, |e| {
+            if let Event::Update(p) = e {
+                let last = last_dir(tmp.path()).join(crate::checkpoint::METADATA_FILE);
+                saved_at.push((p.updates, last.exists()));
+            }
+        })
+        .unwrap();
+        // The event comes before the update's save: last/ appears after update 2.
+        assert_eq!(saved_at, [(1, false), (2, false), (3, true)]);
     }
 }

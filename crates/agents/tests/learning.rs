@@ -101,6 +101,8 @@ fn learns_and_beats_buy_and_hold(actions: ActionSpace) {
         seed: 1,
         scoring: Scoring::from_settings(&ppo),
         instrument_dropout: None,
+        checkpoint_every: 0,
+        interrupt: None,
     };
     let markets = [TrainingMarket {
         data: data.clone(),

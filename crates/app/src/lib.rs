@@ -17,6 +17,7 @@
 //!   line's client;
 //! - [`sweep`]: hyperparameter sweeps as jobs, their state, ranking and
 //!   overfitting statistics;
+//! - [`run_liveness`]: runs whose process died are marked failed;
 //! - [`runtime`]: async runtimes and the shutdown signal.
 //!
 //! Architecture invariant: no HTTP framework and no command-line parser
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod mlflow;
 pub mod record;
 pub mod registry;
+pub mod run_liveness;
 pub mod runtime;
 pub mod settings;
 pub mod sweep;

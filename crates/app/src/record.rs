@@ -73,6 +73,8 @@ impl Recorder {
 
     /// Starts a run in the experiment; returns its id.
     pub fn start_run(&self, name: &str, params: &Value, tags: &Value) -> Result<String> {
+        // Where it runs, so a run whose process dies is seen as failed.
+        let tags = &crate::run_liveness::with_process(tags);
         let id = self
             .runtime
             .block_on(self.store.start_run(&self.experiment, name, params, tags))

@@ -334,8 +334,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue from a checkpoint folder (e.g. runs/ppo-lstm-seed42/last).
+    /// `--steps` stays the total budget, counting the steps done before.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// With --resume: train this many steps more than the checkpoint has done.
+    #[arg(long, requires = "resume", conflicts_with = "steps")]
+    pub more_steps: Option<usize>,
     /// Name the best model is registered under (default: the agent's name).
     #[arg(long)]
     pub name: Option<String>,

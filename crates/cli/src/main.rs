@@ -9,6 +9,7 @@ mod alloc_meter;
 mod cli;
 mod commands;
 mod context;
+mod interrupt;
 mod output;
 
 use std::io::IsTerminal;

@@ -1092,3 +1092,130 @@ fn walk_forward_retrains_each_fold_and_stitches_its_test_windows() {
     let hrm = tradelab(d, &["walk-forward", "--symbol", csv, "--agent", "hrm"]);
     assert_clean_failure(&hrm, &["ppo-mlp"]);
 }
+
+/// Issue 20: Ctrl-C during `train` finishes the update in progress, saves
+/// `last/`, marks the run killed and prints the command that resumes it
+/// (exit 130); a resume says where it starts, refuses a budget already
+/// reached, and `--more-steps` extends it.
+#[test]
+fn ctrl_c_during_training_saves_last_and_says_how_to_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = synth(d);
+    let csv = csv.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
+        .current_dir(d)
+        .env("NO_COLOR", "1")
+        .args(SMALL_MODEL)
+        .args([
+            "train",
+            "--agent",
+            "ppo-mlp",
+            "--symbol",
+            csv,
+            "--steps",
+            "100000000",
+            "--out",
+            "run",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // In its loop once the first validation has saved last/.
+    let last = d.join("run/last/metadata.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !last.exists() {
+        assert!(std::time::Instant::now() < deadline, "training never saved last/");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("training did not stop after Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{t}");
+    assert!(t.contains("interrupted at step"), "{t}");
+    let resume_line = format!("resume with: tradelab train --agent ppo-mlp --symbol {csv} --resume run/last");
+    assert!(t.contains(&resume_line), "{t}");
+    let saved = read_json(last.clone());
+    let done = saved["training"]["env_steps"].as_u64().unwrap();
+    assert!(done > 0, "{saved}");
+    let runs = ok(tradelab(d, &["runs", "list"]));
+    assert!(runs.contains("killed"), "the run is marked as stopped: {runs}");
+
+    // The total budget is already past: refused with the way on.
+    let refused = tradelab(
+        d,
+        &[
+            "train", "--agent", "ppo-mlp", "--symbol", csv, "--resume", "run/last", "--steps", "64", "--out", "run2",
+        ],
+    );
+    assert_clean_failure(&refused, &["already done", "--more-steps"]);
+    let resumed = ok(tradelab(
+        d,
+        &[
+            "train",
+            "--agent",
+            "ppo-mlp",
+            "--symbol",
+            csv,
+            "--resume",
+            "run/last",
+            "--more-steps",
+            "256",
+            "--out",
+            "run2",
+        ],
+    ));
+    assert!(resumed.contains(&format!("resuming at step {done}")), "{resumed}");
+    let after = read_json(d.join("run2/last/metadata.json"));
+    assert!(
+        after["training"]["env_steps"].as_u64().unwrap() >= done + 256,
+        "{after}"
+    );
+
+    // kill -9 gives no chance to clean up: the run is marked failed when
+    // next listed, not left "running" for ever.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
+        .current_dir(d)
+        .env("NO_COLOR", "1")
+        .args(SMALL_MODEL)
+        .args([
+            "train",
+            "--agent",
+            "ppo-mlp",
+            "--symbol",
+            csv,
+            "--steps",
+            "100000000",
+            "--out",
+            "run3",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let last3 = d.join("run3/last/metadata.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !last3.exists() {
+        assert!(std::time::Instant::now() < deadline, "training never saved last/");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let listed = ok(tradelab(d, &["runs", "list"]));
+    assert!(listed.contains("running"), "{listed}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let listed = ok(tradelab(d, &["runs", "list"]));
+    assert!(!listed.contains("running") && listed.contains("failed"), "{listed}");
+}

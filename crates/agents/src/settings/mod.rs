@@ -55,6 +55,10 @@ pub struct PpoSettings {
     pub eval_every: usize,
     /// Stop after this many evaluations without improvement (0: never).
     pub patience: usize,
+    /// Also save `last/` every this many updates between evaluations (0:
+    /// at evaluations and the end only). Absent from older models: 0.
+    #[serde(default)]
+    pub checkpoint_every: usize,
     // The three below read, when a model saved before they existed lacks
     // them, as the behaviour it was trained with: return selection, one
     // window, no clipping.
@@ -122,6 +126,7 @@ impl PpoSettings {
         ] {
             v.int_range(key, val, 1, hi);
         }
+        v.int_range("ppo.checkpoint_every", p.checkpoint_every, 0, 1_000_000);
         v.check(
             p.hidden.is_multiple_of(p.heads),
             "ppo.heads",

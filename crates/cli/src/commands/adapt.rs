@@ -242,6 +242,8 @@ fn update<A: Trainable>(
         seed: settings.seed,
         scoring,
         instrument_dropout: None,
+        checkpoint_every: 0,
+        interrupt: None,
     };
     let summary = train(&mut agent, &markets, &settings.env_config(), &plan, |_| {})?;
     let after = summary

@@ -6,6 +6,7 @@ use tradelab_core::time::format_datetime;
 use crate::cli::{GlobalArgs, RunsCommand};
 use crate::context::load_settings;
 use tradelab_app::record::open_store;
+use tradelab_app::run_liveness::mark_dead_runs;
 use tradelab_app::runtime::runtime;
 
 pub fn run(g: &GlobalArgs, c: RunsCommand) -> Result<()> {
@@ -15,7 +16,8 @@ pub fn run(g: &GlobalArgs, c: RunsCommand) -> Result<()> {
     rt.block_on(async {
         match c {
             RunsCommand::List { limit } => {
-                let runs = store.recent_runs(limit as i64).await?;
+                let mut runs = store.recent_runs(limit as i64).await?;
+                mark_dead_runs(&store, &mut runs).await?;
                 if runs.is_empty() {
                     println!("no runs recorded; `tradelab train` records one");
                 }
@@ -33,7 +35,9 @@ pub fn run(g: &GlobalArgs, c: RunsCommand) -> Result<()> {
                 }
             }
             RunsCommand::Show { id } => {
-                let r = store.run(&id).await?;
+                let mut found = [store.run(&id).await?];
+                mark_dead_runs(&store, &mut found).await?;
+                let [r] = found;
                 println!(
                     "run {} ({}) in experiment {}: {}",
                     r.id,

@@ -300,7 +300,24 @@ fn train_and_report<A: Trainable>(
     recorder: Option<&Recorder>,
 ) -> Result<PathBuf> {
     let settings = &d.settings;
+    // The budget is a total: on resume it counts the steps already done,
+    // and --more-steps adds to them. One already reached is refused rather
+    // than silently training nothing.
+    let done = agent.env_steps_done();
+    let total_steps = match a.more_steps {
+        Some(more) => done.saturating_add(more),
+        None => settings.ppo.total_steps,
+    };
     if a.resume.is_some() {
+        if total_steps <= done {
+            bail!(
+                "the checkpoint has already done {done} steps and the budget is {total_steps} in all (--steps and ppo.total_steps count from the start); add --more-steps N to train N more"
+            );
+        }
+        eprintln!(
+            "resuming at step {done} (update {}), training to step {total_steps}",
+            agent.updates_done()
+        );
         let p = agent.provenance();
         if p.vocabulary != d.vocab || p.features != d.features {
             bail!(
@@ -311,8 +328,7 @@ fn train_and_report<A: Trainable>(
                 d.features.len()
             );
         }
-        // The budget may be extended on resume; everything else is the checkpoint's.
-        agent.set_total_steps(settings.ppo.total_steps);
+        agent.set_total_steps(total_steps);
     } else {
         let p = agent.provenance_mut();
         p.vocabulary = d.vocab.clone();
@@ -323,7 +339,7 @@ fn train_and_report<A: Trainable>(
     let run_dir = run_dir(a, recorder, settings.seed);
     let plan = TrainPlan {
         run_dir: run_dir.clone(),
-        total_steps: settings.ppo.total_steps,
+        total_steps,
         eval_every: settings.ppo.eval_every,
         patience: settings.ppo.patience,
         seed: settings.seed,
@@ -332,6 +348,10 @@ fn train_and_report<A: Trainable>(
             rate: settings.ppo.instrument_dropout,
             unknown: d.vocab.instruments.len() as u32,
         }),
+        checkpoint_every: settings.ppo.checkpoint_every,
+        // Ctrl-C or SIGTERM (a cancelled job) stops after the update in
+        // progress and saves last/; a second one quits at once.
+        interrupt: Some(crate::interrupt::install()),
     };
     eprintln!(
         "training {} ({} parameters) on {} market(s) [{}], {} steps, seed {} -> {}",
@@ -379,6 +399,21 @@ fn train_and_report<A: Trainable>(
             return Err(e.into());
         }
     };
+    if summary.interrupted {
+        if let (Some(r), Some(run)) = (recorder, run.as_deref()) {
+            r.finish_run(run, RunStatus::Killed)?;
+        }
+        let symbols: String = a.symbols.iter().map(|s| format!(" --symbol {s}")).collect();
+        eprintln!(
+            "interrupted at step {} of {}: the latest state is saved in {} (nothing registered)\nresume with: tradelab train --agent {}{symbols} --resume {}",
+            summary.env_steps,
+            plan.total_steps,
+            summary.last_dir.display(),
+            a.agent,
+            summary.last_dir.display()
+        );
+        std::process::exit(crate::interrupt::INTERRUPTED_EXIT);
+    }
     eprintln!(
         "done: {} updates, {} steps in {:.1}s{}",
         summary.updates,

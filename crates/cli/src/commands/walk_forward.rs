@@ -229,6 +229,8 @@ fn run_fold(
         seed: settings.seed.wrapping_add(fold.index as u64),
         scoring: Scoring::from_settings(&settings.ppo),
         instrument_dropout: None,
+        checkpoint_every: 0,
+        interrupt: None,
     };
     let summary = train(&mut agent, &markets, &settings.env_config(), &plan, |_| {})
         .with_context(|| format!("fold {k}: training"))?;
