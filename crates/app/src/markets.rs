@@ -33,8 +33,19 @@ pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> R
         // not in jobs, issue 19 finding 12); anything else names an
         // instrument in data.raw_dir.
         let path = std::path::Path::new(s);
+        let looks_like_a_path =
+            s.contains(['/', '\\']) || [".csv", ".txt"].iter().any(|ext| s.to_ascii_lowercase().ends_with(ext));
+        let in_raw = settings.data.raw_dir.join(s);
         let path = if settings.data.symbol_paths && path.is_file() {
             path.to_path_buf()
+        } else if settings.data.symbol_paths && !s.contains(['/', '\\']) && in_raw.is_file() {
+            // A file name in data.raw_dir, extension and all.
+            in_raw
+        } else if settings.data.symbol_paths && looks_like_a_path {
+            bail!(
+                "file not found: {s}; check the path, or name an instrument in {} instead",
+                settings.data.raw_dir.display()
+            );
         } else {
             find_symbol(&settings.data.raw_dir, s).with_context(|| format!("loading `{s}`"))?
         };
@@ -194,6 +205,17 @@ mod tests {
         assert_eq!(by_name[0].len(), 4012, "every row of the bundled file");
         let e = format!("{:#}", load_symbols(&s, &["no-such-symbol".into()], false).unwrap_err());
         assert!(e.contains("loading `no-such-symbol`"), "{e}");
+        // Issue 20: a missing path says so, once, not "no instrument matches".
+        let e = format!("{:#}", load_symbols(&s, &["./nope.csv".into()], false).unwrap_err());
+        assert!(
+            e.contains("file not found: ./nope.csv") && !e.contains("no instrument"),
+            "{e}"
+        );
+        assert_eq!(
+            load_symbols(&s, &["nvda-1999-2014.txt".into()], false).unwrap(),
+            by_name,
+            "a file name in data.raw_dir"
+        );
 
         // Issue 19 finding 12: where paths are off (jobs, names from a
         // model's metadata), a name that happens to be a file in the working

@@ -43,6 +43,56 @@ fn slug(s: &str) -> String {
         .to_string()
 }
 
+/// A new folder for one command's reports, `<base>/<command>-<UTC
+/// time>-<settings hash>`, with `<base>/latest` pointing at it: no run
+/// overwrites another's reports (an `evaluate` used to replace `run`'s).
+/// Used when `--out-dir` is not given; an explicit folder is used as is.
+pub fn run_folder(base: &Path, command: &str, settings: &Settings) -> Result<PathBuf> {
+    crate::context::ensure_dir(base)?;
+    let mut fingerprinted = settings.clone();
+    fingerprinted.report.out_dir = Default::default();
+    let hash = tradelab_agents::checkpoint::sha256_hex(serde_json::to_string(&fingerprinted)?.as_bytes());
+    let stamp: String = tradelab_core::time::format_datetime(tradelab_core::time::now_ms())
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .map(|c| if c == 'T' { '-' } else { c })
+        .collect();
+    let name = format!("{command}-{stamp}-{}", &hash[..8]);
+    let mut dir = base.join(&name);
+    let mut n = 2;
+    while dir.exists() {
+        dir = base.join(format!("{name}-{n}"));
+        n += 1;
+    }
+    std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    point_latest(base, &dir);
+    Ok(dir)
+}
+
+/// Points `<base>/latest` at `dir` (a relative symlink, replaced
+/// atomically); a failure only warns: the reports are written either way.
+fn point_latest(base: &Path, dir: &Path) {
+    #[cfg(unix)]
+    {
+        let Some(name) = dir.file_name() else {
+            return;
+        };
+        let tmp = base.join(format!(".latest.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let done = std::os::unix::fs::symlink(name, &tmp).and_then(|_| std::fs::rename(&tmp, base.join("latest")));
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            eprintln!(
+                "warning: could not point {}/latest at the new reports: {e}",
+                base.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (base, dir);
+}
+
 /// Writes `<strategy>__<instruments>.json` and `.svg` into `dir`; returns both paths.
 pub fn write_report(dir: &Path, report: &BacktestReport, result: &BacktestResult) -> Result<(PathBuf, PathBuf)> {
     crate::context::ensure_dir(dir)?;

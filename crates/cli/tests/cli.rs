@@ -269,7 +269,8 @@ fn main_job_prepares_data_runs_every_baseline_and_reuses_the_feature_cache() {
         assert!(out.contains(name), "{name} missing from {out}");
     }
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("reports/summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("reports/latest/summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary.as_array().unwrap().len(), 6 * 4, "6 baselines on 4 daily files");
     assert!(dir.path().join("data/final/manifest.json").exists());
     // Every backtest is stored, under one run, in the embedded SQLite default.
@@ -285,6 +286,20 @@ fn main_job_prepares_data_runs_every_baseline_and_reuses_the_feature_cache() {
         "{}",
         stdout(&again)
     );
+    // Issue 20: the second run reported into a folder of its own; the
+    // first's reports are still there, and `latest` is the second's.
+    let mut folders: Vec<String> = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("run-"))
+        .collect();
+    folders.sort();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    for f in &folders {
+        assert!(dir.path().join("reports").join(f).join("summary.json").exists(), "{f}");
+    }
+    let latest = std::fs::read_link(dir.path().join("reports/latest")).unwrap();
+    assert!(stdout(&again).contains(latest.to_str().unwrap()), "{latest:?}");
 }
 
 /// A reader that stops early (`tradelab ... | head`) ends the command

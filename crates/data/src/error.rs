@@ -7,12 +7,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A file or folder could not be read or written.
-    #[error("cannot read {path}: {source}; check that the file exists and is readable")]
+    // The OS error is in the message, not a `source`: an error chain
+    // would print it twice.
+    #[error("cannot read {path}: {error}; check that it exists and is readable")]
     Io {
         /// The file or folder involved.
         path: PathBuf,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file's structure is wrong as a whole: not CSV, no rows, an
     /// unrecognisable header or timestamp, a corrupt manifest.
@@ -84,10 +86,10 @@ pub enum DataError {
 
 impl DataError {
     /// A [`DataError::Io`] for `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

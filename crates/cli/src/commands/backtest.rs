@@ -6,7 +6,7 @@ use tradelab_sim::report::render_report;
 
 use crate::cli::{BacktestArgs, GlobalArgs};
 use crate::context::{load_settings, path_override};
-use crate::output::{build_report, style, write_report};
+use crate::output::{build_report, run_folder, style, write_report};
 use tradelab_app::record::Recorder;
 
 pub fn run(g: &GlobalArgs, a: &BacktestArgs) -> Result<()> {
@@ -14,11 +14,14 @@ pub fn run(g: &GlobalArgs, a: &BacktestArgs) -> Result<()> {
     if let Some(fill) = &a.fill {
         extra.push(format!("backtest.fill={fill}"));
     }
-    let settings = load_settings(g, &extra)?;
+    let mut settings = load_settings(g, &extra)?;
     // Check the name and the store before loading data, so a typo fails fast.
     strategy_by_name(&a.strategy, &settings)?;
     let recorder = Recorder::open(&settings)?;
     let feeds = load_symbols(&settings, &a.symbols, g.verbose)?;
+    if a.out_dir.is_none() {
+        settings.report.out_dir = run_folder(&settings.report.out_dir, "backtest", &settings)?;
+    }
     let result = backtest(&settings, &a.strategy, &feeds)?;
     let (_, report) = build_report(&result, &settings);
     let (json, svg) = write_report(&settings.report.out_dir, &report, &result)?;

@@ -76,9 +76,10 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     agent.take_segment_counts();
 
     let mut settings = model_settings(&agent.provenance().settings, &current)?;
-    if let Some(dir) = &a.out_dir {
-        settings.report.out_dir = dir.clone();
-    }
+    settings.report.out_dir = match &a.out_dir {
+        Some(dir) => dir.clone(),
+        None => crate::output::run_folder(&settings.report.out_dir, "evaluate", &settings)?,
+    };
 
     let symbols: Vec<String> = if a.symbols.is_empty() {
         // Names from a model's metadata are instruments in the data

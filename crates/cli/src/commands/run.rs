@@ -8,13 +8,13 @@ use tradelab_sim::strategies::BASELINES;
 use super::data::print_prepare;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::context::{load_settings, path_override};
-use crate::output::{build_report, style, write_report};
+use crate::output::{build_report, run_folder, style, write_report};
 use tradelab_app::markets::backtest;
 use tradelab_app::record::Recorder;
 
 pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
     let extra: Vec<String> = path_override("report.out_dir", &a.out_dir).into_iter().collect();
-    let settings = load_settings(g, &extra)?;
+    let mut settings = load_settings(g, &extra)?;
     let recorder = Recorder::open(&settings)?;
     println!(
         "== 1/3 prepare data: {} -> {}",
@@ -28,6 +28,10 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
         "no usable data in {}; copy OHLCV files there",
         settings.data.raw_dir.display()
     );
+    // A folder of this run's own, once there is something to report.
+    if a.out_dir.is_none() {
+        settings.report.out_dir = run_folder(&settings.report.out_dir, "run", &settings)?;
+    }
 
     // Baselines run on the daily instruments, where their default
     // parameters mean what they say; intraday files are prepared for training.

@@ -10,8 +10,11 @@ use tradelab_app::markets::{backtest, load_symbols, strategy_by_name};
 pub fn run(g: &GlobalArgs, a: &StressArgs) -> Result<()> {
     let mut extra: Vec<String> = a.paths.map(|p| format!("monte_carlo.paths={p}")).into_iter().collect();
     extra.extend(crate::context::path_override("report.out_dir", &a.out_dir));
-    let settings = load_settings(g, &extra)?;
+    let mut settings = load_settings(g, &extra)?;
     strategy_by_name(&a.strategy, &settings)?;
+    if a.out_dir.is_none() {
+        settings.report.out_dir = crate::output::run_folder(&settings.report.out_dir, "stress", &settings)?;
+    }
     let feeds = load_symbols(&settings, &a.symbols, g.verbose)?;
     let result = backtest(&settings, &a.strategy, &feeds)?;
     let mc = &settings.monte_carlo;

@@ -240,3 +240,14 @@ fn excerpts_keep_short_values_and_cut_long_ones_on_character_boundaries() {
         "{cut}"
     );
 }
+
+/// Issue 20: the OS error is said once (it was the message and, again, the
+/// error's source, which an error chain prints after it).
+#[test]
+fn a_missing_file_is_named_with_its_os_error_once() {
+    let e = load_file(Path::new("no/such/file.csv"), &LoadOptions::default()).unwrap_err();
+    assert!(std::error::Error::source(&e).is_none());
+    let text = e.to_string();
+    assert_eq!(text.matches("No such file").count(), 1, "{text}");
+    assert!(text.contains("no/such/file.csv"), "{text}");
+}
