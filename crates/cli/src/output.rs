@@ -95,6 +95,10 @@ fn point_latest(base: &Path, dir: &Path) {
 
 /// Writes `<strategy>__<instruments>.json` and `.svg` into `dir`; returns both paths.
 pub fn write_report(dir: &Path, report: &BacktestReport, result: &BacktestResult) -> Result<(PathBuf, PathBuf)> {
+    // Orders too small for one lot trade nothing: say so where the report is made.
+    for w in result.rounding_warnings() {
+        eprintln!("warning: {} ({})", w, report.model_used);
+    }
     crate::context::ensure_dir(dir)?;
     let stem = format!("{}__{}", slug(&report.model_used), slug(&report.instruments.join("+")));
     let json_path = dir.join(format!("{stem}.json"));

@@ -546,3 +546,43 @@ fn the_ppo_benchmark_reports_training_throughput_update_steps_and_decision_laten
         );
     }
 }
+
+/// Issue 20: orders smaller than one lot trade nothing, and the backtest
+/// says so, naming data.fractional, instead of a silent "+0, 0 trades".
+#[test]
+fn orders_rounding_to_zero_lots_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(
+        dir.path(),
+        &[
+            "--set",
+            "store.record=false",
+            "--set",
+            "data.lot_size=1000000",
+            "backtest",
+            "-s",
+            "buy_and_hold",
+            "--symbol",
+            "nvda",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("on nvda-1999-2014 rounded to 0 units") && err.contains("data.fractional"),
+        "{err}"
+    );
+    let normal = tradelab(
+        dir.path(),
+        &[
+            "--set",
+            "store.record=false",
+            "backtest",
+            "-s",
+            "buy_and_hold",
+            "--symbol",
+            "nvda",
+        ],
+    );
+    assert!(!stderr(&normal).contains("rounded to 0 units"), "{}", stderr(&normal));
+}

@@ -33,6 +33,9 @@ pub(crate) struct InstrumentState {
     pub(crate) periods_per_year: f64,
     /// `sqrt(periods_per_year)`, to annualise per-bar volatility.
     pub(crate) annualise: f64,
+    /// Entries sized above zero that whole lots rounded to nothing (a
+    /// counter, not events: an agent may try every bar).
+    pub(crate) rounded_to_zero: usize,
 }
 
 /// Executes orders for a set of instruments against one account.
@@ -63,6 +66,7 @@ impl Broker {
                     lots: cfg.instrument_lots.get(&f.instrument).copied().unwrap_or(cfg.lots),
                     periods_per_year: ppy,
                     annualise: ppy.sqrt(),
+                    rounded_to_zero: 0,
                 }
             })
             .collect();
@@ -197,13 +201,20 @@ impl Broker {
                     return;
                 };
                 let lots = self.state[i].lots;
+                let sized = wanted;
                 let wanted = lots.round(wanted);
                 if wanted <= 0.0 {
+                    if sized > 0.0 {
+                        self.state[i].rounded_to_zero += 1;
+                    }
                     return;
                 }
                 let allowed = self.risk.allow_entry(bar.ts, i, o.action, wanted, est, &self.account);
                 let qty = lots.round(allowed.min(wanted));
                 if qty <= 0.0 {
+                    if allowed > 0.0 {
+                        self.state[i].rounded_to_zero += 1;
+                    }
                     return;
                 }
                 let price = self.cfg.slippage.apply(p0, side, qty, vol_bar, atr);

@@ -142,6 +142,27 @@ pub struct BacktestResult<'a> {
     pub periods_per_year: f64,
     /// Bars replayed, summed over every feed.
     pub bars_processed: usize,
+    /// Per instrument, entries that whole lots rounded to zero units (an
+    /// order smaller than one lot): nothing traded, and the reports warn
+    /// and name `data.fractional`.
+    pub orders_rounded_to_zero: Vec<usize>,
+}
+
+impl BacktestResult<'_> {
+    /// A warning for each instrument whose entries rounded to zero units,
+    /// naming the setting that fixes it.
+    pub fn rounding_warnings(&self) -> Vec<String> {
+        self.instruments
+            .iter()
+            .zip(&self.orders_rounded_to_zero)
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| {
+                format!(
+                    "{n} order(s) on {name} rounded to 0 units (less than one whole lot at the position cap); set data.fractional: true (or data.instruments.{name}.fractional) to trade fractions, or a smaller lot_size"
+                )
+            })
+            .collect()
+    }
 }
 
 /// Orders the strategy just submitted, and those waiting for a later bar.
@@ -348,5 +369,6 @@ pub fn run<'a, S: Strategy + ?Sized>(
         risk_events: std::mem::take(&mut run.risk.events),
         periods_per_year: if ppy > 0.0 { ppy } else { 252.0 },
         bars_processed: total,
+        orders_rounded_to_zero: run.state.iter().map(|s| s.rounded_to_zero).collect(),
     }
 }

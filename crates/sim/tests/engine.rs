@@ -477,3 +477,28 @@ fn lot_sizes_and_fractional_quantities_apply_per_instrument() {
     assert_eq!(r.open_positions[1].qty, 37.5, "B is fractional");
     assert_eq!(r.open_positions[2].qty, 37.0, "C falls back to whole units");
 }
+
+/// Issue 20: an entry smaller than one whole lot trades nothing, and the
+/// result counts it and warns with the setting that fixes it (BTC at a
+/// 25% cap in whole units used to show "+0, 0 trades" without a word).
+#[test]
+fn entries_that_round_to_zero_lots_are_counted_and_named() {
+    let a = series("BTC", &flat_bars(10, 100.0));
+    let b = series("ETH", &flat_bars(10, 100.0));
+    let orders = vec![
+        (0, Order::market(0, Action::BuyLong).units(0.4)),
+        (2, Order::market(0, Action::BuyLong).units(0.9)),
+        (0, Order::market(1, Action::BuyLong).units(2.0)),
+    ];
+    let r = run(&[&a, &b], &mut Script { at: orders }, &frictionless());
+    assert_eq!(r.orders_rounded_to_zero, [2, 0]);
+    assert_eq!(r.open_positions[0].qty, 0.0);
+    assert_eq!(r.open_positions[1].qty, 2.0);
+    let w = r.rounding_warnings();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].starts_with("2 order(s) on BTC rounded to 0 units") && w[0].contains("data.fractional"),
+        "{}",
+        w[0]
+    );
+}
