@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use tradelab_app::Settings;
 use tradelab_sim::engine::BacktestResult;
 use tradelab_sim::metrics::{self, Metrics};
-use tradelab_sim::report::{equity_chart_svg, BacktestReport, Style};
+use tradelab_sim::report::{equity_chart_svg_marked, BacktestReport, Style};
 
 /// Terminal style for stdout.
 pub fn style() -> Style {
@@ -106,7 +106,15 @@ pub fn write_report(dir: &Path, report: &BacktestReport, result: &BacktestResult
     tradelab_data::cache::write_atomic(&json_path, report.to_json().as_bytes())
         .with_context(|| format!("writing {}", json_path.display()))?;
     let title = format!("{} on {}", report.model_used, report.instruments.join(", "));
-    let svg = equity_chart_svg(&title, &result.timestamps, &result.equity);
+    // The breaker's halt decides the rest of the curve: mark it.
+    let marks: Vec<(i64, String)> = report
+        .risk_events
+        .iter()
+        .find(|e| e.rule == tradelab_sim::risk::RiskRule::DrawdownCircuitBreaker)
+        .map(|e| (e.ts, format!("halted {}", tradelab_core::time::format_date(e.ts))))
+        .into_iter()
+        .collect();
+    let svg = equity_chart_svg_marked(&title, &result.timestamps, &result.equity, &marks);
     tradelab_data::cache::write_atomic(&svg_path, svg.as_bytes())
         .with_context(|| format!("writing {}", svg_path.display()))?;
     Ok((json_path, svg_path))

@@ -268,6 +268,12 @@ fn main_job_prepares_data_runs_every_baseline_and_reuses_the_feature_cache() {
     for name in tradelab_sim::strategies::BASELINES {
         assert!(out.contains(name), "{name} missing from {out}");
     }
+    // Issue 20: what the risk layer did is in the table and said under it.
+    assert!(out.contains("risk events") && out.contains("halted"), "{out}");
+    assert!(
+        out.contains("risk layer (as for the agents)") && out.contains("were halted by the breaker"),
+        "{out}"
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("reports/latest/summary.json")).unwrap())
             .unwrap();

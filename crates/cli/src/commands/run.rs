@@ -41,10 +41,14 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
         .filter(|s| s.timeframe.is_some_and(|t| t.is_daily_or_longer()))
         .collect();
     println!(
-        "\n== 2/3 backtest {} baselines on {} daily instruments (fill: {:?}, fees {}/{} {}, risk cap {:.0}% per asset)",
+        "\n== 2/3 backtest {} baselines on {} daily instruments (fill: {}, fees {}/{} {}, risk cap {:.0}% per asset)",
         BASELINES.len(),
         daily.len(),
-        settings.backtest.fill,
+        // As the settings file spells it (next_open), not the type's name.
+        serde_json::to_value(settings.backtest.fill)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
         settings.backtest.costs.entry_fixed,
         settings.backtest.costs.exit_fixed,
         settings.backtest.currency,
@@ -74,6 +78,21 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
         r.finish_run(run, tradelab_store::tracking::RunStatus::Finished)?;
     }
     println!("{}", render_comparison(&reports, style()));
+    // Say what decided these figures: the baselines trade under the same
+    // risk layer as the agents, and a halt by the breaker is for good.
+    let halted = reports.iter().filter(|r| r.halted().is_some()).count();
+    let risk = &settings.risk;
+    if risk.enabled {
+        println!(
+            "risk layer (as for the agents): at most {:.0}% of equity per asset, drawdown breaker at {:.0}%{}; {halted} of {} runs were halted by the breaker and stayed flat after the date shown (--set risk.enabled=false runs them without it)",
+            risk.max_asset_fraction * 100.0,
+            risk.max_drawdown * 100.0,
+            if risk.max_drawdown > 0.0 { "" } else { " (off)" },
+            reports.len()
+        );
+    } else {
+        println!("risk layer off (risk.enabled=false): no caps, no breaker");
+    }
 
     println!("\n== 3/3 best by Sharpe");
     if let Some(best) = reports.iter().max_by(|a, b| {

@@ -50,6 +50,12 @@ fn sample(values: &[f64]) -> Vec<usize> {
 
 /// Renders the equity curve and its drawdown as an SVG document.
 pub fn equity_chart_svg(title: &str, timestamps: &[i64], equity: &[f64]) -> String {
+    equity_chart_svg_marked(title, timestamps, equity, &[])
+}
+
+/// [`equity_chart_svg`] with labelled vertical marks at the given times
+/// (the drawdown breaker's halt, say), each at the first bar at or after it.
+pub fn equity_chart_svg_marked(title: &str, timestamps: &[i64], equity: &[f64], marks: &[(i64, String)]) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -117,7 +123,21 @@ pub fn equity_chart_svg(title: &str, timestamps: &[i64], equity: &[f64]) -> Stri
     for i in sample(&drawdown) {
         let _ = write!(svg, "{:.1},{:.1} ", x(i), y_dd(drawdown[i]));
     }
-    let _ = write!(svg, r#"{:.1},{:.1}"/></svg>"#, x(n), BOTTOM.0);
+    let _ = write!(svg, r#"{:.1},{:.1}"/>"#, x(n), BOTTOM.0);
+    for (ts, label) in marks {
+        let i = timestamps.partition_point(|t| t < ts).min(n);
+        let _ = write!(
+            svg,
+            r##"<line x1="{xi:.1}" y1="{t0}" x2="{xi:.1}" y2="{b1}" stroke="#d62728" stroke-width="1.2" stroke-dasharray="4 3"/><text x="{tx:.1}" y="{ty}" fill="#d62728">{}</text>"##,
+            escape(label),
+            xi = x(i),
+            t0 = TOP.0,
+            b1 = BOTTOM.1,
+            tx = x(i) + 4.0,
+            ty = TOP.0 + 12.0,
+        );
+    }
+    svg.push_str("</svg>");
     svg
 }
 
@@ -146,5 +166,18 @@ mod tests {
         let idx = sample(&v);
         assert!(idx.contains(&54_321));
         assert!(idx.len() <= MAX_POINTS + 2);
+    }
+
+    #[test]
+    fn a_mark_is_drawn_at_its_bar_with_its_label() {
+        let ts: Vec<i64> = (0..100).map(|i| i * 86_400_000).collect();
+        let eq: Vec<f64> = (0..100).map(|i| 100.0 + i as f64).collect();
+        let svg = equity_chart_svg_marked("t", &ts, &eq, &[(50 * 86_400_000, "halted <day>".to_string())]);
+        assert!(
+            svg.contains("stroke-dasharray") && svg.contains("halted &lt;day&gt;"),
+            "{svg}"
+        );
+        assert!(svg.ends_with("</svg>"));
+        assert!(!equity_chart_svg("t", &ts, &eq).contains("stroke-dasharray"));
     }
 }

@@ -186,6 +186,25 @@ impl BacktestReport {
         }
     }
 
+    /// When the drawdown breaker halted trading for good, as a date: its
+    /// first event (later ones are entries refused after the halt).
+    pub fn halted(&self) -> Option<String> {
+        self.risk_events
+            .iter()
+            .find(|e| e.rule == crate::risk::RiskRule::DrawdownCircuitBreaker)
+            .map(|e| format_date(e.ts))
+    }
+
+    /// Closed trades, and the positions still open at the end (a
+    /// buy-and-hold that never sold has 0 trades and 1 open): `12`, or
+    /// `0 +1 open`.
+    pub fn trades_label(&self) -> String {
+        match self.open_positions.iter().filter(|p| p.quantity != 0.0).count() {
+            0 => self.total_trades.to_string(),
+            open => format!("{} +{open} open", self.total_trades),
+        }
+    }
+
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialise")

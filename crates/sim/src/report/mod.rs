@@ -5,6 +5,6 @@ mod chart;
 mod json;
 mod terminal;
 
-pub use chart::equity_chart_svg;
+pub use chart::{equity_chart_svg, equity_chart_svg_marked};
 pub use json::{BacktestReport, EquityPoint, TradeRow};
 pub use terminal::{render_comparison, render_report, Style};

@@ -105,7 +105,7 @@ pub fn render_report(r: &BacktestReport, style: Style) -> String {
             true,
         ),
     ]);
-    t.add_row(plain("Trades", m.trades.total_trades.to_string()));
+    t.add_row(plain("Trades", r.trades_label()));
     t.add_row(plain("Win rate", pct(m.trades.win_rate)));
     t.add_row(plain("Profit factor", opt(m.trades.profit_factor, 3)));
     t.add_row(plain("Avg P&L / trade", opt(m.trades.avg_trade_pnl, 2)));
@@ -121,6 +121,9 @@ pub fn render_report(r: &BacktestReport, style: Style) -> String {
     t.add_row(plain("Turnover", format!("{:.2}x", m.turnover)));
     t.add_row(plain("Fees paid", format!("{:.2}", m.fees_paid)));
     t.add_row(plain("Risk events", r.risk_events.len().to_string()));
+    if let Some(day) = r.halted() {
+        t.add_row(plain("Halted by the drawdown breaker", day));
+    }
     t.to_string()
 }
 
@@ -137,6 +140,8 @@ pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
         "trades",
         "win rate",
         "PF",
+        "risk events",
+        "halted",
     ]);
     for r in reports {
         let m = &r.metrics;
@@ -147,9 +152,11 @@ pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
             Cell::new(pct(m.curve.cagr)).set_alignment(CellAlignment::Right),
             signed(opt(m.curve.sharpe, 2), m.curve.sharpe.unwrap_or(0.0), style, false),
             Cell::new(format!("{:.1}%", m.curve.max_drawdown * 100.0)).set_alignment(CellAlignment::Right),
-            Cell::new(m.trades.total_trades).set_alignment(CellAlignment::Right),
+            Cell::new(r.trades_label()).set_alignment(CellAlignment::Right),
             Cell::new(pct(m.trades.win_rate)).set_alignment(CellAlignment::Right),
             Cell::new(opt(m.trades.profit_factor, 2)).set_alignment(CellAlignment::Right),
+            Cell::new(r.risk_events.len()).set_alignment(CellAlignment::Right),
+            Cell::new(r.halted().unwrap_or_else(|| "-".into())),
         ]);
     }
     t.to_string()
@@ -182,5 +189,41 @@ mod tests {
         assert!(render_report(&r, Style::Color).contains('\x1b'));
         assert!(!render_comparison(std::slice::from_ref(&r), Style::Plain).contains('\x1b'));
         assert_eq!(Style::detect(false), Style::Plain, "never colour a pipe");
+    }
+
+    /// Issue 20: a halt by the drawdown breaker shows in every table, and
+    /// an open position at the end is counted as open, not as no trade.
+    #[test]
+    fn halts_and_open_positions_are_shown() {
+        use crate::risk::{RiskEvent, RiskRule};
+        let mut r = report();
+        r.total_trades = 0;
+        r.open_positions = vec![super::super::json::OpenPositionRow {
+            instrument: "x".into(),
+            quantity: 10.0,
+            avg_price: 1.0,
+        }];
+        r.risk_events = vec![RiskEvent {
+            ts: 953_164_800_000, // 2000-03-16
+            instrument: None,
+            action: tradelab_core::Action::Hold,
+            rule: RiskRule::DrawdownCircuitBreaker,
+            requested: 0.0,
+            allowed: 0.0,
+            reason: "drawdown 25% from the peak".into(),
+        }];
+        assert_eq!(r.halted().as_deref(), Some("2000-03-16"));
+        assert_eq!(r.trades_label(), "0 +1 open");
+        let table = render_comparison(std::slice::from_ref(&r), Style::Plain);
+        assert!(table.contains("halted") && table.contains("2000-03-16"), "{table}");
+        assert!(table.contains("0 +1 open") && table.contains("risk events"), "{table}");
+        let one = render_report(&r, Style::Plain);
+        assert!(
+            one.contains("Halted by the drawdown breaker") && one.contains("2000-03-16"),
+            "{one}"
+        );
+        let calm = report();
+        assert_eq!(calm.halted(), None);
+        assert!(!render_report(&calm, Style::Plain).contains("Halted"));
     }
 }
