@@ -156,11 +156,19 @@ pub struct Progress<'a> {
     pub last_episode_return: Option<f64>,
     /// Mean of the last 100 finished episodes' returns.
     pub return_moving_average: Option<f64>,
-    /// Environment steps per second of wall-clock time since training
-    /// (this call) started.
+    /// Environment steps per second of training since this call started
+    /// (time spent validating excluded: it is not training speed).
     pub steps_per_second: f64,
     /// Seconds left to the budget at that rate.
     pub eta_seconds: f64,
+}
+
+impl Progress<'_> {
+    /// Share of the budget done, in percent, at most 100 (the last update
+    /// may step past the budget: updates are whole rollouts).
+    pub fn percent(&self) -> f64 {
+        (100.0 * self.env_steps as f64 / self.total_steps.max(1) as f64).min(100.0)
+    }
 }
 
 /// Things the trainer reports as they happen.
@@ -275,6 +283,7 @@ pub fn train<A: Trainable>(
     let mut last_return = None;
     let mut stopped_early = false;
     let mut interrupted = false;
+    let mut validating = std::time::Duration::ZERO;
     let has_validation = markets.iter().all(|m| !m.data.steps(Split::Validation).is_empty());
 
     let mut learn_keys = keys.clone();
@@ -292,7 +301,7 @@ pub fn train<A: Trainable>(
             last_return = Some(*r);
         }
         let ma = (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64);
-        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        let elapsed = (started.elapsed() - validating).as_secs_f64().max(1e-9);
         let done_now = agent.env_steps_done() - steps_at_start;
         let sps = done_now as f64 / elapsed;
         let remaining = plan.total_steps.saturating_sub(agent.env_steps_done());
@@ -317,7 +326,9 @@ pub fn train<A: Trainable>(
         let finished = agent.env_steps_done() >= plan.total_steps;
         let due = plan.eval_every > 0 && agent.updates_done().is_multiple_of(plan.eval_every);
         if has_validation && (due || finished) {
+            let validation_started = Instant::now();
             let m = validate(agent, markets, env, plan.scoring, agent.updates_done())?;
+            validating += validation_started.elapsed();
             let best_so_far = agent.provenance_mut().best_validation.clone();
             let improved = plan.scoring.improves(&m, best_so_far.as_ref());
             {

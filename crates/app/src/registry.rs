@@ -104,6 +104,26 @@ pub fn score(m: &ModelRecord) -> Option<f64> {
     m.metadata["validation"]["return_pct"].as_f64()
 }
 
+/// What a listing should say about a version whose policy does not trade
+/// on its validation split (flat, or buying once and never selling);
+/// `None` when it trades or was never validated.
+pub fn behaviour_note(m: &ModelRecord) -> Option<&'static str> {
+    let v = &m.metadata["best_validation"];
+    let v = if v.is_object() { v } else { &m.metadata["validation"] };
+    // Models from before entries were counted cannot be told flat.
+    v.get("entries")?;
+    serde_json::from_value::<tradelab_agents::metadata::ValidationMetrics>(v.clone())
+        .ok()?
+        .warning()
+        .map(|w| {
+            if w.contains("flat") {
+                "flat: never trades on validation"
+            } else {
+                "never closes a trade on validation"
+            }
+        })
+}
+
 /// Copies a checkpoint into the registry folder and registers it as the
 /// next version of `name`; returns the version and where the files now are.
 pub async fn register_checkpoint(
@@ -301,6 +321,34 @@ fn folder_size(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_that_does_not_trade_on_validation_is_said_to_be_one() {
+        let record = |validation: serde_json::Value| ModelRecord {
+            name: "m".into(),
+            version: 1,
+            checksum: String::new(),
+            framework: String::new(),
+            metadata: serde_json::json!({"best_validation": validation}),
+            location: String::new(),
+            stage: tradelab_store::registry::Stage::None,
+            run_id: None,
+            created_ms: 0,
+        };
+        let v = |entries: usize, trades: usize| serde_json::json!({"return_pct": 0.0, "trades": trades, "at_update": 1, "entries": entries});
+        assert_eq!(
+            behaviour_note(&record(v(0, 0))),
+            Some("flat: never trades on validation")
+        );
+        assert_eq!(
+            behaviour_note(&record(v(1, 0))),
+            Some("never closes a trade on validation")
+        );
+        assert_eq!(behaviour_note(&record(v(5, 4))), None);
+        let old = serde_json::json!({"return_pct": 1.0, "trades": 0, "at_update": 1});
+        assert_eq!(behaviour_note(&record(old)), None, "unknowable for old models");
+        assert_eq!(behaviour_note(&record(serde_json::Value::Null)), None);
+    }
 
     #[test]
     fn model_references_parse_or_explain() {

@@ -74,6 +74,15 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
     let out = ok(train("run1", "7", &[]));
     assert!(out.contains("best model:") && out.contains("4 updates"), "{out}");
     assert!(out.contains("steps/s") && out.contains("ETA"), "progress line: {out}");
+    // Issue 20: a piped run shows its validations, and the progress never
+    // reads past 100% (the last update steps past the budget).
+    assert!(out.contains("validation at update"), "{out}");
+    let percents: Vec<f64> = out
+        .split('[')
+        .skip(1)
+        .filter_map(|rest| rest.split('%').next()?.trim().parse().ok())
+        .collect();
+    assert!(!percents.is_empty() && percents.iter().all(|p| *p <= 100.0), "{percents:?}");
     for dir in ["run1/last", "run1/best"] {
         let names: Vec<String> = files(&d.join(dir)).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["metadata.json", "model.safetensors", "optimizer.safetensors"]);

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use tradelab_app::record::open_store;
-use tradelab_app::registry::{collect_garbage, register_checkpoint, score, verified_location, ModelRef};
+use tradelab_app::registry::{
+    behaviour_note, collect_garbage, register_checkpoint, score, verified_location, ModelRef,
+};
 use tradelab_app::runtime::runtime;
 use tradelab_store::registry::Stage;
 use tradelab_store::Store;
@@ -53,7 +55,7 @@ pub fn run(g: &GlobalArgs, c: ModelsCommand) -> Result<()> {
                 }
                 for m in &models {
                     println!(
-                        "{:<24} v{:<4} {:<10} {:<18} val {:>8}  {}",
+                        "{:<24} v{:<4} {:<10} {:<18} val {:>8}  {}{}",
                         m.name,
                         m.version,
                         m.stage.as_str(),
@@ -63,7 +65,9 @@ pub fn run(g: &GlobalArgs, c: ModelsCommand) -> Result<()> {
                             "(files removed)".to_string()
                         } else {
                             m.location.clone()
-                        }
+                        },
+                        // A policy that does not trade is said to be one.
+                        behaviour_note(m).map_or(String::new(), |n| format!("  [{n}]"))
                     );
                 }
             }

@@ -477,6 +477,10 @@ fn train_and_report<A: Trainable>(
             settings,
         )?;
         println!("registered: {name} version {version} ({}), run {run}", dir.display());
+        if let Some(w) = summary.best.as_ref().and_then(|b| b.warning()) {
+            // Registered all the same (it is the best found), but said.
+            println!("note: {name} version {version} does not trade: {w}");
+        }
     }
     Ok(summary.best_dir)
 }
@@ -679,7 +683,7 @@ fn record_event(r: &Recorder, run: &str, e: &Event<'_>, last_step: &mut i64) {
                     "run_id": run,
                     "step": p.env_steps,
                     "total_steps": p.total_steps,
-                    "percent": 100.0 * p.env_steps as f64 / p.total_steps.max(1) as f64,
+                    "percent": p.percent(),
                     "steps_per_second": p.steps_per_second,
                     "eta_seconds": p.eta_seconds,
                     "episode_return_avg100": p.return_moving_average,
@@ -723,7 +727,7 @@ impl ProgressDisplay {
     }
 
     fn line(p: &Progress<'_>) -> String {
-        let pct = 100.0 * p.env_steps as f64 / p.total_steps.max(1) as f64;
+        let pct = p.percent();
         let opt = |x: Option<f64>| x.map_or("    -".to_string(), |v| format!("{v:+.2}"));
         let eta = p.eta_seconds.round() as u64;
         format!(
@@ -767,18 +771,18 @@ impl ProgressDisplay {
                 }
             }
             Event::Validation { metrics, improved } => {
-                if self.verbose || self.terminal {
-                    if self.drawn {
-                        let _ = write!(err, "\r\x1b[2K");
-                    }
-                    let _ = writeln!(
-                        err,
-                        "validation at update {}: {}{}",
-                        metrics.at_update,
-                        validation_line(metrics),
-                        if improved { "  new best" } else { "" }
-                    );
+                // Printed whatever the output: a log of a piped run shows
+                // how validation went too.
+                if self.drawn {
+                    let _ = write!(err, "\r\x1b[2K");
                 }
+                let _ = writeln!(
+                    err,
+                    "validation at update {}: {}{}",
+                    metrics.at_update,
+                    validation_line(metrics),
+                    if improved { "  new best" } else { "" }
+                );
             }
         }
         let _ = err.flush();
