@@ -82,7 +82,10 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
         .skip(1)
         .filter_map(|rest| rest.split('%').next()?.trim().parse().ok())
         .collect();
-    assert!(!percents.is_empty() && percents.iter().all(|p| *p <= 100.0), "{percents:?}");
+    assert!(
+        !percents.is_empty() && percents.iter().all(|p| *p <= 100.0),
+        "{percents:?}"
+    );
     for dir in ["run1/last", "run1/best"] {
         let names: Vec<String> = files(&d.join(dir)).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["metadata.json", "model.safetensors", "optimizer.safetensors"]);
@@ -171,9 +174,15 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
         "logreg",
         "gbt",
         "test split, 2 folds",
+        // Issue 20: a verdict per fold and overall, and the folds' dates.
+        "verdict: model vs buy-and-hold: Sharpe",
+        "overall: the model's Sharpe ratio is above buy-and-hold's in",
+        "period",
+        "fill next_open",
     ] {
         assert!(out.contains(needle), "lacks {needle}: {out}");
     }
+    assert_eq!(out.matches("verdict:").count(), 2, "one per fold: {out}");
     let summary = read_json(d.join("eval/evaluation.json"));
     assert_eq!(
         summary["runs"].as_array().unwrap().len(),

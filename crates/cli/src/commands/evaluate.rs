@@ -226,10 +226,16 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                 if name == "buy_and_hold" {
                     let trial_variance = (a.trial_sharpe_std * a.trial_sharpe_std) / per_year;
                     let comparison = compare(&agent_equity, &result.equity, per_year, a.trials, trial_variance, &boot);
+                    let (model_return_pct, model_max_drawdown_pct) = return_and_drawdown(&agent_equity);
+                    let (benchmark_return_pct, benchmark_max_drawdown_pct) = return_and_drawdown(&result.equity);
                     statistics.push(RunStatistics {
                         run: label.clone(),
                         entries,
                         closed_trades: reports.last().map_or(0, |r| r.total_trades),
+                        model_return_pct,
+                        model_max_drawdown_pct,
+                        benchmark_return_pct,
+                        benchmark_max_drawdown_pct,
                         comparison,
                         sampled: sampled.take(),
                     });
@@ -251,7 +257,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         }
     }
     println!(
-        "{} on the {} split{} (greedy; fill {:?}, fees {}/{} {}; features and window as trained)",
+        "{} on the {} split{} (greedy; fill {}, fees {}/{} {}; features and window as trained)",
         agent.kind(),
         split.name(),
         if a.folds > 1 {
@@ -259,7 +265,10 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         } else {
             String::new()
         },
-        settings.backtest.fill,
+        serde_json::to_value(settings.backtest.fill)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
         settings.backtest.costs.entry_fixed,
         settings.backtest.costs.exit_fixed,
         settings.backtest.currency
@@ -293,6 +302,48 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Total return and maximum drawdown of an equity curve, in percent.
+fn return_and_drawdown(equity: &[f64]) -> (f64, f64) {
+    let (Some(first), Some(last)) = (equity.first(), equity.last()) else {
+        return (0.0, 0.0);
+    };
+    let mut peak = f64::MIN;
+    let mut worst: f64 = 0.0;
+    for e in equity {
+        peak = peak.max(*e);
+        if peak > 0.0 {
+            worst = worst.min(e / peak - 1.0);
+        }
+    }
+    ((last / first - 1.0) * 100.0, -worst * 100.0)
+}
+
+/// One line a reader can act on: the model against buy-and-hold on Sharpe,
+/// return and drawdown, and whether the Sharpe difference is more than
+/// luck (5% level of the bootstrap test).
+fn verdict(s: &RunStatistics) -> String {
+    let c = &s.comparison;
+    let call = if s.entries == 0 {
+        "flat: no evidence of skill".to_string()
+    } else {
+        match c.difference {
+            Some(d) if d.p_value < 0.05 && d.difference > 0.0 => format!("beats buy-and-hold (p={:.3})", d.p_value),
+            Some(d) if d.p_value < 0.05 => format!("worse than buy-and-hold (p={:.3})", d.p_value),
+            Some(d) => format!("not distinguishable from buy-and-hold (p={:.3})", d.p_value),
+            None => "no Sharpe difference could be computed".to_string(),
+        }
+    };
+    format!(
+        "verdict: model vs buy-and-hold: Sharpe {:+.2} vs {:+.2}, return {:+.1}% vs {:+.1}%, max drawdown {:.1}% vs {:.1}%: {call}",
+        c.sharpe.sharpe,
+        c.benchmark_sharpe.sharpe,
+        s.model_return_pct,
+        s.benchmark_return_pct,
+        s.model_max_drawdown_pct,
+        s.benchmark_max_drawdown_pct
+    )
+}
+
 /// The model's figures on one run (market and fold) with their uncertainty,
 /// against buy-and-hold over the same bars.
 #[derive(serde::Serialize)]
@@ -301,6 +352,12 @@ struct RunStatistics {
     /// Positions the model opened: 0 means it stayed flat.
     entries: usize,
     closed_trades: usize,
+    /// Total return and maximum drawdown, in percent, of the model and of
+    /// buy-and-hold over the same bars (the verdict line's figures).
+    model_return_pct: f64,
+    model_max_drawdown_pct: f64,
+    benchmark_return_pct: f64,
+    benchmark_max_drawdown_pct: f64,
     #[serde(flatten)]
     comparison: Comparison,
     /// The sampled policy over `--paths` seeded paths (absent without).
@@ -385,6 +442,7 @@ fn print_statistics(statistics: &[RunStatistics], trials: usize) {
                 p.paths, p.return_pct_mean, p.return_pct_std, p.sharpe_mean, p.sharpe_std, p.entries_mean, p.flat_paths
             );
         }
+        println!("    {}", verdict(s));
         if s.entries == 0 {
             println!(
                 "    flat: the model never opened a position here (greedy); its Sharpe ratio of 0 is standing aside, not skill"
@@ -396,4 +454,21 @@ fn print_statistics(statistics: &[RunStatistics], trials: usize) {
             );
         }
     }
+    let better = statistics
+        .iter()
+        .filter(|s| s.entries > 0 && s.comparison.difference.is_some_and(|d| d.difference > 0.0))
+        .count();
+    let significant = statistics
+        .iter()
+        .filter(|s| {
+            s.entries > 0
+                && s.comparison
+                    .difference
+                    .is_some_and(|d| d.difference > 0.0 && d.p_value < 0.05)
+        })
+        .count();
+    println!(
+        "overall: the model's Sharpe ratio is above buy-and-hold's in {better} of {} run(s), significantly (p < 0.05) in {significant}",
+        statistics.len()
+    );
 }

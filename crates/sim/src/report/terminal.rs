@@ -130,9 +130,14 @@ pub fn render_report(r: &BacktestReport, style: Style) -> String {
 /// Several runs side by side, one row each (for baselines or walk-forward).
 pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
     let mut t = new_table(style);
-    t.set_header(vec![
-        "strategy",
-        "instrument",
+    // Rows over different stretches (an evaluation's folds) carry their dates.
+    let first = reports.first().map(|r| (&r.start_date, &r.end_date));
+    let periods = reports.iter().any(|r| Some((&r.start_date, &r.end_date)) != first);
+    let mut header = vec!["strategy", "instrument"];
+    if periods {
+        header.push("period");
+    }
+    header.extend([
         "P&L",
         "CAGR",
         "Sharpe",
@@ -143,11 +148,14 @@ pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
         "risk events",
         "halted",
     ]);
+    t.set_header(header);
     for r in reports {
         let m = &r.metrics;
-        t.add_row(vec![
-            Cell::new(&r.model_used),
-            Cell::new(r.instruments.join(",")),
+        let mut row = vec![Cell::new(&r.model_used), Cell::new(r.instruments.join(","))];
+        if periods {
+            row.push(Cell::new(format!("{}..{}", r.start_date, r.end_date)));
+        }
+        row.extend([
             signed(format!("{:+.0}", m.total_pnl), m.total_pnl, style, true),
             Cell::new(pct(m.curve.cagr)).set_alignment(CellAlignment::Right),
             signed(opt(m.curve.sharpe, 2), m.curve.sharpe.unwrap_or(0.0), style, false),
@@ -158,6 +166,7 @@ pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
             Cell::new(r.risk_events.len()).set_alignment(CellAlignment::Right),
             Cell::new(r.halted().unwrap_or_else(|| "-".into())),
         ]);
+        t.add_row(row);
     }
     t.to_string()
 }
@@ -225,5 +234,18 @@ mod tests {
         let calm = report();
         assert_eq!(calm.halted(), None);
         assert!(!render_report(&calm, Style::Plain).contains("Halted"));
+    }
+
+    /// Rows over different stretches (folds) carry their dates; rows over
+    /// one stretch do not repeat it.
+    #[test]
+    fn a_period_column_appears_when_rows_cover_different_stretches() {
+        let a = report();
+        let mut b = report();
+        b.start_date = "2001-01-01".into();
+        let one = render_comparison(&[a.clone(), a.clone()], Style::Plain);
+        assert!(!one.contains("period"), "{one}");
+        let two = render_comparison(&[a.clone(), b], Style::Plain);
+        assert!(two.contains("period") && two.contains("2001-01-01.."), "{two}");
     }
 }
