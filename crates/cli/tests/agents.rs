@@ -458,8 +458,8 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
         other.to_str().unwrap(),
         "--resume",
         "hrm/last",
-        "--steps",
-        "1024",
+        "--more-steps",
+        "256",
         "--out",
         "hrm2",
     ]));

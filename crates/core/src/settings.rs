@@ -288,11 +288,26 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// Rust's names for the types a setting expects, in words a user of the
+/// settings file reads (issue 20: "allowed: usize" said nothing).
+fn in_words(expected: &str) -> String {
+    match expected.trim() {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number, 0 or more".into(),
+        "i64" | "i32" | "isize" => "a whole number".into(),
+        "f64" | "f32" => "a number, like 0.25".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        "a string" => "a text value".into(),
+        "a sequence" => "a list, like [a, b]".into(),
+        "a map" => "a mapping of keys to values".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" or
 /// "invalid type: string \"x\", expected f64" into (problem, allowed).
 fn split_serde_message(msg: &str) -> (String, String) {
     if let Some((problem, allowed)) = msg.split_once(", expected ") {
-        (problem.to_string(), allowed.to_string())
+        (problem.to_string(), in_words(allowed))
     } else {
         (
             msg.to_string(),
@@ -337,9 +352,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("risk.max_drawdown") && e.contains("lots") && e.contains("f64"),
+            e.contains("risk.max_drawdown") && e.contains("lots") && e.contains("allowed: a number, like 0.25"),
             "{e}"
         );
+        // Issue 20: types in words, not Rust's names.
+        assert_eq!(in_words("usize"), "a whole number, 0 or more");
+        assert_eq!(in_words("a boolean"), "true or false");
+        assert_eq!(in_words("one of `a`, `b`"), "one of `a`, `b`");
         let e = layered::<Partial>(Some(Value::from(3)), &[]).unwrap_err().to_string();
         assert!(e.contains("(top level)") && e.contains("not a mapping"), "{e}");
         let e = layered::<Partial>(None, &["=3".into()]).unwrap_err().to_string();
