@@ -273,15 +273,40 @@ pub enum RunsCommand {
     List {
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Only runs with this status: running, finished, failed or killed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only runs of this experiment.
+        #[arg(long)]
+        experiment: Option<String>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// One run: parameters, tags, status and a line per metric.
-    Show { id: String },
+    Show {
+        id: String,
+        /// Print this metric's whole series instead (`--format` csv or json).
+        #[arg(long)]
+        metric: Option<String>,
+        /// csv (default) or json, for --metric.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
+    /// Two runs side by side: the parameters that differ and each metric's
+    /// last value.
+    Compare { a: String, b: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Registered versions, newest first (of one model, or all).
-    List { name: Option<String> },
+    List {
+        name: Option<String>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// One version (NAME, NAME@VERSION or NAME@production): record,
     /// checksum check, metadata.json.
     Show { model: String },

@@ -528,7 +528,8 @@ fn training_records_runs_and_the_registry_manages_versions() {
         3,
         "{runs}"
     );
-    let id = runs.split_whitespace().next().unwrap();
+    // The first line is the header.
+    let id = runs.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap();
     let shown = ok(tradelab(d, &["runs", "show", id]));
     for key in [
         "policy_loss",
@@ -547,6 +548,22 @@ fn training_records_runs_and_the_registry_manages_versions() {
         listed.lines().filter(|l| l.starts_with("mlp-synth")).count(),
         3,
         "{listed}"
+    );
+    // A header row, and the same as JSON (issue 20).
+    assert!(listed.starts_with("name "), "{listed}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &Command::new(env!("CARGO_BIN_EXE_tradelab"))
+            .current_dir(d)
+            .args(["models", "list", "mlp-synth", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(3), "{json}");
+    assert!(
+        json[0]["validation_return_pct"].is_number() && json[0]["version"].is_number(),
+        "{json}"
     );
     ok(tradelab(d, &["models", "promote", "mlp-synth@1"]));
     let shown = ok(tradelab(d, &["models", "show", "mlp-synth@production"]));
@@ -581,8 +598,9 @@ fn training_records_runs_and_the_registry_manages_versions() {
     assert!(plan.contains("would prune") || plan.contains("0 version(s)"), "{plan}");
     let gc = ok(tradelab(d, &["models", "gc", "--keep-last", "1"]));
     let listed = ok(tradelab(d, &["models", "list", "mlp-synth"]));
-    let kept = listed.lines().filter(|l| !l.contains("(files removed)")).count();
-    let pruned = listed.lines().filter(|l| l.contains("(files removed)")).count();
+    let rows = || listed.lines().filter(|l| l.starts_with("mlp-synth"));
+    let kept = rows().filter(|l| !l.contains("(files removed)")).count();
+    let pruned = rows().filter(|l| l.contains("(files removed)")).count();
     assert_eq!(kept + pruned, 3, "{listed}");
     assert!(
         (2..=3).contains(&kept),
@@ -1236,4 +1254,61 @@ fn ctrl_c_during_training_saves_last_and_says_how_to_resume() {
     child.wait().unwrap();
     let listed = ok(tradelab(d, &["runs", "list"]));
     assert!(!listed.contains("running") && listed.contains("failed"), "{listed}");
+
+    // Issue 20: runs list has a header, filters and JSON; show exports a
+    // metric series; compare puts two runs side by side.
+    assert!(listed.starts_with("id "), "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(
+        &tradelab(d, &["runs", "list", "--json"]).stdout,
+    ))
+    .unwrap();
+    let runs = json.as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{json}");
+    let id_of = |status: &str| {
+        runs.iter()
+            .find(|r| r["status"] == status)
+            .unwrap_or_else(|| panic!("no {status} run: {json}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (killed, finished) = (id_of("killed"), id_of("finished"));
+    let only_failed = ok(tradelab(d, &["runs", "list", "--status", "failed"]));
+    assert_eq!(only_failed.lines().count(), 2, "header and one run: {only_failed}");
+    assert_clean_failure(
+        &tradelab(d, &["runs", "list", "--status", "bogus"]),
+        &["--status bogus", "killed"],
+    );
+    let csv_out =
+        String::from_utf8_lossy(&tradelab(d, &["runs", "show", &finished, "--metric", "validation_return_pct"]).stdout)
+            .into_owned();
+    let mut lines = csv_out.lines();
+    assert_eq!(lines.next(), Some("step,time,value"), "{csv_out}");
+    assert!(lines.count() >= 1, "{csv_out}");
+    let series: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(
+        &tradelab(
+            d,
+            &[
+                "runs",
+                "show",
+                &finished,
+                "--metric",
+                "validation_return_pct",
+                "--format",
+                "json",
+            ],
+        )
+        .stdout,
+    ))
+    .unwrap();
+    assert!(series["points"].as_array().is_some_and(|p| !p.is_empty()), "{series}");
+    assert_clean_failure(
+        &tradelab(d, &["runs", "show", &finished, "--metric", "nope"]),
+        &["no metric `nope`", "validation_return_pct"],
+    );
+    let compared = ok(tradelab(d, &["runs", "compare", &killed, &finished]));
+    assert!(
+        compared.contains("run_dir") && compared.contains("last validation_return_pct"),
+        "{compared}"
+    );
 }

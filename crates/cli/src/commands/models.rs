@@ -48,14 +48,34 @@ pub fn run(g: &GlobalArgs, c: ModelsCommand) -> Result<()> {
     let store = open_store(&rt, &settings)?;
     rt.block_on(async {
         match c {
-            ModelsCommand::List { name } => {
+            ModelsCommand::List { name, json } => {
                 let models = store.models(name.as_deref()).await?;
+                if json {
+                    let rows: Vec<serde_json::Value> = models
+                        .iter()
+                        .map(|m| {
+                            serde_json::json!({
+                                "name": m.name, "version": m.version, "stage": m.stage.as_str(),
+                                "kind": m.metadata["model"], "validation_return_pct": score(m),
+                                "does_not_trade": behaviour_note(m), "location": m.location,
+                                "created": when(m.created_ms), "run_id": m.run_id,
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                    return Ok(());
+                }
                 if models.is_empty() {
                     println!("no models registered; `tradelab train` registers its best model");
+                } else {
+                    println!(
+                        "{:<24} {:<5} {:<10} {:<18} {:>12}  location",
+                        "name", "ver", "stage", "kind", "val return"
+                    );
                 }
                 for m in &models {
                     println!(
-                        "{:<24} v{:<4} {:<10} {:<18} val {:>8}  {}{}",
+                        "{:<24} v{:<4} {:<10} {:<18} {:>12}  {}{}",
                         m.name,
                         m.version,
                         m.stage.as_str(),
