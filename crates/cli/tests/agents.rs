@@ -1129,17 +1129,10 @@ fn walk_forward_retrains_each_fold_and_stitches_its_test_windows() {
     assert_clean_failure(&hrm, &["ppo-mlp"]);
 }
 
-/// Issue 20: Ctrl-C during `train` finishes the update in progress, saves
-/// `last/`, marks the run killed and prints the command that resumes it
-/// (exit 130); a resume says where it starts, refuses a budget already
-/// reached, and `--more-steps` extends it.
-#[test]
-fn ctrl_c_during_training_saves_last_and_says_how_to_resume() {
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let csv = synth(d);
-    let csv = csv.to_str().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
+/// A long `train` of a small model in the background, returned once it is
+/// in its loop (its first validation has saved `OUT/last/`).
+fn training_in_background(d: &Path, csv: &str, out: &str, output: fn() -> std::process::Stdio) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
         .current_dir(d)
         .env("NO_COLOR", "1")
         .args(SMALL_MODEL)
@@ -1152,19 +1145,33 @@ fn ctrl_c_during_training_saves_last_and_says_how_to_resume() {
             "--steps",
             "100000000",
             "--out",
-            "run",
+            out,
         ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(output())
+        .stderr(output())
         .spawn()
         .unwrap();
-    // In its loop once the first validation has saved last/.
-    let last = d.join("run/last/metadata.json");
+    let last = d.join(out).join("last/metadata.json");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     while !last.exists() {
         assert!(std::time::Instant::now() < deadline, "training never saved last/");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    child
+}
+
+/// Issue 20: Ctrl-C during `train` finishes the update in progress, saves
+/// `last/`, marks the run killed and prints the command that resumes it
+/// (exit 130); a resume says where it starts, refuses a budget already
+/// reached, and `--more-steps` extends it.
+#[test]
+fn ctrl_c_during_training_saves_last_and_says_how_to_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = synth(d);
+    let csv = csv.to_str().unwrap();
+    let mut child = training_in_background(d, csv, "run", std::process::Stdio::piped);
+    let last = d.join("run/last/metadata.json");
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -1223,31 +1230,7 @@ fn ctrl_c_during_training_saves_last_and_says_how_to_resume() {
 
     // kill -9 gives no chance to clean up: the run is marked failed when
     // next listed, not left "running" for ever.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
-        .current_dir(d)
-        .env("NO_COLOR", "1")
-        .args(SMALL_MODEL)
-        .args([
-            "train",
-            "--agent",
-            "ppo-mlp",
-            "--symbol",
-            csv,
-            "--steps",
-            "100000000",
-            "--out",
-            "run3",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let last3 = d.join("run3/last/metadata.json");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while !last3.exists() {
-        assert!(std::time::Instant::now() < deadline, "training never saved last/");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut child = training_in_background(d, csv, "run3", std::process::Stdio::null);
     let listed = ok(tradelab(d, &["runs", "list"]));
     assert!(listed.contains("running"), "{listed}");
     child.kill().unwrap();
