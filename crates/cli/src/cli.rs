@@ -219,8 +219,9 @@ pub struct LoginArgs {
 
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// Default: the server last signed in to (else http://127.0.0.1:8080).
+    #[arg(long)]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -232,8 +233,9 @@ pub struct ApiArgs {
     /// A JSON body for POST.
     #[arg(long)]
     pub body: Option<String>,
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// Default: the server last signed in to (else http://127.0.0.1:8080).
+    #[arg(long)]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]

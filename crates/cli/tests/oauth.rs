@@ -211,9 +211,17 @@ fn the_command_line_signs_in_calls_the_api_refreshes_and_signs_out() {
     let refreshed = credentials(d)["servers"][&url].clone();
     assert_ne!(refreshed["refresh_token"], saved["refresh_token"]);
     assert_ne!(refreshed["access_token"], saved["access_token"]);
+    // Issue 20: without --server, api goes to the server last signed in to.
+    assert_eq!(credentials(d)["last_server"], url.as_str());
+    assert_eq!(
+        ok(tradelab(d).args(["api", "GET", "/v1/runs"]).output().unwrap()).trim(),
+        "[]"
+    );
+    let refreshed = credentials(d)["servers"][&url].clone();
 
-    // Logout revokes on the server: the copied access token stops working.
-    let out = ok(tradelab(d).args(["logout", "--server", &url]).output().unwrap());
+    // Logout (to the last server, without --server) revokes on the server:
+    // the copied access token stops working.
+    let out = ok(tradelab(d).arg("logout").output().unwrap());
     assert!(out.contains("revoked"), "{out}");
     let mut r = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -40,6 +40,19 @@ pub struct Saved {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CredentialFile {
     servers: BTreeMap<String, Saved>,
+    /// The server `login` last signed in to: what `api` and `logout` talk
+    /// to without `--server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_server: Option<String>,
+}
+
+/// Where `api` and `logout` go: `--server`, else the server last signed in
+/// to, else the default local server.
+fn server_or_last(server: &Option<String>) -> Result<String> {
+    Ok(match server {
+        Some(s) => s.clone(),
+        None => load()?.last_server.unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+    })
 }
 
 fn config_dir() -> Result<PathBuf> {
@@ -189,6 +202,13 @@ fn save_for(server: &str, saved: Saved) -> Result<()> {
     store(&file)
 }
 
+/// Remembers `server` as the one signed in to last.
+fn remember(server: &str) -> Result<()> {
+    let mut file = load()?;
+    file.last_server = Some(server_key(server));
+    store(&file)
+}
+
 pub fn login(a: &LoginArgs) -> Result<()> {
     let agent = agent();
     let endpoints = discover(&agent, &a.server)?;
@@ -200,6 +220,7 @@ pub fn login(a: &LoginArgs) -> Result<()> {
     let saved = saved_from(&answer, &endpoints.token, &endpoints.revocation, None)?;
     let scope = saved.scope.clone();
     save_for(&a.server, saved)?;
+    remember(&a.server)?;
     println!(
         "signed in to {} (scopes: {scope}); tokens saved in {}",
         server_key(&a.server),
@@ -394,16 +415,17 @@ fn refresh(agent: &ureq::Agent, server: &str, saved: &Saved) -> Result<Saved> {
 
 pub fn api(a: &ApiArgs) -> Result<()> {
     let agent = agent();
-    let mut saved = saved_tokens(&a.server)?;
+    let server = server_or_last(&a.server)?;
+    let mut saved = saved_tokens(&server)?;
     // Refresh a little early, so the token does not lapse in flight.
     if saved.expires_at - 5 <= now_secs() {
-        saved = refresh(&agent, &a.server, &saved)?;
+        saved = refresh(&agent, &server, &saved)?;
     }
     let method = a.method.to_ascii_uppercase();
     if !matches!(method.as_str(), "GET" | "POST") {
         bail!("`{}` is not a method this command sends; use GET or POST", a.method);
     }
-    let url = format!("{}{}", server_key(&a.server), a.path);
+    let url = format!("{}{}", server_key(&server), a.path);
     let send = |token: &str| -> Result<(u16, String)> {
         let auth = format!("Bearer {token}");
         let response = if method == "GET" {
@@ -421,7 +443,7 @@ pub fn api(a: &ApiArgs) -> Result<()> {
     };
     let (mut status, mut body) = send(&saved.access_token)?;
     if status == 401 && saved.refresh_token.is_some() {
-        saved = refresh(&agent, &a.server, &saved)?;
+        saved = refresh(&agent, &server, &saved)?;
         (status, body) = send(&saved.access_token)?;
     }
     println!("{body}");
@@ -432,9 +454,10 @@ pub fn api(a: &ApiArgs) -> Result<()> {
 }
 
 pub fn logout(a: &LogoutArgs) -> Result<()> {
+    let server = server_or_last(&a.server)?;
     let mut file = load()?;
-    let Some(saved) = file.servers.remove(&server_key(&a.server)) else {
-        println!("not signed in to {}", server_key(&a.server));
+    let Some(saved) = file.servers.remove(&server_key(&server)) else {
+        println!("not signed in to {}", server_key(&server));
         return Ok(());
     };
     let agent = agent();
@@ -462,11 +485,11 @@ pub fn logout(a: &LogoutArgs) -> Result<()> {
     }
     store(&file)?;
     if revoked {
-        println!("signed out of {}; its tokens are revoked", server_key(&a.server));
+        println!("signed out of {}; its tokens are revoked", server_key(&server));
     } else {
         println!(
             "signed out of {} here; the server could not be told, so its tokens stay valid until they expire",
-            server_key(&a.server)
+            server_key(&server)
         );
     }
     Ok(())
