@@ -243,7 +243,7 @@ fn greedy_pass<A: Agent + ?Sized>(
         if r.terminated || r.truncated {
             let a = env.broker().account();
             let series = &data.series;
-            let per_year = periods_per_year(&series.ts, series.timeframe_or_inferred());
+            let per_year = periods_per_year(series);
             let sharpe = moments.iter().map(|m| window_sharpe(m, per_year)).sum::<f64>() / windows as f64;
             return Ok(EpisodeOutcome {
                 return_pct: (r.info.equity / start - 1.0) * 100.0,
@@ -400,7 +400,7 @@ mod tests {
         let sharpe = |r: &[f64]| {
             let m = r.iter().sum::<f64>() / r.len() as f64;
             let sd = (r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (r.len() - 1) as f64).sqrt();
-            m / sd * 252f64.sqrt()
+            m / sd * periods_per_year(&data.series).sqrt()
         };
         let one = greedy_episode_in_windows(&mut Scripted::new(buy_and_hold), &data, KEY, Split::Validation, &env, 1)
             .unwrap();

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timeframe;
+use crate::{Calendar, Timeframe};
 
 /// One OHLCV bar. `ts` is the bar's timestamp in UTC milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,9 @@ pub struct BarSeries {
     /// The declared bar spacing, if known; see
     /// [`timeframe_or_inferred`](BarSeries::timeframe_or_inferred).
     pub timeframe: Option<Timeframe>,
+    /// The declared trading calendar (`data.instruments.<name>.calendar`);
+    /// see [`calendar_or_inferred`](BarSeries::calendar_or_inferred).
+    pub calendar: Option<Calendar>,
     /// Bar timestamps, UTC milliseconds, strictly ascending.
     pub ts: Vec<i64>,
     /// Opening prices, one per bar.
@@ -62,6 +65,7 @@ impl BarSeries {
         BarSeries {
             instrument: instrument.into(),
             timeframe: None,
+            calendar: None,
             ts: Vec::with_capacity(n),
             open: Vec::with_capacity(n),
             high: Vec::with_capacity(n),
@@ -115,6 +119,7 @@ impl BarSeries {
         BarSeries {
             instrument: self.instrument.clone(),
             timeframe: self.timeframe,
+            calendar: self.calendar,
             ts: self.ts[start..end].to_vec(),
             open: self.open[start..end].to_vec(),
             high: self.high[start..end].to_vec(),
@@ -127,6 +132,11 @@ impl BarSeries {
     /// The declared timeframe, or the one inferred from the timestamps.
     pub fn timeframe_or_inferred(&self) -> Option<Timeframe> {
         self.timeframe.or_else(|| Timeframe::infer(&self.ts))
+    }
+
+    /// The declared calendar, or the one inferred from the timestamps.
+    pub fn calendar_or_inferred(&self) -> Calendar {
+        self.calendar.unwrap_or_else(|| Calendar::infer(&self.ts))
     }
 }
 

@@ -43,8 +43,8 @@ pub enum Error {
     #[error("unknown action `{0}`: expected one of BUY_LONG, SELL_SHORT, CLOSE_LONG, CLOSE_SHORT, HOLD")]
     UnknownAction(String),
     /// A timeframe string is not a positive number followed by a unit
-    /// (`ms`, `s`, `m`/`min`, `h`, `d`, `w`).
-    #[error("unknown timeframe `{0}`: expected a number and a unit, like 1m, 5m, 1h, 1d")]
+    /// (`ms`, `s`, `m`/`min`, `h`, `d`, `w`, `M`/`mo` for calendar months).
+    #[error("unknown timeframe `{0}`: expected a number and a unit, like 1m, 5m, 1h, 1d, 1w or 1M (a month)")]
     UnknownTimeframe(String),
 }
 

@@ -9,7 +9,8 @@
 //! - [`settings`]: how `config/settings.yaml` is loaded in layers and
 //!   checked, with errors that name the key path, the value and what is
 //!   allowed (each crate owns the section it reads);
-//! - [`time`]: calendar arithmetic on UTC millisecond timestamps.
+//! - [`time`]: calendar arithmetic on UTC millisecond timestamps, and
+//!   [`Calendar`]: which days a market trades on.
 //!
 //! ```
 //! use tradelab_core::{Action, Timeframe};
@@ -21,6 +22,7 @@
 
 pub mod action;
 pub mod bar;
+pub mod calendar;
 pub mod error;
 pub mod settings;
 pub mod time;
@@ -28,5 +30,6 @@ pub mod timeframe;
 
 pub use action::{Action, Side};
 pub use bar::{Bar, BarSeries};
+pub use calendar::Calendar;
 pub use error::{Error, Result};
 pub use timeframe::Timeframe;

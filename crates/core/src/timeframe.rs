@@ -7,29 +7,69 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Error;
 
-/// The nominal spacing of bars, in milliseconds.
+/// The nominal spacing of bars, in milliseconds; or a whole number of
+/// calendar months, whose length varies (28 to 31 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timeframe {
+    /// The spacing; for months, `months` times an average month.
     millis: i64,
+    /// Calendar months per bar, 0 for a fixed spacing.
+    months: u32,
 }
+
+/// An average Gregorian month (365.2425 days / 12), the nominal spacing of
+/// a monthly bar for ordering and comparisons.
+const AVERAGE_MONTH_MS: i64 = 2_629_746_000;
+const DAY_MS: i64 = 86_400_000;
 
 impl Timeframe {
     /// One-minute bars (60 000 ms).
-    pub const MINUTE: Timeframe = Timeframe { millis: 60_000 };
+    pub const MINUTE: Timeframe = Timeframe {
+        millis: 60_000,
+        months: 0,
+    };
     /// Hourly bars (3 600 000 ms).
-    pub const HOUR: Timeframe = Timeframe { millis: 3_600_000 };
+    pub const HOUR: Timeframe = Timeframe {
+        millis: 3_600_000,
+        months: 0,
+    };
     /// Daily bars (86 400 000 ms).
-    pub const DAY: Timeframe = Timeframe { millis: 86_400_000 };
+    pub const DAY: Timeframe = Timeframe {
+        millis: DAY_MS,
+        months: 0,
+    };
+    /// Weekly bars, labelled by their first trading day.
+    pub const WEEK: Timeframe = Timeframe {
+        millis: 7 * DAY_MS,
+        months: 0,
+    };
+    /// Monthly bars (calendar months), labelled by their first trading day.
+    pub const MONTH: Timeframe = Timeframe::months(1);
 
     /// A timeframe of `millis` milliseconds. Not checked: parsing refuses
     /// non-positive spacings, this does not.
     pub const fn from_millis(millis: i64) -> Timeframe {
-        Timeframe { millis }
+        Timeframe { millis, months: 0 }
     }
 
-    /// The bar spacing in milliseconds.
+    /// Bars of `n` calendar months each.
+    pub const fn months(n: u32) -> Timeframe {
+        Timeframe {
+            millis: n as i64 * AVERAGE_MONTH_MS,
+            months: n,
+        }
+    }
+
+    /// The bar spacing in milliseconds; for monthly bars, the average
+    /// length of their months (use [`calendar_months`](Self::calendar_months)
+    /// for calendar arithmetic).
     pub fn millis(self) -> i64 {
         self.millis
+    }
+
+    /// Calendar months per bar, or `None` for a fixed spacing.
+    pub fn calendar_months(self) -> Option<u32> {
+        (self.months > 0).then_some(self.months)
     }
 
     /// Infers the timeframe from bar timestamps: the most common positive gap
@@ -51,8 +91,12 @@ impl Timeframe {
             }
         }
         // Daily files skip weekends and holidays, so their most common gap is
-        // one day even when weekly gaps exist; nothing more to do here.
-        Some(Timeframe { millis: best })
+        // one day even when weekly gaps exist. Monthly bars labelled by their
+        // first trading day are 27 to 35 days apart.
+        if (27 * DAY_MS..=35 * DAY_MS).contains(&best) {
+            return Some(Timeframe::MONTH);
+        }
+        Some(Timeframe::from_millis(best))
     }
 
     /// True for daily or longer bars.
@@ -63,6 +107,9 @@ impl Timeframe {
 
 impl fmt::Display for Timeframe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(n) = self.calendar_months() {
+            return write!(f, "{n}M");
+        }
         let ms = self.millis;
         let units = [
             (604_800_000, "w"),
@@ -89,6 +136,14 @@ impl FromStr for Timeframe {
             .ok_or_else(|| Error::UnknownTimeframe(s.to_string()))?;
         let (num, unit) = s.split_at(split);
         let n: i64 = num.parse().map_err(|_| Error::UnknownTimeframe(s.to_string()))?;
+        // `M` is a month and `m` a minute, as in pandas and TradingView.
+        if matches!(unit, "M" | "mo" | "mon" | "month" | "months") {
+            return u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=120).contains(n))
+                .map(Timeframe::months)
+                .ok_or_else(|| Error::UnknownTimeframe(s.to_string()));
+        }
         let size = match unit {
             "ms" => 1,
             "s" => 1000,
@@ -98,10 +153,10 @@ impl FromStr for Timeframe {
             "w" => 604_800_000,
             _ => return Err(Error::UnknownTimeframe(s.to_string())),
         };
-        if n <= 0 {
-            return Err(Error::UnknownTimeframe(s.to_string()));
+        match n.checked_mul(size) {
+            Some(millis) if n > 0 => Ok(Timeframe::from_millis(millis)),
+            _ => Err(Error::UnknownTimeframe(s.to_string())),
         }
-        Ok(Timeframe { millis: n * size })
     }
 }
 
@@ -131,6 +186,30 @@ mod tests {
         assert!("5x".parse::<Timeframe>().is_err());
         assert!("m".parse::<Timeframe>().is_err());
         assert!("0m".parse::<Timeframe>().is_err());
+    }
+
+    #[test]
+    fn months_are_calendar_months_spelled_like_pandas() {
+        for s in ["1M", "1mo", "1month"] {
+            assert_eq!(s.parse::<Timeframe>().unwrap(), Timeframe::MONTH, "{s}");
+        }
+        assert_eq!("3M".parse::<Timeframe>().unwrap().to_string(), "3M");
+        assert_eq!(
+            "1m".parse::<Timeframe>().unwrap(),
+            Timeframe::MINUTE,
+            "m stays a minute"
+        );
+        assert_eq!(Timeframe::MONTH.calendar_months(), Some(1));
+        assert_eq!(Timeframe::WEEK.calendar_months(), None);
+        assert!(Timeframe::MONTH > Timeframe::WEEK && Timeframe::MONTH.is_daily_or_longer());
+        assert!("0M".parse::<Timeframe>().is_err() && "999M".parse::<Timeframe>().is_err());
+        let json = serde_json::to_string(&Timeframe::MONTH).unwrap();
+        assert_eq!(serde_json::from_str::<Timeframe>(&json).unwrap(), Timeframe::MONTH);
+        // Month starts labelled by their first trading day: 28 to 35 days apart.
+        let day = 86_400_000;
+        let firsts = [0, 33, 61, 91, 122, 152, 182, 213];
+        let ts: Vec<i64> = firsts.iter().map(|d| d * day).collect();
+        assert_eq!(Timeframe::infer(&ts), Some(Timeframe::MONTH));
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl Broker {
         let state = feeds
             .iter()
             .map(|f| {
-                let ppy = periods_per_year(&f.ts, f.timeframe_or_inferred());
+                let ppy = periods_per_year(f);
                 let window = match cfg.sizing {
                     Sizing::VolatilityTarget { window, .. } => Some(window),
                     _ => None,

@@ -17,18 +17,38 @@
 
 use serde::Serialize;
 use tradelab_core::time::{day_of, years_between};
-use tradelab_core::Timeframe;
+use tradelab_core::{BarSeries, Calendar, Timeframe};
 
 use crate::account::Trade;
 use crate::engine::BacktestResult;
 
-/// Periods per year used to annualise: 252 trading days for daily bars
-/// (scaled for multi-day bars), and for intraday bars 252 times the median
-/// number of bars per calendar day actually in the data (sessions differ).
-pub fn periods_per_year(ts: &[i64], tf: Option<Timeframe>) -> f64 {
-    let Some(tf) = tf else { return 252.0 };
+/// Periods per year used to annualise a series' per-bar figures: its
+/// sessions a year from its calendar (252 on weekdays, 365 every day; see
+/// [`Calendar`]), scaled for multi-day bars, 12 for monthly bars, and for
+/// intraday bars the sessions times the median number of bars per calendar
+/// day actually in the data (sessions differ in length).
+pub fn periods_per_year(series: &BarSeries) -> f64 {
+    periods_per_year_of(
+        &series.ts,
+        series.timeframe_or_inferred(),
+        series.calendar_or_inferred(),
+    )
+}
+
+/// [`periods_per_year`] from the parts of a series.
+pub fn periods_per_year_of(ts: &[i64], tf: Option<Timeframe>, calendar: Calendar) -> f64 {
+    let sessions = calendar.sessions_per_year();
+    let Some(tf) = tf else { return sessions };
+    if let Some(months) = tf.calendar_months() {
+        return 12.0 / months as f64;
+    }
+    let day = Timeframe::DAY.millis() as f64;
+    if tf >= Timeframe::WEEK {
+        // Weeks pass on every calendar, trading or not.
+        return 365.2425 * day / tf.millis() as f64;
+    }
     if tf.is_daily_or_longer() {
-        return 252.0 * Timeframe::DAY.millis() as f64 / tf.millis() as f64;
+        return sessions * day / tf.millis() as f64;
     }
     // Bars per calendar day, walking day boundaries instead of dividing
     // every timestamp (this runs over every bar of every backtest).
@@ -43,7 +63,7 @@ pub fn periods_per_year(ts: &[i64], tf: Option<Timeframe>) -> f64 {
         counts.push(i - start);
     }
     if counts.is_empty() {
-        return 252.0 * (Timeframe::DAY.millis() / tf.millis()) as f64;
+        return sessions * (Timeframe::DAY.millis() / tf.millis()) as f64;
     }
     counts.sort_unstable();
     let n = counts.len();
@@ -52,7 +72,7 @@ pub fn periods_per_year(ts: &[i64], tf: Option<Timeframe>) -> f64 {
     } else {
         (counts[n / 2 - 1] + counts[n / 2]) as f64 / 2.0
     };
-    252.0 * median
+    sessions * median
 }
 
 /// Curve-based metrics.
@@ -77,7 +97,18 @@ pub struct CurveMetrics {
     pub max_drawdown: f64,
     /// Longest run of points below the running peak.
     pub max_drawdown_duration_bars: usize,
+    /// True when the annualised figures (CAGR, volatility, Sharpe, Sortino,
+    /// Calmar) come from too little data to mean much: fewer than
+    /// [`MIN_RETURNS`] returns or under [`MIN_YEARS`] of calendar time.
+    /// Tables mark them.
+    pub short_sample: bool,
 }
+
+/// Fewer returns than this make annualised figures unreliable.
+pub const MIN_RETURNS: usize = 30;
+/// A span shorter than this (a quarter, in years) makes annualised figures
+/// unreliable: two weeks of minute bars annualise into a Sharpe of -67.
+pub const MIN_YEARS: f64 = 0.25;
 
 /// Trade-based metrics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,6 +195,7 @@ pub fn curve_metrics(ts: &[i64], equity: &[f64], periods_per_year: f64, risk_fre
             calmar: None,
             max_drawdown: max_dd,
             max_drawdown_duration_bars: longest,
+            short_sample: true,
         };
     }
     let rf_p = risk_free_rate / periods_per_year;
@@ -191,6 +223,7 @@ pub fn curve_metrics(ts: &[i64], equity: &[f64], periods_per_year: f64, risk_fre
         calmar: cagr.and_then(|c| ratio(c, -max_dd)),
         max_drawdown: max_dd,
         max_drawdown_duration_bars: longest,
+        short_sample: n - 1 < MIN_RETURNS || years < MIN_YEARS,
     }
 }
 
@@ -294,6 +327,20 @@ mod tests {
     }
 
     #[test]
+    fn figures_from_a_short_sample_are_marked() {
+        let day = 86_400_000;
+        let curve = |n: i64, step: i64| {
+            let ts: Vec<i64> = (0..n).map(|i| i * step).collect();
+            let eq: Vec<f64> = (0..n).map(|i| 100.0 + (i % 3) as f64).collect();
+            curve_metrics(&ts, &eq, 252.0, 0.0).short_sample
+        };
+        assert!(curve(20, day), "19 returns");
+        assert!(curve(5000, 240_000), "two weeks of bars, many returns");
+        assert!(!curve(200, day), "200 days");
+        assert!(curve(1, day));
+    }
+
+    #[test]
     fn drawdown_depth_and_duration() {
         let ts: Vec<i64> = (0..7).map(|i| i * 86_400_000).collect();
         let m = curve_metrics(&ts, &[100.0, 120.0, 90.0, 100.0, 130.0, 125.0, 126.0], 252.0, 0.0);
@@ -303,7 +350,16 @@ mod tests {
 
     #[test]
     fn periods_per_year_follow_the_timeframe() {
-        assert_eq!(periods_per_year(&[], Some(Timeframe::DAY)), 252.0);
+        let weekdays = Calendar::Weekdays;
+        assert_eq!(periods_per_year_of(&[], Some(Timeframe::DAY), weekdays), 252.0);
+        assert_eq!(
+            periods_per_year_of(&[], Some(Timeframe::DAY), Calendar::EveryDay),
+            365.0
+        );
+        assert_eq!(periods_per_year_of(&[], Some(Timeframe::MONTH), weekdays), 12.0);
+        assert_eq!(periods_per_year_of(&[], Some("3M".parse().unwrap()), weekdays), 4.0);
+        let weekly = periods_per_year_of(&[], Some(Timeframe::WEEK), weekdays);
+        assert!((weekly - 52.18).abs() < 0.01, "{weekly}");
         // Two days of 5-minute bars: 3 and 5 bars; median 4.
         let m5 = 300_000;
         let d = 86_400_000;
@@ -321,6 +377,18 @@ mod tests {
             2 * d + 2 * m5,
             2 * d + 3 * m5,
         ];
-        assert_eq!(periods_per_year(&ts, Some(Timeframe::from_millis(m5))), 252.0 * 4.0);
+        let tf = Some(Timeframe::from_millis(m5));
+        assert_eq!(periods_per_year_of(&ts, tf, weekdays), 252.0 * 4.0);
+        // Hourly crypto, around the clock every day: 365 x 24, not 252 x 24.
+        let hourly = BarSeries {
+            ts: (0..24 * 21).map(|h| h * 3_600_000).collect(),
+            ..Default::default()
+        };
+        assert_eq!(periods_per_year(&hourly), 365.0 * 24.0);
+        let declared = BarSeries {
+            calendar: Some(weekdays),
+            ..hourly
+        };
+        assert_eq!(periods_per_year(&declared), 252.0 * 24.0, "a declared calendar wins");
     }
 }

@@ -6,6 +6,7 @@ use tradelab_data::settings::DataSettings;
 use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_sim::costs::{CostModel, Slippage};
 use tradelab_sim::engine::{run, EngineConfig};
+use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::order::Order;
 use tradelab_sim::risk::{RiskLimits, RiskRule};
 use tradelab_sim::settings::{BacktestSettings, FillPolicy, RiskSettings, StrategySettings};
@@ -444,7 +445,9 @@ fn volatility_target_sizing_scales_inversely_with_volatility_and_respects_lots()
     for i in 0..=60 {
         at_signal = vol.update(calm.series.close[i]);
     }
-    let annual = at_signal * 252f64.sqrt();
+    // The synthetic market trades every day: 365 sessions a year.
+    assert_eq!(periods_per_year(&calm.series), 365.0);
+    let annual = at_signal * periods_per_year(&calm.series).sqrt();
     let want = (0.10 / annual * 100_000.0 / fill.price / 10.0).floor() * 10.0;
     assert_eq!(fill.qty, want);
 }

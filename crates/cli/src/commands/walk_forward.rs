@@ -108,7 +108,7 @@ pub fn run(g: &GlobalArgs, a: &WalkForwardArgs) -> Result<()> {
         settings.ppo.total_steps,
         settings.seed
     );
-    let per_year = periods_per_year(&series.ts, series.timeframe_or_inferred());
+    let per_year = periods_per_year(&series);
     let (mut results, mut agent_returns, mut hold_returns) = (Vec::new(), Vec::new(), Vec::new());
     for fold in &folds {
         let r = run_fold(&series, fold, validation_share, &settings, a, &out, per_year)?;

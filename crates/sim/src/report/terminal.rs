@@ -33,6 +33,20 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |x| format!("{:.2}%", x * 100.0))
 }
 
+/// The footnote under a table whose marked figures come from a short
+/// sample.
+pub const SHORT_SAMPLE_NOTE: &str =
+    "* annualised from under 3 months or 30 bars of data: read CAGR and Sharpe as noise, not as a rate";
+
+/// `text`, marked `*` when it comes from a short sample.
+fn marked(text: String, short: bool) -> String {
+    if short {
+        format!("{text}*")
+    } else {
+        text
+    }
+}
+
 fn new_table(style: Style) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
@@ -84,11 +98,21 @@ pub fn render_report(r: &BacktestReport, style: Style) -> String {
     ]);
     t.add_row(vec![
         Cell::new("CAGR"),
-        signed(pct(m.curve.cagr), m.curve.cagr.unwrap_or(0.0), style, false),
+        signed(
+            marked(pct(m.curve.cagr), m.curve.short_sample),
+            m.curve.cagr.unwrap_or(0.0),
+            style,
+            false,
+        ),
     ]);
     t.add_row(vec![
         Cell::new("Sharpe"),
-        signed(opt(m.curve.sharpe, 3), m.curve.sharpe.unwrap_or(0.0), style, true),
+        signed(
+            marked(opt(m.curve.sharpe, 3), m.curve.short_sample),
+            m.curve.sharpe.unwrap_or(0.0),
+            style,
+            true,
+        ),
     ]);
     t.add_row(plain("Sortino", opt(m.curve.sortino, 3)));
     t.add_row(plain("Calmar", opt(m.curve.calmar, 3)));
@@ -124,7 +148,15 @@ pub fn render_report(r: &BacktestReport, style: Style) -> String {
     if let Some(day) = r.halted() {
         t.add_row(plain("Halted by the drawdown breaker", day));
     }
-    t.to_string()
+    with_note(t.to_string(), m.curve.short_sample)
+}
+
+fn with_note(table: String, short: bool) -> String {
+    if short {
+        format!("{table}\n{SHORT_SAMPLE_NOTE}")
+    } else {
+        table
+    }
 }
 
 /// Several runs side by side, one row each (for baselines or walk-forward).
@@ -157,8 +189,13 @@ pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
         }
         row.extend([
             signed(format!("{:+.0}", m.total_pnl), m.total_pnl, style, true),
-            Cell::new(pct(m.curve.cagr)).set_alignment(CellAlignment::Right),
-            signed(opt(m.curve.sharpe, 2), m.curve.sharpe.unwrap_or(0.0), style, false),
+            Cell::new(marked(pct(m.curve.cagr), m.curve.short_sample)).set_alignment(CellAlignment::Right),
+            signed(
+                marked(opt(m.curve.sharpe, 2), m.curve.short_sample),
+                m.curve.sharpe.unwrap_or(0.0),
+                style,
+                false,
+            ),
             Cell::new(format!("{:.1}%", m.curve.max_drawdown * 100.0)).set_alignment(CellAlignment::Right),
             Cell::new(r.trades_label()).set_alignment(CellAlignment::Right),
             Cell::new(pct(m.trades.win_rate)).set_alignment(CellAlignment::Right),
@@ -168,7 +205,8 @@ pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
         ]);
         t.add_row(row);
     }
-    t.to_string()
+    let short = reports.iter().any(|r| r.metrics.curve.short_sample);
+    with_note(t.to_string(), short)
 }
 
 #[cfg(test)]
@@ -234,6 +272,22 @@ mod tests {
         let calm = report();
         assert_eq!(calm.halted(), None);
         assert!(!render_report(&calm, Style::Plain).contains("Halted"));
+    }
+
+    /// Issue 20: figures annualised from a short stretch are marked, with
+    /// the footnote that says why.
+    #[test]
+    fn short_samples_are_marked_and_explained() {
+        let long = report();
+        assert!(!long.metrics.curve.short_sample, "400 daily bars");
+        let table = render_comparison(std::slice::from_ref(&long), Style::Plain);
+        assert!(!table.contains(SHORT_SAMPLE_NOTE), "{table}");
+        let mut short = report();
+        short.metrics.curve.short_sample = true;
+        let table = render_comparison(&[long, short.clone()], Style::Plain);
+        assert!(table.contains(SHORT_SAMPLE_NOTE) && table.contains("%*"), "{table}");
+        let one = render_report(&short, Style::Plain);
+        assert!(one.contains(SHORT_SAMPLE_NOTE), "{one}");
     }
 
     /// Rows over different stretches (folds) carry their dates; rows over

@@ -83,10 +83,7 @@ impl Strategy for VolatilityTargeted {
         let n = self.ring_len();
         self.closes = feeds.iter().map(|_| vec![0.0; n]).collect();
         self.seen = vec![0; feeds.len()];
-        self.annualise = feeds
-            .iter()
-            .map(|f| periods_per_year(&f.ts, f.timeframe_or_inferred()).sqrt())
-            .collect();
+        self.annualise = feeds.iter().map(|f| periods_per_year(f).sqrt()).collect();
     }
 
     fn on_bar(&mut self, ctx: &mut BarContext<'_>) {
@@ -227,7 +224,7 @@ mod tests {
         let vol = |step: f64| {
             // Alternating +step, -step: sample std of those returns.
             let (a, b) = (step, -step);
-            ((a * a + b * b) / 2.0 * 20.0 / 19.0).sqrt() * 252f64.sqrt()
+            ((a * a + b * b) / 2.0 * 20.0 / 19.0).sqrt() * periods_per_year(&series).sqrt()
         };
         for (k, step) in [(180, 0.01), (390, 0.02)] {
             let expected = 0.10 / vol(step);
