@@ -27,6 +27,24 @@ pub fn strategy_by_name(name: &str, settings: &Settings) -> Result<Box<dyn Strat
 
 /// Loads symbols from `data.raw_dir`, reporting what validation did.
 pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> Result<Vec<BarSeries>> {
+    Ok(load_symbol_files(settings, symbols, verbose)?
+        .into_iter()
+        .map(|s| s.series)
+        .collect())
+}
+
+/// A series and the file it was read from (none for prepared data, which
+/// is found by instrument name).
+#[derive(Debug, Clone)]
+pub struct SourcedSeries {
+    /// The bars.
+    pub series: BarSeries,
+    /// The price file, as resolved from the working directory.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// [`load_symbols`], keeping the file each series came from.
+pub fn load_symbol_files(settings: &Settings, symbols: &[String], verbose: bool) -> Result<Vec<SourcedSeries>> {
     let mut out = Vec::new();
     for s in symbols {
         // A path to a file loads that file (where data.symbol_paths allows:
@@ -60,12 +78,18 @@ pub fn load_symbols(settings: &Settings, symbols: &[String], verbose: bool) -> R
                 report.path.display()
             );
         }
+        if let Some(n) = &report.adjusted_close_note {
+            eprintln!("note: {}: {n}", report.path.display());
+        }
         if verbose {
             if let Some(n) = &report.header_note {
                 eprintln!("note: {}: {n}", report.path.display());
             }
         }
-        out.push(series);
+        out.push(SourcedSeries {
+            series,
+            file: Some(path),
+        });
     }
     Ok(out)
 }
@@ -92,6 +116,17 @@ pub fn load_series(
     timeframe: Option<&str>,
     verbose: bool,
 ) -> Result<Vec<BarSeries>> {
+    let sourced = load_series_sourced(settings, symbols, timeframe, verbose)?;
+    Ok(sourced.into_iter().map(|s| s.series).collect())
+}
+
+/// [`load_series`], keeping the file each series came from.
+pub fn load_series_sourced(
+    settings: &Settings,
+    symbols: &[String],
+    timeframe: Option<&str>,
+    verbose: bool,
+) -> Result<Vec<SourcedSeries>> {
     let final_dir = &settings.data.final_dir;
     let table = load_final(final_dir).ok();
     let mut out = Vec::new();
@@ -103,7 +138,10 @@ pub fn load_series(
             );
         };
         for (id, tf, r) in table.segments() {
-            out.push(table.segment_series(id, tf, r));
+            out.push(SourcedSeries {
+                series: table.segment_series(id, tf, r),
+                file: None,
+            });
         }
     } else {
         for s in symbols {
@@ -113,18 +151,21 @@ pub fn load_series(
                     t.segments()
                         .into_iter()
                         .filter(|(i, _, _)| *i == id)
-                        .map(|(i, tf, r)| t.segment_series(i, tf, r))
+                        .map(|(i, tf, r)| SourcedSeries {
+                            series: t.segment_series(i, tf, r),
+                            file: None,
+                        })
                         .collect::<Vec<_>>(),
                 )
             });
             match from_table {
                 Some(found) => out.extend(found),
-                None => out.extend(load_symbols(settings, std::slice::from_ref(s), verbose)?),
+                None => out.extend(load_symbol_files(settings, std::slice::from_ref(s), verbose)?),
             }
         }
     }
     if let Some(tf) = timeframe {
-        out.retain(|s| timeframe_name(s) == tf);
+        out.retain(|s| timeframe_name(&s.series) == tf);
         if out.is_empty() {
             bail!("no series with timeframe `{tf}`; omit --timeframe or choose another (e.g. 1d, 5m, 1m)");
         }
@@ -150,6 +191,7 @@ pub fn vocabulary(series: &[BarSeries]) -> Vocabulary {
 /// A series' identity for provenance: instrument, timeframe, span and content hash.
 pub fn data_hash(s: &BarSeries) -> DataHash {
     DataHash {
+        source: None,
         instrument: s.instrument.clone(),
         timeframe: timeframe_name(s),
         bars: s.len(),

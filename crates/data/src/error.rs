@@ -43,6 +43,19 @@ pub enum DataError {
         /// How many rows were dropped.
         dropped: usize,
     },
+    /// A data folder does not exist.
+    #[error(
+        "the data folder {} does not exist: relative data paths are read from the folder tradelab runs in ({}); \
+         run tradelab from the project folder (the one holding config/ and data/) or set data.raw_dir and \
+         data.final_dir to absolute paths",
+        dir.display(), cwd.display()
+    )]
+    MissingDir {
+        /// The folder as configured.
+        dir: PathBuf,
+        /// The working directory it was resolved from.
+        cwd: PathBuf,
+    },
     /// A folder holds no `*.csv` or `*.txt` data files.
     #[error("no data files (*.csv, *.txt) in {dir}; copy OHLCV files there or point data.raw_dir elsewhere")]
     EmptyDir {

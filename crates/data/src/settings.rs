@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tradelab_core::settings::{default_section, Validator};
-use tradelab_core::Timeframe;
+use tradelab_core::{Calendar, Timeframe};
 
 /// `data:`: folders, the repair policy and the default trading rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +34,12 @@ pub struct DataSettings {
     pub lot_size: f64,
     /// Whether fractional units may be traded (crypto), overriding lots.
     pub fractional: bool,
-    /// Per-instrument overrides of `lot_size` and `fractional`, keyed by
-    /// instrument name (the file stem).
+    /// Whether an `Adj Close` column rescales the prices (split- and
+    /// dividend-adjusted backtests) instead of being left out.
+    pub adjusted_close: bool,
+    /// Per-instrument overrides of `lot_size` and `fractional`, and the
+    /// declared timeframe and calendar, keyed by instrument name (the file
+    /// stem).
     pub instruments: BTreeMap<String, InstrumentSettings>,
 }
 
@@ -53,6 +57,11 @@ pub struct InstrumentSettings {
     /// Declared bar spacing (e.g. `5m`); inferred from timestamps when absent.
     #[serde(default)]
     pub timeframe: Option<Timeframe>,
+    /// The days it trades on (`weekdays`: 252 a year, `every_day`: 365, as
+    /// crypto), which annualises Sharpe ratios and volatility; inferred from
+    /// weekend bars when absent.
+    #[serde(default)]
+    pub calendar: Option<Calendar>,
 }
 
 /// What the loaders do with a row that fails validation.
@@ -65,6 +74,17 @@ pub enum RepairPolicy {
     Drop,
     /// Fix the row where the fix is unambiguous, otherwise skip it.
     Repair,
+}
+
+impl RepairPolicy {
+    /// The settings spelling (`refuse`, `drop`, `repair`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RepairPolicy::Refuse => "refuse",
+            RepairPolicy::Drop => "drop",
+            RepairPolicy::Repair => "repair",
+        }
+    }
 }
 
 /// `features:`: indicator periods (bars) and widths.
@@ -234,6 +254,7 @@ mod tests {
                 lot_size: Some(f64::NAN),
                 fractional: None,
                 timeframe: None,
+                calendar: None,
             },
         );
         let e = first_error(|v| d.validate(v)).unwrap();

@@ -10,6 +10,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
+use tradelab_core::calendar::is_weekend;
+use tradelab_core::time::{civil_from_days, day_of, days_from_civil, MS_PER_DAY};
 use tradelab_core::{BarSeries, Timeframe};
 
 /// Market regimes.
@@ -42,7 +44,7 @@ impl Regime {
 }
 
 /// What to generate. The default is 1000 daily bars of `SYNTH` from 100.0,
-/// seed 42, persistence 0.98, starting at the Unix epoch.
+/// seed 42, persistence 0.98, starting at the Unix epoch, every day.
 #[derive(Debug, Clone)]
 pub struct SyntheticConfig {
     /// Number of bars.
@@ -59,6 +61,9 @@ pub struct SyntheticConfig {
     pub timeframe: Timeframe,
     /// Instrument name of the generated series.
     pub instrument: String,
+    /// No bars on Saturdays and Sundays, as a stock market; weekly and
+    /// monthly bars then open on the first weekday.
+    pub skip_weekends: bool,
 }
 
 impl Default for SyntheticConfig {
@@ -71,6 +76,7 @@ impl Default for SyntheticConfig {
             start_ts: 0,
             timeframe: Timeframe::DAY,
             instrument: "SYNTH".into(),
+            skip_weekends: false,
         }
     }
 }
@@ -93,7 +99,9 @@ pub fn generate(cfg: &SyntheticConfig) -> SyntheticMarket {
     let mut regimes = Vec::with_capacity(cfg.bars);
     let mut regime = Regime::ALL[rng.random_range(0..4)];
     let mut close = cfg.start_price;
+    let mut grid = cfg.start_ts;
     for i in 0..cfg.bars {
+        let label = bar_time(&mut grid, cfg);
         if i > 0 && rng.random::<f64>() > cfg.persistence {
             let others: Vec<Regime> = Regime::ALL.into_iter().filter(|r| *r != regime).collect();
             regime = others[rng.random_range(0..others.len())];
@@ -108,7 +116,7 @@ pub fn generate(cfg: &SyntheticConfig) -> SyntheticMarket {
         let high = top * (1.0 + sigma * 0.5 * std_normal.sample(&mut rng).abs());
         let low = bottom * (1.0 - (sigma * 0.5 * std_normal.sample(&mut rng).abs()).min(0.5));
         let volume = (1e6 * (1.0 + 10.0 * sigma) * (0.5 * std_normal.sample(&mut rng)).exp()).round();
-        series.ts.push(cfg.start_ts + i as i64 * cfg.timeframe.millis());
+        series.ts.push(label);
         series.open.push(open);
         series.high.push(high);
         series.low.push(low);
@@ -120,9 +128,42 @@ pub fn generate(cfg: &SyntheticConfig) -> SyntheticMarket {
     SyntheticMarket { series, regimes }
 }
 
+/// The next bar's timestamp, moving `grid` (the unskipped schedule) past it.
+fn bar_time(grid: &mut i64, cfg: &SyntheticConfig) -> i64 {
+    let tf = cfg.timeframe;
+    let step = |t: i64| match tf.calendar_months() {
+        Some(n) => {
+            let (y, m, _) = civil_from_days(day_of(t));
+            let index = y * 12 + i64::from(m) - 1 + i64::from(n);
+            days_from_civil(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1) * MS_PER_DAY
+                + t.rem_euclid(MS_PER_DAY)
+        }
+        None => t + tf.millis(),
+    };
+    if cfg.skip_weekends && tf < Timeframe::WEEK {
+        // Days and shorter: weekend slots are simply not traded.
+        while is_weekend(day_of(*grid)) {
+            *grid = step(*grid);
+        }
+        let label = *grid;
+        *grid = step(*grid);
+        return label;
+    }
+    let mut label = *grid;
+    *grid = step(*grid);
+    if cfg.skip_weekends {
+        // Weeks and months open on their first weekday.
+        while is_weekend(day_of(label)) {
+            label += MS_PER_DAY;
+        }
+    }
+    label
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tradelab_core::Calendar;
 
     #[test]
     fn same_seed_same_market_other_seed_other_market() {
@@ -135,6 +176,35 @@ mod tests {
         assert_eq!(a.regimes, generate(&cfg).regimes);
         let b = generate(&SyntheticConfig { seed: 43, ..cfg });
         assert_ne!(a.series.close, b.series.close);
+    }
+
+    #[test]
+    fn weekends_can_be_skipped_at_every_timeframe() {
+        let monday = days_from_civil(2024, 1, 1) * MS_PER_DAY;
+        let cfg = |tf: &str, skip| SyntheticConfig {
+            bars: 40,
+            start_ts: monday,
+            timeframe: tf.parse().unwrap(),
+            skip_weekends: skip,
+            ..Default::default()
+        };
+        let every = generate(&cfg("1d", false)).series;
+        assert_eq!(every.calendar_or_inferred(), Calendar::EveryDay);
+        let days = generate(&cfg("1d", true)).series;
+        assert!(days.ts.iter().all(|t| !is_weekend(day_of(*t))));
+        assert_eq!(days.ts[5], monday + 7 * MS_PER_DAY, "Friday is followed by Monday");
+        assert_eq!(days.calendar_or_inferred(), Calendar::Weekdays);
+        assert_eq!(days.close, every.close, "the same prices, other dates");
+        let hours = generate(&cfg("1h", true)).series;
+        assert!(hours.ts.iter().all(|t| !is_weekend(day_of(*t))));
+        let months = generate(&cfg("1M", true)).series;
+        assert!(months.ts.iter().all(|t| !is_weekend(day_of(*t))));
+        // June 2024 began on a Saturday.
+        assert_eq!(tradelab_core::time::format_date(months.ts[5]), "2024-06-03");
+        assert_eq!(tradelab_core::time::format_date(months.ts[39]), "2027-04-01");
+        assert_eq!(Timeframe::infer(&months.ts), Some(Timeframe::MONTH));
+        let weeks = generate(&cfg("1w", true)).series;
+        assert_eq!(weeks.ts[1] - weeks.ts[0], 7 * MS_PER_DAY);
     }
 
     #[test]

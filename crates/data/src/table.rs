@@ -79,6 +79,7 @@ impl MarketTable {
         BarSeries {
             instrument: self.instruments[id as usize].clone(),
             timeframe: Some(tf),
+            calendar: None,
             ts: self.ts[r.clone()].to_vec(),
             open: self.open[r.clone()].to_vec(),
             high: self.high[r.clone()].to_vec(),
@@ -91,6 +92,9 @@ impl MarketTable {
 
 /// Loads everything listed in `final_dir/manifest.json`.
 pub fn load_final(final_dir: &Path) -> Result<MarketTable, DataError> {
+    if final_dir.is_relative() && !final_dir.exists() {
+        return Err(crate::load::missing_dir(final_dir));
+    }
     let manifest_path = final_dir.join(MANIFEST);
     let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
         DataError::format(

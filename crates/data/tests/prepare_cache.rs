@@ -122,6 +122,7 @@ fn a_declared_timeframe_wins_over_inference() {
         lot_size: None,
         fractional: None,
         timeframe: Some("15m".parse().unwrap()),
+        calendar: None,
     };
     s.data.instruments.insert("2006-min-005".into(), declared);
     let report = prepare(&s).unwrap();

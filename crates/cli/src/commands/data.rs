@@ -50,6 +50,9 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
             if let Some(n) = &report.header_note {
                 println!("header: {n}");
             }
+            if let Some(n) = &report.adjusted_close_note {
+                println!("adjusted close: {n}");
+            }
             println!(
                 "timeframe: {}",
                 series.timeframe.map_or("unknown".into(), |t| t.to_string())
@@ -60,8 +63,8 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
                 format_datetime(*series.ts.last().unwrap_or(&0))
             );
             println!(
-                "policy: {:?}; {} repaired, {} dropped",
-                settings.data.repair_policy,
+                "policy: {}; {} repaired, {} dropped",
+                settings.data.repair_policy.name(),
                 report.repaired(),
                 report.dropped()
             );
@@ -86,12 +89,19 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
             );
             Ok(())
         }
-        DataCommand::Synth { bars, out } => {
+        DataCommand::Synth {
+            bars,
+            out,
+            timeframe,
+            skip_weekends,
+        } => {
             let settings = load_settings(g, &[])?;
             anyhow::ensure!(bars >= 2, "--bars must be at least 2");
             let market = generate(&SyntheticConfig {
                 bars,
                 seed: settings.seed,
+                timeframe: timeframe.parse()?,
+                skip_weekends,
                 ..Default::default()
             });
             let labels: Vec<String> = market

@@ -19,6 +19,9 @@ pub struct Layout {
     pub low: usize,
     /// Column with the closing price (`close`, `last` or `price`).
     pub close: usize,
+    /// Column with the dividend- and split-adjusted close (`Adj Close`),
+    /// used only when `data.adjusted_close` asks for it.
+    pub adj_close: Option<usize>,
     /// Column with the volume; without one, or where a row leaves it
     /// blank, volume is 0.
     pub volume: Option<usize>,
@@ -90,6 +93,7 @@ pub fn detect(header: &[&[u8]], first_row: &[&[u8]]) -> Result<Layout, String> {
     let low = required(&["low", "l"], "low")?;
     let close = required(&["close", "c", "last", "price"], "close")?;
     let volume = find(&names, &["volume", "vol", "v", "tickvolume"]);
+    let adj_close = find(&names, &["adjclose", "adjustedclose"]);
 
     let date_only = find(&names, &["date", "day"]);
     let time_only = find(&names, &["time"]);
@@ -142,6 +146,7 @@ pub fn detect(header: &[&[u8]], first_row: &[&[u8]]) -> Result<Layout, String> {
         high,
         low,
         close,
+        adj_close,
         volume,
         fields: names.len(),
         description,
@@ -165,6 +170,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((l.date, l.time, l.close, l.volume), (0, None, 4, Some(6)));
+        assert_eq!(l.adj_close, Some(5));
     }
 
     #[test]

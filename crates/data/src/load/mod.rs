@@ -18,7 +18,7 @@ pub mod timestamp;
 use std::path::{Path, PathBuf};
 
 use crate::settings::{DataSettings, RepairPolicy};
-use tradelab_core::{Bar, BarSeries, Timeframe};
+use tradelab_core::{Bar, BarSeries, Calendar, Timeframe};
 
 use crate::DataError;
 pub use layout::Layout;
@@ -32,6 +32,11 @@ pub struct LoadOptions {
     pub instrument: Option<String>,
     /// Declared timeframe; inferred from the timestamps when absent.
     pub timeframe: Option<Timeframe>,
+    /// Declared trading calendar; inferred from the timestamps when absent.
+    pub calendar: Option<Calendar>,
+    /// Scale open, high, low and close by `Adj Close / Close` where the
+    /// file has that column (`data.adjusted_close`).
+    pub adjusted_close: bool,
     /// Files larger than this are refused before reading (`data.max_file_mb`).
     pub max_file_bytes: u64,
     /// A line longer than this stops the load (`data.max_line_bytes`): no
@@ -49,6 +54,8 @@ impl LoadOptions {
             repair: data.repair_policy,
             instrument: None,
             timeframe: declared.and_then(|i| i.timeframe),
+            calendar: declared.and_then(|i| i.calendar),
+            adjusted_close: data.adjusted_close,
             max_file_bytes: (data.max_file_mb as u64).saturating_mul(1 << 20),
             max_line_bytes: data.max_line_bytes,
         }
@@ -61,6 +68,8 @@ impl Default for LoadOptions {
             repair: RepairPolicy::Repair,
             instrument: None,
             timeframe: None,
+            calendar: None,
+            adjusted_close: false,
             max_file_bytes: DataSettings::default().max_file_mb as u64 * (1 << 20),
             max_line_bytes: DataSettings::default().max_line_bytes,
         }
@@ -99,6 +108,9 @@ pub struct LoadReport {
     pub layout: String,
     /// Set when the header did not match the rows and was corrected.
     pub header_note: Option<String>,
+    /// What was done with an `Adj Close` column, when the file has one (or
+    /// when adjusting was asked for and it has none).
+    pub adjusted_close_note: Option<String>,
     /// The declared or inferred timeframe, if any.
     pub timeframe: Option<Timeframe>,
     /// Data rows read, header excluded.
@@ -238,9 +250,29 @@ fn load_reader(
     if !reader.read_byte_record(&mut record).map_err(corrupt)? {
         return Err(DataError::format(path, "the file has a header but no rows"));
     }
+    let yfinance_note = fold_yfinance_header(&mut reader, &mut header, &mut record)
+        .map_err(|e| e.map_or_else(|| DataError::format(path, "the file has a header but no rows"), corrupt))?;
     let header_fields: Vec<&[u8]> = header.iter().collect();
     let first: Vec<&[u8]> = record.iter().collect();
-    let layout = layout::detect(&header_fields, &first).map_err(|m| DataError::format(path, m))?;
+    let mut layout = layout::detect(&header_fields, &first).map_err(|m| DataError::format(path, m))?;
+    if let Some(note) = yfinance_note {
+        layout.header_note = Some(match layout.header_note.take() {
+            Some(other) => format!("{note}; {other}"),
+            None => note,
+        });
+    }
+    let adjusted_close_note = match (layout.adj_close, opts.adjusted_close) {
+        (Some(_), false) => Some(
+            "the Adj Close column is not used: prices are traded as quoted; set data.adjusted_close: true for split- and dividend-adjusted backtests"
+                .to_string(),
+        ),
+        (Some(_), true) => Some("prices adjusted by Adj Close / Close (data.adjusted_close)".to_string()),
+        (None, true) => Some(
+            "data.adjusted_close is on but the file has no Adj Close column: prices are used as they are".to_string(),
+        ),
+        (None, false) => None,
+    };
+    let adjust = opts.adjusted_close && layout.adj_close.is_some();
 
     let instrument = opts.instrument.clone().unwrap_or_else(|| instrument_name(path));
     // Rows are ~40-60 bytes; reserving up front avoids regrowth on big files.
@@ -250,7 +282,7 @@ fn load_reader(
     loop {
         rows_read += 1;
         let line = record.position().map_or(rows_read + 1, |p| p.line() as usize);
-        validator.accept(line, parse_row(&record, &layout), &mut series)?;
+        validator.accept(line, parse_row(&record, &layout, adjust), &mut series)?;
         if !reader.read_byte_record(&mut record).map_err(corrupt)? {
             break;
         }
@@ -262,11 +294,13 @@ fn load_reader(
         });
     }
     series.timeframe = opts.timeframe.or_else(|| Timeframe::infer(&series.ts));
+    series.calendar = opts.calendar;
     let report = LoadReport {
         path: path.to_path_buf(),
         instrument,
         layout: layout.description.clone(),
         header_note: layout.header_note.clone(),
+        adjusted_close_note,
         timeframe: series.timeframe,
         rows_read,
         rows_loaded: series.len(),
@@ -279,8 +313,50 @@ fn parse_f64(field: &[u8]) -> Option<f64> {
     std::str::from_utf8(field).ok()?.trim().parse().ok()
 }
 
-/// Parses one row; `Err` carries a message for an unparseable row.
-fn parse_row(rec: &csv::ByteRecord, l: &Layout) -> Result<Bar, String> {
+/// yfinance (0.2.51 and later) writes three header rows: `Price,Close,...`,
+/// `Ticker,AAPL,...` and `Date,,,...`. When `header` and `record` are the
+/// first two, folds them into one header (`Date,Close,...`) and reads the
+/// first data row into `record`; returns a note saying so. `Err(None)`: no
+/// data row follows.
+fn fold_yfinance_header<R: std::io::Read>(
+    reader: &mut csv::Reader<R>,
+    header: &mut csv::ByteRecord,
+    record: &mut csv::ByteRecord,
+) -> Result<Option<String>, Option<csv::Error>> {
+    let first_is = |r: &csv::ByteRecord, name: &str| {
+        r.get(0)
+            .is_some_and(|f| f.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+    };
+    if !(first_is(header, "price") && first_is(record, "ticker")) {
+        return Ok(None);
+    }
+    let ticker = String::from_utf8_lossy(record.get(1).unwrap_or_default())
+        .trim()
+        .to_string();
+    let mut names = csv::ByteRecord::new();
+    if !reader.read_byte_record(&mut names).map_err(Some)? {
+        return Err(None);
+    }
+    // The third row names the index column and leaves the rest blank.
+    let date = names.get(0).unwrap_or(b"Date").to_vec();
+    let mut merged = csv::ByteRecord::new();
+    merged.push_field(&date);
+    for f in header.iter().skip(1) {
+        merged.push_field(f);
+    }
+    *header = merged;
+    if !reader.read_byte_record(record).map_err(Some)? {
+        return Err(None);
+    }
+    Ok(Some(format!(
+        "yfinance's three header rows (Price, Ticker {ticker}, {}) read as one",
+        String::from_utf8_lossy(&date).trim()
+    )))
+}
+
+/// Parses one row; `Err` carries a message for an unparseable row. With
+/// `adjust`, the prices are scaled by `Adj Close / Close`.
+fn parse_row(rec: &csv::ByteRecord, l: &Layout, adjust: bool) -> Result<Bar, String> {
     if rec.len() != l.fields {
         return Err(format!("row has {} fields, expected {}", rec.len(), l.fields));
     }
@@ -300,12 +376,23 @@ fn parse_row(rec: &csv::ByteRecord, l: &Layout) -> Result<Bar, String> {
         Some(v) if !field(v).iter().all(u8::is_ascii_whitespace) => price(v, "volume")?,
         _ => 0.0,
     };
+    let close = price(l.close, "close")?;
+    let factor = match l.adj_close {
+        Some(a) if adjust => {
+            let adjusted = price(a, "adj close")?;
+            if !(adjusted > 0.0 && close > 0.0) {
+                return Err(format!("cannot adjust by Adj Close {adjusted} over Close {close}"));
+            }
+            adjusted / close
+        }
+        _ => 1.0,
+    };
     Ok(Bar {
         ts,
-        open: price(l.open, "open")?,
-        high: price(l.high, "high")?,
-        low: price(l.low, "low")?,
-        close: price(l.close, "close")?,
+        open: price(l.open, "open")? * factor,
+        high: price(l.high, "high")? * factor,
+        low: price(l.low, "low")? * factor,
+        close: close * factor,
         volume,
     })
 }
@@ -439,6 +526,9 @@ pub struct DirLoad {
 /// The data files in a folder: `*.csv` and `*.txt`, except README files,
 /// sorted by name so results are deterministic.
 pub fn data_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    if dir.is_relative() && !dir.exists() {
+        return Err(missing_dir(dir));
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -458,6 +548,14 @@ pub fn data_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
         return Err(DataError::EmptyDir { dir: dir.to_path_buf() });
     }
     Ok(files)
+}
+
+/// The error for a relative data folder that is not where tradelab runs.
+pub fn missing_dir(dir: &Path) -> DataError {
+    DataError::MissingDir {
+        dir: dir.to_path_buf(),
+        cwd: std::env::current_dir().unwrap_or_default(),
+    }
 }
 
 /// Loads every data file in `dir`. Fails only when the folder itself cannot

@@ -251,3 +251,66 @@ fn a_missing_file_is_named_with_its_os_error_once() {
     assert_eq!(text.matches("No such file").count(), 1, "{text}");
     assert!(text.contains("no/such/file.csv"), "{text}");
 }
+
+/// Issue 20: yfinance's newer CSV layout (three header rows) loads, and its
+/// `Adj Close` is reported when left out and used when asked for.
+#[test]
+fn yfinance_three_row_header_and_adjusted_close() {
+    let text = "Price,Adj Close,Close,High,Low,Open,Volume\n\
+                Ticker,AAPL,AAPL,AAPL,AAPL,AAPL,AAPL\n\
+                Date,,,,,,\n\
+                2024-01-02,92.5,185.0,188.0,183.0,187.0,82488700\n\
+                2024-01-03 00:00:00+00:00,93.0,186.0,187.0,184.0,185.0,58414500\n";
+    let (s, r) = load_str(text, RepairPolicy::Refuse).unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!((s.open[0], s.close[0], s.volume[1]), (187.0, 185.0, 58414500.0));
+    assert_eq!(format_datetime(s.ts[1]), "2024-01-03T00:00:00");
+    let note = r.header_note.unwrap();
+    assert!(note.contains("yfinance") && note.contains("Ticker AAPL"), "{note}");
+    let adj = r.adjusted_close_note.unwrap();
+    assert!(
+        adj.contains("not used") && adj.contains("data.adjusted_close: true"),
+        "{adj}"
+    );
+    assert_eq!(r.rows_read, 2, "header rows are not data");
+
+    let opts = LoadOptions {
+        adjusted_close: true,
+        repair: RepairPolicy::Refuse,
+        ..Default::default()
+    };
+    let (a, r) = load_bytes(text.as_bytes(), Path::new("aapl.csv"), &opts).unwrap();
+    assert_eq!((a.close[0], a.open[0], a.high[0], a.low[0]), (92.5, 93.5, 94.0, 91.5));
+    assert_eq!(a.volume[0], 82488700.0, "volume as traded");
+    assert!(r.adjusted_close_note.unwrap().contains("adjusted by Adj Close"));
+
+    // The older one-row layout and auto-adjusted files (no Adj Close).
+    let old = "Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,187,188,183,185,92.5,10\n";
+    let (a, _) = load_bytes(old.as_bytes(), Path::new("aapl.csv"), &opts).unwrap();
+    assert_eq!(a.close[0], 92.5);
+    let plain =
+        "Price,Close,High,Low,Open,Volume\nTicker,AAPL,AAPL,AAPL,AAPL,AAPL\nDate,,,,,\n2024-01-02,185,188,183,187,10\n";
+    let (p, r) = load_bytes(plain.as_bytes(), Path::new("aapl.csv"), &opts).unwrap();
+    assert_eq!(p.close[0], 185.0);
+    assert!(r.adjusted_close_note.unwrap().contains("no Adj Close column"));
+    let e = load_str(
+        "Price,Close,High,Low,Open,Volume\nTicker,AAPL,AAPL,AAPL,AAPL,AAPL\nDate,,,,,\n",
+        RepairPolicy::Refuse,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no rows"), "{e}");
+}
+
+/// Issue 20: a data folder that is not where tradelab runs says which
+/// folder it was looked for in and how to fix it.
+#[test]
+fn a_missing_relative_data_folder_names_the_working_directory() {
+    let e = data_files(Path::new("no-such-data/raw")).unwrap_err().to_string();
+    let cwd = std::env::current_dir().unwrap();
+    assert!(e.contains("no-such-data/raw does not exist"), "{e}");
+    assert!(
+        e.contains(&cwd.display().to_string()) && e.contains("project folder"),
+        "{e}"
+    );
+}
