@@ -83,6 +83,22 @@ pub struct DataHash {
     pub last: String,
     /// sha256 of the bars (timestamps and OHLCV as little-endian bytes).
     pub sha256: String,
+    /// The price file the series was read from, when it was one (not
+    /// prepared data): `evaluate` finds it again without `--symbol`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceFile>,
+}
+
+/// A price file, by where it was and what it held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// The path as resolved then: relative to the working directory when
+    /// under it, else absolute.
+    pub path: String,
+    /// The file's size in bytes.
+    pub bytes: u64,
+    /// sha256 of the file's bytes, to recognise it after a move.
+    pub sha256: String,
 }
 
 /// Greedy performance on the validation split. Fields after `at_update`
@@ -177,6 +193,61 @@ pub struct Adaptation {
     /// Greedy validation return (%) of the best checkpoint the update
     /// produced.
     pub validation_after_pct: f64,
+    /// Timestamps (UTC ms) of the first and last bar the update learnt from
+    /// or was validated on, so that evaluations on other copies of the
+    /// series can tell whether they overlap. Absent from older models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_span: Option<(i64, i64)>,
+}
+
+impl Adaptation {
+    /// The bars of an evaluation over `bars` (indices into the series `data`
+    /// with timestamps `ts`) that this update learnt from or was selected
+    /// on, as their first and last timestamp; `None` when they do not
+    /// overlap or concern another market.
+    pub fn overlap(&self, data: &DataHash, ts: &[i64], bars: std::ops::Range<usize>) -> Option<(i64, i64)> {
+        if self.data.instrument != data.instrument || self.data.timeframe != data.timeframe || bars.is_empty() {
+            return None;
+        }
+        let span = (ts[bars.start], ts[bars.end - 1]);
+        match self.seen_span {
+            Some(seen) => {
+                let (from, to) = (seen.0.max(span.0), seen.1.min(span.1));
+                (from <= to).then_some((from, to))
+            }
+            // Older models recorded indices only: they compare on the same bars.
+            None if self.data.sha256 == data.sha256 => {
+                let lo = self.train_bars.0.min(self.validation_bars.0).max(bars.start);
+                let hi = self.train_bars.1.max(self.validation_bars.1).min(bars.end);
+                (lo < hi).then(|| (ts[lo], ts[hi - 1]))
+            }
+            None => None,
+        }
+    }
+}
+
+impl SourceFile {
+    /// Describes the file at `path` (read in chunks, never whole), recorded
+    /// under the name `shown`.
+    pub fn read(path: &std::path::Path, shown: String) -> std::io::Result<SourceFile> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let (mut h, mut buf, mut bytes) = (Sha256::new(), vec![0u8; 1 << 16], 0u64);
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            bytes += n as u64;
+        }
+        Ok(SourceFile {
+            path: shown,
+            bytes,
+            sha256: hex::encode(h.finalize()),
+        })
+    }
 }
 
 /// sha256 of a series' bars, so a model can tell whether it is being
@@ -221,6 +292,46 @@ pub fn timestamp_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adaptation_names_the_bars_of_an_evaluation_it_has_seen() {
+        let data = DataHash {
+            instrument: "x".into(),
+            timeframe: "1d".into(),
+            bars: 100,
+            first: String::new(),
+            last: String::new(),
+            sha256: "abc".into(),
+            source: None,
+        };
+        let ts: Vec<i64> = (0..100).map(|i| i * 10).collect();
+        let mut a = Adaptation {
+            data: data.clone(),
+            train_bars: (70, 85),
+            validation_bars: (85, 90),
+            steps: 1,
+            validation_before_pct: 0.0,
+            validation_after_pct: 0.0,
+            seen_span: None,
+        };
+        // Indices, for older models, on the same bars only.
+        assert_eq!(a.overlap(&data, &ts, 80..100), Some((800, 890)));
+        assert_eq!(a.overlap(&data, &ts, 90..100), None);
+        let other = DataHash {
+            sha256: "def".into(),
+            ..data.clone()
+        };
+        assert_eq!(a.overlap(&other, &ts, 80..100), None);
+        // Timestamps compare across copies of the series.
+        a.seen_span = Some((700, 890));
+        assert_eq!(a.overlap(&other, &ts, 80..100), Some((800, 890)));
+        assert_eq!(a.overlap(&other, &ts, 90..100), None);
+        let elsewhere = DataHash {
+            instrument: "y".into(),
+            ..data
+        };
+        assert_eq!(a.overlap(&elsewhere, &ts, 0..100), None);
+    }
 
     #[test]
     fn a_vocabulary_gives_embedding_rows_and_names_what_it_knows_otherwise() {

@@ -4,6 +4,8 @@
 //!
 //! - [`settings`]: where a process's settings come from (`--config`,
 //!   `--set`, `--seed`) and the settings a trained model runs under;
+//! - [`data_sources`]: the price files a model was trained on, found again
+//!   by path or, after a move, by content;
 //! - [`markets`]: loading series by name or path, baselines, the training
 //!   vocabulary and market data ready for the environment;
 //! - [`registry`]: model references, registering checkpoints, verifying
@@ -27,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod auth_setup;
+pub mod data_sources;
 pub mod jobs;
 pub mod markets;
 pub mod metrics;

@@ -541,6 +541,11 @@ pub struct EvaluateArgs {
     /// Where reports go (overrides report.out_dir).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// Evaluate even on bars the model learnt from or was selected on in
+    /// `tradelab adapt` (refused otherwise: its figures would not be out of
+    /// sample); the report then says so.
+    #[arg(long)]
+    pub allow_seen_bars: bool,
 }
 
 #[derive(Debug, Args)]
@@ -576,6 +581,13 @@ pub enum DataCommand {
         bars: usize,
         #[arg(long)]
         out: PathBuf,
+        /// Bar spacing, e.g. 1m, 1h, 1d, 1w or 1M (a month).
+        #[arg(long, default_value = "1d")]
+        timeframe: String,
+        /// No bars on Saturdays and Sundays, as a stock market (crypto
+        /// trades every day, the default).
+        #[arg(long)]
+        skip_weekends: bool,
     },
 }
 

@@ -261,6 +261,10 @@ fn update<A: Trainable>(
         steps: a.steps,
         validation_before_pct: before.return_pct,
         validation_after_pct: after,
+        seen_span: Some((
+            series.ts[window.start.min(validation.start)],
+            series.ts[window.end.max(validation.end) - 1],
+        )),
     });
     best.save(&summary.best_dir)?;
     Ok(UpdateOutcome {

@@ -16,8 +16,9 @@ use tradelab_agents::evaluate::AgentStrategy;
 use tradelab_agents::kinds::{GBT, LOGREG};
 use tradelab_agents::load::load_agent;
 use tradelab_agents::supervised::{fit_gbt, fit_logistic};
-use tradelab_agents::trainer::Scoring;
+use tradelab_agents::trainer::{Scoring, TrainingMarket};
 use tradelab_agents::Agent;
+use tradelab_core::time::format_date;
 use tradelab_env::{ActionSpace, Split};
 use tradelab_sim::engine;
 use tradelab_sim::metrics::periods_per_year;
@@ -30,6 +31,7 @@ use tradelab_sim::strategies::baseline;
 use crate::cli::{EvaluateArgs, GlobalArgs};
 use crate::context::{load_settings, model_settings};
 use crate::output::{build_report, style, write_report};
+use tradelab_app::data_sources::recorded_symbols;
 use tradelab_app::markets::{data_hash, load_series, markets};
 
 /// The baselines every model is compared with: buy-and-hold first (the
@@ -82,10 +84,13 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     };
 
     let symbols: Vec<String> = if a.symbols.is_empty() {
-        // Names from a model's metadata are instruments in the data
-        // folders, never paths (issue 19 finding 12).
-        settings.data.symbol_paths = false;
-        agent.provenance().vocabulary.instruments.clone()
+        // The files the model was trained on, found by path or by content;
+        // where paths are not allowed (jobs), instrument names in the data
+        // folders only (issue 19 finding 12).
+        let p = agent.provenance();
+        let symbols = recorded_symbols(&p.data, &settings, &p.vocabulary.instruments)?;
+        settings.data.symbol_paths = settings.data.symbol_paths && p.data.iter().any(|d| d.source.is_some());
+        symbols
     } else {
         a.symbols.clone()
     };
@@ -141,6 +146,17 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         }
     }
     let markets = markets(series, &agent.provenance().vocabulary, &settings)?;
+    let seen_bars = seen_bars(agent.provenance(), &markets, split);
+    if !seen_bars.is_empty() {
+        let list = seen_bars.join("; ");
+        if !a.allow_seen_bars {
+            bail!(
+                "the {} split overlaps bars the model learnt from or was selected on in `tradelab adapt` ({list}): its figures would not be out of sample; evaluate on data after those bars, or pass --allow-seen-bars to evaluate anyway (the report then says so)",
+                split.name()
+            );
+        }
+        eprintln!("warning: evaluating on bars the model has seen ({list}): these figures are not out of sample");
+    }
     for m in &markets {
         if m.data.feature_names != agent.provenance().features {
             bail!(
@@ -214,7 +230,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                 }
             );
             let agent_equity = result.equity.clone();
-            let per_year = periods_per_year(&slice.ts, slice.timeframe_or_inferred());
+            let per_year = periods_per_year(&slice);
             let mut sampled = (a.paths > 0)
                 .then(|| sampled_paths(agent.as_mut(), m, start, &slice, &settings, a.paths, per_year))
                 .transpose()?;
@@ -293,7 +309,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     crate::context::ensure_dir(&settings.report.out_dir)?;
     tradelab_data::cache::write_atomic(
         &path,
-        serde_json::to_string_pretty(&serde_json::json!({"model": a.models[0], "models": a.models, "unseen_instruments": unseen, "kind": agent.kind(), "split": split.name(), "folds": a.folds, "runs": summary, "statistics": statistics, "segments_per_decision": segment_summary}))?.as_bytes(),
+        serde_json::to_string_pretty(&serde_json::json!({"model": a.models[0], "models": a.models, "unseen_instruments": unseen, "kind": agent.kind(), "split": split.name(), "seen_bars": seen_bars, "folds": a.folds, "runs": summary, "statistics": statistics, "segments_per_decision": segment_summary}))?.as_bytes(),
     )?;
     println!(
         "reports and charts: {}/ (evaluation.json, one .json and .svg per run)",
@@ -471,4 +487,20 @@ fn print_statistics(statistics: &[RunStatistics], trials: usize) {
         "overall: the model's Sharpe ratio is above buy-and-hold's in {better} of {} run(s), significantly (p < 0.05) in {significant}",
         statistics.len()
     );
+}
+
+/// The stretches of the evaluated split that `tradelab adapt` updates
+/// learnt from or were selected on, one "instrument from..to" per overlap.
+fn seen_bars(p: &tradelab_agents::metadata::Provenance, markets: &[TrainingMarket], split: Split) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in markets {
+        let series = &m.data.series;
+        let h = data_hash(series);
+        for adaptation in &p.adaptations {
+            if let Some((from, to)) = adaptation.overlap(&h, &series.ts, m.data.bars(split)) {
+                out.push(format!("{} {}..{}", h.instrument, format_date(from), format_date(to)));
+            }
+        }
+    }
+    out
 }

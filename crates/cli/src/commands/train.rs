@@ -31,7 +31,8 @@ use tradelab_store::tracking::RunStatus;
 
 use crate::cli::{GlobalArgs, TrainArgs};
 use crate::context::load_settings;
-use tradelab_app::markets::{data_hash, load_series, markets, vocabulary};
+use tradelab_app::data_sources::sourced_hash;
+use tradelab_app::markets::{load_series_sourced, markets, vocabulary};
 use tradelab_app::record::Recorder;
 
 /// The encoder of a single-policy PPO agent, or why `agent` has none.
@@ -115,20 +116,23 @@ pub fn run(g: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     }
     // Before any data is loaded: a store that cannot be opened is a setting to fix now.
     let recorder = Recorder::open(&settings)?;
-    let mut series = load_series(&settings, &a.symbols, a.timeframe.as_deref(), g.verbose)?;
+    let mut sourced = load_series_sourced(&settings, &a.symbols, a.timeframe.as_deref(), g.verbose)?;
     for name in &a.holdout {
-        let before = series.len();
-        series.retain(|s| &s.instrument != name);
-        if series.len() == before {
+        let before = sourced.len();
+        sourced.retain(|s| &s.series.instrument != name);
+        if sourced.len() == before {
             bail!("--holdout {name}: no series of that instrument among the markets trained on; name one of them");
         }
     }
-    if series.is_empty() {
+    if sourced.is_empty() {
         bail!("--holdout leaves no market to train on; train on several and hold out one");
     }
+    // The files are recorded with their content hashes, so that evaluate
+    // finds them again without --symbol, even after a move.
+    let hashes = sourced.iter().map(sourced_hash).collect::<Result<Vec<_>>>()?;
+    let series: Vec<BarSeries> = sourced.into_iter().map(|s| s.series).collect();
     let mut vocab = vocabulary(&series);
     vocab.unknown_instrument = ppo && settings.ppo.instrument_dropout > 0.0;
-    let hashes: Vec<_> = series.iter().map(data_hash).collect();
 
     if kind.is_supervised() {
         return train_supervised(a, kind, series, vocab, hashes, settings, recorder.as_ref());
