@@ -79,15 +79,39 @@ pub fn locate(source: &SourceFile, search: &[PathBuf]) -> Result<Located> {
     )
 }
 
+/// The `--symbol`s that load a model's markets again, and the instrument
+/// names to give series read from renamed files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordedSymbols {
+    /// Recorded files, or instrument names in the data folders.
+    pub symbols: Vec<String>,
+    /// (name a moved file's stem gives, the instrument it was trained as).
+    pub renamed: Vec<(String, String)>,
+}
+
+impl RecordedSymbols {
+    /// Gives series read from renamed files their trained instrument names.
+    pub fn rename(&self, series: &mut [tradelab_core::BarSeries]) {
+        for s in series {
+            if let Some((_, to)) = self.renamed.iter().find(|(from, _)| *from == s.instrument) {
+                s.instrument = to.clone();
+            }
+        }
+    }
+}
+
 /// The `--symbol`s that load a model's markets again: recorded files where
 /// `data.symbol_paths` allows paths (not in jobs: a model's metadata is
 /// outside input, issue 19 finding 12), instrument names otherwise. Notes
 /// for moved files are printed.
-pub fn recorded_symbols(data: &[DataHash], settings: &Settings, instruments: &[String]) -> Result<Vec<String>> {
+pub fn recorded_symbols(data: &[DataHash], settings: &Settings, instruments: &[String]) -> Result<RecordedSymbols> {
     if !settings.data.symbol_paths || data.iter().all(|d| d.source.is_none()) {
-        return Ok(instruments.to_vec());
+        return Ok(RecordedSymbols {
+            symbols: instruments.to_vec(),
+            renamed: Vec::new(),
+        });
     }
-    let mut out: Vec<String> = Vec::new();
+    let mut out = RecordedSymbols::default();
     for d in data {
         let symbol = match &d.source {
             None => d.instrument.clone(),
@@ -105,13 +129,17 @@ pub fn recorded_symbols(data: &[DataHash], settings: &Settings, instruments: &[S
                             source.path,
                             p.display()
                         );
+                        let stem = tradelab_data::load::instrument_name(&p);
+                        if stem != d.instrument {
+                            out.renamed.push((stem, d.instrument.clone()));
+                        }
                         p.display().to_string()
                     }
                 }
             }
         };
-        if !out.contains(&symbol) {
-            out.push(symbol);
+        if !out.symbols.contains(&symbol) {
+            out.symbols.push(symbol);
         }
     }
     Ok(out)

@@ -50,6 +50,47 @@ pub fn open_store(runtime: &tokio::runtime::Runtime, settings: &Settings) -> Res
     })
 }
 
+/// The URL of the SQLite database `settings` name when its file does not
+/// exist yet: what [`discard_unused`] may remove should the command fail.
+pub fn not_yet_created(settings: &Settings) -> Option<String> {
+    let url = settings.store.database_url();
+    let path = tradelab_store::sqlite_file(&url)?;
+    (!path.exists()).then_some(url)
+}
+
+/// Removes an SQLite database this process created and left empty (its
+/// schema only) because the command failed before recording anything, so
+/// that a mistaken run in the wrong folder leaves no stray `tradelab.db`.
+/// Returns whether it removed it; anything recorded is kept.
+pub fn discard_unused(url: &str) -> Result<bool> {
+    let Some(path) = tradelab_store::sqlite_file(url) else {
+        return Ok(false);
+    };
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let runtime = runtime()?;
+    let holds = runtime.block_on(async {
+        let store = Store::open(url).await?;
+        let holds = store.holds_records().await;
+        store.close().await;
+        holds
+    })?;
+    if holds {
+        return Ok(false);
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.clone().into_os_string();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing the unused {}", path.display())),
+        }
+    }
+    Ok(true)
+}
+
 impl Recorder {
     /// The recorder for `settings`, or `None` when `store.record` is false.
     pub fn open(settings: &Settings) -> Result<Option<Recorder>> {
@@ -200,6 +241,26 @@ mod tests {
         s.store.experiment = "unit".into();
         s.store.record = record;
         s
+    }
+
+    #[test]
+    fn an_unused_database_is_discarded_and_one_that_recorded_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), true);
+        let url = s.store.database_url();
+        assert!(!discard_unused(&url).unwrap(), "no file, nothing to do");
+        drop(Recorder::open(&s).unwrap().unwrap());
+        assert!(dir.path().join("tradelab.db").is_file());
+        assert!(discard_unused(&url).unwrap());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "no -wal or -shm left: {left:?}");
+        let rec = Recorder::open(&s).unwrap().unwrap();
+        rec.start_run("kept", &serde_json::json!({}), &serde_json::json!({}))
+            .unwrap();
+        drop(rec);
+        assert!(!discard_unused(&url).unwrap());
+        assert!(dir.path().join("tradelab.db").is_file());
+        assert!(!discard_unused("sqlite::memory:").unwrap());
     }
 
     #[test]

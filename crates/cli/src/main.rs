@@ -32,9 +32,19 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let args = cli::Cli::parse();
+    // A command that fails before recording anything (run in the wrong
+    // folder, say) leaves no empty database behind.
+    let new_database = context::load_settings(&args.global, &[])
+        .ok()
+        .and_then(|s| tradelab_app::record::not_yet_created(&s));
     match commands::dispatch(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(url) = new_database {
+                if let Err(e) = tradelab_app::record::discard_unused(&url) {
+                    eprintln!("warning: {e:#}");
+                }
+            }
             // One line: the outermost context, then each cause.
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

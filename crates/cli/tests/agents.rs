@@ -449,6 +449,32 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
         meta["adaptations"][0]["validation_bars"],
         serde_json::json!([1300, 1500])
     );
+    // The checkpoint records the file it trained on, so evaluate needs no
+    // --symbol; and the adapted model has learnt from test bars, so
+    // evaluating it there is refused unless asked for (issue 20).
+    assert_eq!(meta["data"][0]["source"]["path"], "synth.csv");
+    assert_clean_failure(
+        &tradelab(d, &["evaluate", "--model", "hrm-adapt/best", "--out-dir", "seen"]),
+        &["overlaps bars the model learnt from", "synth", "--allow-seen-bars"],
+    );
+    let o = tradelab(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "hrm-adapt/best",
+            "--allow-seen-bars",
+            "--out-dir",
+            "seen",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success() && err.contains("not out of sample"), "{err}");
+    let summary = read_json(d.join("seen/evaluation.json"));
+    assert!(
+        summary["seen_bars"][0].as_str().unwrap().starts_with("synth "),
+        "{summary}"
+    );
 
     // A second instrument joins on resume.
     let out = ok(train(&[
@@ -481,6 +507,22 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
     assert_clean_failure(
         &train(&["--symbol", csv, "--set", "hierarchical_reasoning_model.heads=3"]),
         &["hierarchical_reasoning_model.heads", "d_model"],
+    );
+    // A moved file is found by its content, and said to have moved
+    // (`other` is a copy of the same bytes: not the one to find).
+    std::fs::remove_file(&other).unwrap();
+    std::fs::rename(d.join("synth.csv"), d.join("renamed.csv")).unwrap();
+    let o = tradelab(d, &["evaluate", "--model", "hrm/last", "--out-dir", "moved"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("synth.csv moved to") && err.contains("renamed.csv"),
+        "{err}"
+    );
+    std::fs::remove_file(d.join("renamed.csv")).unwrap();
+    assert_clean_failure(
+        &tradelab(d, &["evaluate", "--model", "hrm/last", "--out-dir", "gone"]),
+        &["synth.csv, which is no longer there", "--symbol"],
     );
 }
 

@@ -38,6 +38,63 @@ fn missing_file_is_named_with_a_hint() {
     assert_clean_failure(&o, &[dir.path().to_str().unwrap(), "readable"]);
 }
 
+/// Issue 20: run from a folder without data, the main job says which
+/// folder it looked in and how to fix it, and leaves no empty database.
+#[test]
+fn running_in_the_wrong_folder_says_where_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tradelab"))
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, &["data/raw does not exist", "project folder", "data.raw_dir"]);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "a failed run leaves nothing: {left:?}");
+}
+
+/// Issue 20: yfinance's three-row header and monthly bars, end to end.
+#[test]
+fn yfinance_files_load_and_resample_to_months_labelled_by_their_first_trading_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("Price,Adj Close,Close,High,Low,Open,Volume\nTicker,X,X,X,X,X,X\nDate,,,,,,\n");
+    // 2024-01-02 (a Tuesday) to 2024-03-29, weekdays only.
+    let first = tradelab_core::time::days_from_civil(2024, 1, 2);
+    for d in first..tradelab_core::time::days_from_civil(2024, 3, 30) {
+        if !tradelab_core::calendar::is_weekend(d) {
+            let date = tradelab_core::time::format_date(d * 86_400_000);
+            text.push_str(&format!("{date},50,100,101,99,100,10\n"));
+        }
+    }
+    let file = dir.path().join("x.csv");
+    std::fs::write(&file, text).unwrap();
+    let o = tradelab(dir.path(), &["data", "validate", "x.csv"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("yfinance") && out.contains("Adj Close column is not used"),
+        "{out}"
+    );
+    assert!(out.contains("policy: repair"), "settings spelling, not Repair: {out}");
+    let o = tradelab(
+        dir.path(),
+        &["data", "resample", "x.csv", "--to", "1M", "--out", "m.csv"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let months = std::fs::read_to_string(dir.path().join("m.csv")).unwrap();
+    let dates: Vec<&str> = months.lines().skip(1).map(|l| &l[..10]).collect();
+    assert_eq!(dates, ["2024-01-02", "2024-02-01", "2024-03-01"]);
+    let o = tradelab(
+        dir.path(),
+        &["data", "resample", "m.csv", "--to", "1d", "--out", "d.csv"],
+    );
+    assert_clean_failure(&o, &["cannot resample 1M bars to 1d", "coarser"]);
+}
+
 #[test]
 fn corrupt_and_ambiguous_files_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();

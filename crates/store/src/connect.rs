@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
 use crate::error::StoreError;
 
@@ -130,6 +130,30 @@ impl Store {
     /// differ, and for status pages).
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether anything was ever recorded: a run, model, backtest, decision,
+    /// job, user or client. A database that holds none of them is only its
+    /// schema, safe to remove (see `tradelab_app::record::discard_unused`).
+    pub async fn holds_records(&self) -> Result<bool, StoreError> {
+        let tables = [
+            "runs",
+            "models",
+            "backtests",
+            "decisions",
+            "tradelab_jobs",
+            "auth_users",
+            "auth_clients",
+        ];
+        for table in tables {
+            let row = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.pool)
+                .await?;
+            if row.try_get::<i64, _>(0)? > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Closes the pool, waiting for connections in use.

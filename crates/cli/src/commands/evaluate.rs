@@ -31,7 +31,7 @@ use tradelab_sim::strategies::baseline;
 use crate::cli::{EvaluateArgs, GlobalArgs};
 use crate::context::{load_settings, model_settings};
 use crate::output::{build_report, style, write_report};
-use tradelab_app::data_sources::recorded_symbols;
+use tradelab_app::data_sources::{recorded_symbols, RecordedSymbols};
 use tradelab_app::markets::{data_hash, load_series, markets};
 
 /// The baselines every model is compared with: buy-and-hold first (the
@@ -83,20 +83,22 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         None => crate::output::run_folder(&settings.report.out_dir, "evaluate", &settings)?,
     };
 
+    let mut recorded = RecordedSymbols::default();
     let symbols: Vec<String> = if a.symbols.is_empty() {
         // The files the model was trained on, found by path or by content;
         // where paths are not allowed (jobs), instrument names in the data
         // folders only (issue 19 finding 12).
         let p = agent.provenance();
-        let symbols = recorded_symbols(&p.data, &settings, &p.vocabulary.instruments)?;
+        recorded = recorded_symbols(&p.data, &settings, &p.vocabulary.instruments)?;
         settings.data.symbol_paths = settings.data.symbol_paths && p.data.iter().any(|d| d.source.is_some());
-        symbols
+        recorded.symbols.clone()
     } else {
         a.symbols.clone()
     };
     let trained_on = agent.provenance().data.clone();
     let vocabulary = agent.provenance().vocabulary.clone();
     let mut series = load_series(&settings, &symbols, None, g.verbose)?;
+    recorded.rename(&mut series);
     // A market the model trained on, or (for a model with an
     // unknown-instrument embedding) an unseen instrument on a timeframe it knows.
     series.retain(|s| {
