@@ -82,6 +82,9 @@ pub enum Command {
     /// Recorded training runs and their metrics.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Recorded backtests: list them with their figures, show one.
+    #[command(subcommand)]
+    Backtests(BacktestsCommand),
     /// The model registry: list, show, register, promote, archive, gc.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -267,6 +270,31 @@ pub struct WorkerArgs {
     /// Jobs run at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BacktestsCommand {
+    /// The most recent backtests with their headline figures.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only backtests of strategies whose name contains this.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Only backtests on an instrument whose name contains this.
+        #[arg(long)]
+        instrument: Option<String>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One backtest's stored report (JSON), or its trades or equity curve.
+    Show {
+        id: String,
+        /// report (default), trades or equity.
+        #[arg(long)]
+        part: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use tradelab_app::Settings;
+use tradelab_core::BarSeries;
 use tradelab_sim::engine::BacktestResult;
 use tradelab_sim::metrics::{self, Metrics};
-use tradelab_sim::report::{equity_chart_svg_marked, BacktestReport, Style};
+use tradelab_sim::report::{chart_svg, key_figures, report_html, BacktestReport, Chart, Style};
 
 /// Terminal style for stdout.
 pub fn style() -> Style {
@@ -93,8 +94,16 @@ fn point_latest(base: &Path, dir: &Path) {
     let _ = (base, dir);
 }
 
-/// Writes `<strategy>__<instruments>.json` and `.svg` into `dir`; returns both paths.
-pub fn write_report(dir: &Path, report: &BacktestReport, result: &BacktestResult) -> Result<(PathBuf, PathBuf)> {
+/// Writes `<strategy>__<instruments>.json`, `.svg` (the trader's chart)
+/// and `.html` (the interactive report, one offline file) into `dir`;
+/// returns the JSON and SVG paths. `feeds` are the series backtested, in
+/// the engine's order.
+pub fn write_report(
+    dir: &Path,
+    report: &BacktestReport,
+    result: &BacktestResult,
+    feeds: &[&BarSeries],
+) -> Result<(PathBuf, PathBuf)> {
     // Orders too small for one lot trade nothing: say so where the report is made.
     for w in result.rounding_warnings() {
         eprintln!("warning: {} ({})", w, report.model_used);
@@ -103,19 +112,14 @@ pub fn write_report(dir: &Path, report: &BacktestReport, result: &BacktestResult
     let stem = format!("{}__{}", slug(&report.model_used), slug(&report.instruments.join("+")));
     let json_path = dir.join(format!("{stem}.json"));
     let svg_path = dir.join(format!("{stem}.svg"));
-    tradelab_data::cache::write_atomic(&json_path, report.to_json().as_bytes())
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    let html_path = dir.join(format!("{stem}.html"));
+    let write = |path: &Path, bytes: &[u8]| {
+        tradelab_data::cache::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
+    };
+    write(&json_path, report.to_json().as_bytes())?;
     let title = format!("{} on {}", report.model_used, report.instruments.join(", "));
-    // The breaker's halt decides the rest of the curve: mark it.
-    let marks: Vec<(i64, String)> = report
-        .risk_events
-        .iter()
-        .find(|e| e.rule == tradelab_sim::risk::RiskRule::DrawdownCircuitBreaker)
-        .map(|e| (e.ts, format!("halted {}", tradelab_core::time::format_date(e.ts))))
-        .into_iter()
-        .collect();
-    let svg = equity_chart_svg_marked(&title, &result.timestamps, &result.equity, &marks);
-    tradelab_data::cache::write_atomic(&svg_path, svg.as_bytes())
-        .with_context(|| format!("writing {}", svg_path.display()))?;
+    let chart = Chart::of(&title, result, feeds);
+    write(&svg_path, chart_svg(&chart).as_bytes())?;
+    write(&html_path, report_html(&chart, &key_figures(report)).as_bytes())?;
     Ok((json_path, svg_path))
 }

@@ -75,10 +75,7 @@ fn yfinance_files_load_and_resample_to_months_labelled_by_their_first_trading_da
     let o = tradelab(dir.path(), &["data", "validate", "x.csv"]);
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        out.contains("yfinance") && out.contains("Adj Close column is not used"),
-        "{out}"
-    );
+    assert!(out.contains("yfinance") && out.contains("Adj Close not used"), "{out}");
     assert!(out.contains("policy: repair"), "settings spelling, not Repair: {out}");
     let o = tradelab(
         dir.path(),
@@ -296,7 +293,36 @@ fn backtest_writes_the_seed_report_fields_and_a_chart() {
     assert_eq!(v["portfolio_start"], 100000.0);
     assert_eq!(v["start_date"], "1999-01-22");
     let svg = std::fs::read_to_string(dir.path().join("out/sma_crossover_10_30__nvda-1999-2014.svg")).unwrap();
-    assert!(svg.starts_with("<svg"));
+    assert!(svg.starts_with("<svg") && svg.contains("buy and hold") && svg.contains("long entry"));
+    // The store lists it with its figures and shows its documents.
+    let listed = tradelab(dir.path(), &["backtests", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let first = &listed[0];
+    assert_eq!(first["strategy"], "sma_crossover(10,30)");
+    assert_eq!(first["instruments"][0], "nvda-1999-2014");
+    assert_eq!(first["total_pnl"], v["metrics"]["total_pnl"]);
+    let id = first["id"].as_str().unwrap();
+    let table = stdout(&tradelab(dir.path(), &["backtests", "list", "--strategy", "sma"]));
+    assert!(
+        table.contains(id) && table.contains("Sharpe") && table.contains("nvda-1999-2014"),
+        "{table}"
+    );
+    let none = stdout(&tradelab(dir.path(), &["backtests", "list", "--instrument", "btc"]));
+    assert!(none.contains("no backtests recorded"), "{none}");
+    let trades = tradelab(dir.path(), &["backtests", "show", id, "--part", "trades"]);
+    let trades: serde_json::Value = serde_json::from_slice(&trades.stdout).unwrap();
+    assert_eq!(trades.as_array().unwrap().len(), v["trades"].as_array().unwrap().len());
+    assert_clean_failure(
+        &tradelab(dir.path(), &["backtests", "show", "nope"]),
+        &["no backtest `nope`"],
+    );
+    assert_clean_failure(
+        &tradelab(dir.path(), &["backtests", "show", id, "--part", "fills"]),
+        &["--part fills", "trades"],
+    );
+    // The interactive report: one file, its chart library inline.
+    let html = std::fs::read_to_string(dir.path().join("out/sma_crossover_10_30__nvda-1999-2014.html")).unwrap();
+    assert!(html.contains("var uPlot=") && html.contains("report-data") && !html.contains("src=\"http"));
     // Same seed and settings: the same report, byte for byte.
     let again = tradelab(
         dir.path(),

@@ -4,6 +4,8 @@ use anyhow::Result;
 use tradelab_app::markets::{backtest, load_symbols, strategy_by_name};
 use tradelab_sim::report::render_report;
 
+use tradelab_core::BarSeries;
+
 use crate::cli::{BacktestArgs, GlobalArgs};
 use crate::context::{load_settings, path_override};
 use crate::output::{build_report, run_folder, style, write_report};
@@ -24,7 +26,8 @@ pub fn run(g: &GlobalArgs, a: &BacktestArgs) -> Result<()> {
     }
     let result = backtest(&settings, &a.strategy, &feeds)?;
     let (_, report) = build_report(&result, &settings);
-    let (json, svg) = write_report(&settings.report.out_dir, &report, &result)?;
+    let feed_refs: Vec<&BarSeries> = feeds.iter().collect();
+    let (json, svg) = write_report(&settings.report.out_dir, &report, &result, &feed_refs)?;
     let recorded = match &recorder {
         Some(r) => {
             let id = r.record_backtest(None, &a.strategy, &serde_json::to_value(&report)?)?;
@@ -37,7 +40,12 @@ pub fn run(g: &GlobalArgs, a: &BacktestArgs) -> Result<()> {
         println!("{}", report.to_json());
     } else {
         println!("{}", render_report(&report, style()));
-        println!("report: {}\nchart:  {}", json.display(), svg.display());
+        println!(
+            "report: {}\nchart:  {}\nhtml:   {} (interactive, opens offline)",
+            json.display(),
+            svg.display(),
+            svg.with_extension("html").display()
+        );
         if let Some(id) = recorded {
             println!("stored: backtest {id}");
         }

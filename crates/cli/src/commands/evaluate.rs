@@ -219,7 +219,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                 return Err(e).context("the model failed while deciding");
             }
             let (_, report) = build_report(&result, &settings);
-            write_report(&out_dir, &report, &result)?;
+            write_report(&out_dir, &report, &result, &[&slice])?;
             let label = format!(
                 "{} {}..{}{}",
                 m.data.series.instrument,
@@ -259,7 +259,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                     });
                 }
                 let (_, report) = build_report(&result, &settings);
-                write_report(&out_dir, &report, &result)?;
+                write_report(&out_dir, &report, &result, &[&slice])?;
                 reports.push(report);
             }
             for l in supervised.iter_mut() {
@@ -269,7 +269,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                     return Err(e).context("a supervised baseline failed while deciding");
                 }
                 let (_, report) = build_report(&result, &settings);
-                write_report(&out_dir, &report, &result)?;
+                write_report(&out_dir, &report, &result, &[&slice])?;
                 reports.push(report);
             }
         }

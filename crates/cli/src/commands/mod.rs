@@ -3,6 +3,7 @@
 mod adapt;
 mod auth;
 mod backtest;
+mod backtests;
 mod bench;
 mod bench_hrm;
 mod bench_ppo;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(a) => run::run(&cli.global, &a),
         Command::Data(c) => data::run(&cli.global, c),
         Command::Backtest(a) => backtest::run(&cli.global, &a),
+        Command::Backtests(c) => backtests::run(&cli.global, c),
         Command::Stress(a) => stress::run(&cli.global, &a),
         Command::Train(a) => train::run(&cli.global, &a),
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),

@@ -67,7 +67,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
         for name in BASELINES {
             let result = backtest(&settings, name, std::slice::from_ref(*series))?;
             let (_, report) = build_report(&result, &settings);
-            write_report(&settings.report.out_dir, &report, &result)?;
+            write_report(&settings.report.out_dir, &report, &result, &[*series])?;
             if let Some(r) = &recorder {
                 r.record_backtest(run.as_deref(), name, &serde_json::to_value(&report)?)?;
             }

@@ -263,7 +263,7 @@ fn load_reader(
     }
     let adjusted_close_note = match (layout.adj_close, opts.adjusted_close) {
         (Some(_), false) => Some(
-            "the Adj Close column is not used: prices are traded as quoted; set data.adjusted_close: true for split- and dividend-adjusted backtests"
+            "Adj Close not used: prices are traded as quoted (data.adjusted_close: true adjusts them for splits and dividends)"
                 .to_string(),
         ),
         (Some(_), true) => Some("prices adjusted by Adj Close / Close (data.adjusted_close)".to_string()),

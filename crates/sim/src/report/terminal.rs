@@ -159,6 +159,38 @@ fn with_note(table: String, short: bool) -> String {
     }
 }
 
+/// The report's headline figures as (label, value), for the HTML report.
+pub fn key_figures(r: &BacktestReport) -> Vec<(String, String)> {
+    let m = &r.metrics;
+    let short = m.curve.short_sample;
+    let mut rows = vec![
+        ("Period".to_string(), format!("{} .. {}", r.start_date, r.end_date)),
+        (
+            "Portfolio start".into(),
+            format!("{:.2} {}", r.portfolio_start, r.currency),
+        ),
+        ("Portfolio end".into(), format!("{:.2} {}", r.portfolio_end, r.currency)),
+        ("Total P&L".into(), format!("{:+.2}", m.total_pnl)),
+        ("CAGR".into(), marked(pct(m.curve.cagr), short)),
+        ("Sharpe".into(), marked(opt(m.curve.sharpe, 3), short)),
+        ("Sortino".into(), opt(m.curve.sortino, 3)),
+        ("Max drawdown".into(), format!("{:.2}%", m.curve.max_drawdown * 100.0)),
+        ("Trades".into(), r.trades_label()),
+        ("Win rate".into(), pct(m.trades.win_rate)),
+        ("Profit factor".into(), opt(m.trades.profit_factor, 3)),
+        ("Exposure".into(), format!("{:.1}%", m.exposure * 100.0)),
+        ("Fees paid".into(), format!("{:.2}", m.fees_paid)),
+        ("Risk events".into(), r.risk_events.len().to_string()),
+    ];
+    if let Some(day) = r.halted() {
+        rows.push(("Halted by the drawdown breaker".into(), day));
+    }
+    if short {
+        rows.push(("*".into(), SHORT_SAMPLE_NOTE.trim_start_matches("* ").to_string()));
+    }
+    rows
+}
+
 /// Several runs side by side, one row each (for baselines or walk-forward).
 pub fn render_comparison(reports: &[BacktestReport], style: Style) -> String {
     let mut t = new_table(style);
