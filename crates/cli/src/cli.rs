@@ -103,6 +103,10 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Calls the API with the stored token, refreshing it when needed.
     Api(ApiArgs),
+    /// Prints a valid access token for the server signed in to (refreshed
+    /// when needed), to paste into Swagger UI's Authorize dialog or a
+    /// script's Authorization header.
+    Token(TokenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +241,13 @@ pub struct ApiArgs {
     #[arg(long)]
     pub body: Option<String>,
     /// Default: the server last signed in to (else http://127.0.0.1:8080).
+    #[arg(long)]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Default: the server last signed in to.
     #[arg(long)]
     pub server: Option<String>,
 }

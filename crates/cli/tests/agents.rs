@@ -74,6 +74,10 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
     let out = ok(train("run1", "7", &[]));
     assert!(out.contains("best model:") && out.contains("4 updates"), "{out}");
     assert!(out.contains("steps/s") && out.contains("ETA"), "progress line: {out}");
+    assert!(
+        out.contains("reward units: episode return = sum over bars of") && out.contains("ep reward"),
+        "reward units are named: {out}"
+    );
     // Issue 20: a piped run shows its validations, and the progress never
     // reads past 100% (the last update steps past the budget).
     assert!(out.contains("validation at update"), "{out}");

@@ -218,6 +218,18 @@ fn the_command_line_signs_in_calls_the_api_refreshes_and_signs_out() {
         "[]"
     );
     let refreshed = credentials(d)["servers"][&url].clone();
+    // Issue 20: a token to paste into Swagger UI (its bearer scheme).
+    let pasted = ok(tradelab(d).arg("token").output().unwrap()).trim().to_string();
+    assert_eq!(pasted, refreshed["access_token"].as_str().unwrap());
+    let mut r = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(format!("{url}/v1/runs"))
+        .header("Authorization", &format!("Bearer {pasted}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.body_mut().read_to_string().unwrap());
 
     // Logout (to the last server, without --server) revokes on the server:
     // the copied access token stops working.

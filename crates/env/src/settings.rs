@@ -72,6 +72,34 @@ pub enum RewardKind {
     DifferentialSharpe,
 }
 
+impl RewardKind {
+    /// What one unit of this reward is, in words, for progress lines.
+    pub fn unit(self) -> &'static str {
+        match self {
+            RewardKind::PortfolioChange => "change in equity as a fraction of the starting cash",
+            RewardKind::LogReturn => "log return of equity",
+            RewardKind::ExcessLogReturn => "log return over buying and holding the capped position",
+            RewardKind::DifferentialSharpe => "differential Sharpe increments",
+        }
+    }
+}
+
+impl EnvSettings {
+    /// The reward's units, as training progress reports episode returns:
+    /// the per-bar reward summed over an episode, scaled, net of costs.
+    pub fn reward_units(&self) -> String {
+        let mut s = format!(
+            "episode return = sum over bars of ({}) x {} (env.reward_scale), after costs",
+            self.reward.unit(),
+            self.reward_scale
+        );
+        if self.drawdown_penalty > 0.0 || self.risk_penalty > 0.0 {
+            s.push_str(", less the drawdown and risk penalties");
+        }
+        s
+    }
+}
+
 /// Actions invalid for the current position (CLOSE_LONG while flat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,6 +161,23 @@ impl EnvSettings {
 mod tests {
     use super::*;
     use tradelab_core::settings::{first_error, refused_key};
+
+    #[test]
+    fn reward_units_name_the_kind_and_the_scale() {
+        let mut e = EnvSettings {
+            reward: RewardKind::LogReturn,
+            reward_scale: 100.0,
+            drawdown_penalty: 0.0,
+            risk_penalty: 0.0,
+            ..Default::default()
+        };
+        assert_eq!(
+            e.reward_units(),
+            "episode return = sum over bars of (log return of equity) x 100 (env.reward_scale), after costs"
+        );
+        e.drawdown_penalty = 0.5;
+        assert!(e.reward_units().ends_with("less the drawdown and risk penalties"));
+    }
 
     #[test]
     fn the_files_section_passes_its_own_checks() {

@@ -385,18 +385,23 @@ async fn each_route_enforces_the_scopes_its_documentation_names() {
                 assert!(op.security.is_none());
                 continue;
             }
-            let documented: Vec<String> = op
+            let requirements: Vec<serde_json::Value> = op
                 .security
                 .as_ref()
                 .unwrap_or_else(|| panic!("{method} {path} documents no scope"))
                 .iter()
-                .map(|r| {
-                    serde_json::to_value(r).unwrap()["oauth2"][0]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                })
+                .map(|r| serde_json::to_value(r).unwrap())
                 .collect();
+            // A pasted bearer token is offered beside the OAuth flows.
+            assert!(
+                requirements.iter().any(|r| r.get("bearer").is_some()),
+                "{method} {path} offers no bearer token"
+            );
+            let documented: Vec<String> = requirements
+                .iter()
+                .filter_map(|r| r["oauth2"][0].as_str().map(String::from))
+                .collect();
+            assert!(!documented.is_empty(), "{method} {path} documents no scope");
             let uri = path
                 .replace("{name}", "tiny")
                 .replace("{version}", "1")
@@ -439,8 +444,14 @@ async fn each_route_enforces_the_scopes_its_documentation_names() {
         }
     }
     assert!(checked >= 20, "only {checked} routes checked");
-    let scheme = serde_json::to_value(&doc.components.unwrap().security_schemes["oauth2"]).unwrap();
+    let schemes = doc.components.unwrap().security_schemes;
+    let scheme = serde_json::to_value(&schemes["oauth2"]).unwrap();
     assert_eq!(scheme["flows"]["authorizationCode"]["tokenUrl"], "/oauth/token");
+    let bearer = serde_json::to_value(&schemes["bearer"]).unwrap();
+    assert_eq!(
+        (bearer["type"].as_str(), bearer["scheme"].as_str()),
+        (Some("http"), Some("bearer"))
+    );
 }
 
 /// A token signed by the server's key with `edit` applied to its claims,

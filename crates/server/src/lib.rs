@@ -108,7 +108,8 @@ struct OAuthScopes;
 impl utoipa::Modify for OAuthScopes {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{
-            AuthorizationCode, ClientCredentials, Flow, OAuth2, Scopes, SecurityRequirement, SecurityScheme,
+            AuthorizationCode, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes,
+            SecurityRequirement, SecurityScheme,
         };
         let scopes = || {
             Scopes::from_iter(
@@ -121,9 +122,23 @@ impl utoipa::Modify for OAuthScopes {
             Flow::AuthorizationCode(AuthorizationCode::new("/oauth/authorize", "/oauth/token", scopes())),
             Flow::ClientCredentials(ClientCredentials::new("/oauth/token", scopes())),
         ]));
-        doc.components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("oauth2", scheme);
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("oauth2", scheme);
+        // Swagger UI's Authorize dialog takes a pasted access token too
+        // (from `tradelab api token` or any OAuth client); the scopes the
+        // token carries still decide, as for the OAuth flows.
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from this server, pasted as is; it needs the scopes listed under oauth2.",
+                    ))
+                    .build(),
+            ),
+        );
         for (method, path, needs) in ROUTE_SCOPES {
             let Some(item) = doc.paths.paths.get_mut(*path) else {
                 continue;
@@ -134,7 +149,10 @@ impl utoipa::Modify for OAuthScopes {
                 _ => None,
             };
             if let Some(op) = op {
-                op.security = Some(needs.iter().map(|s| SecurityRequirement::new("oauth2", [*s])).collect());
+                let mut any_of: Vec<SecurityRequirement> =
+                    needs.iter().map(|s| SecurityRequirement::new("oauth2", [*s])).collect();
+                any_of.push(SecurityRequirement::new("bearer", Vec::<String>::new()));
+                op.security = Some(any_of);
             }
         }
     }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tradelab_auth::{pkce, secret};
 
-use crate::cli::{ApiArgs, LoginArgs, LogoutArgs};
+use crate::cli::{ApiArgs, LoginArgs, LogoutArgs, TokenArgs};
 use tradelab_auth::grant::CLI_CLIENT_ID;
 use tradelab_core::time::now_secs;
 
@@ -450,6 +450,19 @@ pub fn api(a: &ApiArgs) -> Result<()> {
     if status >= 400 {
         bail!("{method} {} answered {status}", a.path);
     }
+    Ok(())
+}
+
+/// Prints a valid access token for the server signed in to, refreshing it
+/// when it is about to lapse.
+pub fn token(a: &TokenArgs) -> Result<()> {
+    let agent = agent();
+    let server = server_or_last(&a.server)?;
+    let mut saved = saved_tokens(&server)?;
+    if saved.expires_at - 60 <= now_secs() {
+        saved = refresh(&agent, &server, &saved)?;
+    }
+    println!("{}", saved.access_token);
     Ok(())
 }
 

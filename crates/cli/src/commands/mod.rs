@@ -52,5 +52,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Login(a) => login::login(&a),
         Command::Logout(a) => login::logout(&a),
         Command::Api(a) => login::api(&a),
+        Command::Token(a) => login::token(&a),
     }
 }

@@ -367,6 +367,8 @@ fn train_and_report<A: Trainable>(
         settings.seed,
         run_dir.display()
     );
+    // `ep` and `avg100` below are in the reward's units, not in percent.
+    eprintln!("reward units: {}", settings.env.reward_units());
     let run = match recorder {
         Some(r) => Some(r.start_run(
             &format!("train {}", a.agent),
@@ -735,7 +737,7 @@ impl ProgressDisplay {
         let opt = |x: Option<f64>| x.map_or("    -".to_string(), |v| format!("{v:+.2}"));
         let eta = p.eta_seconds.round() as u64;
         format!(
-            "[{pct:5.1}%] step {}/{} | ep {} | avg100 {} | pi {:+.4} v {:.4} H {:.3} kl {:.4} clip {:.2} ev {:+.2} | {:.0} steps/s | ETA {}:{:02}",
+            "[{pct:5.1}%] step {}/{} | ep reward {} | avg100 {} | pi {:+.4} v {:.4} H {:.3} kl {:.4} clip {:.2} ev {:+.2} | {:.0} steps/s | ETA {}:{:02}",
             p.env_steps,
             p.total_steps,
             opt(p.last_episode_return),
