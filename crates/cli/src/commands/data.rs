@@ -69,7 +69,7 @@ pub fn run(g: &GlobalArgs, cmd: DataCommand) -> Result<()> {
                 report.dropped()
             );
             for i in &report.issues {
-                println!("  {}:{}: {:?}: {}", file.display(), i.line, i.action, i.message);
+                println!("  {}:{}: {}: {}", file.display(), i.line, i.action.name(), i.message);
             }
             Ok(())
         }
@@ -142,7 +142,13 @@ pub fn print_prepare(report: &PrepareReport, verbose: bool) {
                 println!("    note: {n}");
             }
             for i in &load.issues {
-                println!("    {}:{}: {:?}: {}", load.path.display(), i.line, i.action, i.message);
+                println!(
+                    "    {}:{}: {}: {}",
+                    load.path.display(),
+                    i.line,
+                    i.action.name(),
+                    i.message
+                );
             }
         }
     }

@@ -314,7 +314,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         serde_json::to_string_pretty(&serde_json::json!({"model": a.models[0], "models": a.models, "unseen_instruments": unseen, "kind": agent.kind(), "split": split.name(), "seen_bars": seen_bars, "folds": a.folds, "runs": summary, "statistics": statistics, "segments_per_decision": segment_summary}))?.as_bytes(),
     )?;
     println!(
-        "reports and charts: {}/ (evaluation.json, one .json and .svg per run)",
+        "reports and charts: {}/ (evaluation.json, one .json, .svg and interactive .html per run)",
         settings.report.out_dir.display()
     );
     Ok(())

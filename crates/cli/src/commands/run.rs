@@ -111,7 +111,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
     let path = settings.report.out_dir.join("summary.json");
     tradelab_data::cache::write_atomic(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!(
-        "reports and charts: {}/ (summary.json, one .json and .svg per run)",
+        "reports and charts: {}/ (summary.json, one .json, .svg and interactive .html per run)",
         settings.report.out_dir.display()
     );
     if let Some(run) = run {

@@ -86,6 +86,16 @@ pub enum IssueAction {
     Repaired,
 }
 
+impl IssueAction {
+    /// As the reports print it (`dropped`, `repaired`).
+    pub fn name(self) -> &'static str {
+        match self {
+            IssueAction::Dropped => "dropped",
+            IssueAction::Repaired => "repaired",
+        }
+    }
+}
+
 /// One validation finding, with its 1-based line in the file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RowIssue {
