@@ -210,6 +210,32 @@ fn train_resume_and_evaluate_with_byte_identical_checkpoints() {
             s["deflated_sharpe"].as_f64().unwrap()
         })
         .collect();
+    assert!(
+        stats.iter().all(|s| s["short_sample"] == false),
+        "112-day folds: {stats:?}"
+    );
+    // Issue 20: folds of 28 days annualise into noise, and say so.
+    let out = ok(tradelab(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "run1/best",
+            "--symbol",
+            csv,
+            "--folds",
+            "8",
+            "--out-dir",
+            "eval8",
+        ],
+    ));
+    assert!(out.contains("read CAGR and Sharpe as noise"), "{out}");
+    let eight = read_json(d.join("eval8/evaluation.json"));
+    assert!(eight["statistics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["short_sample"] == true));
     // The deflated Sharpe ratio needs the trials' spread, and discounts
     // the luck of the best of many.
     let refused = tradelab(

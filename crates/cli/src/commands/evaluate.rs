@@ -22,7 +22,7 @@ use tradelab_core::time::format_date;
 use tradelab_env::{ActionSpace, Split};
 use tradelab_sim::engine;
 use tradelab_sim::metrics::periods_per_year;
-use tradelab_sim::report::{render_comparison, BacktestReport};
+use tradelab_sim::report::{render_comparison, BacktestReport, SHORT_SAMPLE_NOTE};
 use tradelab_sim::stats::sharpe::BootstrapSettings;
 use tradelab_sim::stats::sharpe::{sharpe, ReturnMoments};
 use tradelab_sim::stats::{compare, equity_returns, Comparison};
@@ -250,6 +250,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
                         run: label.clone(),
                         entries,
                         closed_trades: reports.last().map_or(0, |r| r.total_trades),
+                        short_sample: reports.last().is_some_and(|r| r.metrics.curve.short_sample),
                         model_return_pct,
                         model_max_drawdown_pct,
                         benchmark_return_pct,
@@ -370,6 +371,9 @@ struct RunStatistics {
     /// Positions the model opened: 0 means it stayed flat.
     entries: usize,
     closed_trades: usize,
+    /// Annualised from under three months or 30 bars (issue 20): the
+    /// Sharpe ratios are noise, and the report says so.
+    short_sample: bool,
     /// Total return and maximum drawdown, in percent, of the model and of
     /// buy-and-hold over the same bars (the verdict line's figures).
     model_return_pct: f64,
@@ -461,6 +465,9 @@ fn print_statistics(statistics: &[RunStatistics], trials: usize) {
             );
         }
         println!("    {}", verdict(s));
+        if s.short_sample {
+            println!("    {SHORT_SAMPLE_NOTE}");
+        }
         if s.entries == 0 {
             println!(
                 "    flat: the model never opened a position here (greedy); its Sharpe ratio of 0 is standing aside, not skill"

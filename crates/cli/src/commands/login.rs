@@ -413,14 +413,20 @@ fn refresh(agent: &ureq::Agent, server: &str, saved: &Saved) -> Result<Saved> {
     Ok(fresh)
 }
 
+/// The stored tokens for `server`, refreshed first when the access token
+/// lapses within `margin_secs` (so it does not lapse in flight).
+fn live_tokens(agent: &ureq::Agent, server: &str, margin_secs: i64) -> Result<Saved> {
+    let saved = saved_tokens(server)?;
+    if saved.expires_at - margin_secs <= now_secs() {
+        return refresh(agent, server, &saved);
+    }
+    Ok(saved)
+}
+
 pub fn api(a: &ApiArgs) -> Result<()> {
     let agent = agent();
     let server = server_or_last(&a.server)?;
-    let mut saved = saved_tokens(&server)?;
-    // Refresh a little early, so the token does not lapse in flight.
-    if saved.expires_at - 5 <= now_secs() {
-        saved = refresh(&agent, &server, &saved)?;
-    }
+    let mut saved = live_tokens(&agent, &server, 5)?;
     let method = a.method.to_ascii_uppercase();
     if !matches!(method.as_str(), "GET" | "POST") {
         bail!("`{}` is not a method this command sends; use GET or POST", a.method);
@@ -456,12 +462,9 @@ pub fn api(a: &ApiArgs) -> Result<()> {
 /// Prints a valid access token for the server signed in to, refreshing it
 /// when it is about to lapse.
 pub fn token(a: &TokenArgs) -> Result<()> {
-    let agent = agent();
     let server = server_or_last(&a.server)?;
-    let mut saved = saved_tokens(&server)?;
-    if saved.expires_at - 60 <= now_secs() {
-        saved = refresh(&agent, &server, &saved)?;
-    }
+    // A pasted token should last a while: refresh one that lapses within a minute.
+    let saved = live_tokens(&agent(), &server, 60)?;
     println!("{}", saved.access_token);
     Ok(())
 }
