@@ -675,3 +675,60 @@ fn orders_rounding_to_zero_lots_are_warned_about() {
     );
     assert!(!stderr(&normal).contains("rounded to 0 units"), "{}", stderr(&normal));
 }
+
+/// Issue 21: hierarchical risk parity sizes a shared-cash portfolio from
+/// the settings, end to end.
+#[test]
+fn a_portfolio_backtest_sizes_by_hierarchical_risk_parity() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(
+        dir.path(),
+        &[
+            "--set",
+            "backtest.sizing.method=hierarchical_risk_parity",
+            "--set",
+            "backtest.sizing.fraction=0.9",
+            "backtest",
+            "-s",
+            "sma_crossover",
+            "--symbol",
+            "nvda",
+            "--symbol",
+            "orcl",
+            "--symbol",
+            "yhoo",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let events = report["risk_events"].as_array().unwrap();
+    // Crossovers in the first 60 bars have no weights yet: skipped and
+    // recorded. Later ones trade every instrument.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap().contains("hrp_window")),
+        "{events:?}"
+    );
+    let traded: std::collections::BTreeSet<&str> = report["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["instrument"].as_str().unwrap())
+        .collect();
+    assert_eq!(traded.len(), 3, "every instrument trades: {traded:?}");
+    let o = tradelab(
+        dir.path(),
+        &[
+            "--set",
+            "backtest.sizing.hrp_window=3",
+            "backtest",
+            "-s",
+            "buy_and_hold",
+            "--symbol",
+            "nvda",
+        ],
+    );
+    assert_clean_failure(&o, &["backtest.sizing.hrp_window"]);
+}

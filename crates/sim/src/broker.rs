@@ -11,6 +11,7 @@ use crate::account::Account;
 use crate::engine::EngineConfig;
 use crate::metrics::periods_per_year;
 use crate::order::{Order, OrderQty};
+use crate::portfolio::RiskBudgets;
 use crate::risk::{RiskLayer, RiskRule};
 use crate::sizing::{Lots, Sizing};
 
@@ -44,6 +45,8 @@ pub struct Broker {
     pub(crate) account: Account,
     pub(crate) risk: RiskLayer,
     pub(crate) state: Vec<InstrumentState>,
+    /// Risk-parity weights across the feeds, for `Sizing::RiskParity`.
+    pub(crate) budgets: Option<RiskBudgets>,
 }
 
 impl Broker {
@@ -70,10 +73,15 @@ impl Broker {
                 }
             })
             .collect();
+        let budgets = match cfg.sizing {
+            Sizing::RiskParity { window, rebalance, .. } => Some(RiskBudgets::new(feeds.len(), window, rebalance)),
+            _ => None,
+        };
         Broker {
             account: Account::new(cfg.initial_cash, feeds.len(), cfg.costs),
             risk: crate::risk::RiskLayer::new(cfg.risk, cfg.initial_cash),
             state,
+            budgets,
             cfg,
         }
     }
@@ -83,6 +91,9 @@ impl Broker {
     pub fn reset(&mut self) {
         self.account.reset();
         self.risk.reset(self.cfg.initial_cash);
+        if let Some(b) = self.budgets.as_mut() {
+            b.reset();
+        }
         for st in &mut self.state {
             if let Some(atr) = st.atr.as_mut() {
                 atr.reset();
@@ -128,6 +139,9 @@ impl Broker {
     #[inline]
     pub fn close_bar(&mut self, i: usize, bar: &Bar) {
         self.account.set_mark(i, bar.close);
+        if let Some(b) = self.budgets.as_mut() {
+            b.close(i, bar.close);
+        }
         let st = &mut self.state[i];
         if let Some(atr) = st.atr.as_mut() {
             st.last_atr = atr.update(bar.high, bar.low, bar.close);
@@ -141,6 +155,9 @@ impl Broker {
     /// marked equity. True when the drawdown breaker trips now.
     #[inline]
     pub fn end_timestamp(&mut self, ts: i64) -> bool {
+        if let Some(b) = self.budgets.as_mut() {
+            b.end_timestamp();
+        }
         let eq = self.account.equity();
         self.risk.end_bar(ts, eq)
     }
@@ -182,12 +199,13 @@ impl Broker {
                 }
                 let est = self.cfg.slippage.apply(p0, side, 0.0, vol_bar, atr);
                 let vol_annual = self.state[i].last_vol * self.state[i].annualise;
+                let budget = self.budgets.as_ref().map_or(f64::NAN, |b| b.weight(i));
                 let wanted = match o.qty {
                     OrderQty::Units(u) => Some(u),
                     _ => self
                         .cfg
                         .sizing
-                        .units(self.account.equity(), est, vol_annual, &self.cfg.costs),
+                        .units(self.account.equity(), est, vol_annual, budget, &self.cfg.costs),
                 };
                 let Some(wanted) = wanted.filter(|u| u.is_finite()) else {
                     self.risk.record(
@@ -196,7 +214,11 @@ impl Broker {
                         o.action,
                         RiskRule::SizingUnavailable,
                         0.0,
-                        "volatility estimate not ready: entry skipped",
+                        if self.budgets.is_some() {
+                            "risk-parity weights not ready (the first backtest.sizing.hrp_window bars): entry skipped"
+                        } else {
+                            "volatility estimate not ready: entry skipped"
+                        },
                     );
                     return;
                 };

@@ -9,8 +9,10 @@
 //!   sizing and lots, and the risk layer every entry passes through;
 //! - [`strategies`]: the rule baselines (buy-and-hold, SMA crossover, RSI
 //!   mean reversion, momentum);
-//! - [`metrics`] and [`report`]: the numbers, and their JSON, terminal and
-//!   SVG forms;
+//! - [`portfolio`]: hierarchical risk parity over a Ledoit-Wolf shrunk
+//!   covariance, for risk budgets across instruments;
+//! - [`metrics`] and [`report`]: the numbers, and their JSON, terminal,
+//!   SVG and HTML forms;
 //! - [`stats`]: bootstrap intervals and the probabilistic and deflated
 //!   Sharpe ratios, so a figure comes with how far to trust it;
 //! - [`walkforward`] and [`montecarlo`]: honest evaluation helpers.
@@ -40,6 +42,7 @@ pub mod engine;
 pub mod metrics;
 pub mod montecarlo;
 pub mod order;
+pub mod portfolio;
 pub mod report;
 pub mod risk;
 pub mod settings;

@@ -97,6 +97,10 @@ pub struct SizingSettings {
     pub target_volatility: f64,
     /// Bars of realised volatility it is measured over.
     pub volatility_window: usize,
+    /// Bars of returns behind the covariance (`hierarchical_risk_parity`).
+    pub hrp_window: usize,
+    /// Bars between recomputations of the HRP weights.
+    pub hrp_rebalance: usize,
 }
 
 /// The position-sizing rules.
@@ -109,6 +113,9 @@ pub enum SizingMethod {
     FractionOfEquity,
     /// Units that aim for a target annualised volatility.
     VolatilityTarget,
+    /// `fraction` of equity shared across the instruments by hierarchical
+    /// risk parity over a Ledoit-Wolf covariance of recent returns.
+    HierarchicalRiskParity,
 }
 
 /// `risk:`: the pre-trade risk layer.
@@ -327,6 +334,8 @@ impl BacktestSettings {
             "is too short",
             "an integer >= 2",
         );
+        v.int_range("backtest.sizing.hrp_window", z.hrp_window, 10, 100_000);
+        v.int_range("backtest.sizing.hrp_rebalance", z.hrp_rebalance, 1, 100_000);
     }
 }
 

@@ -19,6 +19,17 @@ pub enum Sizing {
         /// Bars of realised volatility it is measured over.
         window: usize,
     },
+    /// Commit `fraction` of equity times the instrument's hierarchical
+    /// risk parity weight (its risk budget), the weights computed over the
+    /// last `window` bars' returns every `rebalance` bars.
+    RiskParity {
+        /// Share of equity across all instruments.
+        fraction: f64,
+        /// Bars of returns behind the covariance.
+        window: usize,
+        /// Bars between recomputations.
+        rebalance: usize,
+    },
 }
 
 /// Lot rules for an instrument.
@@ -53,15 +64,24 @@ impl Sizing {
                 target: z.target_volatility,
                 window: z.volatility_window,
             },
+            SizingMethod::HierarchicalRiskParity => Sizing::RiskParity {
+                fraction: z.fraction,
+                window: z.hrp_window,
+                rebalance: z.hrp_rebalance,
+            },
         }
     }
 
     /// Units for an entry at `price`. `annual_vol` is the instrument's
-    /// annualised realised volatility (NaN when not yet known). Returns
-    /// `None` when the method cannot size yet.
+    /// annualised realised volatility and `budget` its risk-parity weight
+    /// (NaN when not yet known, or not used). Returns `None` when the
+    /// method cannot size yet.
     #[inline]
-    pub fn units(&self, equity: f64, price: f64, annual_vol: f64, costs: &CostModel) -> Option<f64> {
+    pub fn units(&self, equity: f64, price: f64, annual_vol: f64, budget: f64, costs: &CostModel) -> Option<f64> {
         match *self {
+            Sizing::RiskParity { fraction, .. } => budget
+                .is_finite()
+                .then(|| costs.affordable_quantity(fraction * budget * equity, price)),
             Sizing::FixedQuantity(q) => Some(q),
             Sizing::FractionOfEquity(f) => Some(costs.affordable_quantity(f * equity, price)),
             Sizing::VolatilityTarget { target, .. } => {
@@ -107,16 +127,30 @@ mod tests {
             per_unit: 0.0,
             minimum: 0.0,
         };
-        assert_eq!(Sizing::FixedQuantity(7.0).units(1e5, 10.0, f64::NAN, &c), Some(7.0));
         assert_eq!(
-            Sizing::FractionOfEquity(1.0).units(100_025.0, 10.0, f64::NAN, &c),
+            Sizing::FixedQuantity(7.0).units(1e5, 10.0, f64::NAN, f64::NAN, &c),
+            Some(7.0)
+        );
+        assert_eq!(
+            Sizing::FractionOfEquity(1.0).units(100_025.0, 10.0, f64::NAN, f64::NAN, &c),
             Some(10_000.0)
         );
         let v = Sizing::VolatilityTarget {
             target: 0.1,
             window: 20,
         };
-        assert_eq!(v.units(100_000.0, 10.0, 0.2, &c), Some(5_000.0));
-        assert_eq!(v.units(100_000.0, 10.0, f64::NAN, &c), None);
+        assert_eq!(v.units(100_000.0, 10.0, 0.2, f64::NAN, &c), Some(5_000.0));
+        assert_eq!(v.units(100_000.0, 10.0, f64::NAN, f64::NAN, &c), None);
+        let hrp = Sizing::RiskParity {
+            fraction: 0.5,
+            window: 60,
+            rebalance: 20,
+        };
+        assert_eq!(hrp.units(100_000.0, 10.0, f64::NAN, 0.2, &c), Some(1_000.0 - 2.5));
+        assert_eq!(
+            hrp.units(100_000.0, 10.0, 0.2, f64::NAN, &c),
+            None,
+            "weights not known yet"
+        );
     }
 }

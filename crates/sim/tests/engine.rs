@@ -505,3 +505,83 @@ fn entries_that_round_to_zero_lots_are_counted_and_named() {
         w[0]
     );
 }
+
+/// Issue 21: hierarchical risk parity as a sizing method. Entries before
+/// the covariance window fills are skipped and recorded; after it, each
+/// entry commits its instrument's HRP share of equity, computed from the
+/// returns up to the bar before, so the calm instrument gets more than the
+/// wild one.
+#[test]
+fn risk_parity_sizing_commits_each_instruments_hrp_share() {
+    use tradelab_sim::portfolio::{hrp, ledoit_wolf};
+    let market = |seed: u64, vol: f64, name: &str| {
+        let mut s = generate(&SyntheticConfig {
+            bars: 120,
+            seed,
+            persistence: 1.0,
+            ..Default::default()
+        })
+        .series;
+        // Rescale the moves around 100 to set each instrument's volatility.
+        let base = s.close.clone();
+        for col in [&mut s.open, &mut s.high, &mut s.low, &mut s.close] {
+            for p in col.iter_mut() {
+                *p = 100.0 * (1.0 + vol * (*p / base[0] - 1.0));
+            }
+        }
+        s.instrument = name.into();
+        s
+    };
+    let feeds = [market(1, 0.5, "calm"), market(2, 1.0, "middle"), market(3, 3.0, "wild")];
+    let refs: Vec<&BarSeries> = feeds.iter().collect();
+    let mut cfg = frictionless();
+    cfg.sizing = Sizing::RiskParity {
+        fraction: 0.9,
+        window: 40,
+        rebalance: 1,
+    };
+    cfg.lots = Lots {
+        size: 1.0,
+        fractional: true,
+    };
+    let orders: Vec<(usize, Order)> = (0..3)
+        .flat_map(|i| {
+            [
+                (10, Order::market(i, Action::BuyLong)),
+                (70, Order::market(i, Action::BuyLong)),
+            ]
+        })
+        .collect();
+    let r = run(&refs, &mut Script { at: orders }, &cfg);
+    let unavailable: Vec<_> = r
+        .risk_events
+        .iter()
+        .filter(|e| e.rule == RiskRule::SizingUnavailable)
+        .collect();
+    assert_eq!(unavailable.len(), 3, "bar 10 is before the 40-bar window fills");
+    assert!(
+        unavailable[0].reason.contains("hrp_window"),
+        "{}",
+        unavailable[0].reason
+    );
+    assert_eq!(r.fills.len(), 3);
+    // Signal at bar 70, filled at bar 71's open: the weights are those of
+    // the 40 returns up to bar 70's close.
+    let returns: Vec<f64> = (31..=70)
+        .flat_map(|k| feeds.iter().map(move |f| f.close[k] / f.close[k - 1] - 1.0))
+        .collect();
+    let want = hrp(&ledoit_wolf(&returns, 3).unwrap().covariance).unwrap().weights;
+    // Equity moves a little between the three fills of one bar (the first
+    // position is marked at the previous close), hence 1%.
+    let equity = 100_000.0;
+    for f in &r.fills {
+        let committed = f.qty * f.price;
+        let share = 0.9 * want[f.instrument] * equity;
+        assert!(
+            (committed / share - 1.0).abs() < 0.01,
+            "{}: {committed} vs {share}",
+            f.instrument
+        );
+    }
+    assert!(want[0] > want[1] && want[1] > want[2], "calm > middle > wild: {want:?}");
+}
