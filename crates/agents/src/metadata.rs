@@ -173,6 +173,36 @@ pub struct Provenance {
     /// Online updates since the first training (`tradelab adapt`), oldest first.
     #[serde(default)]
     pub adaptations: Vec<Adaptation>,
+    /// Each market's z-scoring statistics, fitted on its training split:
+    /// what turns raw bars into the observation the model was trained on
+    /// (the decision endpoint's `bars` form, the trading loop). Absent from
+    /// older models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub normalisation: Vec<Normalisation>,
+}
+
+/// One market's normalisation: per observation column (in
+/// [`Provenance::features`] order), the training split's mean and
+/// standard deviation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalisation {
+    /// The instrument's name.
+    pub instrument: String,
+    /// The timeframe's name.
+    pub timeframe: String,
+    /// Per-column mean.
+    pub mean: Vec<f64>,
+    /// Per-column standard deviation.
+    pub std: Vec<f64>,
+}
+
+impl Provenance {
+    /// The normalisation of `instrument` on `timeframe`, if recorded.
+    pub fn normalisation_of(&self, instrument: &str, timeframe: &str) -> Option<&Normalisation> {
+        self.normalisation
+            .iter()
+            .find(|n| n.instrument == instrument && n.timeframe == timeframe)
+    }
 }
 
 /// One online update: the data window it learnt from and what it did to the

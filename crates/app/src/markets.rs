@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use tradelab_agents::metadata::{series_hash, DataHash, Vocabulary};
+use tradelab_agents::metadata::{series_hash, DataHash, Normalisation, Vocabulary};
 use tradelab_agents::trainer::TrainingMarket;
 use tradelab_core::{time::format_date, BarSeries};
 
@@ -199,6 +199,20 @@ pub fn data_hash(s: &BarSeries) -> DataHash {
         last: s.ts.last().map(|t| format_date(*t)).unwrap_or_default(),
         sha256: series_hash(s),
     }
+}
+
+/// Each market's training-split normalisation, for the checkpoint: what
+/// turns raw bars into the model's observation later.
+pub fn normalisations(markets: &[TrainingMarket]) -> Vec<Normalisation> {
+    markets
+        .iter()
+        .map(|m| Normalisation {
+            instrument: m.data.series.instrument.clone(),
+            timeframe: timeframe_name(&m.data.series),
+            mean: m.data.mean.clone(),
+            std: m.data.std.clone(),
+        })
+        .collect()
 }
 
 /// Market data (features, normalisation, splits) with embedding ids.

@@ -300,6 +300,41 @@ fn attack_journey(db: &str, sqlite_file: Option<&Path>) {
         assert_eq!(*status, expected, "decision {i}: {body}");
     }
 
+    // Issue 21: raw bars instead of a normalised window. The server builds
+    // the observation with the model's features and the normalisation its
+    // checkpoint recorded, the environment's own code path.
+    assert!(meta["normalisation"][0]["mean"].as_array().unwrap().len() == features);
+    let (nvda, _) = tradelab_data::load_file(
+        &root().join("data/raw/nvda-1999-2014.txt"),
+        &tradelab_data::LoadOptions::default(),
+    )
+    .unwrap();
+    let bars = |n: usize| -> Vec<Value> {
+        (nvda.len() - n..nvda.len())
+            .map(|i| json!({"open": nvda.open[i], "high": nvda.high[i], "low": nvda.low[i], "close": nvda.close[i], "volume": nvda.volume[i]}))
+            .collect()
+    };
+    let from_bars = |n: usize| {
+        let body = json!({
+            "instrument": "nvda-1999-2014", "timeframe": "1d", "bars": bars(n),
+            "portfolio": {"cash": 100000.0, "price": nvda.close[nvda.len() - 1], "initial_equity": 100000.0},
+        });
+        call(
+            &b,
+            "POST",
+            &decide,
+            Some(&admin),
+            Some(("application/json", body.to_string())),
+        )
+    };
+    let (status, body) = from_bars(400);
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert!(answer["probabilities"]["HOLD"].as_f64().is_some(), "{answer}");
+    let (status, body) = from_bars(window + 3);
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("send at least"), "{body}");
+
     // Finding 9: device authorization is rate-limited per address.
     let statuses: Vec<u16> = (0..80)
         .map(|_| {

@@ -54,7 +54,7 @@ mod vec_env;
 pub use account_inputs::{account_features, action_mask};
 pub use config::EnvConfig;
 pub use env::{EnvAction, EnvError, Observation, StepInfo, StepResult, TradingEnv};
-pub use market_data::{MarketData, Split, ACCOUNT_FEATURES, SPECIALIST_COLUMNS};
+pub use market_data::{feature_columns, window_from_bars, MarketData, Split, ACCOUNT_FEATURES, SPECIALIST_COLUMNS};
 pub use reward::RewardTracker;
 pub use settings::ActionSpace;
 pub use vec_env::{FinalState, VecEnv};

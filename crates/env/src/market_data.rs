@@ -118,6 +118,93 @@ fn is_probability(name: &str) -> bool {
     name.starts_with("regime_p") || name.starts_with("specialist_")
 }
 
+/// The feature engine's columns for `series`, each turned scale-free as
+/// the observation reads it (relative to the close, divided by it, or
+/// differenced): the one transform training, evaluation and live decisions
+/// share.
+pub fn feature_columns(series: &BarSeries, settings: &FeatureSettings) -> (Vec<String>, Vec<Vec<f64>>) {
+    let features = FeatureEngine::new(settings).compute(series);
+    let n = series.len();
+    let mut cols: Vec<Vec<f64>> = Vec::with_capacity(features.names.len());
+    for (name, col) in features.names.iter().zip(&features.columns) {
+        let transformed: Vec<f64> = if RELATIVE_TO_CLOSE.contains(&name.as_str()) {
+            col.iter().zip(&series.close).map(|(x, c)| x / c - 1.0).collect()
+        } else if SCALED_BY_CLOSE.contains(&name.as_str()) {
+            col.iter().zip(&series.close).map(|(x, c)| x / c).collect()
+        } else if DIFFERENCED.contains(&name.as_str()) {
+            (0..n)
+                .map(|i| if i == 0 { f64::NAN } else { col[i] - col[i - 1] })
+                .collect()
+        } else {
+            col.clone()
+        };
+        cols.push(transformed);
+    }
+    (features.names, cols)
+}
+
+/// A value z-scored with the training statistics and clipped, as the
+/// observation holds it (0 where undefined).
+#[inline]
+fn z_score(x: f64, mean: f64, std: f64) -> f32 {
+    let z = (x - mean) / std;
+    if z.is_finite() {
+        z.clamp(-CLIP, CLIP) as f32
+    } else {
+        0.0
+    }
+}
+
+/// The observation window (row-major, `window x features`) for the last
+/// `window` bars of `series`, from raw bars: the same features, transform
+/// and training statistics (`mean`, `std`, per column, as a checkpoint
+/// records them) as the environment's observation. Bars before the window
+/// warm the indicators up; every feature in the window must be defined.
+pub fn window_from_bars(
+    series: &BarSeries,
+    settings: &FeatureSettings,
+    names: &[String],
+    mean: &[f64],
+    std: &[f64],
+    window: usize,
+) -> Result<Vec<f32>, String> {
+    let (computed, cols) = feature_columns(series, settings);
+    if computed != names {
+        return Err(format!(
+            "the model observes {names:?} but its feature settings give {computed:?}; a model with regime features needs the normalised window instead"
+        ));
+    }
+    if mean.len() != names.len() || std.len() != names.len() {
+        return Err("the model's normalisation statistics do not match its features; retrain it".into());
+    }
+    let n = series.len();
+    if n < window {
+        return Err(format!("{n} bars given; this model reads a window of {window}"));
+    }
+    let start = n - window;
+    if let Some((j, _)) = cols
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c[start..].iter().any(|x| !x.is_finite()))
+    {
+        let first = (0..n).find(|&i| cols.iter().all(|c| c[i].is_finite())).unwrap_or(n);
+        return Err(format!(
+            "feature `{}` is still warming up inside the window: send at least {} bars (the indicators need {} before the window's {window})",
+            names[j],
+            first + window,
+            first
+        ));
+    }
+    let nf = names.len();
+    let mut out = vec![0f32; window * nf];
+    for (j, c) in cols.iter().enumerate() {
+        for i in 0..window {
+            out[i * nf + j] = z_score(c[start + i], mean[j], std[j]);
+        }
+    }
+    Ok(out)
+}
+
 /// One instrument's bars with their normalised observation matrix.
 #[derive(Debug, Clone)]
 pub struct MarketData {
@@ -150,31 +237,12 @@ impl MarketData {
         e: &EnvSettings,
         regime: &RegimeSettings,
     ) -> Result<Self, EnvError> {
-        let features = FeatureEngine::new(feature_settings).compute(&series);
         let n = series.len();
         let train_end = (n as f64 * e.train_fraction).round() as usize;
         let val_end = (n as f64 * (e.train_fraction + e.validation_fraction)).round() as usize;
         let splits = [0..train_end, train_end..val_end, val_end..n];
         let window = e.window;
-
-        // Transform each feature to a scale-free column.
-        let names = features.names.clone();
-        let mut cols: Vec<Vec<f64>> = Vec::with_capacity(names.len());
-        for (name, col) in names.iter().zip(&features.columns) {
-            let transformed: Vec<f64> = if RELATIVE_TO_CLOSE.contains(&name.as_str()) {
-                col.iter().zip(&series.close).map(|(x, c)| x / c - 1.0).collect()
-            } else if SCALED_BY_CLOSE.contains(&name.as_str()) {
-                col.iter().zip(&series.close).map(|(x, c)| x / c).collect()
-            } else if DIFFERENCED.contains(&name.as_str()) {
-                (0..n)
-                    .map(|i| if i == 0 { f64::NAN } else { col[i] - col[i - 1] })
-                    .collect()
-            } else {
-                col.clone()
-            };
-            cols.push(transformed);
-        }
-        let mut names = names;
+        let (mut names, mut cols) = feature_columns(&series, feature_settings);
         if regime.features {
             let (regime_names, regime_cols) = regime_columns(&series, train_end, regime)?;
             names.extend(regime_names);
@@ -209,12 +277,7 @@ impl MarketData {
         let mut obs = vec![0f32; n * nf];
         for (j, c) in cols.iter().enumerate() {
             for i in 0..n {
-                let z = (c[i] - mean[j]) / std[j];
-                obs[i * nf + j] = if z.is_finite() {
-                    z.clamp(-CLIP, CLIP) as f32
-                } else {
-                    0.0
-                };
+                obs[i * nf + j] = z_score(c[i], mean[j], std[j]);
             }
         }
         let data = MarketData {

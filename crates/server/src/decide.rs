@@ -5,8 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 use tradelab_agents::agent::{AgentInput, Decision, MarketKey};
+use tradelab_agents::metadata::Provenance;
 use tradelab_app::Settings;
 use tradelab_core::Action;
+use tradelab_core::BarSeries;
+use tradelab_data::settings::FeatureSettings;
+use tradelab_env::window_from_bars;
 use tradelab_env::ActionSpace;
 use tradelab_sim::account::Account;
 use tradelab_sim::costs::CostModel;
@@ -47,10 +51,45 @@ pub struct DecisionRequest {
     pub timeframe: String,
     /// The feature window, oldest row first: `env.window` rows of the
     /// model's features, normalised as in training (what the environment's
-    /// observation holds).
+    /// observation holds). Send this or `bars`.
+    #[serde(default)]
     pub window: Vec<Vec<f32>>,
+    /// Or raw bars, oldest first, ending with the latest: the server
+    /// computes the model's features and normalises them with the
+    /// statistics its checkpoint recorded for this market, exactly as in
+    /// training. Send at least the window plus the indicators' warm-up
+    /// (the error says how many); exponential averages match training best
+    /// with a long history.
+    #[serde(default)]
+    pub bars: Vec<RawBar>,
     /// The account the decision is for.
     pub portfolio: Portfolio,
+}
+
+/// One OHLCV bar of the `bars` form.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBar {
+    /// First price.
+    pub open: f64,
+    /// Highest price.
+    pub high: f64,
+    /// Lowest price.
+    pub low: f64,
+    /// Last price.
+    pub close: f64,
+    /// Quantity traded (0 when unknown).
+    #[serde(default)]
+    pub volume: f64,
+}
+
+/// What the decision endpoint needs of a loaded model to build a window
+/// from raw bars.
+pub struct BarsContext<'a> {
+    /// The model's feature settings (from its metadata).
+    pub features: Option<&'a FeatureSettings>,
+    /// The model's provenance: feature names and normalisation.
+    pub provenance: &'a Provenance,
 }
 
 /// One risk rule's verdict.
@@ -182,6 +221,9 @@ impl Portfolio {
 /// Validates the request against the model's shape and flattens the window.
 pub fn flatten_window(req: &DecisionRequest, shape: &Shape) -> Result<Vec<f32>, Problem> {
     req.portfolio.check()?;
+    if !req.window.is_empty() && !req.bars.is_empty() {
+        return Err(Problem::unprocessable("send `window` or `bars`, not both"));
+    }
     if req.window.len() != shape.window {
         return Err(Problem::unprocessable(format!(
             "window has {} rows; this model reads {} (env.window at training)",
@@ -206,6 +248,63 @@ pub fn flatten_window(req: &DecisionRequest, shape: &Shape) -> Result<Vec<f32>, 
         flat.extend_from_slice(row);
     }
     Ok(flat)
+}
+
+/// The observation window of a request: its `window` as sent, or built
+/// from its `bars` with the model's features and normalisation.
+pub fn observation(req: &DecisionRequest, shape: &Shape, model: &BarsContext<'_>) -> Result<Vec<f32>, Problem> {
+    if req.bars.is_empty() {
+        return flatten_window(req, shape);
+    }
+    req.portfolio.check()?;
+    if !req.window.is_empty() {
+        return Err(Problem::unprocessable("send `window` or `bars`, not both"));
+    }
+    let norm = model
+        .provenance
+        .normalisation_of(&req.instrument, &req.timeframe)
+        .ok_or_else(|| {
+            Problem::unprocessable(format!(
+                "this model records no normalisation for {} {} (trained before checkpoints recorded it, or never on this market): send the normalised `window` instead",
+                req.instrument, req.timeframe
+            ))
+        })?;
+    let features = model.features.ok_or_else(|| {
+        Problem::unprocessable(
+            "this model's metadata holds no readable feature settings: send the normalised `window` instead",
+        )
+    })?;
+    let mut series = BarSeries::with_capacity(req.instrument.clone(), req.bars.len());
+    for (i, b) in req.bars.iter().enumerate() {
+        let prices = [b.open, b.high, b.low, b.close];
+        if prices.iter().any(|p| !(p.is_finite() && *p > 0.0)) || !(b.volume.is_finite() && b.volume >= 0.0) {
+            return Err(Problem::unprocessable(format!(
+                "bar {i}: prices must be positive finite numbers and volume a finite number >= 0"
+            )));
+        }
+        if b.high < b.low || b.high < b.open.max(b.close) || b.low > b.open.min(b.close) {
+            return Err(Problem::unprocessable(format!(
+                "bar {i}: high must be the highest price and low the lowest"
+            )));
+        }
+        series.push(tradelab_core::Bar {
+            ts: i as i64,
+            open: b.open,
+            high: b.high,
+            low: b.low,
+            close: b.close,
+            volume: b.volume,
+        });
+    }
+    window_from_bars(
+        &series,
+        features,
+        &model.provenance.features,
+        &norm.mean,
+        &norm.std,
+        shape.window,
+    )
+    .map_err(Problem::unprocessable)
 }
 
 /// The agent's input: the flattened `window`, the portfolio's account
@@ -382,6 +481,7 @@ mod tests {
             instrument: "x".into(),
             timeframe: "1d".into(),
             window,
+            bars: Vec::new(),
             portfolio: flat(1000.0),
         };
         assert_eq!(flatten_window(&req(vec![vec![0.0; 3]; 2]), &shape).unwrap().len(), 6);
@@ -397,6 +497,62 @@ mod tests {
     /// Issue 19 finding 6: finite fields whose products overflow are a 422
     /// naming the figure, before the model or the audit trail sees them.
     #[test]
+    fn raw_bars_are_checked_and_need_the_models_normalisation() {
+        let shape = Shape { window: 2, features: 1 };
+        let bar = |close: f64| RawBar {
+            open: close,
+            high: close + 1.0,
+            low: close - 1.0,
+            close,
+            volume: 0.0,
+        };
+        let req = |bars: Vec<RawBar>, window: Vec<Vec<f32>>| DecisionRequest {
+            instrument: "x".into(),
+            timeframe: "1d".into(),
+            window,
+            bars,
+            portfolio: flat(1000.0),
+        };
+        let provenance = Provenance::default();
+        let features = FeatureSettings::default();
+        let with = |features| BarsContext {
+            features,
+            provenance: &provenance,
+        };
+        let detail = |r: Result<Vec<f32>, Problem>| r.unwrap_err().detail;
+        let both = req(vec![bar(10.0)], vec![vec![0.0]]);
+        assert!(detail(observation(&both, &shape, &with(Some(&features)))).contains("not both"));
+        let bars = req(vec![bar(10.0); 3], Vec::new());
+        let e = detail(observation(&bars, &shape, &with(Some(&features))));
+        assert!(
+            e.contains("records no normalisation for x 1d") && e.contains("`window`"),
+            "{e}"
+        );
+        let mut known = Provenance::default();
+        known.normalisation.push(tradelab_agents::metadata::Normalisation {
+            instrument: "x".into(),
+            timeframe: "1d".into(),
+            mean: Vec::new(),
+            std: Vec::new(),
+        });
+        let ctx = BarsContext {
+            features: None,
+            provenance: &known,
+        };
+        assert!(detail(observation(&bars, &shape, &ctx)).contains("no readable feature settings"));
+        let ctx = BarsContext {
+            features: Some(&features),
+            provenance: &known,
+        };
+        let mut inverted = bar(10.0);
+        inverted.high = 5.0;
+        let e = detail(observation(&req(vec![bar(10.0), inverted], Vec::new()), &shape, &ctx));
+        assert!(e.contains("bar 1: high must be the highest"), "{e}");
+        let e = detail(observation(&req(vec![bar(f64::NAN)], Vec::new()), &shape, &ctx));
+        assert!(e.contains("bar 0: prices must be positive"), "{e}");
+    }
+
+    #[test]
     fn portfolios_whose_derived_figures_overflow_are_refused() {
         let shape = Shape { window: 1, features: 1 };
         let with = |edit: fn(&mut Portfolio)| {
@@ -406,6 +562,7 @@ mod tests {
                 instrument: "x".into(),
                 timeframe: "1d".into(),
                 window: vec![vec![0.0]],
+                bars: Vec::new(),
                 portfolio: p,
             };
             flatten_window(&req, &shape)

@@ -19,7 +19,7 @@ use tradelab_store::registry::{ModelRecord, Stage};
 use tradelab_store::tracking::{MetricPoint, RunRecord};
 use utoipa::{IntoParams, ToSchema};
 
-use super::decide::{apply_risk, flatten_window, input, DecisionRequest, RiskCheck, Shape};
+use super::decide::{apply_risk, input, observation, BarsContext, DecisionRequest, RiskCheck, Shape};
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::state::AppState;
 use tradelab_app::metrics::JobFacts;
@@ -491,7 +491,11 @@ pub async fn decide(
             window: m.window,
             features: m.features,
         };
-        let flat = flatten_window(&req, &shape)?;
+        let context = BarsContext {
+            features: m.feature_settings.as_ref(),
+            provenance: m.agent.provenance(),
+        };
+        let flat = observation(&req, &shape, &context)?;
         let vocabulary = &m.agent.provenance().vocabulary;
         let market = vocabulary
             .key(&req.instrument, &req.timeframe)

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tradelab_agents::agent::Agent;
 use tradelab_agents::load::load_agent;
 use tradelab_app::Settings;
+use tradelab_data::settings::FeatureSettings;
 use tradelab_env::ActionSpace;
 use tradelab_store::registry::ModelRecord;
 use tradelab_store::Store;
@@ -28,6 +29,9 @@ pub struct LoadedModel {
     /// How its outputs are read (`env.actions` at training): orders, or
     /// targets the endpoint turns into orders.
     pub actions: ActionSpace,
+    /// Its feature settings, to build windows from raw bars (`None` when
+    /// its metadata's cannot be read: the `window` form still works).
+    pub feature_settings: Option<FeatureSettings>,
 }
 
 /// Copies of one loaded model, each locked while it decides (agents keep
@@ -121,11 +125,13 @@ impl AppState {
                         Some(v) => serde_json::from_value(v.clone())
                             .map_err(|e| Problem::internal("loading the model", format!("its env.actions: {e}")))?,
                     };
+                    let feature_settings = serde_json::from_value(p.settings["features"].clone()).ok();
                     Ok(Mutex::new(LoadedModel {
                         agent,
                         window,
                         features,
                         actions,
+                        feature_settings,
                     }))
                 })
                 .collect()

@@ -32,7 +32,7 @@ use tradelab_store::tracking::RunStatus;
 use crate::cli::{GlobalArgs, TrainArgs};
 use crate::context::load_settings;
 use tradelab_app::data_sources::sourced_hash;
-use tradelab_app::markets::{load_series_sourced, markets, vocabulary};
+use tradelab_app::markets::{load_series_sourced, markets, normalisations, vocabulary};
 use tradelab_app::record::Recorder;
 
 /// The encoder of a single-policy PPO agent, or why `agent` has none.
@@ -339,6 +339,7 @@ fn train_and_report<A: Trainable>(
         p.features = d.features.clone();
         p.settings = serde_json::to_value(settings)?;
         p.data = d.hashes.clone();
+        p.normalisation = normalisations(&d.markets);
     }
     let run_dir = run_dir(a, recorder, settings.seed);
     let plan = TrainPlan {
@@ -520,6 +521,7 @@ fn train_supervised(
         p.features = d.features.clone();
         p.settings = serde_json::to_value(settings)?;
         p.data = d.hashes.clone();
+        p.normalisation = normalisations(&d.markets);
         Ok(())
     };
     let (agent, candidates): (Box<dyn Agent + Send>, _) = if kind == AgentKind::Gbt {

@@ -1,0 +1,67 @@
+//! Issue 21: one observation path for training and trading. Raw bars fed
+//! through `window_from_bars` with a market's training statistics give the
+//! environment's observation bit for bit; too few bars are refused with
+//! how many to send.
+
+use std::path::PathBuf;
+
+use tradelab_data::{load_file, LoadOptions};
+use tradelab_env::{window_from_bars, Split};
+use tradelab_testkit::EnvSections;
+
+#[test]
+fn raw_bars_give_the_environments_observation_bit_for_bit() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/raw/orcl-1995-2014.txt");
+    let (series, _) = load_file(&path, &LoadOptions::default()).unwrap();
+    let sections = EnvSections::default();
+    let data = sections.market_data(series.clone()).unwrap();
+    let window = data.window_len();
+    for split in [Split::Validation, Split::Test] {
+        for t in [data.steps(split).start, data.steps(split).end - 1] {
+            let got = window_from_bars(
+                &series.slice(0, t + 1),
+                &sections.features,
+                &data.feature_names,
+                &data.mean,
+                &data.std,
+                window,
+            )
+            .unwrap();
+            let want = data.window(t);
+            assert_eq!(got.len(), want.len());
+            let same = got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "bar {t}: the observation differs");
+        }
+    }
+    // Too few bars for the indicators to warm up before the window.
+    let e = window_from_bars(
+        &series.slice(0, window + 5),
+        &sections.features,
+        &data.feature_names,
+        &data.mean,
+        &data.std,
+        window,
+    )
+    .unwrap_err();
+    assert!(e.contains("still warming up") && e.contains("send at least"), "{e}");
+    let e = window_from_bars(
+        &series.slice(0, 3),
+        &sections.features,
+        &data.feature_names,
+        &data.mean,
+        &data.std,
+        window,
+    )
+    .unwrap_err();
+    assert!(e.contains(&format!("reads a window of {window}")), "{e}");
+    let e = window_from_bars(
+        &series,
+        &sections.features,
+        &data.feature_names[1..],
+        &data.mean,
+        &data.std,
+        window,
+    )
+    .unwrap_err();
+    assert!(e.contains("regime features"), "{e}");
+}
