@@ -243,9 +243,7 @@ impl Broker {
     /// marked equity and the curve gets its point.
     #[inline(always)]
     fn close_timestamp(&mut self, q: &mut Queues, out: &mut Curve, ts: i64, k: usize) {
-        if self.end_timestamp(ts) {
-            self.trip_breaker(q, ts, k);
-        }
+        self.settle_timestamp(q, ts, k);
         if self.account.has_positions() {
             out.exposed += 1;
         }
@@ -254,6 +252,14 @@ impl Broker {
         }
         out.equity[out.points] = self.account.equity();
         out.points += 1;
+    }
+
+    /// The risk layer's end of a timestamp: the breaker trips here.
+    #[inline(always)]
+    fn settle_timestamp(&mut self, q: &mut Queues, ts: i64, k: usize) {
+        if self.end_timestamp(ts) {
+            self.trip_breaker(q, ts, k);
+        }
     }
 
     /// The drawdown breaker: drop what was queued and close everything.
@@ -285,6 +291,74 @@ impl Broker {
                 q.pending.push(exit);
             }
         }
+    }
+}
+
+/// The engine one bar at a time, for bars that arrive as they happen (the
+/// trading loop replays or streams them): the same steps as [`run`], on the
+/// same broker, so a replay through a stepper gives a backtest's fills and
+/// equity. Call [`on_bar`](Stepper::on_bar) for each instrument's bar at a
+/// timestamp, then [`end_timestamp`](Stepper::end_timestamp) once.
+pub struct Stepper {
+    broker: Broker,
+    queues: Queues,
+    /// Bars seen per instrument: the next bar's index.
+    seen: Vec<usize>,
+    /// The index of the last bar stepped (as `run` passes it to step 5).
+    last_index: usize,
+    timestamps: Vec<i64>,
+    equity: Vec<f64>,
+}
+
+impl Stepper {
+    /// A stepper for instruments described by `feeds` (names, lots,
+    /// timeframe and calendar; their bars are not replayed), after
+    /// `strategy.start(feeds)`.
+    pub fn new<S: Strategy + ?Sized>(cfg: EngineConfig, feeds: &[&BarSeries], strategy: &mut S) -> Stepper {
+        strategy.start(feeds);
+        Stepper {
+            broker: Broker::new(cfg, feeds),
+            queues: Queues {
+                new_orders: Vec::with_capacity(16),
+                pending: Vec::with_capacity(16),
+            },
+            seen: vec![0; feeds.len()],
+            last_index: 0,
+            timestamps: Vec::new(),
+            equity: Vec::new(),
+        }
+    }
+
+    /// Instrument `instrument`'s next bar: pending orders, brackets, the
+    /// mark, the strategy's decision and its orders (engine steps 1-4).
+    pub fn on_bar<S: Strategy + ?Sized>(&mut self, strategy: &mut S, instrument: usize, bar: Bar) {
+        let k = self.seen[instrument];
+        self.seen[instrument] += 1;
+        self.last_index = k;
+        self.broker.bar(strategy, &mut self.queues, instrument, k, bar);
+    }
+
+    /// Every instrument's bar at `ts` is in: the risk layer and the equity
+    /// curve (engine step 5).
+    pub fn end_timestamp(&mut self, ts: i64) {
+        self.broker.settle_timestamp(&mut self.queues, ts, self.last_index);
+        self.timestamps.push(ts);
+        self.equity.push(self.broker.account.equity());
+    }
+
+    /// The broker: account, fills, risk events.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The equity curve so far: one point per timestamp ended.
+    pub fn curve(&self) -> (&[i64], &[f64]) {
+        (&self.timestamps, &self.equity)
+    }
+
+    /// Orders waiting for a later bar.
+    pub fn pending_orders(&self) -> &[Order] {
+        &self.queues.pending
     }
 }
 
