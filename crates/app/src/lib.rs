@@ -12,6 +12,8 @@
 //!   files, garbage collection;
 //! - [`record`]: the synchronous recorder of runs, metrics, models,
 //!   backtests and job progress; [`mlflow`] mirrors runs to MLflow;
+//! - [`paper`]: paper trading a trained agent on a replayed feed, through
+//!   the engine stepped bar by bar;
 //! - [`jobs`]: what a job is, the queue that carries it, the worker that
 //!   runs it;
 //! - [`metrics`]: the Prometheus counters the server and workers update;
@@ -34,6 +36,7 @@ pub mod jobs;
 pub mod markets;
 pub mod metrics;
 pub mod mlflow;
+pub mod paper;
 pub mod record;
 pub mod registry;
 pub mod run_liveness;

@@ -59,6 +59,10 @@ pub enum Command {
     /// Run a trained model greedily through the engine, out of sample, next
     /// to buy-and-hold and the SMA crossover.
     Evaluate(EvaluateArgs),
+    /// Paper-trade a trained model on a replayed feed: each bar goes
+    /// through the model, the risk layer and the paper broker (the
+    /// backtesting engine, bar by bar), fills printed as they happen.
+    Trade(TradeArgs),
     /// Walk-forward with retraining: a fresh agent per fold trains on a
     /// window of the past and trades the next window; the out-of-sample
     /// windows are stitched and compared with buy-and-hold.
@@ -545,6 +549,35 @@ pub struct AdaptArgs {
     pub walk_forward: Option<usize>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TradeArgs {
+    /// A checkpoint folder or a registered model (NAME, NAME@VERSION,
+    /// NAME@production).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The instrument to trade: a name in data/final (or data.raw_dir) or a
+    /// CSV path. One per session for now.
+    #[arg(long = "symbol", required = true)]
+    pub symbols: Vec<String>,
+    /// Where bars come from: `replay` (the symbol's file, bar by bar).
+    #[arg(long, default_value = "replay")]
+    pub feed: String,
+    /// Where orders go: `paper` (the engine's fills, costs and slippage).
+    #[arg(long, default_value = "paper")]
+    pub broker: String,
+    /// Times faster than real time (86400: a daily bar a second); 0 replays
+    /// as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    pub speed: f64,
+    /// First day to trade, YYYY-MM-DD (default: the test split's first bar,
+    /// which the model was neither trained nor selected on).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Where the session's report goes (overrides report.out_dir).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

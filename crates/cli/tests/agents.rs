@@ -1367,3 +1367,106 @@ fn ctrl_c_during_training_saves_last_and_says_how_to_resume() {
         "{compared}"
     );
 }
+
+/// Issue 21: a paper session on a replayed feed trades exactly as
+/// `evaluate` reports the same model over the same bars (the paper broker
+/// is the engine, stepped bar by bar), prints its fills as they happen,
+/// stops cleanly on Ctrl-C with a report of the bars traded, and refuses
+/// what it cannot do yet by name.
+#[test]
+fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = synth(d);
+    let csv = csv.to_str().unwrap();
+    // Logistic regression: fast to fit, and it trades.
+    ok(tradelab(
+        d,
+        &["train", "--agent", "logreg", "--symbol", csv, "--out", "lr"],
+    ));
+    let out = ok(tradelab(
+        d,
+        &["trade", "--model", "lr/best", "--symbol", csv, "--out-dir", "paper"],
+    ));
+    assert!(
+        out.contains("paper session: logreg on synth") && out.contains("fills; report: paper/"),
+        "{out}"
+    );
+    let fill_lines = out.lines().filter(|l| l.contains("  fee ")).count();
+    ok(tradelab(
+        d,
+        &["evaluate", "--model", "lr/best", "--symbol", csv, "--out-dir", "eval"],
+    ));
+    let paper = read_json(d.join("paper/logreg__synth.json"));
+    let evaluated = read_json(d.join("eval/logreg__synth.json"));
+    assert_eq!(paper["equity_curve"], evaluated["equity_curve"]);
+    assert_eq!(paper["trades"], evaluated["trades"]);
+    let trades = paper["trades"].as_array().unwrap().len();
+    assert!(trades > 3, "a session that trades: {trades}");
+    assert!(
+        fill_lines >= 2 * trades,
+        "every fill printed: {fill_lines} lines, {trades} trades"
+    );
+
+    // A later start trades fewer bars.
+    let first = paper["start_date"].as_str().unwrap().to_string();
+    let later = ok(tradelab(
+        d,
+        &[
+            "trade",
+            "--model",
+            "lr/best",
+            "--symbol",
+            csv,
+            "--from",
+            "1974-01-01",
+            "--out-dir",
+            "later",
+        ],
+    ));
+    let later_report = read_json(d.join("later/logreg__synth.json"));
+    assert!(later_report["start_date"].as_str().unwrap() > first.as_str(), "{later}");
+
+    // Ctrl-C in a slow replay (a daily bar a day): a report of what ran, exit 130.
+    let child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
+        .current_dir(d)
+        .env("NO_COLOR", "1")
+        .args([
+            "trade",
+            "--model",
+            "lr/best",
+            "--symbol",
+            csv,
+            "--speed",
+            "1",
+            "--out-dir",
+            "slow",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let stopped = child.wait_with_output().unwrap();
+    let t = text(&stopped);
+    assert_eq!(stopped.status.code(), Some(130), "{t}");
+    assert!(t.contains("interrupted") && t.contains("1 bars"), "{t}");
+    assert!(d.join("slow/logreg__synth.json").is_file());
+
+    for (args, needles) in [
+        (vec!["--feed", "live"], vec!["--feed live", "replay"]),
+        (vec!["--broker", "alpaca"], vec!["--broker alpaca", "paper"]),
+        (vec!["--symbol", csv], vec!["one --symbol"]),
+        (vec!["--speed=-1"], vec!["--speed -1"]),
+        (vec!["--from", "soon"], vec!["--from soon", "2013-01-02"]),
+    ] {
+        let mut all = vec!["trade", "--model", "lr/best", "--symbol", csv];
+        all.extend(args);
+        assert_clean_failure(&tradelab(d, &all), &needles);
+    }
+}

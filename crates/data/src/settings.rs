@@ -35,7 +35,9 @@ pub struct DataSettings {
     /// Whether fractional units may be traded (crypto), overriding lots.
     pub fractional: bool,
     /// Whether an `Adj Close` column rescales the prices (split- and
-    /// dividend-adjusted backtests) instead of being left out.
+    /// dividend-adjusted backtests) instead of being left out. Absent from
+    /// settings saved before it existed (models' metadata): false.
+    #[serde(default)]
     pub adjusted_close: bool,
     /// Per-instrument overrides of `lot_size` and `fractional`, and the
     /// declared timeframe and calendar, keyed by instrument name (the file

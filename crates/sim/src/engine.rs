@@ -306,6 +306,8 @@ pub struct Stepper {
     seen: Vec<usize>,
     /// The index of the last bar stepped (as `run` passes it to step 5).
     last_index: usize,
+    /// Curve points with a position open.
+    exposed: usize,
     timestamps: Vec<i64>,
     equity: Vec<f64>,
 }
@@ -324,6 +326,7 @@ impl Stepper {
             },
             seen: vec![0; feeds.len()],
             last_index: 0,
+            exposed: 0,
             timestamps: Vec::new(),
             equity: Vec::new(),
         }
@@ -342,6 +345,9 @@ impl Stepper {
     /// curve (engine step 5).
     pub fn end_timestamp(&mut self, ts: i64) {
         self.broker.settle_timestamp(&mut self.queues, ts, self.last_index);
+        if self.broker.account.has_positions() {
+            self.exposed += 1;
+        }
         self.timestamps.push(ts);
         self.equity.push(self.broker.account.equity());
     }
@@ -359,6 +365,20 @@ impl Stepper {
     /// Orders waiting for a later bar.
     pub fn pending_orders(&self) -> &[Order] {
         &self.queues.pending
+    }
+
+    /// The session's result, as [`run`] reports a backtest: `feeds` are the
+    /// instruments it was built for, `strategy` the name to report.
+    pub fn into_result(self, strategy: String, feeds: &[&BarSeries]) -> BacktestResult<'static> {
+        let total = self.seen.iter().sum();
+        self.broker.into_result(
+            strategy,
+            feeds,
+            Cow::Owned(self.timestamps),
+            self.equity,
+            self.exposed,
+            total,
+        )
     }
 }
 
@@ -418,31 +438,47 @@ pub fn run<'a, S: Strategy + ?Sized>(
         }
     }
 
-    let ppy = run.state.iter().map(|s| s.periods_per_year).fold(0.0, f64::max);
-    BacktestResult {
-        strategy: strategy.name(),
-        instruments: feeds.iter().map(|f| f.instrument.clone()).collect(),
-        initial_cash: cfg.initial_cash,
-        final_equity: run.account.equity(),
-        equity: {
-            let mut e = out.equity;
-            e.truncate(out.points);
-            e
-        },
-        timestamps: if n == 1 {
-            Cow::Borrowed(&feeds[0].ts[..])
-        } else {
-            Cow::Owned(out.timestamps)
-        },
-        exposed_points: out.exposed,
-        open_positions: run.account.positions().to_vec(),
-        fees_paid: run.account.fees_paid(),
-        traded_notional: run.account.traded_notional(),
-        trades: std::mem::take(&mut run.account.trades),
-        fills: std::mem::take(&mut run.account.fills),
-        risk_events: std::mem::take(&mut run.risk.events),
-        periods_per_year: if ppy > 0.0 { ppy } else { 252.0 },
-        bars_processed: total,
-        orders_rounded_to_zero: run.state.iter().map(|s| s.rounded_to_zero).collect(),
+    let timestamps = if n == 1 {
+        Cow::Borrowed(&feeds[0].ts[..])
+    } else {
+        Cow::Owned(out.timestamps)
+    };
+    let mut equity = out.equity;
+    equity.truncate(out.points);
+    run.into_result(strategy.name(), feeds, timestamps, equity, out.exposed, total)
+}
+
+impl Broker {
+    /// The result of a run that ended: the account's fills, trades and
+    /// positions, the risk layer's events and the curve.
+    fn into_result<'a>(
+        mut self,
+        strategy: String,
+        feeds: &[&BarSeries],
+        timestamps: Cow<'a, [i64]>,
+        equity: Vec<f64>,
+        exposed: usize,
+        total: usize,
+    ) -> BacktestResult<'a> {
+        let run = &mut self;
+        let ppy = run.state.iter().map(|s| s.periods_per_year).fold(0.0, f64::max);
+        BacktestResult {
+            strategy,
+            instruments: feeds.iter().map(|f| f.instrument.clone()).collect(),
+            initial_cash: run.cfg.initial_cash,
+            final_equity: run.account.equity(),
+            equity,
+            timestamps,
+            exposed_points: exposed,
+            open_positions: run.account.positions().to_vec(),
+            fees_paid: run.account.fees_paid(),
+            traded_notional: run.account.traded_notional(),
+            trades: std::mem::take(&mut run.account.trades),
+            fills: std::mem::take(&mut run.account.fills),
+            risk_events: std::mem::take(&mut run.risk.events),
+            periods_per_year: if ppy > 0.0 { ppy } else { 252.0 },
+            bars_processed: total,
+            orders_rounded_to_zero: run.state.iter().map(|s| s.rounded_to_zero).collect(),
+        }
     }
 }

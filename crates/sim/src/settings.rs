@@ -37,6 +37,16 @@ pub enum FillPolicy {
     SignalClose,
 }
 
+impl FillPolicy {
+    /// As the settings file spells it (`next_open`, `signal_close`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FillPolicy::NextOpen => "next_open",
+            FillPolicy::SignalClose => "signal_close",
+        }
+    }
+}
+
 /// `backtest.costs:`: the fee of each order is the sum of its parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,9 +108,20 @@ pub struct SizingSettings {
     /// Bars of realised volatility it is measured over.
     pub volatility_window: usize,
     /// Bars of returns behind the covariance (`hierarchical_risk_parity`).
+    /// Absent from settings saved before it existed (models' metadata): 60.
+    #[serde(default = "default_hrp_window")]
     pub hrp_window: usize,
-    /// Bars between recomputations of the HRP weights.
+    /// Bars between recomputations of the HRP weights (absent before: 20).
+    #[serde(default = "default_hrp_rebalance")]
     pub hrp_rebalance: usize,
+}
+
+fn default_hrp_window() -> usize {
+    60
+}
+
+fn default_hrp_rebalance() -> usize {
+    20
 }
 
 /// The position-sizing rules.

@@ -635,5 +635,11 @@ fn stepping_bar_by_bar_reproduces_the_backtest_exactly() {
             batch.fills.len() > 10 && !batch.risk_events.is_empty(),
             "a test that trades and meets the risk layer"
         );
+        let streamed = stepper.into_result(batch.strategy.clone(), &refs);
+        assert_eq!(
+            (streamed.final_equity, streamed.exposed_points, streamed.bars_processed),
+            (batch.final_equity, batch.exposed_points, batch.bars_processed)
+        );
+        assert_eq!(streamed.open_positions, batch.open_positions);
     }
 }

@@ -211,3 +211,23 @@ fn a_section_default_is_the_files_section() {
     assert_eq!(s.features, FeatureSettings::default());
     assert_eq!(s.env_config(), EnvConfig::default());
 }
+
+/// Models saved before a settings key existed still open: their
+/// metadata's settings lack the keys this session added (issue 20's
+/// `data.adjusted_close`, issue 21's `backtest.sizing.hrp_*`).
+#[test]
+fn settings_saved_before_newer_keys_still_load() {
+    let mut saved = serde_json::to_value(Settings::default()).unwrap();
+    saved["data"].as_object_mut().unwrap().remove("adjusted_close");
+    let sizing = saved["backtest"]["sizing"].as_object_mut().unwrap();
+    sizing.remove("hrp_window");
+    sizing.remove("hrp_rebalance");
+    let loaded = crate::settings::model_settings(&saved, &Settings::default()).unwrap();
+    assert_eq!(loaded.backtest.sizing.hrp_window, 60);
+    let old: Settings = serde_json::from_value(saved).unwrap();
+    assert!(!old.data.adjusted_close);
+    assert_eq!(
+        (old.backtest.sizing.hrp_window, old.backtest.sizing.hrp_rebalance),
+        (60, 20)
+    );
+}

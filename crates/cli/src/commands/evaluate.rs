@@ -284,10 +284,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         } else {
             String::new()
         },
-        serde_json::to_value(settings.backtest.fill)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        settings.backtest.fill.name(),
         settings.backtest.costs.entry_fixed,
         settings.backtest.costs.exit_fixed,
         settings.backtest.currency

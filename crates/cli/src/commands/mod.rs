@@ -19,6 +19,7 @@ mod seeds;
 mod serve;
 mod stress;
 mod sweep;
+mod trade;
 mod train;
 mod transitions;
 mod walk_forward;
@@ -37,6 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Stress(a) => stress::run(&cli.global, &a),
         Command::Train(a) => train::run(&cli.global, &a),
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),
+        Command::Trade(a) => trade::run(&cli.global, &a),
         Command::WalkForward(a) => walk_forward::run(&cli.global, &a),
         Command::Sweep(a) => sweep::run(&cli.global, &a),
         Command::Adapt(a) => adapt::run(&cli.global, &a),

@@ -44,11 +44,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> Result<()> {
         "\n== 2/3 backtest {} baselines on {} daily instruments (fill: {}, fees {}/{} {}, risk cap {:.0}% per asset)",
         BASELINES.len(),
         daily.len(),
-        // As the settings file spells it (next_open), not the type's name.
-        serde_json::to_value(settings.backtest.fill)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        settings.backtest.fill.name(),
         settings.backtest.costs.entry_fixed,
         settings.backtest.costs.exit_fixed,
         settings.backtest.currency,
