@@ -61,6 +61,9 @@ pub struct PaperOutcome {
     pub interrupted: bool,
     /// Decisions the agent made.
     pub decisions: usize,
+    /// Bar in to orders out (the agent's decision, the risk layer and the
+    /// paper broker) per bar, in microseconds: median and 99th percentile.
+    pub latency_us: (f64, f64),
 }
 
 /// Replays `market` from `replay.from` to its last bar through `agent`.
@@ -98,6 +101,7 @@ pub fn paper_replay(
     let mut stepper = Stepper::new(env.engine.clone(), &[&feed], &mut strategy);
     let stop = || interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
     let mut interrupted = false;
+    let mut latency = Vec::with_capacity(feed.len());
     for k in 0..feed.len() {
         if k > 0 && replay.speed > 0.0 {
             let wait = (feed.ts[k] - feed.ts[k - 1]).max(0) as f64 / replay.speed;
@@ -111,8 +115,10 @@ pub fn paper_replay(
             break;
         }
         let before = stepper.broker().account().fills.len();
+        let arrived = std::time::Instant::now();
         stepper.on_bar(&mut strategy, 0, feed.bar(k));
         stepper.end_timestamp(feed.ts[k]);
+        latency.push(arrived.elapsed().as_secs_f64() * 1e6);
         if let Some(e) = strategy.error.take() {
             return Err(anyhow::Error::new(e).context(format!(
                 "the model failed deciding on {} {}",
@@ -137,7 +143,18 @@ pub fn paper_replay(
         start,
         interrupted,
         decisions,
+        latency_us: (percentile(&mut latency, 0.5), percentile(&mut latency, 0.99)),
     })
+}
+
+/// The `q` quantile of `values` (nearest rank; NaN when empty).
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
 }
 
 /// Sleeps `wait` in short steps; true when `stop` says to stop meanwhile.
@@ -158,6 +175,14 @@ fn pace(wait: Duration, stop: &impl Fn() -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!((percentile(&mut v, 0.5), percentile(&mut v, 0.99)), (50.0, 99.0));
+        assert_eq!(percentile(&mut [7.0], 0.99), 7.0);
+        assert!(percentile(&mut [], 0.5).is_nan());
+    }
 
     #[test]
     fn pacing_sleeps_in_steps_and_stops_when_asked() {

@@ -1389,7 +1389,9 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
         &["trade", "--model", "lr/best", "--symbol", csv, "--out-dir", "paper"],
     ));
     assert!(
-        out.contains("paper session: logreg on synth") && out.contains("fills; report: paper/"),
+        out.contains("paper session: logreg on synth")
+            && out.contains("bar in to order out: p50")
+            && out.contains("report: paper/"),
         "{out}"
     );
     let fill_lines = out.lines().filter(|l| l.contains("  fee ")).count();

@@ -123,10 +123,12 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
     write_report(&settings.report.out_dir, &report, &outcome.result, &[&feed])?;
     println!("{}", render_report(&report, style()));
     println!(
-        "{} bars, {} decisions, {} fills; report: {}/",
+        "{} bars, {} decisions, {} fills; bar in to order out: p50 {:.0} µs, p99 {:.0} µs; report: {}/",
         outcome.result.equity.len(),
         outcome.decisions,
         outcome.result.fills.len(),
+        outcome.latency_us.0,
+        outcome.latency_us.1,
         settings.report.out_dir.display()
     );
     if outcome.interrupted {
