@@ -10,10 +10,15 @@ mod common;
 
 use common::{assert_clean_failure, text, SMALL_MODEL};
 
+/// The binary, run in `cwd` without colours.
+fn command(cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tradelab"));
+    c.current_dir(cwd).env("NO_COLOR", "1");
+    c
+}
+
 fn tradelab(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tradelab"))
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
+    command(cwd)
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .args(SMALL_MODEL)
         .args(args)
@@ -1204,9 +1209,7 @@ fn walk_forward_retrains_each_fold_and_stitches_its_test_windows() {
 /// A long `train` of a small model in the background, returned once it is
 /// in its loop (its first validation has saved `OUT/last/`).
 fn training_in_background(d: &Path, csv: &str, out: &str, output: fn() -> std::process::Stdio) -> std::process::Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
-        .current_dir(d)
-        .env("NO_COLOR", "1")
+    let child = command(d)
         .args(SMALL_MODEL)
         .args([
             "train",
@@ -1430,9 +1433,7 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
     assert!(later_report["start_date"].as_str().unwrap() > first.as_str(), "{later}");
 
     // Ctrl-C in a slow replay (a daily bar a day): a report of what ran, exit 130.
-    let child = Command::new(env!("CARGO_BIN_EXE_tradelab"))
-        .current_dir(d)
-        .env("NO_COLOR", "1")
+    let child = command(d)
         .args([
             "trade",
             "--model",

@@ -16,17 +16,12 @@ fn raw_bars_give_the_environments_observation_bit_for_bit() {
     let sections = EnvSections::default();
     let data = sections.market_data(series.clone()).unwrap();
     let window = data.window_len();
+    let build = |bars: &tradelab_core::BarSeries, names: &[String]| {
+        window_from_bars(bars, &sections.features, names, &data.mean, &data.std, window)
+    };
     for split in [Split::Validation, Split::Test] {
         for t in [data.steps(split).start, data.steps(split).end - 1] {
-            let got = window_from_bars(
-                &series.slice(0, t + 1),
-                &sections.features,
-                &data.feature_names,
-                &data.mean,
-                &data.std,
-                window,
-            )
-            .unwrap();
+            let got = build(&series.slice(0, t + 1), &data.feature_names).unwrap();
             let want = data.window(t);
             assert_eq!(got.len(), want.len());
             let same = got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
@@ -34,34 +29,10 @@ fn raw_bars_give_the_environments_observation_bit_for_bit() {
         }
     }
     // Too few bars for the indicators to warm up before the window.
-    let e = window_from_bars(
-        &series.slice(0, window + 5),
-        &sections.features,
-        &data.feature_names,
-        &data.mean,
-        &data.std,
-        window,
-    )
-    .unwrap_err();
+    let e = build(&series.slice(0, window + 5), &data.feature_names).unwrap_err();
     assert!(e.contains("still warming up") && e.contains("send at least"), "{e}");
-    let e = window_from_bars(
-        &series.slice(0, 3),
-        &sections.features,
-        &data.feature_names,
-        &data.mean,
-        &data.std,
-        window,
-    )
-    .unwrap_err();
+    let e = build(&series.slice(0, 3), &data.feature_names).unwrap_err();
     assert!(e.contains(&format!("reads a window of {window}")), "{e}");
-    let e = window_from_bars(
-        &series,
-        &sections.features,
-        &data.feature_names[1..],
-        &data.mean,
-        &data.std,
-        window,
-    )
-    .unwrap_err();
+    let e = build(&series, &data.feature_names[1..]).unwrap_err();
     assert!(e.contains("regime features"), "{e}");
 }

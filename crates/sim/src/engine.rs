@@ -171,6 +171,16 @@ struct Queues {
     pending: Vec<Order>,
 }
 
+impl Queues {
+    /// Room for a bar's orders up front: the loop allocates nothing per bar.
+    fn new() -> Self {
+        Queues {
+            new_orders: Vec::with_capacity(16),
+            pending: Vec::with_capacity(16),
+        }
+    }
+}
+
 /// The equity curve being recorded.
 ///
 /// With one feed the timestamps are the feed's own, copied once at the end,
@@ -320,10 +330,7 @@ impl Stepper {
         strategy.start(feeds);
         Stepper {
             broker: Broker::new(cfg, feeds),
-            queues: Queues {
-                new_orders: Vec::with_capacity(16),
-                pending: Vec::with_capacity(16),
-            },
+            queues: Queues::new(),
             seen: vec![0; feeds.len()],
             last_index: 0,
             exposed: 0,
@@ -401,10 +408,7 @@ pub fn run<'a, S: Strategy + ?Sized>(
         record_timestamps: n != 1,
         exposed: 0,
     };
-    let mut queues = Queues {
-        new_orders: Vec::with_capacity(16),
-        pending: Vec::with_capacity(16),
-    };
+    let mut queues = Queues::new();
     if n == 1 {
         // One feed: every bar is its own timestamp; no merging needed.
         let feed = feeds[0];
@@ -452,7 +456,7 @@ impl Broker {
     /// The result of a run that ended: the account's fills, trades and
     /// positions, the risk layer's events and the curve.
     fn into_result<'a>(
-        mut self,
+        self,
         strategy: String,
         feeds: &[&BarSeries],
         timestamps: Cow<'a, [i64]>,
@@ -460,25 +464,24 @@ impl Broker {
         exposed: usize,
         total: usize,
     ) -> BacktestResult<'a> {
-        let run = &mut self;
-        let ppy = run.state.iter().map(|s| s.periods_per_year).fold(0.0, f64::max);
+        let ppy = self.state.iter().map(|s| s.periods_per_year).fold(0.0, f64::max);
         BacktestResult {
             strategy,
             instruments: feeds.iter().map(|f| f.instrument.clone()).collect(),
-            initial_cash: run.cfg.initial_cash,
-            final_equity: run.account.equity(),
+            initial_cash: self.cfg.initial_cash,
+            final_equity: self.account.equity(),
             equity,
             timestamps,
             exposed_points: exposed,
-            open_positions: run.account.positions().to_vec(),
-            fees_paid: run.account.fees_paid(),
-            traded_notional: run.account.traded_notional(),
-            trades: std::mem::take(&mut run.account.trades),
-            fills: std::mem::take(&mut run.account.fills),
-            risk_events: std::mem::take(&mut run.risk.events),
+            open_positions: self.account.positions().to_vec(),
+            fees_paid: self.account.fees_paid(),
+            traded_notional: self.account.traded_notional(),
             periods_per_year: if ppy > 0.0 { ppy } else { 252.0 },
             bars_processed: total,
-            orders_rounded_to_zero: run.state.iter().map(|s| s.rounded_to_zero).collect(),
+            orders_rounded_to_zero: self.state.iter().map(|s| s.rounded_to_zero).collect(),
+            trades: self.account.trades,
+            fills: self.account.fills,
+            risk_events: self.risk.events,
         }
     }
 }
