@@ -28,19 +28,100 @@ use crate::error::AgentError;
 /// series with training-split statistics) of the bar the engine is at.
 pub struct AgentStrategy<'a, A: Agent + ?Sized> {
     agent: &'a mut A,
-    data: &'a MarketData,
-    key: MarketKey,
-    offset: usize,
-    initial_cash: f64,
-    risk_budget: f64,
-    costs: CostModel,
+    /// The engine's instrument `i` is `markets[i]`.
+    markets: Vec<TradedMarket<'a>>,
+    acting: Acting,
     /// The first error the agent raised; it stops acting after one.
     pub error: Option<AgentError>,
     /// Decisions the agent made (bars it was asked on and answered).
     pub decisions: usize,
     name: String,
-    greedy: bool,
+}
+
+/// One market an [`AgentStrategy`] trades: its data (features over the
+/// whole series, training-split statistics), the agent's key for it, and
+/// the bar of `data` that is the engine's bar 0.
+#[derive(Clone, Copy)]
+pub struct TradedMarket<'a> {
+    /// The market's features and normalisation.
+    pub data: &'a MarketData,
+    /// The agent's embedding key for it.
+    pub key: MarketKey,
+    /// The engine's bar 0 is bar `offset` of `data`.
+    pub offset: usize,
+}
+
+/// How an agent's decision becomes an order: the account features'
+/// reference cash, the entry budget, the costs that size it, the action
+/// space, and whether to decide greedily.
+#[derive(Debug, Clone, Copy)]
+pub struct Acting {
+    initial_cash: f64,
+    risk_budget: f64,
+    costs: CostModel,
     actions: ActionSpace,
+    greedy: bool,
+}
+
+impl Acting {
+    /// Greedy acting under `env`'s risk budget, initial cash, costs and
+    /// action space.
+    pub fn greedy(env: &EnvConfig) -> Self {
+        Acting {
+            initial_cash: env.engine.initial_cash,
+            risk_budget: env.risk_budget(),
+            costs: env.engine.costs,
+            actions: env.env.actions,
+            greedy: true,
+        }
+    }
+}
+
+/// Asks `agent` about `ctx`'s bar, bar `t` of `data` (the agent's market
+/// `key`), and submits the order its decision means (sized from the risk
+/// budget at the signal close). False when it was not asked: before the
+/// training split's first step, once halted or with no equity left.
+pub fn act_on_bar<A: Agent + ?Sized>(
+    agent: &mut A,
+    data: &MarketData,
+    key: MarketKey,
+    t: usize,
+    acting: &Acting,
+    ctx: &mut BarContext<'_>,
+) -> Result<bool, AgentError> {
+    let first = data.steps(Split::Train).start;
+    if ctx.halted || t < first || ctx.equity <= 0.0 {
+        return Ok(false);
+    }
+    let q = ctx.position;
+    let close = ctx.bar.close;
+    let input = AgentInput {
+        window: data.window(t),
+        account: [
+            (ctx.equity / acting.initial_cash - 1.0) as f32,
+            (q * close / ctx.equity) as f32,
+            (ctx.unrealized_pnl / ctx.equity) as f32,
+        ],
+        mask: acting.actions.mask(q),
+        market: key,
+    };
+    let decision = agent.select_action(&input, acting.greedy)?;
+    // Under targets the decision is a target; the order carries it out.
+    let order = acting.actions.order(decision.action, q);
+    match order {
+        Action::Hold => {}
+        Action::CloseLong | Action::CloseShort => ctx.submit(Order::market(ctx.instrument, order)),
+        Action::BuyLong | Action::SellShort => {
+            // Sized from the risk budget at the signal close (the fill
+            // price is not known yet).
+            let budget = decision.quantity.clamp(0.0, 1.0) * acting.risk_budget * ctx.equity;
+            let units = acting.costs.affordable_quantity(budget, close);
+            if units > 0.0 {
+                ctx.submit(Order::market(ctx.instrument, order).units(units));
+            }
+        }
+    }
+    Ok(true)
 }
 
 impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
@@ -48,20 +129,20 @@ impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
     /// `offset` of `data`; sizes entries from `env`'s risk budget, initial
     /// cash and costs. The strategy is named after the agent's kind.
     pub fn new(agent: &'a mut A, data: &'a MarketData, key: MarketKey, offset: usize, env: &EnvConfig) -> Self {
+        Self::for_markets(agent, vec![TradedMarket { data, key, offset }], env)
+    }
+
+    /// Trades several markets in one account: the engine's instrument `i`
+    /// is `markets[i]`.
+    pub fn for_markets(agent: &'a mut A, markets: Vec<TradedMarket<'a>>, env: &EnvConfig) -> Self {
         let name = agent.kind().to_string();
         AgentStrategy {
             agent,
-            data,
-            key,
-            offset,
-            initial_cash: env.engine.initial_cash,
-            risk_budget: env.risk_budget(),
-            costs: env.engine.costs,
+            markets,
+            acting: Acting::greedy(env),
             error: None,
             decisions: 0,
             name,
-            greedy: true,
-            actions: env.env.actions,
         }
     }
 
@@ -74,7 +155,7 @@ impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
     /// taking the most likely action; seed the agent's stream with
     /// [`Agent::seed_sampling`] for a reproducible path.
     pub fn sampled(mut self) -> Self {
-        self.greedy = false;
+        self.acting.greedy = false;
         self
     }
 }
@@ -85,45 +166,15 @@ impl<A: Agent + ?Sized> Strategy for AgentStrategy<'_, A> {
     }
 
     fn on_bar(&mut self, ctx: &mut BarContext<'_>) {
-        let t = self.offset + ctx.index;
-        let first = self.data.steps(Split::Train).start;
-        if self.error.is_some() || ctx.halted || t < first || ctx.equity <= 0.0 {
+        let Some(&TradedMarket { data, key, offset }) = self.markets.get(ctx.instrument) else {
+            return;
+        };
+        if self.error.is_some() {
             return;
         }
-        let q = ctx.position;
-        let close = ctx.bar.close;
-        let input = AgentInput {
-            window: self.data.window(t),
-            account: [
-                (ctx.equity / self.initial_cash - 1.0) as f32,
-                (q * close / ctx.equity) as f32,
-                (ctx.unrealized_pnl / ctx.equity) as f32,
-            ],
-            mask: self.actions.mask(q),
-            market: self.key,
-        };
-        let decision = match self.agent.select_action(&input, self.greedy) {
-            Ok(d) => d,
-            Err(e) => {
-                self.error = Some(e);
-                return;
-            }
-        };
-        self.decisions += 1;
-        // Under targets the decision is a target; the order carries it out.
-        let order = self.actions.order(decision.action, q);
-        match order {
-            Action::Hold => {}
-            Action::CloseLong | Action::CloseShort => ctx.submit(Order::market(ctx.instrument, order)),
-            Action::BuyLong | Action::SellShort => {
-                // Sized from the risk budget at the signal close (the fill
-                // price is not known yet).
-                let budget = decision.quantity.clamp(0.0, 1.0) * self.risk_budget * ctx.equity;
-                let units = self.costs.affordable_quantity(budget, close);
-                if units > 0.0 {
-                    ctx.submit(Order::market(ctx.instrument, order).units(units));
-                }
-            }
+        match act_on_bar(self.agent, data, key, offset + ctx.index, &self.acting, ctx) {
+            Ok(asked) => self.decisions += usize::from(asked),
+            Err(e) => self.error = Some(e),
         }
     }
 }

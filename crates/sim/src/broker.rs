@@ -201,6 +201,13 @@ impl Broker {
                 let vol_annual = self.state[i].last_vol * self.state[i].annualise;
                 let budget = self.budgets.as_ref().map_or(f64::NAN, |b| b.weight(i));
                 let wanted = match o.qty {
+                    // Under risk parity an instrument's weight caps what a
+                    // strategy (an agent) asks for, not only what sizing picks.
+                    OrderQty::Units(u) if self.budgets.is_some() => self
+                        .cfg
+                        .sizing
+                        .units(self.account.equity(), est, vol_annual, budget, &self.cfg.costs)
+                        .map(|cap| u.min(cap)),
                     OrderQty::Units(u) => Some(u),
                     _ => self
                         .cfg

@@ -312,6 +312,9 @@ impl Broker {
 pub struct Stepper {
     broker: Broker,
     queues: Queues,
+    /// Each instrument's last bar and its index, for orders submitted
+    /// after it (see [`submit`](Stepper::submit)).
+    last_bar: Vec<Option<(usize, Bar)>>,
     /// Bars seen per instrument: the next bar's index.
     seen: Vec<usize>,
     /// The index of the last bar stepped (as `run` passes it to step 5).
@@ -331,6 +334,7 @@ impl Stepper {
         Stepper {
             broker: Broker::new(cfg, feeds),
             queues: Queues::new(),
+            last_bar: vec![None; feeds.len()],
             seen: vec![0; feeds.len()],
             last_index: 0,
             exposed: 0,
@@ -345,7 +349,44 @@ impl Stepper {
         let k = self.seen[instrument];
         self.seen[instrument] += 1;
         self.last_index = k;
+        self.last_bar[instrument] = Some((k, bar));
         self.broker.bar(strategy, &mut self.queues, instrument, k, bar);
+    }
+
+    /// Instrument `instrument`'s next bar with no strategy deciding on it:
+    /// pending orders fill, brackets trigger, the mark moves. Whoever
+    /// decides does so afterwards and [`submit`](Stepper::submit)s, which
+    /// is the same order of events as [`on_bar`](Stepper::on_bar).
+    pub fn on_market_bar(&mut self, instrument: usize, bar: Bar) {
+        self.on_bar(&mut NoDecisions, instrument, bar);
+    }
+
+    /// An order decided at instrument `order.instrument`'s last bar, as a
+    /// strategy would have submitted it there: a market order under the
+    /// signal-close fill policy fills at that close now, any other waits
+    /// for a later bar. False (and nothing queued) before the instrument's
+    /// first bar.
+    pub fn submit(&mut self, order: Order) -> bool {
+        let Some(&Some((k, bar))) = self.last_bar.get(order.instrument) else {
+            return false;
+        };
+        if self.broker.cfg.fill == FillPolicy::SignalClose && order.kind == OrderKind::Market {
+            self.broker.execute(&order, bar.close, &bar, k, false);
+        } else {
+            self.queues.pending.push(order);
+        }
+        true
+    }
+
+    /// Drops a waiting order; true when there was one equal to `order`.
+    pub fn cancel(&mut self, order: &Order) -> bool {
+        match self.queues.pending.iter().position(|o| o == order) {
+            Some(j) => {
+                self.queues.pending.remove(j);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Every instrument's bar at `ts` is in: the risk layer and the equity
@@ -387,6 +428,17 @@ impl Stepper {
             total,
         )
     }
+}
+
+/// The strategy of a stepper whose decisions come from outside.
+struct NoDecisions;
+
+impl Strategy for NoDecisions {
+    fn name(&self) -> String {
+        "external".into()
+    }
+
+    fn on_bar(&mut self, _: &mut BarContext<'_>) {}
 }
 
 /// Runs `strategy` over `feeds` and returns the full result.

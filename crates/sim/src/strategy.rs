@@ -22,7 +22,9 @@ pub struct BarContext<'a> {
     pub unrealized_pnl: f64,
     /// True once the drawdown breaker has halted trading.
     pub halted: bool,
-    pub(crate) orders: &'a mut Vec<Order>,
+    /// Where [`submit`](BarContext::submit) puts orders (the engine's queue,
+    /// or a trading session's, which sends them to its broker).
+    pub orders: &'a mut Vec<Order>,
 }
 
 impl BarContext<'_> {

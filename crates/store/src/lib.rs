@@ -15,6 +15,8 @@
 //! - [`jobs`]: background jobs and their progress;
 //! - [`oauth`]: the authorization server's users, clients, grants, codes,
 //!   refresh tokens, signing keys and device codes.
+//! - [`trading`]: trading sessions (the account lease, the checkpoint they
+//!   resume from), the orders they meant to send and their events.
 //!
 //! One code path serves both databases (sqlx's `Any` driver and `$n`
 //! bind parameters, which SQLite also accepts); the tests run every operation
@@ -32,6 +34,7 @@ pub mod oauth;
 pub mod registry;
 pub mod settings;
 pub mod tracking;
+pub mod trading;
 
 pub use connect::{redact, secure_sqlite_file, sqlite_file, Backend, Store};
 pub use error::StoreError;

@@ -13,11 +13,11 @@ use crate::{migrate, Backend};
 async fn migrations_apply_once_and_reopening_is_harmless() {
     for db in databases().await {
         let s = &db.store;
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4], "{}", db.name);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5], "{}", db.name);
         // Running them again (as a second process opening the database
         // would) changes nothing.
         migrate::run(s).await.unwrap();
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5]);
         assert_eq!(
             s.backend(),
             if db.name == "sqlite" {
@@ -687,6 +687,107 @@ async fn oauth_users_clients_codes_and_token_families() {
         s.create_device_code("d2", "ZZZZ-ZZZZ", "cli", "", 0).await.unwrap();
         assert_eq!(s.poll_device("d2", 0).await.unwrap(), DevicePoll::Expired);
         assert_eq!(s.poll_device("d3", 0).await.unwrap(), DevicePoll::Unknown);
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn trading_sessions_lease_their_account_and_keep_orders_once() {
+    use crate::trading::{SessionStatus, TradingEventRecord, TradingOrderRecord};
+    for db in databases().await {
+        let s = &db.store;
+        let spec = json!({"symbols": ["nvda"]});
+        s.start_trading_session("s1", "paper:main", "m", &spec, 30_000)
+            .await
+            .unwrap();
+        // A second session on the same account is refused while s1 lives,
+        // and the error names the holder.
+        let busy = s
+            .start_trading_session("s2", "paper:main", "m", &spec, 30_000)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            busy.contains("session s1") && busy.contains("paper:main"),
+            "{}: {busy}",
+            db.name
+        );
+        // Another account is free.
+        s.start_trading_session("s3", "paper:other", "m", &spec, 30_000)
+            .await
+            .unwrap();
+        // s1 is alive: it cannot be resumed by a second process.
+        assert!(s.resume_trading_session("s1", 30_000).await.is_err());
+        // Orders are written once per client order id.
+        let order = TradingOrderRecord {
+            client_order_id: "s1-nvda-100".into(),
+            session_id: "s1".into(),
+            instrument: "nvda".into(),
+            bar_ts: 100,
+            action: "BUY_LONG".into(),
+            qty: Some(3.0),
+            status: "intended".into(),
+            detail: None,
+        };
+        assert!(s.record_trading_order(&order).await.unwrap());
+        assert!(!s.record_trading_order(&order).await.unwrap(), "{}", db.name);
+        s.set_trading_order_status("s1-nvda-100", "submitted", Some("ok"))
+            .await
+            .unwrap();
+        let orders = s.trading_orders("s1").await.unwrap();
+        assert_eq!(orders.len(), 1);
+        assert_eq!((orders[0].status.as_str(), orders[0].qty), ("submitted", Some(3.0)));
+        let nan = TradingOrderRecord {
+            client_order_id: "x".into(),
+            qty: Some(f64::NAN),
+            ..order.clone()
+        };
+        assert!(s.record_trading_order(&nan).await.is_err());
+        // Checkpoints and events round-trip.
+        s.checkpoint_trading_session("s1", &json!({"cash": 1.5})).await.unwrap();
+        let ev = |seq| TradingEventRecord {
+            seq,
+            at_ms: 5,
+            bar_ts: Some(100),
+            kind: "breaker".into(),
+            detail: json!({"seq": seq}),
+        };
+        s.record_trading_events("s1", &[ev(1), ev(2)]).await.unwrap();
+        s.record_trading_events("s1", &[ev(2), ev(3)]).await.unwrap();
+        let events = s.trading_events("s1", 1, 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+        // Stopped, it may be resumed; resumed, it holds the account again.
+        s.end_trading_session("s1", SessionStatus::Stopped, "ctrl-c")
+            .await
+            .unwrap();
+        s.start_trading_session("s4", "paper:main", "m", &spec, 30_000)
+            .await
+            .unwrap();
+        assert!(
+            s.resume_trading_session("s1", 30_000).await.is_err(),
+            "s4 holds the account now"
+        );
+        s.end_trading_session("s4", SessionStatus::Finished, "feed ended")
+            .await
+            .unwrap();
+        let back = s.resume_trading_session("s1", 30_000).await.unwrap();
+        assert_eq!(
+            (back.status, back.checkpoint),
+            (SessionStatus::Running, Some(json!({"cash": 1.5})))
+        );
+        assert!(
+            s.resume_trading_session("s4", 30_000).await.is_err(),
+            "a finished session stays finished"
+        );
+        // A session whose heartbeat went stale (killed) no longer holds it.
+        s.start_trading_session("s5", "paper:lost", "m", &spec, 30_000)
+            .await
+            .unwrap();
+        assert!(s
+            .start_trading_session("s6", "paper:lost", "m", &spec, -1)
+            .await
+            .is_ok());
+        s.checkpoint_trading_session("s4", &json!({})).await.unwrap_err();
         db.finish().await;
     }
 }

@@ -444,21 +444,8 @@ impl<'a> RowValidator<'a> {
             Ok(b) => b,
             Err(problem) => return self.reject(line, problem),
         };
-        let prices = [bar.open, bar.high, bar.low, bar.close];
-        if prices.iter().any(|p| !p.is_finite() || *p <= 0.0) {
-            return self.reject(
-                line,
-                format!(
-                    "prices must be finite and positive, got o={} h={} l={} c={}",
-                    bar.open, bar.high, bar.low, bar.close
-                ),
-            );
-        }
-        if !bar.volume.is_finite() || bar.volume < 0.0 {
-            return self.reject(
-                line,
-                format!("volume must be finite and not negative, got {}", bar.volume),
-            );
+        if let Some(problem) = value_problem(&bar) {
+            return self.reject(line, problem);
         }
         if let Some(&prev) = out.ts.last() {
             if bar.ts <= prev {
@@ -485,12 +472,7 @@ impl<'a> RowValidator<'a> {
                 return self.reject(line, problem);
             }
         }
-        let consistent = |b: &Bar| b.high >= b.low && b.high >= b.open.max(b.close) && b.low <= b.open.min(b.close);
-        if !consistent(&bar) {
-            let problem = format!(
-                "inconsistent OHLC: o={} h={} l={} c={} (need low <= open, close <= high)",
-                bar.open, bar.high, bar.low, bar.close
-            );
+        if let Some(problem) = range_problem(&bar) {
             if self.policy != RepairPolicy::Repair {
                 return self.reject(line, problem);
             }
@@ -519,6 +501,51 @@ impl<'a> RowValidator<'a> {
         out.push(bar);
         Ok(())
     }
+}
+
+/// Why a bar's prices or volume are unusable: prices must be finite and
+/// positive, volume finite and not negative.
+fn value_problem(bar: &Bar) -> Option<String> {
+    let prices = [bar.open, bar.high, bar.low, bar.close];
+    if prices.iter().any(|p| !p.is_finite() || *p <= 0.0) {
+        return Some(format!(
+            "prices must be finite and positive, got o={} h={} l={} c={}",
+            bar.open, bar.high, bar.low, bar.close
+        ));
+    }
+    if !bar.volume.is_finite() || bar.volume < 0.0 {
+        return Some(format!("volume must be finite and not negative, got {}", bar.volume));
+    }
+    None
+}
+
+/// Why a bar's high and low do not contain its open and close.
+fn range_problem(bar: &Bar) -> Option<String> {
+    let consistent = bar.high >= bar.low && bar.high >= bar.open.max(bar.close) && bar.low <= bar.open.min(bar.close);
+    (!consistent).then(|| {
+        format!(
+            "inconsistent OHLC: o={} h={} l={} c={} (need low <= open, close <= high)",
+            bar.open, bar.high, bar.low, bar.close
+        )
+    })
+}
+
+/// Why a bar arriving from a feed breaks the loader's rules, or `None`
+/// when it is good: the file rules without repairs (a bar that arrives is
+/// used as it is or refused). `previous` is the instrument's last accepted
+/// timestamp; a bar must come after it.
+pub fn bar_problem(bar: &Bar, previous: Option<i64>) -> Option<String> {
+    if let Some(problem) = value_problem(bar) {
+        return Some(problem);
+    }
+    if let Some(prev) = previous.filter(|p| bar.ts <= *p) {
+        return Some(format!(
+            "timestamp {} is not after the previous bar's {}",
+            tradelab_core::time::format_datetime(bar.ts),
+            tradelab_core::time::format_datetime(prev)
+        ));
+    }
+    range_problem(bar)
 }
 
 /// The outcome of loading every file in a folder: what loaded, and what did

@@ -314,3 +314,36 @@ fn a_missing_relative_data_folder_names_the_working_directory() {
         "{e}"
     );
 }
+
+#[test]
+fn a_bar_from_a_feed_is_held_to_the_loaders_rules_without_repairs() {
+    let good = Bar {
+        ts: 1_000,
+        open: 10.0,
+        high: 11.0,
+        low: 9.5,
+        close: 10.5,
+        volume: 7.0,
+    };
+    assert_eq!(bar_problem(&good, None), None);
+    assert_eq!(bar_problem(&good, Some(999)), None);
+    let cases = [
+        (
+            Bar {
+                close: f64::NAN,
+                ..good
+            },
+            None,
+            "finite and positive",
+        ),
+        (Bar { open: -1.0, ..good }, None, "finite and positive"),
+        (Bar { volume: -3.0, ..good }, None, "volume"),
+        (good, Some(1_000), "not after"),
+        (Bar { high: 10.0, ..good }, None, "inconsistent OHLC"),
+        (Bar { low: 10.6, ..good }, None, "inconsistent OHLC"),
+    ];
+    for (bar, previous, expect) in cases {
+        let problem = bar_problem(&bar, previous).expect("refused");
+        assert!(problem.contains(expect), "{problem}");
+    }
+}

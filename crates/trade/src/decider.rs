@@ -1,0 +1,140 @@
+//! What decides at each bar: a trained agent, or any rule strategy.
+
+use std::path::PathBuf;
+
+use tradelab_agents::evaluate::{act_on_bar, Acting};
+use tradelab_agents::load::load_agent;
+use tradelab_agents::{Agent, MarketKey};
+use tradelab_core::BarSeries;
+use tradelab_env::{EnvConfig, MarketData};
+use tradelab_sim::strategy::{BarContext, Strategy};
+
+/// Decides on each instrument's bar by submitting orders into the context.
+pub trait Decider {
+    /// For reports.
+    fn name(&self) -> String;
+
+    /// Called once before the first bar with every instrument.
+    fn start(&mut self, feeds: &[&BarSeries]) {
+        let _ = feeds;
+    }
+
+    /// Decides on `ctx`'s bar; an error is the model failing (the session
+    /// counts them and restarts it).
+    fn decide(&mut self, ctx: &mut BarContext<'_>) -> Result<(), String>;
+
+    /// Starts the decision maker afresh (reloads a model from its file).
+    fn restart(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Bars it decided on.
+    fn decisions(&self) -> u64;
+}
+
+/// A rule strategy as a decider; it never fails.
+pub struct StrategyDecider<S> {
+    strategy: S,
+    decisions: u64,
+}
+
+impl<S: Strategy> StrategyDecider<S> {
+    /// Wraps `strategy`.
+    pub fn new(strategy: S) -> Self {
+        StrategyDecider { strategy, decisions: 0 }
+    }
+}
+
+impl<S: Strategy> Decider for StrategyDecider<S> {
+    fn name(&self) -> String {
+        self.strategy.name()
+    }
+
+    fn start(&mut self, feeds: &[&BarSeries]) {
+        self.strategy.start(feeds);
+    }
+
+    fn decide(&mut self, ctx: &mut BarContext<'_>) -> Result<(), String> {
+        self.decisions += 1;
+        self.strategy.on_bar(ctx);
+        Ok(())
+    }
+
+    fn decisions(&self) -> u64 {
+        self.decisions
+    }
+}
+
+/// One market an agent trades: its data and the agent's key for it.
+pub struct AgentMarket {
+    /// Features and training-split normalisation over the recorded series;
+    /// each bar the session gets is found in it by time.
+    pub data: MarketData,
+    /// The agent's key for it.
+    pub key: MarketKey,
+}
+
+/// A trained agent deciding for several markets, reloaded from its folder
+/// when it has to restart.
+pub struct AgentDecider {
+    agent: Box<dyn Agent + Send>,
+    folder: PathBuf,
+    markets: Vec<AgentMarket>,
+    acting: Acting,
+    decisions: u64,
+}
+
+impl AgentDecider {
+    /// `agent`, loaded from `folder`, trading `markets` (instrument `i` is
+    /// `markets[i]`) under `env`'s sizing.
+    pub fn new(agent: Box<dyn Agent + Send>, folder: PathBuf, markets: Vec<AgentMarket>, env: &EnvConfig) -> Self {
+        AgentDecider {
+            agent,
+            folder,
+            markets,
+            acting: Acting::greedy(env),
+            decisions: 0,
+        }
+    }
+
+    /// The markets it trades.
+    pub fn markets(&self) -> &[AgentMarket] {
+        &self.markets
+    }
+}
+
+impl Decider for AgentDecider {
+    fn name(&self) -> String {
+        self.agent.kind().to_string()
+    }
+
+    fn decide(&mut self, ctx: &mut BarContext<'_>) -> Result<(), String> {
+        let Some(m) = self.markets.get(ctx.instrument) else {
+            return Err(format!("no market for instrument {}", ctx.instrument));
+        };
+        // Found by time, not by count: a bar the feed lost or a breaker
+        // refused does not shift the features the agent sees.
+        let ts = &m.data.series.ts;
+        let t = ts.partition_point(|x| *x < ctx.bar.ts);
+        if ts.get(t) != Some(&ctx.bar.ts) {
+            return Err(format!(
+                "{} has no bar at {} in the data the model's features were computed on",
+                m.data.series.instrument,
+                tradelab_core::time::format_datetime(ctx.bar.ts)
+            ));
+        }
+        let asked = act_on_bar(self.agent.as_mut(), &m.data, m.key, t, &self.acting, ctx).map_err(|e| e.to_string())?;
+        self.decisions += u64::from(asked);
+        Ok(())
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        let agent = load_agent(&self.folder).map_err(|e| format!("reloading {}: {e}", self.folder.display()))?;
+        self.agent = agent;
+        Ok(())
+    }
+
+    fn decisions(&self) -> u64 {
+        self.decisions
+    }
+}

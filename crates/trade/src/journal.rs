@@ -1,0 +1,144 @@
+//! Where a session writes what it does, so a restarted one can resume:
+//! orders before they are sent, events, and checkpoints of its state.
+//! [`StoreJournal`] writes to the store (SQLite or PostgreSQL);
+//! [`MemoryJournal`] keeps it in memory (tests, benchmarks).
+
+use serde_json::Value;
+use tradelab_store::trading::{TradingEventRecord, TradingOrderRecord};
+use tradelab_store::{Store, StoreError};
+
+/// Why the journal could not write: the session stops, since it can no
+/// longer promise not to send an order twice.
+#[derive(Debug, thiserror::Error)]
+#[error("the trading journal could not be written: {0}")]
+pub struct JournalError(pub String);
+
+impl From<StoreError> for JournalError {
+    fn from(e: StoreError) -> Self {
+        JournalError(e.to_string())
+    }
+}
+
+/// A session's record.
+pub trait Journal {
+    /// Writes `order` before it is sent; false when its client order id
+    /// was written before (by this session before a restart).
+    fn intend(&mut self, order: &TradingOrderRecord) -> Result<bool, JournalError>;
+
+    /// Records what became of an order.
+    fn order_status(&mut self, client_order_id: &str, status: &str, detail: Option<&str>) -> Result<(), JournalError>;
+
+    /// Queues an event; it is written with the next checkpoint.
+    fn event(&mut self, event: TradingEventRecord);
+
+    /// Writes the queued events and the session's state.
+    fn checkpoint(&mut self, state: &Value) -> Result<(), JournalError>;
+}
+
+/// A journal in memory.
+#[derive(Debug, Default)]
+pub struct MemoryJournal {
+    /// Orders written, in order.
+    pub orders: Vec<TradingOrderRecord>,
+    /// Events written.
+    pub events: Vec<TradingEventRecord>,
+    /// The last checkpoint.
+    pub state: Option<Value>,
+    /// Checkpoints written.
+    pub checkpoints: usize,
+}
+
+impl Journal for MemoryJournal {
+    fn intend(&mut self, order: &TradingOrderRecord) -> Result<bool, JournalError> {
+        if self.orders.iter().any(|o| o.client_order_id == order.client_order_id) {
+            return Ok(false);
+        }
+        self.orders.push(order.clone());
+        Ok(true)
+    }
+
+    fn order_status(&mut self, client_order_id: &str, status: &str, detail: Option<&str>) -> Result<(), JournalError> {
+        if let Some(o) = self.orders.iter_mut().find(|o| o.client_order_id == client_order_id) {
+            o.status = status.to_string();
+            o.detail = detail.map(str::to_string);
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: TradingEventRecord) {
+        self.events.push(event);
+    }
+
+    fn checkpoint(&mut self, state: &Value) -> Result<(), JournalError> {
+        self.state = Some(state.clone());
+        self.checkpoints += 1;
+        Ok(())
+    }
+}
+
+/// A journal in the store, for session `session_id` (which must exist).
+pub struct StoreJournal {
+    store: Store,
+    runtime: tokio::runtime::Runtime,
+    session_id: String,
+    queued: Vec<TradingEventRecord>,
+}
+
+impl StoreJournal {
+    /// Writes session `session_id`'s record to the store at `url`, on a
+    /// connection of its own (a pool belongs to the runtime that opened it).
+    pub fn open(url: &str, session_id: &str) -> Result<Self, JournalError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| JournalError(format!("starting the async runtime: {e}")))?;
+        let store = runtime.block_on(Store::open(url))?;
+        Ok(StoreJournal {
+            store,
+            runtime,
+            session_id: session_id.to_string(),
+            queued: Vec::new(),
+        })
+    }
+
+    /// The store, for reading the session back.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs a store call to completion.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// Writes queued events now.
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        let events = std::mem::take(&mut self.queued);
+        self.runtime
+            .block_on(self.store.record_trading_events(&self.session_id, &events))?;
+        Ok(())
+    }
+}
+
+impl Journal for StoreJournal {
+    fn intend(&mut self, order: &TradingOrderRecord) -> Result<bool, JournalError> {
+        Ok(self.runtime.block_on(self.store.record_trading_order(order))?)
+    }
+
+    fn order_status(&mut self, client_order_id: &str, status: &str, detail: Option<&str>) -> Result<(), JournalError> {
+        Ok(self
+            .runtime
+            .block_on(self.store.set_trading_order_status(client_order_id, status, detail))?)
+    }
+
+    fn event(&mut self, event: TradingEventRecord) {
+        self.queued.push(event);
+    }
+
+    fn checkpoint(&mut self, state: &Value) -> Result<(), JournalError> {
+        self.flush()?;
+        self.runtime
+            .block_on(self.store.checkpoint_trading_session(&self.session_id, state))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+//! Paper and live trading sessions.
+//!
+//! A [`session::Session`] takes each timestamp's bars from a
+//! [`feed::Feed`], checks them by the loader's rules, passes them to the
+//! [`broker::Broker`] (the [`paper::PaperBroker`] fills waiting orders on
+//! them with the backtesting engine's models) and to the
+//! [`decider::Decider`] (a trained agent or a rule strategy), and sends its
+//! orders through the [`breakers`] to the broker, written first to the
+//! [`journal`] under idempotent client order ids. Its state is checkpointed
+//! in the store; a killed session resumes from it and sends nothing twice.
+//!
+//! Not here yet (issue 21): a real broker (Alpaca) and a live market-data
+//! feed, features computed incrementally on a live stream (a replay uses
+//! the features of the recorded series, which the observation tests show
+//! equal to those built from raw bars).
+
+#![warn(missing_docs)]
+
+pub mod breakers;
+pub mod broker;
+pub mod decider;
+pub mod feed;
+pub mod journal;
+pub mod latency;
+pub mod paper;
+pub mod session;
+pub mod settings;
+
+pub use breakers::{BreakerKind, BreakerState, Breakers};
+pub use broker::{AccountView, Broker, BrokerError, OrderState};
+pub use decider::{AgentDecider, AgentMarket, Decider, StrategyDecider};
+pub use feed::{Feed, FeedError, FeedStatus, ReplayFeed};
+pub use journal::{Journal, JournalError, MemoryJournal, StoreJournal};
+pub use paper::PaperBroker;
+pub use session::{Checkpoint, Session, SessionEnd, SessionError, SessionEvent, SessionOutcome, SessionSpec};
+pub use settings::{BreakerPolicy, TradeSettings};

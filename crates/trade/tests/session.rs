@@ -1,0 +1,367 @@
+//! Trading sessions on the paper broker: equal to a backtest, resumed after
+//! a crash without sending an order twice, and each circuit breaker tripped
+//! by an injected fault (a corrupt bar, a stalled or dropped feed, a broker
+//! that rejects or disconnects, a failing or slow model, the drawdown
+//! limit), with the event recorded, the position afterwards and the
+//! recovery checked.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+
+use tradelab_core::{Bar, BarSeries};
+use tradelab_data::synthetic::{generate, SyntheticConfig};
+use tradelab_sim::account::Fill;
+use tradelab_sim::engine::{run, BacktestResult, EngineConfig};
+use tradelab_sim::order::Order;
+use tradelab_sim::sizing::Sizing;
+use tradelab_sim::strategies::SmaCrossover;
+use tradelab_trade::journal::{Journal, JournalError, MemoryJournal};
+use tradelab_trade::*;
+
+const DAY: i64 = 86_400_000;
+
+/// Three synthetic instruments on one calendar; the third misses every
+/// seventh bar, so timestamps merge unevenly.
+fn markets() -> Vec<BarSeries> {
+    let make = |seed: u64, name: &str| {
+        generate(&SyntheticConfig {
+            bars: 320,
+            seed,
+            instrument: name.into(),
+            ..Default::default()
+        })
+        .series
+    };
+    let a = make(1, "alpha");
+    let b = make(2, "beta");
+    let full = make(3, "gamma");
+    let mut c = BarSeries::new("gamma");
+    c.timeframe = full.timeframe;
+    for k in 0..full.len() {
+        if k % 7 != 3 {
+            c.push(full.bar(k));
+        }
+    }
+    vec![a, b, c]
+}
+
+fn strategy() -> SmaCrossover {
+    SmaCrossover::new(5, 20, true)
+}
+
+fn spec(id: &str, settings: TradeSettings) -> SessionSpec {
+    SessionSpec {
+        id: id.into(),
+        symbols: vec!["alpha".into(), "beta".into(), "gamma".into()],
+        timeframe_ms: DAY,
+        speed: 0.0,
+        settings,
+    }
+}
+
+/// What a session left: the broker's result, the journal, events seen.
+struct Ran {
+    result: BacktestResult<'static>,
+    outcome: Result<SessionOutcome, SessionError>,
+    events: Vec<String>,
+}
+
+/// Runs a session over `feed` and `broker` with `decider` into `journal`.
+fn run_session(
+    spec: SessionSpec,
+    feed: &mut dyn Feed,
+    broker: &mut dyn Broker,
+    decider: &mut dyn Decider,
+    journal: &mut dyn Journal,
+    resume: Option<(Option<&Checkpoint>, &[tradelab_store::trading::TradingOrderRecord])>,
+) -> (Result<SessionOutcome, SessionError>, Vec<String>) {
+    let mut events = Vec::new();
+    let mut observe = |e: &SessionEvent<'_>| match e {
+        SessionEvent::Breaker { transition, reason, .. } => events.push(format!(
+            "breaker {} {}->{}: {reason}",
+            transition.kind.name(),
+            transition.from.name(),
+            transition.to.name()
+        )),
+        SessionEvent::Restart { component, ok, detail } => events.push(format!("restart {component} {ok}: {detail}")),
+        SessionEvent::Reconciled { differences } => events.push(format!("reconciled {}", differences.len())),
+        _ => {}
+    };
+    let mut session = Session::new(spec, feed, broker, decider, journal, &mut observe);
+    if let Some((cp, orders)) = resume {
+        session.resume(cp, orders).unwrap();
+    }
+    let outcome = session.run(&AtomicBool::new(false));
+    (outcome, events)
+}
+
+/// A paper session with the rule strategy over all three markets.
+fn paper_run(settings: TradeSettings, cfg: EngineConfig) -> (Ran, MemoryJournal) {
+    let m = markets();
+    let feeds: Vec<&BarSeries> = m.iter().collect();
+    let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 0.0);
+    let mut broker = PaperBroker::new("test", cfg, &feeds);
+    let mut decider = StrategyDecider::new(strategy());
+    decider.start(&feeds);
+    let mut journal = MemoryJournal::default();
+    let (outcome, events) = run_session(
+        spec("s", settings),
+        &mut feed,
+        &mut broker,
+        &mut decider,
+        &mut journal,
+        None,
+    );
+    let result = broker.into_result("sma".into(), &feeds);
+    (
+        Ran {
+            result,
+            outcome,
+            events,
+        },
+        journal,
+    )
+}
+
+fn same_trading(a: &BacktestResult<'_>, b: &BacktestResult<'_>) {
+    assert_eq!(a.fills.len(), b.fills.len());
+    for (x, y) in a.fills.iter().zip(&b.fills) {
+        assert_eq!(x, y);
+    }
+    assert_eq!(a.equity, b.equity);
+    assert_eq!(a.timestamps, b.timestamps);
+}
+
+#[test]
+fn a_paper_session_trades_as_the_backtest_fill_for_fill() {
+    let m = markets();
+    let feeds: Vec<&BarSeries> = m.iter().collect();
+    for cfg in [
+        EngineConfig::default(),
+        EngineConfig {
+            sizing: Sizing::RiskParity {
+                fraction: 0.6,
+                window: 40,
+                rebalance: 10,
+            },
+            ..EngineConfig::default()
+        },
+    ] {
+        let backtest = run(&feeds, &mut strategy(), &cfg);
+        let (ran, journal) = paper_run(TradeSettings::default(), cfg.clone());
+        let outcome = ran.outcome.unwrap();
+        assert_eq!(outcome.end, SessionEnd::Finished);
+        assert!(
+            backtest.fills.len() > 20,
+            "the strategy trades: {}",
+            backtest.fills.len()
+        );
+        same_trading(&ran.result, &backtest);
+        // Every order went out once, under its own id, and was written.
+        assert_eq!(journal.orders.len() as u64, outcome.orders_sent);
+        assert!(ran.events.is_empty(), "no breaker tripped: {:?}", ran.events);
+        assert_eq!(journal.checkpoints as u64, outcome.ticks + 1);
+        assert!(outcome.latency_us.1 < 50_000.0);
+    }
+}
+
+/// A journal that fails after `checkpoints` checkpoints, as a process
+/// killed between two of them: what was written stays.
+struct Crashing {
+    inner: MemoryJournal,
+    crash_after: usize,
+}
+
+impl Journal for Crashing {
+    fn intend(&mut self, o: &tradelab_store::trading::TradingOrderRecord) -> Result<bool, JournalError> {
+        self.inner.intend(o)
+    }
+    fn order_status(&mut self, id: &str, status: &str, detail: Option<&str>) -> Result<(), JournalError> {
+        self.inner.order_status(id, status, detail)
+    }
+    fn event(&mut self, e: tradelab_store::trading::TradingEventRecord) {
+        self.inner.event(e)
+    }
+    fn checkpoint(&mut self, state: &serde_json::Value) -> Result<(), JournalError> {
+        if self.inner.checkpoints >= self.crash_after {
+            return Err(JournalError("killed".into()));
+        }
+        self.inner.checkpoint(state)
+    }
+}
+
+/// A broker that outlives the session (as a real one does): the paper
+/// engine underneath, but not rebuilt from the session's bars; it counts
+/// every submission per client order id.
+struct Outliving {
+    inner: PaperBroker,
+    submissions: HashMap<String, usize>,
+    seen: Vec<Option<i64>>,
+    ended: Option<i64>,
+}
+
+impl Broker for Outliving {
+    fn account_id(&self) -> String {
+        self.inner.account_id()
+    }
+    fn fills_from_session_bars(&self) -> bool {
+        false
+    }
+    fn on_bar(&mut self, i: usize, bar: Bar) {
+        // Its market saw each bar once, whoever asks again.
+        if self.seen[i].is_none_or(|t| bar.ts > t) {
+            self.seen[i] = Some(bar.ts);
+            self.inner.on_bar(i, bar)
+        }
+    }
+    fn end_timestamp(&mut self, ts: i64) -> bool {
+        if self.ended.is_none_or(|t| ts > t) {
+            self.ended = Some(ts);
+            return self.inner.end_timestamp(ts);
+        }
+        false
+    }
+    fn view(&self, i: usize) -> AccountView {
+        self.inner.view(i)
+    }
+    fn submit(&mut self, id: &str, order: Order) -> Result<OrderState, BrokerError> {
+        *self.submissions.entry(id.to_string()).or_default() += 1;
+        self.inner.submit(id, order)
+    }
+    fn cancel(&mut self, id: &str) -> Result<bool, BrokerError> {
+        self.inner.cancel(id)
+    }
+    fn order_state(&mut self, id: &str) -> Result<Option<OrderState>, BrokerError> {
+        self.inner.order_state(id)
+    }
+    fn positions(&mut self) -> Result<Vec<f64>, BrokerError> {
+        self.inner.positions()
+    }
+    fn balances(&mut self) -> Result<(f64, f64), BrokerError> {
+        self.inner.balances()
+    }
+    fn poll_fills(&mut self, out: &mut Vec<Fill>) -> Result<(), BrokerError> {
+        self.inner.poll_fills(out)
+    }
+}
+
+fn checkpoint_of(j: &MemoryJournal) -> Option<Checkpoint> {
+    j.state.clone().map(|v| serde_json::from_value(v).unwrap())
+}
+
+#[test]
+fn a_crashed_paper_session_resumes_from_its_journal_and_ends_as_if_never_stopped() {
+    let m = markets();
+    let feeds: Vec<&BarSeries> = m.iter().collect();
+    let cfg = EngineConfig::default();
+    let backtest = run(&feeds, &mut strategy(), &cfg);
+    // Checkpoints every 7 timestamps: the crash loses up to 6 processed
+    // timestamps, whose orders are written but not in any checkpoint.
+    let settings = TradeSettings {
+        checkpoint_every: 7,
+        ..TradeSettings::default()
+    };
+    let mut journal = Crashing {
+        inner: MemoryJournal::default(),
+        crash_after: 20,
+    };
+    {
+        let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 0.0);
+        let mut broker = PaperBroker::new("test", cfg.clone(), &feeds);
+        let mut decider = StrategyDecider::new(strategy());
+        decider.start(&feeds);
+        let (outcome, _) = run_session(
+            spec("s", settings.clone()),
+            &mut feed,
+            &mut broker,
+            &mut decider,
+            &mut journal,
+            None,
+        );
+        assert!(matches!(outcome, Err(SessionError::Journal(_))));
+    }
+    let cp = checkpoint_of(&journal.inner).expect("checkpointed before the crash");
+    let written_before = journal.inner.orders.len();
+    assert!(
+        journal.inner.orders.iter().any(|o| o.bar_ts > cp.ts),
+        "orders written after the last checkpoint, to be decided again"
+    );
+    // A new process: a fresh paper broker, rebuilt from the journal.
+    journal.crash_after = usize::MAX;
+    let recorded = journal.inner.orders.clone();
+    let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 0.0);
+    let mut broker = PaperBroker::new("test", cfg.clone(), &feeds);
+    let mut decider = StrategyDecider::new(strategy());
+    decider.start(&feeds);
+    let (outcome, events) = run_session(
+        spec("s", settings),
+        &mut feed,
+        &mut broker,
+        &mut decider,
+        &mut journal,
+        Some((Some(&cp), &recorded)),
+    );
+    assert_eq!(outcome.unwrap().end, SessionEnd::Finished);
+    assert_eq!(events, vec!["reconciled 0"]);
+    same_trading(&broker.into_result("sma".into(), &feeds), &backtest);
+    // The journal holds each order once: as many as the uninterrupted run.
+    let (_, whole) = paper_run(TradeSettings::default(), cfg);
+    let ids = |j: &MemoryJournal| j.orders.iter().map(|o| o.client_order_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&journal.inner), ids(&whole));
+    assert!(journal.inner.orders.len() > written_before);
+}
+
+#[test]
+fn a_restarted_session_never_sends_an_order_its_broker_already_has() {
+    let m = markets();
+    let feeds: Vec<&BarSeries> = m.iter().collect();
+    let cfg = EngineConfig::default();
+    let settings = TradeSettings {
+        checkpoint_every: 9,
+        ..TradeSettings::default()
+    };
+    let mut broker = Outliving {
+        inner: PaperBroker::new("ext", cfg.clone(), &feeds),
+        submissions: HashMap::new(),
+        seen: vec![None; 3],
+        ended: None,
+    };
+    let mut journal = Crashing {
+        inner: MemoryJournal::default(),
+        crash_after: 15,
+    };
+    let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 0.0);
+    let mut decider = StrategyDecider::new(strategy());
+    decider.start(&feeds);
+    let (outcome, _) = run_session(
+        spec("s", settings.clone()),
+        &mut feed,
+        &mut broker,
+        &mut decider,
+        &mut journal,
+        None,
+    );
+    assert!(outcome.is_err());
+    let cp = checkpoint_of(&journal.inner).unwrap();
+    // The broker kept its state (and its market went on); the new
+    // session replays the feed from the start to rebuild its decider.
+    journal.crash_after = usize::MAX;
+    let recorded = journal.inner.orders.clone();
+    assert!(recorded.iter().any(|o| o.bar_ts > cp.ts), "orders to decide again");
+    let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 0.0);
+    let mut decider = StrategyDecider::new(strategy());
+    decider.start(&feeds);
+    let (outcome, _) = run_session(
+        spec("s", settings),
+        &mut feed,
+        &mut broker,
+        &mut decider,
+        &mut journal,
+        Some((Some(&cp), &recorded)),
+    );
+    outcome.unwrap();
+    assert!(!broker.submissions.is_empty());
+    let twice: Vec<_> = broker.submissions.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent twice: {twice:?}");
+    assert_eq!(broker.submissions.len(), journal.inner.orders.len());
+}
