@@ -562,7 +562,7 @@ impl<'a> Session<'a> {
             equity,
             ticks: self.ticks,
         });
-        if self.ticks % self.spec.settings.checkpoint_every as u64 == 0 {
+        if self.ticks.is_multiple_of(self.spec.settings.checkpoint_every as u64) {
             self.checkpoint()?;
         }
         Ok(())

@@ -6,131 +6,18 @@
 //! recovery checked.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 
 use tradelab_core::{Bar, BarSeries};
-use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_sim::account::Fill;
-use tradelab_sim::engine::{run, BacktestResult, EngineConfig};
+use tradelab_sim::engine::{run, EngineConfig};
 use tradelab_sim::order::Order;
 use tradelab_sim::sizing::Sizing;
-use tradelab_sim::strategies::SmaCrossover;
 use tradelab_trade::journal::{Journal, JournalError, MemoryJournal};
 use tradelab_trade::*;
 
-const DAY: i64 = 86_400_000;
+mod kit;
 
-/// Three synthetic instruments on one calendar; the third misses every
-/// seventh bar, so timestamps merge unevenly.
-fn markets() -> Vec<BarSeries> {
-    let make = |seed: u64, name: &str| {
-        generate(&SyntheticConfig {
-            bars: 320,
-            seed,
-            instrument: name.into(),
-            ..Default::default()
-        })
-        .series
-    };
-    let a = make(1, "alpha");
-    let b = make(2, "beta");
-    let full = make(3, "gamma");
-    let mut c = BarSeries::new("gamma");
-    c.timeframe = full.timeframe;
-    for k in 0..full.len() {
-        if k % 7 != 3 {
-            c.push(full.bar(k));
-        }
-    }
-    vec![a, b, c]
-}
-
-fn strategy() -> SmaCrossover {
-    SmaCrossover::new(5, 20, true)
-}
-
-fn spec(id: &str, settings: TradeSettings) -> SessionSpec {
-    SessionSpec {
-        id: id.into(),
-        symbols: vec!["alpha".into(), "beta".into(), "gamma".into()],
-        timeframe_ms: DAY,
-        speed: 0.0,
-        settings,
-    }
-}
-
-/// What a session left: the broker's result, the journal, events seen.
-struct Ran {
-    result: BacktestResult<'static>,
-    outcome: Result<SessionOutcome, SessionError>,
-    events: Vec<String>,
-}
-
-/// Runs a session over `feed` and `broker` with `decider` into `journal`.
-fn run_session(
-    spec: SessionSpec,
-    feed: &mut dyn Feed,
-    broker: &mut dyn Broker,
-    decider: &mut dyn Decider,
-    journal: &mut dyn Journal,
-    resume: Option<(Option<&Checkpoint>, &[tradelab_store::trading::TradingOrderRecord])>,
-) -> (Result<SessionOutcome, SessionError>, Vec<String>) {
-    let mut events = Vec::new();
-    let mut observe = |e: &SessionEvent<'_>| match e {
-        SessionEvent::Breaker { transition, reason, .. } => events.push(format!(
-            "breaker {} {}->{}: {reason}",
-            transition.kind.name(),
-            transition.from.name(),
-            transition.to.name()
-        )),
-        SessionEvent::Restart { component, ok, detail } => events.push(format!("restart {component} {ok}: {detail}")),
-        SessionEvent::Reconciled { differences } => events.push(format!("reconciled {}", differences.len())),
-        _ => {}
-    };
-    let mut session = Session::new(spec, feed, broker, decider, journal, &mut observe);
-    if let Some((cp, orders)) = resume {
-        session.resume(cp, orders).unwrap();
-    }
-    let outcome = session.run(&AtomicBool::new(false));
-    (outcome, events)
-}
-
-/// A paper session with the rule strategy over all three markets.
-fn paper_run(settings: TradeSettings, cfg: EngineConfig) -> (Ran, MemoryJournal) {
-    let m = markets();
-    let feeds: Vec<&BarSeries> = m.iter().collect();
-    let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 0.0);
-    let mut broker = PaperBroker::new("test", cfg, &feeds);
-    let mut decider = StrategyDecider::new(strategy());
-    decider.start(&feeds);
-    let mut journal = MemoryJournal::default();
-    let (outcome, events) = run_session(
-        spec("s", settings),
-        &mut feed,
-        &mut broker,
-        &mut decider,
-        &mut journal,
-        None,
-    );
-    let result = broker.into_result("sma".into(), &feeds);
-    (
-        Ran {
-            result,
-            outcome,
-            events,
-        },
-        journal,
-    )
-}
-
-fn same_trading(a: &BacktestResult<'_>, b: &BacktestResult<'_>) {
-    assert_eq!(a.fills.len(), b.fills.len());
-    for (x, y) in a.fills.iter().zip(&b.fills) {
-        assert_eq!(x, y);
-    }
-    assert_eq!(a.equity, b.equity);
-    assert_eq!(a.timestamps, b.timestamps);
-}
+use kit::*;
 
 #[test]
 fn a_paper_session_trades_as_the_backtest_fill_for_fill() {
