@@ -12,8 +12,8 @@
 //!   files, garbage collection;
 //! - [`record`]: the synchronous recorder of runs, metrics, models,
 //!   backtests and job progress; [`mlflow`] mirrors runs to MLflow;
-//! - [`paper`]: paper trading a trained agent on a replayed feed, through
-//!   the engine stepped bar by bar;
+//! - [`trading`]: paper trading a trained agent on replayed instruments in
+//!   one account, recorded in the store so a killed session resumes;
 //! - [`jobs`]: what a job is, the queue that carries it, the worker that
 //!   runs it;
 //! - [`metrics`]: the Prometheus counters the server and workers update;
@@ -36,13 +36,13 @@ pub mod jobs;
 pub mod markets;
 pub mod metrics;
 pub mod mlflow;
-pub mod paper;
 pub mod record;
 pub mod registry;
 pub mod run_liveness;
 pub mod runtime;
 pub mod settings;
 pub mod sweep;
+pub mod trading;
 pub use settings::Settings;
 
 #[cfg(test)]

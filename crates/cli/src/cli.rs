@@ -63,6 +63,9 @@ pub enum Command {
     /// through the model, the risk layer and the paper broker (the
     /// backtesting engine, bar by bar), fills printed as they happen.
     Trade(TradeArgs),
+    /// Trading sessions in the store: list them, or show one's state and
+    /// events.
+    Sessions(SessionsArgs),
     /// Walk-forward with retraining: a fresh agent per fold trains on a
     /// window of the past and trades the next window; the out-of-sample
     /// windows are stitched and compared with buy-and-hold.
@@ -554,30 +557,61 @@ pub struct AdaptArgs {
 #[derive(Debug, Args)]
 pub struct TradeArgs {
     /// A checkpoint folder or a registered model (NAME, NAME@VERSION,
-    /// NAME@production).
+    /// NAME@production). Not needed with --resume.
     #[arg(long)]
-    pub model: PathBuf,
-    /// The instrument to trade: a name in data/final (or data.raw_dir) or a
-    /// CSV path. One per session for now.
-    #[arg(long = "symbol", required = true)]
+    pub model: Option<PathBuf>,
+    /// An instrument to trade: a name in data/final (or data.raw_dir) or a
+    /// CSV path. Repeat it to trade several in one account.
+    #[arg(long = "symbol")]
     pub symbols: Vec<String>,
-    /// Where bars come from: `replay` (the symbol's file, bar by bar).
+    /// Where bars come from: `replay` (the symbols' files, bar by bar).
     #[arg(long, default_value = "replay")]
     pub feed: String,
     /// Where orders go: `paper` (the engine's fills, costs and slippage).
     #[arg(long, default_value = "paper")]
     pub broker: String,
+    /// The paper account's name: one live session per account.
+    #[arg(long, default_value = "default")]
+    pub account: String,
     /// Times faster than real time (86400: a daily bar a second); 0 replays
     /// as fast as possible.
     #[arg(long, default_value_t = 0.0)]
     pub speed: f64,
-    /// First day to trade, YYYY-MM-DD (default: the test split's first bar,
-    /// which the model was neither trained nor selected on).
+    /// First day to trade, YYYY-MM-DD (default: the latest test-split start
+    /// among the symbols, so no bar was trained or selected on).
     #[arg(long)]
     pub from: Option<String>,
+    /// Resumes a stopped, failed, halted or killed session by its id (as
+    /// `tradelab sessions list` shows it), from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["model", "symbols", "from", "account"])]
+    pub resume: Option<String>,
     /// Where the session's report goes (overrides report.out_dir).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Recent trading sessions: id, status, account, model, symbols.
+    List {
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// One session: its spec, state, last checkpoint and events.
+    Show {
+        /// The session's id.
+        id: String,
+        /// Events to show, newest last.
+        #[arg(long, default_value_t = 50)]
+        events: i64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1464,7 +1464,7 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
     for (args, needles) in [
         (vec!["--feed", "live"], vec!["--feed live", "replay"]),
         (vec!["--broker", "alpaca"], vec!["--broker alpaca", "paper"]),
-        (vec!["--symbol", csv], vec!["one --symbol"]),
+        (vec!["--symbol", csv], vec!["named twice"]),
         (vec!["--speed=-1"], vec!["--speed -1"]),
         (vec!["--from", "soon"], vec!["--from soon", "2013-01-02"]),
     ] {
@@ -1472,4 +1472,160 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
         all.extend(args);
         assert_clean_failure(&tradelab(d, &all), &needles);
     }
+}
+
+/// The number after `orders: ` in `tradelab sessions show`.
+fn orders_of_session(d: &Path, id: &str) -> usize {
+    let shown = ok(tradelab(d, &["sessions", "show", id]));
+    shown
+        .lines()
+        .find_map(|l| l.strip_prefix("orders: "))
+        .unwrap_or_else(|| panic!("{shown}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The session id `trade` printed last ("session ID: ...").
+fn session_id(out: &str) -> String {
+    out.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("session "))
+        .and_then(|l| l.split(':').next())
+        .unwrap_or_else(|| panic!("no session id in: {out}"))
+        .to_string()
+}
+
+#[test]
+fn a_killed_paper_session_on_two_instruments_resumes_and_sends_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = synth(d);
+    let b = d.join("other.csv");
+    ok(tradelab(
+        d,
+        &[
+            "data",
+            "synth",
+            "--bars",
+            "1500",
+            "--seed",
+            "7",
+            "--out",
+            b.to_str().unwrap(),
+        ],
+    ));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    ok(tradelab(
+        d,
+        &[
+            "train", "--agent", "logreg", "--symbol", a, "--symbol", b, "--out", "lr",
+        ],
+    ));
+    // The whole session, uninterrupted, on its own account.
+    let whole = ok(tradelab(
+        d,
+        &[
+            "trade",
+            "--model",
+            "lr/best",
+            "--symbol",
+            a,
+            "--symbol",
+            b,
+            "--account",
+            "whole",
+            "--out-dir",
+            "whole",
+        ],
+    ));
+    let whole_id = session_id(&whole);
+    let whole_orders = orders_of_session(d, &whole_id);
+    assert!(whole_orders > 3, "a session that trades: {whole_orders} orders");
+    // The same, paced (a daily bar every 10 ms), killed with SIGKILL midway.
+    let lease = ["--set", "trade.lease_seconds=2"];
+    let mut child = command(d)
+        .args(SMALL_MODEL)
+        .args(lease)
+        .args([
+            "trade",
+            "--model",
+            "lr/best",
+            "--symbol",
+            a,
+            "--symbol",
+            b,
+            "--account",
+            "k",
+            "--speed",
+            "8640000",
+            "--out-dir",
+            "killed",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // While it lives, a second session on its account is refused.
+    let second = tradelab(
+        d,
+        &[
+            "trade",
+            "--model",
+            "lr/best",
+            "--symbol",
+            a,
+            "--account",
+            "k",
+            "--out-dir",
+            "second",
+        ],
+    );
+    assert_clean_failure(
+        &second,
+        &["account paper:k is already traded by session", "stop it first"],
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let listed = ok(tradelab(d, &["sessions", "list"]));
+    let killed_id = listed
+        .lines()
+        .find(|l| l.contains("paper:k "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_string();
+    let before = orders_of_session(d, &killed_id);
+    assert!(
+        before > 0 && before < whole_orders,
+        "killed midway: {before} of {whole_orders} orders"
+    );
+    // Once its lease has lapsed, it resumes from its checkpoint.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let mut resume = vec![
+        "--set",
+        "trade.lease_seconds=2",
+        "trade",
+        "--resume",
+        &killed_id,
+        "--out-dir",
+        "resumed",
+    ];
+    let resumed = ok(tradelab(d, &resume));
+    assert!(
+        resumed.contains("resumed: the broker's positions match the checkpoint"),
+        "{resumed}"
+    );
+    assert_eq!(
+        orders_of_session(d, &killed_id),
+        whole_orders,
+        "no order written twice, none missing"
+    );
+    let whole_report = read_json(d.join("whole/logreg__synth_other.json"));
+    let resumed_report = read_json(d.join("resumed/logreg__synth_other.json"));
+    assert_eq!(resumed_report["trades"], whole_report["trades"]);
+    assert_eq!(resumed_report["equity_curve"], whole_report["equity_curve"]);
+    // A finished session is not resumed again.
+    resume.truncate(5);
+    assert_clean_failure(&tradelab(d, &resume), &["finished", "start a new one"]);
 }

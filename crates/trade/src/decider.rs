@@ -1,6 +1,7 @@
 //! What decides at each bar: a trained agent, or any rule strategy.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tradelab_agents::evaluate::{act_on_bar, Acting};
 use tradelab_agents::load::load_agent;
@@ -69,7 +70,7 @@ impl<S: Strategy> Decider for StrategyDecider<S> {
 pub struct AgentMarket {
     /// Features and training-split normalisation over the recorded series;
     /// each bar the session gets is found in it by time.
-    pub data: MarketData,
+    pub data: Arc<MarketData>,
     /// The agent's key for it.
     pub key: MarketKey,
 }

@@ -34,6 +34,12 @@ pub trait Feed {
     fn reconnect(&mut self) -> Result<(), FeedError> {
         Ok(())
     }
+
+    /// Hands over timestamps up to `ts` without pacing: a restarted session
+    /// catching up on what it had processed.
+    fn catch_up_until(&mut self, ts: i64) {
+        let _ = ts;
+    }
 }
 
 /// A replay of recorded series, merged by timestamp, paced at `speed`
@@ -59,11 +65,6 @@ impl<'a> ReplayFeed<'a> {
             fast_until: i64::MIN,
             last: None,
         }
-    }
-
-    /// Hands over timestamps up to `ts` at once, then paces the rest.
-    pub fn fast_until(&mut self, ts: i64) {
-        self.fast_until = ts;
     }
 
     /// The next timestamp any feed has.
@@ -104,6 +105,10 @@ impl Feed for ReplayFeed<'_> {
         self.last = Some((ts, Instant::now()));
         Ok(FeedStatus::Tick(ts))
     }
+
+    fn catch_up_until(&mut self, ts: i64) {
+        self.fast_until = ts;
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +148,7 @@ mod tests {
         // One bar a second of data at 10x: 100 ms apart.
         let a = series("a", &[0, 1000, 2000, 3000]);
         let mut feed = ReplayFeed::new(vec![&a], &[0], 10.0);
-        feed.fast_until(1000);
+        feed.catch_up_until(1000);
         let mut out = Vec::new();
         let t = Instant::now();
         feed.next(Duration::from_secs(1), &mut out).unwrap();

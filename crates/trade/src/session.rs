@@ -349,10 +349,15 @@ impl<'a> Session<'a> {
         next: &mut usize,
     ) -> Result<(), SessionError> {
         let replay_broker = self.broker.fills_from_session_bars();
+        self.feed.catch_up_until(until);
         loop {
-            let ts = match self.feed.next(Duration::ZERO, bars) {
+            let ts = match self.feed.next(Duration::from_millis(100), bars) {
                 Ok(FeedStatus::Tick(ts)) if ts <= until => ts,
-                Ok(_) => return Ok(()),
+                Ok(FeedStatus::Waiting) => continue,
+                Ok(_) => return Err(SessionError::Record(format!(
+                    "the feed ended before the checkpoint's last bar ({}); resume with the feed the session started on",
+                    tradelab_core::time::format_datetime(until)
+                ))),
                 Err(e) => {
                     return Err(SessionError::Record(format!(
                         "the feed failed while rebuilding the paper account: {e}"

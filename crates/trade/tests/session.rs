@@ -176,12 +176,15 @@ fn a_crashed_paper_session_resumes_from_its_journal_and_ends_as_if_never_stopped
     // A new process: a fresh paper broker, rebuilt from the journal.
     journal.crash_after = usize::MAX;
     let recorded = journal.inner.orders.clone();
-    let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 0.0);
     let mut broker = PaperBroker::new("test", cfg.clone(), &feeds);
     let mut decider = StrategyDecider::new(strategy());
     decider.start(&feeds);
+    // Paced (if far faster than real time): catching up is not.
+    let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 8.64e10);
+    let mut paced = spec("s", settings);
+    paced.speed = 8.64e10;
     let (outcome, events) = run_session(
-        spec("s", settings),
+        paced,
         &mut feed,
         &mut broker,
         &mut decider,

@@ -24,6 +24,7 @@ use tradelab_sim::settings::{
     BacktestSettings, MonteCarloSettings, ReportSettings, RiskSettings, StrategySettings, WalkForwardSettings,
 };
 use tradelab_store::StoreSettings;
+use tradelab_trade::TradeSettings;
 
 mod source;
 pub use source::{ensure_dir, model_settings, SettingsSource, DEFAULT_CONFIG};
@@ -78,6 +79,9 @@ pub struct Settings {
     /// The boosted-trees baseline (`tradelab_agents`).
     #[serde(default)]
     pub gbt: GbtSettings,
+    /// Trading sessions: checkpoints and circuit breakers (`tradelab_trade`).
+    #[serde(default)]
+    pub trade: TradeSettings,
 }
 
 impl Default for Settings {
@@ -129,6 +133,7 @@ impl Settings {
         self.logreg.validate(&mut v);
         self.gbt.validate(&mut v);
         self.auth.validate(&mut v);
+        self.trade.validate(&mut v);
         v.finish()
     }
 

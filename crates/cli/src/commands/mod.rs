@@ -17,6 +17,7 @@ mod run;
 mod runs;
 mod seeds;
 mod serve;
+mod sessions;
 mod stress;
 mod sweep;
 mod trade;
@@ -39,6 +40,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Train(a) => train::run(&cli.global, &a),
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),
         Command::Trade(a) => trade::run(&cli.global, &a),
+        Command::Sessions(a) => sessions::run(&cli.global, a.command),
         Command::WalkForward(a) => walk_forward::run(&cli.global, &a),
         Command::Sweep(a) => sweep::run(&cli.global, &a),
         Command::Adapt(a) => adapt::run(&cli.global, &a),

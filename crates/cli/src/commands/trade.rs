@@ -1,19 +1,58 @@
-//! `tradelab trade`: paper-trades a trained model on a replayed feed and
-//! prints its fills as they happen, then the session's report.
+//! `tradelab trade`: paper-trades a trained model on replayed instruments
+//! in one account, printing fills, breaker changes and restarts as they
+//! happen, then the session's report. `--resume ID` picks a stopped or
+//! killed session up from its last checkpoint.
 
 use std::io::IsTerminal;
 
 use anyhow::{bail, Context, Result};
 use tradelab_agents::load::load_agent;
-use tradelab_app::markets::{load_series, markets};
-use tradelab_app::paper::{paper_replay, PaperEvent, Replay};
+use tradelab_app::trading::{paper_trade, stored_session, PaperSpec};
 use tradelab_core::time::format_date;
+use tradelab_core::Side;
 use tradelab_data::load::timestamp::TimestampFormat;
 use tradelab_sim::report::render_report;
+use tradelab_trade::{SessionEnd, SessionEvent};
 
 use crate::cli::{GlobalArgs, TradeArgs};
 use crate::context::{load_settings, model_settings};
 use crate::output::{build_report, style, write_report};
+
+/// The session's spec from the flags, or from the store for `--resume`.
+fn spec_of(g: &GlobalArgs, a: &TradeArgs) -> Result<PaperSpec> {
+    if let Some(id) = &a.resume {
+        let settings = load_settings(g, &[])?;
+        let (record, mut spec) = stored_session(&settings, id)?;
+        if record.status == tradelab_store::trading::SessionStatus::Finished {
+            bail!("trading session {id} finished (its feed ended); start a new one");
+        }
+        if a.speed != 0.0 {
+            spec.speed = a.speed;
+        }
+        return Ok(spec);
+    }
+    let Some(model) = &a.model else {
+        bail!("--model is needed (a checkpoint folder or a registered model), or --resume ID to pick a session up");
+    };
+    if a.symbols.is_empty() {
+        bail!("--symbol is needed: the instrument(s) to trade");
+    }
+    let from = match &a.from {
+        Some(day) => Some(
+            TimestampFormat::Iso
+                .parse(day.as_bytes())
+                .with_context(|| format!("--from {day}: expected a date like 2013-01-02"))?,
+        ),
+        None => None,
+    };
+    Ok(PaperSpec {
+        model: model.display().to_string(),
+        symbols: a.symbols.clone(),
+        from,
+        speed: a.speed,
+        account: a.account.clone(),
+    })
+}
 
 pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
     if a.feed != "replay" {
@@ -28,50 +67,29 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
             a.broker
         );
     }
-    if a.symbols.len() != 1 {
-        bail!("one --symbol per paper session for now; start one session per instrument");
-    }
-    let from = match &a.from {
-        Some(day) => Some(
-            TimestampFormat::Iso
-                .parse(day.as_bytes())
-                .with_context(|| format!("--from {day}: expected a date like 2013-01-02"))?,
-        ),
-        None => None,
-    };
+    let spec = spec_of(g, a)?;
     let current = load_settings(g, &[])?;
-    let folder = super::models::model_folder(g, &a.model)?;
-    let mut agent = load_agent(&folder).with_context(|| format!("opening model {}", a.model.display()))?;
+    let folder = super::models::model_folder(g, std::path::Path::new(&spec.model))?;
+    let agent = load_agent(&folder).with_context(|| format!("opening model {}", spec.model))?;
     let mut settings = model_settings(&agent.provenance().settings, &current)?;
+    // The session's breakers and store are today's, not the training run's.
+    settings.trade = current.trade.clone();
+    settings.store = current.store.clone();
     settings.report.out_dir = match &a.out_dir {
         Some(dir) => dir.clone(),
         None => crate::output::run_folder(&settings.report.out_dir, "trade", &settings)?,
     };
-    let series = load_series(&settings, &a.symbols, None, g.verbose)?;
-    if series.len() != 1 {
-        bail!(
-            "`{}` has {} series (timeframes); name one file",
-            a.symbols[0],
-            series.len()
-        );
-    }
-    let market = markets(series, &agent.provenance().vocabulary, &settings)?.remove(0);
-    if market.data.feature_names != agent.provenance().features {
-        bail!(
-            "the model observes {:?} but this data gives {:?}; trade with the model's feature settings",
-            agent.provenance().features,
-            market.data.feature_names
-        );
-    }
-    let env = settings.env_config();
-    let instrument = market.data.series.instrument.clone();
-    let trained_until = market.data.bars(tradelab_env::Split::Test).start;
     eprintln!(
-        "paper session: {} on {instrument} ({}), replay at {}, paper broker (fill {}, fees {}/{} {}), Ctrl-C stops it",
+        "paper session: {} on {}, account paper:{}, replay at {}, paper broker (fill {}, fees {}/{} {}), Ctrl-C stops it",
         agent.kind(),
-        tradelab_app::markets::timeframe_name(&market.data.series),
-        if a.speed > 0.0 {
-            format!("{}x real time", a.speed)
+        spec.symbols
+            .iter()
+            .map(|s| symbol_name(s))
+            .collect::<Vec<_>>()
+            .join(", "),
+        spec.account,
+        if spec.speed > 0.0 {
+            format!("{}x real time", spec.speed)
         } else {
             "full speed".into()
         },
@@ -82,58 +100,113 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
     );
     let interrupt = crate::interrupt::install();
     let terminal = std::io::stderr().is_terminal();
-    let outcome = paper_replay(
-        agent.as_mut(),
-        &market,
-        &env,
-        Replay { from, speed: a.speed },
-        Some(interrupt),
-        |event| match event {
-            PaperEvent::Fill(f) => println!(
-                "{}  {:<11} {:<20} {:>+12.4} @ {:>12.4}  fee {:>7.2}",
-                format_date(f.ts),
-                f.action.as_str(),
-                instrument,
-                match f.side {
-                    tradelab_core::Side::Buy => f.qty,
-                    tradelab_core::Side::Sell => -f.qty,
-                },
-                f.price,
-                f.fee
-            ),
-            PaperEvent::Bar { index, ts, equity } if terminal && index % 50 == 0 => {
-                eprint!("\r{}  equity {equity:.2}   ", format_date(ts));
-            }
-            PaperEvent::Bar { .. } => {}
-        },
+    let traded = paper_trade(
+        &settings,
+        agent,
+        &folder,
+        &spec,
+        a.resume.as_deref(),
+        interrupt,
+        |event| print_event(event, terminal),
     )?;
     if terminal {
         eprintln!();
     }
-    if outcome.start < trained_until {
+    if traded.starts_in_sample {
         eprintln!(
             "warning: the replay starts before the test split: the model was trained or selected on some of these bars"
         );
     }
-    let (_, report) = build_report(&outcome.result, &settings);
-    let feed = market
-        .data
-        .series
-        .slice(outcome.start, outcome.start + outcome.result.equity.len());
-    write_report(&settings.report.out_dir, &report, &outcome.result, &[&feed])?;
+    let (_, report) = build_report(&traded.result, &settings);
+    let feeds: Vec<&tradelab_core::BarSeries> = traded.feeds.iter().collect();
+    write_report(&settings.report.out_dir, &report, &traded.result, &feeds)?;
     println!("{}", render_report(&report, style()));
+    let o = &traded.outcome;
     println!(
-        "{} bars, {} decisions, {} fills; bar in to order out: p50 {:.0} µs, p99 {:.0} µs; report: {}/",
-        outcome.result.equity.len(),
-        outcome.decisions,
-        outcome.result.fills.len(),
-        outcome.latency_us.0,
-        outcome.latency_us.1,
+        "{} bars, {} decisions, {} fills; bar in to order out: p50 {:.1} µs, p99 {:.1} µs; report: {}/",
+        traded.result.equity.len(),
+        traded.decisions,
+        traded.result.fills.len(),
+        o.latency_us.0,
+        o.latency_us.1,
         settings.report.out_dir.display()
     );
-    if outcome.interrupted {
-        eprintln!("interrupted: the session stopped after the bar in progress; the report covers the bars traded");
-        std::process::exit(130);
+    if traded.recorded {
+        println!("session {}: {}", traded.id, o.reason);
     }
-    Ok(())
+    match o.end {
+        SessionEnd::Finished => Ok(()),
+        SessionEnd::Halted => {
+            eprintln!(
+                "halted: {}; after a look, `tradelab trade --resume {}` trades on",
+                o.reason, traded.id
+            );
+            std::process::exit(3);
+        }
+        SessionEnd::Stopped => {
+            eprintln!(
+                "interrupted: the session stopped after the bar in progress; the report covers the bars traded; `tradelab trade --resume {}` goes on",
+                traded.id
+            );
+            std::process::exit(130);
+        }
+    }
+}
+
+/// A symbol as the header names it: a file by its stem.
+fn symbol_name(symbol: &str) -> &str {
+    let path = std::path::Path::new(symbol);
+    match path.extension() {
+        Some(_) => path.file_stem().and_then(|s| s.to_str()).unwrap_or(symbol),
+        None => symbol,
+    }
+}
+
+fn print_event(event: &SessionEvent<'_>, terminal: bool) {
+    match event {
+        SessionEvent::Fill { symbol, fill: f } => println!(
+            "{}  {:<11} {:<20} {:>+12.4} @ {:>12.4}  fee {:>7.2}",
+            format_date(f.ts),
+            f.action.as_str(),
+            symbol,
+            match f.side {
+                Side::Buy => f.qty,
+                Side::Sell => -f.qty,
+            },
+            f.price,
+            f.fee
+        ),
+        SessionEvent::Breaker {
+            transition,
+            policy,
+            reason,
+        } => eprintln!(
+            "breaker {}: {} -> {} ({}): {reason}",
+            transition.kind.name(),
+            transition.from.name(),
+            transition.to.name(),
+            policy.name()
+        ),
+        SessionEvent::Restart { component, ok, detail } => {
+            eprintln!("restart {component}: {} ({detail})", if *ok { "ok" } else { "failed" })
+        }
+        SessionEvent::Reconciled { differences: [] } => {
+            eprintln!("resumed: the broker's positions match the checkpoint")
+        }
+        SessionEvent::Reconciled { differences } => {
+            for (symbol, was, now) in differences.iter() {
+                eprintln!("reconciled {symbol}: checkpoint {was}, broker {now} (the broker's kept)");
+            }
+        }
+        SessionEvent::Order {
+            outcome: Err(e),
+            symbol,
+            ..
+        } => eprintln!("order on {symbol} refused: {e}"),
+        SessionEvent::Order { .. } => {}
+        SessionEvent::Tick { ts, equity, ticks } if terminal && ticks % 50 == 0 => {
+            eprint!("\r{}  equity {equity:.2}   ", format_date(*ts));
+        }
+        SessionEvent::Tick { .. } => {}
+    }
 }
