@@ -734,7 +734,8 @@ pub struct StressArgs {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// engine, portfolio, csv, features, env, ppo, ppo-training (its MLP
-    /// training throughput alone) or hrm (the last three not part of all) or all.
+    /// training throughput alone), hrm or trading (the trading loop; the
+    /// last four not part of all) or all.
     #[arg(default_value = "all")]
     pub what: String,
     /// Bars per series.

@@ -354,10 +354,12 @@ impl<'a> Session<'a> {
             let ts = match self.feed.next(Duration::from_millis(100), bars) {
                 Ok(FeedStatus::Tick(ts)) if ts <= until => ts,
                 Ok(FeedStatus::Waiting) => continue,
-                Ok(_) => return Err(SessionError::Record(format!(
+                Ok(_) => {
+                    return Err(SessionError::Record(format!(
                     "the feed ended before the checkpoint's last bar ({}); resume with the feed the session started on",
                     tradelab_core::time::format_datetime(until)
-                ))),
+                )))
+                }
                 Err(e) => {
                     return Err(SessionError::Record(format!(
                         "the feed failed while rebuilding the paper account: {e}"

@@ -7,6 +7,7 @@ mod backtests;
 mod bench;
 mod bench_hrm;
 mod bench_ppo;
+mod bench_trading;
 mod data;
 mod evaluate;
 mod login;
