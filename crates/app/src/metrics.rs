@@ -73,6 +73,125 @@ pub struct JobFacts {
     pub counts: Vec<(String, i64)>,
     /// (job id, steps per second).
     pub training_steps_per_second: Vec<(String, f64)>,
+    /// (session id, last checkpoint) of each live trading session, run by
+    /// any process: equity, P&L, latency, breakers, correlations and
+    /// volatility contributions.
+    pub trading_sessions: Vec<(String, serde_json::Value)>,
+}
+
+/// Instruments up to which a session's correlation pairs are exported
+/// (n(n-1)/2 series each).
+const CORRELATION_PAIRS_UP_TO: usize = 20;
+
+/// The trading sessions' gauges.
+fn render_trading(out: &mut String, sessions: &[(String, serde_json::Value)]) {
+    let gauge = |out: &mut String, name: &str, help: &str| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}
+# TYPE {name} gauge"
+        );
+    };
+    let f = |v: &serde_json::Value| v.as_f64().filter(|x| x.is_finite());
+    gauge(
+        out,
+        "tradelab_trading_equity",
+        "Equity of each live trading session at its last checkpoint.",
+    );
+    for (id, cp) in sessions {
+        if let Some(e) = f(&cp["equity"]) {
+            let _ = writeln!(out, "tradelab_trading_equity{{session=\"{}\"}} {e}", escape(id));
+        }
+    }
+    gauge(
+        out,
+        "tradelab_trading_decision_p99_seconds",
+        "Bar in to order out, 99th percentile, of each live trading session.",
+    );
+    for (id, cp) in sessions {
+        if let Some(us) = f(&cp["latency_us"][1]) {
+            let _ = writeln!(
+                out,
+                "tradelab_trading_decision_p99_seconds{{session=\"{}\"}} {}",
+                escape(id),
+                us / 1e6
+            );
+        }
+    }
+    gauge(
+        out,
+        "tradelab_trading_breaker_state",
+        "Each circuit breaker: 0 closed, 1 half-open (probation), 2 open.",
+    );
+    for (id, cp) in sessions {
+        let states = cp["breakers"]["states"].as_array().cloned().unwrap_or_default();
+        for (kind, st) in tradelab_trade::BreakerKind::ALL.iter().zip(&states) {
+            let v = match st["state"].as_str() {
+                Some("open") => 2,
+                Some("half_open") => 1,
+                _ => 0,
+            };
+            let _ = writeln!(
+                out,
+                "tradelab_trading_breaker_state{{session=\"{}\",breaker=\"{}\"}} {v}",
+                escape(id),
+                kind.name()
+            );
+        }
+    }
+    gauge(
+        out,
+        "tradelab_trading_portfolio_volatility",
+        "Portfolio volatility per bar over the correlation window.",
+    );
+    gauge(
+        out,
+        "tradelab_trading_volatility_contribution",
+        "Each instrument's share of the portfolio volatility per bar (they add up to it).",
+    );
+    gauge(
+        out,
+        "tradelab_trading_correlation",
+        "Rolling correlation of two instruments' returns (sessions of up to 20 instruments).",
+    );
+    for (id, cp) in sessions {
+        let risk = &cp["risk"];
+        let symbols = cp["symbols"].as_array().cloned().unwrap_or_default();
+        let name = |i: usize| escape(symbols.get(i).and_then(|v| v.as_str()).unwrap_or("?"));
+        if let Some(v) = f(&risk["volatility"]) {
+            let _ = writeln!(
+                out,
+                "tradelab_trading_portfolio_volatility{{session=\"{}\"}} {v}",
+                escape(id)
+            );
+        }
+        for (i, c) in risk["contributions"].as_array().into_iter().flatten().enumerate() {
+            if let Some(c) = f(c) {
+                let _ = writeln!(
+                    out,
+                    "tradelab_trading_volatility_contribution{{session=\"{}\",instrument=\"{}\"}} {c}",
+                    escape(id),
+                    name(i)
+                );
+            }
+        }
+        let rows = risk["correlation"].as_array().cloned().unwrap_or_default();
+        if rows.len() <= CORRELATION_PAIRS_UP_TO {
+            for (i, row) in rows.iter().enumerate() {
+                for (j, c) in row.as_array().into_iter().flatten().enumerate().skip(i + 1) {
+                    if let Some(c) = f(c) {
+                        let _ = writeln!(
+                            out,
+                            "tradelab_trading_correlation{{session=\"{}\",a=\"{}\",b=\"{}\"}} {c}",
+                            escape(id),
+                            name(i),
+                            name(j)
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Observes into the histogram for `key`, created on first use; the map's
@@ -146,6 +265,7 @@ impl Metrics {
                 escape(job)
             );
         }
+        render_trading(&mut out, &facts.trading_sessions);
         out
     }
 }
@@ -161,9 +281,15 @@ mod tests {
         m.observe_request("GET", "/v1/models/{name}", 200, 0.2);
         m.decisions.observe(0.0004);
         m.observe_job("train", "finished", 12.0);
+        let checkpoint = serde_json::json!({
+            "equity": 101_000.0, "latency_us": [1.0, 420.0], "symbols": ["a", "b"],
+            "breakers": {"states": [{"state": "open", "since": 3, "cooldown": 5}, {"state": "closed"}, {"state": "half_open", "since": 1, "cooldown": 5}]},
+            "risk": {"volatility": 0.01, "contributions": [0.004, 0.006], "correlation": [[1.0, -0.3], [-0.3, 1.0]]},
+        });
         let facts = JobFacts {
             counts: vec![("queued".into(), 2)],
             training_steps_per_second: vec![("j1".into(), 1500.0)],
+            trading_sessions: vec![("s1".into(), checkpoint)],
         };
         let text = m.render(&facts);
         let line = |needle: &str| {
@@ -186,6 +312,15 @@ mod tests {
         assert!(line("tradelab_job_duration_seconds_count{kind=\"train\",outcome=\"finished\"}").ends_with(" 1"));
         assert!(line("tradelab_jobs{status=\"queued\"}").ends_with(" 2"));
         assert!(line("tradelab_training_steps_per_second{job=\"j1\"}").ends_with(" 1500"));
+        assert!(line("tradelab_trading_equity{session=\"s1\"}").ends_with(" 101000"));
+        assert!(line("tradelab_trading_decision_p99_seconds{session=\"s1\"}").ends_with(" 0.00042"));
+        assert!(line("tradelab_trading_breaker_state{session=\"s1\",breaker=\"stale_feed\"}").ends_with(" 2"));
+        assert!(line("tradelab_trading_breaker_state{session=\"s1\",breaker=\"data_gap\"}").ends_with(" 0"));
+        assert!(line("tradelab_trading_breaker_state{session=\"s1\",breaker=\"bad_bar\"}").ends_with(" 1"));
+        assert!(line("tradelab_trading_portfolio_volatility{session=\"s1\"}").ends_with(" 0.01"));
+        assert!(line("tradelab_trading_volatility_contribution{session=\"s1\",instrument=\"b\"}").ends_with(" 0.006"));
+        assert!(line("tradelab_trading_correlation{session=\"s1\",a=\"a\",b=\"b\"}").ends_with(" -0.3"));
+        assert!(!text.contains("a=\"b\",b=\"a\""), "each pair once");
     }
 
     #[test]

@@ -604,13 +604,24 @@ pub enum SessionsCommand {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
-    /// One session: its spec, state, last checkpoint and events.
+    /// One session's state: P&L, latency, positions with their weights and
+    /// volatility contributions, correlations, breakers, the last orders
+    /// and events.
     Show {
         /// The session's id.
         id: String,
         /// Events to show, newest last.
         #[arg(long, default_value_t = 50)]
         events: i64,
+    },
+    /// Shows a running session, redrawn every few seconds, until it ends
+    /// (or Ctrl-C).
+    Watch {
+        /// The session's id.
+        id: String,
+        /// Seconds between redraws.
+        #[arg(long, default_value_t = 1.0)]
+        every: f64,
     },
 }
 

@@ -582,6 +582,13 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
             facts.training_steps_per_second.push((job.id, sps));
         }
     }
+    let lease_ms = s.settings.trade.lease_seconds as i64 * 1000;
+    let now = tradelab_core::time::now_ms();
+    for session in s.store.trading_sessions(100).await? {
+        if let Some(cp) = session.checkpoint.clone().filter(|_| session.is_alive(lease_ms, now)) {
+            facts.trading_sessions.push((session.id, cp));
+        }
+    }
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(&facts),

@@ -18,6 +18,7 @@
 
 pub mod breakers;
 pub mod broker;
+pub mod correlation;
 pub mod decider;
 pub mod feed;
 pub mod journal;

@@ -21,6 +21,7 @@ use tradelab_store::trading::{TradingEventRecord, TradingOrderRecord};
 
 use crate::breakers::{BreakerKind, BreakerState, Breakers, Transition};
 use crate::broker::{Broker, BrokerError, OrderState};
+use crate::correlation::{CorrelationTracker, RiskSnapshot};
 use crate::decider::Decider;
 use crate::feed::{Feed, FeedStatus};
 use crate::journal::{Journal, JournalError};
@@ -66,6 +67,19 @@ pub struct Checkpoint {
     pub event_seq: i64,
     /// Fault counters (in a row): model errors, latency breaches, rejections.
     pub in_a_row: [u64; 3],
+    /// The instruments, in the order of `positions`.
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// Equity when the session started.
+    #[serde(default)]
+    pub initial_equity: f64,
+    /// Bar in to order out so far (this process), microseconds: p50, p99.
+    #[serde(default)]
+    pub latency_us: (f64, f64),
+    /// The portfolio's correlations and volatility contributions, as last
+    /// computed.
+    #[serde(default)]
+    pub risk: Option<RiskSnapshot>,
 }
 
 /// How a session ended.
@@ -237,6 +251,9 @@ pub struct Session<'a> {
     broker_backoff: Backoff,
     broker_down: bool,
     halting: Option<String>,
+    correlation: CorrelationTracker,
+    risk: Option<RiskSnapshot>,
+    initial_equity: f64,
 }
 
 impl<'a> Session<'a> {
@@ -251,12 +268,14 @@ impl<'a> Session<'a> {
     ) -> Self {
         let n = spec.symbols.len();
         let s = &spec.settings;
+        let equity = broker.view(0).equity;
+        let window = s.correlation_window;
         Session {
             breakers: Breakers::new(s),
             model_backoff: Backoff::new(s),
             feed_backoff: Backoff::new(s),
             broker_backoff: Backoff::new(s),
-            equity_peak: broker.view(0).equity,
+            equity_peak: equity,
             spec,
             feed,
             broker,
@@ -277,6 +296,9 @@ impl<'a> Session<'a> {
             transitions: Vec::with_capacity(BreakerKind::ALL.len()),
             broker_down: false,
             halting: None,
+            correlation: CorrelationTracker::new(n, window),
+            risk: None,
+            initial_equity: equity,
         }
     }
 
@@ -312,6 +334,10 @@ impl<'a> Session<'a> {
         self.breakers = cp.breakers.clone();
         self.event_seq = self.event_seq.max(cp.event_seq);
         self.in_a_row = cp.in_a_row;
+        if cp.initial_equity > 0.0 {
+            self.initial_equity = cp.initial_equity;
+        }
+        self.risk = cp.risk.clone();
         let held = self.broker.positions()?;
         let differences: Vec<(String, f64, f64)> = self
             .spec
@@ -379,6 +405,7 @@ impl<'a> Session<'a> {
                     continue;
                 }
                 self.last_ts[i] = Some(bar.ts);
+                self.correlation.on_close(i, bar.close);
                 if replay_broker {
                     self.broker.on_bar(i, bar);
                 }
@@ -408,6 +435,7 @@ impl<'a> Session<'a> {
             if replay_broker {
                 self.broker.end_timestamp(ts);
             }
+            self.correlation.end_timestamp();
             if ts == until {
                 return Ok(());
             }
@@ -534,6 +562,7 @@ impl<'a> Session<'a> {
                 }
             }
             self.last_ts[i] = Some(bar.ts);
+            self.correlation.on_close(i, bar.close);
             self.broker.on_bar(i, bar);
             self.report_fills()?;
             self.decide(i, bar)?;
@@ -555,6 +584,7 @@ impl<'a> Session<'a> {
             }
         }
         let halted = self.broker.end_timestamp(ts);
+        self.correlation.end_timestamp();
         self.report_fills()?;
         if halted && self.breakers.state(BreakerKind::Drawdown) == BreakerState::Closed && self.halting.is_none() {
             self.trip(
@@ -564,6 +594,10 @@ impl<'a> Session<'a> {
         }
         let equity = self.broker.view(0).equity;
         self.equity_peak = self.equity_peak.max(equity);
+        if self.ticks.is_multiple_of(self.spec.settings.correlation_every as u64) {
+            let held = self.broker.positions()?;
+            self.risk = self.correlation.snapshot(&held, equity);
+        }
         (self.observer)(&SessionEvent::Tick {
             ts,
             equity,
@@ -791,6 +825,10 @@ impl<'a> Session<'a> {
             breakers: self.breakers.clone(),
             event_seq: self.event_seq,
             in_a_row: self.in_a_row,
+            symbols: self.spec.symbols.clone(),
+            initial_equity: self.initial_equity,
+            latency_us: (self.latency.quantile(0.5), self.latency.quantile(0.99)),
+            risk: self.risk.clone(),
         };
         let state = serde_json::to_value(&cp).map_err(|e| JournalError(e.to_string()))?;
         self.journal.checkpoint(&state)?;

@@ -101,6 +101,12 @@ pub struct TradeSettings {
     pub backoff_seconds: f64,
     /// The longest wait between restarts.
     pub max_backoff_seconds: f64,
+    /// Timestamps of returns behind the correlation matrix and the
+    /// volatility contributions in a session's status.
+    pub correlation_window: usize,
+    /// Timestamps between recomputations of them (the matrix costs
+    /// instruments squared times the window).
+    pub correlation_every: usize,
     /// Each breaker's policy.
     pub policies: BreakerPolicies,
 }
@@ -120,6 +126,8 @@ impl Default for TradeSettings {
             probation_bars: 5,
             backoff_seconds: 0.5,
             max_backoff_seconds: 30.0,
+            correlation_window: 60,
+            correlation_every: 20,
             policies: BreakerPolicies::default(),
         }
     }
@@ -145,5 +153,7 @@ impl TradeSettings {
             self.backoff_seconds,
             86_400.0,
         );
+        v.int_range("trade.correlation_window", self.correlation_window, 2, 100_000);
+        v.int_range("trade.correlation_every", self.correlation_every, 1, 1_000_000);
     }
 }

@@ -48,6 +48,16 @@ fn a_paper_session_trades_as_the_backtest_fill_for_fill() {
         assert_eq!(journal.orders.len() as u64, outcome.orders_sent);
         assert!(ran.events.is_empty(), "no breaker tripped: {:?}", ran.events);
         assert_eq!(journal.checkpoints as u64, outcome.ticks + 1);
+        // The status carries the correlations and volatility contributions.
+        let risk = outcome.checkpoint.risk.as_ref().expect("computed");
+        assert_eq!((risk.returns, risk.correlation.len()), (60, 3));
+        let sum: f64 = risk.contributions.iter().sum();
+        assert!(
+            (sum - risk.volatility).abs() < 1e-12 && risk.volatility > 0.0,
+            "{risk:?}"
+        );
+        assert!(risk.correlation[0][1].abs() < 1.0 && risk.correlation[2][2] > 0.999);
+        assert_eq!(outcome.checkpoint.initial_equity, cfg.initial_cash);
         assert!(outcome.latency_us.1 < 50_000.0);
     }
 }

@@ -176,7 +176,7 @@ fn measure(
     let mut days = vec![(rss_mib(), db_mib(&path))];
     let start = Instant::now();
     let outcome = session(&series, engine, settings.trade.clone(), &mut j, "week", |ticks| {
-        if ticks as usize % day == 0 {
+        if (ticks as usize).is_multiple_of(day) {
             days.push((rss_mib(), db_mib(&path)));
         }
     })?;
