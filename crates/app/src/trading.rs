@@ -95,8 +95,38 @@ pub fn paper_trade(
     spec: &PaperSpec,
     resume: Option<&str>,
     stop: &AtomicBool,
-    mut on_event: impl FnMut(&SessionEvent<'_>),
+    on_event: impl FnMut(&SessionEvent<'_>),
 ) -> Result<PaperTrading> {
+    prepare_paper(settings, agent, folder, spec, resume)?.run(stop, on_event)
+}
+
+/// A paper session ready to run: its data loaded and checked, its row in
+/// the store (a new session holds its account from here on).
+pub struct PreparedSession {
+    id: String,
+    session_spec: SessionSpec,
+    feeds: Vec<BarSeries>,
+    feed: ReplayFeed<BarSeries>,
+    broker: PaperBroker,
+    decider: AgentDecider,
+    store_journal: Option<StoreJournal>,
+    resume_from: Option<(Option<Checkpoint>, Vec<tradelab_store::trading::TradingOrderRecord>)>,
+    start_ts: i64,
+    starts_in_sample: bool,
+    url: String,
+    lease_ms: i64,
+}
+
+/// Everything [`paper_trade`] checks and sets up before the first bar: a
+/// bad symbol, model, timeframe or a busy account fails here, before
+/// anything runs.
+pub fn prepare_paper(
+    settings: &Settings,
+    agent: Box<dyn Agent + Send>,
+    folder: &Path,
+    spec: &PaperSpec,
+    resume: Option<&str>,
+) -> Result<PreparedSession> {
     if !(spec.speed.is_finite() && spec.speed >= 0.0) {
         bail!(
             "--speed {} is not a speed: use 0 (as fast as possible) or a positive factor",
@@ -184,9 +214,9 @@ pub fn paper_trade(
             key: m.key,
         })
         .collect();
-    let mut decider = AgentDecider::new(agent, folder.to_path_buf(), decider_markets, &env);
-    let mut broker = PaperBroker::new(&spec.account, env.engine.clone(), &feed_refs);
-    let mut feed = ReplayFeed::new(feed_refs.clone(), &vec![0; feeds.len()], spec.speed);
+    let decider = AgentDecider::new(agent, folder.to_path_buf(), decider_markets, &env);
+    let broker = PaperBroker::new(&spec.account, env.engine.clone(), &feed_refs);
+    let feed = ReplayFeed::new(feeds.clone(), &vec![0; feeds.len()], spec.speed);
     let account = tradelab_trade::Broker::account_id(&broker);
     let trade_settings = settings.trade.clone();
     let lease_ms = trade_settings.lease_seconds as i64 * 1000;
@@ -197,11 +227,10 @@ pub fn paper_trade(
         bail!("--resume needs the store (store.record is false)");
     }
     let id = resume.map_or_else(new_session_id, str::to_string);
-    let mut store_journal = match recorded {
+    let store_journal = match recorded {
         true => Some(StoreJournal::open(&url, &id).context("opening the store for the trading journal")?),
         false => None,
     };
-    let mut memory_journal = MemoryJournal::default();
     let mut resume_from: Option<(Option<Checkpoint>, Vec<_>)> = None;
     if let Some(j) = &store_journal {
         let spec_json = serde_json::to_value(spec)?;
@@ -226,7 +255,6 @@ pub fn paper_trade(
             }
         }
     }
-    let heartbeat = recorded.then(|| Heartbeat::start(url.clone(), id.clone(), lease_ms));
     let session_spec = SessionSpec {
         id: id.clone(),
         symbols: feeds.iter().map(|f| f.instrument.clone()).collect(),
@@ -234,58 +262,103 @@ pub fn paper_trade(
         speed: spec.speed,
         settings: trade_settings,
     };
-    let ran = {
-        let mut session = Session::new(
-            session_spec,
-            &mut feed,
-            &mut broker,
-            &mut decider,
-            match store_journal.as_mut() {
-                Some(j) => j as &mut dyn Journal,
-                None => &mut memory_journal,
-            },
-            &mut on_event,
-        );
-        match &resume_from {
-            Some((cp, orders)) => session.resume(cp.as_ref(), orders).map_err(anyhow::Error::new),
-            None => Ok(()),
-        }
-        .and_then(|()| session.run(stop).map_err(anyhow::Error::new))
-    };
-    if let Some(h) = heartbeat {
-        h.stop();
-    }
-    let (status, reason) = match &ran {
-        Ok(o) => (
-            match o.end {
-                SessionEnd::Finished => SessionStatus::Finished,
-                SessionEnd::Stopped => SessionStatus::Stopped,
-                SessionEnd::Halted => SessionStatus::Halted,
-            },
-            o.reason.clone(),
-        ),
-        Err(e) => (SessionStatus::Failed, format!("{e:#}")),
-    };
-    if let Some(j) = &store_journal {
-        j.block_on(j.store().end_trading_session(&id, status, &reason))
-            .context("recording the end of the trading session")?;
-    }
-    let outcome = ran
-        .with_context(|| format!("trading session {id} failed; fix the cause, then `tradelab trade --resume {id}`"))?;
-    let decisions = tradelab_trade::Decider::decisions(&decider);
-    let name = tradelab_trade::Decider::name(&decider);
-    let result = broker.into_result(name, &feed_refs);
-    drop(feed);
-    Ok(PaperTrading {
+    Ok(PreparedSession {
         id,
-        outcome,
-        result,
+        session_spec,
         feeds,
+        feed,
+        broker,
+        decider,
+        store_journal,
+        resume_from,
         start_ts,
         starts_in_sample,
-        decisions,
-        recorded,
+        url,
+        lease_ms,
     })
+}
+
+impl PreparedSession {
+    /// The session's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs the session to its end (the feed's, `stop`'s or a halting
+    /// breaker's) and records how it ended.
+    pub fn run(self, stop: &AtomicBool, mut on_event: impl FnMut(&SessionEvent<'_>)) -> Result<PaperTrading> {
+        let PreparedSession {
+            id,
+            session_spec,
+            feeds,
+            mut feed,
+            mut broker,
+            mut decider,
+            mut store_journal,
+            resume_from,
+            start_ts,
+            starts_in_sample,
+            url,
+            lease_ms,
+        } = self;
+        let recorded = store_journal.is_some();
+        let mut memory_journal = MemoryJournal::default();
+        let heartbeat = recorded.then(|| Heartbeat::start(url.clone(), id.clone(), lease_ms));
+        let ran = {
+            let mut session = Session::new(
+                session_spec,
+                &mut feed,
+                &mut broker,
+                &mut decider,
+                match store_journal.as_mut() {
+                    Some(j) => j as &mut dyn Journal,
+                    None => &mut memory_journal,
+                },
+                &mut on_event,
+            );
+            match &resume_from {
+                Some((cp, orders)) => session.resume(cp.as_ref(), orders).map_err(anyhow::Error::new),
+                None => Ok(()),
+            }
+            .and_then(|()| session.run(stop).map_err(anyhow::Error::new))
+        };
+        if let Some(h) = heartbeat {
+            h.stop();
+        }
+        let (status, reason) = match &ran {
+            Ok(o) => (
+                match o.end {
+                    SessionEnd::Finished => SessionStatus::Finished,
+                    SessionEnd::Stopped => SessionStatus::Stopped,
+                    SessionEnd::Halted => SessionStatus::Halted,
+                },
+                o.reason.clone(),
+            ),
+            Err(e) => (SessionStatus::Failed, format!("{e:#}")),
+        };
+        if let Some(j) = &store_journal {
+            j.block_on(j.store().end_trading_session(&id, status, &reason))
+                .context("recording the end of the trading session")?;
+        }
+        let outcome = ran.with_context(|| {
+            format!("trading session {id} failed; fix the cause, then `tradelab trade --resume {id}`")
+        })?;
+        let decisions = tradelab_trade::Decider::decisions(&decider);
+        let name = tradelab_trade::Decider::name(&decider);
+        drop(feed);
+        let feed_refs: Vec<&BarSeries> = feeds.iter().collect();
+        let result = broker.into_result(name, &feed_refs);
+        Ok(PaperTrading {
+            id,
+            outcome,
+            result,
+            feeds,
+            start_ts,
+            starts_in_sample,
+            decisions,
+            recorded,
+        })
+    }
 }
 
 /// A random session id: 12 hex digits.

@@ -7,7 +7,7 @@
 //! | `models:write` | stage changes and registry garbage collection       |
 //! | `train`        | starting and cancelling training jobs               |
 //! | `backtest`     | starting and cancelling backtest jobs               |
-//! | `trade`        | the decision endpoint                               |
+//! | `trade`        | the decision endpoint, starting and stopping trading sessions |
 //! | `admin`        | metrics, users and clients                          |
 
 use std::fmt;
@@ -22,7 +22,8 @@ pub const MODELS_WRITE: &str = "models:write";
 pub const TRAIN: &str = "train";
 /// Starting and cancelling backtest jobs.
 pub const BACKTEST: &str = "backtest";
-/// Asking models for trading decisions (the decision endpoint).
+/// Asking models for trading decisions (the decision endpoint), and
+/// starting and stopping trading sessions.
 pub const TRADE: &str = "trade";
 /// Administering the server: metrics, users and clients.
 pub const ADMIN: &str = "admin";
@@ -41,7 +42,7 @@ pub fn describe(scope: &str) -> &'static str {
         MODELS_WRITE => "change model stages and clean up the registry",
         TRAIN => "start and cancel training jobs",
         BACKTEST => "start and cancel backtests",
-        TRADE => "ask models for trading decisions",
+        TRADE => "ask models for trading decisions; start and stop trading sessions",
         ADMIN => "administer the server (metrics, users, clients)",
         _ => "",
     }

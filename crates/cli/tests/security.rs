@@ -335,6 +335,56 @@ fn attack_journey(db: &str, sqlite_file: Option<&Path>) {
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("send at least"), "{body}");
 
+    // Issue 21: a paper session started over the API (scope `trade`),
+    // followed to its end, its events streamed.
+    let sessions = format!("{url}/v1/trading-sessions");
+    let start = |token: &str, body: Value| {
+        call(
+            &b,
+            "POST",
+            &sessions,
+            Some(token),
+            Some(("application/json", body.to_string())),
+        )
+    };
+    let (status, body) = start(&admin, json!({"model": "sec", "symbols": ["nvda-1999-2014"]}));
+    assert_eq!(status, 202, "{body}");
+    let started: Value = serde_json::from_str(&body).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    assert_eq!(started["account"], "paper:default");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = loop {
+        let (status, body) = call(&b, "GET", &format!("{sessions}/{id}"), Some(&admin), None);
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["status"] == "finished" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the session did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(finished["checkpoint"]["ticks"], 602, "nvda's test split: {finished}");
+    assert_eq!(finished["alive"], false);
+    let (status, stream) = call(&b, "GET", &format!("{sessions}/{id}/events"), Some(&admin), None);
+    assert_eq!(status, 200, "{stream}");
+    assert!(
+        stream.contains("event: trading") && stream.contains("event: end"),
+        "{stream}"
+    );
+    assert!(stream.contains("\"kind\":\"end\""), "{stream}");
+    let (status, listed) = call(&b, "GET", &sessions, Some(&admin), None);
+    assert!(status == 200 && listed.contains(&id), "{listed}");
+    // Bad requests: a path for a symbol, an unknown model, no `trade` scope.
+    let (status, body) = start(&admin, json!({"model": "sec", "symbols": ["../../etc/passwd"]}));
+    assert!(status == 422 && body.contains("no paths"), "{status} {body}");
+    let (status, body) = start(&admin, json!({"model": "nope", "symbols": ["nvda-1999-2014"]}));
+    assert_eq!(status, 404, "{body}");
+    let reader = token(&b, &url, "svc", &svc, "data:read");
+    let (status, _) = start(&reader, json!({"model": "sec", "symbols": ["nvda-1999-2014"]}));
+    assert_eq!(status, 403);
+    let (status, _) = call(&b, "POST", &format!("{sessions}/{id}/stop"), Some(&admin), None);
+    assert_eq!(status, 200, "stopping an ended session changes nothing");
+
     // Finding 9: device authorization is rate-limited per address.
     let statuses: Vec<u16> = (0..80)
         .map(|_| {

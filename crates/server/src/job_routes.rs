@@ -141,11 +141,11 @@ pub async fn cancel(
 const POLL: Duration = Duration::from_millis(250);
 
 /// How often a stream re-checks that its token is still live.
-const TOKEN_RECHECK: Duration = Duration::from_secs(2);
+pub(crate) const TOKEN_RECHECK: Duration = Duration::from_secs(2);
 
 /// Why a stream's token no longer lets it run, if it does not: expired,
 /// or revoked (issue 19 finding 17: a stream outlived both).
-async fn token_gone(s: &AppState, caller: &crate::guard::Caller) -> Option<&'static str> {
+pub(crate) async fn token_gone(s: &AppState, caller: &crate::guard::Caller) -> Option<&'static str> {
     if tradelab_core::time::now_secs() >= caller.expires_secs {
         return Some("the token has expired; reconnect with a fresh one");
     }

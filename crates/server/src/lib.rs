@@ -33,6 +33,7 @@ pub mod oauth;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod trading_routes;
 
 #[cfg(test)]
 mod auth_tests;
@@ -93,6 +94,11 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         job_routes::job,
         job_routes::cancel,
         job_routes::events,
+        trading_routes::start,
+        trading_routes::list,
+        trading_routes::status,
+        trading_routes::stop,
+        trading_routes::events,
         routes::metrics,
     ),
     components(schemas(Problem)),
@@ -183,6 +189,11 @@ pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
         ("GET", "/v1/backtests/{id}", &[DATA_READ]),
         ("GET", "/v1/backtests/{id}/trades", &[DATA_READ]),
         ("GET", "/v1/backtests/{id}/equity", &[DATA_READ]),
+        ("POST", "/v1/trading-sessions", &[TRADE]),
+        ("GET", "/v1/trading-sessions", &[DATA_READ]),
+        ("GET", "/v1/trading-sessions/{id}", &[DATA_READ]),
+        ("POST", "/v1/trading-sessions/{id}/stop", &[TRADE]),
+        ("GET", "/v1/trading-sessions/{id}/events", &[DATA_READ]),
         ("GET", "/metrics", &[ADMIN]),
     ]
 };
@@ -255,6 +266,24 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route(
             "/v1/backtests/{id}/equity",
             get(routes::backtest_equity).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/trading-sessions",
+            get(trading_routes::list)
+                .route_layer(needs(&[DATA_READ]))
+                .merge(post(trading_routes::start).route_layer(needs(&[TRADE]))),
+        )
+        .route(
+            "/v1/trading-sessions/{id}",
+            get(trading_routes::status).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/trading-sessions/{id}/stop",
+            post(trading_routes::stop).route_layer(needs(&[TRADE])),
+        )
+        .route(
+            "/v1/trading-sessions/{id}/events",
+            get(trading_routes::events).route_layer(needs(&[DATA_READ])),
         )
         .route("/metrics", get(routes::metrics).route_layer(needs(&[ADMIN])))
         .merge(oauth::router())

@@ -82,6 +82,9 @@ pub struct AppState {
     /// By (name, version): a version's files never change (the checksum is
     /// checked on load), so a loaded version stays valid.
     models: Mutex<HashMap<(String, i64), SharedModel>>,
+    /// The trading sessions this server runs, by id, with the flag that
+    /// stops each after its bar in progress.
+    trading: Mutex<HashMap<String, Arc<std::sync::atomic::AtomicBool>>>,
 }
 
 impl AppState {
@@ -95,7 +98,13 @@ impl AppState {
             settings,
             metrics: Arc::new(Metrics::default()),
             models: Mutex::new(HashMap::new()),
+            trading: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The trading sessions this server runs, with their stop flags.
+    pub fn trading_stops(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<std::sync::atomic::AtomicBool>>> {
+        self.trading.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The loaded model `name` version `version`, loading (and verifying)

@@ -1,6 +1,7 @@
 //! Where a session's bars come from: a feed hands over each timestamp's
 //! bars, one per instrument that has one, as they arrive.
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 use tradelab_core::{Bar, BarSeries};
@@ -42,10 +43,10 @@ pub trait Feed {
     }
 }
 
-/// A replay of recorded series, merged by timestamp, paced at `speed`
-/// times real time (0: as fast as possible).
-pub struct ReplayFeed<'a> {
-    feeds: Vec<&'a BarSeries>,
+/// A replay of recorded series (owned, or borrowed as `&BarSeries`), merged
+/// by timestamp, paced at `speed` times real time (0: as fast as possible).
+pub struct ReplayFeed<S> {
+    feeds: Vec<S>,
     cursor: Vec<usize>,
     speed: f64,
     /// Timestamps up to this one are handed over without pacing (a
@@ -55,9 +56,9 @@ pub struct ReplayFeed<'a> {
     last: Option<(i64, Instant)>,
 }
 
-impl<'a> ReplayFeed<'a> {
+impl<S: Borrow<BarSeries>> ReplayFeed<S> {
     /// Replays `feeds` from each one's bar `start[i]`.
-    pub fn new(feeds: Vec<&'a BarSeries>, start: &[usize], speed: f64) -> Self {
+    pub fn new(feeds: Vec<S>, start: &[usize], speed: f64) -> Self {
         ReplayFeed {
             cursor: start.to_vec(),
             feeds,
@@ -72,12 +73,12 @@ impl<'a> ReplayFeed<'a> {
         self.feeds
             .iter()
             .zip(&self.cursor)
-            .filter_map(|(f, &c)| f.ts.get(c).copied())
+            .filter_map(|(f, &c)| f.borrow().ts.get(c).copied())
             .min()
     }
 }
 
-impl Feed for ReplayFeed<'_> {
+impl<S: Borrow<BarSeries>> Feed for ReplayFeed<S> {
     fn next(&mut self, wait: Duration, out: &mut Vec<(usize, Bar)>) -> Result<FeedStatus, FeedError> {
         out.clear();
         let Some(ts) = self.next_ts() else {
@@ -96,6 +97,7 @@ impl Feed for ReplayFeed<'_> {
             }
         }
         for (i, f) in self.feeds.iter().enumerate() {
+            let f = f.borrow();
             let c = self.cursor[i];
             if f.ts.get(c) == Some(&ts) {
                 out.push((i, f.bar(c)));

@@ -147,7 +147,7 @@ pub struct FeedFaults {
 
 /// A replay that misbehaves as told.
 pub struct FaultyFeed<'a> {
-    inner: ReplayFeed<'a>,
+    inner: ReplayFeed<&'a BarSeries>,
     faults: FeedFaults,
     tick: usize,
     quiet_until: Option<Instant>,
