@@ -1463,7 +1463,11 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
 
     for (args, needles) in [
         (vec!["--feed", "live"], vec!["--feed live", "replay"]),
-        (vec!["--broker", "alpaca"], vec!["--broker alpaca", "paper"]),
+        (
+            vec!["--broker", "alpaca"],
+            vec!["--broker alpaca", "live market-data feed", "--broker paper"],
+        ),
+        (vec!["--broker", "ib"], vec!["--broker ib", "use paper"]),
         (vec!["--symbol", csv], vec!["named twice"]),
         (vec!["--speed=-1"], vec!["--speed -1"]),
         (vec!["--from", "soon"], vec!["--from soon", "2013-01-02"]),

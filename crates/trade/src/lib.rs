@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alpaca;
 pub mod breakers;
 pub mod broker;
 pub mod correlation;

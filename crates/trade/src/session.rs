@@ -707,7 +707,13 @@ impl<'a> Session<'a> {
             }
             Err(e) => {
                 let why = e.to_string();
-                self.journal.order_status(&id, "rejected", Some(&why))?;
+                // A dropped connection leaves the order's fate unknown: it
+                // may have reached the broker (order_state tells, by its id).
+                let status = match e {
+                    BrokerError::Disconnected(_) | BrokerError::Unreachable(_) => "unconfirmed",
+                    _ => "rejected",
+                };
+                self.journal.order_status(&id, status, Some(&why))?;
                 match e {
                     BrokerError::Rejected { .. } | BrokerError::RateLimited { .. } => {
                         self.in_a_row[REJECTIONS] += 1;

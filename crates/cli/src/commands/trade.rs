@@ -61,11 +61,12 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
             a.feed
         );
     }
-    if a.broker != "paper" {
-        bail!(
-            "--broker {}: only `paper` exists yet (a real broker's API is still to be built)",
-            a.broker
-        );
+    match a.broker.as_str() {
+        "paper" => {}
+        "alpaca" => bail!(
+            "--broker alpaca: the Alpaca broker is built (orders, positions, account, fills) but trades live prices, and the live market-data feed it needs is still to be built; replayed bars would be decided on history and filled at today's prices. Use --broker paper"
+        ),
+        other => bail!("--broker {other}: use paper (alpaca waits for the live feed)"),
     }
     let spec = spec_of(g, a)?;
     let current = load_settings(g, &[])?;

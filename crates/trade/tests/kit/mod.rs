@@ -416,3 +416,4 @@ pub fn quick_breakers() -> TradeSettings {
         ..TradeSettings::default()
     }
 }
+pub mod fake_alpaca;
