@@ -584,6 +584,44 @@ fn risk_parity_sizing_commits_each_instruments_hrp_share() {
         );
     }
     assert!(want[0] > want[1] && want[1] > want[2], "calm > middle > wild: {want:?}");
+
+    // Issue 21: an agent's explicit quantity is capped by its instrument's
+    // budget too (a small one passes as asked), and the risk layer's
+    // single-asset cap still applies after the budget.
+    let sized = |units: f64| -> Vec<(usize, Order)> {
+        (0..3)
+            .map(|i| (70, Order::market(i, Action::BuyLong).units(units)))
+            .collect()
+    };
+    let big = run(&refs, &mut Script { at: sized(1e9) }, &cfg);
+    assert_eq!(big.fills.len(), 3);
+    for f in &big.fills {
+        let share = 0.9 * want[f.instrument] * equity;
+        assert!(
+            (f.qty * f.price / share - 1.0).abs() < 0.01,
+            "{}: capped at the budget",
+            f.instrument
+        );
+    }
+    let small = run(&refs, &mut Script { at: sized(1.0) }, &cfg);
+    assert!(small.fills.iter().all(|f| f.qty == 1.0));
+    let mut capped = cfg.clone();
+    capped.risk = RiskLimits {
+        enabled: true,
+        max_asset_fraction: 0.25,
+        ..RiskLimits::off()
+    };
+    assert!(0.9 * want[0] > 0.25, "calm's budget is above the 25% cap: {want:?}");
+    let after_cap = run(&refs, &mut Script { at: sized(1e9) }, &capped);
+    for f in &after_cap.fills {
+        let share = (0.9 * want[f.instrument]).min(0.25) * equity;
+        assert!(
+            (f.qty * f.price / share - 1.0).abs() < 0.01,
+            "{}: {} vs {share}",
+            f.instrument,
+            f.qty * f.price
+        );
+    }
 }
 
 /// Issue 21: the engine one bar at a time gives the backtest's fills,
