@@ -1,11 +1,11 @@
 //! Where a session writes what it does, so a restarted one can resume:
 //! orders before they are sent, events, and checkpoints of its state.
-//! [`StoreJournal`] writes to the store (SQLite or PostgreSQL);
-//! [`MemoryJournal`] keeps it in memory (tests, benchmarks).
+//! [`MemoryJournal`] keeps it in memory (tests, benchmarks); the
+//! application's store journal writes it to SQLite or PostgreSQL.
 
 use serde_json::Value;
 use tradelab_store::trading::{TradingEventRecord, TradingOrderRecord};
-use tradelab_store::{Store, StoreError};
+use tradelab_store::StoreError;
 
 /// Why the journal could not write: the session stops, since it can no
 /// longer promise not to send an order twice.
@@ -72,73 +72,6 @@ impl Journal for MemoryJournal {
     fn checkpoint(&mut self, state: &Value) -> Result<(), JournalError> {
         self.state = Some(state.clone());
         self.checkpoints += 1;
-        Ok(())
-    }
-}
-
-/// A journal in the store, for session `session_id` (which must exist).
-pub struct StoreJournal {
-    store: Store,
-    runtime: tokio::runtime::Runtime,
-    session_id: String,
-    queued: Vec<TradingEventRecord>,
-}
-
-impl StoreJournal {
-    /// Writes session `session_id`'s record to the store at `url`, on a
-    /// connection of its own (a pool belongs to the runtime that opened it).
-    pub fn open(url: &str, session_id: &str) -> Result<Self, JournalError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| JournalError(format!("starting the async runtime: {e}")))?;
-        let store = runtime.block_on(Store::open(url))?;
-        Ok(StoreJournal {
-            store,
-            runtime,
-            session_id: session_id.to_string(),
-            queued: Vec::new(),
-        })
-    }
-
-    /// The store, for reading the session back.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// Runs a store call to completion.
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.runtime.block_on(f)
-    }
-
-    /// Writes queued events now.
-    pub fn flush(&mut self) -> Result<(), JournalError> {
-        let events = std::mem::take(&mut self.queued);
-        self.runtime
-            .block_on(self.store.record_trading_events(&self.session_id, &events))?;
-        Ok(())
-    }
-}
-
-impl Journal for StoreJournal {
-    fn intend(&mut self, order: &TradingOrderRecord) -> Result<bool, JournalError> {
-        Ok(self.runtime.block_on(self.store.record_trading_order(order))?)
-    }
-
-    fn order_status(&mut self, client_order_id: &str, status: &str, detail: Option<&str>) -> Result<(), JournalError> {
-        Ok(self
-            .runtime
-            .block_on(self.store.set_trading_order_status(client_order_id, status, detail))?)
-    }
-
-    fn event(&mut self, event: TradingEventRecord) {
-        self.queued.push(event);
-    }
-
-    fn checkpoint(&mut self, state: &Value) -> Result<(), JournalError> {
-        self.flush()?;
-        self.runtime
-            .block_on(self.store.checkpoint_trading_session(&self.session_id, state))?;
         Ok(())
     }
 }

@@ -7,7 +7,8 @@
 //! [`decider::Decider`] (a trained agent or a rule strategy), and sends its
 //! orders through the [`breakers`] to the broker, written first to the
 //! [`journal`] under idempotent client order ids. Its state is checkpointed
-//! in the store; a killed session resumes from it and sends nothing twice.
+//! (in the store, by the application's journal); a killed session resumes
+//! from it and sends nothing twice.
 //!
 //! Not here yet (issue 21): a real broker (Alpaca) and a live market-data
 //! feed, features computed incrementally on a live stream (a replay uses
@@ -32,7 +33,7 @@ pub use breakers::{BreakerKind, BreakerState, Breakers};
 pub use broker::{AccountView, Broker, BrokerError, OrderState};
 pub use decider::{AgentDecider, AgentMarket, Decider, StrategyDecider};
 pub use feed::{Feed, FeedError, FeedStatus, ReplayFeed};
-pub use journal::{Journal, JournalError, MemoryJournal, StoreJournal};
+pub use journal::{Journal, JournalError, MemoryJournal};
 pub use paper::PaperBroker;
 pub use session::{Checkpoint, Session, SessionEnd, SessionError, SessionEvent, SessionOutcome, SessionSpec};
 pub use settings::{BreakerPolicy, TradeSettings};

@@ -11,12 +11,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use tradelab_app::trading::StoreJournal;
 use tradelab_app::Settings;
 use tradelab_core::{BarSeries, Timeframe};
 use tradelab_data::synthetic::{generate, SyntheticConfig};
 use tradelab_sim::engine::EngineConfig;
 use tradelab_sim::strategies::SmaCrossover;
-use tradelab_trade::journal::{Journal, MemoryJournal, StoreJournal};
+use tradelab_trade::journal::{Journal, MemoryJournal};
 use tradelab_trade::{
     Decider, PaperBroker, ReplayFeed, Session, SessionEvent, SessionOutcome, SessionSpec, StrategyDecider,
     TradeSettings,

@@ -18,14 +18,17 @@ use tradelab_env::Split;
 use tradelab_sim::engine::BacktestResult;
 use tradelab_store::trading::{SessionStatus, TradingSessionRecord};
 use tradelab_store::Store;
-use tradelab_trade::journal::{Journal, MemoryJournal, StoreJournal};
+use tradelab_trade::journal::{Journal, MemoryJournal};
 use tradelab_trade::{
     AgentDecider, AgentMarket, Checkpoint, PaperBroker, ReplayFeed, Session, SessionEnd, SessionEvent, SessionOutcome,
     SessionSpec,
 };
 
 use crate::markets::{load_series, markets, timeframe_name};
+
+mod store_journal;
 use crate::settings::Settings;
+pub use store_journal::StoreJournal;
 
 /// What a paper session trades, as stored with it (a resume reads it back).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
