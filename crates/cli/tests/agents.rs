@@ -1606,6 +1606,53 @@ fn a_killed_paper_session_on_two_instruments_resumes_and_sends_nothing_twice() {
     );
     // Once its lease has lapsed, it resumes from its checkpoint.
     std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The terminal view of the killed session.
+    let view = ok(tradelab(
+        d,
+        &["--set", "trade.lease_seconds=2", "sessions", "show", &killed_id],
+    ));
+    for needle in [
+        "account paper:k",
+        "no heartbeat: killed",
+        "instrument",
+        "synth",
+        "other",
+        "breakers: all closed",
+    ] {
+        assert!(view.contains(needle), "{needle}: {view}");
+    }
+    // A feed of another timeframe than the model's is refused.
+    let hourly = d.join("hourly");
+    std::fs::create_dir_all(&hourly).unwrap();
+    let h = hourly.join("synth.csv");
+    ok(tradelab(
+        d,
+        &[
+            "data",
+            "synth",
+            "--bars",
+            "1500",
+            "--timeframe",
+            "1h",
+            "--out",
+            h.to_str().unwrap(),
+        ],
+    ));
+    assert_clean_failure(
+        &tradelab(
+            d,
+            &[
+                "trade",
+                "--model",
+                "lr/best",
+                "--symbol",
+                h.to_str().unwrap(),
+                "--account",
+                "h",
+            ],
+        ),
+        &["1h bars", "trained on 1d"],
+    );
     let mut resume = vec![
         "--set",
         "trade.lease_seconds=2",
