@@ -77,26 +77,24 @@ impl Acting {
     }
 }
 
-/// Asks `agent` about `ctx`'s bar, bar `t` of `data` (the agent's market
-/// `key`), and submits the order its decision means (sized from the risk
-/// budget at the signal close). False when it was not asked: before the
-/// training split's first step, once halted or with no equity left.
+/// Asks `agent` about `ctx`'s bar, observed as `window` (the normalised
+/// features of the bars up to it, the agent's market `key`), and submits
+/// the order its decision means (sized from the risk budget at the signal
+/// close). False when it was not asked: once halted or with no equity left.
 pub fn act_on_bar<A: Agent + ?Sized>(
     agent: &mut A,
-    data: &MarketData,
+    window: &[f32],
     key: MarketKey,
-    t: usize,
     acting: &Acting,
     ctx: &mut BarContext<'_>,
 ) -> Result<bool, AgentError> {
-    let first = data.steps(Split::Train).start;
-    if ctx.halted || t < first || ctx.equity <= 0.0 {
+    if ctx.halted || ctx.equity <= 0.0 {
         return Ok(false);
     }
     let q = ctx.position;
     let close = ctx.bar.close;
     let input = AgentInput {
-        window: data.window(t),
+        window,
         account: [
             (ctx.equity / acting.initial_cash - 1.0) as f32,
             (q * close / ctx.equity) as f32,
@@ -172,7 +170,11 @@ impl<A: Agent + ?Sized> Strategy for AgentStrategy<'_, A> {
         if self.error.is_some() {
             return;
         }
-        match act_on_bar(self.agent, data, key, offset + ctx.index, &self.acting, ctx) {
+        let t = offset + ctx.index;
+        if t < data.steps(Split::Train).start {
+            return;
+        }
+        match act_on_bar(self.agent, data.window(t), key, &self.acting, ctx) {
             Ok(asked) => self.decisions += usize::from(asked),
             Err(e) => self.error = Some(e),
         }

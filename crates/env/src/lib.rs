@@ -49,6 +49,7 @@ mod env;
 mod market_data;
 mod reward;
 pub mod settings;
+mod streaming;
 mod vec_env;
 
 pub use account_inputs::{account_features, action_mask};
@@ -57,4 +58,5 @@ pub use env::{EnvAction, EnvError, Observation, StepInfo, StepResult, TradingEnv
 pub use market_data::{feature_columns, window_from_bars, MarketData, Split, ACCOUNT_FEATURES, SPECIALIST_COLUMNS};
 pub use reward::RewardTracker;
 pub use settings::ActionSpace;
+pub use streaming::StreamingWindow;
 pub use vec_env::{FinalState, VecEnv};

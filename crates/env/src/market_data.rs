@@ -127,26 +127,58 @@ pub fn feature_columns(series: &BarSeries, settings: &FeatureSettings) -> (Vec<S
     let n = series.len();
     let mut cols: Vec<Vec<f64>> = Vec::with_capacity(features.names.len());
     for (name, col) in features.names.iter().zip(&features.columns) {
-        let transformed: Vec<f64> = if RELATIVE_TO_CLOSE.contains(&name.as_str()) {
-            col.iter().zip(&series.close).map(|(x, c)| x / c - 1.0).collect()
-        } else if SCALED_BY_CLOSE.contains(&name.as_str()) {
-            col.iter().zip(&series.close).map(|(x, c)| x / c).collect()
-        } else if DIFFERENCED.contains(&name.as_str()) {
-            (0..n)
-                .map(|i| if i == 0 { f64::NAN } else { col[i] - col[i - 1] })
-                .collect()
-        } else {
-            col.clone()
-        };
+        let how = Transform::of(name);
+        let transformed: Vec<f64> = (0..n)
+            .map(|i| how.apply(col[i], if i == 0 { f64::NAN } else { col[i - 1] }, series.close[i]))
+            .collect();
         cols.push(transformed);
     }
     (features.names, cols)
 }
 
+/// How a feature engine column becomes scale-free in the observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transform {
+    /// `x / close - 1` (price levels).
+    RelativeToClose,
+    /// `x / close` (price differences).
+    ScaledByClose,
+    /// `x - previous x` (cumulative sums).
+    Differenced,
+    /// As it is.
+    Raw,
+}
+
+impl Transform {
+    pub(crate) fn of(name: &str) -> Transform {
+        if RELATIVE_TO_CLOSE.contains(&name) {
+            Transform::RelativeToClose
+        } else if SCALED_BY_CLOSE.contains(&name) {
+            Transform::ScaledByClose
+        } else if DIFFERENCED.contains(&name) {
+            Transform::Differenced
+        } else {
+            Transform::Raw
+        }
+    }
+
+    /// `x` at a bar closing at `close`, `previous` the column's value a bar
+    /// earlier (NaN at the first bar).
+    #[inline]
+    pub(crate) fn apply(self, x: f64, previous: f64, close: f64) -> f64 {
+        match self {
+            Transform::RelativeToClose => x / close - 1.0,
+            Transform::ScaledByClose => x / close,
+            Transform::Differenced => x - previous,
+            Transform::Raw => x,
+        }
+    }
+}
+
 /// A value z-scored with the training statistics and clipped, as the
 /// observation holds it (0 where undefined).
 #[inline]
-fn z_score(x: f64, mean: f64, std: f64) -> f32 {
+pub(crate) fn z_score(x: f64, mean: f64, std: f64) -> f32 {
     let z = (x - mean) / std;
     if z.is_finite() {
         z.clamp(-CLIP, CLIP) as f32

@@ -36,3 +36,43 @@ fn raw_bars_give_the_environments_observation_bit_for_bit() {
     let e = build(&series, &data.feature_names[1..]).unwrap_err();
     assert!(e.contains("regime features"), "{e}");
 }
+
+#[test]
+fn a_stream_of_bars_gives_the_environments_observation_at_every_bar() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/raw/orcl-1995-2014.txt");
+    let (series, _) = load_file(&path, &LoadOptions::default()).unwrap();
+    let sections = EnvSections::default();
+    let data = sections.market_data(series.clone()).unwrap();
+    let window = data.window_len();
+    let mut stream =
+        tradelab_env::StreamingWindow::new(&sections.features, &data.feature_names, &data.mean, &data.std, window)
+            .unwrap();
+    let mut compared = 0;
+    for t in 0..series.len() {
+        stream.push(&series.bar(t));
+        match stream.window() {
+            None => assert!(t + 1 < window),
+            Some(got) => {
+                let want = data.window(t);
+                let same = got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "bar {t}: the streamed observation differs");
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, series.len() + 1 - window);
+    assert_eq!(stream.bars(), series.len());
+    // Regime columns cannot be streamed, and the statistics must fit.
+    let short = &data.feature_names[1..];
+    let e = tradelab_env::StreamingWindow::new(&sections.features, short, &data.mean, &data.std, window).unwrap_err();
+    assert!(e.contains("regime features"), "{e}");
+    let e = tradelab_env::StreamingWindow::new(
+        &sections.features,
+        &data.feature_names,
+        &data.mean[1..],
+        &data.std,
+        window,
+    )
+    .unwrap_err();
+    assert!(e.contains("retrain"), "{e}");
+}

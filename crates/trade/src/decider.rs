@@ -7,7 +7,8 @@ use tradelab_agents::evaluate::{act_on_bar, Acting};
 use tradelab_agents::load::load_agent;
 use tradelab_agents::{Agent, MarketKey};
 use tradelab_core::BarSeries;
-use tradelab_env::{EnvConfig, MarketData};
+use tradelab_data::settings::FeatureSettings;
+use tradelab_env::{EnvConfig, MarketData, StreamingWindow};
 use tradelab_sim::strategy::{BarContext, Strategy};
 
 /// Decides on each instrument's bar by submitting orders into the context.
@@ -66,13 +67,47 @@ impl<S: Strategy> Decider for StrategyDecider<S> {
     }
 }
 
-/// One market an agent trades: its data and the agent's key for it.
+/// One market an agent trades: its data, the agent's key for it, and the
+/// observation streamed from the bars the session gets.
 pub struct AgentMarket {
-    /// Features and training-split normalisation over the recorded series;
-    /// each bar the session gets is found in it by time.
+    /// Features and training-split normalisation over the recorded series.
     pub data: Arc<MarketData>,
     /// The agent's key for it.
     pub key: MarketKey,
+    /// The observation built bar by bar from the bars that arrive (primed
+    /// with the recorded bars before the session); `None` for a model with
+    /// regime features, which reads the recorded observation by time.
+    stream: Option<StreamingWindow>,
+    /// Bars before this index of `data` are before the training split's
+    /// first step: the agent is not asked about them.
+    first_step: usize,
+}
+
+impl AgentMarket {
+    /// `data`'s market for the agent's `key`, its stream primed with the
+    /// recorded bars before `start_ts` (the indicators' history).
+    pub fn primed(data: Arc<MarketData>, key: MarketKey, features: &FeatureSettings, start_ts: i64) -> Self {
+        let stream = StreamingWindow::new(features, &data.feature_names, &data.mean, &data.std, data.window_len())
+            .ok()
+            .map(|mut s| {
+                let history = data.series.ts.partition_point(|t| *t < start_ts);
+                for k in 0..history {
+                    s.push(&data.series.bar(k));
+                }
+                s
+            });
+        AgentMarket {
+            first_step: data.steps(tradelab_env::Split::Train).start,
+            data,
+            key,
+            stream,
+        }
+    }
+
+    /// True when its observation is streamed from the arriving bars.
+    pub fn is_streamed(&self) -> bool {
+        self.stream.is_some()
+    }
 }
 
 /// A trained agent deciding for several markets, reloaded from its folder
@@ -110,21 +145,38 @@ impl Decider for AgentDecider {
     }
 
     fn decide(&mut self, ctx: &mut BarContext<'_>) -> Result<(), String> {
-        let Some(m) = self.markets.get(ctx.instrument) else {
+        let Some(m) = self.markets.get_mut(ctx.instrument) else {
             return Err(format!("no market for instrument {}", ctx.instrument));
         };
-        // Found by time, not by count: a bar the feed lost or a breaker
-        // refused does not shift the features the agent sees.
-        let ts = &m.data.series.ts;
-        let t = ts.partition_point(|x| *x < ctx.bar.ts);
-        if ts.get(t) != Some(&ctx.bar.ts) {
-            return Err(format!(
-                "{} has no bar at {} in the data the model's features were computed on",
-                m.data.series.instrument,
-                tradelab_core::time::format_datetime(ctx.bar.ts)
-            ));
-        }
-        let asked = act_on_bar(self.agent.as_mut(), &m.data, m.key, t, &self.acting, ctx).map_err(|e| e.to_string())?;
+        let window = match m.stream.as_mut() {
+            Some(stream) => {
+                stream.push(&ctx.bar);
+                if stream.bars() <= m.first_step {
+                    return Ok(());
+                }
+                match stream.window() {
+                    Some(w) => w,
+                    None => return Ok(()),
+                }
+            }
+            None => {
+                // The recorded observation, found by time.
+                let ts = &m.data.series.ts;
+                let t = ts.partition_point(|x| *x < ctx.bar.ts);
+                if ts.get(t) != Some(&ctx.bar.ts) {
+                    return Err(format!(
+                        "{} has no bar at {} in the data the model's features were computed on",
+                        m.data.series.instrument,
+                        tradelab_core::time::format_datetime(ctx.bar.ts)
+                    ));
+                }
+                if t < m.first_step {
+                    return Ok(());
+                }
+                m.data.window(t)
+            }
+        };
+        let asked = act_on_bar(self.agent.as_mut(), window, m.key, &self.acting, ctx).map_err(|e| e.to_string())?;
         self.decisions += u64::from(asked);
         Ok(())
     }

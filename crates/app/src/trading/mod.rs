@@ -212,10 +212,7 @@ pub fn prepare_paper(
     let env = settings.env_config();
     let decider_markets = markets
         .iter()
-        .map(|m| AgentMarket {
-            data: Arc::clone(&m.data),
-            key: m.key,
-        })
+        .map(|m| AgentMarket::primed(Arc::clone(&m.data), m.key, &settings.features, start_ts))
         .collect();
     let decider = AgentDecider::new(agent, folder.to_path_buf(), decider_markets, &env);
     let broker = PaperBroker::new(&spec.account, env.engine.clone(), &feed_refs);
