@@ -191,3 +191,45 @@ impl Decider for AgentDecider {
         self.decisions
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tradelab_agents::ppo::{PpoAgent, PpoConfig};
+
+    /// A small untrained policy saved to `dir`.
+    fn saved_agent(dir: &std::path::Path) -> Box<dyn Agent + Send> {
+        let agent = PpoAgent::new(PpoConfig {
+            encoder: "mlp".into(),
+            features: 3,
+            window: 4,
+            instruments: 1,
+            timeframes: 1,
+            seed: 1,
+            ppo: tradelab_agents::settings::PpoSettings::default(),
+            mixture: None,
+        })
+        .unwrap();
+        agent.save(dir).unwrap();
+        load_agent(dir).unwrap()
+    }
+
+    #[test]
+    fn a_restart_reloads_the_model_file_and_a_corrupt_one_is_refused_until_it_is_fixed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("model");
+        let agent = saved_agent(&dir);
+        let mut decider = AgentDecider::new(agent, dir.clone(), Vec::new(), &EnvConfig::default());
+        decider.restart().unwrap();
+        // The weights file replaced by garbage: the restart fails, naming it.
+        let weights = dir.join("model.safetensors");
+        let good = std::fs::read(&weights).unwrap();
+        std::fs::write(&weights, b"not a safetensors file").unwrap();
+        let e = decider.restart().unwrap_err();
+        assert!(e.contains("reloading") && e.contains("model"), "{e}");
+        // The agent it had is kept meanwhile; the fixed file loads again.
+        assert_eq!(decider.name(), "ppo-mlp");
+        std::fs::write(&weights, good).unwrap();
+        decider.restart().unwrap();
+    }
+}

@@ -250,6 +250,8 @@ pub struct Session<'a> {
     feed_backoff: Backoff,
     broker_backoff: Backoff,
     broker_down: bool,
+    /// Orders whose connection dropped: asked about after a reconnect.
+    unconfirmed: Vec<String>,
     halting: Option<String>,
     correlation: CorrelationTracker,
     risk: Option<RiskSnapshot>,
@@ -295,6 +297,7 @@ impl<'a> Session<'a> {
             fills: Vec::with_capacity(16),
             transitions: Vec::with_capacity(BreakerKind::ALL.len()),
             broker_down: false,
+            unconfirmed: Vec::new(),
             halting: None,
             correlation: CorrelationTracker::new(n, window),
             risk: None,
@@ -543,6 +546,9 @@ impl<'a> Session<'a> {
             self.broker_down = back.is_err();
             let detail = back.as_ref().map_or_else(|e| e.to_string(), |_| "reconnected".into());
             self.restarted("broker", back.is_ok(), &detail);
+            if back.is_ok() {
+                self.confirm_orders()?;
+            }
         }
         for &(i, bar) in bars {
             let arrived = Instant::now();
@@ -710,7 +716,10 @@ impl<'a> Session<'a> {
                 // A dropped connection leaves the order's fate unknown: it
                 // may have reached the broker (order_state tells, by its id).
                 let status = match e {
-                    BrokerError::Disconnected(_) | BrokerError::Unreachable(_) => "unconfirmed",
+                    BrokerError::Disconnected(_) | BrokerError::Unreachable(_) => {
+                        self.unconfirmed.push(id.clone());
+                        "unconfirmed"
+                    }
                     _ => "rejected",
                 };
                 self.journal.order_status(&id, status, Some(&why))?;
@@ -729,6 +738,30 @@ impl<'a> Session<'a> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// After a reconnect, asks the broker about each order whose
+    /// connection dropped: `submitted` if it arrived, `not_sent` if not (the
+    /// decider decides again on the next bar).
+    fn confirm_orders(&mut self) -> Result<(), SessionError> {
+        for id in std::mem::take(&mut self.unconfirmed) {
+            let status = match self.broker.order_state(&id) {
+                Ok(Some(_)) => "submitted",
+                Ok(None) => "not_sent",
+                Err(_) => {
+                    self.unconfirmed.push(id);
+                    continue;
+                }
+            };
+            self.journal
+                .order_status(&id, status, Some("confirmed after the reconnect"))?;
+            self.event(
+                Some(self.ts),
+                "order_confirmed",
+                json!({"client_order_id": id, "status": status}),
+            );
         }
         Ok(())
     }
