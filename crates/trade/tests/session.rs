@@ -5,12 +5,8 @@
 //! limit), with the event recorded, the position afterwards and the
 //! recovery checked.
 
-use std::collections::HashMap;
-
-use tradelab_core::{Bar, BarSeries};
-use tradelab_sim::account::Fill;
+use tradelab_core::BarSeries;
 use tradelab_sim::engine::{run, EngineConfig};
-use tradelab_sim::order::Order;
 use tradelab_sim::sizing::Sizing;
 use tradelab_trade::journal::{Journal, JournalError, MemoryJournal};
 use tradelab_trade::*;
@@ -84,61 +80,6 @@ impl Journal for Crashing {
             return Err(JournalError("killed".into()));
         }
         self.inner.checkpoint(state)
-    }
-}
-
-/// A broker that outlives the session (as a real one does): the paper
-/// engine underneath, but not rebuilt from the session's bars; it counts
-/// every submission per client order id.
-struct Outliving {
-    inner: PaperBroker,
-    submissions: HashMap<String, usize>,
-    seen: Vec<Option<i64>>,
-    ended: Option<i64>,
-}
-
-impl Broker for Outliving {
-    fn account_id(&self) -> String {
-        self.inner.account_id()
-    }
-    fn fills_from_session_bars(&self) -> bool {
-        false
-    }
-    fn on_bar(&mut self, i: usize, bar: Bar) {
-        // Its market saw each bar once, whoever asks again.
-        if self.seen[i].is_none_or(|t| bar.ts > t) {
-            self.seen[i] = Some(bar.ts);
-            self.inner.on_bar(i, bar)
-        }
-    }
-    fn end_timestamp(&mut self, ts: i64) -> bool {
-        if self.ended.is_none_or(|t| ts > t) {
-            self.ended = Some(ts);
-            return self.inner.end_timestamp(ts);
-        }
-        false
-    }
-    fn view(&self, i: usize) -> AccountView {
-        self.inner.view(i)
-    }
-    fn submit(&mut self, id: &str, order: Order) -> Result<OrderState, BrokerError> {
-        *self.submissions.entry(id.to_string()).or_default() += 1;
-        self.inner.submit(id, order)
-    }
-    fn cancel(&mut self, id: &str) -> Result<bool, BrokerError> {
-        self.inner.cancel(id)
-    }
-    fn order_state(&mut self, id: &str) -> Result<Option<OrderState>, BrokerError> {
-        self.inner.order_state(id)
-    }
-    fn positions(&mut self) -> Result<Vec<f64>, BrokerError> {
-        self.inner.positions()
-    }
-    fn balances(&mut self) -> Result<(f64, f64), BrokerError> {
-        self.inner.balances()
-    }
-    fn poll_fills(&mut self, out: &mut Vec<Fill>) -> Result<(), BrokerError> {
-        self.inner.poll_fills(out)
     }
 }
 
@@ -220,12 +161,8 @@ fn a_restarted_session_never_sends_an_order_its_broker_already_has() {
         checkpoint_every: 9,
         ..TradeSettings::default()
     };
-    let mut broker = Outliving {
-        inner: PaperBroker::new("ext", cfg.clone(), &feeds),
-        submissions: HashMap::new(),
-        seen: vec![None; 3],
-        ended: None,
-    };
+    let mut broker = FlakyBroker::new(cfg.clone(), &feeds, BrokerFaults::default());
+    broker.outlives = true;
     let mut journal = Crashing {
         inner: MemoryJournal::default(),
         crash_after: 15,

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -202,13 +203,37 @@ pub struct BrokerFaults {
 }
 
 /// The paper broker, misbehaving as told; it notes whether the account was
-/// flat at each timestamp's end.
+/// flat at each timestamp's end and counts submissions per client order id.
+/// `outlives` makes it a broker that outlives the session, as a real one
+/// does: not rebuilt from the session's bars, its market seeing each bar
+/// once whoever asks again.
 pub struct FlakyBroker {
     pub inner: PaperBroker,
     pub faults: BrokerFaults,
     pub submits: usize,
     pub reconnects: usize,
     pub flat_at: Vec<(i64, bool)>,
+    pub submissions: HashMap<String, usize>,
+    pub outlives: bool,
+    seen: Vec<Option<i64>>,
+    ended: Option<i64>,
+}
+
+impl FlakyBroker {
+    /// A paper account over `feeds` under `cfg`, with `faults`.
+    pub fn new(cfg: EngineConfig, feeds: &[&BarSeries], faults: BrokerFaults) -> Self {
+        FlakyBroker {
+            inner: PaperBroker::new("test", cfg, feeds),
+            faults,
+            submits: 0,
+            reconnects: 0,
+            flat_at: Vec::new(),
+            submissions: HashMap::new(),
+            outlives: false,
+            seen: vec![None; feeds.len()],
+            ended: None,
+        }
+    }
 }
 
 impl Broker for FlakyBroker {
@@ -216,12 +241,19 @@ impl Broker for FlakyBroker {
         self.inner.account_id()
     }
     fn fills_from_session_bars(&self) -> bool {
-        true
+        !self.outlives
     }
     fn on_bar(&mut self, i: usize, bar: Bar) {
-        self.inner.on_bar(i, bar)
+        if self.seen[i].is_none_or(|t| bar.ts > t) {
+            self.seen[i] = Some(bar.ts);
+            self.inner.on_bar(i, bar)
+        }
     }
     fn end_timestamp(&mut self, ts: i64) -> bool {
+        if self.ended.is_some_and(|t| ts <= t) {
+            return false;
+        }
+        self.ended = Some(ts);
         let halted = self.inner.end_timestamp(ts);
         let flat = self.inner.positions().unwrap().iter().all(|q| *q == 0.0);
         self.flat_at.push((ts, flat));
@@ -233,6 +265,7 @@ impl Broker for FlakyBroker {
     fn submit(&mut self, id: &str, order: Order) -> Result<OrderState, BrokerError> {
         let n = self.submits;
         self.submits += 1;
+        *self.submissions.entry(id.to_string()).or_default() += 1;
         if self.faults.reject.contains(&n) {
             return Err(BrokerError::Rejected {
                 client_order_id: id.into(),
@@ -379,13 +412,7 @@ pub fn faulty_run(settings: TradeSettings, cfg: EngineConfig, speed: f64, faults
         tick: 0,
         quiet_until: None,
     };
-    let mut broker = FlakyBroker {
-        inner: PaperBroker::new("test", cfg, &feeds),
-        faults: faults.broker,
-        submits: 0,
-        reconnects: 0,
-        flat_at: Vec::new(),
-    };
+    let mut broker = FlakyBroker::new(cfg, &feeds, faults.broker);
     let mut decider = FlakyDecider {
         inner: StrategyDecider::new(strategy()),
         faults: faults.model,
