@@ -74,12 +74,23 @@ pub struct Checkpoint {
     #[serde(default)]
     pub initial_equity: f64,
     /// Bar in to order out so far (this process), microseconds: p50, p99.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub latency_us: (f64, f64),
     /// The portfolio's correlations and volatility contributions, as last
     /// computed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub risk: Option<RiskSnapshot>,
+}
+
+/// A figure for display that JSON cannot hold as it was (NaN is written as
+/// null) reads back as its default: a resume never fails on one.
+fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    let v = Value::deserialize(d)?;
+    Ok(T::deserialize(v).unwrap_or_default())
 }
 
 /// How a session ended.
@@ -270,7 +281,7 @@ impl<'a> Session<'a> {
     ) -> Self {
         let n = spec.symbols.len();
         let s = &spec.settings;
-        let equity = broker.view(0).equity;
+        let equity = if n > 0 { broker.view(0).equity } else { 0.0 };
         let window = s.correlation_window;
         Session {
             breakers: Breakers::new(s),
@@ -886,4 +897,43 @@ fn recorded_order(o: &TradingOrderRecord, i: usize) -> Result<Order, SessionErro
         Some(u) => order.units(u),
         None => order,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_with_undefined_figures_reads_back() {
+        let cp = Checkpoint {
+            ts: 5,
+            ticks: 1,
+            last_ts: vec![Some(5), None],
+            positions: vec![1.0, 0.0],
+            cash: 10.0,
+            equity: 11.0,
+            equity_peak: 11.0,
+            breakers: Breakers::new(&TradeSettings::default()),
+            event_seq: 3,
+            in_a_row: [0, 1, 0],
+            symbols: vec!["a".into(), "b".into()],
+            initial_equity: 10.0,
+            latency_us: (f64::NAN, f64::NAN),
+            risk: Some(RiskSnapshot {
+                returns: 2,
+                correlation: vec![vec![1.0, f64::NAN], vec![f64::NAN, f64::NAN]],
+                weights: vec![0.1, 0.0],
+                contributions: vec![0.0, 0.0],
+                volatility: 0.0,
+            }),
+        };
+        let json = serde_json::to_value(&cp).unwrap();
+        let back: Checkpoint = serde_json::from_value(json).unwrap();
+        assert_eq!(back.latency_us, (0.0, 0.0));
+        assert_eq!(back.risk, None, "recomputed at the next correlation_every");
+        assert_eq!(
+            (back.positions, back.in_a_row, back.breakers),
+            (cp.positions, cp.in_a_row, cp.breakers)
+        );
+    }
 }
