@@ -1471,10 +1471,22 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
         (vec!["--symbol", csv], vec!["named twice"]),
         (vec!["--speed=-1"], vec!["--speed -1"]),
         (vec!["--from", "soon"], vec!["--from soon", "2013-01-02"]),
+        (vec!["--symbol", "nosuch"], vec!["nosuch"]),
     ] {
         let mut all = vec!["trade", "--model", "lr/best", "--symbol", csv];
         all.extend(args);
         assert_clean_failure(&tradelab(d, &all), &needles);
+    }
+    // A refused start leaves no empty report folder behind.
+    for entry in std::fs::read_dir(d.join("reports")).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.ends_with("latest") {
+            assert!(
+                std::fs::read_dir(&path).unwrap().next().is_some(),
+                "{} is empty",
+                path.display()
+            );
+        }
     }
 }
 

@@ -76,10 +76,6 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
     // The session's breakers and store are today's, not the training run's.
     settings.trade = current.trade.clone();
     settings.store = current.store.clone();
-    settings.report.out_dir = match &a.out_dir {
-        Some(dir) => dir.clone(),
-        None => crate::output::run_folder(&settings.report.out_dir, "trade", &settings)?,
-    };
     eprintln!(
         "paper session: {} on {}, account paper:{}, replay at {}, paper broker (fill {}, fees {}/{} {}), Ctrl-C stops it",
         agent.kind(),
@@ -113,6 +109,12 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
     if terminal {
         eprintln!();
     }
+    // The report's folder is made once there is a session to report: a
+    // refused start leaves no empty folder behind (nor `latest` on one).
+    settings.report.out_dir = match &a.out_dir {
+        Some(dir) => dir.clone(),
+        None => crate::output::run_folder(&settings.report.out_dir, "trade", &settings)?,
+    };
     if traded.starts_in_sample {
         eprintln!(
             "warning: the replay starts before the test split: the model was trained or selected on some of these bars"
