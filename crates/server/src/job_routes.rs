@@ -141,11 +141,40 @@ pub async fn cancel(
 const POLL: Duration = Duration::from_millis(250);
 
 /// How often a stream re-checks that its token is still live.
-pub(crate) const TOKEN_RECHECK: Duration = Duration::from_secs(2);
+const TOKEN_RECHECK: Duration = Duration::from_secs(2);
+
+/// A stream's token, re-checked every [`TOKEN_RECHECK`] (issue 19 finding
+/// 17: a stream outlived an expired or revoked token).
+pub(crate) struct TokenWatch {
+    caller: Option<crate::guard::Caller>,
+    checked: std::time::Instant,
+}
+
+impl TokenWatch {
+    /// Watches `caller`'s token (none when auth is off).
+    pub(crate) fn new(caller: Option<axum::Extension<crate::guard::Caller>>) -> Self {
+        TokenWatch {
+            caller: caller.map(|c| c.0),
+            checked: std::time::Instant::now(),
+        }
+    }
+
+    /// The `denied` event that ends the stream, when a re-check is due and
+    /// the token no longer lets it run.
+    pub(crate) async fn denied(&mut self, s: &AppState) -> Option<Event> {
+        let caller = self
+            .caller
+            .as_ref()
+            .filter(|_| self.checked.elapsed() >= TOKEN_RECHECK)?;
+        self.checked = std::time::Instant::now();
+        let why = token_gone(s, caller).await?;
+        Some(Event::default().event("denied").data(why))
+    }
+}
 
 /// Why a stream's token no longer lets it run, if it does not: expired,
-/// or revoked (issue 19 finding 17: a stream outlived both).
-pub(crate) async fn token_gone(s: &AppState, caller: &crate::guard::Caller) -> Option<&'static str> {
+/// or revoked.
+async fn token_gone(s: &AppState, caller: &crate::guard::Caller) -> Option<&'static str> {
     if tradelab_core::time::now_secs() >= caller.expires_secs {
         return Some("the token has expired; reconnect with a fresh one");
     }
@@ -173,28 +202,23 @@ pub async fn events(
         id: String,
         last: Option<(String, i64, Option<Value>)>,
         ended: bool,
-        caller: Option<crate::guard::Caller>,
-        checked: std::time::Instant,
+        token: TokenWatch,
     }
     let cursor = Cursor {
         state: s,
         id,
         last: None,
         ended: false,
-        caller: caller.map(|c| c.0),
-        checked: std::time::Instant::now(),
+        token: TokenWatch::new(caller),
     };
     let stream = stream::unfold(cursor, |mut c| async move {
         if c.ended {
             return None;
         }
         loop {
-            if let Some(caller) = c.caller.as_ref().filter(|_| c.checked.elapsed() >= TOKEN_RECHECK) {
-                c.checked = std::time::Instant::now();
-                if let Some(why) = token_gone(&c.state, caller).await {
-                    c.ended = true;
-                    return Some((Ok(Event::default().event("denied").data(why)), c));
-                }
+            if let Some(denied) = c.token.denied(&c.state).await {
+                c.ended = true;
+                return Some((Ok(denied), c));
             }
             let job = match c.state.store.job(&c.id).await {
                 Ok(j) => j,

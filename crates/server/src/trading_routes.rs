@@ -214,9 +214,10 @@ pub async fn stop(
 const POLL: Duration = Duration::from_millis(250);
 
 /// A server-sent event stream of a session's events (`trading` events:
-/// fills, breaker changes, restarts, reconciliation), from the first or
-/// after `?after=SEQ`, ending with an `end` event once the session is no
-/// longer alive and its events are all sent.
+/// fills, breaker changes, restarts, reconciliation), from the first,
+/// ending with an `end` event once the session is no longer alive and its
+/// events are all sent; a `denied` event ends it when its token expires
+/// or is revoked.
 #[utoipa::path(get, path = "/v1/trading-sessions/{id}/events", responses((status = 200, content_type = "text/event-stream"), (status = 404, body = Problem)))]
 pub async fn events(
     State(s): State<Arc<AppState>>,
@@ -230,8 +231,7 @@ pub async fn events(
         after: i64,
         queued: std::collections::VecDeque<Event>,
         ended: bool,
-        caller: Option<crate::guard::Caller>,
-        checked: std::time::Instant,
+        token: crate::job_routes::TokenWatch,
     }
     let cursor = Cursor {
         state: s,
@@ -239,8 +239,7 @@ pub async fn events(
         after: 0,
         queued: Default::default(),
         ended: false,
-        caller: caller.map(|c| c.0),
-        checked: std::time::Instant::now(),
+        token: crate::job_routes::TokenWatch::new(caller),
     };
     let stream = stream::unfold(cursor, |mut c| async move {
         loop {
@@ -250,16 +249,9 @@ pub async fn events(
             if c.ended {
                 return None;
             }
-            if let Some(caller) = c
-                .caller
-                .as_ref()
-                .filter(|_| c.checked.elapsed() >= crate::job_routes::TOKEN_RECHECK)
-            {
-                c.checked = std::time::Instant::now();
-                if let Some(why) = crate::job_routes::token_gone(&c.state, caller).await {
-                    c.ended = true;
-                    return Some((Ok(Event::default().event("denied").data(why)), c));
-                }
+            if let Some(denied) = c.token.denied(&c.state).await {
+                c.ended = true;
+                return Some((Ok(denied), c));
             }
             let lease_ms = c.state.settings.trade.lease_seconds as i64 * 1000;
             let alive = match c.state.store.trading_session(&c.id).await {
