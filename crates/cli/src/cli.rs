@@ -564,10 +564,13 @@ pub struct TradeArgs {
     /// CSV path. Repeat it to trade several in one account.
     #[arg(long = "symbol")]
     pub symbols: Vec<String>,
-    /// Where bars come from: `replay` (the symbols' files, bar by bar).
+    /// Where bars come from: `replay` (the symbols' files, bar by bar) or
+    /// `alpaca` (Alpaca's live bars; credentials from APCA_API_KEY_ID and
+    /// APCA_API_SECRET_KEY, endpoints in trade.alpaca).
     #[arg(long, default_value = "replay")]
     pub feed: String,
-    /// Where orders go: `paper` (the engine's fills, costs and slippage).
+    /// Where orders go: `paper` (the engine's fills, costs and slippage) or
+    /// `alpaca` (Alpaca's account; needs --feed alpaca).
     #[arg(long, default_value = "paper")]
     pub broker: String,
     /// The paper account's name: one live session per account.

@@ -1392,7 +1392,7 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
         &["trade", "--model", "lr/best", "--symbol", csv, "--out-dir", "paper"],
     ));
     assert!(
-        out.contains("paper session: logreg on synth")
+        out.contains("trading session: logreg on synth, replay at full speed, account paper:default")
             && out.contains("bar in to order out: p50")
             && out.contains("report: paper/"),
         "{out}"
@@ -1462,12 +1462,9 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
     assert!(d.join("slow/logreg__synth.json").is_file());
 
     for (args, needles) in [
-        (vec!["--feed", "live"], vec!["--feed live", "replay"]),
-        (
-            vec!["--broker", "alpaca"],
-            vec!["--broker alpaca", "live market-data feed", "--broker paper"],
-        ),
-        (vec!["--broker", "ib"], vec!["--broker ib", "use paper"]),
+        (vec!["--feed", "live"], vec!["feed `live`", "replay", "alpaca"]),
+        (vec!["--broker", "alpaca"], vec!["--broker alpaca", "--feed alpaca"]),
+        (vec!["--broker", "ib"], vec!["broker `ib`", "use paper"]),
         (vec!["--symbol", csv], vec!["named twice"]),
         (vec!["--speed=-1"], vec!["--speed -1"]),
         (vec!["--from", "soon"], vec!["--from soon", "2013-01-02"]),
@@ -1487,6 +1484,152 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
                 path.display()
             );
         }
+    }
+}
+
+/// Issue 21: a live session on Alpaca's bar stream (local fakes of its
+/// websocket and its market-data and trading APIs): the history warms the
+/// model's features up with its training statistics, each streamed bar is
+/// decided on, filled by the paper broker (or sent to Alpaca's account),
+/// Ctrl-C ends it with a report of the live bars, and the secret stays out
+/// of everything printed.
+#[test]
+fn a_live_session_trades_alpacas_streamed_bars() {
+    use tradelab_testkit::fake_alpaca::FakeAlpaca;
+    use tradelab_testkit::fake_alpaca_stream::{FakeStream, Step};
+    const MIN: i64 = 60_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(tradelab(
+        d,
+        &[
+            "data",
+            "synth",
+            "--bars",
+            "1500",
+            "--timeframe",
+            "1m",
+            "--out",
+            "syn.csv",
+        ],
+    ));
+    ok(tradelab(
+        d,
+        &["train", "--agent", "logreg", "--symbol", "syn.csv", "--out", "lr"],
+    ));
+    let (series, _) = tradelab_data::load_file(&d.join("syn.csv"), &tradelab_data::LoadOptions::default()).unwrap();
+    // Bars 0..1300 are the past minutes, the rest stream from now on.
+    let now = tradelab_core::time::now_ms().div_euclid(MIN) * MIN;
+    let json = |k: usize, ts: i64| {
+        let b = series.bar(k);
+        serde_json::json!({"T": "b", "S": "syn", "t": format!("{}Z", tradelab_core::time::format_datetime(ts)),
+            "o": b.open, "h": b.high, "l": b.low, "c": b.close, "v": b.volume})
+    };
+    let rest = FakeAlpaca::start("key-id", "top-secret", 1_000_000.0, &[("syn", 100.0)]);
+    rest.state().bars.insert(
+        "syn".into(),
+        (0..1300).map(|k| json(k, now - (1300 - k as i64) * MIN)).collect(),
+    );
+    let streamed = || -> Vec<Step> {
+        (1300..1500)
+            .map(|k| Step::Send(serde_json::json!([json(k, now + (k as i64 - 1300) * MIN)])))
+            .collect()
+    };
+    let live = |stream: &FakeStream, broker: &str, out: &str| {
+        let child = command(d)
+            .env("APCA_API_KEY_ID", "key-id")
+            .env("APCA_API_SECRET_KEY", "top-secret")
+            .args(SMALL_MODEL)
+            .args(["--set", &format!("trade.alpaca.data_url={}", rest.url)])
+            .args(["--set", &format!("trade.alpaca.trading_url={}", rest.url)])
+            .args(["--set", &format!("trade.alpaca.stream_url={}", stream.url)])
+            .args(["trade", "--model", "lr/best", "--symbol", "syn", "--feed", "alpaca"])
+            .args(["--broker", broker, "--out-dir", out])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let since = std::time::Instant::now();
+        while !stream.state().script.is_empty() && since.elapsed() < std::time::Duration::from_secs(60) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The last bars decided on, then Ctrl-C.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert!(Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let stopped = child.wait_with_output().unwrap();
+        let t = text(&stopped);
+        assert_eq!(stopped.status.code(), Some(130), "{t}");
+        assert!(!t.contains("top-secret"), "the secret is never printed: {t}");
+        // Ctrl-C interrupts the socket read; that is no disconnect.
+        assert!(!t.contains("breaker") && !t.contains("restart"), "{t}");
+        assert!(t.contains("stopping after the bar in progress"), "{t}");
+        t
+    };
+
+    let stream = FakeStream::start(rest.state.clone(), streamed());
+    let t = live(&stream, "paper", "paper");
+    assert!(
+        t.contains("trading session: logreg on syn, Alpaca's live bars (iex)"),
+        "{t}"
+    );
+    assert!(t.contains("200 bars"), "every streamed bar traded: {t}");
+    let report = read_json(d.join("paper/logreg__syn.json"));
+    assert_eq!(report["equity_curve"].as_array().map(Vec::len), Some(200), "{t}");
+    let fills = t.lines().filter(|l| l.contains("  fee ")).count();
+    assert!(fills > 0, "the model trades the live bars: {t}");
+    assert_eq!(stream.state().subscribed, vec!["syn".to_string()]);
+    let log = rest.state().log.join("\n");
+    assert!(
+        log.contains("/v2/stocks/syn/bars?timeframe=1Min") && log.contains("sort=desc"),
+        "{log}"
+    );
+
+    // Orders to Alpaca's account: each under its client order id.
+    let stream = FakeStream::start(rest.state.clone(), streamed());
+    let t = live(&stream, "alpaca", "alpaca");
+    assert!(t.contains("Alpaca's account at http://127.0.0.1"), "{t}");
+    let orders = rest.state().orders.clone();
+    assert!(!orders.is_empty(), "orders reached Alpaca: {t}");
+    assert!(
+        orders
+            .iter()
+            .all(|o| o["client_order_id"].as_str().is_some_and(|c| c.contains("-0-"))),
+        "{orders:?}"
+    );
+    assert!(t.contains("orders sent"), "{t}");
+
+    // Refused before anything trades.
+    for (env, args, needles) in [
+        (false, vec!["--feed", "alpaca"], vec!["APCA_API_KEY_ID is not set"]),
+        (
+            true,
+            vec!["--feed", "alpaca", "--speed", "5"],
+            vec!["--speed", "real time"],
+        ),
+        (
+            true,
+            vec!["--feed", "alpaca", "--symbol", "other"],
+            vec!["no normalisation for other", "syn"],
+        ),
+    ] {
+        let mut c = command(d);
+        c.env_remove("APCA_API_KEY_ID").env_remove("APCA_API_SECRET_KEY");
+        if env {
+            c.env("APCA_API_KEY_ID", "key-id")
+                .env("APCA_API_SECRET_KEY", "top-secret");
+        }
+        let o = c
+            .args(SMALL_MODEL)
+            .args(["--set", &format!("trade.alpaca.data_url={}", rest.url)])
+            .args(["trade", "--model", "lr/best", "--symbol", "syn"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, &needles);
     }
 }
 

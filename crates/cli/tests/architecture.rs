@@ -205,6 +205,7 @@ fn the_libraries_know_nothing_of_the_layers_above_them() {
         "apalis",
         "apalis-sql",
         "ureq",
+        "tungstenite",
         "tradelab-app",
         "tradelab-server",
     ] {
@@ -214,8 +215,9 @@ fn the_libraries_know_nothing_of_the_layers_above_them() {
             .filter(|c| !LIBRARIES.contains(c))
             .collect();
         // A real broker's REST API is part of the trading library (the
-        // intended design's `trade` crate), over the blocking HTTP client.
-        if forbidden == "ureq" {
+        // intended design's `trade` crate), over the blocking HTTP and
+        // websocket clients.
+        if forbidden == "ureq" || forbidden == "tungstenite" {
             allowed.push("trade");
         }
         let v = crates_naming(forbidden, &allowed, |_| false);

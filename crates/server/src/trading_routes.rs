@@ -16,7 +16,7 @@ use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tradelab_app::registry::{verified_location, ModelRef};
-use tradelab_app::trading::{prepare_paper, PaperSpec};
+use tradelab_app::trading::{prepare_paper, BrokerChoice, FeedChoice, PaperSpec};
 use tradelab_store::trading::TradingSessionRecord;
 use utoipa::ToSchema;
 
@@ -24,7 +24,7 @@ use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::routes::Limit;
 use super::state::AppState;
 
-/// A paper session to start.
+/// A trading session to start.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartTradingSession {
@@ -40,6 +40,23 @@ pub struct StartTradingSession {
     /// The paper account; one live session per account.
     #[serde(default = "default_account")]
     pub account: String,
+    /// `replay` (the default: the symbols' files) or `alpaca` (Alpaca's
+    /// live bars, with the server's APCA_API_KEY_ID and
+    /// APCA_API_SECRET_KEY).
+    #[serde(default = "default_feed")]
+    pub feed: String,
+    /// `paper` (the default) or `alpaca` (Alpaca's account; needs the
+    /// alpaca feed).
+    #[serde(default = "default_broker")]
+    pub broker: String,
+}
+
+fn default_feed() -> String {
+    "replay".into()
+}
+
+fn default_broker() -> String {
+    "paper".into()
 }
 
 fn default_account() -> String {
@@ -131,12 +148,21 @@ pub async fn start(
         .await
         .map_err(|e| Problem::not_found(format!("model `{}`: {e:#}", req.model)))?;
     let folder = verified_location(&record).map_err(|e| Problem::new(StatusCode::CONFLICT, format!("{e:#}")))?;
+    let feed = FeedChoice::parse(&req.feed).map_err(|e| Problem::unprocessable(format!("{e:#}")))?;
+    let broker = BrokerChoice::parse(&req.broker).map_err(|e| Problem::unprocessable(format!("{e:#}")))?;
+    if feed == FeedChoice::Alpaca && (from.is_some() || req.speed != 0.0) {
+        return Err(Problem::unprocessable(
+            "from and speed replay history; the alpaca feed trades from now at real time",
+        ));
+    }
     let spec = PaperSpec {
         model: req.model.clone(),
         symbols: req.symbols,
         from,
         speed: req.speed,
         account: req.account,
+        feed,
+        broker,
     };
     let state = s.clone();
     let prepared = tokio::task::spawn_blocking(move || {

@@ -4,7 +4,8 @@
 //! client order id, cancels, fill activities, and the error answers
 //! (401 for bad keys, 403 for insufficient buying power, 422 for a
 //! duplicate client order id, 429 when rate limited), plus a connection
-//! dropped without an answer.
+//! dropped without an answer; and the market-data API's historical bars
+//! (`GET /v2/stocks/{symbol}/bars`, paged, ascending or descending).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,12 +17,19 @@ use serde_json::{json, Value};
 /// The fake's state, shared with the test.
 #[derive(Default)]
 pub struct FakeState {
+    /// The key id it accepts.
     pub key_id: String,
+    /// The secret it accepts.
     pub secret: String,
+    /// The account's cash.
     pub cash: f64,
+    /// Each symbol's price, at which market orders fill.
     pub prices: HashMap<String, f64>,
+    /// Signed units held per symbol.
     pub positions: HashMap<String, f64>,
+    /// Orders received, as Alpaca answers them.
     pub orders: Vec<Value>,
+    /// Fill activities, oldest first.
     pub activities: Vec<Value>,
     /// Order posts to answer 403 "insufficient buying power".
     pub reject_next: usize,
@@ -29,14 +37,23 @@ pub struct FakeState {
     pub rate_limit_next: usize,
     /// Order posts whose connection is closed without an answer.
     pub drop_next: usize,
-    /// Every request as `METHOD path`, and every header line seen.
+    /// Historical bars by symbol (Alpaca's JSON, ascending `t`).
+    pub bars: HashMap<String, Vec<Value>>,
+    /// Bars per page of history (Alpaca's `limit` caps it too).
+    pub page_size: usize,
+    /// Bar requests to answer 429.
+    pub bars_rate_limit_next: usize,
+    /// Every request as `METHOD path`.
     pub log: Vec<String>,
+    /// Every header line seen.
     pub headers: Vec<String>,
 }
 
 /// A running fake on a local port.
 pub struct FakeAlpaca {
+    /// `http://127.0.0.1:PORT`, for the trading and market-data APIs both.
     pub url: String,
+    /// Its state, shared with the test (and a [`FakeStream`](crate::fake_alpaca_stream::FakeStream)).
     pub state: Arc<Mutex<FakeState>>,
 }
 
@@ -50,6 +67,7 @@ impl FakeAlpaca {
             secret: secret.into(),
             cash,
             prices: prices.iter().map(|(s, p)| (s.to_string(), *p)).collect(),
+            page_size: 10_000,
             ..Default::default()
         }));
         let shared = state.clone();
@@ -62,6 +80,7 @@ impl FakeAlpaca {
         FakeAlpaca { url, state }
     }
 
+    /// Its state, locked.
     pub fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.state.lock().unwrap()
     }
@@ -134,6 +153,16 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>) {
             &json!({"code": 40110000, "message": "request is not authorized"}),
         );
     }
+    let bars_get = method == "GET" && target.starts_with("/v2/stocks/");
+    if bars_get && s.bars_rate_limit_next > 0 {
+        s.bars_rate_limit_next -= 1;
+        drop(s);
+        return answer(
+            stream,
+            429,
+            &json!({"code": 42910000, "message": "rate limit exceeded"}),
+        );
+    }
     if order_post && s.rate_limit_next > 0 {
         s.rate_limit_next -= 1;
         drop(s);
@@ -196,6 +225,30 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>) {
                 Some(o) => (200, o.clone()),
                 None => (404, json!({"code": 40410000, "message": "order not found"})),
             }
+        }
+        ("GET", p) if p.starts_with("/v2/stocks/") && p.ends_with("/bars") => {
+            let symbol = &p["/v2/stocks/".len()..p.len() - "/bars".len()];
+            let time = |v: &str| tradelab_data::load::timestamp::TimestampFormat::Iso.parse(v.as_bytes());
+            let (start, end) = (
+                param("start").and_then(|v| time(&v)).unwrap_or(i64::MIN),
+                param("end").and_then(|v| time(&v)).unwrap_or(i64::MAX),
+            );
+            let limit: usize = param("limit").and_then(|v| v.parse().ok()).unwrap_or(1000);
+            let mut picked: Vec<Value> = s
+                .bars
+                .get(symbol)
+                .into_iter()
+                .flatten()
+                .filter(|b| b["t"].as_str().and_then(time).is_some_and(|t| t >= start && t <= end))
+                .cloned()
+                .collect();
+            if param("sort").as_deref() == Some("desc") {
+                picked.reverse();
+            }
+            let from: usize = param("page_token").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let to = (from + limit.min(s.page_size)).min(picked.len());
+            let next = (to < picked.len()).then(|| to.to_string());
+            (200, json!({"bars": picked[from.min(to)..to], "symbol": symbol, "next_page_token": next}))
         }
         ("DELETE", p) if p.starts_with("/v2/orders/") => (422, json!({"code": 42210000, "message": "order is not cancelable"})),
         ("GET", "/v2/account/activities/FILL") => {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 
-use super::fake_alpaca::FakeState;
+use crate::fake_alpaca::FakeState;
 
 /// One scripted step of the stream.
 pub enum Step {
@@ -33,22 +33,27 @@ pub enum Step {
 /// What the fake saw and has still to send.
 #[derive(Default)]
 pub struct StreamState {
+    /// What is still to happen, in order, across connections.
     pub script: VecDeque<Step>,
-    /// Connections accepted, and open now.
+    /// Connections accepted.
     pub connections: usize,
+    /// Connections open now.
     pub open: usize,
     /// The symbols of the last subscription.
     pub subscribed: Vec<String>,
 }
 
 /// A running fake stream on a local port, sharing its credentials and
-/// REST history with a [`FakeAlpaca`](super::fake_alpaca::FakeAlpaca).
+/// REST history with a [`FakeAlpaca`](crate::fake_alpaca::FakeAlpaca).
 pub struct FakeStream {
+    /// `ws://127.0.0.1:PORT/v2/iex`.
     pub url: String,
+    /// What it saw and has still to send.
     pub state: Arc<Mutex<StreamState>>,
 }
 
 impl FakeStream {
+    /// Starts it with `rest`'s credentials and history, playing `script`.
     pub fn start(rest: Arc<Mutex<FakeState>>, script: Vec<Step>) -> FakeStream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("ws://{}/v2/iex", listener.local_addr().unwrap());
@@ -66,6 +71,7 @@ impl FakeStream {
         FakeStream { url, state }
     }
 
+    /// Its state, locked.
     pub fn state(&self) -> std::sync::MutexGuard<'_, StreamState> {
         self.state.lock().unwrap()
     }
@@ -96,7 +102,10 @@ fn serve(tcp: TcpStream, state: &Mutex<StreamState>, rest: &Mutex<FakeState>) {
         s.connections += 1;
         if s.open > 0 {
             drop(s);
-            say(&mut ws, json!([{"T": "error", "code": 406, "msg": "connection limit exceeded"}]));
+            say(
+                &mut ws,
+                json!([{"T": "error", "code": 406, "msg": "connection limit exceeded"}]),
+            );
             let _ = ws.close(None);
             return;
         }
@@ -128,7 +137,10 @@ fn session(ws: &mut WebSocket<TcpStream>, tcp: &TcpStream, state: &Mutex<StreamS
         .flatten()
         .filter_map(|s| s.as_str().map(str::to_string))
         .collect();
-    say(ws, json!([{"T": "subscription", "trades": [], "quotes": [], "bars": bars}]));
+    say(
+        ws,
+        json!([{"T": "subscription", "trades": [], "quotes": [], "bars": bars}]),
+    );
     state.lock().unwrap().subscribed = bars;
     let _ = tcp.set_read_timeout(Some(Duration::from_millis(5)));
     loop {

@@ -2,7 +2,9 @@
 //! allocator for the "allocates nothing per bar" checks, seeded synthetic
 //! markets ready for the environment, [`EnvSections`], the settings
 //! sections the environment layer reads, for tests to change and build from,
-//! and a real MLflow server for the mirror's tests ([`mlflow`]).
+//! a real MLflow server for the mirror's tests ([`mlflow`]), and local
+//! fakes of Alpaca's trading and market-data APIs and of its bar stream
+//! ([`fake_alpaca`], [`fake_alpaca_stream`]).
 //!
 //! A test binary installs the allocator itself (one global allocator per
 //! binary):
@@ -22,6 +24,8 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod fake_alpaca;
+pub mod fake_alpaca_stream;
 pub mod mlflow;
 
 use std::sync::Arc;

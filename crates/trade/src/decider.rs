@@ -67,46 +67,63 @@ impl<S: Strategy> Decider for StrategyDecider<S> {
     }
 }
 
-/// One market an agent trades: its data, the agent's key for it, and the
-/// observation streamed from the bars the session gets.
+/// One market an agent trades: the agent's key for it and where its
+/// observation comes from.
 pub struct AgentMarket {
-    /// Features and training-split normalisation over the recorded series.
-    pub data: Arc<MarketData>,
     /// The agent's key for it.
     pub key: MarketKey,
-    /// The observation built bar by bar from the bars that arrive (primed
-    /// with the recorded bars before the session); `None` for a model with
-    /// regime features, which reads the recorded observation by time.
-    stream: Option<StreamingWindow>,
-    /// Bars before this index of `data` are before the training split's
-    /// first step: the agent is not asked about them.
+    observation: Observation,
+    /// Bars before this one are before the training split's first step:
+    /// the agent is not asked about them.
     first_step: usize,
+}
+
+/// Where a market's observation comes from.
+enum Observation {
+    /// Built bar by bar from the bars that arrive, primed with history.
+    Streamed(Box<StreamingWindow>),
+    /// Read from the recorded observation by time (a model with regime
+    /// features, which are fitted on the whole series).
+    Recorded(Arc<MarketData>),
 }
 
 impl AgentMarket {
     /// `data`'s market for the agent's `key`, its stream primed with the
     /// recorded bars before `start_ts` (the indicators' history).
     pub fn primed(data: Arc<MarketData>, key: MarketKey, features: &FeatureSettings, start_ts: i64) -> Self {
-        let stream = StreamingWindow::new(features, &data.feature_names, &data.mean, &data.std, data.window_len())
-            .ok()
-            .map(|mut s| {
-                let history = data.series.ts.partition_point(|t| *t < start_ts);
-                for k in 0..history {
-                    s.push(&data.series.bar(k));
+        let first_step = data.steps(tradelab_env::Split::Train).start;
+        let observation =
+            match StreamingWindow::new(features, &data.feature_names, &data.mean, &data.std, data.window_len()) {
+                Ok(mut s) => {
+                    let history = data.series.ts.partition_point(|t| *t < start_ts);
+                    for k in 0..history {
+                        s.push(&data.series.bar(k));
+                    }
+                    Observation::Streamed(Box::new(s))
                 }
-                s
-            });
+                Err(_) => Observation::Recorded(data),
+            };
         AgentMarket {
-            first_step: data.steps(tradelab_env::Split::Train).start,
-            data,
             key,
-            stream,
+            observation,
+            first_step,
+        }
+    }
+
+    /// A live market: `stream` (the model's features and normalisation)
+    /// already primed with history, so the agent is asked from the first
+    /// bar that arrives.
+    pub fn streamed(key: MarketKey, stream: StreamingWindow) -> Self {
+        AgentMarket {
+            key,
+            observation: Observation::Streamed(Box::new(stream)),
+            first_step: 0,
         }
     }
 
     /// True when its observation is streamed from the arriving bars.
     pub fn is_streamed(&self) -> bool {
-        self.stream.is_some()
+        matches!(self.observation, Observation::Streamed(_))
     }
 }
 
@@ -148,8 +165,8 @@ impl Decider for AgentDecider {
         let Some(m) = self.markets.get_mut(ctx.instrument) else {
             return Err(format!("no market for instrument {}", ctx.instrument));
         };
-        let window = match m.stream.as_mut() {
-            Some(stream) => {
+        let window = match &mut m.observation {
+            Observation::Streamed(stream) => {
                 stream.push(&ctx.bar);
                 if stream.bars() <= m.first_step {
                     return Ok(());
@@ -159,21 +176,20 @@ impl Decider for AgentDecider {
                     None => return Ok(()),
                 }
             }
-            None => {
-                // The recorded observation, found by time.
-                let ts = &m.data.series.ts;
+            Observation::Recorded(data) => {
+                let ts = &data.series.ts;
                 let t = ts.partition_point(|x| *x < ctx.bar.ts);
                 if ts.get(t) != Some(&ctx.bar.ts) {
                     return Err(format!(
                         "{} has no bar at {} in the data the model's features were computed on",
-                        m.data.series.instrument,
+                        data.series.instrument,
                         tradelab_core::time::format_datetime(ctx.bar.ts)
                     ));
                 }
                 if t < m.first_step {
                     return Ok(());
                 }
-                m.data.window(t)
+                data.window(t)
             }
         };
         let asked = act_on_bar(self.agent.as_mut(), window, m.key, &self.acting, ctx).map_err(|e| e.to_string())?;

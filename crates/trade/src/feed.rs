@@ -23,6 +23,10 @@ pub enum FeedError {
     /// The connection dropped; the session reconnects with backoff.
     #[error("the feed disconnected: {0}")]
     Disconnected(String),
+    /// The source refused the session (credentials, subscription, a
+    /// second connection); reconnecting retries, but it needs fixing.
+    #[error("the feed refused the session: {0}")]
+    Refused(String),
 }
 
 /// A source of bars for several instruments.
@@ -110,6 +114,66 @@ impl<S: Borrow<BarSeries>> Feed for ReplayFeed<S> {
 
     fn catch_up_until(&mut self, ts: i64) {
         self.fast_until = ts;
+    }
+}
+
+/// A feed that keeps every bar it hands over, per instrument: a live
+/// session's record of what it traded on (its report and chart).
+pub struct RecordingFeed<F> {
+    inner: F,
+    series: Vec<BarSeries>,
+}
+
+impl<F: Feed> RecordingFeed<F> {
+    /// Records `inner`'s bars into empty copies of `like` (names and
+    /// timeframes).
+    pub fn new(inner: F, like: &[&BarSeries]) -> Self {
+        let series = like
+            .iter()
+            .map(|s| {
+                let mut r = BarSeries::new(s.instrument.clone());
+                r.timeframe = s.timeframe;
+                r.calendar = s.calendar;
+                r
+            })
+            .collect();
+        RecordingFeed { inner, series }
+    }
+
+    /// The bars handed over so far.
+    pub fn series(&self) -> &[BarSeries] {
+        &self.series
+    }
+
+    /// The recorded bars.
+    pub fn into_series(self) -> Vec<BarSeries> {
+        self.series
+    }
+}
+
+impl<F: Feed> Feed for RecordingFeed<F> {
+    fn next(&mut self, wait: Duration, out: &mut Vec<(usize, Bar)>) -> Result<FeedStatus, FeedError> {
+        let status = self.inner.next(wait, out)?;
+        if let FeedStatus::Tick(_) = status {
+            for (i, bar) in out.iter() {
+                // A bar out of order is the session's to refuse; the
+                // record keeps its timestamps ascending.
+                if let Some(s) = self.series.get_mut(*i) {
+                    if s.ts.last().is_none_or(|t| *t < bar.ts) {
+                        s.push(*bar);
+                    }
+                }
+            }
+        }
+        Ok(status)
+    }
+
+    fn reconnect(&mut self) -> Result<(), FeedError> {
+        self.inner.reconnect()
+    }
+
+    fn catch_up_until(&mut self, ts: i64) {
+        self.inner.catch_up_until(ts)
     }
 }
 

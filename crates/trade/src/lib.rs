@@ -10,10 +10,9 @@
 //! (in the store, by the application's journal); a killed session resumes
 //! from it and sends nothing twice.
 //!
-//! Not here yet (issue 21): a real broker (Alpaca) and a live market-data
-//! feed, features computed incrementally on a live stream (a replay uses
-//! the features of the recorded series, which the observation tests show
-//! equal to those built from raw bars).
+//! Feeds are a [`feed::ReplayFeed`] of recorded series or a live source,
+//! Alpaca's bar stream ([`alpaca::AlpacaFeed`]); brokers the paper broker
+//! or Alpaca's trading API ([`alpaca::AlpacaBroker`]).
 
 #![warn(missing_docs)]
 
@@ -32,7 +31,7 @@ pub mod settings;
 pub use breakers::{BreakerKind, BreakerState, Breakers};
 pub use broker::{AccountView, Broker, BrokerError, OrderState};
 pub use decider::{AgentDecider, AgentMarket, Decider, StrategyDecider};
-pub use feed::{Feed, FeedError, FeedStatus, ReplayFeed};
+pub use feed::{Feed, FeedError, FeedStatus, RecordingFeed, ReplayFeed};
 pub use journal::{Journal, JournalError, MemoryJournal};
 pub use paper::PaperBroker;
 pub use session::{Checkpoint, Session, SessionEnd, SessionError, SessionEvent, SessionOutcome, SessionSpec};

@@ -109,6 +109,41 @@ pub struct TradeSettings {
     pub correlation_every: usize,
     /// Each breaker's policy.
     pub policies: BreakerPolicies,
+    /// Where Alpaca is (`--feed alpaca`, `--broker alpaca`).
+    pub alpaca: AlpacaSettings,
+}
+
+/// Alpaca's endpoints and how its live bars are taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlpacaSettings {
+    /// The trading API (orders, positions, account): the paper endpoint
+    /// unless real money is meant.
+    pub trading_url: String,
+    /// The market-data REST API (historical bars).
+    pub data_url: String,
+    /// The real-time stream; its feed must be `source`'s.
+    pub stream_url: String,
+    /// `iex` (free) or `sip` (the paid consolidated tape).
+    pub source: String,
+    /// Seconds after a bar's end that a symbol's missing bar is waited for
+    /// before the others are handed over without it.
+    pub grace_seconds: f64,
+    /// Bars of history read before a live session to warm the features up.
+    pub history_bars: usize,
+}
+
+impl Default for AlpacaSettings {
+    fn default() -> Self {
+        AlpacaSettings {
+            trading_url: crate::alpaca::PAPER_URL.into(),
+            data_url: crate::alpaca::DATA_URL.into(),
+            stream_url: crate::alpaca::STREAM_URL.into(),
+            source: "iex".into(),
+            grace_seconds: 5.0,
+            history_bars: 1000,
+        }
+    }
 }
 
 impl Default for TradeSettings {
@@ -129,6 +164,7 @@ impl Default for TradeSettings {
             correlation_window: 60,
             correlation_every: 20,
             policies: BreakerPolicies::default(),
+            alpaca: AlpacaSettings::default(),
         }
     }
 }
@@ -155,5 +191,37 @@ impl TradeSettings {
         );
         v.int_range("trade.correlation_window", self.correlation_window, 2, 100_000);
         v.int_range("trade.correlation_every", self.correlation_every, 1, 1_000_000);
+        let a = &self.alpaca;
+        for (key, url) in [
+            ("trade.alpaca.trading_url", &a.trading_url),
+            ("trade.alpaca.data_url", &a.data_url),
+        ] {
+            let ok = url.starts_with("https://") || url.starts_with("http://");
+            v.check(
+                ok,
+                key,
+                url,
+                "is not an HTTP URL",
+                "https://... (or http:// for a local fake)",
+            );
+        }
+        let ws = a.stream_url.starts_with("wss://") || a.stream_url.starts_with("ws://");
+        v.check(
+            ws,
+            "trade.alpaca.stream_url",
+            &a.stream_url,
+            "is not a websocket URL",
+            "wss://...",
+        );
+        let source = ["iex", "sip"].contains(&a.source.as_str());
+        v.check(
+            source,
+            "trade.alpaca.source",
+            &a.source,
+            "is not an Alpaca feed",
+            "iex or sip",
+        );
+        v.range("trade.alpaca.grace_seconds", self.alpaca.grace_seconds, 0.0, 3600.0);
+        v.int_range("trade.alpaca.history_bars", self.alpaca.history_bars, 1, 100_000);
     }
 }

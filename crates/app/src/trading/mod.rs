@@ -1,8 +1,9 @@
-//! Paper trading a trained agent: several instruments replayed bar by bar
-//! into one paper account, through the agent, the breakers and the risk
-//! layer (risk-parity budgets included when `backtest.sizing` asks), with
-//! the session's orders, events and checkpoints in the store so that a
-//! killed session resumes (`--resume`) without sending an order twice.
+//! Trading a trained agent: several instruments, replayed bar by bar or
+//! live from Alpaca's stream, into one account (the paper broker's, or
+//! Alpaca's), through the agent, the breakers and the risk layer
+//! (risk-parity budgets included when `backtest.sizing` asks), with the
+//! session's orders, events and checkpoints in the store so that a killed
+//! session resumes (`--resume`) without sending an order twice.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,14 +19,16 @@ use tradelab_env::Split;
 use tradelab_sim::engine::BacktestResult;
 use tradelab_store::trading::{SessionStatus, TradingSessionRecord};
 use tradelab_store::Store;
+use tradelab_trade::alpaca::{AlpacaBroker, AlpacaFeed};
 use tradelab_trade::journal::{Journal, MemoryJournal};
 use tradelab_trade::{
-    AgentDecider, AgentMarket, Checkpoint, PaperBroker, ReplayFeed, Session, SessionEnd, SessionEvent, SessionOutcome,
-    SessionSpec,
+    AgentDecider, AgentMarket, Broker, Checkpoint, Feed, PaperBroker, RecordingFeed, ReplayFeed, Session, SessionEnd,
+    SessionEvent, SessionOutcome, SessionSpec,
 };
 
 use crate::markets::{load_series, markets, timeframe_name};
 
+mod live;
 mod store_journal;
 use crate::settings::Settings;
 pub use store_journal::StoreJournal;
@@ -44,6 +47,56 @@ pub struct PaperSpec {
     pub speed: f64,
     /// The paper account's name (one live session per account).
     pub account: String,
+    /// Where bars come from (sessions stored before live feeds: a replay).
+    #[serde(default)]
+    pub feed: FeedChoice,
+    /// Where orders go.
+    #[serde(default)]
+    pub broker: BrokerChoice,
+}
+
+/// Where a session's bars come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedChoice {
+    /// The symbols' files, bar by bar.
+    #[default]
+    Replay,
+    /// Alpaca's live bar stream (`trade.alpaca`).
+    Alpaca,
+}
+
+/// Where a session's orders go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerChoice {
+    /// The backtesting engine's fills, costs and slippage.
+    #[default]
+    Paper,
+    /// Alpaca's account (`trade.alpaca.trading_url`).
+    Alpaca,
+}
+
+impl FeedChoice {
+    /// `replay` or `alpaca`, or the reason the name is none of them.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "replay" => Ok(FeedChoice::Replay),
+            "alpaca" => Ok(FeedChoice::Alpaca),
+            other => bail!("feed `{other}`: use replay (the symbols' files) or alpaca (Alpaca's live bars)"),
+        }
+    }
+}
+
+impl BrokerChoice {
+    /// `paper` or `alpaca`, or the reason the name is none of them.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "paper" => Ok(BrokerChoice::Paper),
+            "alpaca" => Ok(BrokerChoice::Alpaca),
+            other => bail!("broker `{other}`: use paper (simulated fills) or alpaca (Alpaca's account)"),
+        }
+    }
 }
 
 /// A finished (or stopped) paper session.
@@ -52,8 +105,9 @@ pub struct PaperTrading {
     pub id: String,
     /// How it ended, with its latency figures and last checkpoint.
     pub outcome: SessionOutcome,
-    /// Its fills, trades and curve, as a backtest reports them.
-    pub result: BacktestResult<'static>,
+    /// Its fills, trades and curve, as a backtest reports them (the paper
+    /// broker's; Alpaca keeps a real account's).
+    pub result: Option<BacktestResult<'static>>,
     /// The bars each instrument was traded on (for the report).
     pub feeds: Vec<BarSeries>,
     /// The first bar time traded.
@@ -103,14 +157,45 @@ pub fn paper_trade(
     prepare_paper(settings, agent, folder, spec, resume)?.run(stop, on_event)
 }
 
-/// A paper session ready to run: its data loaded and checked, its row in
-/// the store (a new session holds its account from here on).
+/// Where a prepared session's bars come from.
+enum SessionFeed {
+    Replay(ReplayFeed<BarSeries>),
+    Live(Box<RecordingFeed<AlpacaFeed>>),
+}
+
+impl SessionFeed {
+    fn as_feed(&mut self) -> &mut dyn Feed {
+        match self {
+            SessionFeed::Replay(f) => f,
+            SessionFeed::Live(f) => f.as_mut(),
+        }
+    }
+}
+
+/// Where a prepared session's orders go.
+enum SessionBroker {
+    Paper(Box<PaperBroker>),
+    Alpaca(Box<AlpacaBroker>),
+}
+
+impl SessionBroker {
+    fn as_broker(&mut self) -> &mut dyn Broker {
+        match self {
+            SessionBroker::Paper(b) => b.as_mut(),
+            SessionBroker::Alpaca(b) => b.as_mut(),
+        }
+    }
+}
+
+/// A session ready to run: its data loaded and checked (a live one's
+/// stream connected and its history read), its row in the store (a new
+/// session holds its account from here on).
 pub struct PreparedSession {
     id: String,
     session_spec: SessionSpec,
     feeds: Vec<BarSeries>,
-    feed: ReplayFeed<BarSeries>,
-    broker: PaperBroker,
+    feed: SessionFeed,
+    broker: SessionBroker,
     decider: AgentDecider,
     store_journal: Option<StoreJournal>,
     resume_from: Option<(Option<Checkpoint>, Vec<tradelab_store::trading::TradingOrderRecord>)>,
@@ -140,6 +225,105 @@ pub fn prepare_paper(
         if spec.symbols[..i].contains(s) {
             bail!("--symbol {s} is named twice; name each instrument once");
         }
+    }
+    let Parts {
+        feeds,
+        feed,
+        mut broker,
+        decider,
+        start_ts,
+        starts_in_sample,
+        timeframe_ms,
+        speed,
+    } = match spec.feed {
+        FeedChoice::Replay => replay_parts(settings, agent, folder, spec)?,
+        FeedChoice::Alpaca => live_parts(settings, agent, folder, spec)?,
+    };
+    // A live session stores where it started: a resume replays from there.
+    let spec = &PaperSpec {
+        from: Some(start_ts),
+        ..spec.clone()
+    };
+    let account = broker.as_broker().account_id();
+    let trade_settings = settings.trade.clone();
+    let lease_ms = trade_settings.lease_seconds as i64 * 1000;
+
+    let url = settings.store.database_url();
+    let recorded = settings.store.record;
+    if resume.is_some() && !recorded {
+        bail!("--resume needs the store (store.record is false)");
+    }
+    let id = resume.map_or_else(new_session_id, str::to_string);
+    let store_journal = match recorded {
+        true => Some(StoreJournal::open(&url, &id).context("opening the store for the trading journal")?),
+        false => None,
+    };
+    let mut resume_from: Option<(Option<Checkpoint>, Vec<_>)> = None;
+    if let Some(j) = &store_journal {
+        let spec_json = serde_json::to_value(spec)?;
+        match resume {
+            None => j
+                .block_on(
+                    j.store()
+                        .start_trading_session(&id, &account, &spec.model, &spec_json, lease_ms),
+                )
+                .context("starting the trading session")?,
+            Some(_) => {
+                let record = j
+                    .block_on(j.store().resume_trading_session(&id, lease_ms))
+                    .with_context(|| format!("resuming trading session {id}"))?;
+                let checkpoint = record
+                    .checkpoint
+                    .map(serde_json::from_value::<Checkpoint>)
+                    .transpose()
+                    .with_context(|| format!("trading session {id}: its checkpoint is damaged"))?;
+                let orders = j.block_on(j.store().trading_orders(&id))?;
+                resume_from = Some((checkpoint, orders));
+            }
+        }
+    }
+    let session_spec = SessionSpec {
+        id: id.clone(),
+        symbols: feeds.iter().map(|f| f.instrument.clone()).collect(),
+        timeframe_ms,
+        speed,
+        settings: trade_settings,
+    };
+    Ok(PreparedSession {
+        id,
+        session_spec,
+        feeds,
+        feed,
+        broker,
+        decider,
+        store_journal,
+        resume_from,
+        start_ts,
+        starts_in_sample,
+        url,
+        lease_ms,
+    })
+}
+
+/// What differs between a replayed and a live session.
+struct Parts {
+    /// The bars traded (a live session's fill in as they arrive).
+    feeds: Vec<BarSeries>,
+    feed: SessionFeed,
+    broker: SessionBroker,
+    decider: AgentDecider,
+    start_ts: i64,
+    starts_in_sample: bool,
+    timeframe_ms: i64,
+    /// Times real time (a live feed's is 1).
+    speed: f64,
+}
+
+/// A replay of the symbols' files from `spec.from` (or their test splits)
+/// into the paper broker.
+fn replay_parts(settings: &Settings, agent: Box<dyn Agent + Send>, folder: &Path, spec: &PaperSpec) -> Result<Parts> {
+    if spec.broker == BrokerChoice::Alpaca {
+        bail!("--broker alpaca trades at today's prices, so it needs live bars: use --feed alpaca (a replay is decided on history)");
     }
     let provenance = agent.provenance().clone();
     let series = load_series(settings, &spec.symbols, None, false)?;
@@ -217,64 +401,46 @@ pub fn prepare_paper(
     let decider = AgentDecider::new(agent, folder.to_path_buf(), decider_markets, &env);
     let broker = PaperBroker::new(&spec.account, env.engine.clone(), &feed_refs);
     let feed = ReplayFeed::new(feeds.clone(), &vec![0; feeds.len()], spec.speed);
-    let account = tradelab_trade::Broker::account_id(&broker);
-    let trade_settings = settings.trade.clone();
-    let lease_ms = trade_settings.lease_seconds as i64 * 1000;
-
-    let url = settings.store.database_url();
-    let recorded = settings.store.record;
-    if resume.is_some() && !recorded {
-        bail!("--resume needs the store (store.record is false)");
-    }
-    let id = resume.map_or_else(new_session_id, str::to_string);
-    let store_journal = match recorded {
-        true => Some(StoreJournal::open(&url, &id).context("opening the store for the trading journal")?),
-        false => None,
-    };
-    let mut resume_from: Option<(Option<Checkpoint>, Vec<_>)> = None;
-    if let Some(j) = &store_journal {
-        let spec_json = serde_json::to_value(spec)?;
-        match resume {
-            None => j
-                .block_on(
-                    j.store()
-                        .start_trading_session(&id, &account, &spec.model, &spec_json, lease_ms),
-                )
-                .context("starting the trading session")?,
-            Some(_) => {
-                let record = j
-                    .block_on(j.store().resume_trading_session(&id, lease_ms))
-                    .with_context(|| format!("resuming trading session {id}"))?;
-                let checkpoint = record
-                    .checkpoint
-                    .map(serde_json::from_value::<Checkpoint>)
-                    .transpose()
-                    .with_context(|| format!("trading session {id}: its checkpoint is damaged"))?;
-                let orders = j.block_on(j.store().trading_orders(&id))?;
-                resume_from = Some((checkpoint, orders));
-            }
-        }
-    }
-    let session_spec = SessionSpec {
-        id: id.clone(),
-        symbols: feeds.iter().map(|f| f.instrument.clone()).collect(),
-        timeframe_ms,
-        speed: spec.speed,
-        settings: trade_settings,
-    };
-    Ok(PreparedSession {
-        id,
-        session_spec,
+    Ok(Parts {
         feeds,
-        feed,
-        broker,
+        feed: SessionFeed::Replay(feed),
+        broker: SessionBroker::Paper(Box::new(broker)),
         decider,
-        store_journal,
-        resume_from,
         start_ts,
         starts_in_sample,
-        url,
-        lease_ms,
+        timeframe_ms,
+        speed: spec.speed,
+    })
+}
+
+/// Alpaca's live bars (from `spec.from` when resuming, else from now) into
+/// the paper broker or Alpaca's account.
+fn live_parts(settings: &Settings, agent: Box<dyn Agent + Send>, folder: &Path, spec: &PaperSpec) -> Result<Parts> {
+    let live = live::live_markets(settings, agent.as_ref(), &spec.symbols, spec.from)?;
+    let history: Vec<&BarSeries> = live.history.iter().collect();
+    let broker = match spec.broker {
+        BrokerChoice::Paper => SessionBroker::Paper(Box::new(PaperBroker::new(
+            &spec.account,
+            settings.env_config().engine.clone(),
+            &history,
+        ))),
+        BrokerChoice::Alpaca => SessionBroker::Alpaca(Box::new(live.broker(settings, &spec.symbols)?)),
+    };
+    let feed = RecordingFeed::new(live.feed(settings, &spec.symbols)?, &history);
+    let feeds = feed.series().to_vec();
+    let env = settings.env_config();
+    let start_ts = live.start_ts;
+    let timeframe_ms = live.timeframe_ms;
+    let decider = AgentDecider::new(agent, folder.to_path_buf(), live.markets, &env);
+    Ok(Parts {
+        feeds,
+        feed: SessionFeed::Live(Box::new(feed)),
+        broker,
+        decider,
+        start_ts,
+        starts_in_sample: false,
+        timeframe_ms,
+        speed: 1.0,
     })
 }
 
@@ -307,8 +473,8 @@ impl PreparedSession {
         let ran = {
             let mut session = Session::new(
                 session_spec,
-                &mut feed,
-                &mut broker,
+                feed.as_feed(),
+                broker.as_broker(),
                 &mut decider,
                 match store_journal.as_mut() {
                     Some(j) => j as &mut dyn Journal,
@@ -345,9 +511,15 @@ impl PreparedSession {
         })?;
         let decisions = tradelab_trade::Decider::decisions(&decider);
         let name = tradelab_trade::Decider::name(&decider);
-        drop(feed);
+        let feeds = match feed {
+            SessionFeed::Replay(_) => feeds,
+            SessionFeed::Live(recorded) => recorded.into_series(),
+        };
         let feed_refs: Vec<&BarSeries> = feeds.iter().collect();
-        let result = broker.into_result(name, &feed_refs);
+        let result = match broker {
+            SessionBroker::Paper(paper) => Some(paper.into_result(name, &feed_refs)),
+            SessionBroker::Alpaca(_) => None,
+        };
         Ok(PaperTrading {
             id,
             outcome,

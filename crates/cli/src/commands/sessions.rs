@@ -47,7 +47,7 @@ pub fn run(g: &GlobalArgs, c: SessionsCommand) -> Result<()> {
         }
         SessionsCommand::Watch { id, every } => {
             let terminal = std::io::stdout().is_terminal();
-            let interrupt = crate::interrupt::install();
+            let interrupt = crate::interrupt::install("\nstopped watching; the session runs on\n");
             loop {
                 let text = rt.block_on(view(&store, &id, 8, lease_ms))?;
                 if terminal {

@@ -1,13 +1,14 @@
-//! `tradelab trade`: paper-trades a trained model on replayed instruments
-//! in one account, printing fills, breaker changes and restarts as they
-//! happen, then the session's report. `--resume ID` picks a stopped or
-//! killed session up from its last checkpoint.
+//! `tradelab trade`: trades a trained model on several instruments in one
+//! account, on replayed bars or Alpaca's live ones, through the paper
+//! broker or Alpaca's account, printing fills, breaker changes and restarts
+//! as they happen, then the session's report. `--resume ID` picks a stopped
+//! or killed session up from its last checkpoint.
 
 use std::io::IsTerminal;
 
 use anyhow::{bail, Context, Result};
 use tradelab_agents::load::load_agent;
-use tradelab_app::trading::{paper_trade, stored_session, PaperSpec};
+use tradelab_app::trading::{paper_trade, stored_session, BrokerChoice, FeedChoice, PaperSpec};
 use tradelab_core::time::format_date;
 use tradelab_core::Side;
 use tradelab_data::load::timestamp::TimestampFormat;
@@ -37,6 +38,11 @@ fn spec_of(g: &GlobalArgs, a: &TradeArgs) -> Result<PaperSpec> {
     if a.symbols.is_empty() {
         bail!("--symbol is needed: the instrument(s) to trade");
     }
+    let feed = FeedChoice::parse(&a.feed)?;
+    let broker = BrokerChoice::parse(&a.broker)?;
+    if feed == FeedChoice::Alpaca && (a.from.is_some() || a.speed != 0.0) {
+        bail!("--from and --speed replay history; a live feed (--feed alpaca) trades from now at real time");
+    }
     let from = match &a.from {
         Some(day) => Some(
             TimestampFormat::Iso
@@ -51,23 +57,12 @@ fn spec_of(g: &GlobalArgs, a: &TradeArgs) -> Result<PaperSpec> {
         from,
         speed: a.speed,
         account: a.account.clone(),
+        feed,
+        broker,
     })
 }
 
 pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
-    if a.feed != "replay" {
-        bail!(
-            "--feed {}: only `replay` exists yet (a live feed needs a broker's market-data stream, which is still to be built)",
-            a.feed
-        );
-    }
-    match a.broker.as_str() {
-        "paper" => {}
-        "alpaca" => bail!(
-            "--broker alpaca: the Alpaca broker is built (orders, positions, account, fills) but trades live prices, and the live market-data feed it needs is still to be built; replayed bars would be decided on history and filled at today's prices. Use --broker paper"
-        ),
-        other => bail!("--broker {other}: use paper (alpaca waits for the live feed)"),
-    }
     let spec = spec_of(g, a)?;
     let current = load_settings(g, &[])?;
     let folder = super::models::model_folder(g, std::path::Path::new(&spec.model))?;
@@ -76,26 +71,33 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
     // The session's breakers and store are today's, not the training run's.
     settings.trade = current.trade.clone();
     settings.store = current.store.clone();
+    let feed = match spec.feed {
+        FeedChoice::Replay if spec.speed > 0.0 => format!("replay at {}x real time", spec.speed),
+        FeedChoice::Replay => "replay at full speed".into(),
+        FeedChoice::Alpaca => format!("Alpaca's live bars ({})", settings.trade.alpaca.source),
+    };
+    let broker = match spec.broker {
+        BrokerChoice::Paper => format!(
+            "account paper:{}, paper broker (fill {}, fees {}/{} {})",
+            spec.account,
+            settings.backtest.fill.name(),
+            settings.backtest.costs.entry_fixed,
+            settings.backtest.costs.exit_fixed,
+            settings.backtest.currency
+        ),
+        BrokerChoice::Alpaca => format!("Alpaca's account at {}", settings.trade.alpaca.trading_url),
+    };
     eprintln!(
-        "paper session: {} on {}, account paper:{}, replay at {}, paper broker (fill {}, fees {}/{} {}), Ctrl-C stops it",
+        "trading session: {} on {}, {feed}, {broker}; Ctrl-C stops it",
         agent.kind(),
         spec.symbols
             .iter()
             .map(|s| symbol_name(s))
             .collect::<Vec<_>>()
             .join(", "),
-        spec.account,
-        if spec.speed > 0.0 {
-            format!("{}x real time", spec.speed)
-        } else {
-            "full speed".into()
-        },
-        settings.backtest.fill.name(),
-        settings.backtest.costs.entry_fixed,
-        settings.backtest.costs.exit_fixed,
-        settings.backtest.currency
     );
-    let interrupt = crate::interrupt::install();
+    let interrupt =
+        crate::interrupt::install("\ninterrupted: stopping after the bar in progress (Ctrl-C again to quit at once)\n");
     let terminal = std::io::stderr().is_terminal();
     let traded = paper_trade(
         &settings,
@@ -109,31 +111,41 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
     if terminal {
         eprintln!();
     }
-    // The report's folder is made once there is a session to report: a
-    // refused start leaves no empty folder behind (nor `latest` on one).
-    settings.report.out_dir = match &a.out_dir {
-        Some(dir) => dir.clone(),
-        None => crate::output::run_folder(&settings.report.out_dir, "trade", &settings)?,
-    };
     if traded.starts_in_sample {
         eprintln!(
             "warning: the replay starts before the test split: the model was trained or selected on some of these bars"
         );
     }
-    let (_, report) = build_report(&traded.result, &settings);
-    let feeds: Vec<&tradelab_core::BarSeries> = traded.feeds.iter().collect();
-    write_report(&settings.report.out_dir, &report, &traded.result, &feeds)?;
-    println!("{}", render_report(&report, style()));
     let o = &traded.outcome;
-    println!(
-        "{} bars, {} decisions, {} fills; bar in to order out: p50 {:.1} µs, p99 {:.1} µs; report: {}/",
-        traded.result.equity.len(),
-        traded.decisions,
-        traded.result.fills.len(),
-        o.latency_us.0,
-        o.latency_us.1,
-        settings.report.out_dir.display()
-    );
+    match &traded.result {
+        Some(result) => {
+            // The report's folder is made once there is a session to
+            // report: a refused start leaves no empty folder behind (nor
+            // `latest` on one).
+            settings.report.out_dir = match &a.out_dir {
+                Some(dir) => dir.clone(),
+                None => crate::output::run_folder(&settings.report.out_dir, "trade", &settings)?,
+            };
+            let (_, report) = build_report(result, &settings);
+            let feeds: Vec<&tradelab_core::BarSeries> = traded.feeds.iter().collect();
+            write_report(&settings.report.out_dir, &report, result, &feeds)?;
+            println!("{}", render_report(&report, style()));
+            println!(
+                "{} bars, {} decisions, {} fills; bar in to order out: p50 {:.1} µs, p99 {:.1} µs; report: {}/",
+                result.equity.len(),
+                traded.decisions,
+                result.fills.len(),
+                o.latency_us.0,
+                o.latency_us.1,
+                settings.report.out_dir.display()
+            );
+        }
+        // Alpaca keeps the account: its statement is the report.
+        None => println!(
+            "{} timestamps, {} decisions, {} orders sent, equity {:.2}; bar in to order out: p50 {:.1} µs, p99 {:.1} µs; the account's statement is Alpaca's",
+            o.ticks, traded.decisions, o.orders_sent, o.checkpoint.equity, o.latency_us.0, o.latency_us.1
+        ),
+    }
     if traded.recorded {
         println!("session {}: {}", traded.id, o.reason);
     }

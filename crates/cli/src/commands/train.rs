@@ -356,7 +356,9 @@ fn train_and_report<A: Trainable>(
         checkpoint_every: settings.ppo.checkpoint_every,
         // Ctrl-C or SIGTERM (a cancelled job) stops after the update in
         // progress and saves last/; a second one quits at once.
-        interrupt: Some(crate::interrupt::install()),
+        interrupt: Some(crate::interrupt::install(
+            "\ninterrupted: finishing the update in progress and saving last/ (Ctrl-C again to quit at once)\n",
+        )),
     };
     eprintln!(
         "training {} ({} parameters) on {} market(s) [{}], {} steps, seed {} -> {}",

@@ -11,21 +11,14 @@
 //! a restart.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tradelab_core::{Action, Bar, Side};
 use tradelab_sim::account::Fill;
 use tradelab_sim::order::{Order, OrderQty};
 
+use super::{credentials, message, number, KEY_ID_ENV, SECRET_ENV};
 use crate::broker::{AccountView, Broker, BrokerError, OrderState};
-
-/// The environment variables holding the credentials.
-pub const KEY_ID_ENV: &str = "APCA_API_KEY_ID";
-/// The secret's variable.
-pub const SECRET_ENV: &str = "APCA_API_SECRET_KEY";
-/// Alpaca's paper-trading endpoint.
-pub const PAPER_URL: &str = "https://paper-api.alpaca.markets";
 
 /// A connection to an Alpaca account.
 pub struct AlpacaBroker {
@@ -46,34 +39,6 @@ pub struct AlpacaBroker {
     last_ts: i64,
 }
 
-/// Alpaca's error body's message, or the raw text.
-fn message(body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| body.chars().take(200).collect())
-}
-
-/// The key id and secret from `lookup` (the environment):
-/// [`BrokerError::Credentials`] naming the variable that is missing.
-pub fn credentials(lookup: impl Fn(&str) -> Option<String>) -> Result<(String, String), BrokerError> {
-    let key = |name: &str| {
-        lookup(name)
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| BrokerError::Credentials(format!("{name} is not set; export your Alpaca key id and secret")))
-    };
-    Ok((key(KEY_ID_ENV)?, key(SECRET_ENV)?))
-}
-
-/// A decimal string or number as f64.
-fn number(v: &Value) -> f64 {
-    match v {
-        Value::String(s) => s.parse().unwrap_or(f64::NAN),
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        _ => f64::NAN,
-    }
-}
-
 impl AlpacaBroker {
     /// Connects to `base` (e.g. [`PAPER_URL`]) with the credentials from
     /// the environment, trading `symbols`; reads the account and positions
@@ -86,11 +51,7 @@ impl AlpacaBroker {
 
     /// [`connect`](Self::connect) with the credentials given.
     pub fn connect_with(base: &str, symbols: &[String], key_id: String, secret: String) -> Result<Self, BrokerError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = super::http_agent();
         let mut broker = AlpacaBroker {
             base: base.trim_end_matches('/').to_string(),
             key_id,

@@ -443,4 +443,82 @@ pub fn quick_breakers() -> TradeSettings {
         ..TradeSettings::default()
     }
 }
-pub mod fake_alpaca;
+// The fakes of Alpaca (shared with the end-to-end tests); not every test
+// binary uses them.
+#[allow(unused_imports)]
+pub use tradelab_testkit::fake_alpaca;
+#[allow(unused_imports)]
+pub use tradelab_testkit::fake_alpaca_stream;
+
+pub const MINUTE: i64 = 60_000;
+/// 2024-01-02 14:30 UTC, a session's first minute.
+pub const OPEN: i64 = 1_704_205_800_000;
+
+/// The three markets as one-minute bars from [`OPEN`] (each timestamp of
+/// the merged calendar one minute on), in cents, as a live stream would
+/// carry them.
+pub fn minute_markets() -> Vec<BarSeries> {
+    let daily = markets();
+    let mut days: Vec<i64> = daily.iter().flat_map(|s| s.ts.iter().copied()).collect();
+    days.sort_unstable();
+    days.dedup();
+    daily
+        .iter()
+        .map(|s| {
+            let mut m = BarSeries::new(s.instrument.clone());
+            m.timeframe = Some(tradelab_core::Timeframe::from_millis(MINUTE));
+            for k in 0..s.len() {
+                let slot = days.binary_search(&s.ts[k]).unwrap() as i64;
+                let b = s.bar(k);
+                let cents = |p: f64| (p * 100.0).round() / 100.0;
+                m.push(Bar {
+                    ts: OPEN + slot * MINUTE,
+                    open: cents(b.open),
+                    high: cents(b.high),
+                    low: cents(b.low),
+                    close: cents(b.close),
+                    volume: b.volume.round(),
+                });
+            }
+            m
+        })
+        .collect()
+}
+
+/// A bar as Alpaca's JSON (stream and history alike).
+pub fn alpaca_bar(symbol: &str, b: &Bar) -> serde_json::Value {
+    serde_json::json!({
+        "T": "b", "S": symbol, "t": format!("{}Z", tradelab_core::time::format_datetime(b.ts)),
+        "o": b.open, "h": b.high, "l": b.low, "c": b.close, "v": b.volume, "n": 1, "vw": b.close,
+    })
+}
+
+/// A live feed ends only when stopped; this one ends after its bar at
+/// `last`, so a test session finishes.
+pub struct EndsAfter<F> {
+    pub inner: F,
+    pub last: i64,
+    pub done: bool,
+}
+
+impl<F: Feed> Feed for EndsAfter<F> {
+    fn next(&mut self, wait: Duration, out: &mut Vec<(usize, Bar)>) -> Result<FeedStatus, FeedError> {
+        if self.done {
+            out.clear();
+            return Ok(FeedStatus::Ended);
+        }
+        let status = self.inner.next(wait, out)?;
+        if let FeedStatus::Tick(ts) = status {
+            self.done = ts >= self.last;
+        }
+        Ok(status)
+    }
+
+    fn reconnect(&mut self) -> Result<(), FeedError> {
+        self.inner.reconnect()
+    }
+
+    fn catch_up_until(&mut self, ts: i64) {
+        self.inner.catch_up_until(ts)
+    }
+}
