@@ -1463,7 +1463,7 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
 
     for (args, needles) in [
         (vec!["--feed", "live"], vec!["feed `live`", "replay", "alpaca"]),
-        (vec!["--broker", "alpaca"], vec!["--broker alpaca", "--feed alpaca"]),
+        (vec!["--broker", "alpaca"], vec!["alpaca broker", "--feed alpaca"]),
         (vec!["--broker", "ib"], vec!["broker `ib`", "use paper"]),
         (vec!["--symbol", csv], vec!["named twice"]),
         (vec!["--speed=-1"], vec!["--speed -1"]),

@@ -379,6 +379,29 @@ fn attack_journey(db: &str, sqlite_file: Option<&Path>) {
     assert!(status == 422 && body.contains("no paths"), "{status} {body}");
     let (status, body) = start(&admin, json!({"model": "nope", "symbols": ["nvda-1999-2014"]}));
     assert_eq!(status, 404, "{body}");
+    // A feed or broker by an unknown name, history asked of a live feed,
+    // the real broker on replayed bars: refused by name before anything.
+    for (body, needle) in [
+        (
+            json!({"model": "sec", "symbols": ["nvda-1999-2014"], "feed": "ws"}),
+            "feed `ws`",
+        ),
+        (
+            json!({"model": "sec", "symbols": ["nvda-1999-2014"], "broker": "ib"}),
+            "broker `ib`",
+        ),
+        (
+            json!({"model": "sec", "symbols": ["nvda-1999-2014"], "feed": "alpaca", "from": "2013-01-02"}),
+            "real time",
+        ),
+        (
+            json!({"model": "sec", "symbols": ["nvda-1999-2014"], "broker": "alpaca"}),
+            "alpaca feed",
+        ),
+    ] {
+        let (status, answer) = start(&admin, body);
+        assert!(status == 422 && answer.contains(needle), "{status} {answer}");
+    }
     let (status, body) = call(&b, "POST", &format!("{sessions}/{id}/stop"), Some(&admin), None);
     assert_eq!(status, 200, "stopping an ended session changes nothing: {body}");
     // The scope guard answers before reading the body, and the server then

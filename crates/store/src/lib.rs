@@ -36,7 +36,7 @@ pub mod settings;
 pub mod tracking;
 pub mod trading;
 
-pub use connect::{redact, secure_sqlite_file, sqlite_file, Backend, Store};
+pub use connect::{redact, secure_sqlite_file, sqlite_file, Backend, Durability, Store};
 pub use error::StoreError;
 pub use settings::{StoreSettings, DATABASE_URL_ENV};
 

@@ -494,6 +494,48 @@ async fn only_metric_points_skip_the_wal_flush_on_postgres() {
     }
 }
 
+/// The trading journal's store commits without waiting for the disk; the
+/// default store waits, on both databases.
+#[tokio::test]
+async fn a_process_crash_durable_store_skips_the_disk_wait_and_the_default_does_not() {
+    use crate::{Durability, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("j.db").display());
+    let mut urls = vec![(sqlite, None)];
+    if let Some(base) = crate::testing::postgres_url() {
+        let (url, schema) = crate::testing::postgres_schema_url(&base).await;
+        urls.push((url, Some((base, schema))));
+    }
+    for (url, cleanup) in urls {
+        let setting = |store: Store| async move {
+            let pool = store.pool.clone();
+            let value = match store.backend() {
+                // 2 is FULL, 1 NORMAL.
+                Backend::Sqlite => sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                    .to_string(),
+                Backend::Postgres => sqlx::query_scalar::<_, String>("SHOW synchronous_commit")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap(),
+            };
+            store.close().await;
+            value
+        };
+        let durable = setting(Store::open(&url).await.unwrap()).await;
+        let journal = setting(Store::open_with(&url, Durability::ProcessCrash).await.unwrap()).await;
+        assert!(
+            matches!((durable.as_str(), journal.as_str()), ("2", "1") | ("on", "off")),
+            "{url}: {durable} / {journal}"
+        );
+        if let Some((base, schema)) = cleanup {
+            crate::testing::drop_schema(&base, &schema).await;
+        }
+    }
+}
+
 /// Neon readiness: `sslmode=verify-full` verifies the server's certificate
 /// against the given root and its name against the host asked for. Runs
 /// where `.ci/run` found the local server speaking TLS with a certificate

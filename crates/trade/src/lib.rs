@@ -35,4 +35,4 @@ pub use feed::{Feed, FeedError, FeedStatus, RecordingFeed, ReplayFeed};
 pub use journal::{Journal, JournalError, MemoryJournal};
 pub use paper::PaperBroker;
 pub use session::{Checkpoint, Session, SessionEnd, SessionError, SessionEvent, SessionOutcome, SessionSpec};
-pub use settings::{BreakerPolicy, TradeSettings};
+pub use settings::{BreakerPolicy, JournalDurability, TradeSettings};

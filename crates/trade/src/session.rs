@@ -233,6 +233,44 @@ const MODEL: usize = 0;
 const LATENCY: usize = 1;
 const REJECTIONS: usize = 2;
 
+/// Which order of its bar a client order id's last part names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderTag {
+    /// The decision's `n`th order (`0`, `1`, ...).
+    Decision(usize),
+    /// A breaker's flatten during a timestamp, sent after its bars (`f`).
+    Flatten,
+    /// A breaker's flatten between timestamps (`g`).
+    FlattenAfter,
+}
+
+impl OrderTag {
+    /// The tag of `client_order_id` (a decision's for ids from before the
+    /// flatten tags).
+    fn of(client_order_id: &str) -> OrderTag {
+        match client_order_id.rsplit('-').next() {
+            Some("f") => OrderTag::Flatten,
+            Some("g") => OrderTag::FlattenAfter,
+            Some(n) => OrderTag::Decision(n.parse().unwrap_or(0)),
+            None => OrderTag::Decision(0),
+        }
+    }
+
+    fn is_decision(self) -> bool {
+        matches!(self, OrderTag::Decision(_))
+    }
+}
+
+impl std::fmt::Display for OrderTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OrderTag::Decision(n) => write!(f, "{n}"),
+            OrderTag::Flatten => f.write_str("f"),
+            OrderTag::FlattenAfter => f.write_str("g"),
+        }
+    }
+}
+
 /// A running session over a feed, a broker, a decider and a journal.
 pub struct Session<'a> {
     spec: SessionSpec,
@@ -264,6 +302,10 @@ pub struct Session<'a> {
     /// Orders whose connection dropped: asked about after a reconnect.
     unconfirmed: Vec<String>,
     halting: Option<String>,
+    /// True while a timestamp's bars are handled.
+    in_tick: bool,
+    /// A flatten asked for during them, sent once they are all in.
+    flatten_due: bool,
     correlation: CorrelationTracker,
     risk: Option<RiskSnapshot>,
     initial_equity: f64,
@@ -310,6 +352,8 @@ impl<'a> Session<'a> {
             broker_down: false,
             unconfirmed: Vec::new(),
             halting: None,
+            in_tick: false,
+            flatten_due: false,
             correlation: CorrelationTracker::new(n, window),
             risk: None,
             initial_equity: equity,
@@ -440,14 +484,25 @@ impl<'a> Session<'a> {
                 self.orders.clear();
                 self.bar_counts[i] += 1;
                 for o in at_ts.iter().filter(|_| replay_broker) {
-                    if self.instrument_of(&o.instrument)? == i {
+                    if OrderTag::of(&o.client_order_id).is_decision() && self.instrument_of(&o.instrument)? == i {
                         // A refusal now was a refusal then.
                         let _ = self.broker.submit(&o.client_order_id, recorded_order(o, i)?);
                     }
                 }
             }
+            // Flattens where they were sent: after the timestamp's bars, or
+            // after it closed.
+            let flattens = |tag: OrderTag| at_ts.iter().filter(move |o| OrderTag::of(&o.client_order_id) == tag);
             if replay_broker {
+                for o in flattens(OrderTag::Flatten) {
+                    let i = self.instrument_of(&o.instrument)?;
+                    let _ = self.broker.submit(&o.client_order_id, recorded_order(o, i)?);
+                }
                 self.broker.end_timestamp(ts);
+                for o in flattens(OrderTag::FlattenAfter) {
+                    let i = self.instrument_of(&o.instrument)?;
+                    let _ = self.broker.submit(&o.client_order_id, recorded_order(o, i)?);
+                }
             }
             self.correlation.end_timestamp();
             if ts == until {
@@ -545,6 +600,7 @@ impl<'a> Session<'a> {
     /// One timestamp's bars.
     fn tick(&mut self, ts: i64, bars: &[(usize, Bar)]) -> Result<(), SessionError> {
         self.ticks += 1;
+        self.in_tick = true;
         self.ts = ts;
         self.breakers.advance(self.ticks, &mut self.transitions);
         for j in 0..self.transitions.len() {
@@ -599,6 +655,10 @@ impl<'a> Session<'a> {
             } else {
                 self.in_a_row[LATENCY] = 0;
             }
+        }
+        self.in_tick = false;
+        if std::mem::take(&mut self.flatten_due) {
+            self.close_all(OrderTag::Flatten)?;
         }
         let halted = self.broker.end_timestamp(ts);
         self.correlation.end_timestamp();
@@ -668,17 +728,17 @@ impl<'a> Session<'a> {
         }
         for n in 0..self.orders.len() {
             let order = self.orders[n];
-            self.send(order, n)?;
+            self.send(order, OrderTag::Decision(n))?;
         }
         self.orders.clear();
         Ok(())
     }
 
     /// Sends `order`, the `n`th of its bar, unless the broker has it.
-    fn send(&mut self, order: Order, n: usize) -> Result<(), SessionError> {
+    fn send(&mut self, order: Order, tag: OrderTag) -> Result<(), SessionError> {
         let i = order.instrument;
         let symbol = self.spec.symbols[i].clone();
-        let id = format!("{}-{i}-{}-{n}", self.spec.id, self.ts);
+        let id = format!("{}-{i}-{}-{tag}", self.spec.id, self.ts);
         if order.kind != OrderKind::Market || order.stop_loss.is_some() || order.take_profit.is_some() {
             self.event(
                 Some(self.ts),
@@ -795,15 +855,27 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Closes every position, under ids of their own.
+    /// Closes every position. During a timestamp's bars it waits until
+    /// they are all in: an order decided at one instrument's bar must not
+    /// fill at another's open of the same timestamp, and a resumed session
+    /// replays it at that same point. Otherwise it goes at once.
     fn flatten(&mut self) -> Result<(), SessionError> {
+        if self.in_tick {
+            self.flatten_due = true;
+            return Ok(());
+        }
+        self.close_all(OrderTag::FlattenAfter)
+    }
+
+    /// Sends a close of every position, under ids of their own.
+    fn close_all(&mut self, tag: OrderTag) -> Result<(), SessionError> {
         let held = self.broker.positions()?;
         for (i, q) in held.into_iter().enumerate() {
             if q == 0.0 {
                 continue;
             }
             let action = if q > 0.0 { Action::CloseLong } else { Action::CloseShort };
-            self.send(Order::market(i, action), 9)?;
+            self.send(Order::market(i, action), tag)?;
         }
         Ok(())
     }

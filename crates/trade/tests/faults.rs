@@ -30,7 +30,7 @@ fn flattened(f: &Faulted) -> Vec<&str> {
     f.journal
         .orders
         .iter()
-        .filter(|o| o.client_order_id.ends_with("-9"))
+        .filter(|o| o.client_order_id.ends_with("-f") || o.client_order_id.ends_with("-g"))
         .map(|o| o.action.as_str())
         .collect()
 }
@@ -157,9 +157,17 @@ fn a_broker_that_keeps_rejecting_trips_its_breaker_and_the_flatten_policy_closes
         !closes.is_empty() && closes.iter().all(|a| a.starts_with("CLOSE_")),
         "{closes:?}"
     );
+    // The closes go out after the trip's timestamp and fill at each
+    // instrument's next bar (gamma's may be a timestamp later).
     let trip_ts = rejected[2].bar_ts;
-    let after = f.broker.flat_at.iter().find(|(t, _)| *t > trip_ts).unwrap();
-    assert!(after.1, "flat at the bar after the trip");
+    let m = markets();
+    let all_filled = m
+        .iter()
+        .map(|s| s.ts[s.ts.partition_point(|t| *t <= trip_ts)])
+        .max()
+        .unwrap();
+    let after = f.broker.flat_at.iter().find(|(t, _)| *t == all_filled).unwrap();
+    assert!(after.1, "flat once every instrument had its next bar");
 }
 
 #[test]

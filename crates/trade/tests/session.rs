@@ -152,6 +152,85 @@ fn a_crashed_paper_session_resumes_from_its_journal_and_ends_as_if_never_stopped
     assert!(journal.inner.orders.len() > written_before);
 }
 
+/// A breaker's flatten during a timestamp (the model fails at the first
+/// instrument's bar while the others hold positions) goes out after the
+/// timestamp's bars, and a session resumed after a later crash rebuilds its
+/// fills at the same bars: it ends exactly as the uninterrupted run.
+#[test]
+fn a_flatten_during_a_timestamp_is_rebuilt_at_the_same_bars_after_a_crash() {
+    let m = markets();
+    let feeds: Vec<&BarSeries> = m.iter().collect();
+    let cfg = EngineConfig::default();
+    // Decision 286 is alpha's at timestamp 100 (gamma misses every 7th).
+    let faults = ModelFaults {
+        fail: 286..287,
+        ..ModelFaults::default()
+    };
+    let settings = TradeSettings {
+        model_errors: 1,
+        checkpoint_every: 7,
+        ..quick_breakers()
+    };
+    let session = |journal: &mut dyn Journal, resume: Option<(Option<&Checkpoint>, &[_])>| {
+        let mut feed = ReplayFeed::new(feeds.clone(), &[0, 0, 0], 0.0);
+        let mut broker = PaperBroker::new("test", cfg.clone(), &feeds);
+        let mut decider = FlakyDecider::new(&feeds, faults.clone());
+        let (outcome, events) = run_session(
+            spec("s", settings.clone()),
+            &mut feed,
+            &mut broker,
+            &mut decider,
+            journal,
+            resume,
+        );
+        (outcome, events, broker.into_result("sma".into(), &feeds))
+    };
+    let mut whole = MemoryJournal::default();
+    let (outcome, events, uninterrupted) = session(&mut whole, None);
+    assert_eq!(outcome.unwrap().end, SessionEnd::Finished);
+    assert!(events[0].starts_with("breaker model_errors closed->open"), "{events:?}");
+    let flattens: Vec<_> = whole
+        .orders
+        .iter()
+        .filter(|o| o.client_order_id.ends_with("-f"))
+        .collect();
+    let at = m[0].ts[100];
+    assert!(
+        flattens.len() >= 2 && flattens.iter().all(|o| o.bar_ts == at),
+        "every held position closed at that timestamp: {flattens:?}"
+    );
+    // Each closed at its instrument's next bar's open, not at its own
+    // timestamp's (decided at alpha's bar, it must not fill at another
+    // instrument's open of that timestamp).
+    for o in &flattens {
+        let i = ["alpha", "beta", "gamma"]
+            .iter()
+            .position(|s| *s == o.instrument)
+            .unwrap();
+        let next = m[i].ts[m[i].ts.partition_point(|t| *t <= at)];
+        let closed = uninterrupted
+            .fills
+            .iter()
+            .any(|f| f.instrument == i && f.ts == next && f.action.as_str() == o.action);
+        assert!(closed, "{} closed at its bar after {at}", o.instrument);
+    }
+
+    // Killed at the 20th checkpoint (timestamp 140), after the flatten.
+    let mut journal = Crashing {
+        inner: MemoryJournal::default(),
+        crash_after: 20,
+    };
+    let (outcome, _, _) = session(&mut journal, None);
+    assert!(matches!(outcome, Err(SessionError::Journal(_))));
+    let cp = checkpoint_of(&journal.inner).unwrap();
+    assert!(cp.ts > at);
+    journal.crash_after = usize::MAX;
+    let recorded = journal.inner.orders.clone();
+    let (outcome, _, resumed) = session(&mut journal, Some((Some(&cp), &recorded)));
+    assert_eq!(outcome.unwrap().end, SessionEnd::Finished);
+    same_trading(&resumed, &uninterrupted);
+}
+
 #[test]
 fn a_restarted_session_never_sends_an_order_its_broker_already_has() {
     let m = markets();

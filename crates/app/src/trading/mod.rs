@@ -255,7 +255,10 @@ pub fn prepare_paper(
     }
     let id = resume.map_or_else(new_session_id, str::to_string);
     let store_journal = match recorded {
-        true => Some(StoreJournal::open(&url, &id).context("opening the store for the trading journal")?),
+        true => Some(
+            StoreJournal::open(&url, &id, settings.trade.journal_durability)
+                .context("opening the store for the trading journal")?,
+        ),
         false => None,
     };
     let mut resume_from: Option<(Option<Checkpoint>, Vec<_>)> = None;
@@ -323,7 +326,7 @@ struct Parts {
 /// into the paper broker.
 fn replay_parts(settings: &Settings, agent: Box<dyn Agent + Send>, folder: &Path, spec: &PaperSpec) -> Result<Parts> {
     if spec.broker == BrokerChoice::Alpaca {
-        bail!("--broker alpaca trades at today's prices, so it needs live bars: use --feed alpaca (a replay is decided on history)");
+        bail!("the alpaca broker fills at today's prices, so it needs live bars: use the alpaca feed (--feed alpaca); a replay is decided on history");
     }
     let provenance = agent.provenance().clone();
     let series = load_series(settings, &spec.symbols, None, false)?;

@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 use tradelab_store::trading::{TradingEventRecord, TradingOrderRecord};
-use tradelab_store::Store;
+use tradelab_store::{Durability, Store};
 use tradelab_trade::journal::{Journal, JournalError};
+use tradelab_trade::JournalDurability;
 
 /// A journal in the store, for session `session_id` (which must exist).
 pub struct StoreJournal {
@@ -18,12 +19,19 @@ pub struct StoreJournal {
 impl StoreJournal {
     /// Writes session `session_id`'s record to the store at `url`, on a
     /// connection of its own (a pool belongs to the runtime that opened it).
-    pub fn open(url: &str, session_id: &str) -> Result<Self, JournalError> {
+    pub fn open(url: &str, session_id: &str, durability: JournalDurability) -> Result<Self, JournalError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| JournalError(format!("starting the async runtime: {e}")))?;
-        let store = runtime.block_on(Store::open(url))?;
+        // Client order ids make a lost last write harmless (a resumed
+        // session re-sends under the same id), so by default commits skip
+        // the disk wait that would otherwise dominate bar in to order out.
+        let durability = match durability {
+            JournalDurability::ProcessCrash => Durability::ProcessCrash,
+            JournalDurability::PowerLoss => Durability::PowerLoss,
+        };
+        let store = runtime.block_on(Store::open_with(url, durability))?;
         Ok(StoreJournal {
             store,
             runtime,

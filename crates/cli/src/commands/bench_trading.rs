@@ -19,8 +19,8 @@ use tradelab_sim::engine::EngineConfig;
 use tradelab_sim::strategies::SmaCrossover;
 use tradelab_trade::journal::{Journal, MemoryJournal};
 use tradelab_trade::{
-    Decider, PaperBroker, ReplayFeed, Session, SessionEvent, SessionOutcome, SessionSpec, StrategyDecider,
-    TradeSettings,
+    Decider, JournalDurability, PaperBroker, ReplayFeed, Session, SessionEvent, SessionOutcome, SessionSpec,
+    StrategyDecider, TradeSettings,
 };
 
 /// `n` seeded 1-minute markets of `bars` bars.
@@ -85,10 +85,14 @@ fn db_mib(path: &std::path::Path) -> f64 {
 }
 
 /// An SQLite journal for a fresh session `id` in `dir`.
-fn sqlite_journal(dir: &std::path::Path, id: &str) -> Result<(StoreJournal, std::path::PathBuf)> {
+fn sqlite_journal(
+    dir: &std::path::Path,
+    id: &str,
+    durability: JournalDurability,
+) -> Result<(StoreJournal, std::path::PathBuf)> {
     let path = dir.join("bench.db");
     let url = format!("sqlite://{}", path.display());
-    let j = StoreJournal::open(&url, id)?;
+    let j = StoreJournal::open(&url, id, durability)?;
     j.block_on(
         j.store()
             .start_trading_session(id, &format!("paper:{id}"), "sma", &serde_json::json!({}), 30_000),
@@ -121,37 +125,47 @@ fn measure(
         ..settings.trade.clone()
     };
     println!("median of {repeats} runs after a warm-up, one thread; the SMA crossover decides");
+    // The journals, alternated run by run so the VM's load hits each alike:
+    // in memory, and SQLite with each durability.
+    let journals: [(&str, Option<JournalDurability>); 3] = [
+        ("memory", None),
+        ("sqlite", Some(JournalDurability::ProcessCrash)),
+        ("sqlite_power_loss", Some(JournalDurability::PowerLoss)),
+    ];
     for n in [1usize, 100] {
-        for journal in ["memory", "sqlite"] {
-            // SQLite checkpoints every timestamp: 20k of them are plenty.
-            let per = match journal {
-                "memory" => (bars / n).max(200),
-                _ => (bars / n).clamp(200, 20_000),
-            };
-            let series = markets(n, per, settings.seed);
-            let updates = (n * per) as f64;
-            let mut times = Vec::new();
-            let mut latency = (0.0, 0.0);
-            for r in 0..=repeats {
+        // SQLite checkpoints every timestamp: 20k of them are plenty.
+        let sqlite_per = (bars / n).clamp(200, 20_000);
+        let memory_per = (bars / n).max(200);
+        let memory_series = markets(n, memory_per, settings.seed);
+        let sqlite_series = markets(n, sqlite_per, settings.seed);
+        let mut times = vec![Vec::new(); journals.len()];
+        let mut latency = vec![(0.0, 0.0); journals.len()];
+        for r in 0..=repeats {
+            for (k, (journal, durability)) in journals.iter().enumerate() {
                 let id = format!("b{n}{journal}{r}");
                 let start = Instant::now();
-                let outcome = if journal == "memory" {
-                    session(
-                        &series,
-                        engine,
-                        quiet.clone(),
-                        &mut MemoryJournal::default(),
-                        &id,
-                        |_| {},
-                    )?
-                } else {
-                    let (mut j, _) = sqlite_journal(dir, &id)?;
-                    session(&series, engine, settings.trade.clone(), &mut j, &id, |_| {})?
+                let (outcome, per) = match durability {
+                    None => (
+                        session(
+                            &memory_series,
+                            engine,
+                            quiet.clone(),
+                            &mut MemoryJournal::default(),
+                            &id,
+                            |_| {},
+                        )?,
+                        memory_per,
+                    ),
+                    Some(d) => {
+                        let (mut j, _) = sqlite_journal(dir, &id, *d)?;
+                        let trade = settings.trade.clone();
+                        (session(&sqlite_series, engine, trade, &mut j, &id, |_| {})?, sqlite_per)
+                    }
                 };
                 if r > 0 {
-                    times.push(start.elapsed().as_secs_f64());
+                    times[k].push(start.elapsed().as_secs_f64());
                 }
-                latency = outcome.latency_us;
+                latency[k] = outcome.latency_us;
                 anyhow::ensure!(
                     outcome.ticks as usize == per,
                     "the session ended after {} of {per} timestamps: {}",
@@ -159,21 +173,24 @@ fn measure(
                     outcome.reason
                 );
             }
-            times.sort_by(f64::total_cmp);
-            let med = times[times.len() / 2];
+        }
+        for (k, (journal, durability)) in journals.iter().enumerate() {
+            let per = if durability.is_some() { sqlite_per } else { memory_per };
+            times[k].sort_by(f64::total_cmp);
+            let med = times[k][times[k].len() / 2];
             println!(
                 "{{\"bench\":\"trading_loop\",\"instruments\":{n},\"bars_each\":{per},\"journal\":\"{journal}\",\"checkpoint_every\":{},\"median_s\":{med:.4},\"updates_per_s\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1}}}",
-                if journal == "memory" { 0 } else { settings.trade.checkpoint_every },
-                updates / med,
-                latency.0,
-                latency.1
+                if durability.is_some() { settings.trade.checkpoint_every } else { 0 },
+                (n * per) as f64 / med,
+                latency[k].0,
+                latency[k].1
             );
         }
     }
     // A simulated week of 1-minute bars, 100 instruments, into SQLite.
     let day = 1440usize;
     let series = markets(100, 7 * day, settings.seed);
-    let (mut j, path) = sqlite_journal(dir, "week")?;
+    let (mut j, path) = sqlite_journal(dir, "week", settings.trade.journal_durability)?;
     let mut days = vec![(rss_mib(), db_mib(&path))];
     let start = Instant::now();
     let outcome = session(&series, engine, settings.trade.clone(), &mut j, "week", |ticks| {

@@ -319,6 +319,20 @@ pub struct FlakyDecider {
     pub restarts: Vec<bool>,
 }
 
+impl FlakyDecider {
+    /// The rule strategy over `feeds`, failing as `faults` say.
+    pub fn new(feeds: &[&BarSeries], faults: ModelFaults) -> Self {
+        let mut inner = StrategyDecider::new(strategy());
+        inner.start(feeds);
+        FlakyDecider {
+            inner,
+            faults,
+            calls: 0,
+            restarts: Vec::new(),
+        }
+    }
+}
+
 impl Decider for FlakyDecider {
     fn name(&self) -> String {
         self.inner.name()
@@ -413,13 +427,7 @@ pub fn faulty_run(settings: TradeSettings, cfg: EngineConfig, speed: f64, faults
         quiet_until: None,
     };
     let mut broker = FlakyBroker::new(cfg, &feeds, faults.broker);
-    let mut decider = FlakyDecider {
-        inner: StrategyDecider::new(strategy()),
-        faults: faults.model,
-        calls: 0,
-        restarts: Vec::new(),
-    };
-    decider.start(&feeds);
+    let mut decider = FlakyDecider::new(&feeds, faults.model);
     let mut journal = MemoryJournal::default();
     let mut s = spec("f", settings);
     s.speed = speed;
