@@ -666,6 +666,12 @@ pub struct EvaluateArgs {
     /// sample); the report then says so.
     #[arg(long)]
     pub allow_seen_bars: bool,
+    /// Also trade all the symbols in one account, from the latest start of
+    /// their splits, sized by backtest.sizing (e.g. --set
+    /// backtest.sizing.method=hierarchical_risk_parity), beside
+    /// buy-and-hold of the same instruments in one account.
+    #[arg(long)]
+    pub portfolio: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1487,6 +1487,100 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
     }
 }
 
+/// Issue 21: `evaluate --portfolio` trades the model's markets in one
+/// account from the latest split start, sized by hierarchical risk parity
+/// when asked (which changes the result), beside buy-and-hold of the same
+/// basket; refused with one symbol or with folds.
+#[test]
+fn evaluate_trades_several_instruments_in_one_account_under_hrp_sizing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(tradelab(d, &["data", "synth", "--bars", "1500", "--out", "a.csv"]));
+    ok(tradelab(
+        d,
+        &["--seed", "2", "data", "synth", "--bars", "1300", "--out", "b.csv"],
+    ));
+    ok(tradelab(
+        d,
+        &[
+            "train", "--agent", "logreg", "--symbol", "a.csv", "--symbol", "b.csv", "--out", "lr",
+        ],
+    ));
+    let evaluate = |sizing: &str, out: &str| {
+        ok(tradelab(
+            d,
+            &[
+                "--set",
+                &format!("backtest.sizing.method={sizing}"),
+                "evaluate",
+                "--model",
+                "lr/best",
+                "--symbol",
+                "a.csv",
+                "--symbol",
+                "b.csv",
+                "--portfolio",
+                "--out-dir",
+                out,
+            ],
+        ));
+        read_json(d.join(out).join("evaluation.json"))
+    };
+    let hrp = evaluate("hierarchical_risk_parity", "hrp");
+    let stats = hrp["statistics"].as_array().unwrap();
+    let basket = stats
+        .iter()
+        .find(|s| {
+            s["run"]
+                .as_str()
+                .unwrap()
+                .starts_with("portfolio of a+b (hierarchical_risk_parity sizing)")
+        })
+        .unwrap_or_else(|| panic!("{hrp}"));
+    // From the later of the two test splits' starts: every bar out of sample.
+    let starts: Vec<&str> = hrp["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["instruments"].as_array().map(Vec::len) == Some(1))
+        .map(|r| r["start"].as_str().unwrap())
+        .collect();
+    let two = hrp["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["instruments"].as_array().map(Vec::len) == Some(2))
+        .collect::<Vec<_>>();
+    assert_eq!(two.len(), 2, "the model's basket and buy-and-hold's: {hrp}");
+    assert_eq!(two[0]["start"].as_str(), starts.iter().max().copied(), "{hrp}");
+    assert!(basket["benchmark_return_pct"].as_f64().is_some(), "{basket}");
+    // The sizing rule is applied: the same basket under a fixed share of
+    // equity per entry ends elsewhere.
+    let fraction = evaluate("fraction_of_equity", "fraction");
+    let pnl = |v: &serde_json::Value| {
+        v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["instruments"].as_array().map(Vec::len) == Some(2))
+            .unwrap()["total_pnl"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_ne!(pnl(&hrp), pnl(&fraction));
+    for (args, needle) in [
+        (vec!["--symbol", "a.csv", "--portfolio"], "at least two"),
+        (
+            vec!["--symbol", "a.csv", "--symbol", "b.csv", "--portfolio", "--folds", "2"],
+            "drop --folds",
+        ),
+    ] {
+        let mut all = vec!["evaluate", "--model", "lr/best"];
+        all.extend(args);
+        assert_clean_failure(&tradelab(d, &all), &[needle]);
+    }
+}
+
 /// Issue 21: a live session on Alpaca's bar stream (local fakes of its
 /// websocket and its market-data and trading APIs): the history warms the
 /// model's features up with its training statistics, each streamed bar is

@@ -91,6 +91,17 @@ impl TradingSessionRecord {
     }
 }
 
+/// What became of an order: `submitted`, `rejected`, `unconfirmed`, ...
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderStatusUpdate {
+    /// The order's client id.
+    pub client_order_id: String,
+    /// Its new status.
+    pub status: String,
+    /// Why, when there is more to say (a rejection's reason).
+    pub detail: Option<String>,
+}
+
 /// An order a session meant to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TradingOrderRecord {
@@ -328,13 +339,34 @@ impl Store {
         status: &str,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE trading_orders SET status = $1, detail = $2, updated_ms = $3 WHERE client_order_id = $4")
-            .bind(status)
-            .bind(detail)
-            .bind(now_ms())
-            .bind(client_order_id)
-            .execute(&self.pool)
+        let update = OrderStatusUpdate {
+            client_order_id: client_order_id.to_string(),
+            status: status.to_string(),
+            detail: detail.map(str::to_string),
+        };
+        self.set_trading_order_statuses(std::slice::from_ref(&update)).await
+    }
+
+    /// Several orders' statuses in one transaction (a journal writes them
+    /// with its checkpoint, off the decision path).
+    pub async fn set_trading_order_statuses(&self, updates: &[OrderStatusUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let at = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for u in updates {
+            sqlx::query(
+                "UPDATE trading_orders SET status = $1, detail = $2, updated_ms = $3 WHERE client_order_id = $4",
+            )
+            .bind(&u.status)
+            .bind(u.detail.as_deref())
+            .bind(at)
+            .bind(&u.client_order_id)
+            .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

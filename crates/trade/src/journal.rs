@@ -25,7 +25,9 @@ pub trait Journal {
     /// was written before (by this session before a restart).
     fn intend(&mut self, order: &TradingOrderRecord) -> Result<bool, JournalError>;
 
-    /// Records what became of an order.
+    /// Records what became of an order (a journal may hold it until the
+    /// next checkpoint: only the order itself must be written before it is
+    /// sent, and a resumed session asks the broker about the rest).
     fn order_status(&mut self, client_order_id: &str, status: &str, detail: Option<&str>) -> Result<(), JournalError>;
 
     /// Queues an event; it is written with the next checkpoint.

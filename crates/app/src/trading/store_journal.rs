@@ -3,7 +3,7 @@
 //! trading loop stays synchronous.
 
 use serde_json::Value;
-use tradelab_store::trading::{TradingEventRecord, TradingOrderRecord};
+use tradelab_store::trading::{OrderStatusUpdate, TradingEventRecord, TradingOrderRecord};
 use tradelab_store::{Durability, Store};
 use tradelab_trade::journal::{Journal, JournalError};
 use tradelab_trade::JournalDurability;
@@ -14,6 +14,10 @@ pub struct StoreJournal {
     runtime: tokio::runtime::Runtime,
     session_id: String,
     queued: Vec<TradingEventRecord>,
+    /// Order statuses, written with the next checkpoint: only the order
+    /// itself must be written before it is sent (a resumed session asks the
+    /// broker about an order still `intended`).
+    statuses: Vec<OrderStatusUpdate>,
 }
 
 impl StoreJournal {
@@ -37,6 +41,7 @@ impl StoreJournal {
             runtime,
             session_id: session_id.to_string(),
             queued: Vec::new(),
+            statuses: Vec::new(),
         })
     }
 
@@ -50,8 +55,11 @@ impl StoreJournal {
         self.runtime.block_on(f)
     }
 
-    /// Writes queued events now.
+    /// Writes queued order statuses and events now.
     pub fn flush(&mut self) -> Result<(), JournalError> {
+        let statuses = std::mem::take(&mut self.statuses);
+        self.runtime
+            .block_on(self.store.set_trading_order_statuses(&statuses))?;
         let events = std::mem::take(&mut self.queued);
         self.runtime
             .block_on(self.store.record_trading_events(&self.session_id, &events))?;
@@ -65,9 +73,12 @@ impl Journal for StoreJournal {
     }
 
     fn order_status(&mut self, client_order_id: &str, status: &str, detail: Option<&str>) -> Result<(), JournalError> {
-        Ok(self
-            .runtime
-            .block_on(self.store.set_trading_order_status(client_order_id, status, detail))?)
+        self.statuses.push(OrderStatusUpdate {
+            client_order_id: client_order_id.to_string(),
+            status: status.to_string(),
+            detail: detail.map(str::to_string),
+        });
+        Ok(())
     }
 
     fn event(&mut self, event: TradingEventRecord) {

@@ -12,7 +12,7 @@
 
 use anyhow::{bail, Context, Result};
 use tradelab_agents::ensemble::Ensemble;
-use tradelab_agents::evaluate::AgentStrategy;
+use tradelab_agents::evaluate::{AgentStrategy, TradedMarket};
 use tradelab_agents::kinds::{GBT, LOGREG};
 use tradelab_agents::load::load_agent;
 use tradelab_agents::supervised::{fit_gbt, fit_logistic};
@@ -53,6 +53,9 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     };
     if a.folds == 0 {
         bail!("--folds must be at least 1");
+    }
+    if a.portfolio && a.folds > 1 {
+        bail!("--portfolio trades the split once in one account; drop --folds");
     }
     if a.trials == 0 {
         bail!("--trials must be at least 1 (the number of models or settings tried before this one)");
@@ -275,6 +278,20 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
             }
         }
     }
+    if a.portfolio {
+        let boot = &boot;
+        let (mut runs, stats) = portfolio(
+            agent.as_mut(),
+            &markets,
+            split,
+            &settings,
+            a.trials,
+            a.trial_sharpe_std,
+            boot,
+        )?;
+        reports.append(&mut runs);
+        statistics.push(stats);
+    }
     println!(
         "{} on the {} split{} (greedy; fill {}, fees {}/{} {}; features and window as trained)",
         agent.kind(),
@@ -316,6 +333,94 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         settings.report.out_dir.display()
     );
     Ok(())
+}
+
+/// All the markets traded by `agent` in one account from the latest start
+/// of their `split`s (every bar out of sample for each), sized by
+/// `backtest.sizing`, and buy-and-hold of the same instruments in one
+/// account under the same sizing: their reports, and the statistics of the
+/// one against the other.
+fn portfolio(
+    agent: &mut (dyn Agent + Send),
+    markets: &[TrainingMarket],
+    split: Split,
+    settings: &tradelab_app::Settings,
+    trials: usize,
+    trial_sharpe_std: f64,
+    boot: &BootstrapSettings,
+) -> Result<(Vec<BacktestReport>, RunStatistics)> {
+    if markets.len() < 2 {
+        bail!("--portfolio trades several instruments in one account: name at least two with --symbol");
+    }
+    let first_bar = |m: &TrainingMarket| m.data.series.ts[m.data.bars(split).start];
+    let start_ts = markets.iter().map(first_bar).max().unwrap_or_default();
+    let mut slices = Vec::with_capacity(markets.len());
+    let mut traded = Vec::with_capacity(markets.len());
+    for m in markets {
+        let range = m.data.bars(split);
+        let s = &m.data.series;
+        let k = range.start + s.ts[range.clone()].partition_point(|t| *t < start_ts);
+        if k + 2 > range.end {
+            bail!(
+                "{}'s {} split ends ({}) before the others' begins ({}): --portfolio needs splits that overlap",
+                s.instrument,
+                split.name(),
+                format_date(s.ts[range.end - 1]),
+                format_date(start_ts)
+            );
+        }
+        slices.push(s.slice(k, range.end));
+        traded.push(TradedMarket {
+            data: m.data.as_ref(),
+            key: m.key,
+            offset: k,
+        });
+    }
+    let feeds: Vec<&tradelab_core::BarSeries> = slices.iter().collect();
+    let cfg = settings.engine_config();
+    let mut strategy = AgentStrategy::for_markets(agent, traded, &settings.env_config());
+    let result = engine::run(&feeds, &mut strategy, &cfg);
+    if let Some(e) = strategy.error.take() {
+        return Err(e).context("the model failed while deciding");
+    }
+    let out_dir = settings.report.out_dir.join("portfolio");
+    let (_, report) = build_report(&result, settings);
+    write_report(&out_dir, &report, &result, &feeds)?;
+    let mut hold = baseline("buy_and_hold", &settings.strategies).expect("buy-and-hold exists");
+    let held = engine::run(&feeds, hold.as_mut(), &cfg);
+    let (_, held_report) = build_report(&held, settings);
+    write_report(&out_dir, &held_report, &held, &feeds)?;
+    let per_year = periods_per_year(&slices[0]);
+    let trial_variance = trial_sharpe_std * trial_sharpe_std / per_year;
+    let comparison = compare(&result.equity, &held.equity, per_year, trials, trial_variance, boot);
+    let (model_return_pct, model_max_drawdown_pct) = return_and_drawdown(&result.equity);
+    let (benchmark_return_pct, benchmark_max_drawdown_pct) = return_and_drawdown(&held.equity);
+    let stats = RunStatistics {
+        run: format!(
+            "portfolio of {} ({} sizing) {}..{}",
+            feeds
+                .iter()
+                .map(|f| f.instrument.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            serde_json::to_value(settings.backtest.sizing.method)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            report.start_date,
+            report.end_date
+        ),
+        entries: result.fills.iter().filter(|f| f.is_entry).count(),
+        closed_trades: report.total_trades,
+        short_sample: report.metrics.curve.short_sample,
+        model_return_pct,
+        model_max_drawdown_pct,
+        benchmark_return_pct,
+        benchmark_max_drawdown_pct,
+        comparison,
+        sampled: None,
+    };
+    Ok((vec![report, held_report], stats))
 }
 
 /// Total return and maximum drawdown of an equity curve, in percent.
