@@ -31,6 +31,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Before any thread exists: candle otherwise recounts cores per call.
+    tradelab_nn::pin_thread_count();
     let args = cli::Cli::parse();
     // A command that fails before recording anything (run in the wrong
     // folder, say) leaves no empty database behind.

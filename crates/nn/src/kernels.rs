@@ -15,10 +15,18 @@ use gemm::gemm;
 pub(crate) use gemm::Parallelism;
 
 fn parallelism() -> Parallelism {
-    match candle_core::utils::get_num_threads() {
+    match threads() {
         0 | 1 => Parallelism::None,
         n => Parallelism::Rayon(n),
     }
+}
+
+/// candle's thread count, asked once: without `RAYON_NUM_THREADS` set,
+/// candle counts physical cores by reading `/proc/cpuinfo` on every call,
+/// which cost the LSTM's 32 small multiplies a millisecond per decision.
+pub fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }
 
 /// `dst = (accumulate ? dst : 0) + lhs * rhs` for row-major `dst: [m, n]`,

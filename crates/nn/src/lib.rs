@@ -52,3 +52,15 @@ pub mod special;
 pub mod transformer;
 
 pub use candle_core::{Device, Result, Tensor};
+
+/// Fixes the process's compute thread count: sets `RAYON_NUM_THREADS` to
+/// candle's own count when it is unset. Without it candle recounts the
+/// physical cores (reading `/proc/cpuinfo`) on every matrix multiply, which
+/// dominated a single decision of the recurrent and attention policies
+/// (BENCHMARKS.md). Call it first in `main`, before any other thread exists
+/// (the environment is shared by all threads).
+pub fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", kernels::threads().to_string());
+    }
+}
