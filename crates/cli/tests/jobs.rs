@@ -121,7 +121,10 @@ fn killed_worker_journey(db: &str) {
         &addr,
         "POST",
         "/v1/training-jobs",
-        Some(&json!({"agent": "ppo-mlp", "symbols": ["synth"], "steps": 40000, "name": "recovered", "seed": 5})),
+        // Long enough (and no early stop) that A is killed mid-job.
+        Some(
+            &json!({"agent": "ppo-mlp", "symbols": ["synth"], "steps": 400000, "name": "recovered", "seed": 5, "settings": ["ppo.patience=0"]}),
+        ),
     );
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
@@ -157,7 +160,7 @@ fn killed_worker_journey(db: &str) {
     assert_ne!(done["worker"].as_str().unwrap(), worker_a, "{done}");
     assert_eq!(done["result"]["model"], "recovered");
     assert_eq!(done["progress"]["phase"], "done", "{done}");
-    assert!(step_at_kill < 40000, "A was killed mid-job (step {step_at_kill})");
+    assert!(step_at_kill < 400000, "A was killed mid-job (step {step_at_kill})");
     let (_, model) = http(&addr, "GET", "/v1/models/recovered/latest", None);
     assert_eq!(model["version"], 1, "registered once: {model}");
 
@@ -166,7 +169,9 @@ fn killed_worker_journey(db: &str) {
         &addr,
         "POST",
         "/v1/training-jobs",
-        Some(&json!({"agent": "ppo-mlp", "symbols": ["synth"], "steps": 10000000})),
+        // No early stop: training is fast enough to plateau and end before
+        // the cancel arrives otherwise.
+        Some(&json!({"agent": "ppo-mlp", "symbols": ["synth"], "steps": 10000000, "settings": ["ppo.patience=0"]})),
     );
     let id = job["id"].as_str().unwrap().to_string();
     wait_for("the second job to start", Duration::from_secs(60), || {

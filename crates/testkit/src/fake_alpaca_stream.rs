@@ -111,26 +111,36 @@ fn serve(tcp: TcpStream, state: &Mutex<StreamState>, rest: &Mutex<FakeState>) {
         }
         s.open += 1;
     }
-    session(&mut ws, &handle, state, rest);
-    state.lock().unwrap().open -= 1;
+    if session(&mut ws, &handle, state, rest) {
+        state.lock().unwrap().open -= 1;
+    }
 }
 
-fn session(ws: &mut WebSocket<TcpStream>, tcp: &TcpStream, state: &Mutex<StreamState>, rest: &Mutex<FakeState>) {
+/// Serves one connection; false when it already stopped counting it as
+/// open (a refused login, released before the client hears of it, so its
+/// next attempt is not taken for a second connection).
+fn session(
+    ws: &mut WebSocket<TcpStream>,
+    tcp: &TcpStream,
+    state: &Mutex<StreamState>,
+    rest: &Mutex<FakeState>,
+) -> bool {
     if !say(ws, json!([{"T": "success", "msg": "connected"}])) {
-        return;
+        return true;
     }
-    let Some(auth) = hear(ws) else { return };
+    let Some(auth) = hear(ws) else { return true };
     let good = {
         let r = rest.lock().unwrap();
         auth["action"] == "auth" && auth["key"] == r.key_id.as_str() && auth["secret"] == r.secret.as_str()
     };
     if !good {
+        state.lock().unwrap().open -= 1;
         say(ws, json!([{"T": "error", "code": 402, "msg": "auth failed"}]));
         let _ = ws.close(None);
-        return;
+        return false;
     }
     say(ws, json!([{"T": "success", "msg": "authenticated"}]));
-    let Some(sub) = hear(ws) else { return };
+    let Some(sub) = hear(ws) else { return true };
     let bars: Vec<String> = sub["bars"]
         .as_array()
         .into_iter()
@@ -148,7 +158,7 @@ fn session(ws: &mut WebSocket<TcpStream>, tcp: &TcpStream, state: &Mutex<StreamS
         match step {
             Some(Step::Send(m)) => {
                 if !say(ws, m) {
-                    return;
+                    return true;
                 }
             }
             Some(Step::Publish(bars)) => {
@@ -157,7 +167,7 @@ fn session(ws: &mut WebSocket<TcpStream>, tcp: &TcpStream, state: &Mutex<StreamS
                     r.bars.entry(symbol).or_default().push(bar);
                 }
             }
-            Some(Step::Drop) => return, // the socket closes unannounced
+            Some(Step::Drop) => return true, // the socket closes unannounced
             Some(Step::AwaitHistoryRequests(n)) => {
                 let asked = || rest.lock().unwrap().log.iter().filter(|l| l.contains("/bars?")).count();
                 let since = std::time::Instant::now();
@@ -168,10 +178,10 @@ fn session(ws: &mut WebSocket<TcpStream>, tcp: &TcpStream, state: &Mutex<StreamS
             None => {
                 // Nothing scripted: notice a client that left.
                 match ws.read() {
-                    Ok(Message::Close(_)) => return,
+                    Ok(Message::Close(_)) => return true,
                     Err(tungstenite::Error::Io(e))
                         if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                    Err(_) => return,
+                    Err(_) => return true,
                     Ok(_) => {}
                 }
             }
