@@ -43,6 +43,8 @@ pub struct FakeState {
     pub page_size: usize,
     /// Bar requests to answer 429.
     pub bars_rate_limit_next: usize,
+    /// What the clock (`GET /v2/clock`) says.
+    pub market_open: bool,
     /// Every request as `METHOD path`.
     pub log: Vec<String>,
     /// Every header line seen.
@@ -68,6 +70,7 @@ impl FakeAlpaca {
             cash,
             prices: prices.iter().map(|(s, p)| (s.to_string(), *p)).collect(),
             page_size: 10_000,
+            market_open: true,
             ..Default::default()
         }));
         let shared = state.clone();
@@ -226,6 +229,11 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>) {
                 None => (404, json!({"code": 40410000, "message": "order not found"})),
             }
         }
+        ("GET", "/v2/clock") => (
+            200,
+            json!({"timestamp": "2024-01-02T14:30:00Z", "is_open": s.market_open,
+                   "next_open": "2024-01-03T14:30:00Z", "next_close": "2024-01-02T21:00:00Z"}),
+        ),
         ("GET", p) if p.starts_with("/v2/stocks/") && p.ends_with("/bars") => {
             let symbol = &p["/v2/stocks/".len()..p.len() - "/bars".len()];
             let time = |v: &str| tradelab_data::load::timestamp::TimestampFormat::Iso.parse(v.as_bytes());

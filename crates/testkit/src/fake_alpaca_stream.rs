@@ -28,6 +28,10 @@ pub enum Step {
     /// Goes on once the REST history was asked this many times in all
     /// (what the client read before is then settled).
     AwaitHistoryRequests(usize),
+    /// The clock says the market is open (true) or closed.
+    SetMarketOpen(bool),
+    /// Nothing for a while (a night, sped up).
+    Pause(Duration),
 }
 
 /// What the fake saw and has still to send.
@@ -168,6 +172,8 @@ fn session(
                 }
             }
             Some(Step::Drop) => return true, // the socket closes unannounced
+            Some(Step::SetMarketOpen(open)) => rest.lock().unwrap().market_open = open,
+            Some(Step::Pause(d)) => std::thread::sleep(d),
             Some(Step::AwaitHistoryRequests(n)) => {
                 let asked = || rest.lock().unwrap().log.iter().filter(|l| l.contains("/bars?")).count();
                 let since = std::time::Instant::now();

@@ -45,6 +45,13 @@ pub trait Feed {
     fn catch_up_until(&mut self, ts: i64) {
         let _ = ts;
     }
+
+    /// True while the market is closed, so no bar is due: a quiet feed is
+    /// not stale then, and the gap across the closure is no data gap. A
+    /// replay does not know (false).
+    fn market_closed(&mut self) -> bool {
+        false
+    }
 }
 
 /// A replay of recorded series (owned, or borrowed as `&BarSeries`), merged
@@ -174,6 +181,10 @@ impl<F: Feed> Feed for RecordingFeed<F> {
 
     fn catch_up_until(&mut self, ts: i64) {
         self.inner.catch_up_until(ts)
+    }
+
+    fn market_closed(&mut self) -> bool {
+        self.inner.market_closed()
     }
 }
 

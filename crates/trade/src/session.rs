@@ -306,6 +306,9 @@ pub struct Session<'a> {
     in_tick: bool,
     /// A flatten asked for during them, sent once they are all in.
     flatten_due: bool,
+    /// The feed said the market was closed since the last timestamp: the
+    /// gap to the next bars is the closure, not missing data.
+    closed_since_tick: bool,
     correlation: CorrelationTracker,
     risk: Option<RiskSnapshot>,
     initial_equity: f64,
@@ -354,6 +357,7 @@ impl<'a> Session<'a> {
             halting: None,
             in_tick: false,
             flatten_due: false,
+            closed_since_tick: false,
             correlation: CorrelationTracker::new(n, window),
             risk: None,
             initial_equity: equity,
@@ -550,6 +554,11 @@ impl<'a> Session<'a> {
                     }
                     break (SessionEnd::Finished, "the feed ended".to_string());
                 }
+                Ok(FeedStatus::Waiting) if self.feed.market_closed() => {
+                    // No bar is due while the market is closed.
+                    last_arrival = Instant::now();
+                    self.closed_since_tick = true;
+                }
                 Ok(FeedStatus::Waiting) => {
                     if let Some(limit) = stale_after {
                         let quiet = last_arrival.elapsed();
@@ -624,7 +633,7 @@ impl<'a> Session<'a> {
                 self.trip(BreakerKind::BadBar, &why)?;
                 continue;
             }
-            if let Some(prev) = self.last_ts[i] {
+            if let Some(prev) = self.last_ts[i].filter(|_| !self.closed_since_tick) {
                 let gap = (bar.ts - prev) as f64 / self.spec.timeframe_ms as f64;
                 if gap > self.spec.settings.max_gap_bars {
                     let why = format!(
@@ -657,6 +666,7 @@ impl<'a> Session<'a> {
             }
         }
         self.in_tick = false;
+        self.closed_since_tick = false;
         if std::mem::take(&mut self.flatten_due) {
             self.close_all(OrderTag::Flatten)?;
         }

@@ -79,6 +79,8 @@ fn config(stream: &FakeStream, secret: &str) -> StreamConfig {
         symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
         timeframe_ms: MINUTE,
         grace: Duration::ZERO,
+        clock_url: None,
+        clock_every: Duration::from_millis(10),
     }
 }
 
@@ -281,4 +283,71 @@ fn a_session_reconnects_a_dropped_stream_and_misses_no_bar() {
         "{events:?}"
     );
     assert_eq!(stream.state().connections, 2);
+}
+
+/// Overnight: the clock says the market is closed while the stream is
+/// quiet, so the quiet is no stale feed and the gap to the morning's bars no
+/// data gap. Without the clock both breakers trip (the control).
+#[test]
+fn a_closed_market_is_neither_a_stale_feed_nor_a_data_gap() {
+    // The markets' bars from timestamp 100 on come 1,000 minutes later.
+    let day = minute_markets();
+    let cut = by_timestamp(&day)[100].0;
+    let night: Vec<BarSeries> = day
+        .iter()
+        .map(|s| {
+            let mut m = BarSeries::new(s.instrument.clone());
+            m.timeframe = s.timeframe;
+            for k in 0..s.len() {
+                let b = s.bar(k);
+                let ts = if b.ts >= cut { b.ts + 1_000 * MINUTE } else { b.ts };
+                m.push(Bar { ts, ..b });
+            }
+            m
+        })
+        .collect();
+    let refs: Vec<&BarSeries> = night.iter().collect();
+    let ticks = by_timestamp(&night);
+    let n = ticks.len();
+    let run = |with_clock: bool| {
+        let mut script = vec![Step::AwaitHistoryRequests(3)];
+        script.extend(stream_steps(&ticks, 40..100));
+        script.push(Step::SetMarketOpen(false));
+        script.push(Step::Pause(Duration::from_millis(800)));
+        script.push(Step::SetMarketOpen(true));
+        script.extend(stream_steps(&ticks, 100..n));
+        let (rest, stream) = fakes(script, history(&ticks, 0..40));
+        let data = AlpacaMarketData::new(&rest.url, "key".into(), "secret".into(), "iex");
+        let cfg = StreamConfig {
+            clock_url: with_clock.then(|| rest.url.clone()),
+            ..config(&stream, "secret")
+        };
+        let live = AlpacaFeed::connect_with_clock(cfg, data, ticks[0].0, after_the_bars).unwrap();
+        let mut feed = EndsAfter {
+            inner: live,
+            last: ticks[n - 1].0,
+            done: false,
+        };
+        let mut broker = PaperBroker::new("test", EngineConfig::default(), &refs);
+        let mut decider = StrategyDecider::new(strategy());
+        decider.start(&refs);
+        let mut journal = MemoryJournal::default();
+        // A minute bar is stale after 3 minutes; at 900x real time, 0.2 s.
+        let spec = SessionSpec {
+            timeframe_ms: MINUTE,
+            speed: 900.0,
+            ..kit::spec("s", quick_breakers())
+        };
+        let (outcome, events) = run_session(spec, &mut feed, &mut broker, &mut decider, &mut journal, None);
+        assert_eq!(outcome.unwrap().ticks as usize, n);
+        events
+    };
+    let events = run(true);
+    assert!(events.is_empty(), "no breaker overnight: {events:?}");
+    let events = run(false);
+    assert!(
+        events.iter().any(|e| e.starts_with("breaker stale_feed closed->open")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e.starts_with("breaker data_gap")), "{events:?}");
 }

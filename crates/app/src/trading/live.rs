@@ -131,6 +131,8 @@ impl LiveMarkets {
             symbols: symbols.to_vec(),
             timeframe_ms: self.timeframe_ms,
             grace: std::time::Duration::from_secs_f64(a.grace_seconds),
+            clock_url: Some(a.trading_url.clone()),
+            clock_every: std::time::Duration::from_secs(60),
         };
         let data = AlpacaMarketData::new(&a.data_url, self.keys.0.clone(), self.keys.1.clone(), &a.source);
         AlpacaFeed::connect(cfg, data, self.start_ts).map_err(|e| anyhow::anyhow!("{e}"))

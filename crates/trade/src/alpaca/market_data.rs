@@ -99,6 +99,16 @@ impl AlpacaMarketData {
         Ok(bars)
     }
 
+    /// Whether the market is open now, by the trading API's clock
+    /// (`GET {trading_url}/v2/clock`, `is_open`).
+    pub fn market_is_open(&self, trading_url: &str) -> Result<bool, FeedError> {
+        let url = format!("{}/v2/clock", trading_url.trim_end_matches('/'));
+        let clock = self.get(&url, "the market clock")?;
+        clock["is_open"]
+            .as_bool()
+            .ok_or_else(|| FeedError::Disconnected(format!("Alpaca's clock has no is_open: {clock}")))
+    }
+
     /// Pages through the bars; `newest`: only the newest `n`, newest first.
     fn fetch(
         &self,

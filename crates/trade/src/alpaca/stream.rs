@@ -137,6 +137,12 @@ pub struct StreamConfig {
     pub timeframe_ms: i64,
     /// How long after a bucket's end a symbol's missing bar is waited for.
     pub grace: Duration,
+    /// The trading API whose clock (`GET /v2/clock`) says whether the
+    /// market is open; `None`: never asked (a quiet stream is then stale
+    /// whatever the hour).
+    pub clock_url: Option<String>,
+    /// How often the clock is asked while the stream is quiet.
+    pub clock_every: Duration,
 }
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
@@ -149,6 +155,8 @@ pub struct AlpacaFeed {
     socket: Option<(Socket, TcpStream)>,
     assembler: BarAssembler,
     clock: fn() -> i64,
+    /// When Alpaca's clock was last asked, and whether it said closed.
+    market: Option<(Instant, bool)>,
 }
 
 impl AlpacaFeed {
@@ -174,6 +182,7 @@ impl AlpacaFeed {
             socket: None,
             assembler,
             clock,
+            market: None,
         };
         feed.open()?;
         Ok(feed)
@@ -295,6 +304,20 @@ impl Feed for AlpacaFeed {
 
     fn reconnect(&mut self) -> Result<(), FeedError> {
         self.open()
+    }
+
+    fn market_closed(&mut self) -> bool {
+        let Some(url) = self.cfg.clock_url.as_deref() else {
+            return false;
+        };
+        let fresh = self.market.is_some_and(|(at, _)| at.elapsed() < self.cfg.clock_every);
+        if !fresh {
+            // A clock that cannot be read counts as open: a quiet stream
+            // is then judged stale, as it would be without one.
+            let closed = self.history.market_is_open(url).is_ok_and(|open| !open);
+            self.market = Some((Instant::now(), closed));
+        }
+        self.market.is_some_and(|(_, closed)| closed)
     }
 }
 

@@ -510,6 +510,10 @@ pub struct EndsAfter<F> {
 }
 
 impl<F: Feed> Feed for EndsAfter<F> {
+    fn market_closed(&mut self) -> bool {
+        self.inner.market_closed()
+    }
+
     fn next(&mut self, wait: Duration, out: &mut Vec<(usize, Bar)>) -> Result<FeedStatus, FeedError> {
         if self.done {
             out.clear();
