@@ -26,6 +26,16 @@ fn tradelab(cwd: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Ctrl-C to a running command, then everything it printed.
+fn ctrl_c(child: std::process::Child) -> Output {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait_with_output().unwrap()
+}
+
 fn ok(o: Output) -> String {
     let t = text(&o);
     assert!(o.status.success(), "failed: {t}");
@@ -1450,12 +1460,7 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let stopped = child.wait_with_output().unwrap();
+    let stopped = ctrl_c(child);
     let t = text(&stopped);
     assert_eq!(stopped.status.code(), Some(130), "{t}");
     assert!(t.contains("interrupted") && t.contains("1 bars"), "{t}");
@@ -1649,12 +1654,7 @@ fn a_live_session_trades_alpacas_streamed_bars() {
         }
         // The last bars decided on, then Ctrl-C.
         std::thread::sleep(std::time::Duration::from_millis(1500));
-        assert!(Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
-        let stopped = child.wait_with_output().unwrap();
+        let stopped = ctrl_c(child);
         let t = text(&stopped);
         assert_eq!(stopped.status.code(), Some(130), "{t}");
         assert!(!t.contains("top-secret"), "the secret is never printed: {t}");

@@ -90,6 +90,32 @@ fn connect(rest: &FakeAlpaca, stream: &FakeStream, from: i64) -> Result<AlpacaFe
     AlpacaFeed::connect_with_clock(config(stream, "secret"), data, from, after_the_bars)
 }
 
+/// The rule strategy trading `feed` (ended after its bar at `last`) into a
+/// fresh paper account over `refs`, at `speed` times real time.
+fn live_session(
+    feed: AlpacaFeed,
+    refs: &[&BarSeries],
+    last: i64,
+    speed: f64,
+    settings: TradeSettings,
+) -> (Result<SessionOutcome, SessionError>, Vec<String>) {
+    let mut feed = EndsAfter {
+        inner: feed,
+        last,
+        done: false,
+    };
+    let mut broker = PaperBroker::new("test", EngineConfig::default(), refs);
+    let mut decider = StrategyDecider::new(strategy());
+    decider.start(refs);
+    let mut journal = MemoryJournal::default();
+    let spec = SessionSpec {
+        timeframe_ms: MINUTE,
+        speed,
+        ..kit::spec("s", settings)
+    };
+    run_session(spec, &mut feed, &mut broker, &mut decider, &mut journal, None)
+}
+
 #[test]
 fn the_stream_hands_over_what_a_replay_does_and_a_dropped_stream_leaves_no_gap() {
     let ticks = by_timestamp(&minute_markets());
@@ -253,21 +279,8 @@ fn a_session_reconnects_a_dropped_stream_and_misses_no_bar() {
     script.push(Step::AwaitHistoryRequests(6));
     script.extend(stream_steps(&ticks, 160..n));
     let (rest, stream) = fakes(script, history(&ticks, 0..40));
-    let mut feed = EndsAfter {
-        inner: connect(&rest, &stream, ticks[0].0).unwrap(),
-        last: ticks[n - 1].0,
-        done: false,
-    };
-    let mut broker = PaperBroker::new("test", EngineConfig::default(), &refs);
-    let mut decider = StrategyDecider::new(strategy());
-    decider.start(&refs);
-    let mut journal = MemoryJournal::default();
-    let spec = SessionSpec {
-        timeframe_ms: MINUTE,
-        speed: 1.0,
-        ..kit::spec("s", quick_breakers())
-    };
-    let (outcome, events) = run_session(spec, &mut feed, &mut broker, &mut decider, &mut journal, None);
+    let feed = connect(&rest, &stream, ticks[0].0).unwrap();
+    let (outcome, events) = live_session(feed, &refs, ticks[n - 1].0, 1.0, quick_breakers());
     let outcome = outcome.unwrap();
     assert_eq!(outcome.end, SessionEnd::Finished);
     assert_eq!(
@@ -323,22 +336,8 @@ fn a_closed_market_is_neither_a_stale_feed_nor_a_data_gap() {
             ..config(&stream, "secret")
         };
         let live = AlpacaFeed::connect_with_clock(cfg, data, ticks[0].0, after_the_bars).unwrap();
-        let mut feed = EndsAfter {
-            inner: live,
-            last: ticks[n - 1].0,
-            done: false,
-        };
-        let mut broker = PaperBroker::new("test", EngineConfig::default(), &refs);
-        let mut decider = StrategyDecider::new(strategy());
-        decider.start(&refs);
-        let mut journal = MemoryJournal::default();
         // A minute bar is stale after 3 minutes; at 900x real time, 0.2 s.
-        let spec = SessionSpec {
-            timeframe_ms: MINUTE,
-            speed: 900.0,
-            ..kit::spec("s", quick_breakers())
-        };
-        let (outcome, events) = run_session(spec, &mut feed, &mut broker, &mut decider, &mut journal, None);
+        let (outcome, events) = live_session(live, &refs, ticks[n - 1].0, 900.0, quick_breakers());
         assert_eq!(outcome.unwrap().ticks as usize, n);
         events
     };
