@@ -124,8 +124,10 @@ impl<S: Borrow<BarSeries>> Feed for ReplayFeed<S> {
     }
 }
 
-/// A feed that keeps every bar it hands over, per instrument: a live
-/// session's record of what it traded on (its report and chart).
+/// A feed that keeps the bars it hands over, per instrument: a live
+/// session's record of what it traded on (its report and chart). A bar the
+/// session refuses by the loader's rules is not kept, so the record holds
+/// exactly the bars the broker saw.
 pub struct RecordingFeed<F> {
     inner: F,
     series: Vec<BarSeries>,
@@ -163,10 +165,8 @@ impl<F: Feed> Feed for RecordingFeed<F> {
         let status = self.inner.next(wait, out)?;
         if let FeedStatus::Tick(_) = status {
             for (i, bar) in out.iter() {
-                // A bar out of order is the session's to refuse; the
-                // record keeps its timestamps ascending.
                 if let Some(s) = self.series.get_mut(*i) {
-                    if s.ts.last().is_none_or(|t| *t < bar.ts) {
+                    if tradelab_data::load::bar_problem(bar, s.ts.last().copied()).is_none() {
                         s.push(*bar);
                     }
                 }
@@ -218,6 +218,18 @@ mod tests {
             seen.push((ts, out.iter().map(|(i, _)| *i).collect::<Vec<_>>()));
         }
         assert_eq!(seen, vec![(1, vec![0]), (2, vec![0, 1]), (3, vec![1]), (4, vec![0, 1])]);
+    }
+
+    #[test]
+    fn a_recording_keeps_the_bars_handed_over_but_not_one_the_session_refuses() {
+        let mut a = series("a", &[1, 2, 3, 4]);
+        a.high[2] = f64::NAN; // bar 3 fails the loader's rules
+        let mut feed = RecordingFeed::new(ReplayFeed::new(vec![&a], &[0], 0.0), &[&a]);
+        let mut out = Vec::new();
+        while let FeedStatus::Tick(_) = feed.next(Duration::ZERO, &mut out).unwrap() {}
+        let kept = feed.into_series();
+        assert_eq!(kept[0].ts, vec![1, 2, 4]);
+        assert_eq!(kept[0].instrument, "a");
     }
 
     #[test]
