@@ -1652,8 +1652,9 @@ fn a_live_session_trades_alpacas_streamed_bars() {
         while !stream.state().script.is_empty() && since.elapsed() < std::time::Duration::from_secs(60) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        // The last bars decided on, then Ctrl-C.
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // The last bars decided on (with room for a loaded machine), then
+        // Ctrl-C.
+        std::thread::sleep(std::time::Duration::from_secs(4));
         let stopped = ctrl_c(child);
         let t = text(&stopped);
         assert_eq!(stopped.status.code(), Some(130), "{t}");

@@ -300,7 +300,8 @@ fn a_session_reconnects_a_dropped_stream_and_misses_no_bar() {
 
 /// Overnight: the clock says the market is closed while the stream is
 /// quiet, so the quiet is no stale feed and the gap to the morning's bars no
-/// data gap. Without the clock both breakers trip (the control).
+/// data gap. Without the clock both breakers trip (the control). The night
+/// is 3 s, three times the stale limit at this speed.
 #[test]
 fn a_closed_market_is_neither_a_stale_feed_nor_a_data_gap() {
     // The markets' bars from timestamp 100 on come 1,000 minutes later.
@@ -326,7 +327,7 @@ fn a_closed_market_is_neither_a_stale_feed_nor_a_data_gap() {
         let mut script = vec![Step::AwaitHistoryRequests(3)];
         script.extend(stream_steps(&ticks, 40..100));
         script.push(Step::SetMarketOpen(false));
-        script.push(Step::Pause(Duration::from_millis(800)));
+        script.push(Step::Pause(Duration::from_secs(3)));
         script.push(Step::SetMarketOpen(true));
         script.extend(stream_steps(&ticks, 100..n));
         let (rest, stream) = fakes(script, history(&ticks, 0..40));
@@ -336,8 +337,9 @@ fn a_closed_market_is_neither_a_stale_feed_nor_a_data_gap() {
             ..config(&stream, "secret")
         };
         let live = AlpacaFeed::connect_with_clock(cfg, data, ticks[0].0, after_the_bars).unwrap();
-        // A minute bar is stale after 3 minutes; at 900x real time, 0.2 s.
-        let (outcome, events) = live_session(live, &refs, ticks[n - 1].0, 900.0, quick_breakers());
+        // A minute bar is stale after 3 minutes; at 180x real time, 1 s
+        // (a loaded machine's pauses between bars stay well under it).
+        let (outcome, events) = live_session(live, &refs, ticks[n - 1].0, 180.0, quick_breakers());
         assert_eq!(outcome.unwrap().ticks as usize, n);
         events
     };
