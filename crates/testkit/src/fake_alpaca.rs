@@ -156,18 +156,15 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>) {
             &json!({"code": 40110000, "message": "request is not authorized"}),
         );
     }
+    // Order posts and bar requests each have their own 429 budget.
     let bars_get = method == "GET" && target.starts_with("/v2/stocks/");
-    if bars_get && s.bars_rate_limit_next > 0 {
-        s.bars_rate_limit_next -= 1;
-        drop(s);
-        return answer(
-            stream,
-            429,
-            &json!({"code": 42910000, "message": "rate limit exceeded"}),
-        );
-    }
-    if order_post && s.rate_limit_next > 0 {
-        s.rate_limit_next -= 1;
+    let budget = match (order_post, bars_get) {
+        (true, _) => Some(&mut s.rate_limit_next),
+        (_, true) => Some(&mut s.bars_rate_limit_next),
+        _ => None,
+    };
+    if let Some(left) = budget.filter(|left| **left > 0) {
+        *left -= 1;
         drop(s);
         return answer(
             stream,
