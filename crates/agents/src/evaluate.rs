@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use tradelab_core::Action;
-use tradelab_env::{ActionSpace, EnvAction, EnvConfig, MarketData, Split, TradingEnv, ACCOUNT_FEATURES};
+use tradelab_env::{ActionSpace, EnvAction, EnvConfig, Holding, MarketData, Split, TradingEnv, ACCOUNT_FEATURES};
 use tradelab_sim::costs::CostModel;
 use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::order::Order;
@@ -60,6 +60,7 @@ pub struct Acting {
     risk_budget: f64,
     costs: CostModel,
     actions: ActionSpace,
+    exposure_band: f64,
     greedy: bool,
 }
 
@@ -72,6 +73,7 @@ impl Acting {
             risk_budget: env.risk_budget(),
             costs: env.engine.costs,
             actions: env.env.actions,
+            exposure_band: env.env.exposure_band,
             greedy: true,
         }
     }
@@ -105,17 +107,28 @@ pub fn act_on_bar<A: Agent + ?Sized>(
     };
     let decision = agent.select_action(&input, acting.greedy)?;
     // Under targets the decision is a target; the order carries it out.
-    let order = acting.actions.order(decision.action, q);
-    match order {
+    let held = Holding::new(q, close, ctx.equity, acting.risk_budget);
+    let order = acting
+        .actions
+        .carry_out(decision.action, decision.quantity, held, acting.exposure_band);
+    match order.action {
         Action::Hold => {}
-        Action::CloseLong | Action::CloseShort => ctx.submit(Order::market(ctx.instrument, order)),
+        Action::CloseLong | Action::CloseShort if order.quantity >= 1.0 => {
+            ctx.submit(Order::market(ctx.instrument, order.action))
+        }
+        Action::CloseLong | Action::CloseShort => {
+            let units = order.quantity * q.abs();
+            if units > 0.0 {
+                ctx.submit(Order::market(ctx.instrument, order.action).units(units));
+            }
+        }
         Action::BuyLong | Action::SellShort => {
             // Sized from the risk budget at the signal close (the fill
             // price is not known yet).
-            let budget = decision.quantity.clamp(0.0, 1.0) * acting.risk_budget * ctx.equity;
+            let budget = order.quantity.clamp(0.0, 1.0) * acting.risk_budget * ctx.equity;
             let units = acting.costs.affordable_quantity(budget, close);
             if units > 0.0 {
-                ctx.submit(Order::market(ctx.instrument, order).units(units));
+                ctx.submit(Order::market(ctx.instrument, order.action).units(units));
             }
         }
     }

@@ -6,6 +6,7 @@ use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Distribution;
+use tradelab_env::EXPOSURE_MASK;
 use tradelab_nn::heads::{masked_log_probs, Beta};
 
 use crate::error::AgentError;
@@ -24,9 +25,17 @@ pub(crate) struct Heads<'a> {
     pub value: &'a Tensor,
 }
 
+/// True for a mask row of `env.actions: exposure`, where the quantity is a
+/// target exposure and greedy acting takes the Beta's mean (its expected
+/// target) rather than its mode.
+pub(crate) fn quantity_is_the_target(mask: &[f32]) -> bool {
+    mask.len() == 5 && mask.iter().zip(EXPOSURE_MASK).all(|(&m, e)| (m > 0.5) == e)
+}
+
 /// Decides for every sample: samples (or, when greedy, takes the most
-/// likely action and the quantity's mode) and records log-probabilities
-/// (only when sampling: greedy decisions are never trained on).
+/// likely action and the quantity's mode, or its mean for an exposure
+/// target) and records log-probabilities (only when sampling: greedy
+/// decisions are never trained on).
 pub(crate) fn decide(
     heads: Heads<'_>,
     masks: &Tensor,
@@ -38,10 +47,14 @@ pub(crate) fn decide(
     let beta = Beta::from_raw(heads.raw_alpha, heads.raw_beta)?;
     let alphas = beta.alpha.to_vec1::<f32>()?;
     let betas = beta.beta.to_vec1::<f32>()?;
-    let modes = if greedy {
-        beta.mode()?.to_vec1::<f32>()?
+    let (modes, means, mask_rows) = if greedy {
+        (
+            beta.mode()?.to_vec1::<f32>()?,
+            beta.mean()?.to_vec1::<f32>()?,
+            masks.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new(), Vec::new())
     };
     let mut acted = Acted {
         values: heads.value.to_vec1::<f32>()?,
@@ -54,7 +67,9 @@ pub(crate) fn decide(
         } else {
             sample(&p, rng.random::<f32>())
         };
-        let q = if greedy {
+        let q = if greedy && quantity_is_the_target(&mask_rows[i]) {
+            means[i]
+        } else if greedy {
             modes[i]
         } else {
             rand_distr::Beta::new(alphas[i], betas[i])

@@ -2,8 +2,8 @@
 //! (persistent trends that alternate up and down, so buying and holding earns
 //! about nothing), a small PPO budget must beat buy-and-hold out of sample,
 //! after costs, in the backtesting engine, both greedy and sampled, with the
-//! seed's trading actions and with target actions. If learning breaks, this
-//! fails.
+//! seed's trading actions, with target actions and with a continuous target
+//! exposure. If learning breaks, this fails.
 
 use std::sync::Arc;
 
@@ -58,6 +58,11 @@ fn ppo_learns_a_trend_and_beats_buy_and_hold_out_of_sample_after_costs() {
 #[test]
 fn ppo_with_target_actions_learns_the_trend_too() {
     learns_and_beats_buy_and_hold(ActionSpace::Target);
+}
+
+#[test]
+fn ppo_with_a_continuous_exposure_target_learns_the_trend_too() {
+    learns_and_beats_buy_and_hold(ActionSpace::Exposure);
 }
 
 /// Trains on the trending market reading the policy's outputs as

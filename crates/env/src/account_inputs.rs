@@ -45,6 +45,7 @@ impl ActionSpace {
         match self {
             ActionSpace::Trade => action_mask(units),
             ActionSpace::Target => [true, true, false, false, true],
+            ActionSpace::Exposure => EXPOSURE_MASK,
         }
     }
 
@@ -57,7 +58,7 @@ impl ActionSpace {
     /// invalid-action rule.
     #[inline]
     pub fn order(self, choice: Action, units: f64) -> Action {
-        if self == ActionSpace::Trade || !self.mask(units)[choice.index()] {
+        if self != ActionSpace::Target || !self.mask(units)[choice.index()] {
             return choice;
         }
         let side = if units > 0.0 {
@@ -78,6 +79,126 @@ impl ActionSpace {
             (0, _) => Action::SellShort,
             (1, _) => Action::CloseLong,
             _ => Action::CloseShort,
+        }
+    }
+}
+
+/// The mask of `env.actions: exposure`: BUY_LONG alone carries the
+/// quantity (the target), so the categorical decides nothing.
+pub const EXPOSURE_MASK: [bool; 5] = [true, false, false, false, false];
+
+/// A decision carried out as one of the seed's orders.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeedOrder {
+    /// The seed's action.
+    pub action: Action,
+    /// Entries: the fraction of the risk budget to commit. Closes: the
+    /// fraction of the position to close (1: all of it). HOLD: 0.
+    pub quantity: f64,
+}
+
+impl SeedOrder {
+    const HOLD: SeedOrder = SeedOrder {
+        action: Action::Hold,
+        quantity: 0.0,
+    };
+
+    /// The order for the rest of a close (all of the position).
+    fn close_all(units: f64) -> SeedOrder {
+        SeedOrder {
+            action: if units > 0.0 {
+                Action::CloseLong
+            } else {
+                Action::CloseShort
+            },
+            quantity: 1.0,
+        }
+    }
+}
+
+/// The position a decision is carried out from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Holding {
+    /// Signed units held (negative: short).
+    pub units: f64,
+    /// Signed position value over the risk budget's share of equity:
+    /// 1 is long the whole single-asset cap (0 with no positive equity).
+    pub exposure: f64,
+}
+
+impl Holding {
+    /// `units` at `price` in an account of `equity` whose risk budget is
+    /// `risk_budget` of equity.
+    pub fn new(units: f64, price: f64, equity: f64, risk_budget: f64) -> Holding {
+        let scale = equity * risk_budget;
+        let exposure = if scale > 0.0 { units * price / scale } else { 0.0 };
+        Holding { units, exposure }
+    }
+}
+
+impl ActionSpace {
+    /// The seed's order that carries out a decision (`choice` with its
+    /// `quantity`) from `held`. Trade and target read the choice as
+    /// [`order`](Self::order) does (closes close everything). Exposure
+    /// reads `2 quantity - 1` as the target exposure and holds within
+    /// `band` of it; otherwise it enters or adds the difference, closes
+    /// part of the position, or closes it all when the target is flat
+    /// (within the band of 0) or on the other side (the reversal's entry
+    /// follows on the next bar, as with targets). A non-finite quantity
+    /// holds.
+    #[inline]
+    pub fn carry_out(self, choice: Action, quantity: f64, held: Holding, band: f64) -> SeedOrder {
+        if self != ActionSpace::Exposure {
+            let action = self.order(choice, held.units);
+            let quantity = match action {
+                Action::BuyLong | Action::SellShort => quantity,
+                Action::CloseLong | Action::CloseShort => 1.0,
+                Action::Hold => 0.0,
+            };
+            return SeedOrder { action, quantity };
+        }
+        if choice != Action::BuyLong || !quantity.is_finite() {
+            return SeedOrder::HOLD;
+        }
+        let target = 2.0 * quantity.clamp(0.0, 1.0) - 1.0;
+        let now = if held.units == 0.0 { 0.0 } else { held.exposure };
+        if (target - now).abs() <= band {
+            return SeedOrder::HOLD;
+        }
+        let target = if target.abs() <= band { 0.0 } else { target };
+        if held.units != 0.0 && (target == 0.0 || target.signum() != held.units.signum()) {
+            return SeedOrder::close_all(held.units);
+        }
+        if held.units == 0.0 {
+            return SeedOrder {
+                action: if target > 0.0 {
+                    Action::BuyLong
+                } else {
+                    Action::SellShort
+                },
+                quantity: target.abs(),
+            };
+        }
+        // Same side: add to it or trim it.
+        let (want, have) = (target.abs(), now.abs());
+        if want > have {
+            SeedOrder {
+                action: if held.units > 0.0 {
+                    Action::BuyLong
+                } else {
+                    Action::SellShort
+                },
+                quantity: want - have,
+            }
+        } else {
+            SeedOrder {
+                action: if held.units > 0.0 {
+                    Action::CloseLong
+                } else {
+                    Action::CloseShort
+                },
+                quantity: 1.0 - want / have,
+            }
         }
     }
 }
@@ -136,6 +257,81 @@ mod tests {
             }
             assert_eq!(ActionSpace::Trade.mask(units), action_mask(units));
         }
+    }
+
+    /// The exposure an order leaves, with exact fills at the same price.
+    fn after(order: SeedOrder, held: Holding) -> f64 {
+        match order.action {
+            Action::Hold => held.exposure,
+            Action::BuyLong => held.exposure + order.quantity,
+            Action::SellShort => held.exposure - order.quantity,
+            Action::CloseLong | Action::CloseShort => held.exposure * (1.0 - order.quantity),
+        }
+    }
+
+    #[test]
+    fn every_exposure_target_maps_to_a_valid_seed_order_and_the_no_trade_band_holds() {
+        let band = 0.1;
+        let space = ActionSpace::Exposure;
+        let mut orders = [0usize; 5];
+        for held_exposure in [-1.0, -0.6, -0.05, 0.0, 0.05, 0.3, 0.75, 1.0] {
+            let held = Holding {
+                units: held_exposure * 40.0,
+                exposure: held_exposure,
+            };
+            assert_eq!(space.mask(held.units), EXPOSURE_MASK);
+            for step in 0..=1000 {
+                let q = step as f64 / 1000.0;
+                let target = 2.0 * q - 1.0;
+                let order = space.carry_out(Action::BuyLong, q, held, band);
+                orders[order.action.index()] += 1;
+                let at = format!("target {target:.3} from {held_exposure}: {order:?}");
+                // Valid for the broker: entries from flat or on the held
+                // side, closes of the held side, for a fraction in (0, 1].
+                match order.action {
+                    Action::BuyLong => assert!(held.units >= 0.0, "{at}"),
+                    Action::SellShort => assert!(held.units <= 0.0, "{at}"),
+                    Action::CloseLong => assert!(held.units > 0.0, "{at}"),
+                    Action::CloseShort => assert!(held.units < 0.0, "{at}"),
+                    Action::Hold => {}
+                }
+                if order.action != Action::Hold {
+                    assert!(order.quantity > 0.0 && order.quantity <= 1.0 + 1e-12, "{at}");
+                }
+                // The band: nothing within it, always something outside it.
+                let gap = (target - held_exposure).abs();
+                assert_eq!(order.action == Action::Hold, gap <= band, "{at}");
+                if order.action == Action::Hold {
+                    continue;
+                }
+                // Where the order leaves the position: at the target (flat
+                // for one within the band of 0), or flat on the way to the
+                // other side.
+                let snapped = if target.abs() <= band { 0.0 } else { target };
+                let reverses = held.units != 0.0 && snapped * held.units < 0.0;
+                let want = if reverses { 0.0 } else { snapped };
+                assert!(
+                    (after(order, held) - want).abs() < 1e-9,
+                    "{at}: ends at {}",
+                    after(order, held)
+                );
+            }
+        }
+        assert!(orders.iter().all(|&n| n > 0), "every seed action is used: {orders:?}");
+        // Anything but the carrier, or a non-finite quantity, holds.
+        let held = Holding::new(10.0, 100.0, 10_000.0, 0.25);
+        assert!((held.exposure - 0.4).abs() < 1e-12);
+        assert_eq!(space.carry_out(Action::Hold, 0.9, held, band).action, Action::Hold);
+        assert_eq!(
+            space.carry_out(Action::BuyLong, f64::NAN, held, band).action,
+            Action::Hold
+        );
+        // The other spaces close everything and pass entry quantities on.
+        let close = ActionSpace::Target.carry_out(Action::Hold, 0.3, held, band);
+        assert_eq!((close.action, close.quantity), (Action::CloseLong, 1.0));
+        let entry = ActionSpace::Trade.carry_out(Action::SellShort, 0.3, Holding::new(0.0, 1.0, 1.0, 0.25), band);
+        assert_eq!((entry.action, entry.quantity), (Action::SellShort, 0.3));
+        assert_eq!(Holding::new(5.0, 100.0, -1.0, 0.25).exposure, 0.0);
     }
 
     #[test]

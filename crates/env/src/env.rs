@@ -11,7 +11,7 @@ use crate::settings::InvalidActions;
 use tradelab_sim::broker::Broker;
 use tradelab_sim::order::Order;
 
-use crate::account_inputs::account_features;
+use crate::account_inputs::{account_features, Holding, SeedOrder};
 use crate::config::EnvConfig;
 use crate::market_data::{MarketData, Split, ACCOUNT_FEATURES};
 use crate::reward::RewardTracker;
@@ -225,13 +225,18 @@ impl TradingEnv {
     pub fn step(&mut self, act: EnvAction) -> StepResult {
         let mask = self.action_mask();
         let invalid = !mask[act.action.index()];
-        let action = if invalid {
-            Action::Hold
+        let order = if invalid {
+            SeedOrder {
+                action: Action::Hold,
+                quantity: 0.0,
+            }
         } else {
+            let a = self.broker.account();
+            let held = Holding::new(a.position(0).qty, a.mark(0), a.equity(), self.cfg.risk_budget());
             self.cfg
                 .env
                 .actions
-                .order(act.action, self.broker.account().position(0).qty)
+                .carry_out(act.action, act.quantity, held, self.cfg.env.exposure_band)
         };
         let fees_before = self.broker.account().fees_paid();
         let events_before = self.broker.risk().events.len();
@@ -240,7 +245,7 @@ impl TradingEnv {
         let next_index = self.t + 1;
         let next = series.bar(next_index);
 
-        let order = self.order_for(action, act.quantity, &now, &next);
+        let order = self.order_for(order, &now, &next);
         match self.cfg.engine.fill {
             FillPolicy::SignalClose => {
                 if let Some(o) = order {
@@ -294,16 +299,18 @@ impl TradingEnv {
 
     /// The order an action means, sized from the risk budget at the price
     /// it will fill near.
-    fn order_for(
-        &self,
-        action: Action,
-        quantity: f64,
-        now: &tradelab_core::Bar,
-        next: &tradelab_core::Bar,
-    ) -> Option<Order> {
+    fn order_for(&self, order: SeedOrder, now: &tradelab_core::Bar, next: &tradelab_core::Bar) -> Option<Order> {
+        let SeedOrder { action, quantity } = order;
         match action {
             Action::Hold => None,
-            Action::CloseLong | Action::CloseShort => Some(Order::market(0, action)),
+            Action::CloseLong | Action::CloseShort if quantity >= 1.0 => Some(Order::market(0, action)),
+            Action::CloseLong | Action::CloseShort => {
+                // Part of the position (exposure targets); the broker rounds
+                // it to whole lots.
+                let held = self.broker.account().position(0).qty.abs();
+                let units = quantity.clamp(0.0, 1.0) * held;
+                (units > 0.0).then(|| Order::market(0, action).units(units))
+            }
             Action::BuyLong | Action::SellShort => {
                 let q = if quantity.is_finite() {
                     quantity.clamp(0.0, 1.0)

@@ -52,7 +52,7 @@ pub mod settings;
 mod streaming;
 mod vec_env;
 
-pub use account_inputs::{account_features, action_mask};
+pub use account_inputs::{account_features, action_mask, Holding, SeedOrder, EXPOSURE_MASK};
 pub use config::EnvConfig;
 pub use env::{EnvAction, EnvError, Observation, StepInfo, StepResult, TradingEnv};
 pub use market_data::{feature_columns, window_from_bars, MarketData, Split, ACCOUNT_FEATURES, SPECIALIST_COLUMNS};

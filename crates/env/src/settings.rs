@@ -38,6 +38,16 @@ pub struct EnvSettings {
     /// choice existed read as `trade`.
     #[serde(default)]
     pub actions: ActionSpace,
+    /// Under `actions: exposure`, the no-trade band: no order while the
+    /// target is within this many risk budgets of the position held.
+    #[serde(default = "default_exposure_band")]
+    pub exposure_band: f64,
+}
+
+/// The band models saved before `env.exposure_band` existed read with
+/// (they never used it: only `exposure` models trade by it).
+fn default_exposure_band() -> f64 {
+    0.1
 }
 
 /// How the policy's five outputs are read (`env.actions`).
@@ -56,6 +66,15 @@ pub enum ActionSpace {
     /// current position, so its interface, audit trail and reports still
     /// speak the five seed actions.
     Target,
+    /// A continuous target exposure: the quantity head (a Beta on (0, 1),
+    /// read as `2q - 1`) is the position wanted, in [-1, 1] risk budgets
+    /// (1: long the whole single-asset cap, -1: short it, 0: flat). The
+    /// categorical carries nothing (only BUY_LONG is valid, with
+    /// probability 1), so the quantity is the whole decision; greedy
+    /// acting takes the Beta's mean. The environment turns the target
+    /// into the seed's orders (entries, adds, partial and full closes),
+    /// holding while it is within `env.exposure_band` of the position.
+    Exposure,
 }
 
 /// What a step's reward measures.
@@ -154,6 +173,7 @@ impl EnvSettings {
         v.range("env.risk_penalty", e.risk_penalty, 0.0, 1e6);
         v.range("env.invalid_penalty", e.invalid_penalty, 0.0, 1e6);
         v.range("env.ruin_fraction", e.ruin_fraction, 0.0, 0.999);
+        v.range("env.exposure_band", e.exposure_band, 0.0, 0.999);
     }
 }
 
@@ -187,7 +207,7 @@ mod tests {
     #[test]
     fn every_bound_is_refused_with_its_key() {
         type Edit = fn(&mut EnvSettings);
-        let cases: [(Edit, &str); 9] = [
+        let cases: [(Edit, &str); 10] = [
             (|e| e.window = 0, "env.window"),
             (|e| e.train_fraction = 1.0, "env.train_fraction"),
             (
@@ -200,6 +220,7 @@ mod tests {
             (|e| e.drawdown_penalty = -1.0, "env.drawdown_penalty"),
             (|e| e.invalid_penalty = f64::NAN, "env.invalid_penalty"),
             (|e| e.ruin_fraction = 1.0, "env.ruin_fraction"),
+            (|e| e.exposure_band = 1.0, "env.exposure_band"),
         ];
         for (edit, key) in cases {
             assert_eq!(refused_key(edit, EnvSettings::validate).as_deref(), Some(key));
@@ -219,7 +240,11 @@ mod tests {
 
     #[test]
     fn closed_choices_read_as_the_file_writes_them_and_older_models_read_as_trade() {
-        for (space, name) in [(ActionSpace::Trade, "trade"), (ActionSpace::Target, "target")] {
+        for (space, name) in [
+            (ActionSpace::Trade, "trade"),
+            (ActionSpace::Target, "target"),
+            (ActionSpace::Exposure, "exposure"),
+        ] {
             assert_eq!(serde_json::to_value(space).unwrap(), serde_json::json!(name));
         }
         for (kind, name) in [
@@ -234,7 +259,9 @@ mod tests {
         }
         let mut saved = serde_json::to_value(EnvSettings::default()).unwrap();
         saved.as_object_mut().unwrap().remove("actions");
+        saved.as_object_mut().unwrap().remove("exposure_band");
         let old: EnvSettings = serde_json::from_value(saved).unwrap();
         assert_eq!(old.actions, ActionSpace::Trade);
+        assert_eq!(old.exposure_band, 0.1);
     }
 }

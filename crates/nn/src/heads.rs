@@ -64,6 +64,11 @@ impl Beta {
         ((self.log_beta_fn()? - t1)? - t2)? + t3
     }
 
+    /// The mean `a/(a+b)` (the greedy value of a target exposure).
+    pub fn mean(&self) -> Result<Tensor> {
+        &self.alpha / (&self.alpha + &self.beta)?
+    }
+
     /// The mode `(a-1)/(a+b-2)` (the greedy quantity); 0.5 when a = b = 1.
     pub fn mode(&self) -> Result<Tensor> {
         let num = (&self.alpha - 1.0)?;
@@ -134,6 +139,11 @@ impl ScalarBeta {
     /// `ln p(x)`, as [`Beta::log_prob`].
     pub fn log_prob(&self, x: f64) -> f64 {
         (self.alpha - 1.0) * x.ln() + (self.beta - 1.0) * (1.0 - x).ln() - self.log_beta_fn()
+    }
+
+    /// The mean, as [`Beta::mean`].
+    pub fn mean(&self) -> f64 {
+        self.alpha / (self.alpha + self.beta)
     }
 
     /// The mode, as [`Beta::mode`].
@@ -228,6 +238,9 @@ mod tests {
         assert!(h[2].abs() < 1e-6);
         let m = b.mode().unwrap().to_vec1::<f64>().unwrap();
         assert!((m[0] - 1.0 / 3.0).abs() < 1e-9 && (m[1] - 0.5).abs() < 1e-9 && (m[2] - 0.5).abs() < 1e-9);
+        // Beta(2,3)'s mean is 2/5.
+        let mean = b.mean().unwrap().to_vec1::<f64>().unwrap();
+        assert!((mean[0] - 0.4).abs() < 1e-9 && (mean[1] - 0.5).abs() < 1e-9);
     }
 
     #[test]
@@ -266,6 +279,7 @@ mod tests {
                 "d entropy {i}"
             );
             assert!(close(s.mode(), modes[i]), "mode {i}");
+            assert!(close(s.mean(), s.alpha / (s.alpha + s.beta)), "mean {i}");
         }
     }
 }

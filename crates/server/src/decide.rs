@@ -395,6 +395,17 @@ pub fn apply_risk(settings: &Settings, instrument: &str, decision: &Decision, p:
                 }
             }
         }
+        Action::CloseLong | Action::CloseShort if decision.quantity < 1.0 => {
+            // Part of the position (an exposure target's trim), in whole lots.
+            let cfg = settings.env_config();
+            let lots = cfg.engine.instrument_lots.get(instrument).unwrap_or(&cfg.engine.lots);
+            let units = lots.round(decision.quantity.max(0.0) * p.position_units.abs());
+            RiskOutcome {
+                action: if units > 0.0 { decision.action } else { Action::Hold },
+                units,
+                checks,
+            }
+        }
         other => RiskOutcome {
             action: other,
             units: 0.0,

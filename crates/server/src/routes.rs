@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tradelab_agents::agent::Decision;
-use tradelab_env::ActionSpace;
+use tradelab_env::{ActionSpace, Holding};
 use tradelab_store::audit::{BacktestPart, NewDecision};
 use tradelab_store::registry::{ModelRecord, Stage};
 use tradelab_store::tracking::{MetricPoint, RunRecord};
@@ -454,9 +454,18 @@ pub struct DecisionResponse {
     /// `model_action` carries out from the posted position.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// The model's quantity: a fraction of the risk budget in (0, 1].
+    /// For a model trained with `env.actions: exposure`, the position it
+    /// wants in risk budgets (-1 short the whole single-asset cap, 0 flat,
+    /// 1 long it), which `model_action` moves toward from the posted
+    /// position (no order within `env.exposure_band` of it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_exposure: Option<f64>,
+    /// The model's quantity: a fraction of the risk budget in (0, 1] for
+    /// entries. For exposure models the order's: the entry's fraction of the
+    /// risk budget, or the fraction of the position a close closes (1: all).
     pub quantity: f64,
-    /// Units to trade (entries; 0 otherwise), after the risk layer.
+    /// Units to trade after the risk layer: entries, and partial closes
+    /// (0 for a close of the whole position or a hold).
     pub units: f64,
     /// Probability of each action.
     pub probabilities: BTreeMap<String, f32>,
@@ -501,7 +510,7 @@ pub async fn decide(
             .key(&req.instrument, &req.timeframe)
             .map_err(Problem::unprocessable)?;
         let unseen = !vocabulary.knows(&req.instrument);
-        let actions = m.actions;
+        let (actions, band) = (m.actions, m.exposure_band);
         let chosen = m
             .agent
             .select_action(&input(&flat, &req.portfolio, market, actions), true)
@@ -513,11 +522,23 @@ pub async fn decide(
             ));
         }
         let target = (actions == ActionSpace::Target).then_some(chosen.action);
+        let target_exposure = (actions == ActionSpace::Exposure).then_some(2.0 * chosen.quantity - 1.0);
+        let p = &req.portfolio;
+        let held = Holding::new(p.position_units, p.price, p.equity(), state.settings.env_config().risk_budget());
+        let order = actions.carry_out(chosen.action, chosen.quantity, held, band);
+        // Exposure models' quantity is the target, so the order's is reported;
+        // the others' is the model's own entry fraction, as before.
+        let quantity = if target_exposure.is_some() { order.quantity } else { chosen.quantity };
         let decision = Decision {
-            action: actions.order(chosen.action, req.portfolio.position_units),
+            action: order.action,
+            quantity,
             ..chosen
         };
-        let risk = apply_risk(&state.settings, &req.instrument, &decision, &req.portfolio);
+        let as_ordered = Decision {
+            quantity: order.quantity,
+            ..decision
+        };
+        let risk = apply_risk(&state.settings, &req.instrument, &as_ordered, &req.portfolio);
         let mut h = Sha256::new();
         for v in &flat {
             h.update(v.to_le_bytes());
@@ -528,12 +549,12 @@ pub async fn decide(
         h.update(req.instrument.as_bytes());
         h.update([0]);
         h.update(req.timeframe.as_bytes());
-        Ok((((decision, target, unseen), risk), hex::encode(h.finalize())))
+        Ok((((decision, target, target_exposure, unseen), risk), hex::encode(h.finalize())))
     })
     .await
     .map_err(|e| Problem::internal("the decision task", e))??;
     let record = &loaded.record;
-    let ((decision, target, unseen), risk) = decision;
+    let ((decision, target, target_exposure, unseen), risk) = decision;
     let probabilities: BTreeMap<String, f32> = tradelab_core::Action::ALL
         .iter()
         .map(|a| (a.as_str().to_string(), decision.probabilities[a.index()]))
@@ -548,7 +569,7 @@ pub async fn decide(
             action: risk.action.as_str().into(),
             quantity: decision.quantity,
             probabilities: serde_json::to_value(&probabilities).unwrap_or_default(),
-            risk_checks: serde_json::json!({"model_action": decision.action.as_str(), "target": target.map(|t| t.as_str()), "unseen_instrument": unseen, "units": risk.units, "checks": checks}),
+            risk_checks: serde_json::json!({"model_action": decision.action.as_str(), "target": target.map(|t| t.as_str()), "target_exposure": target_exposure, "unseen_instrument": unseen, "units": risk.units, "checks": checks}),
             caller: caller.map(|axum::Extension(c)| c.name()),
         })
         .await?;
@@ -560,6 +581,7 @@ pub async fn decide(
         action: risk.action.as_str().into(),
         model_action: decision.action.as_str().into(),
         target: target.map(|t| t.as_str().to_string()),
+        target_exposure,
         quantity: decision.quantity,
         units: risk.units,
         probabilities,

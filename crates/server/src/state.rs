@@ -29,6 +29,8 @@ pub struct LoadedModel {
     /// How its outputs are read (`env.actions` at training): orders, or
     /// targets the endpoint turns into orders.
     pub actions: ActionSpace,
+    /// Its no-trade band under `env.actions: exposure`.
+    pub exposure_band: f64,
     /// Its feature settings, to build windows from raw bars (`None` when
     /// its metadata's cannot be read: the `window` form still works).
     pub feature_settings: Option<FeatureSettings>,
@@ -134,12 +136,14 @@ impl AppState {
                         Some(v) => serde_json::from_value(v.clone())
                             .map_err(|e| Problem::internal("loading the model", format!("its env.actions: {e}")))?,
                     };
+                    let exposure_band = p.settings["env"]["exposure_band"].as_f64().unwrap_or(0.1);
                     let feature_settings = serde_json::from_value(p.settings["features"].clone()).ok();
                     Ok(Mutex::new(LoadedModel {
                         agent,
                         window,
                         features,
                         actions,
+                        exposure_band,
                         feature_settings,
                     }))
                 })

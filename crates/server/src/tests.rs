@@ -32,8 +32,9 @@ struct Api {
 }
 
 /// A server over a fresh SQLite store holding one registered model
-/// (`tiny`, version 1, in production; `tiny-target`, the same reading its
-/// outputs as targets), one run and one backtest.
+/// (`tiny`, version 1, in production; `tiny-target` and `tiny-exposure`,
+/// the same reading its outputs as targets and as a target exposure), one
+/// run and one backtest.
 async fn api() -> Api {
     api_with(Settings::default()).await
 }
@@ -50,6 +51,9 @@ async fn api_with(server_settings: Settings) -> Api {
     register_tiny(&store, dir.path(), "tiny", &settings).await;
     settings.env.actions = tradelab_env::ActionSpace::Target;
     register_tiny(&store, dir.path(), "tiny-target", &settings).await;
+    settings.env.actions = tradelab_env::ActionSpace::Exposure;
+    register_tiny(&store, dir.path(), "tiny-exposure", &settings).await;
+    settings.env.actions = tradelab_env::ActionSpace::Target;
     settings.ppo.instrument_dropout = 0.1;
     register_tiny(&store, dir.path(), "tiny-open", &settings).await;
     store
@@ -227,6 +231,39 @@ async fn a_target_model_says_the_position_it_wants_and_the_order_that_gets_there
         assert_eq!(d["model_action"], expected, "{d}");
         let audit = a.store.decisions("tiny-target").await.unwrap();
         assert_eq!(audit.last().unwrap().risk_checks["target"], target);
+    }
+}
+
+#[tokio::test]
+async fn an_exposure_model_says_the_exposure_it_wants_and_trades_only_outside_the_band() {
+    let a = api().await;
+    // 100,000 of equity at 50 with a 25% cap: 500 units are one risk budget.
+    for units in [0.0, 40.0, 100.0, 250.0, -250.0, 500.0] {
+        let mut o = observation();
+        o["portfolio"]["position_units"] = json!(units);
+        o["portfolio"]["avg_price"] = json!(50.0);
+        o["portfolio"]["cash"] = json!(100000.0 - units * 50.0);
+        let (s, d) = post_json(&a.app, "/v1/models/tiny-exposure/1/decide", &o).await;
+        assert_eq!(s, StatusCode::OK, "{d}");
+        assert_eq!(
+            d["probabilities"]["BUY_LONG"], 1.0,
+            "the categorical carries nothing: {d}"
+        );
+        let target = d["target_exposure"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&target), "{d}");
+        let held = units / 500.0;
+        let action = d["model_action"].as_str().unwrap();
+        assert_eq!(action == "HOLD", (target - held).abs() <= 0.1, "held {held}: {d}");
+        match action {
+            "BUY_LONG" => assert!(units >= 0.0 && target > held, "{d}"),
+            "SELL_SHORT" => assert!(units <= 0.0 && target < held, "{d}"),
+            "CLOSE_LONG" => assert!(units > 0.0 && target < held, "{d}"),
+            "CLOSE_SHORT" => assert!(units < 0.0 && target > held, "{d}"),
+            _ => {}
+        }
+        let audit = a.store.decisions("tiny-exposure").await.unwrap();
+        let recorded = audit.last().unwrap().risk_checks["target_exposure"].as_f64().unwrap();
+        assert!((recorded - target).abs() < 1e-9);
     }
 }
 

@@ -178,7 +178,8 @@ impl Broker {
                     return;
                 }
                 let qty = match o.qty {
-                    OrderQty::Units(u) => u.min(pos.abs()),
+                    // A partial close trades whole lots, as entries do.
+                    OrderQty::Units(u) if u < pos.abs() => self.state[i].lots.round(u),
                     _ => pos.abs(),
                 };
                 if qty <= 0.0 {

@@ -481,6 +481,31 @@ fn lot_sizes_and_fractional_quantities_apply_per_instrument() {
     assert_eq!(r.open_positions[2].qty, 37.0, "C falls back to whole units");
 }
 
+/// Exposure targets trim positions: a partial close trades whole lots
+/// (the rest stays open), and one for more than is held closes it all.
+#[test]
+fn partial_closes_trade_whole_lots_and_never_more_than_is_held() {
+    let a = series("A", &flat_bars(10, 100.0));
+    let b = series("B", &flat_bars(10, 100.0));
+    let mut cfg = frictionless();
+    cfg.lots = Lots {
+        size: 10.0,
+        fractional: false,
+    };
+    let orders = vec![
+        (0, Order::market(0, Action::BuyLong).units(50.0)),
+        (0, Order::market(1, Action::SellShort).units(50.0)),
+        (2, Order::market(0, Action::CloseLong).units(17.0)),
+        (2, Order::market(1, Action::CloseShort).units(7.0)),
+        (4, Order::market(1, Action::CloseShort).units(500.0)),
+    ];
+    let r = run(&[&a, &b], &mut Script { at: orders }, &cfg);
+    assert_eq!(r.open_positions[0].qty, 40.0, "17 units of a 10-unit lot close 10");
+    assert_eq!(r.open_positions[1].qty, 0.0, "{:?}", r.open_positions);
+    let closes: Vec<f64> = r.fills.iter().skip(2).map(|f| f.qty.abs()).collect();
+    assert_eq!(closes, vec![10.0, 50.0], "7 units close nothing; 500 close the 50 held");
+}
+
 /// Issue 20: an entry smaller than one whole lot trades nothing, and the
 /// result counts it and warns with the setting that fixes it (BTC at a
 /// 25% cap in whole units used to show "+0, 0 trades" without a word).

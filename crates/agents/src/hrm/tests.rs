@@ -108,6 +108,14 @@ fn learning_moves_every_head_and_logs_segments_and_halting() {
 }
 
 #[test]
+fn the_hrm_learns_and_acts_on_an_exposure_target() {
+    let s = hrm_settings();
+    let data = market(1500);
+    let mut a = agent(&s, &data, 1);
+    crate::testing::learns_and_acts_on_an_exposure_target(&mut a, &s, &data, weights);
+}
+
+#[test]
 fn inference_halts_by_the_q_head_and_reports_segments() {
     let s = hrm_settings();
     let data = market(800);

@@ -27,7 +27,7 @@ use crate::epochs::FIGURES;
 use crate::error::AgentError;
 use crate::reward_scale::RewardScaler;
 use crate::rollout::{entry, Acted, Actor, RolloutBuffer};
-use crate::sampling::{argmax, sample, QUANTITY_EPS};
+use crate::sampling::{argmax, quantity_is_the_target, sample, QUANTITY_EPS};
 
 /// The MLP policy's parameters, Adam's moments and every buffer an
 /// iteration needs, as flat vectors.
@@ -340,7 +340,12 @@ impl Actor for FusedActor<'_> {
             let p: [f32; 5] = cat.probs.map(|x| x as f32);
             let beta = ScalarBeta::from_raw(out[RAW_ALPHA] as f64, out[RAW_BETA] as f64);
             let (a, q) = if greedy {
-                (argmax(&p), beta.mode() as f32)
+                let q = if quantity_is_the_target(&masks[r * 5..r * 5 + 5]) {
+                    beta.mean()
+                } else {
+                    beta.mode()
+                };
+                (argmax(&p), q as f32)
             } else {
                 let a = sample(&p, self.rng.random::<f32>());
                 let q = rand_distr::Beta::new(beta.alpha as f32, beta.beta as f32)

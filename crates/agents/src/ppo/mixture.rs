@@ -32,7 +32,7 @@ use super::{Net, PpoAgent};
 use crate::agent::{AgentInput, MarketKey};
 use crate::error::AgentError;
 use crate::rollout::{entry, Acted, Batch};
-use crate::sampling::{argmax, sample, QUANTITY_EPS};
+use crate::sampling::{argmax, quantity_is_the_target, sample, QUANTITY_EPS};
 
 /// The mixture's type name.
 pub const MOE_KIND: &str = crate::kinds::MOE;
@@ -313,6 +313,7 @@ impl PpoAgent {
         let mut alphas = Vec::with_capacity(out.experts.len());
         let mut betas = Vec::with_capacity(out.experts.len());
         let mut modes = Vec::with_capacity(out.experts.len());
+        let mut means = Vec::with_capacity(out.experts.len());
         for o in &out.experts {
             log_probs.push(masked_log_probs(&o.logits, &mask)?.to_vec2::<f32>()?);
             let beta = Beta::from_raw(&o.raw_alpha, &o.raw_beta)?;
@@ -320,6 +321,7 @@ impl PpoAgent {
             betas.push(beta.beta.to_vec1::<f32>()?);
             if greedy {
                 modes.push(beta.mode()?.to_vec1::<f32>()?);
+                means.push(beta.mean()?.to_vec1::<f32>()?);
             }
         }
         let values = match self.forced_expert {
@@ -336,7 +338,14 @@ impl PpoAgent {
             let p: [f32; 5] =
                 std::array::from_fn(|a| g.iter().enumerate().map(|(k, gk)| gk * log_probs[k][i][a].exp()).sum());
             let (a, q) = if greedy {
-                let q = g.iter().enumerate().map(|(k, gk)| gk * modes[k][i]).sum::<f32>();
+                // An exposure target is the gate-weighted mean of the
+                // specialists' means (the mixture's expected target).
+                let greedy_q = if quantity_is_the_target(&masks[i * 5..i * 5 + 5]) {
+                    &means
+                } else {
+                    &modes
+                };
+                let q = g.iter().enumerate().map(|(k, gk)| gk * greedy_q[k][i]).sum::<f32>();
                 (argmax(&p), q)
             } else {
                 let mut gk = [0f32; 5];

@@ -92,6 +92,18 @@ fn an_update_changes_the_policy_a_little_and_logs_finite_diagnostics() {
 }
 
 #[test]
+fn every_encoder_and_the_mixture_learn_and_act_on_an_exposure_target() {
+    let s = small_settings();
+    let data = market(&s);
+    for encoder in ["mlp", "lstm", "transformer"] {
+        let mut a = agent(&s, encoder, &data);
+        crate::testing::learns_and_acts_on_an_exposure_target(&mut a, &s, &data, weights);
+    }
+    let (s, data, mut a, _) = mixture("mlp");
+    crate::testing::learns_and_acts_on_an_exposure_target(&mut a, &s, &data, weights);
+}
+
+#[test]
 fn masked_actions_are_never_chosen_and_greedy_is_repeatable() {
     let s = small_settings();
     let data = market(&s);

@@ -259,6 +259,9 @@ fn pretrain(agent: &mut HrmAgent, d: &RunData) -> Result<()> {
     if epochs == 0 {
         return Ok(());
     }
+    if d.settings.env.actions == ActionSpace::Exposure {
+        bail!("hierarchical_reasoning_model.pretrain_epochs teaches the seed's actions from hindsight labels, which an env.actions=exposure model does not choose; set pretrain_epochs to 0 or env.actions to trade or target");
+    }
     let data: Vec<_> = d.markets.iter().map(|m| m.data.clone()).collect();
     let keys: Vec<_> = d.markets.iter().map(|m| m.key).collect();
     let labels = training_labels(&data, LabelCosts::new(&d.settings.backtest, &d.settings.risk));
