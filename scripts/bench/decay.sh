@@ -6,11 +6,14 @@
 # steps on the 1000 bars before each window, guarded on the 125 bars just
 # before it) on every new window. Prints each series' mean return per window.
 #
-#   scripts/bench/decay.sh [AGENT] [WINDOWS]   (TRADELAB_BIN=path skips the release build)
+#   scripts/bench/decay.sh [AGENT] [WINDOWS] [--set KEY=VALUE ...]
+#   (TRADELAB_BIN=path skips the release build; the settings go to training,
+#   and the updates read them from the model)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 AGENT=${1:-ppo-lstm}
 WINDOWS=${2:-8}
+shift $(( $# < 2 ? $# : 2 ))
 ROOT=$PWD
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -23,7 +26,7 @@ for s in nvda-1999-2014 orcl-1995-2014 yhoo-1996-2014; do
   csv=$ROOT/data/raw/$s.txt
   "$BIN" --set store.url=sqlite://$WORK/s.db --set store.model_dir=$WORK/models \
     train --agent "$AGENT" --symbol "$csv" --steps 65536 --out "base-$s" \
-    --set env.train_fraction=0.4 --set env.validation_fraction=0.1 >/dev/null 2>&1
+    --set env.train_fraction=0.4 --set env.validation_fraction=0.1 "$@" >/dev/null 2>&1
   echo "== $s ($AGENT)"
   "$BIN" --set store.url=sqlite://$WORK/s.db --set store.model_dir=$WORK/models \
     adapt --model "base-$s/best" --data "$csv" --window 1000 --validation 250 --steps 8192 \

@@ -168,7 +168,8 @@ impl GateLog {
 }
 
 /// What the mixture intends for one observation: the gate's weights, each
-/// specialist's signed exposure, P(buy long)·E\[q\] − P(sell short)·E\[q\], and
+/// specialist's signed exposure, P(buy long)·E\[q\] − P(sell short)·E\[q\]
+/// (under `env.actions: exposure`, its mean target 2·E\[q\] − 1), and
 /// the specialist the most likely regime calls for (the largest of the
 /// bar's specialist weights).
 #[derive(Debug, Clone, PartialEq)]
@@ -385,6 +386,7 @@ impl PpoAgent {
             return Ok(None);
         };
         let mask: Vec<f32> = input.mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+        let target = quantity_is_the_target(&mask);
         let out = self.forward_mixture(mix, input.window, &input.account, &[input.market])?;
         let mask = Tensor::from_vec(mask, (1, 5), &self.device)?;
         let gate = self.gate_rows(&out)?.remove(0);
@@ -392,8 +394,13 @@ impl PpoAgent {
         for o in &out.experts {
             let p = masked_log_probs(&o.logits, &mask)?.exp()?.to_vec2::<f32>()?.remove(0);
             let beta = Beta::from_raw(&o.raw_alpha, &o.raw_beta)?;
-            let mean = (&beta.alpha / (&beta.alpha + &beta.beta)?)?.to_vec1::<f32>()?[0];
-            exposures.push((p[Action::BuyLong.index()] - p[Action::SellShort.index()]) * mean);
+            let mean = beta.mean()?.to_vec1::<f32>()?[0];
+            // An exposure target's mean is the exposure itself, read as 2q - 1.
+            exposures.push(if target {
+                2.0 * mean - 1.0
+            } else {
+                (p[Action::BuyLong.index()] - p[Action::SellShort.index()]) * mean
+            });
         }
         let last = &input.window[(self.config.window - 1) * self.config.features..];
         let regime_specialist = self

@@ -101,6 +101,23 @@ fn every_encoder_and_the_mixture_learn_and_act_on_an_exposure_target() {
     }
     let (s, data, mut a, _) = mixture("mlp");
     crate::testing::learns_and_acts_on_an_exposure_target(&mut a, &s, &data, weights);
+    // The mixture's view reads each specialist's intent as its greedy
+    // target exposure, 2 E[q] - 1.
+    let input = AgentInput {
+        window: data.window(data.steps(Split::Train).start + 9),
+        account: [0.0; 3],
+        mask: tradelab_env::EXPOSURE_MASK,
+        market: KEY[0],
+    };
+    let view = a.mixture_view(&input).unwrap().unwrap();
+    for k in 0..view.exposures.len() {
+        a.force_expert(Some(k)).unwrap();
+        let q = a.select_action(&input, true).unwrap().quantity as f32;
+        assert!(
+            (view.exposures[k] - (2.0 * q - 1.0)).abs() < 1e-5,
+            "specialist {k}: {view:?} vs q {q}"
+        );
+    }
 }
 
 #[test]
