@@ -71,6 +71,7 @@ pub mod logistic;
 pub mod ppo;
 
 // Drivers.
+pub mod complexity;
 pub mod ensemble;
 pub mod evaluate;
 pub mod load;

@@ -451,6 +451,25 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
         "hierarchical_reasoning_model.pretrain_epochs=2",
     ]));
     assert!(out.contains("pretrain 2/2: cross-entropy"), "pre-training ran: {out}");
+    // Hindsight labels are seed actions; an exposure model does not choose them.
+    let refused = train(&[
+        "--symbol",
+        csv,
+        "--steps",
+        "512",
+        "--out",
+        "hrm-exposure",
+        "--set",
+        "hierarchical_reasoning_model.pretrain_epochs=2",
+        "--set",
+        "env.actions=exposure",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("set pretrain_epochs to 0 or env.actions to trade or target"),
+        "{}",
+        text(&refused)
+    );
     assert!(out.contains(" | seg "), "progress shows segments: {out}");
     let meta = read_json(d.join("hrm/last/metadata.json"));
     assert_eq!(meta["model"], "hrm");
@@ -465,6 +484,11 @@ fn hrm_trains_evaluates_and_grows_its_vocabulary() {
     let summary = read_json(d.join("eval/evaluation.json"));
     assert_eq!(summary["kind"], "hrm");
     assert!(summary["segments_per_decision"]["decisions"].as_u64().unwrap() > 0);
+    assert!(out.contains("calm third"), "segments by turbulence: {out}");
+    let by = &summary["segments_per_decision"]["by_turbulence"][0];
+    for third in ["calm", "middle", "turbulent"] {
+        assert!((1.0..=2.0).contains(&by[third].as_f64().unwrap()), "{by}");
+    }
 
     // Online updates take the HRM too.
     let out = ok(tradelab(

@@ -116,6 +116,47 @@ fn the_hrm_learns_and_acts_on_an_exposure_target() {
 }
 
 #[test]
+fn segments_by_turbulence_cover_every_decision_and_average_to_the_greedy_pass() {
+    use crate::complexity::segments_by_turbulence;
+    let s = hrm_settings();
+    let data = market(1500);
+    let mut a = agent(&s, &data, 1);
+    let mut envs = VecEnv::new(std::slice::from_ref(&data), 4, Split::Train, &s.env_config(), 1).unwrap();
+    a.learn(&mut envs, &KEY).unwrap();
+    let env = s.env_config();
+    let by = segments_by_turbulence(&mut a, &data, KEY[0], Split::Validation, &env)
+        .unwrap()
+        .expect("the HRM reports segments");
+    // The same greedy pass, counted as one histogram.
+    a.take_segment_counts();
+    let pass = crate::evaluate::greedy_episode(&mut a, &data, KEY[0], Split::Validation, &env).unwrap();
+    let counts = a.take_segment_counts();
+    let decisions: u64 = counts.iter().sum();
+    assert_eq!(by.decisions as u64, decisions);
+    assert_eq!(by.decisions, pass.steps);
+    let overall = counts
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (k + 1) as f64 * *c as f64)
+        .sum::<f64>()
+        / decisions as f64;
+    let n = by.decisions;
+    let (a3, b3) = (n / 3, 2 * n / 3);
+    let weighted = (by.calm * a3 as f64 + by.middle * (b3 - a3) as f64 + by.turbulent * (n - b3) as f64) / n as f64;
+    assert!((weighted - overall).abs() < 1e-9, "{by:?} vs {overall}");
+    let max = s.hierarchical_reasoning_model.max_segments as f64;
+    for m in [by.calm, by.middle, by.turbulent] {
+        assert!((1.0..=max).contains(&m), "{by:?}");
+    }
+    // A policy without adaptive computation has nothing to report.
+    let mut ppo = crate::ppo::tests::agent(&s, "mlp", &data);
+    assert_eq!(
+        segments_by_turbulence(&mut ppo, &data, KEY[0], Split::Validation, &env).unwrap(),
+        None
+    );
+}
+
+#[test]
 fn inference_halts_by_the_q_head_and_reports_segments() {
     let s = hrm_settings();
     let data = market(800);

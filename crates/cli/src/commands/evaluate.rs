@@ -31,6 +31,7 @@ use tradelab_sim::strategies::baseline;
 use crate::cli::{EvaluateArgs, GlobalArgs};
 use crate::context::{load_settings, model_settings};
 use crate::output::{build_report, style, write_report};
+use tradelab_agents::complexity::{segments_by_turbulence, TURBULENCE_BARS};
 use tradelab_app::data_sources::{recorded_symbols, RecordedSymbols};
 use tradelab_app::markets::{data_hash, load_series, markets};
 
@@ -310,14 +311,35 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     print_statistics(&statistics, a.trials);
     let segments = agent.take_segment_counts();
     let decisions: u64 = segments.iter().sum();
-    let segment_summary = (decisions > 0).then(|| {
-        let mean = segments.iter().enumerate().map(|(k, c)| (k + 1) as f64 * *c as f64).sum::<f64>() / decisions as f64;
+    let mut segment_summary = None;
+    if decisions > 0 {
+        let mean = segments
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (k + 1) as f64 * *c as f64)
+            .sum::<f64>()
+            / decisions as f64;
         println!(
             "reasoning segments per decision: mean {mean:.2} over {decisions} decisions; histogram (1..{}): {segments:?}",
             segments.len()
         );
-        serde_json::json!({"mean": mean, "decisions": decisions, "histogram": segments})
-    });
+        // Does adaptive computation spend more on turbulent bars? A second
+        // greedy pass per market, grouped by the bar's recent volatility.
+        let mut by_turbulence = Vec::new();
+        for m in &markets {
+            let env = settings.env_config();
+            if let Some(by) = segments_by_turbulence(agent.as_mut(), &m.data, m.key, split, &env)? {
+                println!(
+                    "  {}: calm third {:.2}, middle {:.2}, turbulent third {:.2} (terciles of the {TURBULENCE_BARS}-bar mean |log return|)",
+                    m.data.series.instrument, by.calm, by.middle, by.turbulent
+                );
+                by_turbulence.push(serde_json::json!({"instrument": m.data.series.instrument, "calm": by.calm, "middle": by.middle, "turbulent": by.turbulent, "decisions": by.decisions}));
+            }
+        }
+        segment_summary = Some(
+            serde_json::json!({"mean": mean, "decisions": decisions, "histogram": segments, "by_turbulence": by_turbulence}),
+        );
+    }
     let summary: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| serde_json::json!({"model_used": r.model_used, "instruments": r.instruments, "start": r.start_date, "end": r.end_date, "total_pnl": r.metrics.total_pnl, "sharpe": r.metrics.curve.sharpe, "max_drawdown_pct": r.max_drawdown_pct, "total_trades": r.total_trades}))
