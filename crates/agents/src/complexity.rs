@@ -29,6 +29,20 @@ pub struct SegmentsByTurbulence {
     pub decisions: usize,
 }
 
+/// The mean segments per decision of a histogram (`counts[k]` decisions
+/// used `k + 1` segments); `None` when it holds no decision.
+pub fn mean_segments(counts: &[u64]) -> Option<f64> {
+    let decisions: u64 = counts.iter().sum();
+    (decisions > 0).then(|| {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (k + 1) as f64 * *c as f64)
+            .sum::<f64>()
+            / decisions as f64
+    })
+}
+
 /// A bar's turbulence: the mean absolute log return of the
 /// [`TURBULENCE_BARS`] bars up to and including `t` (causal).
 fn turbulence(close: &[f64], t: usize) -> f64 {
@@ -66,17 +80,9 @@ pub fn segments_by_turbulence<A: Agent + ?Sized>(
             },
             true,
         )?;
-        let counts = agent.take_segment_counts();
-        let decisions: u64 = counts.iter().sum();
-        if decisions == 0 {
+        let Some(segments) = mean_segments(&agent.take_segment_counts()) else {
             return Ok(None);
-        }
-        let segments = counts
-            .iter()
-            .enumerate()
-            .map(|(k, c)| (k + 1) as f64 * *c as f64)
-            .sum::<f64>()
-            / decisions as f64;
+        };
         measured.push((turbulence(close, env.bar_index()), segments));
         let r = env.step(EnvAction::new(d.action, d.quantity));
         if r.terminated || r.truncated {
@@ -104,6 +110,12 @@ pub fn segments_by_turbulence<A: Agent + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_segments_weighs_each_depth_by_its_decisions() {
+        assert_eq!(mean_segments(&[0, 0, 0]), None);
+        assert_eq!(mean_segments(&[3, 0, 1]), Some((3.0 + 3.0) / 4.0));
+    }
 
     #[test]
     fn turbulence_is_the_causal_mean_absolute_log_return() {

@@ -276,6 +276,7 @@ const AGENT_MODULES: &[(&str, u8)] = &[
     ("logistic", 2),
     ("gbt", 2),
     ("trainer", 3),
+    ("complexity", 3),
     ("ensemble", 3),
     ("evaluate", 3),
     ("load", 3),

@@ -134,12 +134,7 @@ fn segments_by_turbulence_cover_every_decision_and_average_to_the_greedy_pass() 
     let decisions: u64 = counts.iter().sum();
     assert_eq!(by.decisions as u64, decisions);
     assert_eq!(by.decisions, pass.steps);
-    let overall = counts
-        .iter()
-        .enumerate()
-        .map(|(k, c)| (k + 1) as f64 * *c as f64)
-        .sum::<f64>()
-        / decisions as f64;
+    let overall = crate::complexity::mean_segments(&counts).unwrap();
     let n = by.decisions;
     let (a3, b3) = (n / 3, 2 * n / 3);
     let weighted = (by.calm * a3 as f64 + by.middle * (b3 - a3) as f64 + by.turbulent * (n - b3) as f64) / n as f64;

@@ -31,7 +31,7 @@ use tradelab_sim::strategies::baseline;
 use crate::cli::{EvaluateArgs, GlobalArgs};
 use crate::context::{load_settings, model_settings};
 use crate::output::{build_report, style, write_report};
-use tradelab_agents::complexity::{segments_by_turbulence, TURBULENCE_BARS};
+use tradelab_agents::complexity::{mean_segments, segments_by_turbulence, TURBULENCE_BARS};
 use tradelab_app::data_sources::{recorded_symbols, RecordedSymbols};
 use tradelab_app::markets::{data_hash, load_series, markets};
 
@@ -312,13 +312,7 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
     let segments = agent.take_segment_counts();
     let decisions: u64 = segments.iter().sum();
     let mut segment_summary = None;
-    if decisions > 0 {
-        let mean = segments
-            .iter()
-            .enumerate()
-            .map(|(k, c)| (k + 1) as f64 * *c as f64)
-            .sum::<f64>()
-            / decisions as f64;
+    if let Some(mean) = mean_segments(&segments) {
         println!(
             "reasoning segments per decision: mean {mean:.2} over {decisions} decisions; histogram (1..{}): {segments:?}",
             segments.len()
