@@ -98,7 +98,8 @@ pub struct SeedOrder {
 }
 
 impl SeedOrder {
-    const HOLD: SeedOrder = SeedOrder {
+    /// No order.
+    pub const HOLD: SeedOrder = SeedOrder {
         action: Action::Hold,
         quantity: 0.0,
     };

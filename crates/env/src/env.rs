@@ -226,10 +226,7 @@ impl TradingEnv {
         let mask = self.action_mask();
         let invalid = !mask[act.action.index()];
         let order = if invalid {
-            SeedOrder {
-                action: Action::Hold,
-                quantity: 0.0,
-            }
+            SeedOrder::HOLD
         } else {
             let a = self.broker.account();
             let held = Holding::new(a.position(0).qty, a.mark(0), a.equity(), self.cfg.risk_budget());
