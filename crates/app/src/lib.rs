@@ -19,6 +19,8 @@
 //! - [`metrics`]: the Prometheus counters the server and workers update;
 //! - [`auth_setup`]: signing keys, the first administrator, the command
 //!   line's client;
+//! - [`optimize`]: parameter searches over the rule baselines on every
+//!   core, their reports, heatmaps and walk-forward optimisation;
 //! - [`sweep`]: hyperparameter sweeps as jobs, their state, ranking and
 //!   overfitting statistics;
 //! - [`run_liveness`]: runs whose process died are marked failed;
@@ -36,6 +38,7 @@ pub mod jobs;
 pub mod markets;
 pub mod metrics;
 pub mod mlflow;
+pub mod optimize;
 pub mod record;
 pub mod registry;
 pub mod run_liveness;

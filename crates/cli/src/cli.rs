@@ -52,6 +52,12 @@ pub enum Command {
     /// switches on a synthetic market with known switches: soft blending
     /// against hard switching to the top specialist.
     Transitions(TransitionsArgs),
+    /// Search a rule strategy's parameters (and any backtest or risk
+    /// setting) over a grid or at random, in one process on every core:
+    /// a ranked table, JSON, CSV, a heatmap and an HTML page, with the
+    /// deflated Sharpe ratio, the probability of backtest overfitting and
+    /// optional walk-forward optimisation.
+    Optimize(OptimizeArgs),
     /// Monte Carlo stress test of a strategy's equity curve.
     Stress(StressArgs),
     /// Train an RL agent (PPO with an LSTM, Transformer or MLP encoder).
@@ -730,6 +736,59 @@ pub struct BacktestArgs {
     /// next_open (default) or signal_close.
     #[arg(long)]
     pub fill: Option<String>,
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Print the JSON report to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// The rule strategy: sma_crossover, rsi_mean_reversion, momentum,
+    /// buy_and_hold_vol_target or momentum_vol_target.
+    #[arg(long, short)]
+    pub strategy: String,
+    /// Instrument(s) as `backtest` takes them (repeatable: several share one account).
+    #[arg(long = "symbol", required = true)]
+    pub symbols: Vec<String>,
+    /// A parameter and its values (repeatable): NAME=START:END[:STEP] (both
+    /// ends included) or NAME=A,B,C. NAME is one of the strategy's settings
+    /// (fast, slow, period, lookback, ...) or any key under backtest. or
+    /// risk. (backtest.costs.percent, risk.max_drawdown, backtest.fill).
+    #[arg(long = "param", required = true)]
+    pub params: Vec<String>,
+    /// A condition every combination must meet (repeatable), such as
+    /// "fast < slow"; operators < <= > >= == !=.
+    #[arg(long = "constraint")]
+    pub constraints: Vec<String>,
+    /// grid (every combination) or random (--trials of them, drawn with --seed).
+    #[arg(long, default_value = "grid")]
+    pub method: String,
+    /// Combinations a random search draws.
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// The metric ranked by: sharpe, sortino, calmar, total_return, cagr,
+    /// max_drawdown, profit_factor, win_rate or total_pnl.
+    #[arg(long, default_value = "sharpe")]
+    pub metric: String,
+    /// Walk-forward optimisation with K folds: search each window, trade
+    /// the choice on the next, stitch the out-of-sample curve.
+    #[arg(long = "walk-forward", value_name = "K")]
+    pub walk_forward: Option<usize>,
+    /// The heatmap's two parameters, X,Y (default: the first two).
+    #[arg(long)]
+    pub heatmap: Option<String>,
+    /// Rows of the ranked table.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Blocks for the probability of backtest overfitting (CSCV; even).
+    #[arg(long, default_value_t = 16)]
+    pub pbo_blocks: usize,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Where the reports go (default: a new folder under report.out_dir).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
     /// Print the JSON report to stdout instead of the table.

@@ -732,3 +732,85 @@ fn a_portfolio_backtest_sizes_by_hierarchical_risk_parity() {
     );
     assert_clean_failure(&o, &["backtest.sizing.hrp_window"]);
 }
+
+/// Issue 25: a grid search end to end, and its answers to bad searches.
+#[test]
+fn optimize_ranks_a_grid_writes_its_reports_and_explains_bad_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tradelab(
+        dir.path(),
+        &[
+            "optimize",
+            "-s",
+            "sma_crossover",
+            "--symbol",
+            "nvda",
+            "--param",
+            "fast=5:20:5",
+            "--param",
+            "slow=30:90:20",
+            "--constraint",
+            "fast < slow",
+            "--top",
+            "3",
+            "--out-dir",
+            "opt",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "16 combinations (grid)",
+        "score (sharpe)",
+        "deflated Sharpe ratio",
+        "probability of backtest overfitting",
+        "heatmap:",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+    for f in ["optimize.json", "optimize.csv", "heatmap.svg", "optimize.html"] {
+        assert!(dir.path().join("opt").join(f).is_file(), "{f}");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("opt/optimize.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 17);
+
+    let bad = |args: &[&str], needles: &[&str]| {
+        let mut all = vec!["optimize", "-s", "sma_crossover", "--symbol", "nvda"];
+        all.extend_from_slice(args);
+        assert_clean_failure(&tradelab(dir.path(), &all), needles);
+    };
+    bad(
+        &[
+            "--param",
+            "fast=50:60",
+            "--param",
+            "slow=20:30",
+            "--constraint",
+            "fast < slow",
+        ],
+        &["search is empty", "fast < slow"],
+    );
+    bad(&["--param", "speed=1:3"], &["unknown parameter `speed`", "fast, slow"]);
+    bad(&["--param", "fast=0.5:3"], &["`0.5` is not a whole number"]);
+    bad(
+        &["--param", "fast=5:40", "--param", "slow=20:30"],
+        &["refused by the settings", "--constraint"],
+    );
+    bad(&["--param", "fast=5:10", "--method", "random"], &["--trials"]);
+    bad(
+        &["--param", "fast=5:10", "--metric", "alpha"],
+        &["unknown metric `alpha`", "sharpe"],
+    );
+    bad(
+        &["--param", "fast=5:10", "--walk-forward", "500"],
+        &["--walk-forward 500", "windows"],
+    );
+    bad(
+        &["--param", "fast=5:10", "--param", "slow=40:50", "--heatmap", "fast"],
+        &["X,Y"],
+    );
+    bad(
+        &["--param", "data.lot_size=1:2"],
+        &["only strategies, backtest and risk"],
+    );
+}

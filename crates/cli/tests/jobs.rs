@@ -213,3 +213,67 @@ fn a_killed_workers_job_is_finished_by_another_on_postgres() {
     let db = common::TestDatabase::create(&base, format!("tradelab_jobs_{}", std::process::id()));
     killed_worker_journey(&db.url);
 }
+
+#[test]
+fn an_optimisation_job_reports_progress_and_its_best_combination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let db = format!("sqlite://{}", d.join("shared.db").display());
+    std::fs::create_dir_all(d.join("data/raw")).unwrap();
+    ok(tradelab(d, &db)
+        .args(["data", "synth", "--bars", "1500", "--out", "data/raw/synth.csv"])
+        .output()
+        .unwrap());
+    let (_server, line) = start({
+        let mut c = tradelab(d, &db);
+        c.args(["serve", "--addr", "127.0.0.1:0", "--workers", "0", "--insecure-no-auth"]);
+        c
+    });
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, job) = http(
+        &addr,
+        "POST",
+        "/v1/optimizations",
+        Some(&json!({
+            "strategy": "sma_crossover",
+            "symbols": ["synth"],
+            "params": ["fast=5:20:5", "slow=30:60:10"],
+            "constraints": ["fast < slow"],
+            "metric": "total_return",
+            "walk_forward": 2
+        })),
+    );
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let (_worker, _) = start({
+        let mut c = tradelab(d, &db);
+        c.arg("worker");
+        c
+    });
+    let done = wait_for("the optimisation to finish", Duration::from_secs(120), || {
+        let (_, j) = http(&addr, "GET", &format!("/v1/jobs/{id}"), None);
+        let s = j["status"].as_str().unwrap_or("").to_string();
+        assert!(s != "failed" && s != "cancelled", "{j}");
+        (s == "finished").then_some(j)
+    });
+    // 16 combinations, searched once over every bar and once per fold.
+    assert_eq!(done["result"]["combinations"], 16, "{done}");
+    assert_eq!(done["progress"]["done"], 48, "{done}");
+    assert_eq!(done["progress"]["total"], 48, "{done}");
+    let best = &done["result"]["best"];
+    assert!(
+        best["fast"].as_i64().unwrap() < best["slow"].as_i64().unwrap(),
+        "{done}"
+    );
+    let report = done["result"]["report"].as_str().unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(d.join(report)).unwrap()).unwrap();
+    assert_eq!(report["results"]["rows"][0]["params"], *best);
+    assert_eq!(report["walk_forward"]["folds"].as_array().unwrap().len(), 2);
+}

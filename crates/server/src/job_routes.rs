@@ -17,14 +17,14 @@ use utoipa::ToSchema;
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::routes::Limit;
 use super::state::AppState;
-use tradelab_app::jobs::spec::{BacktestJob, JobSpec, TrainJob};
+use tradelab_app::jobs::spec::{BacktestJob, JobSpec, OptimizeJob, TrainJob};
 
 /// A background job (a training run or a backtest) as the queue records it.
 #[derive(Serialize, ToSchema)]
 pub struct Job {
     /// The job's random hex id.
     pub id: String,
-    /// `train` or `backtest`.
+    /// `train`, `backtest` or `optimize`.
     pub kind: String,
     /// queued, running, cancel_requested, finished, failed or cancelled.
     pub status: String,
@@ -94,6 +94,17 @@ pub async fn start_backtest(
     Json(job): Json<BacktestJob>,
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     submit(&s, JobSpec::Backtest(job)).await
+}
+
+/// Starts a parameter search over a rule strategy as a background job; its
+/// progress counts backtests done, its result names the best combination,
+/// the deflated Sharpe ratio, PBO and the report.
+#[utoipa::path(post, path = "/v1/optimizations", request_body = OptimizeJob, responses((status = 202, body = Job), (status = 422, body = Problem)))]
+pub async fn start_optimization(
+    State(s): State<Arc<AppState>>,
+    Json(job): Json<OptimizeJob>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    submit(&s, JobSpec::Optimize(job)).await
 }
 
 /// Jobs, newest first.

@@ -90,6 +90,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         routes::decide,
         job_routes::start_training,
         job_routes::start_backtest,
+        job_routes::start_optimization,
         job_routes::jobs,
         job_routes::job,
         job_routes::cancel,
@@ -182,6 +183,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
         ("GET", "/v1/backtests", &[DATA_READ]),
         ("POST", "/v1/backtests", &[BACKTEST]),
         ("POST", "/v1/training-jobs", &[TRAIN]),
+        ("POST", "/v1/optimizations", &[BACKTEST]),
         ("GET", "/v1/jobs", &[DATA_READ]),
         ("GET", "/v1/jobs/{id}", &[DATA_READ]),
         ("POST", "/v1/jobs/{id}/cancel", &[TRAIN, BACKTEST]),
@@ -244,6 +246,10 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route(
             "/v1/training-jobs",
             post(job_routes::start_training).route_layer(needs(&[TRAIN])),
+        )
+        .route(
+            "/v1/optimizations",
+            post(job_routes::start_optimization).route_layer(needs(&[BACKTEST])),
         )
         .route("/v1/jobs", get(job_routes::jobs).route_layer(needs(&[DATA_READ])))
         .route("/v1/jobs/{id}", get(job_routes::job).route_layer(needs(&[DATA_READ])))

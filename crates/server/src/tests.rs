@@ -636,6 +636,17 @@ async fn jobs_are_queued_checked_followed_and_cancelled() {
     )
     .await;
     assert_eq!((s, job["kind"].as_str()), (StatusCode::ACCEPTED, Some("train")));
+    let (s, job) = post_json(
+        &a.app,
+        "/v1/optimizations",
+        &json!({"strategy": "sma_crossover", "symbols": ["acme"], "params": ["fast=5:20:5", "slow=30:60:10"], "constraints": ["fast < slow"]}),
+    )
+    .await;
+    assert_eq!(
+        (s, job["kind"].as_str()),
+        (StatusCode::ACCEPTED, Some("optimize")),
+        "{job}"
+    );
     // What a client may not ask for is refused before anything is queued.
     for (route, body, needle) in [
         ("/v1/training-jobs", json!({"agent": "dqn"}), "unknown agent"),
@@ -660,16 +671,26 @@ async fn jobs_are_queued_checked_followed_and_cancelled() {
             json!({"strategy": "momentum", "symbols": []}),
             "at least one symbol",
         ),
+        (
+            "/v1/optimizations",
+            json!({"strategy": "sma_crossover", "symbols": ["acme"], "params": ["fast=5:50"], "metric": "alpha"}),
+            "unknown metric",
+        ),
+        (
+            "/v1/optimizations",
+            json!({"strategy": "sma_crossover", "symbols": ["acme"], "params": ["--config=/etc/passwd"]}),
+            "not a plain expression",
+        ),
     ] {
         let (s, p) = post_json(&a.app, route, &body).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {p}");
         assert!(p["detail"].as_str().unwrap().contains(needle), "{body}: {p}");
     }
-    assert_eq!(a.store.recent_jobs(10).await.unwrap().len(), 2);
+    assert_eq!(a.store.recent_jobs(10).await.unwrap().len(), 3);
     let (_, _, text) = call(&a.app, "GET", "/metrics", None).await;
     let text = String::from_utf8(text).unwrap();
     assert!(
-        text.contains("tradelab_jobs{status=\"queued\"} 1") && text.contains("tradelab_jobs{status=\"cancelled\"} 1"),
+        text.contains("tradelab_jobs{status=\"queued\"} 2") && text.contains("tradelab_jobs{status=\"cancelled\"} 1"),
         "{text}"
     );
 }

@@ -16,6 +16,9 @@
 //! - [`stats`]: bootstrap intervals and the probabilistic and deflated
 //!   Sharpe ratios, so a figure comes with how far to trust it;
 //! - [`walkforward`] and [`montecarlo`]: honest evaluation helpers.
+//! - [`optimize`]: parameter grids and random searches over the baselines
+//!   on every core, with heatmaps, walk-forward optimisation and the
+//!   overfitting statistics.
 //!
 //! Architecture invariant: nothing here knows about the ML framework, the
 //! database or HTTP.
@@ -41,6 +44,7 @@ pub mod costs;
 pub mod engine;
 pub mod metrics;
 pub mod montecarlo;
+pub mod optimize;
 pub mod order;
 pub mod portfolio;
 pub mod report;

@@ -101,3 +101,53 @@ fn the_trader_chart_renders_every_panel_in_its_place() {
     assert_eq!(count(&png, 523..642, Hue::Blue), 0, "no equity in the drawdown panel");
     assert_eq!(count(&png, 0..45, Hue::Blue), 0, "nothing over the title");
 }
+
+/// Issue 25: the optimiser's heatmap renders, one coloured cell per pair
+/// of values and the best combination outlined in red.
+#[test]
+fn the_optimisation_heatmap_renders_its_cells_and_marks_the_best() {
+    use std::sync::atomic::AtomicUsize;
+    use tradelab_sim::optimize::heatmap::heatmap_svg;
+    use tradelab_sim::optimize::{search, BacktestSetup, Objective, ParamSpec, RunOptions};
+
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/raw/orcl-1995-2014.txt");
+    let (series, _) = load_file(&path, &LoadOptions::default()).unwrap();
+    let base = BacktestSetup::new(
+        "sma_crossover",
+        StrategySettings::default(),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )
+    .unwrap();
+    let params = ["fast=5:50:5", "slow=20:200:10"].map(|p| ParamSpec::parse(p).unwrap());
+    let found = search(
+        &base,
+        &params,
+        &["fast < slow"],
+        None,
+        Objective::Sharpe,
+        &[&series],
+        &RunOptions::default(),
+        &AtomicUsize::new(0),
+    )
+    .unwrap();
+    let svg = heatmap_svg(&found.results, "fast", "slow", "sma_crossover on orcl").unwrap();
+    let png = render(&svg);
+    png.save_png(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("optimize-heatmap.png"))
+        .unwrap();
+    let (mut outline, mut colours) = (0, std::collections::BTreeSet::new());
+    for y in 0..png.height() {
+        for x in 0..png.width() {
+            let c = png.pixel(x, y).unwrap().demultiply();
+            if c.red() > 200 && c.green() < 40 && c.blue() < 40 {
+                outline += 1;
+            }
+            colours.insert((c.red() / 32, c.green() / 32, c.blue() / 32));
+        }
+    }
+    assert!(outline > 40, "the best cell is outlined in red ({outline} pixels)");
+    assert!(colours.len() > 12, "cells take many colours ({})", colours.len());
+    // Cells below the diagonal (fast >= slow) never ran: grey, and there are some.
+    assert!(svg.contains("not run or undefined"));
+}

@@ -60,6 +60,37 @@ pub struct BacktestJob {
     pub settings: Vec<String>,
 }
 
+/// An optimisation job: the same choices as `tradelab optimize`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeJob {
+    /// sma_crossover, rsi_mean_reversion, momentum, buy_and_hold_vol_target
+    /// or momentum_vol_target.
+    pub strategy: String,
+    /// Instruments in data.raw_dir (names, not paths); several share one account.
+    pub symbols: Vec<String>,
+    /// `NAME=START:END[:STEP]` or `NAME=A,B,C`: a strategy parameter
+    /// (`fast`) or a key under `backtest.`, `risk.` or `strategies.`.
+    pub params: Vec<String>,
+    /// Conditions every combination must meet, such as `fast < slow`.
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    /// grid (default) or random.
+    pub method: Option<String>,
+    /// Combinations a random search draws.
+    pub trials: Option<usize>,
+    /// The metric ranked by (default sharpe).
+    pub metric: Option<String>,
+    /// Folds of walk-forward optimisation.
+    pub walk_forward: Option<usize>,
+    /// The random draw's seed (overrides `seed`).
+    pub seed: Option<u64>,
+    /// Setting overrides, as `tradelab --set` takes them: `key.path=value`.
+    #[serde(default)]
+    pub settings: Vec<String>,
+}
+
 /// A job as queued and stored: its kind and its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -68,6 +99,26 @@ pub enum JobSpec {
     Train(TrainJob),
     /// Runs `tradelab backtest`.
     Backtest(BacktestJob),
+    /// Runs `tradelab optimize`.
+    Optimize(OptimizeJob),
+}
+
+/// A search expression a client may pass on: a plain key path, then `=`
+/// or a comparison, then plain values (no flags, no shell or path syntax).
+fn plain_expression(field: &str, value: &str) -> Result<(), JobRejected> {
+    let ok = !value.is_empty()
+        && value.len() <= 200
+        && !value.trim_start().starts_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:,=<>! -+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(JobRejected::new(format!(
+            "{field} `{value}` is not a plain expression (names, numbers, : , = < > !; e.g. fast=5:50 or fast < slow)"
+        )))
+    }
 }
 
 /// A name a client may pass on: no paths, no flags, nothing a shell or
@@ -165,6 +216,7 @@ impl JobSpec {
         match self {
             JobSpec::Train(_) => "train",
             JobSpec::Backtest(_) => "backtest",
+            JobSpec::Optimize(_) => "optimize",
         }
     }
 
@@ -211,6 +263,58 @@ impl JobSpec {
                 }
                 b.settings.iter().try_for_each(|o| check_override(o))
             }
+            JobSpec::Optimize(o) => {
+                tradelab_sim::optimize::BacktestSetup::new(
+                    &o.strategy,
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                )
+                .map_err(|e| JobRejected::new(e.to_string()))?;
+                if o.symbols.is_empty() {
+                    return Err(JobRejected::new("an optimisation needs at least one symbol"));
+                }
+                for s in &o.symbols {
+                    plain_name("symbol", s)?;
+                }
+                if o.params.is_empty() {
+                    return Err(JobRejected::new(
+                        "an optimisation needs at least one parameter, like fast=5:50",
+                    ));
+                }
+                for p in &o.params {
+                    plain_expression("param", p)?;
+                    tradelab_sim::optimize::ParamSpec::parse(p).map_err(|e| JobRejected::new(e.to_string()))?;
+                }
+                for c in &o.constraints {
+                    plain_expression("constraint", c)?;
+                }
+                match (o.method.as_deref(), o.trials) {
+                    (None | Some("grid"), None) => {}
+                    (None | Some("grid"), Some(_)) => {
+                        return Err(JobRejected::new(
+                            "trials is for method random; a grid runs every combination",
+                        ))
+                    }
+                    (Some("random"), Some(n)) if (1..=1_000_000).contains(&n) => {}
+                    (Some("random"), _) => {
+                        return Err(JobRejected::new("method random needs trials between 1 and 1000000"))
+                    }
+                    (Some(other), _) => {
+                        return Err(JobRejected::new(format!(
+                            "unknown method `{other}`; choose grid or random"
+                        )))
+                    }
+                }
+                if let Some(m) = &o.metric {
+                    tradelab_sim::optimize::Objective::parse(m).map_err(|e| JobRejected::new(e.to_string()))?;
+                }
+                if o.walk_forward.is_some_and(|k| !(1..=100).contains(&k)) {
+                    return Err(JobRejected::new("walk_forward must be between 1 and 100 folds"));
+                }
+                o.settings.iter().try_for_each(|s| check_override(s))
+            }
         }
     }
 
@@ -250,6 +354,24 @@ impl JobSpec {
                 }
                 opt(&mut a, "--fill", b.fill.clone());
             }
+            JobSpec::Optimize(o) => {
+                for s in &o.settings {
+                    a.extend(["--set".into(), s.clone()]);
+                }
+                opt(&mut a, "--seed", o.seed.map(|s| s.to_string()));
+                a.extend(NAMES_ONLY.map(String::from));
+                a.extend(["optimize".into(), "--strategy".into(), o.strategy.clone()]);
+                for s in &o.symbols {
+                    a.extend(["--symbol".into(), s.clone()]);
+                }
+                // `--flag=value`, so a value is never read as a flag.
+                a.extend(o.params.iter().map(|p| format!("--param={p}")));
+                a.extend(o.constraints.iter().map(|c| format!("--constraint={c}")));
+                opt(&mut a, "--method", o.method.clone());
+                opt(&mut a, "--trials", o.trials.map(|t| t.to_string()));
+                opt(&mut a, "--metric", o.metric.clone());
+                opt(&mut a, "--walk-forward", o.walk_forward.map(|k| k.to_string()));
+            }
         }
         a
     }
@@ -270,6 +392,45 @@ mod tests {
             preset: None,
             settings: vec!["ppo.hidden=16".into()],
         }
+    }
+
+    #[test]
+    fn optimisation_jobs_become_command_lines_and_bad_ones_are_refused() {
+        let job = OptimizeJob {
+            strategy: "sma_crossover".into(),
+            symbols: vec!["orcl".into()],
+            params: vec!["fast=5:50".into(), "slow=20:200:4".into()],
+            constraints: vec!["fast < slow".into()],
+            method: None,
+            trials: None,
+            metric: Some("total_return".into()),
+            walk_forward: Some(3),
+            seed: None,
+            settings: vec!["backtest.fill=signal_close".into()],
+        };
+        let spec = JobSpec::Optimize(job.clone());
+        assert_eq!(spec.check(), Ok(()));
+        assert_eq!(spec.kind(), "optimize");
+        assert_eq!(
+            spec.args().join(" "),
+            "--set backtest.fill=signal_close --set data.symbol_paths=false optimize --strategy sma_crossover --symbol orcl --param=fast=5:50 --param=slow=20:200:4 --constraint=fast < slow --metric total_return --walk-forward 3"
+        );
+        let refused = |edit: &dyn Fn(&mut OptimizeJob)| {
+            let mut j = job.clone();
+            edit(&mut j);
+            JobSpec::Optimize(j).check().unwrap_err().detail
+        };
+        assert!(refused(&|j| j.strategy = "martingale".into()).contains("unknown strategy"));
+        assert!(refused(&|j| j.params.clear()).contains("at least one parameter"));
+        assert!(refused(&|j| j.params = vec!["fast".into()]).contains("NAME=START:END"));
+        assert!(refused(&|j| j.params = vec!["--config=/etc/x".into()]).contains("not a plain expression"));
+        assert!(refused(&|j| j.constraints = vec!["fast < $(rm)".into()]).contains("not a plain expression"));
+        assert!(refused(&|j| j.trials = Some(5)).contains("trials is for method random"));
+        assert!(refused(&|j| j.method = Some("random".into())).contains("needs trials"));
+        assert!(refused(&|j| j.metric = Some("alpha".into())).contains("unknown metric"));
+        assert!(refused(&|j| j.walk_forward = Some(0)).contains("walk_forward"));
+        assert!(refused(&|j| j.symbols = vec!["../x".into()]).contains("plain name"));
+        assert!(refused(&|j| j.settings = vec!["store.url=x".into()]).contains("fixed by the server"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod evaluate;
 mod login;
 mod meta_train;
 mod models;
+mod optimize;
 mod regimes;
 mod run;
 mod runs;
@@ -37,6 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Data(c) => data::run(&cli.global, c),
         Command::Backtest(a) => backtest::run(&cli.global, &a),
         Command::Backtests(c) => backtests::run(&cli.global, c),
+        Command::Optimize(a) => optimize::run(&cli.global, &a),
         Command::Stress(a) => stress::run(&cli.global, &a),
         Command::Train(a) => train::run(&cli.global, &a),
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),

@@ -72,6 +72,6 @@ pub use macd::{Macd, MacdOutput};
 pub use obv::Obv;
 pub use roc::{LogReturn, Roc};
 pub use rsi::Rsi;
-pub use sma::Sma;
+pub use sma::{exact_mean_at, sma_track, Sma, SmaPoint};
 pub use stochastic::{Stochastic, StochasticOutput};
 pub use volatility::{RealizedVolatility, RollingVariance};

@@ -193,9 +193,75 @@ impl Sma {
     }
 }
 
+/// One bar of an [`Sma`]'s output as a caller comparing averages needs it:
+/// the running value, its error bound and whether it is tight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SmaPoint {
+    /// [`Sma::update`]'s output (NaN during the warm-up).
+    pub value: f64,
+    /// [`Sma::error_bound`] after that update.
+    pub bound: f64,
+    /// [`Sma::is_tight`] after that update.
+    pub tight: bool,
+}
+
+/// Every bar's [`SmaPoint`] of a `period`-bar average over `xs`, from the
+/// first value: what an [`Sma`] fed `xs` in order reports, computed once so
+/// that many strategies sharing a window need not each keep the average
+/// (parameter searches, issue 25).
+pub fn sma_track(xs: &[f64], period: usize) -> Vec<SmaPoint> {
+    let mut sma = Sma::new(period);
+    xs.iter()
+        .map(|&x| {
+            let value = sma.update(x);
+            SmaPoint {
+                value,
+                bound: sma.error_bound(),
+                tight: sma.is_tight(),
+            }
+        })
+        .collect()
+}
+
+/// [`Sma::exact`] for an average fed `xs[0..=end]` in order: the window's
+/// values summed in the order of the average's ring buffer, so the result
+/// is bit for bit the one the streaming average gives. NaN during the
+/// warm-up.
+pub fn exact_mean_at(xs: &[f64], end: usize, period: usize) -> f64 {
+    let period = period.max(1);
+    if end + 1 < period || end >= xs.len() {
+        return f64::NAN;
+    }
+    // Slot i of the ring holds the latest value whose index is i mod period.
+    let slots = (0..period).map(|i| &xs[end - (end + period - i) % period]);
+    exact_sum(slots) / period as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_track_and_the_exact_mean_at_a_bar_are_what_the_streaming_average_reports() {
+        // Values spread over many magnitudes, long enough to pass a resync.
+        let xs: Vec<f64> = (0..3000)
+            .map(|i| ((i * 7919) % 1000) as f64 * 10f64.powi((i % 7) as i32 - 3) + 1e-3)
+            .collect();
+        for period in [1, 2, 5, 30, 1100] {
+            let track = sma_track(&xs, period);
+            let mut sma = Sma::new(period);
+            for (k, &x) in xs.iter().enumerate() {
+                let value = sma.update(x);
+                let p = track[k];
+                assert_eq!(p.value.to_bits(), value.to_bits(), "period {period}, bar {k}");
+                assert_eq!(p.bound.to_bits(), sma.error_bound().to_bits());
+                assert_eq!(p.tight, sma.is_tight());
+                let exact = exact_mean_at(&xs, k, period);
+                assert_eq!(exact.to_bits(), sma.exact().to_bits(), "period {period}, bar {k}");
+            }
+        }
+        assert!(exact_mean_at(&xs, 3000, 5).is_nan());
+    }
 
     #[test]
     fn averages_of_one_to_five() {

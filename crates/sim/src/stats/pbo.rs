@@ -12,6 +12,7 @@
 //! deviation; 0 for a column without variation, so a flat configuration is
 //! ranked as earning nothing). Ranks out of sample are averaged over ties.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// What CSCV found for a matrix of trial returns.
@@ -65,12 +66,43 @@ pub enum PboError {
 }
 
 /// Per-block sums of one trial's returns: combining blocks then costs a
-/// few additions, not a pass over the bars.
-#[derive(Clone, Copy, Default)]
-struct BlockSums {
-    n: f64,
-    sum: f64,
-    sum_sq: f64,
+/// few additions, not a pass over the bars. A search that cannot keep
+/// every trial's returns (a million bars times thousands of trials) keeps
+/// these instead ([`block_sums`], [`probability_of_overfitting_from_blocks`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BlockSums {
+    /// Returns in the block.
+    pub n: f64,
+    /// Their sum.
+    pub sum: f64,
+    /// The sum of their squares.
+    pub sum_sq: f64,
+}
+
+/// Where `returns` fall when cut into `blocks` equal blocks, the remainder
+/// dropped from the start (so the most recent bars always count): the
+/// sums of each block, or the reason CSCV cannot use them.
+pub fn block_sums(returns: &[f64], blocks: usize) -> Result<Vec<BlockSums>, PboError> {
+    if blocks < 2 || !blocks.is_multiple_of(2) {
+        return Err(PboError::OddBlocks(blocks));
+    }
+    let t = returns.len();
+    if t < 2 * blocks {
+        return Err(PboError::TooFewBars { bars: t, blocks });
+    }
+    let per_block = t / blocks;
+    let skip = t - per_block * blocks;
+    Ok(returns[skip..]
+        .chunks(per_block)
+        .map(|chunk| {
+            chunk.iter().fold(BlockSums::default(), |mut s, r| {
+                s.n += 1.0;
+                s.sum += r;
+                s.sum_sq += r * r;
+                s
+            })
+        })
+        .collect())
 }
 
 impl BlockSums {
@@ -110,58 +142,69 @@ pub fn probability_of_overfitting(trials: &[Vec<f64>], blocks: usize) -> Result<
     if let Some(other) = trials.iter().find(|c| c.len() != t) {
         return Err(PboError::Ragged(t, other.len()));
     }
-    if t < 2 * blocks {
-        return Err(PboError::TooFewBars { bars: t, blocks });
-    }
-    let per_block = t / blocks;
-    let skip = t - per_block * blocks;
     // sums[trial][block]
-    let sums: Vec<Vec<BlockSums>> = trials
+    let sums = trials
         .iter()
-        .map(|col| {
-            col[skip..]
-                .chunks(per_block)
-                .map(|chunk| {
-                    chunk.iter().fold(BlockSums::default(), |mut s, r| {
-                        s.n += 1.0;
-                        s.sum += r;
-                        s.sum_sq += r * r;
-                        s
-                    })
-                })
-                .collect()
-        })
-        .collect();
+        .map(|col| block_sums(col, blocks))
+        .collect::<Result<Vec<_>, _>>()?;
+    probability_of_overfitting_from_blocks(&sums)
+}
 
+/// [`probability_of_overfitting`] from each trial's [`block_sums`] (every
+/// trial cut into the same even number of blocks over the same bars).
+pub fn probability_of_overfitting_from_blocks(sums: &[Vec<BlockSums>]) -> Result<Overfitting, PboError> {
+    let n = sums.len();
+    if n < 2 {
+        return Err(PboError::TooFewTrials(n));
+    }
+    let blocks = sums[0].len();
+    if blocks < 2 || !blocks.is_multiple_of(2) {
+        return Err(PboError::OddBlocks(blocks));
+    }
+    let bars = |t: &[BlockSums]| t.iter().map(|b| b.n).sum::<f64>() as usize;
+    let first = bars(&sums[0]);
+    if let Some(other) = sums.iter().find(|t| t.len() != blocks || bars(t) != first) {
+        return Err(PboError::Ragged(first, bars(other)));
+    }
+    // Splits are independent: evaluate them on every core, then sum their
+    // figures in split order so the result does not depend on threads.
+    let mut halves: Vec<Vec<bool>> = Vec::new();
+    let mut chosen = vec![false; blocks];
+    for_each_half(blocks, &mut chosen, &mut |chosen| halves.push(chosen.to_vec()));
+    let per_split: Vec<(f64, f64, f64)> = halves
+        .par_iter()
+        .map_init(
+            || (vec![0.0; n], vec![0.0; n]),
+            |(in_sample, out_of_sample), chosen| {
+                for (trial, blocks) in sums.iter().enumerate() {
+                    let (mut is, mut oos) = (BlockSums::default(), BlockSums::default());
+                    for (b, s) in blocks.iter().enumerate() {
+                        if chosen[b] {
+                            is.add(s)
+                        } else {
+                            oos.add(s)
+                        }
+                    }
+                    in_sample[trial] = is.sharpe();
+                    out_of_sample[trial] = oos.sharpe();
+                }
+                // The first of equal in-sample bests, as a search reports it.
+                let best = (1..n).fold(0, |b, i| if in_sample[i] > in_sample[b] { i } else { b });
+                let w = relative_rank(out_of_sample, best);
+                ((w / (1.0 - w)).ln(), in_sample[best], out_of_sample[best])
+            },
+        )
+        .collect();
     let (mut at_or_below, mut losses, mut splits) = (0usize, 0usize, 0usize);
     let (mut logit_sum, mut is_sum, mut oos_sum) = (0.0, 0.0, 0.0);
-    let mut in_sample = vec![0.0; n];
-    let mut out_of_sample = vec![0.0; n];
-    let mut chosen = vec![false; blocks];
-    for_each_half(blocks, &mut chosen, &mut |chosen| {
-        for (trial, blocks) in sums.iter().enumerate() {
-            let (mut is, mut oos) = (BlockSums::default(), BlockSums::default());
-            for (b, s) in blocks.iter().enumerate() {
-                if chosen[b] {
-                    is.add(s)
-                } else {
-                    oos.add(s)
-                }
-            }
-            in_sample[trial] = is.sharpe();
-            out_of_sample[trial] = oos.sharpe();
-        }
-        // The first of equal in-sample bests, as a search reports it.
-        let best = (1..n).fold(0, |b, i| if in_sample[i] > in_sample[b] { i } else { b });
-        let w = relative_rank(&out_of_sample, best);
-        let logit = (w / (1.0 - w)).ln();
+    for &(logit, is, oos) in &per_split {
         splits += 1;
         at_or_below += usize::from(logit <= 0.0);
-        losses += usize::from(out_of_sample[best] < 0.0);
+        losses += usize::from(oos < 0.0);
         logit_sum += logit;
-        is_sum += in_sample[best];
-        oos_sum += out_of_sample[best];
-    });
+        is_sum += is;
+        oos_sum += oos;
+    }
     let s = splits as f64;
     Ok(Overfitting {
         pbo: at_or_below as f64 / s,
@@ -172,7 +215,7 @@ pub fn probability_of_overfitting(trials: &[Vec<f64>], blocks: usize) -> Result<
         splits,
         blocks,
         trials: n,
-        bars: per_block * blocks,
+        bars: first,
     })
 }
 
