@@ -245,7 +245,7 @@ mod tests {
     fn a_track_and_the_exact_mean_at_a_bar_are_what_the_streaming_average_reports() {
         // Values spread over many magnitudes, long enough to pass a resync.
         let xs: Vec<f64> = (0..3000)
-            .map(|i| ((i * 7919) % 1000) as f64 * 10f64.powi((i % 7) as i32 - 3) + 1e-3)
+            .map(|i| ((i * 7919) % 1000) as f64 * 10f64.powi(i % 7 - 3) + 1e-3)
             .collect();
         for period in [1, 2, 5, 30, 1100] {
             let track = sma_track(&xs, period);

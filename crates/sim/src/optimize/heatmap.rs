@@ -44,13 +44,13 @@ fn axis(results: &SearchResults, name: &str) -> Result<Vec<Value>, SearchError> 
     Ok(values)
 }
 
+/// The heatmap's content: the x values, the y values, and the best score
+/// in each cell by row (y) then column (x).
+pub type Cells = (Vec<Value>, Vec<Value>, Vec<Vec<Option<f64>>>);
+
 /// The best score in each (x, y) cell, `None` where no combination with
 /// that pair has a defined score (or none was run).
-pub fn cells(
-    results: &SearchResults,
-    x: &str,
-    y: &str,
-) -> Result<(Vec<Value>, Vec<Value>, Vec<Vec<Option<f64>>>), SearchError> {
+pub fn cells(results: &SearchResults, x: &str, y: &str) -> Result<Cells, SearchError> {
     if x == y {
         return Err(SearchError::new("--heatmap needs two different parameters"));
     }

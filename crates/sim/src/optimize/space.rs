@@ -177,11 +177,13 @@ impl Param {
                 (values, None)
             }
             SpecValues::Range { start, end, step } => match kind {
-                Kind::Flag | Kind::Text => return Err(SearchError::new(format!(
+                Kind::Flag | Kind::Text => {
+                    return Err(SearchError::new(format!(
                     "--param {name}: the setting is {}, which has no range; list the values instead (e.g. {name}={})",
                     kind.words(),
                     if kind == Kind::Flag { "true,false" } else { "a,b" }
-                ))),
+                )))
+                }
                 Kind::Whole => {
                     let a = parse_as(kind, name, start)?.as_i64().unwrap_or_default();
                     let b = parse_as(kind, name, end)?.as_i64().unwrap_or_default();
