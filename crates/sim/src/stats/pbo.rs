@@ -168,22 +168,28 @@ pub fn probability_of_overfitting_from_blocks(sums: &[Vec<BlockSums>]) -> Result
     }
     // Splits are independent: evaluate them on every core, then sum their
     // figures in split order so the result does not depend on threads.
-    let mut halves: Vec<Vec<bool>> = Vec::new();
+    // Each split is two lists of block indices in increasing order, and the
+    // sums sit in one trial-major array: the same additions in the same
+    // order as walking the blocks, without a branch per block.
+    let mut halves: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
     let mut chosen = vec![false; blocks];
-    for_each_half(blocks, &mut chosen, &mut |chosen| halves.push(chosen.to_vec()));
+    for_each_half(blocks, &mut chosen, &mut |chosen| {
+        let (is, oos): (Vec<usize>, Vec<usize>) = (0..chosen.len()).partition(|&b| chosen[b]);
+        halves.push((is, oos));
+    });
+    let flat: Vec<BlockSums> = sums.iter().flatten().copied().collect();
     let per_split: Vec<(f64, f64, f64)> = halves
         .par_iter()
         .map_init(
             || (vec![0.0; n], vec![0.0; n]),
-            |(in_sample, out_of_sample), chosen| {
-                for (trial, blocks) in sums.iter().enumerate() {
+            |(in_sample, out_of_sample), (is_blocks, oos_blocks)| {
+                for (trial, row) in flat.chunks_exact(blocks).enumerate() {
                     let (mut is, mut oos) = (BlockSums::default(), BlockSums::default());
-                    for (b, s) in blocks.iter().enumerate() {
-                        if chosen[b] {
-                            is.add(s)
-                        } else {
-                            oos.add(s)
-                        }
+                    for &b in is_blocks {
+                        is.add(&row[b]);
+                    }
+                    for &b in oos_blocks {
+                        oos.add(&row[b]);
                     }
                     in_sample[trial] = is.sharpe();
                     out_of_sample[trial] = oos.sharpe();
@@ -223,8 +229,10 @@ pub fn probability_of_overfitting_from_blocks(sums: &[Vec<BlockSums>]) -> Result
 /// over `len + 1`: strictly between 0 and 1.
 fn relative_rank(values: &[f64], at: usize) -> f64 {
     let v = values[at];
-    let below = values.iter().filter(|&&x| x < v).count() as f64;
-    let equal = values.iter().filter(|&&x| x == v).count() as f64;
+    let (below, equal) = values.iter().fold((0usize, 0usize), |(b, e), &x| {
+        (b + usize::from(x < v), e + usize::from(x == v))
+    });
+    let (below, equal) = (below as f64, equal as f64);
     let rank = below + (equal + 1.0) / 2.0;
     rank / (values.len() as f64 + 1.0)
 }
