@@ -39,6 +39,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from backtesting import Strategy  # noqa: E402
 
 INIT_CASH = 100_000.0
 FEE = 25.0
@@ -124,10 +125,44 @@ def run_vectorbt(args) -> dict:
     }
 
 
+def fixed_fee(size, price):
+    return FEE
+
+
+class Cross(Strategy):
+    """The rules in backtesting.py, at module level so its worker processes
+    can unpickle it. The padding bar is marked by a volume of -1."""
+
+    fast = 10
+    slow = 30
+
+    def init(self):
+        def sma(values, period):
+            return pd.Series(values).rolling(period).mean().to_numpy()
+
+        self.f = self.I(sma, self.data.Close, self.fast)
+        self.s = self.I(sma, self.data.Close, self.slow)
+
+    def next(self):
+        if self.data.Volume[-1] < 0:
+            return
+        fp, sp, fn, sn = self.f[-2], self.s[-2], self.f[-1], self.s[-1]
+        if fn > sn and fp <= sp and not self.position:
+            qty = int((self.equity - FEE) // self.data.Close[-1])
+            if qty >= 1:
+                self.buy(size=qty)
+        elif fn < sn and fp >= sp and self.position:
+            self.position.close()
+
+
+def fast_below_slow(p):
+    return p.fast < p.slow
+
+
 def run_backtesting(args) -> dict:
     import warnings
 
-    from backtesting import Backtest, Strategy
+    from backtesting import Backtest
 
     frame = read_ohlc(Path(args.file))
     n_real = len(frame)
@@ -135,37 +170,16 @@ def run_backtesting(args) -> dict:
     # sma_cross_peers.py, PADDING).
     pad = frame.iloc[[-1]].copy()
     pad.index = pad.index + pd.Timedelta(days=1)
-    pad[["Open", "High", "Low"]] = pad["Close"].to_numpy()[:, None]
-    frame = pd.concat([frame, pad])
+    for col in ("Open", "High", "Low"):
+        pad[col] = pad["Close"]
     frame["Volume"] = 0.0
-
-    class Cross(Strategy):
-        fast = 10
-        slow = 30
-
-        def init(self):
-            def sma(values, period):
-                return pd.Series(values).rolling(period).mean().to_numpy()
-
-            self.f = self.I(sma, self.data.Close, self.fast)
-            self.s = self.I(sma, self.data.Close, self.slow)
-
-        def next(self):
-            if len(self.data) - 1 >= n_real:
-                return
-            fp, sp, fn, sn = self.f[-2], self.s[-2], self.f[-1], self.s[-1]
-            if fn > sn and fp <= sp and not self.position:
-                qty = int((self.equity - FEE) // self.data.Close[-1])
-                if qty >= 1:
-                    self.buy(size=qty)
-            elif fn < sn and fp >= sp and self.position:
-                self.position.close()
-
+    pad["Volume"] = -1.0
+    frame = pd.concat([frame, pad])
     bt = Backtest(
         frame,
         Cross,
         cash=INIT_CASH,
-        commission=lambda size, price: FEE,
+        commission=fixed_fee,
         trade_on_close=True,
         exclusive_orders=False,
         finalize_trades=False,
@@ -178,7 +192,7 @@ def run_backtesting(args) -> dict:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stats = bt.optimize(fast=fast, slow=slow, constraint=lambda p: p.fast < p.slow, maximize="Return [%]")
+            stats = bt.optimize(fast=fast, slow=slow, constraint=fast_below_slow, maximize="Return [%]")
         times.append(time.perf_counter() - t0)
     return {
         "tool": "backtesting.py",

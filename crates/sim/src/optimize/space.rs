@@ -199,7 +199,7 @@ impl Param {
                             "--param {name}: the range {a}:{b} is empty (the end comes before the start)"
                         )));
                     }
-                    let n = ((b - a) / s + 1) as usize;
+                    let n = b.checked_sub(a).map_or(usize::MAX, |span| (span / s) as usize + 1);
                     if n > MAX_COMBINATIONS {
                         return Err(SearchError::new(format!("--param {name}: {n} values is too many")));
                     }
@@ -382,8 +382,10 @@ impl Space {
         let sizes: Vec<usize> = self.params.iter().map(|p| p.values.len()).collect();
         let total = sizes.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n));
         let continuous = self.params.iter().any(|p| p.continuous.is_some());
+        let huge = total.is_none_or(|t| t > MAX_COMBINATIONS);
         let out = match self.method {
-            Method::Random { trials, seed } if continuous => self.draw_continuous(trials, seed)?,
+            // Too many to list: draw combinations directly instead.
+            Method::Random { trials, seed } if continuous || huge => self.draw(trials, seed),
             _ => {
                 let total = match total {
                     Some(t) if t <= MAX_COMBINATIONS => t,
@@ -433,7 +435,9 @@ impl Space {
         Ok(out)
     }
 
-    fn draw_continuous(&self, trials: usize, seed: u64) -> Result<Vec<Vec<Value>>, SearchError> {
+    /// `trials` distinct combinations drawn one value per parameter (fewer
+    /// when the constraints reject nearly everything).
+    fn draw(&self, trials: usize, seed: u64) -> Vec<Vec<Value>> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut out: Vec<Vec<Value>> = Vec::with_capacity(trials);
         let mut attempts = 0usize;
@@ -454,7 +458,7 @@ impl Space {
                 out.push(values);
             }
         }
-        Ok(out)
+        out
     }
 }
 
@@ -516,6 +520,32 @@ mod tests {
         let mut d = a.clone();
         d.dedup();
         assert_eq!(d.len(), 50);
+    }
+
+    #[test]
+    fn a_grid_too_large_to_list_is_refused_but_can_be_sampled() {
+        let params = vec![
+            whole("a", "s.a", "1:2000"),
+            whole("b", "s.b", "1:2000"),
+            whole("c", "s.c", "1:2000"),
+        ];
+        let grid = Space {
+            params: params.clone(),
+            constraints: vec![],
+            method: Method::Grid,
+        };
+        assert!(grid.combinations().unwrap_err().to_string().contains("--method random"));
+        let random = Space {
+            params,
+            constraints: vec![],
+            method: Method::Random { trials: 20, seed: 3 },
+        };
+        assert_eq!(random.combinations().unwrap().len(), 20);
+        let huge = ParamSpec::parse("a=-9223372036854775807:9223372036854775807").unwrap();
+        assert!(Param::resolve(&huge, "k".into(), Kind::Whole, false)
+            .unwrap_err()
+            .to_string()
+            .contains("too many"));
     }
 
     #[test]
