@@ -21,7 +21,7 @@ use crate::metrics::{self, Metrics};
 use crate::stats::equity_returns;
 use crate::stats::pbo::{block_sums, BlockSums};
 use crate::stats::sharpe::ReturnMoments;
-use crate::strategies::{SharedAverages, SharedSmaCrossover};
+use crate::strategies::{rsi_track, SharedAverages, SharedRsiMeanReversion, SharedSmaCrossover};
 
 /// How a search runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,30 +58,65 @@ pub struct Outcome {
     pub blocks: Option<Vec<BlockSums>>,
 }
 
-/// Every feed's `window`-bar SMA track, per window.
+/// An indicator worth computing once and sharing: its kind and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Indicator {
+    /// A simple moving average of the closes.
+    Sma(usize),
+    /// Wilder's RSI of the closes.
+    Rsi(usize),
+}
+
+/// Every feed's track of each indicator a batch needs.
 struct Tracks {
-    by_window: BTreeMap<usize, Vec<Vec<SmaPoint>>>,
+    sma: BTreeMap<usize, Vec<Vec<SmaPoint>>>,
+    rsi: BTreeMap<usize, Vec<Vec<f64>>>,
+}
+
+/// One indicator's tracks, one per feed.
+enum Built {
+    Sma(usize, Vec<Vec<SmaPoint>>),
+    Rsi(usize, Vec<Vec<f64>>),
 }
 
 impl Tracks {
-    fn build(feeds: &[&BarSeries], windows: &[usize]) -> Tracks {
-        let built: Vec<(usize, Vec<Vec<SmaPoint>>)> = windows
-            .par_iter()
-            .map(|&w| (w, feeds.iter().map(|f| sma_track(&f.close, w)).collect()))
-            .collect();
+    fn none() -> Tracks {
         Tracks {
-            by_window: built.into_iter().collect(),
+            sma: BTreeMap::new(),
+            rsi: BTreeMap::new(),
         }
     }
 
-    /// The shared-indicator version of the strategy, when its windows are
-    /// here (a concrete type, so the engine's loop inlines its `on_bar`).
-    fn shared<'a>(&'a self, setup: &BacktestSetup, feeds: &[&'a BarSeries]) -> Option<SharedSmaCrossover<'a>> {
+    fn build(feeds: &[&BarSeries], indicators: &[Indicator]) -> Tracks {
+        let built: Vec<Built> = indicators
+            .par_iter()
+            .map(|&i| match i {
+                Indicator::Sma(w) => Built::Sma(w, feeds.iter().map(|f| sma_track(&f.close, w)).collect()),
+                Indicator::Rsi(w) => Built::Rsi(w, feeds.iter().map(|f| rsi_track(&f.close, w)).collect()),
+            })
+            .collect();
+        let mut t = Tracks::none();
+        for b in built {
+            match b {
+                Built::Sma(w, v) => {
+                    t.sma.insert(w, v);
+                }
+                Built::Rsi(w, v) => {
+                    t.rsi.insert(w, v);
+                }
+            }
+        }
+        t
+    }
+
+    /// The shared-indicator SMA crossover, when its windows are here (a
+    /// concrete type, so the engine's loop inlines its `on_bar`).
+    fn sma_crossover<'a>(&'a self, setup: &BacktestSetup, feeds: &[&'a BarSeries]) -> Option<SharedSmaCrossover<'a>> {
         if setup.strategy != "sma_crossover" {
             return None;
         }
         let st = &setup.strategies.sma_crossover;
-        let (fast, slow) = (self.by_window.get(&st.fast)?, self.by_window.get(&st.slow)?);
+        let (fast, slow) = (self.sma.get(&st.fast)?, self.sma.get(&st.slow)?);
         let instruments = feeds
             .iter()
             .enumerate()
@@ -93,24 +128,41 @@ impl Tracks {
             .collect();
         Some(SharedSmaCrossover::new(st.fast, st.slow, st.allow_short, instruments))
     }
+
+    /// The shared-indicator RSI mean reversion, when its period is here.
+    fn rsi_mean_reversion(&self, setup: &BacktestSetup) -> Option<SharedRsiMeanReversion<'_>> {
+        if setup.strategy != "rsi_mean_reversion" {
+            return None;
+        }
+        let cfg = &setup.strategies.rsi_mean_reversion;
+        let tracks = self.rsi.get(&cfg.period)?;
+        Some(SharedRsiMeanReversion::new(
+            cfg,
+            tracks.iter().map(Vec::as_slice).collect(),
+        ))
+    }
 }
 
-/// The indicator windows a combination reads (those worth sharing).
-fn windows_of(setup: &BacktestSetup) -> Vec<usize> {
+/// The indicators a combination reads (those worth sharing).
+fn indicators_of(setup: &BacktestSetup) -> Vec<Indicator> {
     match setup.strategy.as_str() {
-        "sma_crossover" => vec![setup.strategies.sma_crossover.fast, setup.strategies.sma_crossover.slow],
+        "sma_crossover" => {
+            let st = &setup.strategies.sma_crossover;
+            vec![Indicator::Sma(st.fast), Indicator::Sma(st.slow)]
+        }
+        "rsi_mean_reversion" => vec![Indicator::Rsi(setup.strategies.rsi_mean_reversion.period)],
         _ => Vec::new(),
     }
 }
 
-/// Consecutive runs of combinations whose distinct windows fit `max_windows`.
-fn batches(setups: &[BacktestSetup], max_windows: usize) -> Vec<(std::ops::Range<usize>, Vec<usize>)> {
+/// Consecutive runs of combinations whose distinct indicators fit `max_windows`.
+fn batches(setups: &[BacktestSetup], max_windows: usize) -> Vec<(std::ops::Range<usize>, Vec<Indicator>)> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut windows: Vec<usize> = Vec::new();
+    let mut windows: Vec<Indicator> = Vec::new();
     for (i, s) in setups.iter().enumerate() {
         let mut merged = windows.clone();
-        for w in windows_of(s) {
+        for w in indicators_of(s) {
             if !merged.contains(&w) {
                 merged.push(w);
             }
@@ -118,7 +170,7 @@ fn batches(setups: &[BacktestSetup], max_windows: usize) -> Vec<(std::ops::Range
         if merged.len() > max_windows && i > start {
             out.push((start..i, std::mem::take(&mut windows)));
             start = i;
-            merged = windows_of(s);
+            merged = indicators_of(s);
             merged.dedup();
         }
         windows = merged;
@@ -160,6 +212,7 @@ pub fn setups(
 /// combinations, for progress reports.
 pub fn run_all(setups: &[BacktestSetup], feeds: &[&BarSeries], opts: &RunOptions, done: &AtomicUsize) -> Vec<Outcome> {
     let bars: usize = feeds.iter().map(|f| f.len()).sum();
+    // Budgeted at the larger track (an SMA's bar is 24 bytes, an RSI's 8).
     let per_track = bars.max(1) * std::mem::size_of::<SmaPoint>();
     let max_windows = opts.indicator_budget / per_track;
     let mut out = Vec::with_capacity(setups.len());
@@ -181,21 +234,17 @@ pub fn run_all(setups: &[BacktestSetup], feeds: &[&BarSeries], opts: &RunOptions
 
 /// One backtest, the same as `tradelab backtest` with these settings.
 pub fn run_single(setup: &BacktestSetup, feeds: &[&BarSeries], blocks: usize) -> Outcome {
-    run_one(
-        setup,
-        feeds,
-        &Tracks {
-            by_window: BTreeMap::new(),
-        },
-        blocks,
-    )
+    run_one(setup, feeds, &Tracks::none(), blocks)
 }
 
 fn run_one(setup: &BacktestSetup, feeds: &[&BarSeries], tracks: &Tracks, blocks: usize) -> Outcome {
     let cfg = setup.engine_config();
-    let result = match tracks.shared(setup, feeds) {
-        Some(mut shared) => engine::run(feeds, &mut shared, &cfg),
-        None => engine::run(feeds, setup.strategy().as_mut(), &cfg),
+    let result = if let Some(mut s) = tracks.sma_crossover(setup, feeds) {
+        engine::run(feeds, &mut s, &cfg)
+    } else if let Some(mut s) = tracks.rsi_mean_reversion(setup) {
+        engine::run(feeds, &mut s, &cfg)
+    } else {
+        engine::run(feeds, setup.strategy().as_mut(), &cfg)
     };
     let metrics = metrics::compute(&result, setup.backtest.risk_free_rate);
     let returns = equity_returns(&result.equity);
@@ -225,8 +274,12 @@ mod tests {
     use tradelab_data::synthetic::{generate, SyntheticConfig};
 
     fn base() -> BacktestSetup {
+        named("sma_crossover")
+    }
+
+    fn named(strategy: &str) -> BacktestSetup {
         BacktestSetup::new(
-            "sma_crossover",
+            strategy,
             StrategySettings::default(),
             BacktestSettings::default(),
             RiskSettings::default(),
@@ -236,7 +289,12 @@ mod tests {
     }
 
     fn grid(base: &BacktestSetup) -> Vec<BacktestSetup> {
-        let specs = ["fast=3:12:3", "slow=15:40:5"].map(|t| ParamSpec::parse(t).unwrap());
+        let specs: &[&str] = if base.strategy == "sma_crossover" {
+            &["fast=3:12:3", "slow=15:40:5"]
+        } else {
+            &["period=3:9:3", "oversold=20:35:5", "exit_level=45,55"]
+        };
+        let specs: Vec<ParamSpec> = specs.iter().map(|t| ParamSpec::parse(t).unwrap()).collect();
         let params = base.resolve(&specs, false).unwrap();
         let space = Space {
             params: params.clone(),
@@ -261,20 +319,21 @@ mod tests {
         let mut b = b.series;
         b.instrument = "other".into();
         let feeds = [&a.series, &b];
-        let base = base();
-        let setups = grid(&base);
-        let alone: Vec<Outcome> = setups.iter().map(|s| run_single(s, &feeds, 16)).collect();
-        assert!(alone.iter().any(|o| o.metrics.trades.total_trades > 0));
-        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
-        for (threads, budget) in [(1, 256 << 20), (2, 256 << 20), (2, 2700 * 24 * 3), (2, 0)] {
-            let opts = RunOptions {
-                blocks: 16,
-                indicator_budget: budget,
-            };
-            let done = AtomicUsize::new(0);
-            let shared = pool(threads).install(|| run_all(&setups, &feeds, &opts, &done));
-            assert_eq!(done.load(Ordering::Relaxed), setups.len());
-            assert_eq!(shared, alone, "{threads} threads, budget {budget}");
+        for strategy in ["sma_crossover", "rsi_mean_reversion"] {
+            let setups = grid(&named(strategy));
+            let alone: Vec<Outcome> = setups.iter().map(|s| run_single(s, &feeds, 16)).collect();
+            assert!(alone.iter().any(|o| o.metrics.trades.total_trades > 0), "{strategy}");
+            let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+            for (threads, budget) in [(1, 256 << 20), (2, 256 << 20), (2, 2700 * 24 * 3), (2, 0)] {
+                let opts = RunOptions {
+                    blocks: 16,
+                    indicator_budget: budget,
+                };
+                let done = AtomicUsize::new(0);
+                let shared = pool(threads).install(|| run_all(&setups, &feeds, &opts, &done));
+                assert_eq!(done.load(Ordering::Relaxed), setups.len());
+                assert_eq!(shared, alone, "{strategy}: {threads} threads, budget {budget}");
+            }
         }
     }
 
@@ -289,7 +348,7 @@ mod tests {
             for (range, windows) in &b {
                 assert!(windows.len() <= max, "{windows:?}");
                 for s in &setups[range.clone()] {
-                    assert!(windows_of(s).iter().all(|w| windows.contains(w)));
+                    assert!(indicators_of(s).iter().all(|w| windows.contains(w)));
                 }
             }
         }

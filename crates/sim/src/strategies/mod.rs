@@ -13,7 +13,7 @@ mod vol_target;
 
 pub use buy_and_hold::BuyAndHold;
 pub use momentum::Momentum;
-pub use rsi_reversion::RsiMeanReversion;
+pub use rsi_reversion::{rsi_track, RsiMeanReversion, SharedRsiMeanReversion};
 pub use sma_crossover::{SharedAverages, SharedSmaCrossover, SmaCrossover};
 pub use vol_target::{Side as VolatilityTargetSide, VolatilityTargeted};
 

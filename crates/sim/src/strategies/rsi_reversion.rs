@@ -33,19 +33,65 @@ impl Strategy for RsiMeanReversion {
 
     fn on_bar(&mut self, ctx: &mut BarContext<'_>) {
         let r = self.rsi[ctx.instrument].update(ctx.bar.close);
-        if !r.is_finite() {
-            return;
+        act_on(&self.cfg, r, ctx);
+    }
+}
+
+/// The rule, given this bar's RSI.
+#[inline(always)]
+fn act_on(c: &RsiMeanReversionSettings, r: f64, ctx: &mut BarContext<'_>) {
+    if !r.is_finite() {
+        return;
+    }
+    if ctx.position > 0.0 && r > c.exit_level {
+        ctx.act(Action::CloseLong);
+    } else if ctx.position < 0.0 && r < c.exit_level {
+        ctx.act(Action::CloseShort);
+    } else if ctx.position == 0.0 && r < c.oversold {
+        ctx.act(Action::BuyLong);
+    } else if ctx.position == 0.0 && c.allow_short && r > c.overbought {
+        ctx.act(Action::SellShort);
+    }
+}
+
+/// Every bar's `period`-bar RSI over `closes`, from the first: what an
+/// [`Rsi`] fed them in order reports, computed once for a parameter search.
+pub fn rsi_track(closes: &[f64], period: usize) -> Vec<f64> {
+    let mut rsi = Rsi::new(period);
+    closes.iter().map(|&c| rsi.update(c)).collect()
+}
+
+/// [`RsiMeanReversion`] reading RSI values computed once for many
+/// strategies ([`rsi_track`], one per feed in the engine's order): the same
+/// decisions on the same bars.
+pub struct SharedRsiMeanReversion<'a> {
+    cfg: RsiMeanReversionSettings,
+    tracks: Vec<&'a [f64]>,
+}
+
+impl<'a> SharedRsiMeanReversion<'a> {
+    /// The rule under `cfg` over precomputed `cfg.period` tracks.
+    pub fn new(cfg: &RsiMeanReversionSettings, tracks: Vec<&'a [f64]>) -> Self {
+        SharedRsiMeanReversion {
+            cfg: cfg.clone(),
+            tracks,
         }
-        let c = &self.cfg;
-        if ctx.position > 0.0 && r > c.exit_level {
-            ctx.act(Action::CloseLong);
-        } else if ctx.position < 0.0 && r < c.exit_level {
-            ctx.act(Action::CloseShort);
-        } else if ctx.position == 0.0 && r < c.oversold {
-            ctx.act(Action::BuyLong);
-        } else if ctx.position == 0.0 && c.allow_short && r > c.overbought {
-            ctx.act(Action::SellShort);
-        }
+    }
+}
+
+impl Strategy for SharedRsiMeanReversion<'_> {
+    fn name(&self) -> String {
+        format!("rsi_mean_reversion({})", self.cfg.period)
+    }
+
+    fn start(&mut self, feeds: &[&BarSeries]) {
+        assert_eq!(feeds.len(), self.tracks.len(), "one track per feed");
+    }
+
+    #[inline(always)]
+    fn on_bar(&mut self, ctx: &mut BarContext<'_>) {
+        let r = self.tracks[ctx.instrument][ctx.index];
+        act_on(&self.cfg, r, ctx);
     }
 }
 
@@ -76,6 +122,29 @@ mod tests {
             signals(&mut rsi(false), &CLOSES),
             vec![(2, Action::BuyLong), (7, Action::CloseLong)]
         );
+    }
+
+    #[test]
+    fn a_shared_track_decides_as_the_streaming_rsi_does() {
+        let closes: Vec<f64> = (0..300)
+            .map(|i| 50.0 + ((i * 31) % 17) as f64 - ((i * 7) % 5) as f64)
+            .collect();
+        for allow_short in [false, true] {
+            let cfg = RsiMeanReversionSettings {
+                period: 5,
+                oversold: 35.0,
+                overbought: 65.0,
+                exit_level: 50.0,
+                allow_short,
+            };
+            let track = rsi_track(&closes, cfg.period);
+            let mut shared = SharedRsiMeanReversion::new(&cfg, vec![&track]);
+            let mut own = RsiMeanReversion::new(&cfg);
+            assert_eq!(shared.name(), own.name());
+            let want = signals(&mut own, &closes);
+            assert!(want.len() > 4);
+            assert_eq!(signals(&mut shared, &closes), want);
+        }
     }
 
     #[test]
