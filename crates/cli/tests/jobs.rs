@@ -66,6 +66,25 @@ fn start(mut cmd: Command) -> (Running, String) {
     (Running(child), line)
 }
 
+/// `tradelab serve` without auth or in-process workers on a free port, in
+/// `cwd` over `db`; returns the process and its `host:port`.
+fn serve(cwd: &Path, db: &str) -> (Running, String) {
+    let (server, line) = start({
+        let mut c = tradelab(cwd, db);
+        c.args(["serve", "--addr", "127.0.0.1:0", "--workers", "0", "--insecure-no-auth"]);
+        c
+    });
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (server, addr)
+}
+
 /// One HTTP/1.1 request on loopback; returns the status and the JSON body.
 fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -104,19 +123,7 @@ fn killed_worker_journey(db: &str) {
         .unwrap());
     ok(tradelab(d, db).args(["data", "prepare"]).output().unwrap());
 
-    let (server, line) = start({
-        let mut c = tradelab(d, db);
-        c.args(["serve", "--addr", "127.0.0.1:0", "--workers", "0", "--insecure-no-auth"]);
-        c
-    });
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let (server, addr) = serve(d, db);
     let (status, job) = http(
         &addr,
         "POST",
@@ -224,19 +231,7 @@ fn an_optimisation_job_reports_progress_and_its_best_combination() {
         .args(["data", "synth", "--bars", "1500", "--out", "data/raw/synth.csv"])
         .output()
         .unwrap());
-    let (_server, line) = start({
-        let mut c = tradelab(d, &db);
-        c.args(["serve", "--addr", "127.0.0.1:0", "--workers", "0", "--insecure-no-auth"]);
-        c
-    });
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let (_server, addr) = serve(d, &db);
     let (status, job) = http(
         &addr,
         "POST",

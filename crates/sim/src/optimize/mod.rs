@@ -47,6 +47,20 @@ pub use runner::RunOptions;
 pub use setup::BacktestSetup;
 pub use space::{Constraint, Method, Param, ParamSpec, Space};
 
+/// The optimiser's test kit: a setup for `strategy` on the compiled-in
+/// default settings.
+#[cfg(test)]
+pub(crate) fn default_setup(strategy: &str) -> BacktestSetup {
+    BacktestSetup::new(
+        strategy,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )
+    .expect("a baseline's name")
+}
+
 /// Why a search cannot run, in words that say what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

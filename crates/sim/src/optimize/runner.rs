@@ -269,8 +269,6 @@ pub fn curve(setup: &BacktestSetup, feeds: &[&BarSeries]) -> (Vec<i64>, Vec<f64>
 mod tests {
     use super::*;
     use crate::optimize::space::{Method, ParamSpec, Space};
-    use crate::settings::{BacktestSettings, RiskSettings, StrategySettings};
-    use tradelab_data::settings::DataSettings;
     use tradelab_data::synthetic::{generate, SyntheticConfig};
 
     fn base() -> BacktestSetup {
@@ -278,14 +276,7 @@ mod tests {
     }
 
     fn named(strategy: &str) -> BacktestSetup {
-        BacktestSetup::new(
-            strategy,
-            StrategySettings::default(),
-            BacktestSettings::default(),
-            RiskSettings::default(),
-            DataSettings::default(),
-        )
-        .unwrap()
+        crate::optimize::default_setup(strategy)
     }
 
     fn grid(base: &BacktestSetup) -> Vec<BacktestSetup> {

@@ -201,14 +201,7 @@ mod tests {
     use super::*;
 
     fn setup(strategy: &str) -> BacktestSetup {
-        BacktestSetup::new(
-            strategy,
-            StrategySettings::default(),
-            BacktestSettings::default(),
-            RiskSettings::default(),
-            DataSettings::default(),
-        )
-        .unwrap()
+        crate::optimize::default_setup(strategy)
     }
 
     fn specs(texts: &[&str]) -> Vec<ParamSpec> {

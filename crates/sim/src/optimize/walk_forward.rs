@@ -191,19 +191,10 @@ mod tests {
     use super::*;
     use crate::optimize::runner::setups as check;
     use crate::optimize::space::{Method, ParamSpec, Space};
-    use crate::settings::{BacktestSettings, RiskSettings, StrategySettings};
-    use tradelab_data::settings::DataSettings;
     use tradelab_data::synthetic::{generate, SyntheticConfig};
 
     fn run(feed: &BarSeries) -> WalkForwardResults {
-        let base = BacktestSetup::new(
-            "sma_crossover",
-            StrategySettings::default(),
-            BacktestSettings::default(),
-            RiskSettings::default(),
-            DataSettings::default(),
-        )
-        .unwrap();
+        let base = crate::optimize::default_setup("sma_crossover");
         let specs = ["fast=2:10:2", "slow=12:40:7"].map(|t| ParamSpec::parse(t).unwrap());
         let params = base.resolve(&specs, false).unwrap();
         let space = Space {
