@@ -7,8 +7,9 @@
 //!   typed values, enumerated as a grid or drawn at random;
 //! - [`setup`]: the settings a backtest reads and how a combination
 //!   changes them (the same serde forms and checks as the settings file);
-//! - [`runner`]: the combinations through the engine in parallel, SMA and
-//!   RSI windows computed once and shared, only metrics and block sums kept;
+//! - [`runner`]: the combinations through the engine in parallel, SMA, RSI
+//!   and volatility windows computed once and shared, only metrics and
+//!   block sums kept;
 //! - [`results`]: the ranking, CSV, the deflated Sharpe ratio of the best
 //!   and the probability of backtest overfitting (CSCV);
 //! - [`heatmap`]: any two parameters as an SVG heatmap;

@@ -21,7 +21,10 @@ use crate::metrics::{self, Metrics};
 use crate::stats::equity_returns;
 use crate::stats::pbo::{block_sums, BlockSums};
 use crate::stats::sharpe::ReturnMoments;
-use crate::strategies::{rsi_track, SharedAverages, SharedRsiMeanReversion, SharedSmaCrossover};
+use crate::strategies::{
+    rsi_track, volatility_track, SharedAverages, SharedRsiMeanReversion, SharedSmaCrossover, VolatilityTargetSide,
+    VolatilityTargeted,
+};
 
 /// How a search runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,18 +68,22 @@ enum Indicator {
     Sma(usize),
     /// Wilder's RSI of the closes.
     Rsi(usize),
+    /// The vol-target baselines' annualised realised volatility.
+    Volatility(usize),
 }
 
 /// Every feed's track of each indicator a batch needs.
 struct Tracks {
     sma: BTreeMap<usize, Vec<Vec<SmaPoint>>>,
     rsi: BTreeMap<usize, Vec<Vec<f64>>>,
+    volatility: BTreeMap<usize, Vec<Vec<f64>>>,
 }
 
 /// One indicator's tracks, one per feed.
 enum Built {
     Sma(usize, Vec<Vec<SmaPoint>>),
     Rsi(usize, Vec<Vec<f64>>),
+    Volatility(usize, Vec<Vec<f64>>),
 }
 
 impl Tracks {
@@ -84,6 +91,7 @@ impl Tracks {
         Tracks {
             sma: BTreeMap::new(),
             rsi: BTreeMap::new(),
+            volatility: BTreeMap::new(),
         }
     }
 
@@ -93,6 +101,9 @@ impl Tracks {
             .map(|&i| match i {
                 Indicator::Sma(w) => Built::Sma(w, feeds.iter().map(|f| sma_track(&f.close, w)).collect()),
                 Indicator::Rsi(w) => Built::Rsi(w, feeds.iter().map(|f| rsi_track(&f.close, w)).collect()),
+                Indicator::Volatility(w) => {
+                    Built::Volatility(w, feeds.iter().map(|f| volatility_track(f, w)).collect())
+                }
             })
             .collect();
         let mut t = Tracks::none();
@@ -103,6 +114,9 @@ impl Tracks {
                 }
                 Built::Rsi(w, v) => {
                     t.rsi.insert(w, v);
+                }
+                Built::Volatility(w, v) => {
+                    t.volatility.insert(w, v);
                 }
             }
         }
@@ -143,6 +157,25 @@ impl Tracks {
     }
 }
 
+impl Tracks {
+    /// The volatility-targeted baselines on shared volatility, when their
+    /// window is here.
+    fn vol_target(&self, setup: &BacktestSetup) -> Option<VolatilityTargeted<'_>> {
+        let side = match setup.strategy.as_str() {
+            "buy_and_hold_vol_target" => VolatilityTargetSide::Long,
+            "momentum_vol_target" => VolatilityTargetSide::Momentum,
+            _ => return None,
+        };
+        let cfg = &setup.strategies.volatility_target;
+        let tracks = self.volatility.get(&cfg.window)?;
+        Some(VolatilityTargeted::with_volatility(
+            cfg,
+            side,
+            tracks.iter().map(Vec::as_slice).collect(),
+        ))
+    }
+}
+
 /// The indicators a combination reads (those worth sharing).
 fn indicators_of(setup: &BacktestSetup) -> Vec<Indicator> {
     match setup.strategy.as_str() {
@@ -151,6 +184,9 @@ fn indicators_of(setup: &BacktestSetup) -> Vec<Indicator> {
             vec![Indicator::Sma(st.fast), Indicator::Sma(st.slow)]
         }
         "rsi_mean_reversion" => vec![Indicator::Rsi(setup.strategies.rsi_mean_reversion.period)],
+        "buy_and_hold_vol_target" | "momentum_vol_target" => {
+            vec![Indicator::Volatility(setup.strategies.volatility_target.window)]
+        }
         _ => Vec::new(),
     }
 }
@@ -243,6 +279,8 @@ fn run_one(setup: &BacktestSetup, feeds: &[&BarSeries], tracks: &Tracks, blocks:
         engine::run(feeds, &mut s, &cfg)
     } else if let Some(mut s) = tracks.rsi_mean_reversion(setup) {
         engine::run(feeds, &mut s, &cfg)
+    } else if let Some(mut s) = tracks.vol_target(setup) {
+        engine::run(feeds, &mut s, &cfg)
     } else {
         engine::run(feeds, setup.strategy().as_mut(), &cfg)
     };
@@ -280,10 +318,10 @@ mod tests {
     }
 
     fn grid(base: &BacktestSetup) -> Vec<BacktestSetup> {
-        let specs: &[&str] = if base.strategy == "sma_crossover" {
-            &["fast=3:12:3", "slow=15:40:5"]
-        } else {
-            &["period=3:9:3", "oversold=20:35:5", "exit_level=45,55"]
+        let specs: &[&str] = match base.strategy.as_str() {
+            "sma_crossover" => &["fast=3:12:3", "slow=15:40:5"],
+            "rsi_mean_reversion" => &["period=3:9:3", "oversold=20:35:5", "exit_level=45,55"],
+            _ => &["window=10:30:10", "target=0.05:0.2:0.05", "rebalance_band=0.1,0.3"],
         };
         let specs: Vec<ParamSpec> = specs.iter().map(|t| ParamSpec::parse(t).unwrap()).collect();
         let params = base.resolve(&specs, false).unwrap();
@@ -310,7 +348,7 @@ mod tests {
         let mut b = b.series;
         b.instrument = "other".into();
         let feeds = [&a.series, &b];
-        for strategy in ["sma_crossover", "rsi_mean_reversion"] {
+        for strategy in ["sma_crossover", "rsi_mean_reversion", "momentum_vol_target"] {
             let setups = grid(&named(strategy));
             let alone: Vec<Outcome> = setups.iter().map(|s| run_single(s, &feeds, 16)).collect();
             assert!(alone.iter().any(|o| o.metrics.trades.total_trades > 0), "{strategy}");

@@ -15,7 +15,7 @@ pub use buy_and_hold::BuyAndHold;
 pub use momentum::Momentum;
 pub use rsi_reversion::{rsi_track, RsiMeanReversion, SharedRsiMeanReversion};
 pub use sma_crossover::{SharedAverages, SharedSmaCrossover, SmaCrossover};
-pub use vol_target::{Side as VolatilityTargetSide, VolatilityTargeted};
+pub use vol_target::{volatility_track, Side as VolatilityTargetSide, VolatilityTargeted};
 
 use crate::settings::StrategySettings;
 use crate::strategy::Strategy;

@@ -23,7 +23,7 @@ pub enum Side {
 /// past the risk layer's entry cap when its price rises): the sceptic's baselines, since
 /// volatility scaling alone improves a buy-and-hold Sharpe ratio on
 /// volatile series (Moreira and Muir, 2017).
-pub struct VolatilityTargeted {
+pub struct VolatilityTargeted<'a> {
     cfg: VolatilityTargetSettings,
     side: Side,
     /// Per instrument: the last `max(window, lookback) + 1` closes (a ring).
@@ -31,18 +31,32 @@ pub struct VolatilityTargeted {
     seen: Vec<usize>,
     /// Per instrument: `sqrt(bars per year)`.
     annualise: Vec<f64>,
+    /// Per instrument: the realised volatility of every bar, computed once
+    /// for a parameter search ([`volatility_track`]); empty when the
+    /// strategy measures it itself.
+    shared: Vec<&'a [f64]>,
 }
 
-impl VolatilityTargeted {
+impl VolatilityTargeted<'static> {
     /// The strategy with these settings; per-instrument state is allocated
     /// in [`Strategy::start`].
     pub fn new(cfg: &VolatilityTargetSettings, side: Side) -> Self {
+        VolatilityTargeted::with_volatility(cfg, side, Vec::new())
+    }
+}
+
+impl<'a> VolatilityTargeted<'a> {
+    /// The strategy reading each feed's realised volatility from `tracks`
+    /// (one [`volatility_track`] per feed, in the engine's order; empty to
+    /// measure it itself): the same orders either way.
+    pub fn with_volatility(cfg: &VolatilityTargetSettings, side: Side, tracks: Vec<&'a [f64]>) -> Self {
         VolatilityTargeted {
             cfg: cfg.clone(),
             side,
             closes: Vec::new(),
             seen: Vec::new(),
             annualise: Vec::new(),
+            shared: tracks,
         }
     }
 
@@ -67,7 +81,28 @@ impl VolatilityTargeted {
     }
 }
 
-impl Strategy for VolatilityTargeted {
+/// The annualised realised volatility over the last `window` simple returns
+/// at every bar of `closes` (NaN until `window` returns exist), as
+/// [`VolatilityTargeted`] measures it on `feed`: the same additions in the
+/// same order, so a search can share it across every target and band.
+pub fn volatility_track(feed: &BarSeries, window: usize) -> Vec<f64> {
+    let annualise = periods_per_year(feed).sqrt();
+    let c = &feed.close;
+    (0..c.len())
+        .map(|k| {
+            if k < window {
+                return f64::NAN;
+            }
+            let mut m = RunningMoments::default();
+            for back in 0..window {
+                m.push(c[k - back] / c[k - back - 1] - 1.0);
+            }
+            m.std() * annualise
+        })
+        .collect()
+}
+
+impl Strategy for VolatilityTargeted<'_> {
     fn name(&self) -> String {
         match self.side {
             Side::Long => format!("buy_and_hold_vol_target({:.0}%)", self.cfg.target * 100.0),
@@ -99,7 +134,10 @@ impl Strategy for VolatilityTargeted {
         if self.seen[i] <= needed || ctx.halted || ctx.equity <= 0.0 || close <= 0.0 {
             return;
         }
-        let vol = self.realised_volatility(i);
+        let vol = match self.shared.get(i) {
+            Some(track) => track[ctx.index],
+            None => self.realised_volatility(i),
+        };
         let direction = match self.side {
             Side::Long => 1.0,
             Side::Momentum => {
