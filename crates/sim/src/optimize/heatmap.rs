@@ -17,8 +17,39 @@ const PAD_T: f64 = 60.0;
 const PAD_B: f64 = 70.0;
 const LEGEND_W: f64 = 110.0;
 
-/// One axis: a parameter's values in order.
-fn axis(results: &SearchResults, name: &str) -> Result<Vec<Value>, SearchError> {
+/// More distinct values than this on an axis (a random search over a
+/// number range) are grouped into [`BINS`] equal-width bins.
+const MAX_DISTINCT: usize = 40;
+/// Bins of a binned axis.
+const BINS: usize = 20;
+
+/// One axis of the heatmap: its cells' labels and which cell a value falls in.
+pub struct Axis {
+    /// A label per cell, in order (values, or bin ranges).
+    pub labels: Vec<String>,
+    /// The distinct values, for an axis of values.
+    values: Vec<Value>,
+    /// `(lowest, highest)`, for a binned axis.
+    bins: Option<(f64, f64)>,
+}
+
+impl Axis {
+    /// The cell `v` falls in.
+    pub fn index(&self, v: &Value) -> Option<usize> {
+        match self.bins {
+            Some((lo, hi)) => {
+                let x = v.as_f64()?;
+                let t = if hi > lo { (x - lo) / (hi - lo) } else { 0.0 };
+                Some(((t * BINS as f64) as usize).min(BINS - 1))
+            }
+            None => self.values.iter().position(|w| w == v),
+        }
+    }
+}
+
+/// A parameter's axis: its values in order, or bins when a random search
+/// drew too many distinct numbers to show one by one.
+fn axis(results: &SearchResults, name: &str) -> Result<Axis, SearchError> {
     if !results.params.iter().any(|p| p.name == name) {
         return Err(SearchError::new(format!(
             "--heatmap: `{name}` is not a searched parameter ({})",
@@ -41,12 +72,41 @@ fn axis(results: &SearchResults, name: &str) -> Result<Vec<Value>, SearchError> 
         (Some(x), Some(y)) => x.total_cmp(&y),
         _ => a.to_string().cmp(&b.to_string()),
     });
-    Ok(values)
+    let numbers: Option<Vec<f64>> = values.iter().map(Value::as_f64).collect();
+    if let (true, Some(n)) = (values.len() > MAX_DISTINCT, numbers) {
+        let (lo, hi) = (n[0], n[n.len() - 1]);
+        let width = (hi - lo) / BINS as f64;
+        let labels = (0..BINS)
+            .map(|b| {
+                format!(
+                    "{}..{}",
+                    short(lo + b as f64 * width),
+                    short(lo + (b + 1) as f64 * width)
+                )
+            })
+            .collect();
+        return Ok(Axis {
+            labels,
+            values: Vec::new(),
+            bins: Some((lo, hi)),
+        });
+    }
+    Ok(Axis {
+        labels: values.iter().map(label).collect(),
+        values,
+        bins: None,
+    })
 }
 
-/// The heatmap's content: the x values, the y values, and the best score
-/// in each cell by row (y) then column (x).
-pub type Cells = (Vec<Value>, Vec<Value>, Vec<Vec<Option<f64>>>);
+fn short(x: f64) -> String {
+    let t = format!("{x:.4}");
+    let t = t.trim_end_matches('0').trim_end_matches('.');
+    t.to_string()
+}
+
+/// The heatmap's content: the x axis, the y axis, and the best score in
+/// each cell by row (y) then column (x).
+pub type Cells = (Axis, Axis, Vec<Vec<Option<f64>>>);
 
 /// The best score in each (x, y) cell, `None` where no combination with
 /// that pair has a defined score (or none was run).
@@ -55,12 +115,9 @@ pub fn cells(results: &SearchResults, x: &str, y: &str) -> Result<Cells, SearchE
         return Err(SearchError::new("--heatmap needs two different parameters"));
     }
     let (ax, ay) = (axis(results, x)?, axis(results, y)?);
-    let mut grid = vec![vec![None::<f64>; ax.len()]; ay.len()];
+    let mut grid = vec![vec![None::<f64>; ax.labels.len()]; ay.labels.len()];
     for r in &results.rows {
-        let (Some(i), Some(j)) = (
-            ax.iter().position(|v| v == &r.params[x]),
-            ay.iter().position(|v| v == &r.params[y]),
-        ) else {
+        let (Some(i), Some(j)) = (ax.index(&r.params[x]), ay.index(&r.params[y])) else {
             continue;
         };
         if let Some(s) = r.score {
@@ -104,7 +161,8 @@ fn escape(s: &str) -> String {
 
 /// The heatmap of `results` over parameters `x` (columns) and `y` (rows).
 pub fn heatmap_svg(results: &SearchResults, x: &str, y: &str, title: &str) -> Result<String, SearchError> {
-    let (xs, ys, grid) = cells(results, x, y)?;
+    let (ax, ay, grid) = cells(results, x, y)?;
+    let (xs, ys) = (&ax.labels, &ay.labels);
     let cell = (PLOT / xs.len().max(ys.len()) as f64).min(CELL_MAX);
     let (w, h) = (cell * xs.len() as f64, cell * ys.len() as f64);
     let defined = grid.iter().flatten().flatten();
@@ -112,10 +170,7 @@ pub fn heatmap_svg(results: &SearchResults, x: &str, y: &str, title: &str) -> Re
     let hi = defined.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
     let scale = |s: f64| if hi > lo { (s - lo) / (hi - lo) } else { 1.0 };
     let best = results.best();
-    let (bx, by) = (
-        xs.iter().position(|v| v == &best.params[x]),
-        ys.iter().position(|v| v == &best.params[y]),
-    );
+    let (bx, by) = (ax.index(&best.params[x]), ay.index(&best.params[y]));
     let (width, height) = (PAD_L + w + LEGEND_W, PAD_T + h + PAD_B);
     let mut svg = String::new();
     let _ = writeln!(
@@ -141,13 +196,10 @@ pub fn heatmap_svg(results: &SearchResults, x: &str, y: &str, title: &str) -> Re
         for (i, v) in row.iter().enumerate() {
             let left = PAD_L + i as f64 * cell;
             let (fill, tip) = match v {
-                Some(s) => (
-                    colour(scale(*s)),
-                    format!("{x}={}, {y}={}: {s:.4}", label(&xs[i]), label(&ys[j])),
-                ),
+                Some(s) => (colour(scale(*s)), format!("{x}={}, {y}={}: {s:.4}", xs[i], ys[j])),
                 None => (
                     "#dddddd".into(),
-                    format!("{x}={}, {y}={}: not run or undefined", label(&xs[i]), label(&ys[j])),
+                    format!("{x}={}, {y}={}: not run or undefined", xs[i], ys[j]),
                 ),
             };
             let _ = writeln!(
@@ -172,7 +224,7 @@ pub fn heatmap_svg(results: &SearchResults, x: &str, y: &str, title: &str) -> Re
             svg,
             r#"<text x="{cx:.2}" y="{:.2}" text-anchor="middle">{}</text>"#,
             PAD_T + h + 16.0,
-            escape(&label(v))
+            escape(v)
         );
     }
     for (j, v) in ys.iter().enumerate().filter(|(j, _)| j % every(ys.len()) == 0) {
@@ -181,7 +233,7 @@ pub fn heatmap_svg(results: &SearchResults, x: &str, y: &str, title: &str) -> Re
             svg,
             r#"<text x="{:.2}" y="{cy:.2}" text-anchor="end">{}</text>"#,
             PAD_L - 6.0,
-            escape(&label(v))
+            escape(v)
         );
     }
     let _ = writeln!(
@@ -231,6 +283,43 @@ pub fn heatmap_svg(results: &SearchResults, x: &str, y: &str, title: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_random_search_over_numbers_is_binned_and_a_grid_is_not() {
+        use std::sync::atomic::AtomicUsize;
+
+        use crate::optimize::{default_setup, search, Objective, ParamSpec, RunOptions};
+        use tradelab_data::synthetic::{generate, SyntheticConfig};
+        let market = generate(&SyntheticConfig {
+            bars: 400,
+            ..Default::default()
+        });
+        let base = default_setup("momentum_vol_target");
+        let run = |params: [&str; 2], random| {
+            let params = params.map(|p| ParamSpec::parse(p).unwrap());
+            let found = search(
+                &base,
+                &params,
+                &[],
+                random,
+                Objective::Sharpe,
+                &[&market.series],
+                &RunOptions::default(),
+                &AtomicUsize::new(0),
+            )
+            .unwrap();
+            let (ax, ay, grid) = cells(&found.results, "target", "window").unwrap();
+            let svg = heatmap_svg(&found.results, "target", "window", "t").unwrap();
+            (ax.labels, ay.labels, grid, svg)
+        };
+        let (xs, ys, grid, svg) = run(["target=0.05:0.3", "window=10:20:5"], Some((120, 1)));
+        assert_eq!((xs.len(), ys.len()), (BINS, 3));
+        assert!(xs[0].starts_with("0.05") && xs[0].contains(".."), "{xs:?}");
+        assert!(grid.iter().flatten().filter(|c| c.is_some()).count() > 20);
+        assert_eq!(svg.matches("class=\"best\"").count(), 1);
+        let (xs, _, _, _) = run(["target=0.05:0.3:0.05", "window=10:20:5"], None);
+        assert_eq!(xs, ["0.05", "0.1", "0.15", "0.2", "0.25", "0.3"]);
+    }
 
     #[test]
     fn colours_run_from_dark_to_bright() {
