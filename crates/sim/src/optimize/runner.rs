@@ -16,7 +16,7 @@ use tradelab_data::features::{sma_track, SmaPoint};
 use super::setup::BacktestSetup;
 use super::space::Param;
 use super::SearchError;
-use crate::engine;
+use crate::engine::{self, BacktestResult};
 use crate::metrics::{self, Metrics};
 use crate::stats::equity_returns;
 use crate::stats::pbo::{block_sums, BlockSums};
@@ -155,9 +155,7 @@ impl Tracks {
             tracks.iter().map(Vec::as_slice).collect(),
         ))
     }
-}
 
-impl Tracks {
     /// The volatility-targeted baselines on shared volatility, when their
     /// window is here.
     fn vol_target(&self, setup: &BacktestSetup) -> Option<VolatilityTargeted<'_>> {
@@ -284,7 +282,12 @@ fn run_one(setup: &BacktestSetup, feeds: &[&BarSeries], tracks: &Tracks, blocks:
     } else {
         engine::run(feeds, setup.strategy().as_mut(), &cfg)
     };
-    let metrics = metrics::compute(&result, setup.backtest.risk_free_rate);
+    outcome(setup, &result, blocks)
+}
+
+/// What a finished run keeps: its metrics, return moments and block sums.
+fn outcome(setup: &BacktestSetup, result: &BacktestResult<'_>, blocks: usize) -> Outcome {
+    let metrics = metrics::compute(result, setup.backtest.risk_free_rate);
     let returns = equity_returns(&result.equity);
     Outcome {
         strategy: result.strategy.clone(),
@@ -295,12 +298,12 @@ fn run_one(setup: &BacktestSetup, feeds: &[&BarSeries], tracks: &Tracks, blocks:
     }
 }
 
-/// The equity curve (timestamps and values) of one setup, for the best
-/// combination's charts and for walk-forward stitching.
-pub fn curve(setup: &BacktestSetup, feeds: &[&BarSeries]) -> (Vec<i64>, Vec<f64>) {
-    let mut strategy = setup.strategy();
-    let result = engine::run(feeds, strategy.as_mut(), &setup.engine_config());
-    (result.timestamps.into_owned(), result.equity)
+/// [`run_single`] that also returns the equity curve (timestamps and
+/// values), for walk-forward stitching: one run gives both.
+pub fn run_with_curve(setup: &BacktestSetup, feeds: &[&BarSeries], blocks: usize) -> (Outcome, Vec<i64>, Vec<f64>) {
+    let result = engine::run(feeds, setup.strategy().as_mut(), &setup.engine_config());
+    let o = outcome(setup, &result, blocks);
+    (o, result.timestamps.into_owned(), result.equity)
 }
 
 #[cfg(test)]

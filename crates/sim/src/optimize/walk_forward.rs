@@ -13,7 +13,7 @@ use tradelab_core::time::format_date;
 use tradelab_core::BarSeries;
 
 use super::results::{Objective, SearchResults};
-use super::runner::{curve, run_all, run_single, RunOptions};
+use super::runner::{run_all, run_with_curve, RunOptions};
 use super::setup::BacktestSetup;
 use super::space::Param;
 use super::SearchError;
@@ -151,10 +151,9 @@ pub fn walk_forward(
         let searched = SearchResults::new(params, combos, run_all(setups, &train_refs, opts, done), objective);
         let best = searched.best();
         let chosen = &setups[best.index];
-        let traded = run_single(chosen, &test_refs, opts.blocks);
-        let (ts, equity) = curve(chosen, &test_refs);
+        let (traded, ts, equity) = run_with_curve(chosen, &test_refs, opts.blocks);
         stitch(&mut stitched, &ts, &equity, initial);
-        let (hts, hequity) = curve(&hold, &test_refs);
+        let (_, hts, hequity) = run_with_curve(&hold, &test_refs, opts.blocks);
         stitch(&mut held, &hts, &hequity, initial);
         out.push(FoldResult {
             index: k,
