@@ -14,6 +14,8 @@ use tradelab_data::load::find_symbol;
 use tradelab_data::table::load_final;
 use tradelab_data::{load_file, LoadOptions};
 use tradelab_sim::engine::{self, BacktestResult};
+use tradelab_sim::metrics::{self, Metrics};
+use tradelab_sim::report::BacktestReport;
 use tradelab_sim::strategies::{baseline, BASELINES};
 use tradelab_sim::strategy::Strategy;
 
@@ -99,6 +101,21 @@ pub fn backtest<'a>(settings: &Settings, strategy: &str, feeds: &'a [BarSeries])
     let mut s = strategy_by_name(strategy, settings)?;
     let refs: Vec<&BarSeries> = feeds.iter().collect();
     Ok(engine::run(&refs, s.as_mut(), &settings.engine_config()))
+}
+
+/// Metrics and the JSON report of a result under `settings`.
+pub fn build_report(result: &BacktestResult<'_>, settings: &Settings) -> (Metrics, BacktestReport) {
+    let m = metrics::compute(result, settings.backtest.risk_free_rate);
+    // Where reports go does not change what they say.
+    let mut fingerprinted = settings.clone();
+    fingerprinted.report.out_dir = Default::default();
+    let fingerprint = serde_json::to_string(&fingerprinted).unwrap_or_default();
+    let fill = serde_json::to_value(settings.backtest.fill)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let report = BacktestReport::new(result, &m, &settings.backtest.currency, &fill, &fingerprint);
+    (m, report)
 }
 
 /// Timeframe name of a series ("1d", "5m", or "unknown").

@@ -14,6 +14,8 @@ use tradelab_agents::checkpoint::{
 use tradelab_store::registry::{retention_plan, ModelRecord, NewModel, Stage};
 use tradelab_store::Store;
 
+use crate::Settings;
+
 /// `NAME@VERSION`, `NAME@production`, `NAME@staging` or `NAME` (the newest).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelRef {
@@ -64,6 +66,28 @@ impl ModelRef {
             }
         })
     }
+}
+
+/// A checkpoint folder to open: `spec` as a path when it exists, else a
+/// registry reference (`NAME`, `NAME@VERSION`, `NAME@STAGE`) resolved in
+/// the store `settings` name and verified against its checksum.
+pub fn checkpoint_folder(settings: &Settings, spec: &Path) -> Result<PathBuf> {
+    if spec.exists() {
+        return Ok(spec.to_path_buf());
+    }
+    let text = spec.to_string_lossy();
+    if text.contains('/') {
+        bail!(
+            "{} does not exist; pass a checkpoint folder or a registered model as NAME@VERSION",
+            spec.display()
+        );
+    }
+    let rt = crate::runtime::runtime()?;
+    let store = crate::record::open_store(&rt, settings)?;
+    let record = rt.block_on(ModelRef::parse(&text)?.resolve(&store)).with_context(|| {
+        format!("`{text}` is missing: no checkpoint folder of that name, and no such registered model")
+    })?;
+    verified_location(&record)
 }
 
 /// The folder of a registered version, after checking that its weights

@@ -4,30 +4,15 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+pub use tradelab_app::markets::build_report;
 use tradelab_app::Settings;
 use tradelab_core::BarSeries;
 use tradelab_sim::engine::BacktestResult;
-use tradelab_sim::metrics::{self, Metrics};
 use tradelab_sim::report::{chart_svg, key_figures, report_html, BacktestReport, Chart, Style};
 
 /// Terminal style for stdout.
 pub fn style() -> Style {
     Style::detect(std::io::stdout().is_terminal())
-}
-
-/// Metrics and the JSON report of a result under `settings`.
-pub fn build_report(result: &BacktestResult<'_>, settings: &Settings) -> (Metrics, BacktestReport) {
-    let m = metrics::compute(result, settings.backtest.risk_free_rate);
-    // Where reports go does not change what they say.
-    let mut fingerprinted = settings.clone();
-    fingerprinted.report.out_dir = Default::default();
-    let fingerprint = serde_json::to_string(&fingerprinted).unwrap_or_default();
-    let fill = serde_json::to_value(settings.backtest.fill)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
-    let report = BacktestReport::new(result, &m, &settings.backtest.currency, &fill, &fingerprint);
-    (m, report)
 }
 
 fn slug(s: &str) -> String {

@@ -162,6 +162,11 @@ impl TradingEnv {
         &self.data
     }
 
+    /// What it runs under: `env:` and the broker's rules.
+    pub fn config(&self) -> &EnvConfig {
+        &self.cfg
+    }
+
     /// The broker, with the episode's account, positions and risk events.
     pub fn broker(&self) -> &Broker {
         &self.broker
@@ -170,6 +175,13 @@ impl TradingEnv {
     /// The bar whose close the agent has just seen.
     pub fn bar_index(&self) -> usize {
         self.t
+    }
+
+    /// Restarts the random stream episode starts are drawn from, as if the
+    /// environment had been created with `seed` (Gymnasium's
+    /// `reset(seed=...)`).
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
     /// Starts an episode: a fresh account at a random (or the first) bar of

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use tradelab_app::record::open_store;
 use tradelab_app::registry::{
-    behaviour_note, collect_garbage, register_checkpoint, score, verified_location, ModelRef,
+    behaviour_note, checkpoint_folder, collect_garbage, register_checkpoint, score, verified_location, ModelRef,
 };
 use tradelab_app::runtime::runtime;
 use tradelab_store::registry::Stage;
@@ -22,20 +22,7 @@ pub fn model_folder(g: &GlobalArgs, spec: &Path) -> Result<PathBuf> {
     if spec.exists() {
         return Ok(spec.to_path_buf());
     }
-    let text = spec.to_string_lossy();
-    if text.contains('/') {
-        bail!(
-            "{} does not exist; pass a checkpoint folder or a registered model as NAME@VERSION",
-            spec.display()
-        );
-    }
-    let settings = load_settings(g, &[])?;
-    let rt = runtime()?;
-    let store = open_store(&rt, &settings)?;
-    let record = rt.block_on(ModelRef::parse(&text)?.resolve(&store)).with_context(|| {
-        format!("`{text}` is missing: no checkpoint folder of that name, and no such registered model")
-    })?;
-    verified_location(&record)
+    checkpoint_folder(&load_settings(g, &[])?, spec)
 }
 
 fn when(ms: i64) -> String {
