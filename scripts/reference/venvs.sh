@@ -70,3 +70,17 @@ else
   echo >&2 "warning: could not install hmmlearn; the regime reference test will be skipped"
 fi
 
+
+# The Python package's tests (crates/py/pytests, run by the workspace's
+# test build through crates/py/tests/pytest_suite.rs): pytest, gymnasium,
+# pandas, Stable-Baselines3, sb3-contrib and torch (several GB the first
+# time); skipped, and said so, if the package index cannot be reached.
+echo >&2 "== Python package tests (pytest, gymnasium, SB3, sb3-contrib, nbclient)"
+if [ ! -x "$VENVS/pkgenv/bin/python" ]; then
+  python3 -m venv "$VENVS/pkgenv" >/dev/null 2>&1 || true
+fi
+if "$VENVS/pkgenv/bin/python" -m pip install --quiet --disable-pip-version-check -r crates/py/requirements-test.txt; then
+  printf 'export TRADELAB_PYTHON_PACKAGE_ENV=%q\n' "$VENVS/pkgenv"
+else
+  echo >&2 "warning: could not install the Python package's test requirements; its tests will be skipped"
+fi

@@ -28,6 +28,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("trade", 5),
     ("app", 6),
     ("server", 7),
+    // The Python package: a front end beside the server, over the
+    // application layer (nothing depends on it).
+    ("py", 7),
     ("cli", 8),
     // Test fixtures: a dev-dependency only, never a dependency.
     ("testkit", 4),
@@ -167,6 +170,14 @@ fn crates_naming(what: &str, allowed: &[&str], code_allowed: impl Fn(&str) -> bo
 fn only_the_binary_names_the_command_line_parser() {
     let v = crates_naming("clap", &["cli"], |_| false);
     assert!(v.is_empty(), "only crates/cli may name clap:\n{}", v.join("\n"));
+}
+
+#[test]
+fn only_the_python_package_names_pyo3() {
+    for binding in ["pyo3", "numpy"] {
+        let v = crates_naming(binding, &["py"], |_| false);
+        assert!(v.is_empty(), "only crates/py may name {binding}:\n{}", v.join("\n"));
+    }
 }
 
 #[test]

@@ -30,8 +30,10 @@ def cli_binary() -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path = REPO) -> str:
-    """Runs the CLI in the repository (its config/settings.yaml) and returns stdout."""
+def run_cli(*args: str, cwd: Path) -> str:
+    """Runs the CLI in ``cwd`` (a test's own folder, so its store and
+    reports stay there; no settings file, so the compiled-in defaults, as
+    Python's) and returns stdout."""
     done = subprocess.run(
         [str(cli_binary()), *args], cwd=cwd, capture_output=True, text=True, timeout=600
     )
@@ -40,7 +42,7 @@ def run_cli(*args: str, cwd: Path = REPO) -> str:
     return done.stdout
 
 
-def cli_json(*args: str, cwd: Path = REPO) -> dict:
+def cli_json(*args: str, cwd: Path) -> dict:
     return json.loads(run_cli(*args, cwd=cwd))
 
 

@@ -9,24 +9,23 @@ import pandas as pd
 import pytest
 
 import tradelab
-from conftest import NVDA, ORCL, REPO, cli_json, synthetic_frame
+from conftest import NVDA, ORCL, cli_json, synthetic_frame
 
-CONFIG = REPO / "config" / "settings.yaml"
 
 
 @pytest.mark.parametrize("strategy", ["sma_crossover", "rsi_mean_reversion", "buy_and_hold_vol_target"])
 def test_backtest_equals_the_cli_report(strategy, tmp_path):
-    cli = cli_json("backtest", "--strategy", strategy, "--symbol", "orcl-1995-2014", "--json", "--out-dir", str(tmp_path))
-    py = tradelab.backtest(strategy, ORCL, CONFIG).report()
+    cli = cli_json("backtest", "--strategy", strategy, "--symbol", str(ORCL), "--json", cwd=tmp_path)
+    py = tradelab.backtest(strategy, ORCL).report()
     assert py == cli
 
 
 def test_several_instruments_and_settings_overrides(tmp_path):
     cli = cli_json(
-        "backtest", "--strategy", "sma_crossover", "--symbol", "orcl-1995-2014", "--symbol", "nvda-1999-2014",
-        "--json", "--out-dir", str(tmp_path), "--set", "strategies.sma_crossover.fast=5",
+        "backtest", "--strategy", "sma_crossover", "--symbol", str(ORCL), "--symbol", str(NVDA),
+        "--json", "--set", "strategies.sma_crossover.fast=5", cwd=tmp_path,
     )
-    py = tradelab.backtest("sma_crossover", [ORCL, NVDA], CONFIG, strategies={"sma_crossover": {"fast": 5}})
+    py = tradelab.backtest("sma_crossover", [ORCL, NVDA], strategies={"sma_crossover": {"fast": 5}})
     assert py.report() == cli
     assert set(py.trades["instrument"]) == {"orcl-1995-2014", "nvda-1999-2014"}
 

@@ -272,6 +272,42 @@ impl PyVecEnv {
         action_space_name(self.cfg.env.actions)
     }
 
+    /// The Rust-only baseline for the Python figures: `steps` lockstep
+    /// steps with random valid actions and quantities drawn in Rust, each
+    /// observation copied out as `step` copies it to numpy, without
+    /// crossing into Python. Returns the seconds taken (the GIL released).
+    fn run_random(&mut self, py: Python<'_>, steps: usize, seed: u64) -> f64 {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (n, len) = (self.n, self.obs_len);
+        let this = &mut *self;
+        py.detach(|| {
+            let mut obs = vec![0.0f32; n * len];
+            let start = std::time::Instant::now();
+            for _ in 0..steps {
+                for (i, slot) in this.actions.iter_mut().enumerate() {
+                    let mask = this.venv.masks[i];
+                    let valid = mask.iter().filter(|v| **v).count();
+                    let pick = rng.random_range(0..valid);
+                    let index = mask
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| **v)
+                        .nth(pick)
+                        .map_or(4, |(k, _)| k);
+                    let action = Action::from_index(index).unwrap_or(Action::Hold);
+                    *slot = EnvAction::new(action, rng.random_range(0.05..=1.0));
+                }
+                this.venv.step(&this.actions);
+                for i in 0..n {
+                    this.venv.observation(i).write_to(&mut obs[i * len..(i + 1) * len]);
+                }
+            }
+            std::hint::black_box(&obs);
+            start.elapsed().as_secs_f64()
+        })
+    }
+
     /// Restarts every environment (seeded `seed + i`) and writes the first
     /// observations and masks.
     fn reset(

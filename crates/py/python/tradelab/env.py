@@ -52,6 +52,14 @@ def decode_action(space: spaces.Space, action: Any) -> Tuple[int, float]:
     return int(np.asarray(action).reshape(-1)[0]) if np.ndim(action) else int(action), 1.0
 
 
+def _discrete(action: Any) -> Tuple[int, float]:
+    # The hot path for Discrete(5): a Python int or a numpy integer.
+    try:
+        return int(action), 1.0
+    except TypeError:
+        return int(np.asarray(action).reshape(-1)[0]), 1.0
+
+
 class TradingEnv(gym.Env):
     """One instrument, one split, the environment ``tradelab train`` trains in.
 
@@ -86,6 +94,8 @@ class TradingEnv(gym.Env):
         self.observation_space = spaces.Box(-np.inf, np.inf, (self._env.observation_size,), np.float32)
         self.action_space = action_space_for(self._env.action_space, quantity_levels)
         self._levels = quantity_levels
+        space = self.action_space
+        self._decode = _discrete if isinstance(space, spaces.Discrete) else lambda a: decode_action(space, a)
 
     @property
     def feature_names(self):
@@ -100,12 +110,14 @@ class TradingEnv(gym.Env):
     def reset(
         self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None
     ) -> Tuple[np.ndarray, Dict[str, Any]]:
+        """Starts an episode (``seed`` restarts the stream episode starts are drawn from): the first observation and the account."""
         super().reset(seed=seed)
         obs = self._env.reset(seed)
         return obs, self._env.account()
 
     def step(self, action: Any) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
-        index, quantity = decode_action(self.action_space, action)
+        """Acts at the current close and advances one bar: (observation, reward, terminated, truncated, info)."""
+        index, quantity = self._decode(action)
         return self._env.step(index, quantity)
 
     def step_raw(self, action: int, quantity: float = 1.0):

@@ -23,14 +23,17 @@ class Model:
 
     @property
     def kind(self) -> str:
+        """The agent's type (``ppo-mlp``, ``hrm``, ...)."""
         return self._model.kind
 
     @property
     def settings(self) -> _native.Settings:
+        """The settings it runs under: its own observation settings, the caller's costs and risk."""
         return self._model.settings
 
     @property
     def observation_size(self) -> int:
+        """Length of the flat observation it reads."""
         return self._model.observation_size
 
     @property

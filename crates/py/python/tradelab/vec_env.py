@@ -118,28 +118,35 @@ class VecEnv(_Base):  # type: ignore[misc,valid-type]
 
     @property
     def obs(self) -> np.ndarray:
+        """The observations buffer (``n x size``), overwritten by each step."""
         return self._obs
 
     @property
     def rewards(self) -> np.ndarray:
+        """The last step's rewards."""
         return self._rewards
 
     @property
     def terminated(self) -> np.ndarray:
+        """Which episodes ruin or the drawdown breaker ended at the last step."""
         return self._terminated
 
     @property
     def truncated(self) -> np.ndarray:
+        """Which episodes the episode window cut at the last step."""
         return self._truncated
 
     @property
     def masks(self) -> np.ndarray:
+        """Valid actions per environment (``n x 5``)."""
         return self._masks
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Stores the actions for ``step_wait`` (SB3's interface)."""
         self._pending = actions
 
     def step_wait(self):
+        """Steps every environment: (observations, rewards, dones, infos), SB3's convention."""
         self.step_into(self._pending)
         dones = self._terminated | self._truncated
         infos: List[dict] = [{} for _ in range(self.num_envs)]
@@ -151,6 +158,7 @@ class VecEnv(_Base):  # type: ignore[misc,valid-type]
         return self._obs.copy(), self._rewards.astype(np.float32), dones, infos
 
     def step(self, actions: np.ndarray):
+        """``step_async`` then ``step_wait``."""
         self.step_async(actions)
         return self.step_wait()
 
@@ -163,6 +171,7 @@ class VecEnv(_Base):  # type: ignore[misc,valid-type]
 
     # -- SB3's VecEnv bookkeeping ----------------------------------------
     def close(self) -> None:
+        """Nothing to release: the environments live in the Rust core."""
         pass
 
     def _indices(self, indices) -> Iterable[int]:
@@ -173,24 +182,29 @@ class VecEnv(_Base):  # type: ignore[misc,valid-type]
         return indices
 
     def get_attr(self, attr_name: str, indices=None) -> List[Any]:
+        """An attribute of the environments (the same for all)."""
         if attr_name == "render_mode":
             return [None for _ in self._indices(indices)]
         value = getattr(self, attr_name)
         return [value for _ in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        """Refused: the environments' settings are fixed at construction."""
         raise AttributeError(f"tradelab.VecEnv's environments have no settable attribute `{attr_name}`")
 
     def env_method(self, method_name: str, *args, indices=None, **kwargs) -> List[Any]:
+        """Only ``action_masks`` is callable this way (MaskablePPO's use)."""
         if method_name == "action_masks":
             masks = self.action_masks()
             return [masks[i] for i in self._indices(indices)]
         raise AttributeError(f"tradelab.VecEnv's environments have no method `{method_name}` callable this way")
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> List[bool]:
+        """No environment is wrapped."""
         return [False for _ in self._indices(indices)]
 
     def get_images(self):
+        """No rendering: one ``None`` per environment."""
         return [None for _ in range(self.num_envs)]
 
 

@@ -1,0 +1,75 @@
+"""Models trained by the CLI act from Python as they do in Rust."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import tradelab
+from conftest import ORCL, run_cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small PPO trained by the CLI on ORCL (a few seconds)."""
+    d = tmp_path_factory.mktemp("model")
+    run_cli("train", "--agent", "ppo-mlp", "--symbol", str(ORCL), "--steps", "2048", "--out", "run", "--seed", "3", cwd=d)
+    return d / "run" / "best"
+
+
+def greedy_validation_pass(model):
+    """The validation split from its first bar, deciding greedily with
+    model.act: what training scored the checkpoint by."""
+    env = tradelab.TradingEnv(ORCL, model.settings, split="validation", env={"random_start": False, "episode_bars": 0})
+    obs, account = env.reset()
+    start, entries, done = account["equity"], 0, False
+    while not done:
+        decision = model.act(obs, env.action_masks())
+        was_flat = env.account()["position"] == 0
+        obs, _, terminated, truncated, info = env.step_raw(decision["action_index"], decision["quantity"])
+        entries += int(was_flat and info["position"] != 0)
+        done = terminated or truncated
+    return (info["equity"] / start - 1.0) * 100.0, entries
+
+
+def test_a_cli_model_acts_identically_from_python(trained):
+    model = tradelab.load_model(trained)
+    recorded = json.loads((trained / "metadata.json").read_text())["validation"]
+    return_pct, entries = greedy_validation_pass(model)
+    assert recorded["entries"] > 0, "the check needs a model that trades"
+    assert entries == recorded["entries"]
+    assert return_pct == pytest.approx(recorded["return_pct"], rel=1e-9, abs=1e-9)
+
+
+def test_act_reports_the_decision(trained):
+    model = tradelab.load_model(trained)
+    assert model.kind == "ppo-mlp"
+    env = tradelab.TradingEnv(ORCL, model.settings)
+    obs, _ = env.reset(seed=0)
+    d = model.act(obs)
+    assert d["action"] in tradelab.ACTIONS and tradelab.ACTIONS.index(d["action"]) == d["action_index"]
+    assert sum(d["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    # Flat: the closes are masked, so they get probability 0.
+    assert d["probabilities"][2] == 0 and d["probabilities"][3] == 0
+    assert model.provenance["vocabulary"]["instruments"] == ["orcl-1995-2014"]
+
+
+def test_bad_observations_and_masks_raise(trained):
+    model = tradelab.load_model(trained)
+    with pytest.raises(tradelab.TradelabError, match="this model reads"):
+        model.act(np.zeros(10, dtype=np.float32))
+    obs = np.zeros(model.observation_size, dtype=np.float32)
+    obs[3] = np.nan
+    with pytest.raises(tradelab.TradelabError, match="not a finite number"):
+        model.act(obs)
+    with pytest.raises(tradelab.TradelabError, match="allows no action"):
+        model.act(np.zeros(model.observation_size, dtype=np.float32), np.zeros(5, dtype=bool))
+    with pytest.raises(tradelab.TradelabError, match="not in"):
+        model.act(np.zeros(model.observation_size, dtype=np.float32), instrument="nosuch")
+
+
+def test_a_missing_model_says_what_to_do(tmp_path):
+    with pytest.raises(tradelab.TradelabError, match="does not exist"):
+        tradelab.load_model(tmp_path / "nope" / "best")
