@@ -15,9 +15,11 @@ Every figure is the median over --rounds, measured in this one process:
    (`step_into`, and SB3's `step` with its info dicts), against the same
    environments stepped by the Rust core alone (`VecEnvCore.run_random`,
    observations copied as for numpy): the cost of crossing into Python.
-3. backtest: the 10/30 SMA crossover on --bars synthetic 1-minute bars from
-   a DataFrame (conversion included), against vectorbt 1.2 (warm: its JIT
-   compiled by an untimed first call) and backtesting.py 0.6.6.
+3. backtest: the 10/30 SMA crossover (long on the golden cross, flat on the
+   death cross, no fees, tradelab's breakers off so every cross trades) on
+   --bars synthetic 1-minute bars from a DataFrame (conversion included),
+   against vectorbt 1.2 (warm: its JIT compiled by an untimed first call)
+   and backtesting.py 0.6.6 (one run: it takes seconds).
 4. sb3: Stable-Baselines3 PPO (MlpPolicy, defaults, CPU, one torch thread)
    training steps/s on `TradingEnv` against the same on `StocksEnv`.
 """
@@ -125,7 +127,13 @@ def bench_vec(frame: pd.DataFrame, rounds: int, steps: int, n: int = 64) -> dict
 def bench_backtest(frame: pd.DataFrame, rounds: int, with_backtesting: bool) -> dict:
     import vectorbt as vbt
 
-    settings = {"strategies": {"sma_crossover": {"fast": 10, "slow": 30}}}
+    # Like for like: no fees anywhere, and tradelab's drawdown breaker and
+    # daily loss limit off, so that every crossover trades in all three.
+    settings = {
+        "strategies": {"sma_crossover": {"fast": 10, "slow": 30}},
+        "backtest": {"costs": {"entry_fixed": 0.0, "exit_fixed": 0.0}},
+        "risk": {"max_drawdown": 0.0, "daily_loss_limit": 0.0},
+    }
     out = {"bars": len(frame)}
     result = {}
 
@@ -141,7 +149,7 @@ def bench_backtest(frame: pd.DataFrame, rounds: int, with_backtesting: bool) -> 
         fast = vbt.MA.run(close, 10)
         slow = vbt.MA.run(close, 30)
         pf = vbt.Portfolio.from_signals(close, fast.ma_crossed_above(slow), fast.ma_crossed_below(slow),
-                                        fees=0.0, fixed_fees=25.0, init_cash=100_000.0, freq="1min")
+                                        fees=0.0, init_cash=100_000.0, freq="1min")
         result["v"] = pf.trades.count()
 
     vectorbt_run()  # compile the JIT, untimed
@@ -208,16 +216,22 @@ def main() -> None:
     p.add_argument("--sb3-steps", type=int, default=4_096)
     p.add_argument("--no-backtesting", action="store_true", help="skip backtesting.py (minutes on 1M bars)")
     p.add_argument("--no-sb3", action="store_true")
+    p.add_argument("--only", choices=["env", "vec", "backtest", "sb3"], action="append",
+                   help="run only these parts (repeatable)")
     a = p.parse_args()
+    parts = set(a.only or ["env", "vec", "backtest", "sb3"])
     frame = synthetic(a.bars)
     report = {"tradelab": tradelab.__version__, "rounds": a.rounds}
-    report["env"] = bench_env(frame, a.rounds, a.steps)
-    print(json.dumps({"env": report["env"]}), flush=True)
-    report["vec"] = bench_vec(frame, a.rounds, a.vec_steps)
-    print(json.dumps({"vec": report["vec"]}), flush=True)
-    report["backtest"] = bench_backtest(frame, a.rounds, not a.no_backtesting)
-    print(json.dumps({"backtest": report["backtest"]}), flush=True)
-    if not a.no_sb3:
+    if "env" in parts:
+        report["env"] = bench_env(frame, a.rounds, a.steps)
+        print(json.dumps({"env": report["env"]}), flush=True)
+    if "vec" in parts:
+        report["vec"] = bench_vec(frame, a.rounds, a.vec_steps)
+        print(json.dumps({"vec": report["vec"]}), flush=True)
+    if "backtest" in parts:
+        report["backtest"] = bench_backtest(frame, a.rounds, not a.no_backtesting)
+        print(json.dumps({"backtest": report["backtest"]}), flush=True)
+    if "sb3" in parts and not a.no_sb3:
         report["sb3"] = bench_sb3(frame, a.rounds, a.sb3_steps)
         print(json.dumps({"sb3": report["sb3"]}), flush=True)
     print(json.dumps(report, indent=2))

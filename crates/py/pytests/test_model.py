@@ -73,3 +73,27 @@ def test_bad_observations_and_masks_raise(trained):
 def test_a_missing_model_says_what_to_do(tmp_path):
     with pytest.raises(tradelab.TradelabError, match="does not exist"):
         tradelab.load_model(tmp_path / "nope" / "best")
+
+
+def test_decide_from_raw_bars_equals_act_on_the_observation(trained):
+    model = tradelab.load_model(trained)
+    env = tradelab.TradingEnv(ORCL, model.settings, split="validation", env={"random_start": False, "episode_bars": 0})
+    obs, account = env.reset()
+    bar = account["bar"]
+    frame = tradelab.load_bars(ORCL)
+    # The bars from the series' start to the bar the observation ends on:
+    # the indicators warm up exactly as in the environment.
+    decided = model.decide(frame.iloc[: bar + 1], cash=account["cash"])
+    acted = model.act(obs, env.action_masks())
+    assert decided["action"] == acted["action"]
+    assert decided["probabilities"] == pytest.approx(acted["probabilities"], abs=1e-6)
+    assert decided["value"] == pytest.approx(acted["value"], abs=1e-5)
+
+
+def test_decide_explains_what_is_missing(trained):
+    model = tradelab.load_model(trained)
+    frame = tradelab.load_bars(ORCL)
+    with pytest.raises(tradelab.TradelabError, match="warming up|bars given"):
+        model.decide(frame.iloc[:20], cash=100_000.0)
+    with pytest.raises(tradelab.TradelabError, match="positive"):
+        model.decide(frame.iloc[:500], cash=-5.0)

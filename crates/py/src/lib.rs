@@ -4,9 +4,10 @@
 //! the command line uses, so a result from Python equals the CLI's:
 //! [`settings`] (the layered `settings.yaml`), [`bars`] (validated bars and
 //! the feature table), [`env`] (one environment and the vectorised one),
-//! [`backtest`] (the engine, with built-in or Python strategies) and
-//! [`model`] (trained checkpoints). The Python half (`python/tradelab`)
-//! adds Gymnasium's and Stable-Baselines3's interfaces and pandas frames.
+//! [`backtest`] (the engine, with built-in or Python strategies),
+//! [`optimize`] (parameter searches) and [`model`] (trained checkpoints).
+//! The Python half (`python/tradelab`) adds Gymnasium's and
+//! Stable-Baselines3's interfaces and pandas frames.
 //!
 //! Errors cross as `tradelab.TradelabError` (a `ValueError`) carrying the
 //! same one-line cause the CLI prints; nothing a caller passes may panic.
@@ -19,6 +20,7 @@ mod backtest;
 mod bars;
 mod env;
 mod model;
+mod optimize;
 mod settings;
 
 create_exception!(
@@ -55,5 +57,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backtest::backtest, m)?)?;
     m.add_function(wrap_pyfunction!(backtest::strategies, m)?)?;
     m.add_class::<model::PyModel>()?;
+    m.add_function(wrap_pyfunction!(optimize::optimize, m)?)?;
     Ok(())
 }

@@ -14,7 +14,9 @@ use tradelab_agents::Agent;
 use tradelab_app::registry::checkpoint_folder;
 use tradelab_app::settings::model_settings;
 use tradelab_app::Settings;
-use tradelab_env::{ActionSpace, ACCOUNT_FEATURES};
+use tradelab_env::{account_features, window_from_bars, ActionSpace, ACCOUNT_FEATURES};
+
+use crate::bars::PyBars;
 
 use crate::settings::PySettings;
 use crate::{anyhow_err, to_py_err};
@@ -112,6 +114,75 @@ impl PyModel {
         serde_json::to_string(agent.provenance()).map_err(to_py_err)
     }
 
+    /// Decides from raw bars (oldest first, ending with the latest) and an
+    /// account, as the decision endpoint's `bars` form: the model's
+    /// features, normalised with the statistics its checkpoint recorded
+    /// for the market, and the account values the environment computes.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (bars, cash, position, avg_price, initial_equity, greedy=true, instrument=None, timeframe=None))]
+    fn decide<'py>(
+        &self,
+        py: Python<'py>,
+        bars: &PyBars,
+        cash: f64,
+        position: f64,
+        avg_price: f64,
+        initial_equity: f64,
+        greedy: bool,
+        instrument: Option<&str>,
+        timeframe: Option<&str>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let series = &bars.series;
+        let Some(price) = series.close.last().copied() else {
+            return Err(to_py_err(
+                "no bars: pass at least the window plus the indicators' warm-up",
+            ));
+        };
+        for (name, v) in [("cash", cash), ("position", position), ("avg_price", avg_price)] {
+            if !v.is_finite() {
+                return Err(to_py_err(format!("{name} is not a finite number")));
+            }
+        }
+        let equity = cash + position * price;
+        if !(initial_equity.is_finite() && initial_equity > 0.0) || equity <= 0.0 {
+            return Err(to_py_err(format!(
+                "the account's equity ({equity:.2}) and initial_equity ({initial_equity}) must be positive"
+            )));
+        }
+        let window = {
+            let agent = self
+                .agent
+                .lock()
+                .map_err(|_| to_py_err("the model failed in another thread"))?;
+            let p = agent.provenance();
+            let instrument = instrument
+                .or(p.vocabulary.instruments.first().map(String::as_str))
+                .unwrap_or("");
+            let timeframe = timeframe
+                .or(p.vocabulary.timeframes.first().map(String::as_str))
+                .unwrap_or("");
+            let norm = p.normalisation_of(instrument, timeframe).ok_or_else(|| {
+                to_py_err(format!(
+                    "this model records no normalisation for {instrument} {timeframe} (trained before checkpoints recorded it, or never on this market): use act() with the environment's observation instead"
+                ))
+            })?;
+            window_from_bars(
+                series,
+                &self.settings.features,
+                &p.features,
+                &norm.mean,
+                &norm.std,
+                self.window,
+            )
+            .map_err(to_py_err)?
+        };
+        let account = account_features(equity, initial_equity, position * price, position * (price - avg_price));
+        let mut observation = window;
+        observation.extend_from_slice(&account);
+        let mask = self.settings.env.actions.mask(position);
+        self.decide_on(py, &observation, mask, greedy, instrument, timeframe)
+    }
+
     /// Decides for one flat observation (as `TradingEnv` gives it). The
     /// valid actions default to those of the position the observation's
     /// exposure implies; the market defaults to the first the model knows.
@@ -138,8 +209,7 @@ impl PyModel {
         if let Some(i) = obs.iter().position(|v| !v.is_finite()) {
             return Err(to_py_err(format!("observation value {i} is not a finite number")));
         }
-        let (window, account) = obs.split_at(obs.len() - ACCOUNT_FEATURES);
-        let account: [f32; ACCOUNT_FEATURES] = account.try_into().map_err(to_py_err)?;
+        let exposure = obs[obs.len() - ACCOUNT_FEATURES + 1];
         let actions = self.settings.env.actions;
         let mask = match mask {
             Some(m) => {
@@ -152,8 +222,26 @@ impl PyModel {
                 }
                 m
             }
-            None => actions.mask(f64::from(account[1])),
+            None => actions.mask(f64::from(exposure)),
         };
+        self.decide_on(py, obs, mask, greedy, instrument, timeframe)
+    }
+}
+
+impl PyModel {
+    /// The agent's decision for a checked flat observation and mask.
+    fn decide_on<'py>(
+        &self,
+        py: Python<'py>,
+        obs: &[f32],
+        mask: [bool; 5],
+        greedy: bool,
+        instrument: Option<&str>,
+        timeframe: Option<&str>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (window, account) = obs.split_at(obs.len() - ACCOUNT_FEATURES);
+        let account: [f32; ACCOUNT_FEATURES] = account.try_into().map_err(to_py_err)?;
+        let actions = self.settings.env.actions;
         let input = AgentInput {
             window,
             account,

@@ -18,6 +18,7 @@ from .backtest import BacktestResult, backtest, strategies
 from .data import features, load_bars
 from .env import ACTIONS, TradingEnv
 from .model import Model, load_model
+from .optimize import OptimizeResult, optimize
 
 
 def __getattr__(name: str) -> Any:
@@ -42,6 +43,7 @@ __all__ = [
     "ACTIONS",
     "BacktestResult",
     "Model",
+    "OptimizeResult",
     "Settings",
     "TradelabError",
     "TradingEnv",
@@ -51,6 +53,7 @@ __all__ = [
     "features",
     "load_bars",
     "load_model",
+    "optimize",
     "settings",
     "strategies",
 ]

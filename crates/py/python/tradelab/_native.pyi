@@ -151,6 +151,18 @@ class Model:
     @property
     def settings(self) -> Settings: ...
     def provenance_json(self) -> str: ...
+    def decide(
+        self,
+        bars: Bars,
+        cash: float,
+        position: float,
+        avg_price: float,
+        initial_equity: float,
+        greedy: bool = True,
+        instrument: Optional[str] = None,
+        timeframe: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """The decision from raw bars and an account (the decision endpoint's bars form)."""
     def act(
         self,
         observation: npt.NDArray[np.float32],
@@ -159,3 +171,17 @@ class Model:
         instrument: Optional[str] = None,
         timeframe: Optional[str] = None,
     ) -> Dict[str, Any]: ...
+
+def optimize(
+    strategy: str,
+    bars: Sequence[Bars],
+    settings: Settings,
+    params: Sequence[str],
+    constraints: Sequence[str],
+    random: Optional[Tuple[int, int]],
+    metric: str,
+    walk_forward: Optional[int],
+    pbo_blocks: int,
+    threads: Optional[int],
+) -> str:
+    """The parameter search of `tradelab optimize`; its report as JSON text."""

@@ -57,6 +57,33 @@ class Model:
         m = None if mask is None else np.ascontiguousarray(mask, dtype=bool).reshape(-1)[:5]
         return self._model.act(obs, m, greedy, instrument, timeframe)
 
+    def decide(
+        self,
+        bars: Any,
+        *,
+        cash: float,
+        position: float = 0.0,
+        avg_price: float = 0.0,
+        initial_equity: Optional[float] = None,
+        greedy: bool = True,
+        instrument: Optional[str] = None,
+        timeframe: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """The decision from raw bars (oldest first, ending with the latest;
+        a DataFrame, a price file or ``Bars``) and an account, as the
+        decision endpoint's ``bars`` form: the model's features, normalised
+        with the statistics its checkpoint recorded for the market, and the
+        account values the environment would compute (``position`` in
+        signed units, ``initial_equity`` the equity trading started with,
+        by default the equity now)."""
+        from .data import native_bars
+
+        b = native_bars(bars, self.settings)
+        price = b.columns()["close"][-1]
+        start = float(cash + position * price) if initial_equity is None else float(initial_equity)
+        return self._model.decide(b, float(cash), float(position), float(avg_price), start, greedy, instrument,
+                                  timeframe)
+
     def __repr__(self) -> str:
         return f"Model(kind={self.kind!r}, folder={str(self._model.folder)!r})"
 
