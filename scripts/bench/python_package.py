@@ -19,7 +19,8 @@ Every figure is the median over --rounds, measured in this one process:
    death cross, no fees, tradelab's breakers off so every cross trades) on
    --bars synthetic 1-minute bars from a DataFrame (conversion included),
    against vectorbt 1.2 (warm: its JIT compiled by an untimed first call)
-   and backtesting.py 0.6.6 (one run: it takes seconds).
+   and backtesting.py 0.6.6 (one run: it takes seconds); and the same rule
+   written as a Python strategy (`on_bar`), the cost of a Python call per bar.
 4. sb3: Stable-Baselines3 PPO (MlpPolicy, defaults, CPU, one torch thread)
    training steps/s on `TradingEnv` against the same on `StocksEnv`.
 """
@@ -142,6 +143,31 @@ def bench_backtest(frame: pd.DataFrame, rounds: int, with_backtesting: bool) -> 
 
     out["tradelab_s"] = median_time(ours, rounds)
     out["tradelab_trades"] = result["r"].metrics["total_trades"]
+
+    class SmaCrossInPython:
+        """The same rule as a Python strategy: one Python call per bar."""
+
+        def __init__(self, closes):
+            c = pd.Series(closes)
+            self.fast = c.rolling(10).mean().to_numpy()
+            self.slow = c.rolling(30).mean().to_numpy()
+
+        def on_bar(self, bar):
+            i = bar.index
+            if i == 0 or self.slow[i - 1] != self.slow[i - 1]:
+                return None
+            above, was = self.fast[i] > self.slow[i], self.fast[i - 1] > self.slow[i - 1]
+            if above and not was:
+                return "BUY_LONG"
+            if was and not above:
+                return "CLOSE_LONG"
+            return None
+
+    def python_strategy():
+        result["p"] = tradelab.backtest(SmaCrossInPython(frame["close"].to_numpy()), frame, **settings)
+
+    out["python_strategy_s"] = median_time(python_strategy, rounds)
+    out["python_strategy_trades"] = result["p"].metrics["total_trades"]
 
     close = frame["close"]
 

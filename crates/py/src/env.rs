@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use numpy::{PyArray1, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tradelab_core::Action;
@@ -62,9 +63,13 @@ pub struct PyEnv {
 
 impl PyEnv {
     fn observation_array<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
-        let mut out = vec![0.0f32; self.obs_len];
-        self.env.observation().write_to(&mut out);
-        PyArray1::from_vec(py, out)
+        let obs = self.env.observation();
+        let array = PyArray1::<f32>::zeros(py, self.obs_len, false);
+        // SAFETY: the array was created just above and nothing else holds
+        // a reference to its buffer yet.
+        let out = unsafe { array.as_slice_mut() }.expect("a new array is contiguous");
+        obs.write_to(out);
+        array
     }
 }
 
@@ -142,14 +147,15 @@ impl PyEnv {
         }
         let r = self.env.step(EnvAction::new(action, quantity));
         self.needs_reset = r.terminated || r.truncated;
+        // Interned keys: a step builds no key strings.
         let info = PyDict::new(py);
-        info.set_item("equity", r.info.equity)?;
-        info.set_item("position", r.info.position)?;
-        info.set_item("fees", r.info.fees)?;
-        info.set_item("invalid_action", r.info.invalid_action)?;
-        info.set_item("risk_intervened", r.info.risk_intervened)?;
-        info.set_item("bar", r.info.bar)?;
-        info.set_item("timestamp", self.env.data().series.ts[r.info.bar])?;
+        info.set_item(intern!(py, "equity"), r.info.equity)?;
+        info.set_item(intern!(py, "position"), r.info.position)?;
+        info.set_item(intern!(py, "fees"), r.info.fees)?;
+        info.set_item(intern!(py, "invalid_action"), r.info.invalid_action)?;
+        info.set_item(intern!(py, "risk_intervened"), r.info.risk_intervened)?;
+        info.set_item(intern!(py, "bar"), r.info.bar)?;
+        info.set_item(intern!(py, "timestamp"), self.env.data().series.ts[r.info.bar])?;
         Ok((self.observation_array(py), r.reward, r.terminated, r.truncated, info))
     }
 
