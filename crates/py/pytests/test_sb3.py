@@ -14,6 +14,20 @@ contrib = pytest.importorskip("sb3_contrib")
 SETTINGS = {"env": {"window": 8, "random_start": True, "episode_bars": 256}}
 
 
+def record_invalid_actions(env):
+    """Wraps env.step to record, per step, whether the action was invalid."""
+    invalid = []
+    original_step = env.step
+
+    def counting_step(action):
+        out = original_step(action)
+        invalid.append(out[4]["invalid_action"])
+        return out
+
+    env.step = counting_step
+    return invalid
+
+
 def test_ppo_trains_on_trading_env():
     from stable_baselines3 import PPO
 
@@ -39,15 +53,7 @@ def test_maskable_ppo_never_takes_an_invalid_action(levels):
     from sb3_contrib import MaskablePPO
 
     env = tradelab.TradingEnv(ORCL, seed=4, quantity_levels=levels, **SETTINGS)
-    invalid = []
-    original_step = env.step
-
-    def counting_step(action):
-        out = original_step(action)
-        invalid.append(out[4]["invalid_action"])
-        return out
-
-    env.step = counting_step
+    invalid = record_invalid_actions(env)
     model = MaskablePPO("MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=2, seed=4, device="cpu")
     model.learn(total_timesteps=2048)
     assert len(invalid) >= 2048
@@ -60,15 +66,7 @@ def test_unmasked_ppo_does_take_invalid_actions():
     from stable_baselines3 import PPO
 
     env = tradelab.TradingEnv(ORCL, seed=5, **SETTINGS)
-    invalid = []
-    original_step = env.step
-
-    def counting_step(action):
-        out = original_step(action)
-        invalid.append(out[4]["invalid_action"])
-        return out
-
-    env.step = counting_step
+    invalid = record_invalid_actions(env)
     PPO("MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=1, seed=5, device="cpu").learn(total_timesteps=512)
     assert sum(invalid) > 50
 
