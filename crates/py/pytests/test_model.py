@@ -97,3 +97,14 @@ def test_decide_explains_what_is_missing(trained):
         model.decide(frame.iloc[:20], cash=100_000.0)
     with pytest.raises(tradelab.TradelabError, match="positive"):
         model.decide(frame.iloc[:500], cash=-5.0)
+
+
+def test_a_registered_model_loads_by_name(trained, monkeypatch):
+    # The CLI registered the model in the store of the folder it ran in.
+    monkeypatch.chdir(trained.parent.parent)
+    by_name = tradelab.load_model("ppo-mlp@1")
+    by_folder = tradelab.load_model(trained)
+    obs = np.zeros(by_name.observation_size, dtype=np.float32)
+    assert by_name.act(obs)["probabilities"] == by_folder.act(obs)["probabilities"]
+    with pytest.raises(tradelab.TradelabError, match="no model called|missing"):
+        tradelab.load_model("no-such-model")
