@@ -28,8 +28,16 @@ fn python_package_pytest_suite() {
         return;
     };
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let built = profile_dir().join("lib_native.so");
-    assert!(built.exists(), "{} was not built", built.display());
+    // Built beside this test (the crate is also an rlib, so the test build
+    // compiles the library and, with it, the cdylib), or uplifted by a
+    // plain `cargo build`.
+    let built = [
+        profile_dir().join("deps/lib_native.so"),
+        profile_dir().join("lib_native.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("the workspace's test build links crates/py's extension (lib_native.so)");
     // Where maturin develop would put it (ignored by git).
     let module = crate_dir.join("python/tradelab/_native.abi3.so");
     // Replace rather than overwrite: a running interpreter may map the old file.
