@@ -34,6 +34,7 @@
 
 pub mod auth_setup;
 pub mod data_sources;
+pub mod env_trace;
 pub mod jobs;
 pub mod markets;
 pub mod metrics;

@@ -52,6 +52,10 @@ pub enum Command {
     /// switches on a synthetic market with known switches: soft blending
     /// against hard switching to the top specialist.
     Transitions(TransitionsArgs),
+    /// Steps the trading environment with seeded random actions and prints
+    /// every step (action, quantity, reward, flags, equity, position, fees):
+    /// a reference trace to check another front end against, bar for bar.
+    EnvTrace(EnvTraceArgs),
     /// Search a rule strategy's parameters (and any backtest or risk
     /// setting) over a grid or at random, in one process on every core:
     /// a ranked table, JSON, CSV, a heatmap and an HTML page, with the
@@ -149,6 +153,20 @@ pub struct TransitionsArgs {
     pub half_width: usize,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvTraceArgs {
+    /// The instrument: a name in data.raw_dir or a price file.
+    #[arg(long)]
+    pub symbol: String,
+    /// train, validation or test.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Steps to run (episodes that end are reset). The environment and the
+    /// action stream are both seeded with `seed` (`--seed`).
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
 }
 
 #[derive(Debug, Subcommand)]

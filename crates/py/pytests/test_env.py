@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -133,3 +135,32 @@ def test_unknown_settings_and_splits_raise():
 def test_too_little_data_says_so():
     with pytest.raises(tradelab.TradelabError, match="split has"):
         tradelab.TradingEnv(synthetic_frame(60), **QUICK)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_episodes_match_the_cli_environment_step_for_step(split, tmp_path):
+    from conftest import run_cli
+
+    seed, steps = 5, 600
+    trace = [
+        json.loads(line)
+        for line in run_cli(
+            "env-trace", "--symbol", str(ORCL), "--split", split, "--steps", str(steps), "--seed", str(seed),
+            "--set", "env.episode_bars=100", "--set", "env.random_start=true", cwd=tmp_path,
+        ).splitlines()
+    ]
+    assert len(trace) == steps
+    # The CLI's --seed seeds both the settings and the environment.
+    settings = tradelab.settings(seed=seed, env={"episode_bars": 100, "random_start": True})
+    env = tradelab.TradingEnv(ORCL, settings, split=split, seed=seed)
+    env.reset()
+    ends = 0
+    for k, expected in enumerate(trace):
+        _, reward, terminated, truncated, info = env.step_raw(expected["action"], expected["quantity"])
+        got = (reward, terminated, truncated, info["equity"], info["position"], info["fees"], info["bar"])
+        want = tuple(expected[key] for key in ("reward", "terminated", "truncated", "equity", "position", "fees", "bar"))
+        assert got == want, f"step {k}"
+        if terminated or truncated:
+            ends += 1
+            env.reset()
+    assert ends >= 5, "episodes of 100 bars end and restart"

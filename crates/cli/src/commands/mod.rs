@@ -9,6 +9,7 @@ mod bench_hrm;
 mod bench_ppo;
 mod bench_trading;
 mod data;
+mod env_trace;
 mod evaluate;
 mod login;
 mod meta_train;
@@ -56,6 +57,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Auth(c) => auth::run(&cli.global, c),
         Command::Regimes(a) => regimes::run(&cli.global, &a),
         Command::Transitions(a) => transitions::run(&cli.global, &a),
+        Command::EnvTrace(a) => env_trace::run(&cli.global, &a),
         Command::Login(a) => login::login(&a),
         Command::Logout(a) => login::logout(&a),
         Command::Api(a) => login::api(&a),
