@@ -53,6 +53,13 @@ impl Split {
             Split::Test => "test",
         }
     }
+
+    /// The split [`name`](Split::name) names, if any.
+    pub fn parse(name: &str) -> Option<Split> {
+        [Split::Train, Split::Validation, Split::Test]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
 }
 
 /// Filtered regime probabilities as feature columns, `max_states` of them

@@ -16,14 +16,7 @@ use crate::settings::PySettings;
 use crate::to_py_err;
 
 fn parse_split(split: &str) -> PyResult<Split> {
-    match split {
-        "train" => Ok(Split::Train),
-        "validation" => Ok(Split::Validation),
-        "test" => Ok(Split::Test),
-        other => Err(to_py_err(format!(
-            "unknown split `{other}`; use train, validation or test"
-        ))),
-    }
+    Split::parse(split).ok_or_else(|| to_py_err(format!("unknown split `{split}`; use train, validation or test")))
 }
 
 fn action_at(index: i64) -> PyResult<Action> {

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tradelab_agents::agent::{AgentInput, MarketKey};
 use tradelab_agents::load::load_agent;
+use tradelab_agents::metadata::Vocabulary;
 use tradelab_agents::Agent;
 use tradelab_app::registry::checkpoint_folder;
 use tradelab_app::settings::model_settings;
@@ -34,18 +35,28 @@ pub struct PyModel {
 }
 
 impl PyModel {
+    /// The market asked for, each part defaulting to the first the model knows.
+    fn market<'a>(
+        vocabulary: &'a Vocabulary,
+        instrument: Option<&'a str>,
+        timeframe: Option<&'a str>,
+    ) -> PyResult<(&'a str, &'a str)> {
+        let instrument = instrument.or(vocabulary.instruments.first().map(String::as_str));
+        let timeframe = timeframe.or(vocabulary.timeframes.first().map(String::as_str));
+        match (instrument, timeframe) {
+            (Some(i), Some(t)) => Ok((i, t)),
+            _ => Err(to_py_err("the model's metadata names no instrument or timeframe")),
+        }
+    }
+
     fn key(&self, instrument: Option<&str>, timeframe: Option<&str>) -> PyResult<MarketKey> {
         let agent = self
             .agent
             .lock()
             .map_err(|_| to_py_err("the model failed in another thread"))?;
         let vocabulary = &agent.provenance().vocabulary;
-        let instrument = instrument.or(vocabulary.instruments.first().map(String::as_str));
-        let timeframe = timeframe.or(vocabulary.timeframes.first().map(String::as_str));
-        match (instrument, timeframe) {
-            (Some(i), Some(t)) => vocabulary.key(i, t).map_err(to_py_err),
-            _ => Err(to_py_err("the model's metadata names no instrument or timeframe")),
-        }
+        let (i, t) = Self::market(vocabulary, instrument, timeframe)?;
+        vocabulary.key(i, t).map_err(to_py_err)
     }
 }
 
@@ -155,12 +166,7 @@ impl PyModel {
                 .lock()
                 .map_err(|_| to_py_err("the model failed in another thread"))?;
             let p = agent.provenance();
-            let instrument = instrument
-                .or(p.vocabulary.instruments.first().map(String::as_str))
-                .unwrap_or("");
-            let timeframe = timeframe
-                .or(p.vocabulary.timeframes.first().map(String::as_str))
-                .unwrap_or("");
+            let (instrument, timeframe) = Self::market(&p.vocabulary, instrument, timeframe)?;
             let norm = p.normalisation_of(instrument, timeframe).ok_or_else(|| {
                 to_py_err(format!(
                     "this model records no normalisation for {instrument} {timeframe} (trained before checkpoints recorded it, or never on this market): use act() with the environment's observation instead"

@@ -10,11 +10,8 @@ use crate::context::load_settings;
 
 pub fn run(g: &GlobalArgs, a: &EnvTraceArgs) -> Result<()> {
     let settings = load_settings(g, &[])?;
-    let split = match a.split.as_str() {
-        "train" => Split::Train,
-        "validation" => Split::Validation,
-        "test" => Split::Test,
-        other => bail!("unknown --split `{other}`; use train, validation or test"),
+    let Some(split) = Split::parse(&a.split) else {
+        bail!("unknown --split `{}`; use train, validation or test", a.split);
     };
     let mut feeds = load_symbols(&settings, std::slice::from_ref(&a.symbol), g.verbose)?;
     let series = feeds.remove(0);
