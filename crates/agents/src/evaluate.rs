@@ -17,7 +17,7 @@ use tradelab_sim::order::Order;
 use tradelab_sim::stats::moments::RunningMoments;
 use tradelab_sim::strategy::{BarContext, Strategy};
 
-use crate::agent::{Agent, AgentInput, MarketKey};
+use crate::agent::{Agent, AgentInput, Decision, MarketKey};
 use crate::error::AgentError;
 
 /// An agent acting on one instrument inside the engine: greedily (its most
@@ -79,19 +79,31 @@ impl Acting {
     }
 }
 
+/// What an agent was asked at a bar, beside its window, and what it
+/// answered: what the audit trail records of a decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Asked {
+    /// The agent's answer.
+    pub decision: Decision,
+    /// The account features it was given.
+    pub account: [f32; 3],
+    /// The actions it was allowed.
+    pub mask: [bool; 5],
+}
+
 /// Asks `agent` about `ctx`'s bar, observed as `window` (the normalised
 /// features of the bars up to it, the agent's market `key`), and submits
 /// the order its decision means (sized from the risk budget at the signal
-/// close). False when it was not asked: once halted or with no equity left.
+/// close). `None` when it was not asked: once halted or with no equity left.
 pub fn act_on_bar<A: Agent + ?Sized>(
     agent: &mut A,
     window: &[f32],
     key: MarketKey,
     acting: &Acting,
     ctx: &mut BarContext<'_>,
-) -> Result<bool, AgentError> {
+) -> Result<Option<Asked>, AgentError> {
     if ctx.halted || ctx.equity <= 0.0 {
-        return Ok(false);
+        return Ok(None);
     }
     let q = ctx.position;
     let close = ctx.bar.close;
@@ -106,6 +118,11 @@ pub fn act_on_bar<A: Agent + ?Sized>(
         market: key,
     };
     let decision = agent.select_action(&input, acting.greedy)?;
+    let asked = Asked {
+        decision,
+        account: input.account,
+        mask: input.mask,
+    };
     // Under targets the decision is a target; the order carries it out.
     let held = Holding::new(q, close, ctx.equity, acting.risk_budget);
     let order = acting
@@ -132,7 +149,7 @@ pub fn act_on_bar<A: Agent + ?Sized>(
             }
         }
     }
-    Ok(true)
+    Ok(Some(asked))
 }
 
 impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {
@@ -188,7 +205,7 @@ impl<A: Agent + ?Sized> Strategy for AgentStrategy<'_, A> {
             return;
         }
         match act_on_bar(self.agent, data.window(t), key, &self.acting, ctx) {
-            Ok(asked) => self.decisions += usize::from(asked),
+            Ok(asked) => self.decisions += usize::from(asked.is_some()),
             Err(e) => self.error = Some(e),
         }
     }

@@ -12,6 +12,9 @@
 //!   files, garbage collection;
 //! - [`record`]: the synchronous recorder of runs, metrics, models,
 //!   backtests and job progress; [`mlflow`] mirrors runs to MLflow;
+//! - [`audit`]: trading sessions' events on their way to the audit trail
+//!   (the in-process bus or NATS JetStream), and the trail read back,
+//!   verified and exported;
 //! - [`trading`]: paper trading a trained agent on replayed instruments in
 //!   one account, recorded in the store so a killed session resumes;
 //! - [`jobs`]: what a job is, the queue that carries it, the worker that
@@ -32,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod auth_setup;
 pub mod data_sources;
 pub mod env_trace;

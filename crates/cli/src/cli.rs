@@ -76,6 +76,15 @@ pub enum Command {
     /// Trading sessions in the store: list them, or show one's state and
     /// events.
     Sessions(SessionsArgs),
+    /// The trading sessions' audit trail: every decision (with its inputs),
+    /// order, fill, risk verdict, breaker change and model change, listed,
+    /// shown, verified (the hash chain) and exported.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// A forensics worker: reads the sessions' events from NATS JetStream
+    /// (bus.url) and writes them to the store's audit trail. Run any
+    /// number, on any machine that reaches the bus and the store.
+    Forensics(ForensicsArgs),
     /// Walk-forward with retraining: a fresh agent per fold trains on a
     /// window of the past and trades the next window; the out-of-sample
     /// windows are stitched and compared with buy-and-hold.
@@ -615,6 +624,77 @@ pub struct TradeArgs {
     /// Where the session's report goes (overrides report.out_dir).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Events, newest first, filtered; `--after` the `next` cursor printed
+    /// at the end for the next page.
+    List {
+        /// One session.
+        #[arg(long)]
+        session: Option<String>,
+        /// One kind: decision, order, fill, risk_verdict, breaker, model,
+        /// session.
+        #[arg(long)]
+        kind: Option<String>,
+        /// One model, as the session named it.
+        #[arg(long)]
+        model: Option<String>,
+        /// One instrument.
+        #[arg(long)]
+        instrument: Option<String>,
+        /// One action (BUY_LONG, HOLD, ...).
+        #[arg(long)]
+        action: Option<String>,
+        /// Made on or after, YYYY-MM-DD[THH:MM:SS] (UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Made before, YYYY-MM-DD[THH:MM:SS] (UTC).
+        #[arg(long)]
+        to: Option<String>,
+        /// Events to a page.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// The cursor a previous page printed.
+        #[arg(long)]
+        after: Option<String>,
+        /// One JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One event (SESSION:SEQ) in full: a decision's probabilities, value
+    /// and inputs.
+    Show {
+        /// The event's id, as `list` prints it.
+        id: String,
+    },
+    /// Checks each session's hash chain against what is stored (or one
+    /// session's); exits 1 when any event was changed, removed or
+    /// reordered, naming the first.
+    Verify {
+        /// One session; default: every session.
+        #[arg(long)]
+        session: Option<String>,
+    },
+    /// Writes a session's events, in order and as published, to a JSON
+    /// Lines file, and prints its SHA-256.
+    Export {
+        /// The session.
+        #[arg(long)]
+        session: String,
+        /// The file to write (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ForensicsArgs {
+    /// Stop once no event has arrived for half a second, instead of running
+    /// until Ctrl-C.
+    #[arg(long)]
+    pub until_idle: bool,
 }
 
 #[derive(Debug, Args)]

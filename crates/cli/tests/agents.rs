@@ -1516,6 +1516,225 @@ fn a_paper_session_on_a_replay_trades_as_evaluate_reports() {
     }
 }
 
+/// Every event of `session` listed through `audit list --json`, page by
+/// page (`limit` to a page), newest first.
+fn audit_events(d: &Path, settings: &[&str], session: &str, kind: &str, limit: usize) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let limit = limit.to_string();
+        let mut args: Vec<&str> = settings.to_vec();
+        args.extend([
+            "audit",
+            "list",
+            "--session",
+            session,
+            "--kind",
+            kind,
+            "--json",
+            "--limit",
+            &limit,
+        ]);
+        if let Some(a) = &after {
+            args.extend(["--after", a]);
+        }
+        let page: serde_json::Value = serde_json::from_str(&ok(tradelab(d, &args))).unwrap();
+        all.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => return all,
+        }
+    }
+}
+
+/// Issue 22: a paper session publishes every decision (with the inputs the
+/// model saw), order, fill, risk verdict and model change to the audit
+/// trail through the in-process bus; `audit` pages through it, shows an
+/// event, verifies each hash chain, finds an edited event, and exports the
+/// trail. With `bus.url` the same session goes through NATS JetStream and
+/// a `forensics` worker writes the same decisions to the store.
+#[test]
+fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tampering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = synth(d);
+    let csv = csv.to_str().unwrap();
+    ok(tradelab(
+        d,
+        &["train", "--agent", "logreg", "--symbol", csv, "--out", "lr"],
+    ));
+    let out = ok(tradelab(
+        d,
+        &["trade", "--model", "lr/best", "--symbol", csv, "--out-dir", "paper"],
+    ));
+    assert!(
+        out.contains("published to the audit trail in the store, 0 waiting in the spool, 0 dropped"),
+        "{out}"
+    );
+    let session = session_id(&out);
+    let decided: usize = out
+        .lines()
+        .find_map(|l| l.split(" decisions,").next()?.rsplit(' ').next()?.parse().ok())
+        .expect("the decision count");
+
+    // Every decision, 37 to a page, each once, with its inputs.
+    let decisions = audit_events(d, &[], &session, "decision", 37);
+    assert_eq!(decisions.len(), decided, "one event per decision");
+    let mut ids: Vec<&str> = decisions.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), decided, "no event twice across pages");
+    for e in &decisions {
+        let data = &e["event"]["event"]["data"];
+        let p: f64 = data["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((p - 1.0).abs() < 1e-4, "{data}");
+        let inputs = &data["inputs"];
+        assert!(inputs["bars"].as_u64().unwrap() > 0 && inputs["features"].as_u64().unwrap() > 0);
+        assert_eq!(inputs["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(data["model"], "lr/best");
+    }
+    let fills = audit_events(d, &[], &session, "fill", 500);
+    let paper = read_json(d.join("paper/logreg__synth.json"));
+    let trades = paper["trades"].as_array().unwrap().len();
+    assert!(
+        fills.len() >= 2 * trades - 1 && trades > 3,
+        "{} fills, {trades} trades",
+        fills.len()
+    );
+    let models = audit_events(d, &[], &session, "model", 10);
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0]["event"]["event"]["data"]["change"], "loaded");
+    assert_eq!(
+        models[0]["event"]["event"]["data"]["weights_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    assert!(!audit_events(d, &[], &session, "order", 500).is_empty());
+    assert!(!audit_events(d, &[], &session, "risk_verdict", 500).is_empty());
+
+    let first = &decisions.last().unwrap()["id"];
+    let shown = ok(tradelab(d, &["audit", "show", first.as_str().unwrap()]));
+    assert!(
+        shown.contains("\"window\"") && shown.contains("\"prev_hash\""),
+        "{shown}"
+    );
+    assert_clean_failure(&tradelab(d, &["audit", "show", "nosuch"]), &["SESSION:SEQ"]);
+    assert_clean_failure(&tradelab(d, &["audit", "show", "nosuch:3"]), &["no event 3"]);
+    assert_clean_failure(
+        &tradelab(d, &["audit", "list", "--after", "garbage"]),
+        &["not a page cursor"],
+    );
+    assert_clean_failure(&tradelab(d, &["audit", "list", "--from", "soon"]), &["--from soon"]);
+
+    let verified = ok(tradelab(d, &["audit", "verify"]));
+    let total: usize = verified
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{session}: "))?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{verified}"));
+    assert!(
+        verified.contains("chain intact") && total > decided + fills.len(),
+        "{verified}"
+    );
+
+    let exported = ok(tradelab(
+        d,
+        &["audit", "export", "--session", &session, "--out", "trail.jsonl"],
+    ));
+    let lines = std::fs::read_to_string(d.join("trail.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), total);
+    assert!(exported.contains(&format!("{total} events")), "{exported}");
+    assert_clean_failure(
+        &tradelab(d, &["audit", "export", "--session", &session, "--out", "trail.jsonl"]),
+        &["exists"],
+    );
+
+    // One fill's price edited in the database: verify names it and fails.
+    let seq = fills.last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let url = format!("sqlite://{}", d.join("tradelab.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let changed = sqlx::query("UPDATE audit_events SET event = replace(event, '\"price\":', '\"price\":1') WHERE session_id = ? AND seq = ?")
+            .bind(&session)
+            .bind(seq.parse::<i64>().unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+        pool.close().await;
+    });
+    let broken = tradelab(d, &["audit", "verify", "--session", &session]);
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    let t = text(&broken);
+    assert!(
+        t.contains(&format!("event {seq}:")) && t.contains("changed after it was written"),
+        "{t}"
+    );
+
+    // Through NATS JetStream, when the machine's server is configured.
+    let Ok(nats) = std::env::var("TRADELAB_TEST_NATS_URL") else {
+        eprintln!("TRADELAB_TEST_NATS_URL is not set: the JetStream half is skipped");
+        return;
+    };
+    let stream = format!("TEST_CLI_{}", std::process::id());
+    let bus = [
+        "--set".to_string(),
+        format!("bus.url={nats}"),
+        "--set".to_string(),
+        format!("bus.stream={stream}"),
+        "--set".to_string(),
+        format!("bus.subject_prefix=test.cli{}", std::process::id()),
+        "--set".to_string(),
+        "store.url=sqlite://nats.db".to_string(),
+    ];
+    let bus: Vec<&str> = bus.iter().map(String::as_str).collect();
+    let mut args = bus.clone();
+    args.extend(["trade", "--model", "lr/best", "--symbol", csv, "--out-dir", "paper2"]);
+    let out = ok(tradelab(d, &args));
+    assert!(
+        out.contains("published to NATS JetStream") && out.contains(" 0 dropped"),
+        "{out}"
+    );
+    let session2 = session_id(&out);
+    let mut args = bus.clone();
+    args.extend(["forensics", "--until-idle"]);
+    let worker = ok(tradelab(d, &args));
+    let mut args = bus.clone();
+    args.extend(["audit", "verify"]);
+    let verified = ok(tradelab(d, &args));
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = async_nats::connect(nats.as_str()).await.unwrap();
+        let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    });
+    assert!(
+        verified.contains(&format!("{session2}: {total} events, chain intact")),
+        "the same session, event for event: {verified} (worker: {worker})"
+    );
+    assert!(
+        worker.contains(&format!("{total} events received, {total} stored")),
+        "{worker}"
+    );
+    let decisions2 = audit_events(d, &bus, &session2, "decision", 500);
+    let strip = |e: &serde_json::Value| e["event"]["event"]["data"].clone();
+    assert_eq!(
+        decisions2.iter().map(strip).collect::<Vec<_>>(),
+        decisions.iter().map(strip).collect::<Vec<_>>(),
+        "the same decisions, inputs and all"
+    );
+}
+
 /// Issue 21: `evaluate --portfolio` trades the model's markets in one
 /// account from the latest split start, sized by hierarchical risk parity
 /// when asked (which changes the result), beside buy-and-hold of the same

@@ -26,6 +26,7 @@
 pub mod audit;
 pub mod cors;
 pub mod decide;
+pub mod decision_routes;
 pub mod guard;
 pub mod job_routes;
 pub mod listen;
@@ -100,6 +101,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         trading_routes::status,
         trading_routes::stop,
         trading_routes::events,
+        decision_routes::list,
+        decision_routes::one,
         routes::metrics,
     ),
     components(schemas(Problem)),
@@ -196,6 +199,8 @@ pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
         ("GET", "/v1/trading-sessions/{id}", &[DATA_READ]),
         ("POST", "/v1/trading-sessions/{id}/stop", &[TRADE]),
         ("GET", "/v1/trading-sessions/{id}/events", &[DATA_READ]),
+        ("GET", "/v1/decisions", &[DATA_READ]),
+        ("GET", "/v1/decisions/{id}", &[DATA_READ]),
         ("GET", "/metrics", &[ADMIN]),
     ]
 };
@@ -290,6 +295,14 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route(
             "/v1/trading-sessions/{id}/events",
             get(trading_routes::events).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/decisions",
+            get(decision_routes::list).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/decisions/{id}",
+            get(decision_routes::one).route_layer(needs(&[DATA_READ])),
         )
         .route("/metrics", get(routes::metrics).route_layer(needs(&[ADMIN])))
         .merge(oauth::router())

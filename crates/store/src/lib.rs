@@ -12,6 +12,8 @@
 //! - [`registry`]: models (name, version, checksum, framework, metadata,
 //!   artefact location, stage);
 //! - [`audit`]: backtests and decisions;
+//! - [`audit_events`]: trading sessions' audit trail (every event the bus
+//!   carried, hash-chained per session), filtered and paged;
 //! - [`jobs`]: background jobs and their progress;
 //! - [`oauth`]: the authorization server's users, clients, grants, codes,
 //!   refresh tokens, signing keys and device codes.
@@ -26,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod audit_events;
 mod connect;
 mod error;
 pub mod jobs;

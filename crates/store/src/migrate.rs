@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "0003_oauth", include_str!("../migrations/0003_oauth.sql")),
     (4, "0004_security", include_str!("../migrations/0004_security.sql")),
     (5, "0005_trading", include_str!("../migrations/0005_trading.sql")),
+    (
+        6,
+        "0006_audit_events",
+        include_str!("../migrations/0006_audit_events.sql"),
+    ),
 ];
 
 /// A fixed key for the PostgreSQL advisory lock that serialises migrations.

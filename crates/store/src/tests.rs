@@ -13,11 +13,16 @@ use crate::{migrate, Backend};
 async fn migrations_apply_once_and_reopening_is_harmless() {
     for db in databases().await {
         let s = &db.store;
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5], "{}", db.name);
+        assert_eq!(
+            migrate::applied(s).await.unwrap(),
+            vec![1, 2, 3, 4, 5, 6],
+            "{}",
+            db.name
+        );
         // Running them again (as a second process opening the database
         // would) changes nothing.
         migrate::run(s).await.unwrap();
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(
             s.backend(),
             if db.name == "sqlite" {
@@ -830,6 +835,91 @@ async fn trading_sessions_lease_their_account_and_keep_orders_once() {
             .await
             .is_ok());
         s.checkpoint_trading_session("s4", &json!({})).await.unwrap_err();
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn the_audit_trail_keeps_each_event_once_and_pages_through_filters() {
+    use crate::audit_events::{AuditCursor, AuditEventRow, AuditFilter};
+    let event = |session: &str, seq: i64, kind: &str, at_ms: i64, instrument: &str| AuditEventRow {
+        session_id: session.into(),
+        seq,
+        kind: kind.into(),
+        at_ms,
+        bar_ts: Some(at_ms - 1),
+        instrument: Some(instrument.into()),
+        model: Some("m".into()),
+        action: (kind == "decision").then(|| "BUY_LONG".into()),
+        event: format!("{{\"seq\":{seq}}}"),
+        hash: format!("h{seq}"),
+    };
+    for db in databases().await {
+        let s = &db.store;
+        let mut batch: Vec<AuditEventRow> = (1..=30)
+            .map(|i| event("a", i, if i % 3 == 0 { "fill" } else { "decision" }, 1000 + i, "X"))
+            .collect();
+        batch.extend((1..=5).map(|i| event("b", i, "decision", 1000 + i, "Y")));
+        assert_eq!(s.record_audit_events(&batch).await.unwrap(), 35, "{}", db.name);
+        // Delivered again (at least once): stored once.
+        assert_eq!(s.record_audit_events(&batch[10..20]).await.unwrap(), 0, "{}", db.name);
+        assert_eq!(s.audit_head("a").await.unwrap(), Some((30, "h30".into())));
+        assert_eq!(s.audit_head("none").await.unwrap(), None);
+
+        // Decisions of session a, 7 to a page, newest first, all of them once.
+        let filter = AuditFilter {
+            session_id: Some("a".into()),
+            kind: Some("decision".into()),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s.audit_events(&filter, cursor.as_ref(), 7).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            cursor = Some(AuditCursor::decode(&AuditCursor::after(page.last().unwrap()).encode()).unwrap());
+            seen.extend(page.into_iter().map(|e| e.seq));
+        }
+        let expected: Vec<i64> = (1..=30).rev().filter(|i| i % 3 != 0).collect();
+        assert_eq!(seen, expected, "{}", db.name);
+
+        // Instrument and time range.
+        let filter = AuditFilter {
+            instrument: Some("Y".into()),
+            from_ms: Some(1002),
+            to_ms: Some(1005),
+            ..Default::default()
+        };
+        let got: Vec<i64> = s
+            .audit_events(&filter, None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(got, [4, 3, 2], "{}", db.name);
+
+        let one = s.audit_event("a", 4).await.unwrap();
+        assert_eq!((one.kind.as_str(), one.event.as_str()), ("decision", "{\"seq\":4}"));
+        assert!(s
+            .audit_event("a", 99)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("no event 99"));
+        let after: Vec<i64> = s
+            .session_audit_events("a", 27, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(after, [28, 29, 30]);
+        let sessions = s.audit_sessions(10).await.unwrap();
+        assert_eq!(sessions, [("a".to_string(), 30, 1030), ("b".to_string(), 5, 1005)]);
+        assert!(AuditCursor::decode("12.x").is_err() && AuditCursor::decode("a.b.c").is_err());
         db.finish().await;
     }
 }

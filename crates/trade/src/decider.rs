@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tradelab_agents::evaluate::{act_on_bar, Acting};
 use tradelab_agents::load::load_agent;
-use tradelab_agents::{Agent, MarketKey};
+use tradelab_agents::{Agent, Decision, MarketKey};
 use tradelab_core::BarSeries;
 use tradelab_data::settings::FeatureSettings;
 use tradelab_env::{EnvConfig, MarketData, StreamingWindow};
@@ -32,6 +32,44 @@ pub trait Decider {
 
     /// Bars it decided on.
     fn decisions(&self) -> u64;
+
+    /// What the last call to [`decide`](Self::decide) asked a model and
+    /// its answer, when it asked one (rule strategies do not).
+    fn last_decision(&self) -> Option<&DecisionTrace> {
+        None
+    }
+
+    /// The model deciding: its kind and the SHA-256 of its weights, when
+    /// it is a trained model.
+    fn model_identity(&self) -> Option<(String, String)> {
+        None
+    }
+}
+
+/// A model's decision with everything it was given: the audit trail's
+/// record of it.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionTrace {
+    /// The answer (action, quantity, probabilities, value).
+    pub decision: Option<Decision>,
+    /// The normalised window, row-major.
+    pub window: Vec<f32>,
+    /// Its rows.
+    pub bars: usize,
+    /// The account features.
+    pub account: [f32; 3],
+    /// The actions allowed.
+    pub mask: [bool; 5],
+    /// The market's rows in the model's vocabulary.
+    pub market: [u32; 2],
+    /// The bar's close.
+    pub close: f64,
+    /// Units held before it.
+    pub position: f64,
+    /// Equity before it.
+    pub equity: f64,
+    /// Cash before it.
+    pub cash: f64,
 }
 
 /// A rule strategy as a decider; it never fails.
@@ -135,6 +173,19 @@ pub struct AgentDecider {
     markets: Vec<AgentMarket>,
     acting: Acting,
     decisions: u64,
+    /// The last decision's record; its window buffer is reused.
+    trace: DecisionTrace,
+    traced: bool,
+    weights_sha256: String,
+}
+
+/// SHA-256 (hex) of the model's weights file in `folder`; empty if it
+/// cannot be read (the model loaded, so this is only for the record).
+fn weights_sha256(folder: &std::path::Path) -> String {
+    use sha2::Digest;
+    std::fs::read(folder.join("model.safetensors"))
+        .map(|b| hex::encode(sha2::Sha256::digest(&b)))
+        .unwrap_or_default()
 }
 
 impl AgentDecider {
@@ -143,10 +194,13 @@ impl AgentDecider {
     pub fn new(agent: Box<dyn Agent + Send>, folder: PathBuf, markets: Vec<AgentMarket>, env: &EnvConfig) -> Self {
         AgentDecider {
             agent,
+            weights_sha256: weights_sha256(&folder),
             folder,
             markets,
             acting: Acting::greedy(env),
             decisions: 0,
+            trace: DecisionTrace::default(),
+            traced: false,
         }
     }
 
@@ -162,6 +216,7 @@ impl Decider for AgentDecider {
     }
 
     fn decide(&mut self, ctx: &mut BarContext<'_>) -> Result<(), String> {
+        self.traced = false;
         let Some(m) = self.markets.get_mut(ctx.instrument) else {
             return Err(format!("no market for instrument {}", ctx.instrument));
         };
@@ -192,19 +247,43 @@ impl Decider for AgentDecider {
                 data.window(t)
             }
         };
+        let (position, equity, cash) = (ctx.position, ctx.equity, ctx.cash);
         let asked = act_on_bar(self.agent.as_mut(), window, m.key, &self.acting, ctx).map_err(|e| e.to_string())?;
-        self.decisions += u64::from(asked);
+        if let Some(asked) = asked {
+            self.decisions += 1;
+            let t = &mut self.trace;
+            t.window.clear();
+            t.window.extend_from_slice(window);
+            let features = self.agent.provenance().features.len().max(1);
+            t.bars = window.len() / features;
+            t.decision = Some(asked.decision);
+            t.account = asked.account;
+            t.mask = asked.mask;
+            t.market = [m.key.instrument, m.key.timeframe];
+            t.close = ctx.bar.close;
+            (t.position, t.equity, t.cash) = (position, equity, cash);
+            self.traced = true;
+        }
         Ok(())
     }
 
     fn restart(&mut self) -> Result<(), String> {
         let agent = load_agent(&self.folder).map_err(|e| format!("reloading {}: {e}", self.folder.display()))?;
         self.agent = agent;
+        self.weights_sha256 = weights_sha256(&self.folder);
         Ok(())
     }
 
     fn decisions(&self) -> u64 {
         self.decisions
+    }
+
+    fn last_decision(&self) -> Option<&DecisionTrace> {
+        self.traced.then_some(&self.trace)
+    }
+
+    fn model_identity(&self) -> Option<(String, String)> {
+        Some((self.agent.kind().to_string(), self.weights_sha256.clone()))
     }
 }
 

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tradelab_bus::event::{BreakerEvent, DecisionEvent, DecisionInputs, EventBody, FillEvent, ModelEvent, OrderEvent};
+use tradelab_bus::event::{RiskVerdict, SessionNote};
+use tradelab_bus::Publisher;
 use tradelab_core::{Action, Bar};
 use tradelab_data::load::bar_problem;
 use tradelab_sim::account::Fill;
@@ -312,7 +315,22 @@ pub struct Session<'a> {
     correlation: CorrelationTracker,
     risk: Option<RiskSnapshot>,
     initial_equity: f64,
+    /// Where the session's events go (the audit trail), if anywhere.
+    events: Option<SessionEvents<'a>>,
 }
+
+/// A session's publisher, the model's name for its events, and the last
+/// event number used.
+struct SessionEvents<'a> {
+    publisher: &'a Publisher,
+    model: String,
+    seq: u64,
+}
+
+/// How long a checkpoint waits for the session's events to be sent or
+/// spooled: a checkpoint past events that could still be lost would let a
+/// resumed session skip them.
+const EVENTS_FLUSH_WAIT: Duration = Duration::from_secs(10);
 
 impl<'a> Session<'a> {
     /// A session about to start: nothing processed, every breaker closed.
@@ -361,7 +379,35 @@ impl<'a> Session<'a> {
             correlation: CorrelationTracker::new(n, window),
             risk: None,
             initial_equity: equity,
+            events: None,
         }
+    }
+
+    /// Publishes the session's events through `publisher`, numbered after
+    /// `last_seq` (the last event the bus, the spool or the audit trail
+    /// holds for this session), naming the model `model`.
+    pub fn with_events(mut self, publisher: &'a Publisher, model: &str, last_seq: u64) -> Self {
+        self.events = Some(SessionEvents {
+            publisher,
+            model: model.to_string(),
+            seq: last_seq,
+        });
+        self
+    }
+
+    /// Hands `body` to the publisher (returns at once).
+    fn publish(&mut self, bar_ts: Option<i64>, body: impl FnOnce(&str) -> EventBody) {
+        let Some(ev) = self.events.as_mut() else {
+            return;
+        };
+        ev.seq += 1;
+        let body = body(&ev.model);
+        ev.publisher.publish(
+            ev.seq,
+            tradelab_core::time::now_ms(),
+            bar_ts.filter(|t| *t != i64::MIN),
+            body,
+        );
     }
 
     /// Picks up where `checkpoint` left off: the feed (which must start
@@ -532,6 +578,7 @@ impl<'a> Session<'a> {
             )
         });
         let mut last_arrival = Instant::now();
+        self.model_changed("loaded");
         let mut bars = std::mem::take(&mut self.bars);
         let (end, reason) = loop {
             if stop.load(Ordering::SeqCst) {
@@ -717,6 +764,7 @@ impl<'a> Session<'a> {
             Ok(()) => {
                 self.in_a_row[MODEL] = 0;
                 self.model_backoff.reset();
+                self.publish_decision(i, bar.ts);
             }
             Err(e) => {
                 self.orders.clear();
@@ -728,11 +776,38 @@ impl<'a> Session<'a> {
                         let back = self.decider.restart();
                         let detail = back.as_ref().map_or_else(Clone::clone, |_| "model reloaded".into());
                         self.restarted("model", back.is_ok(), &detail);
+                        if back.is_ok() {
+                            self.model_changed("reloaded");
+                        }
                     }
                 }
             }
         }
-        if !self.breakers.allow_orders() || self.halting.is_some() {
+        let allowed = self.breakers.allow_orders() && self.halting.is_none();
+        if !self.orders.is_empty() && self.events.is_some() {
+            let reason = if allowed {
+                "breakers closed or on probation; the broker's risk layer sizes and checks each order".to_string()
+            } else if let Some(why) = &self.halting {
+                format!("halting: {why}")
+            } else {
+                let open: Vec<&str> = BreakerKind::ALL
+                    .iter()
+                    .filter(|k| matches!(self.breakers.state(**k), BreakerState::Open { .. }))
+                    .map(|k| k.name())
+                    .collect();
+                format!("breakers open: {}", open.join(", "))
+            };
+            let (symbol, orders) = (self.spec.symbols[i].clone(), self.orders.len() as u32);
+            self.publish(Some(self.ts), |_| {
+                EventBody::RiskVerdict(RiskVerdict {
+                    instrument: symbol,
+                    orders,
+                    allowed,
+                    reason,
+                })
+            });
+        }
+        if !allowed {
             self.orders.clear();
             return Ok(());
         }
@@ -750,11 +825,13 @@ impl<'a> Session<'a> {
         let symbol = self.spec.symbols[i].clone();
         let id = format!("{}-{i}-{}-{tag}", self.spec.id, self.ts);
         if order.kind != OrderKind::Market || order.stop_loss.is_some() || order.take_profit.is_some() {
+            let reason = "trading sessions send plain market orders only";
             self.event(
                 Some(self.ts),
                 "order_skipped",
-                json!({"symbol": symbol, "reason": "trading sessions send plain market orders only"}),
+                json!({"symbol": symbol, "reason": reason}),
             );
+            self.publish_order(&id, &symbol, &order, "skipped", Some(reason.to_string()));
             return Ok(());
         }
         let record = TradingOrderRecord {
@@ -786,6 +863,14 @@ impl<'a> Session<'a> {
             order: &order,
             outcome: outcome.as_ref(),
         });
+        let published = match &outcome {
+            Ok(_) => ("submitted", None),
+            Err(e @ (BrokerError::Disconnected(_) | BrokerError::Unreachable(_))) => {
+                ("unconfirmed", Some(e.to_string()))
+            }
+            Err(e) => ("rejected", Some(e.to_string())),
+        };
+        self.publish_order(&id, &symbol, &order, published.0, published.1);
         match &outcome {
             Ok(_) => {
                 self.orders_sent += 1;
@@ -892,6 +977,15 @@ impl<'a> Session<'a> {
 
     fn report_transition(&mut self, t: Transition, reason: &str) {
         let policy = t.kind.policy(&self.spec.settings);
+        self.publish(Some(self.ts), |_| {
+            EventBody::Breaker(BreakerEvent {
+                breaker: t.kind.name().to_string(),
+                from: t.from.name().to_string(),
+                to: t.to.name().to_string(),
+                policy: policy.name().to_string(),
+                reason: reason.to_string(),
+            })
+        });
         (self.observer)(&SessionEvent::Breaker {
             transition: t,
             policy,
@@ -928,11 +1022,29 @@ impl<'a> Session<'a> {
                 "fill",
                 json!({"symbol": symbol, "action": f.action.as_str(), "qty": f.qty, "side": f.side, "price": f.price, "fee": f.fee}),
             );
+            self.publish(Some(f.ts), |_| {
+                EventBody::Fill(FillEvent {
+                    instrument: symbol,
+                    action: f.action.as_str().to_string(),
+                    qty: f.qty,
+                    side: if f.side.sign() > 0.0 { "buy" } else { "sell" }.to_string(),
+                    price: f.price,
+                    fee: f.fee,
+                })
+            });
         }
         Ok(())
     }
 
     fn event(&mut self, bar_ts: Option<i64>, kind: &str, detail: Value) {
+        // Fills and breakers are published with bodies of their own.
+        if !matches!(kind, "fill" | "breaker") && self.events.is_some() {
+            let note = SessionNote {
+                note: kind.to_string(),
+                detail: detail.clone(),
+            };
+            self.publish(bar_ts, |_| EventBody::Session(note));
+        }
         self.event_seq += 1;
         self.journal.event(TradingEventRecord {
             seq: self.event_seq,
@@ -963,8 +1075,76 @@ impl<'a> Session<'a> {
             risk: self.risk.clone(),
         };
         let state = serde_json::to_value(&cp).map_err(|e| JournalError(e.to_string()))?;
+        if let Some(ev) = &self.events {
+            // Not flushed in time (the spool's disk is stuck): the
+            // publisher's stats say so, and the checkpoint goes ahead.
+            ev.publisher.flush(EVENTS_FLUSH_WAIT);
+        }
         self.journal.checkpoint(&state)?;
         Ok(cp)
+    }
+
+    /// The decider's last decision on instrument `i`'s bar, if it asked a
+    /// model.
+    fn publish_decision(&mut self, i: usize, bar_ts: i64) {
+        if self.events.is_none() {
+            return;
+        }
+        let Some(t) = self.decider.last_decision() else {
+            return;
+        };
+        let Some(d) = t.decision else {
+            return;
+        };
+        let inputs = DecisionInputs::new(
+            &t.window, t.bars, t.account, t.mask, t.market, t.close, t.position, t.equity, t.cash,
+        );
+        let symbol = self.spec.symbols[i].clone();
+        self.publish(Some(bar_ts), |model| {
+            EventBody::Decision(DecisionEvent {
+                instrument: symbol,
+                model: model.to_string(),
+                action: d.action.as_str().to_string(),
+                quantity: d.quantity,
+                probabilities: d.probabilities,
+                value: d.value,
+                inputs,
+            })
+        });
+    }
+
+    fn publish_order(&mut self, id: &str, symbol: &str, order: &Order, status: &str, detail: Option<String>) {
+        if self.events.is_none() {
+            return;
+        }
+        let body = OrderEvent {
+            client_order_id: id.to_string(),
+            instrument: symbol.to_string(),
+            action: order.action.as_str().to_string(),
+            qty: match order.qty {
+                OrderQty::Units(u) => Some(u),
+                _ => None,
+            },
+            status: status.to_string(),
+            detail,
+        };
+        self.publish(Some(self.ts), |_| EventBody::Order(body));
+    }
+
+    /// The model deciding changed (`loaded`, `reloaded`).
+    fn model_changed(&mut self, change: &str) {
+        let Some((kind, weights_sha256)) = self.decider.model_identity() else {
+            return;
+        };
+        let change = change.to_string();
+        self.publish(None, |model| {
+            EventBody::Model(ModelEvent {
+                change,
+                model: model.to_string(),
+                kind,
+                weights_sha256,
+            })
+        });
     }
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tradelab_agents::meta_learning::MetaSetup;
 use tradelab_agents::settings::{GbtSettings, HrmSettings, LogRegSettings, MetaSettings, MoeSettings, PpoSettings};
 use tradelab_auth::AuthSettings;
+use tradelab_bus::BusSettings;
 use tradelab_core::settings::{layered, parse_yaml, read_file, Validator};
 use tradelab_core::{BarSeries, Result};
 use tradelab_data::settings::{DataSettings, FeatureSettings};
@@ -82,6 +83,9 @@ pub struct Settings {
     /// Trading sessions: checkpoints and circuit breakers (`tradelab_trade`).
     #[serde(default)]
     pub trade: TradeSettings,
+    /// Where trading sessions' events go (`tradelab_bus`).
+    #[serde(default)]
+    pub bus: BusSettings,
 }
 
 impl Default for Settings {
@@ -134,6 +138,7 @@ impl Settings {
         self.gbt.validate(&mut v);
         self.auth.validate(&mut v);
         self.trade.validate(&mut v);
+        self.bus.validate(&mut v);
         v.finish()
     }
 

@@ -26,7 +26,10 @@ use tradelab_trade::{
     SessionEvent, SessionOutcome, SessionSpec,
 };
 
+use crate::audit::publishing::{session_publisher, SessionPublisher};
 use crate::markets::{load_series, markets, timeframe_name};
+use tradelab_bus::memory::MemoryBus;
+use tradelab_bus::PublisherStats;
 
 mod live;
 mod store_journal;
@@ -118,6 +121,9 @@ pub struct PaperTrading {
     pub decisions: u64,
     /// False when `store.record` is off: nothing was kept to resume from.
     pub recorded: bool,
+    /// What became of the session's events (the audit trail), and where
+    /// they went; `None` when events are off.
+    pub events: Option<(PublisherStats, String)>,
 }
 
 /// The session `id`'s record and spec.
@@ -203,6 +209,10 @@ pub struct PreparedSession {
     starts_in_sample: bool,
     url: String,
     lease_ms: i64,
+    /// The model as the user named it (the events' `model`).
+    model: String,
+    publisher: Option<SessionPublisher>,
+    local_bus: MemoryBus,
 }
 
 /// Everything [`paper_trade`] checks and sets up before the first bar: a
@@ -285,6 +295,9 @@ pub fn prepare_paper(
             }
         }
     }
+    let local_bus = MemoryBus::new();
+    let publisher = session_publisher(settings, &id, resume.is_some(), local_bus.clone())
+        .with_context(|| format!("setting up trading session {id}'s events (bus:)"))?;
     let session_spec = SessionSpec {
         id: id.clone(),
         symbols: feeds.iter().map(|f| f.instrument.clone()).collect(),
@@ -305,6 +318,9 @@ pub fn prepare_paper(
         starts_in_sample,
         url,
         lease_ms,
+        model: spec.model.clone(),
+        publisher,
+        local_bus,
     })
 }
 
@@ -453,6 +469,12 @@ impl PreparedSession {
         &self.id
     }
 
+    /// A receiver of the session's events as this process sends them to
+    /// the in-process bus (none when they go to JetStream).
+    pub fn subscribe_events(&self) -> std::sync::mpsc::Receiver<Arc<tradelab_bus::Event>> {
+        self.local_bus.subscribe()
+    }
+
     /// Runs the session to its end (the feed's, `stop`'s or a halting
     /// breaker's) and records how it ended.
     pub fn run(self, stop: &AtomicBool, mut on_event: impl FnMut(&SessionEvent<'_>)) -> Result<PaperTrading> {
@@ -469,6 +491,9 @@ impl PreparedSession {
             starts_in_sample,
             url,
             lease_ms,
+            model,
+            publisher,
+            local_bus: _,
         } = self;
         let recorded = store_journal.is_some();
         let mut memory_journal = MemoryJournal::default();
@@ -485,6 +510,9 @@ impl PreparedSession {
                 },
                 &mut on_event,
             );
+            if let Some(p) = &publisher {
+                session = session.with_events(&p.publisher, &model, p.last_seq);
+            }
             match &resume_from {
                 Some((cp, orders)) => session.resume(cp.as_ref(), orders).map_err(anyhow::Error::new),
                 None => Ok(()),
@@ -494,6 +522,8 @@ impl PreparedSession {
         if let Some(h) = heartbeat {
             h.stop();
         }
+        // Everything sent or spooled before the session is recorded as ended.
+        let events = publisher.map(|p| (p.publisher.close(Duration::from_secs(30)), p.destination));
         let (status, reason) = match &ran {
             Ok(o) => (
                 match o.end {
@@ -532,6 +562,7 @@ impl PreparedSession {
             starts_in_sample,
             decisions,
             recorded,
+            events,
         })
     }
 }

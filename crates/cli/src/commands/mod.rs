@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod adapt;
+mod audit;
 mod auth;
 mod backtest;
 mod backtests;
@@ -11,6 +12,7 @@ mod bench_trading;
 mod data;
 mod env_trace;
 mod evaluate;
+mod forensics;
 mod login;
 mod meta_train;
 mod models;
@@ -45,6 +47,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Evaluate(a) => evaluate::run(&cli.global, &a),
         Command::Trade(a) => trade::run(&cli.global, &a),
         Command::Sessions(a) => sessions::run(&cli.global, a.command),
+        Command::Audit(c) => audit::run(&cli.global, c),
+        Command::Forensics(a) => forensics::run(&cli.global, &a),
         Command::WalkForward(a) => walk_forward::run(&cli.global, &a),
         Command::Sweep(a) => sweep::run(&cli.global, &a),
         Command::Adapt(a) => adapt::run(&cli.global, &a),

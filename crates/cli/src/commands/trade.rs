@@ -149,6 +149,26 @@ pub fn run(g: &GlobalArgs, a: &TradeArgs) -> Result<()> {
     if traded.recorded {
         println!("session {}: {}", traded.id, o.reason);
     }
+    if let Some((stats, destination)) = &traded.events {
+        println!(
+            "events: {} published to {destination}, {} waiting in the spool, {} dropped{}",
+            stats.published,
+            stats.waiting,
+            stats.dropped,
+            if stats.waiting > 0 {
+                "; the next session or `tradelab trade --resume` sends what waits"
+            } else {
+                ""
+            }
+        );
+        if stats.dropped > 0 {
+            eprintln!(
+                "warning: {} events were lost to the audit trail ({}); see bus.spool_max_mb",
+                stats.dropped,
+                stats.last_error.as_deref().unwrap_or("no reason recorded")
+            );
+        }
+    }
     match o.end {
         SessionEnd::Finished => Ok(()),
         SessionEnd::Halted => {

@@ -1,0 +1,212 @@
+//! `tradelab audit`: the trading sessions' audit trail, read back from the
+//! store: listed with filters and pages, one event shown in full, each
+//! session's hash chain verified, a session exported.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use tradelab_app::audit::trail;
+use tradelab_app::record::open_store;
+use tradelab_app::runtime::runtime;
+use tradelab_bus::EventBody;
+use tradelab_core::time::format_datetime;
+use tradelab_data::load::timestamp::TimestampFormat;
+use tradelab_store::audit_events::{AuditEventRow, AuditFilter};
+
+use crate::cli::{AuditCommand, GlobalArgs};
+use crate::context::load_settings;
+
+pub fn run(g: &GlobalArgs, c: AuditCommand) -> Result<()> {
+    let settings = load_settings(g, &[])?;
+    let rt = runtime()?;
+    let store = open_store(&rt, &settings)?;
+    let outcome = rt.block_on(async {
+        match c {
+            AuditCommand::List {
+                session,
+                kind,
+                model,
+                instrument,
+                action,
+                from,
+                to,
+                limit,
+                after,
+                json,
+            } => {
+                let filter = AuditFilter {
+                    session_id: session,
+                    kind,
+                    model,
+                    instrument,
+                    action,
+                    from_ms: from.as_deref().map(|t| time_flag("--from", t)).transpose()?,
+                    to_ms: to.as_deref().map(|t| time_flag("--to", t)).transpose()?,
+                };
+                let page = trail::list(&store, &filter, after.as_deref(), limit).await?;
+                print_listing(&page, json)
+            }
+            AuditCommand::Show { id } => {
+                let (_, event) = trail::show(&store, &id).await?;
+                println!("{}", serde_json::to_string_pretty(&event)?);
+                Ok(0)
+            }
+            AuditCommand::Verify { session } => {
+                let checked = match session {
+                    Some(s) => vec![trail::verify_session(&store, &s).await?],
+                    None => trail::verify_all(&store).await?,
+                };
+                if checked.is_empty() {
+                    println!("the audit trail is empty: trading sessions (`tradelab trade`) write it");
+                }
+                let mut broken = 0;
+                for v in &checked {
+                    match &v.problem {
+                        None if v.events == 0 => println!("{}: no events", v.session),
+                        None => println!(
+                            "{}: {} events, chain intact (head {})",
+                            v.session,
+                            v.events,
+                            &v.head.hash[..16]
+                        ),
+                        Some(p) => {
+                            broken += 1;
+                            println!("{}: BROKEN after {} good events: {p}", v.session, v.events);
+                        }
+                    }
+                }
+                Ok(i32::from(broken > 0))
+            }
+            AuditCommand::Export { session, out } => {
+                let written = export(&store, &session, &out).await?;
+                println!(
+                    "{} events, {} bytes to {}; sha256 {}",
+                    written.events,
+                    written.bytes,
+                    out.display(),
+                    written.sha256
+                );
+                Ok(0)
+            }
+        }
+    });
+    rt.block_on(store.close());
+    let code = outcome?;
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+/// A `--from`/`--to` time, UTC milliseconds.
+fn time_flag(flag: &str, text: &str) -> Result<i64> {
+    TimestampFormat::Iso
+        .parse(text.as_bytes())
+        .with_context(|| format!("{flag} {text}: expected a date like 2026-01-02 or 2026-01-02T13:45:00"))
+}
+
+async fn export(store: &tradelab_store::Store, session: &str, out: &Path) -> Result<trail::Exported> {
+    if out.exists() {
+        bail!("{} exists; name a new file", out.display());
+    }
+    let partial = out.with_extension("partial");
+    let file = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let written = trail::export(store, session, &mut writer).await;
+    drop(writer);
+    match written {
+        Ok(w) => {
+            std::fs::rename(&partial, out).with_context(|| format!("writing {}", out.display()))?;
+            Ok(w)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+/// What a row's event says in a few words.
+fn summary(row: &AuditEventRow) -> String {
+    let Ok(event) = tradelab_bus::Event::from_json(row.event.as_bytes()) else {
+        return "(unreadable: run `tradelab audit verify`)".into();
+    };
+    match &event.event {
+        EventBody::Decision(d) => {
+            let p = d.probabilities[tradelab_core::Action::ALL
+                .iter()
+                .position(|a| a.as_str() == d.action)
+                .unwrap_or(4)];
+            format!(
+                "{} {} q={:.2} p={p:.2} value={:.3}",
+                d.instrument, d.action, d.quantity, d.value
+            )
+        }
+        EventBody::Order(o) => format!(
+            "{} {} {} {}",
+            o.instrument,
+            o.action,
+            o.qty.map_or("all".into(), |q| format!("{q:.4}")),
+            o.status
+        ),
+        EventBody::Fill(f) => format!(
+            "{} {} {:.4} @ {:.4} fee {:.2}",
+            f.instrument, f.action, f.qty, f.price, f.fee
+        ),
+        EventBody::RiskVerdict(r) => format!(
+            "{} {} order(s) {}: {}",
+            r.instrument,
+            r.orders,
+            if r.allowed { "allowed" } else { "blocked" },
+            r.reason
+        ),
+        EventBody::Breaker(b) => format!("{} {} -> {} ({}): {}", b.breaker, b.from, b.to, b.policy, b.reason),
+        EventBody::Model(m) => format!(
+            "{} {} ({}, weights {})",
+            m.change,
+            m.model,
+            m.kind,
+            &m.weights_sha256[..m.weights_sha256.len().min(12)]
+        ),
+        EventBody::Session(n) => format!("{} {}", n.note, n.detail),
+    }
+}
+
+fn print_listing(page: &trail::Listing, as_json: bool) -> Result<i32> {
+    if as_json {
+        let events: Vec<serde_json::Value> = page
+            .events
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": format!("{}:{}", r.session_id, r.seq),
+                    "kind": r.kind,
+                    "at_ms": r.at_ms,
+                    "event": serde_json::from_str::<serde_json::Value>(&r.event).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"events": events, "next": page.next}))?
+        );
+        return Ok(0);
+    }
+    if page.events.is_empty() {
+        println!("no events match");
+    }
+    for r in &page.events {
+        println!(
+            "{:<18} {}  {:<12} {}",
+            format!("{}:{}", r.session_id, r.seq),
+            format_datetime(r.at_ms / 1000 * 1000),
+            r.kind,
+            summary(r)
+        );
+    }
+    if let Some(next) = &page.next {
+        println!("more: --after {next}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,20 @@
+-- The audit trail of trading sessions: every event the bus carried
+-- (decisions with their full inputs, orders, fills, risk verdicts, breaker
+-- transitions, model changes), as published: hash-chained per session. The
+-- key is the session and the event's number, so a copy delivered twice is
+-- stored once. The columns beside the event are for filtering.
+CREATE TABLE audit_events (
+    session_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    bar_ts BIGINT,
+    instrument TEXT,
+    model TEXT,
+    action TEXT,
+    event TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE INDEX audit_events_time ON audit_events (at_ms, session_id, seq);
+CREATE INDEX audit_events_kind_time ON audit_events (kind, at_ms);
