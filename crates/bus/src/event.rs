@@ -55,7 +55,21 @@ struct Unsealed<'a> {
 
 impl Event {
     /// An event chained to `prev_hash`, its hash computed.
-    pub fn seal(session: &str, seq: u64, at_ms: i64, bar_ts: Option<i64>, body: EventBody, prev_hash: &str) -> Event {
+    pub fn seal(
+        session: &str,
+        seq: u64,
+        at_ms: i64,
+        bar_ts: Option<i64>,
+        mut body: EventBody,
+        prev_hash: &str,
+    ) -> Event {
+        // The inputs' digest is computed here, on the publisher's thread,
+        // not on the decision path.
+        if let EventBody::Decision(d) = &mut body {
+            if d.inputs.sha256.is_empty() {
+                d.inputs.sha256 = d.inputs.digest();
+            }
+        }
         let mut event = Event {
             schema: SCHEMA_VERSION,
             session: session.to_string(),
@@ -188,9 +202,9 @@ pub struct DecisionEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionInputs {
     /// The normalised feature window, row-major (`bars x features`, oldest
-    /// bar first), as little-endian f32 bytes in standard base64: exact,
-    /// and a third of the size of decimal text.
-    pub window: String,
+    /// bar first); written as little-endian f32 bytes in standard base64:
+    /// exact, and a third of the size of decimal text.
+    pub window: Window,
     /// Rows of the window.
     pub bars: u32,
     /// Columns of the window.
@@ -212,12 +226,56 @@ pub struct DecisionInputs {
     /// Cash before the decision.
     pub cash: f64,
     /// SHA-256 (hex) of the window bytes, the account, the mask and the
-    /// market: the decision's inputs in one figure.
+    /// market: the decision's inputs in one figure (filled in when the
+    /// event is sealed).
     pub sha256: String,
 }
 
+/// A feature window, written as base64 of its little-endian f32 bytes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Window(pub Vec<f32>);
+
+impl Window {
+    fn bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.0.len() * 4);
+        for v in &self.0 {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.bytes()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .map_err(|e| D::Error::custom(format!("the decision's window is not base64: {e}")))?;
+        if bytes.len() % 4 != 0 {
+            return Err(D::Error::custom(format!(
+                "the decision's window holds {} bytes, not a whole number of f32 values",
+                bytes.len()
+            )));
+        }
+        Ok(Window(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
+    }
+}
+
 impl DecisionInputs {
-    /// Inputs holding `window` (`bars` rows).
+    /// Inputs holding `window` (`bars` rows); the digest is computed when
+    /// the event is sealed.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         window: &[f32],
@@ -230,20 +288,8 @@ impl DecisionInputs {
         equity: f64,
         cash: f64,
     ) -> DecisionInputs {
-        let mut bytes = Vec::with_capacity(window.len() * 4);
-        for v in window {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        let mut hasher = Sha256::new();
-        hasher.update(&bytes);
-        for a in account {
-            hasher.update(a.to_le_bytes());
-        }
-        hasher.update(mask.map(u8::from));
-        hasher.update(market[0].to_le_bytes());
-        hasher.update(market[1].to_le_bytes());
         DecisionInputs {
-            window: base64::engine::general_purpose::STANDARD.encode(&bytes),
+            window: Window(window.to_vec()),
             bars: bars as u32,
             features: window.len().checked_div(bars).unwrap_or(0) as u32,
             account,
@@ -253,28 +299,36 @@ impl DecisionInputs {
             position,
             equity,
             cash,
-            sha256: hex::encode(hasher.finalize()),
+            sha256: String::new(),
         }
     }
 
-    /// The window's values, or why the stored text is not a window.
-    pub fn window_values(&self) -> Result<Vec<f32>, String> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&self.window)
-            .map_err(|e| format!("the decision's window is not base64: {e}"))?;
-        let expected = self.bars as usize * self.features as usize * 4;
-        if bytes.len() != expected {
+    /// SHA-256 (hex) of the window bytes, the account, the mask and the
+    /// market.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.window.bytes());
+        for a in self.account {
+            hasher.update(a.to_le_bytes());
+        }
+        hasher.update(self.mask.map(u8::from));
+        hasher.update(self.market[0].to_le_bytes());
+        hasher.update(self.market[1].to_le_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    /// The window's values, or why they do not fill `bars x features`.
+    pub fn window_values(&self) -> Result<&[f32], String> {
+        let expected = self.bars as usize * self.features as usize;
+        if self.window.0.len() != expected {
             return Err(format!(
-                "the decision's window holds {} bytes; {} x {} f32 values need {expected}",
-                bytes.len(),
+                "the decision's window holds {} values; {} x {} were recorded",
+                self.window.0.len(),
                 self.bars,
                 self.features
             ));
         }
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        Ok(&self.window.0)
     }
 }
 
@@ -433,7 +487,9 @@ mod tests {
 
     #[test]
     fn the_window_comes_back_exactly_and_a_damaged_one_is_named() {
-        let EventBody::Decision(d) = decision() else {
+        let e = Event::seal("s1", 1, 0, None, decision(), GENESIS_HASH);
+        let back = Event::from_json(e.to_json().as_bytes()).unwrap();
+        let EventBody::Decision(d) = &back.event else {
             unreachable!()
         };
         assert_eq!(
@@ -441,12 +497,20 @@ mod tests {
             [0.1, -2.5, 3.0e-8, f32::MAX, 1.0, 0.0]
         );
         assert_eq!((d.inputs.bars, d.inputs.features), (3, 2));
+        assert_eq!(d.inputs.sha256, d.inputs.digest(), "sealed with its digest");
+        assert_eq!(d.inputs.sha256.len(), 64);
         let mut cut = d.inputs.clone();
-        cut.window.truncate(8);
+        cut.window.0.truncate(2);
         assert!(
-            cut.window_values().unwrap_err().contains("24"),
-            "names the size expected"
+            cut.window_values().unwrap_err().contains("3 x 2"),
+            "names the shape recorded"
         );
+        let text = e.to_json();
+        let window = serde_json::to_string(&d.inputs.window).unwrap();
+        let damaged = text.replace(&window[1..window.len() - 1], "AAA=");
+        assert!(Event::from_json(damaged.as_bytes())
+            .unwrap_err()
+            .contains("whole number"));
     }
 
     #[test]

@@ -281,3 +281,22 @@ impl JetStreamConsumer {
         })
     }
 }
+
+/// Removes the stream in `options` and every event in it (benchmarks and
+/// tests clean up with it; the audit store keeps its own copy).
+pub fn delete_stream(options: &JetStreamOptions) -> Result<(), TransportError> {
+    let connection = Connection::new(options.clone())?;
+    let o = options.clone();
+    connection.runtime.block_on(async move {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(o.ack_timeout)
+            .connect(o.url.as_str())
+            .await
+            .map_err(|e| err(&format!("connecting to NATS at {}", o.url), e))?;
+        jetstream::new(client)
+            .delete_stream(&o.stream)
+            .await
+            .map_err(|e| err(&format!("deleting stream {}", o.stream), e))?;
+        Ok(())
+    })
+}

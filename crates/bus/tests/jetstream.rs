@@ -114,11 +114,9 @@ fn options(url: &str, tag: &str) -> JetStreamOptions {
 }
 
 fn delete_stream(url: &str, stream: &str) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let client = async_nats::connect(url).await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        let _ = js.delete_stream(stream).await;
+    let _ = tradelab_bus::jetstream::delete_stream(&JetStreamOptions {
+        stream: stream.to_string(),
+        ..JetStreamOptions::new(url)
     });
 }
 

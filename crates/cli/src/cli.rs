@@ -911,8 +911,9 @@ pub struct StressArgs {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// engine, portfolio, csv, features, env, ppo, ppo-training (its MLP
-    /// training throughput alone), hrm or trading (the trading loop; the
-    /// last four not part of all) or all.
+    /// training throughput alone), hrm, trading (the trading loop) or
+    /// events (what a session's events cost; JetStream with bus.url) (the
+    /// last five not part of all) or all.
     #[arg(default_value = "all")]
     pub what: String,
     /// Bars per series.

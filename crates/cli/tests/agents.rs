@@ -1714,9 +1714,9 @@ fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tamperi
     let mut args = bus.clone();
     args.extend(["audit", "verify"]);
     let verified = ok(tradelab(d, &args));
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let client = async_nats::connect(nats.as_str()).await.unwrap();
-        let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    let _ = tradelab_bus::jetstream::delete_stream(&tradelab_bus::jetstream::JetStreamOptions {
+        stream: stream.clone(),
+        ..tradelab_bus::jetstream::JetStreamOptions::new(&nats)
     });
     assert!(
         verified.contains(&format!("{session2}: {total} events, chain intact")),

@@ -108,17 +108,22 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         "ppo-training",
         "hrm",
         "trading",
+        "events",
     ]
     .contains(&what)
     {
         bail!(
-            "unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, ppo-training, hrm, trading or all"
+            "unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, ppo-training, hrm, trading, events or all"
         );
     }
     if what == "trading" {
         // --bars is the total across instruments (capped for the week run's
         // sake at 200k).
         return super::bench_trading::run(&settings, a.bars.min(200_000), a.repeats);
+    }
+    if what == "events" {
+        // A session's events: off, in-process, JetStream (bus.url).
+        return super::bench_events::run(&settings, a.bars.min(200_000), a.repeats);
     }
     if what == "hrm" {
         // Training steps on a PPO-sized minibatch (256), the paper preset on

@@ -6,6 +6,7 @@ mod auth;
 mod backtest;
 mod backtests;
 mod bench;
+mod bench_events;
 mod bench_hrm;
 mod bench_ppo;
 mod bench_trading;
