@@ -123,6 +123,17 @@ pub fn act_on_bar<A: Agent + ?Sized>(
         account: input.account,
         mask: input.mask,
     };
+    submit_decision(&decision, acting, ctx);
+    Ok(Some(asked))
+}
+
+/// Submits into `ctx` the order `decision` means for the position, close
+/// and equity `ctx` holds (an entry sized from the risk budget at the
+/// signal close): what [`act_on_bar`] does after asking, and what an audit
+/// replay checks a recorded decision's orders against.
+pub fn submit_decision(decision: &Decision, acting: &Acting, ctx: &mut BarContext<'_>) {
+    let q = ctx.position;
+    let close = ctx.bar.close;
     // Under targets the decision is a target; the order carries it out.
     let held = Holding::new(q, close, ctx.equity, acting.risk_budget);
     let order = acting
@@ -149,7 +160,6 @@ pub fn act_on_bar<A: Agent + ?Sized>(
             }
         }
     }
-    Ok(Some(asked))
 }
 
 impl<'a, A: Agent + ?Sized> AgentStrategy<'a, A> {

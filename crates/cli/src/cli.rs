@@ -677,6 +677,18 @@ pub enum AuditCommand {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Asks the model again for every decision the session recorded, from
+    /// the inputs stored with it, and sizes its orders again: each must
+    /// come back bit for bit; exits 1 naming every difference.
+    Replay {
+        /// The session.
+        #[arg(long)]
+        session: String,
+        /// The model (folder or NAME@VERSION); default: as the session
+        /// named it. Its weights must be the ones that decided.
+        #[arg(long)]
+        model: Option<String>,
+    },
     /// Writes a session's events, in order and as published, to a JSON
     /// Lines file, and prints its SHA-256.
     Export {

@@ -1655,6 +1655,42 @@ fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tamperi
         &["exists"],
     );
 
+    // Every decision asked of the model again, from its recorded inputs,
+    // and its orders sized again: all bit for bit.
+    let replayed = ok(tradelab(d, &["audit", "replay", "--session", &session]));
+    assert!(
+        replayed.contains(&format!("{decided} of {decided} decisions reproduced bit for bit"))
+            && replayed.contains(" 0 differences"),
+        "{replayed}"
+    );
+    let checked: usize = replayed
+        .split("orders of ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(checked > 3, "decisions whose orders were compared: {replayed}");
+    // Another model (other weights) is refused, by name.
+    ok(tradelab(
+        d,
+        &[
+            "--seed",
+            "7",
+            "--set",
+            "logreg.lags=2",
+            "train",
+            "--agent",
+            "logreg",
+            "--symbol",
+            csv,
+            "--out",
+            "lr2",
+        ],
+    ));
+    assert_clean_failure(
+        &tradelab(d, &["audit", "replay", "--session", &session, "--model", "lr2/best"]),
+        &["decided with", "NAME@VERSION"],
+    );
+
     // One fill's price edited in the database: verify names it and fails.
     let seq = fills.last().unwrap()["id"]
         .as_str()
@@ -1664,22 +1700,38 @@ fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tamperi
         .unwrap()
         .to_string();
     let url = format!("sqlite://{}", d.join("tradelab.db").display());
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let changed = sqlx::query("UPDATE audit_events SET event = replace(event, '\"price\":', '\"price\":1') WHERE session_id = ? AND seq = ?")
-            .bind(&session)
-            .bind(seq.parse::<i64>().unwrap())
-            .execute(&pool)
-            .await
-            .unwrap();
-        assert_eq!(changed.rows_affected(), 1);
-        pool.close().await;
-    });
+    let edit = |field: &str, seq: &str| {
+        let sql = format!(
+            "UPDATE audit_events SET event = replace(event, '\"{field}\":', '\"{field}\":1') WHERE session_id = ? AND seq = ?"
+        );
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let changed = sqlx::query(&sql)
+                .bind(&session)
+                .bind(seq.parse::<i64>().unwrap())
+                .execute(&pool)
+                .await
+                .unwrap();
+            assert_eq!(changed.rows_affected(), 1);
+            pool.close().await;
+        });
+    };
+    edit("price", &seq);
     let broken = tradelab(d, &["audit", "verify", "--session", &session]);
     assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
     let t = text(&broken);
     assert!(
         t.contains(&format!("event {seq}:")) && t.contains("changed after it was written"),
+        "{t}"
+    );
+    // A decision's value edited: the replay names that decision.
+    let decision_seq = first.as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    edit("value", &decision_seq);
+    let differs = tradelab(d, &["audit", "replay", "--session", &session]);
+    let t = text(&differs);
+    assert_eq!(differs.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!("{session}:{decision_seq}: value")) && t.contains(" 1 differences"),
         "{t}"
     );
 

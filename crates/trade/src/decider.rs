@@ -182,9 +182,8 @@ pub struct AgentDecider {
 /// SHA-256 (hex) of the model's weights file in `folder`; empty if it
 /// cannot be read (the model loaded, so this is only for the record).
 fn weights_sha256(folder: &std::path::Path) -> String {
-    use sha2::Digest;
-    std::fs::read(folder.join("model.safetensors"))
-        .map(|b| hex::encode(sha2::Sha256::digest(&b)))
+    std::fs::read(folder.join(tradelab_agents::checkpoint::WEIGHTS_FILE))
+        .map(|b| tradelab_agents::checkpoint::sha256_hex(&b))
         .unwrap_or_default()
 }
 

@@ -6,6 +6,7 @@
 
 pub mod ingest;
 pub mod publishing;
+pub mod replay;
 pub mod trail;
 
 use tradelab_bus::Event;

@@ -78,6 +78,7 @@ pub fn run(g: &GlobalArgs, c: AuditCommand) -> Result<()> {
                 }
                 Ok(i32::from(broken > 0))
             }
+            AuditCommand::Replay { session, model } => replay(g, &settings, &store, &session, model).await,
             AuditCommand::Export { session, out } => {
                 let written = export(&store, &session, &out).await?;
                 println!(
@@ -97,6 +98,44 @@ pub fn run(g: &GlobalArgs, c: AuditCommand) -> Result<()> {
         std::process::exit(code);
     }
     Ok(())
+}
+
+async fn replay(
+    g: &GlobalArgs,
+    current: &tradelab_app::Settings,
+    store: &tradelab_store::Store,
+    session: &str,
+    model: Option<String>,
+) -> Result<i32> {
+    let model = match model {
+        Some(m) => m,
+        None => {
+            store
+                .trading_session(session)
+                .await
+                .with_context(|| format!("trading session {session} (name the model with --model)"))?
+                .model
+        }
+    };
+    let folder = super::models::model_folder(g, Path::new(&model))?;
+    let mut agent = tradelab_agents::load::load_agent(&folder).with_context(|| format!("opening model {model}"))?;
+    let weights = std::fs::read(folder.join("model.safetensors"))
+        .with_context(|| format!("reading {}", folder.join("model.safetensors").display()))?;
+    let weights_sha256 = tradelab_agents::checkpoint::sha256_hex(&weights);
+    let settings = crate::context::model_settings(&agent.provenance().settings, current)?;
+    let acting = tradelab_agents::evaluate::Acting::greedy(&settings.env_config());
+    let report = tradelab_app::audit::replay::replay(store, session, agent.as_mut(), &weights_sha256, &acting).await?;
+    for d in &report.differences {
+        println!("{}: {}", d.id, d.what);
+    }
+    println!(
+        "{session}: {} of {} decisions reproduced bit for bit; orders of {} let-through decisions checked; {} differences",
+        report.reproduced,
+        report.decisions,
+        report.orders_checked,
+        report.differences.len()
+    );
+    Ok(i32::from(!report.differences.is_empty()))
 }
 
 /// A `--from`/`--to` time, UTC milliseconds.
