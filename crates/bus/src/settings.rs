@@ -115,6 +115,12 @@ mod tests {
     use tradelab_core::settings::refused_key;
 
     #[test]
+    fn the_default_is_the_files_section() {
+        let from_file: BusSettings = tradelab_core::settings::default_section("bus");
+        assert_eq!(from_file, BusSettings::default());
+    }
+
+    #[test]
     fn bad_bus_settings_are_refused_by_key() {
         assert!(tradelab_core::settings::first_error(|v| BusSettings::default().validate(v)).is_none());
         let refused = |edit: fn(&mut BusSettings)| refused_key(edit, BusSettings::validate);

@@ -676,6 +676,22 @@ pub enum AuditCommand {
         /// One session; default: every session.
         #[arg(long)]
         session: Option<String>,
+        /// An archive `retain` wrote, instead of the store: its checksum
+        /// against the manifest beside it and its chain.
+        #[arg(long, conflicts_with = "session")]
+        archive: Option<PathBuf>,
+    },
+    /// Archives the events older than audit.retention_years (whole months):
+    /// zstd-compressed JSON Lines in audit.archive_dir with a manifest of
+    /// checksums and chain heads, then deletes them from the store.
+    Retain {
+        /// Take this day as today, YYYY-MM-DD (to see what a later pass
+        /// would archive).
+        #[arg(long)]
+        now: Option<String>,
+        /// Say what would be archived; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Asks the model again for every decision the session recorded, from
     /// the inputs stored with it, and sizes its orders again: each must

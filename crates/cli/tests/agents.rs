@@ -1735,6 +1735,78 @@ fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tamperi
         "{t}"
     );
 
+    // Retention, on a store of its own filled by a second session, with
+    // the clock moved forward.
+    let retained = [
+        "--set",
+        "store.url=sqlite://retained.db",
+        "--set",
+        "audit.archive_dir=archive",
+    ];
+    let mut args = retained.to_vec();
+    args.extend(["trade", "--model", "lr/best", "--symbol", csv, "--out-dir", "paper3"]);
+    let kept_session = session_id(&ok(tradelab(d, &args)));
+    let retain = |extra: &[&str]| {
+        let mut args = retained.to_vec();
+        args.extend(["audit", "retain"]);
+        args.extend(extra);
+        tradelab(d, &args)
+    };
+    let today = ok(retain(&[]));
+    assert!(
+        today.contains("0 sessions archived"),
+        "nothing is 7 years old yet: {today}"
+    );
+    let dry = ok(retain(&["--now", "2040-01-01", "--dry-run"]));
+    assert!(
+        dry.contains(&format!("would archive events 1 to {total} ({total} events)")),
+        "{dry}"
+    );
+    let done = ok(retain(&["--now", "2040-01-01"]));
+    assert!(
+        done.contains(&format!("archived events 1 to {total}")) && done.contains("cutoff 2033-01-01"),
+        "{done}"
+    );
+    let file = d
+        .join("archive")
+        .join(&kept_session)
+        .join(format!("00000001-{total:08}.jsonl.zst"));
+    let mut args = retained.to_vec();
+    args.extend(["audit", "verify", "--archive", file.to_str().unwrap()]);
+    let v = ok(tradelab(d, &args));
+    assert!(
+        v.contains(&format!(
+            "{total} events of session {kept_session}, checksum and chain intact"
+        )),
+        "{v}"
+    );
+    let mut args = retained.to_vec();
+    args.extend(["audit", "list", "--session", &kept_session]);
+    assert!(
+        ok(tradelab(d, &args)).contains("no events match"),
+        "deleted from the store"
+    );
+    let manifest = read_json(d.join("archive/manifest.json"));
+    assert_eq!(manifest["archives"][0]["events"], total as u64);
+    if let Ok(z) = Command::new("zstd").args(["-t", file.to_str().unwrap()]).output() {
+        assert!(z.status.success(), "the reference zstd reads it: {}", text(&z));
+    }
+    // A byte of the archive changed: its checksum no longer matches.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let mut args = retained.to_vec();
+    args.extend(["audit", "verify", "--archive", file.to_str().unwrap()]);
+    let bad = tradelab(d, &args);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad).contains("is not the manifest's"), "{}", text(&bad));
+    // The tampered session of the first store is refused, not archived.
+    assert_clean_failure(
+        &tradelab(d, &["audit", "retain", "--now", "2040-01-01"]),
+        &["does not verify", "not archived"],
+    );
+
     // Through NATS JetStream, when the machine's server is configured.
     let Ok(nats) = std::env::var("TRADELAB_TEST_NATS_URL") else {
         eprintln!("TRADELAB_TEST_NATS_URL is not set: the JetStream half is skipped");

@@ -18,3 +18,17 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_time ON audit_events (at_ms, session_id, seq);
 CREATE INDEX audit_events_kind_time ON audit_events (kind, at_ms);
+
+-- What `tradelab audit retain` moved out of audit_events: each session's
+-- archived prefix (events 1 to through_seq), the hash of its last event
+-- (where the stored remainder's chain starts), and the file that holds it.
+CREATE TABLE audit_archives (
+    session_id TEXT NOT NULL,
+    through_seq BIGINT NOT NULL,
+    head_hash TEXT NOT NULL,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    events BIGINT NOT NULL,
+    archived_ms BIGINT NOT NULL,
+    PRIMARY KEY (session_id, through_seq)
+);

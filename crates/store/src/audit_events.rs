@@ -273,6 +273,69 @@ impl Store {
         r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
     }
 
+    /// Each session with events made before `cutoff_ms`, with the number
+    /// of its last such event: what retention archives.
+    pub async fn audit_sessions_before(&self, cutoff_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT session_id, MAX(seq) AS through FROM audit_events WHERE at_ms < $1 GROUP BY session_id ORDER BY session_id",
+        )
+        .bind(cutoff_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("session_id")?, r.try_get("through")?)))
+            .collect()
+    }
+
+    /// Records that session `session_id`'s events 1 to `through_seq` are in
+    /// `file` (its SHA-256 `sha256`), the last of them hashing to
+    /// `head_hash`, and deletes them from the trail; one transaction.
+    /// Returns the events deleted.
+    pub async fn archive_audit_prefix(
+        &self,
+        session_id: &str,
+        through_seq: i64,
+        head_hash: &str,
+        file: &str,
+        sha256: &str,
+        events: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO audit_archives (session_id, through_seq, head_hash, file, sha256, events, archived_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session_id)
+        .bind(through_seq)
+        .bind(head_hash)
+        .bind(file)
+        .bind(sha256)
+        .bind(events)
+        .bind(crate::now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM audit_events WHERE session_id = $1 AND seq <= $2")
+            .bind(session_id)
+            .bind(through_seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Where session `session_id`'s archived prefix ends: `(through_seq,
+    /// head_hash)` of its latest archive.
+    pub async fn audit_archived_head(&self, session_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let r = sqlx::query(
+            "SELECT through_seq, head_hash FROM audit_archives WHERE session_id = $1 ORDER BY through_seq DESC LIMIT 1",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(|r| Ok((r.try_get("through_seq")?, r.try_get("head_hash")?)))
+            .transpose()
+    }
+
     /// The sessions with events in the trail, with their event counts,
     /// most recent activity first.
     pub async fn audit_sessions(&self, limit: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {

@@ -41,7 +41,7 @@ pub mod trading;
 
 pub use connect::{redact, secure_sqlite_file, sqlite_file, Backend, Durability, Store};
 pub use error::StoreError;
-pub use settings::{StoreSettings, DATABASE_URL_ENV};
+pub use settings::{AuditSettings, StoreSettings, DATABASE_URL_ENV};
 
 pub(crate) use tradelab_core::time::now_ms;
 

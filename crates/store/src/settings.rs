@@ -107,10 +107,64 @@ impl StoreSettings {
     }
 }
 
+/// `audit:`: how long the trading sessions' audit trail is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Events older than this (whole months) are archived by `tradelab
+    /// audit retain`: written to compressed files with a manifest and
+    /// checksums, then deleted from the store.
+    pub retention_years: f64,
+    /// Where the archives and their manifest go.
+    pub archive_dir: PathBuf,
+}
+
+impl Default for AuditSettings {
+    /// The same values as `config/settings.yaml` (a test checks they agree).
+    fn default() -> Self {
+        AuditSettings {
+            retention_years: 7.0,
+            archive_dir: PathBuf::from("audit-archive"),
+        }
+    }
+}
+
+impl AuditSettings {
+    /// Range checks.
+    pub fn validate(&self, v: &mut Validator) {
+        v.range("audit.retention_years", self.retention_years, 0.001, 1000.0);
+        v.check(
+            !self.archive_dir.as_os_str().is_empty(),
+            "audit.archive_dir",
+            self.archive_dir.display(),
+            "is empty",
+            "a folder",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tradelab_core::settings::refused_key;
+
+    #[test]
+    fn the_audit_section_is_the_files_and_its_bounds_are_refused() {
+        let from_file: AuditSettings = tradelab_core::settings::default_section("audit");
+        assert_eq!(from_file, AuditSettings::default());
+        assert_eq!(
+            refused_key(|s: &mut AuditSettings| s.retention_years = 0.0, AuditSettings::validate).as_deref(),
+            Some("audit.retention_years")
+        );
+        assert_eq!(
+            refused_key(
+                |s: &mut AuditSettings| s.archive_dir = PathBuf::new(),
+                AuditSettings::validate
+            )
+            .as_deref(),
+            Some("audit.archive_dir")
+        );
+    }
 
     #[test]
     fn the_default_is_the_files_section_and_passes_its_checks() {

@@ -920,6 +920,27 @@ async fn the_audit_trail_keeps_each_event_once_and_pages_through_filters() {
         let sessions = s.audit_sessions(10).await.unwrap();
         assert_eq!(sessions, [("a".to_string(), 30, 1030), ("b".to_string(), 5, 1005)]);
         assert!(AuditCursor::decode("12.x").is_err() && AuditCursor::decode("a.b.c").is_err());
+
+        // Retention: session a's events before 1011, archived and deleted.
+        assert_eq!(
+            s.audit_sessions_before(1011).await.unwrap(),
+            [("a".to_string(), 10), ("b".to_string(), 5)]
+        );
+        assert_eq!(s.audit_archived_head("a").await.unwrap(), None);
+        let gone = s
+            .archive_audit_prefix("a", 10, "h10", "a/1-10.jsonl.zst", "ff", 10)
+            .await
+            .unwrap();
+        assert_eq!(gone, 10, "{}", db.name);
+        assert_eq!(s.audit_archived_head("a").await.unwrap(), Some((10, "h10".into())));
+        let left: Vec<i64> = s
+            .session_audit_events("a", 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(left, (11..=30).collect::<Vec<_>>());
         db.finish().await;
     }
 }

@@ -7,6 +7,7 @@
 pub mod ingest;
 pub mod publishing;
 pub mod replay;
+pub mod retention;
 pub mod trail;
 
 use tradelab_bus::Event;

@@ -24,7 +24,7 @@ use tradelab_sim::engine::EngineConfig;
 use tradelab_sim::settings::{
     BacktestSettings, MonteCarloSettings, ReportSettings, RiskSettings, StrategySettings, WalkForwardSettings,
 };
-use tradelab_store::StoreSettings;
+use tradelab_store::{AuditSettings, StoreSettings};
 use tradelab_trade::TradeSettings;
 
 mod source;
@@ -86,6 +86,9 @@ pub struct Settings {
     /// Where trading sessions' events go (`tradelab_bus`).
     #[serde(default)]
     pub bus: BusSettings,
+    /// How long the audit trail is kept (`tradelab_store`).
+    #[serde(default)]
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -139,6 +142,7 @@ impl Settings {
         self.auth.validate(&mut v);
         self.trade.validate(&mut v);
         self.bus.validate(&mut v);
+        self.audit.validate(&mut v);
         v.finish()
     }
 

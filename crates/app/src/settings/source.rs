@@ -67,6 +67,7 @@ pub fn model_settings(saved: &serde_json::Value, current: &Settings) -> Result<S
     settings.report = current.report.clone();
     settings.store = current.store.clone();
     settings.bus = current.bus.clone();
+    settings.audit = current.audit.clone();
     // A model's metadata is outside input: its settings pass the same
     // range checks as a settings file before they size anything.
     settings

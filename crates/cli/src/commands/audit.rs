@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use tradelab_app::audit::trail;
+use tradelab_app::audit::{retention, trail};
 use tradelab_app::record::open_store;
 use tradelab_app::runtime::runtime;
 use tradelab_bus::EventBody;
@@ -52,7 +52,37 @@ pub fn run(g: &GlobalArgs, c: AuditCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&event)?);
                 Ok(0)
             }
-            AuditCommand::Verify { session } => {
+            AuditCommand::Verify {
+                archive: Some(path), ..
+            } => verify_archive(&path),
+            AuditCommand::Retain { now, dry_run } => {
+                let now_ms = match now {
+                    Some(t) => time_flag("--now", &t)?,
+                    None => tradelab_core::time::now_ms(),
+                };
+                let report = retention::retain(&store, &settings.audit, now_ms, dry_run).await?;
+                let verb = if dry_run { "would archive" } else { "archived" };
+                for a in &report.archived {
+                    println!(
+                        "{}: {verb} events {} to {} ({} events) to {}/{} sha256 {}",
+                        a.session,
+                        a.first_seq,
+                        a.last_seq,
+                        a.events,
+                        settings.audit.archive_dir.display(),
+                        a.file,
+                        a.sha256
+                    );
+                }
+                println!(
+                    "cutoff {} (audit.retention_years = {}): {} sessions {verb}",
+                    retention::cutoff_date(report.cutoff_ms),
+                    settings.audit.retention_years,
+                    report.archived.len()
+                );
+                Ok(0)
+            }
+            AuditCommand::Verify { session, .. } => {
                 let checked = match session {
                     Some(s) => vec![trail::verify_session(&store, &s).await?],
                     None => trail::verify_all(&store).await?,
@@ -136,6 +166,67 @@ async fn replay(
         report.differences.len()
     );
     Ok(i32::from(!report.differences.is_empty()))
+}
+
+/// Checks an archive: its checksum against the manifest beside it, then
+/// its chain from where the manifest says it starts.
+fn verify_archive(path: &Path) -> Result<i32> {
+    let session_dir = path.parent().context("an archive lies in its session's folder")?;
+    let dir = session_dir
+        .parent()
+        .context("an archive lies in its session's folder")?;
+    let manifest = retention::read_manifest(dir)?;
+    let name = format!(
+        "{}/{}",
+        session_dir.file_name().unwrap_or_default().to_string_lossy(),
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let entry = manifest.archives.iter().find(|a| a.file == name).with_context(|| {
+        format!(
+            "{} is not in {}: check the path",
+            path.display(),
+            dir.join("manifest.json").display()
+        )
+    })?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let sha = tradelab_agents::checkpoint::sha256_hex(&bytes);
+    if sha != entry.sha256 {
+        println!(
+            "{}: BROKEN: its SHA-256 {sha} is not the manifest's {}",
+            path.display(),
+            entry.sha256
+        );
+        return Ok(1);
+    }
+    let start = tradelab_bus::ChainHead {
+        seq: entry.first_seq - 1,
+        hash: entry.start_hash.clone(),
+    };
+    let v = trail::verify_archive(path, start)?;
+    match &v.problem {
+        None if v.head.hash == entry.head_hash && v.events == entry.events => {
+            println!(
+                "{}: {} events of session {}, checksum and chain intact (head {})",
+                path.display(),
+                v.events,
+                entry.session,
+                &v.head.hash[..16]
+            );
+            Ok(0)
+        }
+        None => {
+            println!(
+                "{}: BROKEN: it ends at event {}, not where the manifest says",
+                path.display(),
+                v.head.seq
+            );
+            Ok(1)
+        }
+        Some(p) => {
+            println!("{}: BROKEN after {} good events: {p}", path.display(), v.events);
+            Ok(1)
+        }
+    }
 }
 
 /// A `--from`/`--to` time, UTC milliseconds.

@@ -1,0 +1,237 @@
+//! Retention of the audit trail (`audit.retention_years`, 7 by default):
+//! each session's events made before the cutoff (whole months) are written,
+//! in order, to a zstd-compressed JSON Lines file under
+//! `audit.archive_dir/<session>/`, listed in `manifest.json` with the
+//! file's SHA-256 and the chain head at its end, and only then deleted
+//! from the store (in one transaction with the archive's record). The
+//! remaining trail verifies from that head; the archive verifies on its
+//! own (`tradelab audit verify --archive FILE`). A prefix whose chain does
+//! not verify is not archived.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tradelab_bus::{verify, ChainHead, Event};
+use tradelab_core::time::{civil_from_days, days_from_civil, format_date};
+use tradelab_store::{AuditSettings, Store};
+
+/// Events read at a time.
+const PAGE: i64 = 5_000;
+
+/// One archive, as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveEntry {
+    /// The session.
+    pub session: String,
+    /// Its first and last event in the file.
+    pub first_seq: u64,
+    /// The last event in the file.
+    pub last_seq: u64,
+    /// The hash the first event chains to.
+    pub start_hash: String,
+    /// The last event's hash (where the stored remainder starts).
+    pub head_hash: String,
+    /// Events in the file.
+    pub events: u64,
+    /// The file, relative to the archive folder.
+    pub file: String,
+    /// SHA-256 of the compressed file.
+    pub sha256: String,
+    /// SHA-256 of the uncompressed JSON Lines.
+    pub content_sha256: String,
+    /// The cutoff it was archived under, UTC milliseconds.
+    pub cutoff_ms: i64,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Every archive, oldest first.
+    pub archives: Vec<ArchiveEntry>,
+}
+
+/// What a retention pass did (or, dry, would do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionReport {
+    /// Events made before this are archived: the first day of a month.
+    pub cutoff_ms: i64,
+    /// The archives written.
+    pub archived: Vec<ArchiveEntry>,
+}
+
+/// The first millisecond of the month `years` (in whole months) before
+/// the month of `now_ms`: events made before it have been kept at least
+/// that long.
+pub fn cutoff(now_ms: i64, years: f64) -> i64 {
+    let (y, m, _) = civil_from_days(now_ms.div_euclid(86_400_000));
+    let months = y * 12 + i64::from(m) - 1 - (years * 12.0).round() as i64;
+    days_from_civil(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1) * 86_400_000
+}
+
+/// Archives every session's events made before the cutoff for `now_ms`;
+/// `dry_run` only says what would go.
+pub async fn retain(store: &Store, settings: &AuditSettings, now_ms: i64, dry_run: bool) -> Result<RetentionReport> {
+    let cutoff_ms = cutoff(now_ms, settings.retention_years);
+    let dir = &settings.archive_dir;
+    let mut report = RetentionReport {
+        cutoff_ms,
+        archived: Vec::new(),
+    };
+    for (session, through) in store.audit_sessions_before(cutoff_ms).await? {
+        let start = match store.audit_archived_head(&session).await? {
+            Some((seq, hash)) => ChainHead { seq: seq as u64, hash },
+            None => ChainHead::genesis(),
+        };
+        let entry = archive_session(store, dir, &session, start, through, cutoff_ms, dry_run).await?;
+        report.archived.push(entry);
+    }
+    Ok(report)
+}
+
+async fn archive_session(
+    store: &Store,
+    dir: &Path,
+    session: &str,
+    start: ChainHead,
+    through: i64,
+    cutoff_ms: i64,
+    dry_run: bool,
+) -> Result<ArchiveEntry> {
+    // The prefix, in order, its chain checked from where the last archive
+    // ended.
+    let mut lines = String::new();
+    let mut head = start.clone();
+    let mut after = start.seq as i64;
+    let mut events = 0u64;
+    while after < through {
+        let rows = store
+            .session_audit_events(session, after, PAGE.min(through - after))
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        let parsed: Vec<Event> = rows
+            .iter()
+            .map(|r| {
+                Event::from_json(r.event.as_bytes()).map_err(|e| anyhow::anyhow!("event {session}:{}: {e}", r.seq))
+            })
+            .collect::<Result<_>>()?;
+        head = verify(head, &parsed).with_context(|| {
+            format!("session {session}'s trail does not verify, so it is not archived; `tradelab audit verify --session {session}` names the event")
+        })?;
+        for r in &rows {
+            lines.push_str(&r.event);
+            lines.push('\n');
+        }
+        events += rows.len() as u64;
+    }
+    if head.seq as i64 != through {
+        bail!(
+            "session {session}: events up to {through} were expected, the trail ends at {}",
+            head.seq
+        );
+    }
+    let name = format!("{session}/{:08}-{:08}.jsonl.zst", start.seq + 1, head.seq);
+    let content_sha256 = hex::encode(Sha256::digest(lines.as_bytes()));
+    let compressed = ruzstd::encoding::compress_to_vec(lines.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
+    let entry = ArchiveEntry {
+        session: session.to_string(),
+        first_seq: start.seq + 1,
+        last_seq: head.seq,
+        start_hash: start.hash,
+        head_hash: head.hash.clone(),
+        events,
+        file: name.clone(),
+        sha256: hex::encode(Sha256::digest(&compressed)),
+        content_sha256,
+        cutoff_ms,
+    };
+    if dry_run {
+        return Ok(entry);
+    }
+    let path = dir.join(&name);
+    write_durably(&path, &compressed)?;
+    // The file must read back as what was archived before anything goes.
+    if read_archive(&path)? != lines {
+        bail!("{} does not read back as written; nothing was deleted", path.display());
+    }
+    let mut manifest = read_manifest(dir)?;
+    manifest.archives.push(entry.clone());
+    write_durably(
+        &dir.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    store
+        .archive_audit_prefix(
+            session,
+            head.seq as i64,
+            &head.hash,
+            &name,
+            &entry.sha256,
+            events as i64,
+        )
+        .await?;
+    Ok(entry)
+}
+
+/// Writes `bytes` to `path` through a temporary file, synced, then renamed.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {} (audit.archive_dir)", parent.display()))?;
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    if let Ok(d) = std::fs::File::open(&parent) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The manifest in `dir` (empty when there is none yet).
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("manifest.json");
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{} is damaged", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// An archive's JSON Lines, decompressed.
+pub fn read_archive(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut decoder = ruzstd::decoding::StreamingDecoder::new(std::io::BufReader::new(file))
+        .map_err(|e| anyhow::anyhow!("{} is not a zstd file: {e}", path.display()))?;
+    let mut text = String::new();
+    decoder
+        .read_to_string(&mut text)
+        .with_context(|| format!("decompressing {}", path.display()))?;
+    Ok(text)
+}
+
+/// The cutoff as a date, for messages.
+pub fn cutoff_date(cutoff_ms: i64) -> String {
+    format_date(cutoff_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cutoff_is_a_month_start_whole_months_back() {
+        let day = |y, m, d| days_from_civil(y, m, d) * 86_400_000;
+        assert_eq!(cutoff(day(2040, 1, 1), 7.0), day(2033, 1, 1));
+        assert_eq!(cutoff(day(2040, 3, 31) + 5_000, 7.0), day(2033, 3, 1));
+        assert_eq!(cutoff(day(2026, 12, 7), 0.5), day(2026, 6, 1));
+        assert_eq!(cutoff(day(2026, 1, 15), 1.0 / 12.0), day(2025, 12, 1));
+    }
+}
