@@ -147,6 +147,15 @@ impl Transport for JetStream {
     fn send(&mut self, events: &[Event]) -> Result<(), TransportError> {
         let context = self.connection.context()?;
         let options = &self.connection.options;
+        // While the client knows it is cut off (it reconnects by itself),
+        // fail at once rather than wait out acknowledgements: the publisher
+        // spools, and a checkpoint waiting on it is not held up.
+        if context.client().connection_state() != async_nats::connection::State::Connected {
+            return Err(TransportError(format!(
+                "not connected to NATS at {} (reconnecting)",
+                options.url
+            )));
+        }
         let sent = self.connection.runtime.block_on(async {
             // All published, then all acknowledgements awaited: one round
             // trip for the batch, not one per event.
@@ -169,6 +178,23 @@ impl Transport for JetStream {
         // On an error the client keeps reconnecting by itself; the
         // publisher spools meanwhile and sends again.
         sent
+    }
+
+    fn ready(&mut self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let connected = self
+                .connection
+                .context()
+                .is_ok_and(|c| c.client().connection_state() == async_nats::connection::State::Connected);
+            if connected {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn head(&mut self, session: &str) -> Result<Option<ChainHead>, TransportError> {

@@ -51,6 +51,8 @@ struct Counters {
     dropped: AtomicU64,
     already_held: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// How long the last attempt at closing may wait for the transport.
+    close_wait_ms: AtomicU64,
 }
 
 enum Message {
@@ -180,7 +182,12 @@ impl Publisher {
     /// Sends or spools everything and stops the thread (waiting at most
     /// `timeout` for a last attempt at the transport).
     pub fn close(mut self, timeout: Duration) -> PublisherStats {
+        let started = Instant::now();
         self.flush(timeout);
+        let left = timeout.saturating_sub(started.elapsed());
+        self.counters
+            .close_wait_ms
+            .store(left.as_millis() as u64, Ordering::Relaxed);
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -250,12 +257,19 @@ impl Worker {
                     next = rx.try_recv().ok();
                 }
             }
-            self.deliver(&mut batch);
+            let urgent = !flushes.is_empty();
+            self.deliver(&mut batch, urgent);
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
         }
-        self.deliver(&mut batch);
+        self.deliver(&mut batch, false);
+        // Closing with events spooled: give a reconnecting transport the
+        // time `close` allows, then one last attempt.
+        if !self.spool.is_empty() {
+            let wait = Duration::from_millis(self.counters.close_wait_ms.load(Ordering::Relaxed));
+            self.transport.ready(wait);
+        }
         self.drain_spool(true);
     }
 
@@ -307,11 +321,15 @@ impl Worker {
         true
     }
 
-    fn deliver(&mut self, batch: &mut Vec<Event>) {
+    /// Sends `batch`, or spools it. `urgent` (a checkpoint waits on it):
+    /// while the transport is down, no retry is made now; the batch goes
+    /// straight to the spool and the retry waits for an idle moment.
+    fn deliver(&mut self, batch: &mut Vec<Event>, urgent: bool) {
         if batch.is_empty() {
             return;
         }
-        if self.drain_spool(false) && self.down_since.is_none() {
+        let try_transport = !(urgent && self.down_since.is_some());
+        if try_transport && self.drain_spool(false) && self.down_since.is_none() {
             match self.transport.send(batch) {
                 Ok(()) => {
                     self.counters.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -462,6 +480,42 @@ mod tests {
             [1, 2, 3, 4, 5, 6, 7, 8]
         );
         verify(ChainHead::genesis(), taken.iter()).unwrap();
+    }
+
+    #[test]
+    fn while_the_bus_is_down_a_checkpoints_flush_does_not_wait_for_a_retry() {
+        /// Down, and each attempt takes 300 ms to fail (a connect timeout).
+        struct Hanging;
+        impl Transport for Hanging {
+            fn describe(&self) -> String {
+                "hanging".into()
+            }
+            fn send(&mut self, _: &[Event]) -> Result<(), TransportError> {
+                std::thread::sleep(Duration::from_millis(300));
+                Err(TransportError("timed out".into()))
+            }
+            fn head(&mut self, _: &str) -> Result<Option<ChainHead>, TransportError> {
+                Ok(None)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "s", 1 << 20).unwrap();
+        let p = Publisher::start("s", ChainHead::genesis(), Box::new(Hanging), spool, options());
+        p.publish(1, 0, None, note(1));
+        assert!(p.flush(Duration::from_secs(5)), "the first failure is paid once");
+        // A checkpoint's flush spools at once rather than try the transport
+        // again (an idle moment does that).
+        for n in 2..=6 {
+            p.publish(n, 0, None, note(n));
+            let started = Instant::now();
+            assert!(p.flush(Duration::from_secs(5)));
+            assert!(
+                started.elapsed() < Duration::from_millis(250),
+                "flush {n} waited {:?}",
+                started.elapsed()
+            );
+        }
+        assert_eq!(p.stats().waiting, 6);
     }
 
     #[test]

@@ -21,4 +21,12 @@ pub trait Transport: Send {
     /// The last event of `session` the bus holds, if it keeps them
     /// (JetStream does; the in-process bus forgets at exit).
     fn head(&mut self, session: &str) -> Result<Option<ChainHead>, TransportError>;
+
+    /// Waits at most `within` for the transport to be able to send (a
+    /// client reconnecting); true when it can. Used once, as the
+    /// publisher closes with events still spooled.
+    fn ready(&mut self, within: std::time::Duration) -> bool {
+        let _ = within;
+        true
+    }
 }

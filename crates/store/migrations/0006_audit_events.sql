@@ -2,7 +2,10 @@
 -- (decisions with their full inputs, orders, fills, risk verdicts, breaker
 -- transitions, model changes), as published: hash-chained per session. The
 -- key is the session and the event's number, so a copy delivered twice is
--- stored once. The columns beside the event are for filtering.
+-- stored once (on PostgreSQL with the time too, which a copy shares: a
+-- partitioned table's key holds its partition column). The columns beside
+-- the event are for filtering. On PostgreSQL the table is partitioned by
+-- month (partitions made as rows arrive), so retention drops whole months.
 CREATE TABLE audit_events (
     session_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
@@ -14,8 +17,8 @@ CREATE TABLE audit_events (
     action TEXT,
     event TEXT NOT NULL,
     hash TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
-);
+    PRIMARY KEY (session_id, seq{{partition_key:at_ms}})
+){{partition_by:at_ms}};
 CREATE INDEX audit_events_time ON audit_events (at_ms, session_id, seq);
 CREATE INDEX audit_events_kind_time ON audit_events (kind, at_ms);
 

@@ -4,9 +4,10 @@
 //! checked against it years later.
 
 use sqlx::Row;
+use tradelab_core::time::{civil_from_days, days_from_civil};
 
 use crate::error::StoreError;
-use crate::Store;
+use crate::{Backend, Store};
 
 /// One stored event.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,10 +116,61 @@ fn row(r: &sqlx::any::AnyRow) -> Result<AuditEventRow, StoreError> {
 /// Rows per INSERT statement (10 parameters each, under SQLite's limit).
 const CHUNK: usize = 500;
 
+const DAY_MS: i64 = 86_400_000;
+
+/// The first millisecond of the month holding `at_ms`, and of the next.
+fn month_of(at_ms: i64) -> (i64, i64) {
+    let (y, m, _) = civil_from_days(at_ms.div_euclid(DAY_MS));
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    (days_from_civil(y, m, 1) * DAY_MS, days_from_civil(ny, nm, 1) * DAY_MS)
+}
+
+/// The PostgreSQL partition holding the month that starts at `start_ms`.
+fn partition_name(start_ms: i64) -> String {
+    let (y, m, _) = civil_from_days(start_ms.div_euclid(DAY_MS));
+    format!("audit_events_m{y:04}{m:02}")
+}
+
+/// The month a partition's name holds: its first millisecond and the next
+/// month's.
+fn partition_month(name: &str) -> Option<(i64, i64)> {
+    let digits = name.strip_prefix("audit_events_m")?;
+    let y: i64 = digits.get(..4)?.parse().ok()?;
+    let m: u32 = digits.get(4..6)?.parse().ok()?;
+    (1..=12)
+        .contains(&m)
+        .then(|| month_of(days_from_civil(y, m, 1) * DAY_MS))
+}
+
+/// A session's archived prefix, recorded when retention deletes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditArchive {
+    /// The session.
+    pub session_id: String,
+    /// Its events 1 (or after the previous archive) to this one.
+    pub through_seq: i64,
+    /// The last archived event's hash.
+    pub head_hash: String,
+    /// The archive file, relative to `audit.archive_dir`.
+    pub file: String,
+    /// The file's SHA-256.
+    pub sha256: String,
+    /// Events in it.
+    pub events: i64,
+}
+
 impl Store {
     /// Stores `events`, skipping any already stored (a copy delivered
     /// again); returns how many were new. One transaction.
     pub async fn record_audit_events(&self, events: &[AuditEventRow]) -> Result<u64, StoreError> {
+        if self.backend() == Backend::Postgres {
+            let mut months: Vec<(i64, i64)> = events.iter().map(|e| month_of(e.at_ms)).collect();
+            months.sort_unstable();
+            months.dedup();
+            for (start, end) in months {
+                self.ensure_audit_partition(start, end).await?;
+            }
+        }
         let mut tx = self.pool.begin().await?;
         let mut added = 0;
         for chunk in events.chunks(CHUNK) {
@@ -142,7 +194,9 @@ impl Store {
                     b + 10
                 ));
             }
-            sql.push_str(" ON CONFLICT (session_id, seq) DO NOTHING");
+            // The key: (session, seq), and on PostgreSQL the time as well,
+            // which a copy delivered again shares.
+            sql.push_str(" ON CONFLICT DO NOTHING");
             let mut q = sqlx::query(&sql);
             for e in chunk {
                 q = q
@@ -287,40 +341,88 @@ impl Store {
             .collect()
     }
 
-    /// Records that session `session_id`'s events 1 to `through_seq` are in
-    /// `file` (its SHA-256 `sha256`), the last of them hashing to
-    /// `head_hash`, and deletes them from the trail; one transaction.
-    /// Returns the events deleted.
-    pub async fn archive_audit_prefix(
-        &self,
-        session_id: &str,
-        through_seq: i64,
-        head_hash: &str,
-        file: &str,
-        sha256: &str,
-        events: i64,
-    ) -> Result<u64, StoreError> {
+    /// PostgreSQL's partition for the month `[start_ms, end_ms)`, made if
+    /// missing (by another writer at the same moment too).
+    async fn ensure_audit_partition(&self, start_ms: i64, end_ms: i64) -> Result<(), StoreError> {
+        let name = partition_name(start_ms);
+        // Bounds and name come from the clock arithmetic above, never from
+        // user text.
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {name} PARTITION OF audit_events FOR VALUES FROM ({start_ms}) TO ({end_ms})"
+        );
+        if let Err(e) = sqlx::query(&sql).execute(&self.pool).await {
+            let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+                .bind(&name)
+                .fetch_one(&self.pool)
+                .await?;
+            if exists.is_none() {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a retention pass, in one transaction: records each session's
+    /// archive, then removes every event made before `cutoff_ms` (a month
+    /// start; all of them are in the archives) and any archived event made
+    /// after it (a clock that stepped back). On PostgreSQL the months
+    /// before the cutoff go as whole partitions, dropped, not deleted row
+    /// by row. Returns the events removed.
+    pub async fn finish_audit_retention(&self, archives: &[AuditArchive], cutoff_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO audit_archives (session_id, through_seq, head_hash, file, sha256, events, archived_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(session_id)
-        .bind(through_seq)
-        .bind(head_hash)
-        .bind(file)
-        .bind(sha256)
-        .bind(events)
-        .bind(crate::now_ms())
-        .execute(&mut *tx)
-        .await?;
-        let deleted = sqlx::query("DELETE FROM audit_events WHERE session_id = $1 AND seq <= $2")
-            .bind(session_id)
-            .bind(through_seq)
+        let mut removed = 0;
+        for a in archives {
+            sqlx::query(
+                "INSERT INTO audit_archives (session_id, through_seq, head_hash, file, sha256, events, archived_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&a.session_id)
+            .bind(a.through_seq)
+            .bind(&a.head_hash)
+            .bind(&a.file)
+            .bind(&a.sha256)
+            .bind(a.events)
+            .bind(crate::now_ms())
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
+            removed += sqlx::query("DELETE FROM audit_events WHERE session_id = $1 AND seq <= $2 AND at_ms >= $3")
+                .bind(&a.session_id)
+                .bind(a.through_seq)
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        match self.backend() {
+            Backend::Sqlite => {
+                removed += sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
+                    .bind(cutoff_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            Backend::Postgres => {
+                let partitions: Vec<String> = sqlx::query_scalar(
+                    "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_events'::regclass",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for name in partitions {
+                    let Some((_, end)) = partition_month(&name) else {
+                        continue;
+                    };
+                    if end > cutoff_ms {
+                        continue;
+                    }
+                    let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {name}"))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    sqlx::query(&format!("DROP TABLE {name}")).execute(&mut *tx).await?;
+                    removed += rows as u64;
+                }
+            }
+        }
         tx.commit().await?;
-        Ok(deleted)
+        Ok(removed)
     }
 
     /// Where session `session_id`'s archived prefix ends: `(through_seq,
@@ -348,5 +450,23 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("session_id")?, r.try_get("events")?, r.try_get("last_ms")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_and_partition_names_agree() {
+        let day = |y, m, d| days_from_civil(y, m, d) * DAY_MS;
+        assert_eq!(month_of(day(2026, 12, 7) + 5), (day(2026, 12, 1), day(2027, 1, 1)));
+        assert_eq!(partition_name(day(2026, 12, 1)), "audit_events_m202612");
+        assert_eq!(
+            partition_month("audit_events_m202612"),
+            Some((day(2026, 12, 1), day(2027, 1, 1)))
+        );
+        assert_eq!(partition_month("audit_events_m202613"), None);
+        assert_eq!(partition_month("other"), None);
     }
 }

@@ -88,7 +88,7 @@ async fn apply_all(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<(
             Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
             Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         };
-        let sql = sql.replace("{{serial}}", serial);
+        let sql = dialect(&sql.replace("{{serial}}", serial), backend);
         // Comments go first, so a `;` inside one does not split a statement.
         let sql = strip_comments(&sql);
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -103,6 +103,33 @@ async fn apply_all(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<(
             .map_err(failed)?;
     }
     Ok(())
+}
+
+/// The tokens a migration writes for what the two databases spell apart:
+/// `{{partition_key:COL}}` (`, COL` on PostgreSQL, whose partitioned
+/// tables must hold the partition column in their key; nothing on SQLite)
+/// and `{{partition_by:COL}}` (`PARTITION BY RANGE (COL)` on PostgreSQL,
+/// partitions made by month as rows arrive; nothing on SQLite).
+fn dialect(sql: &str, backend: Backend) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find("{{partition_") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let token = &rest[start + 2..start + len];
+        let (kind, column) = token.split_once(':').unwrap_or((token, ""));
+        match (kind, backend) {
+            (_, Backend::Sqlite) => {}
+            ("partition_key", Backend::Postgres) => out.push_str(&format!(", {column}")),
+            ("partition_by", Backend::Postgres) => out.push_str(&format!(" PARTITION BY RANGE ({column})")),
+            _ => out.push_str(&rest[start..start + len + 2]),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn strip_comments(statement: &str) -> String {
@@ -122,4 +149,22 @@ pub async fn applied(store: &Store) -> Result<Vec<i64>, StoreError> {
             .fetch_all(&store.pool)
             .await?,
     )
+}
+
+#[cfg(test)]
+mod dialect_tests {
+    use super::*;
+
+    #[test]
+    fn partition_tokens_are_spelt_per_database() {
+        let sql = "CREATE TABLE t (a BIGINT, PRIMARY KEY (a{{partition_key:at}})){{partition_by:at}}";
+        assert_eq!(
+            dialect(sql, Backend::Sqlite),
+            "CREATE TABLE t (a BIGINT, PRIMARY KEY (a))"
+        );
+        assert_eq!(
+            dialect(sql, Backend::Postgres),
+            "CREATE TABLE t (a BIGINT, PRIMARY KEY (a, at)) PARTITION BY RANGE (at)"
+        );
+    }
 }

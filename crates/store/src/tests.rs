@@ -921,26 +921,49 @@ async fn the_audit_trail_keeps_each_event_once_and_pages_through_filters() {
         assert_eq!(sessions, [("a".to_string(), 30, 1030), ("b".to_string(), 5, 1005)]);
         assert!(AuditCursor::decode("12.x").is_err() && AuditCursor::decode("a.b.c").is_err());
 
-        // Retention: session a's events before 1011, archived and deleted.
+        // Retention: the events before the cutoff archived and removed; on
+        // PostgreSQL by dropping whole months. Session c's events fall in
+        // two months (2026-11 and 2026-12); the cutoff is 2026-12-01.
+        use crate::audit_events::AuditArchive;
+        let month = |d: i64| tradelab_core::time::days_from_civil(2026, 11, 1) * 86_400_000 + d * 86_400_000;
+        let later: Vec<AuditEventRow> = (1..=6).map(|i| event("c", i, "fill", month(i * 10), "Z")).collect();
+        s.record_audit_events(&later).await.unwrap();
+        let cutoff = tradelab_core::time::days_from_civil(2026, 12, 1) * 86_400_000;
         assert_eq!(
-            s.audit_sessions_before(1011).await.unwrap(),
-            [("a".to_string(), 10), ("b".to_string(), 5)]
+            s.audit_sessions_before(cutoff).await.unwrap(),
+            [("a".to_string(), 30), ("b".to_string(), 5), ("c".to_string(), 2)]
         );
-        assert_eq!(s.audit_archived_head("a").await.unwrap(), None);
-        let gone = s
-            .archive_audit_prefix("a", 10, "h10", "a/1-10.jsonl.zst", "ff", 10)
-            .await
-            .unwrap();
-        assert_eq!(gone, 10, "{}", db.name);
-        assert_eq!(s.audit_archived_head("a").await.unwrap(), Some((10, "h10".into())));
+        assert_eq!(s.audit_archived_head("c").await.unwrap(), None);
+        let archives: Vec<AuditArchive> = [("a", 30), ("b", 5), ("c", 2)]
+            .iter()
+            .map(|(session, through)| AuditArchive {
+                session_id: session.to_string(),
+                through_seq: *through,
+                head_hash: format!("h{through}"),
+                file: format!("{session}/1-{through}.jsonl.zst"),
+                sha256: "ff".into(),
+                events: *through,
+            })
+            .collect();
+        let removed = s.finish_audit_retention(&archives, cutoff).await.unwrap();
+        assert_eq!(removed, 30 + 5 + 2, "{}", db.name);
+        assert_eq!(s.audit_archived_head("c").await.unwrap(), Some((2, "h2".into())));
         let left: Vec<i64> = s
-            .session_audit_events("a", 0, 100)
+            .session_audit_events("c", 0, 100)
             .await
             .unwrap()
             .iter()
             .map(|e| e.seq)
             .collect();
-        assert_eq!(left, (11..=30).collect::<Vec<_>>());
+        assert_eq!(left, [3, 4, 5, 6], "{}", db.name);
+        assert!(s.session_audit_events("a", 0, 100).await.unwrap().is_empty());
+        // New events still land (in a month whose partition is made then).
+        assert_eq!(
+            s.record_audit_events(&[event("c", 7, "fill", month(70), "Z")])
+                .await
+                .unwrap(),
+            1
+        );
         db.finish().await;
     }
 }

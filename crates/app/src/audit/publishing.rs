@@ -49,11 +49,18 @@ impl Transport for StoreTransport {
     }
 
     fn head(&mut self, session: &str) -> Result<Option<ChainHead>, TransportError> {
-        let head = self
+        let failed = |e: tradelab_store::StoreError| TransportError(e.to_string());
+        let stored = self.runtime.block_on(self.store.audit_head(session)).map_err(failed)?;
+        // Retention may have archived every stored event of the session.
+        let archived = self
             .runtime
-            .block_on(self.store.audit_head(session))
-            .map_err(|e| TransportError(e.to_string()))?;
-        Ok(head.map(|(seq, hash)| ChainHead { seq: seq as u64, hash }))
+            .block_on(self.store.audit_archived_head(session))
+            .map_err(failed)?;
+        let newest = match (stored, archived) {
+            (Some(s), Some(a)) => Some(if s.0 >= a.0 { s } else { a }),
+            (s, a) => s.or(a),
+        };
+        Ok(newest.map(|(seq, hash)| ChainHead { seq: seq as u64, hash }))
     }
 }
 

@@ -1,12 +1,14 @@
 //! Retention of the audit trail (`audit.retention_years`, 7 by default):
 //! each session's events made before the cutoff (whole months) are written,
 //! in order, to a zstd-compressed JSON Lines file under
-//! `audit.archive_dir/<session>/`, listed in `manifest.json` with the
-//! file's SHA-256 and the chain head at its end, and only then deleted
-//! from the store (in one transaction with the archive's record). The
-//! remaining trail verifies from that head; the archive verifies on its
-//! own (`tradelab audit verify --archive FILE`). A prefix whose chain does
-//! not verify is not archived.
+//! `audit.archive_dir/<session>/`, read back, and listed in
+//! `manifest.json` with the file's SHA-256 and the chain head at its end.
+//! Only once every session's file is written are the events removed from
+//! the store, in one transaction with the archives' records (on PostgreSQL
+//! whole months at a time: the table is partitioned by month). The
+//! remaining trail verifies from the archived head; an archive verifies on
+//! its own (`tradelab audit verify --archive FILE`). A prefix whose chain
+//! does not verify stops the pass before anything is removed.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tradelab_bus::{verify, ChainHead, Event};
 use tradelab_core::time::{civil_from_days, days_from_civil, format_date};
+use tradelab_store::audit_events::AuditArchive;
 use tradelab_store::{AuditSettings, Store};
 
 /// Events read at a time.
@@ -60,6 +63,8 @@ pub struct RetentionReport {
     pub cutoff_ms: i64,
     /// The archives written.
     pub archived: Vec<ArchiveEntry>,
+    /// Events removed from the store.
+    pub removed: u64,
 }
 
 /// The first millisecond of the month `years` (in whole months) before
@@ -79,7 +84,9 @@ pub async fn retain(store: &Store, settings: &AuditSettings, now_ms: i64, dry_ru
     let mut report = RetentionReport {
         cutoff_ms,
         archived: Vec::new(),
+        removed: 0,
     };
+    // First every file, read back; nothing is removed unless all are.
     for (session, through) in store.audit_sessions_before(cutoff_ms).await? {
         let start = match store.audit_archived_head(&session).await? {
             Some((seq, hash)) => ChainHead { seq: seq as u64, hash },
@@ -88,6 +95,32 @@ pub async fn retain(store: &Store, settings: &AuditSettings, now_ms: i64, dry_ru
         let entry = archive_session(store, dir, &session, start, through, cutoff_ms, dry_run).await?;
         report.archived.push(entry);
     }
+    if dry_run || report.archived.is_empty() {
+        return Ok(report);
+    }
+    let mut manifest = read_manifest(dir)?;
+    for entry in &report.archived {
+        // A pass that failed after writing its files wrote the same names.
+        manifest.archives.retain(|a| a.file != entry.file);
+        manifest.archives.push(entry.clone());
+    }
+    write_durably(
+        &dir.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    let records: Vec<AuditArchive> = report
+        .archived
+        .iter()
+        .map(|a| AuditArchive {
+            session_id: a.session.clone(),
+            through_seq: a.last_seq as i64,
+            head_hash: a.head_hash.clone(),
+            file: a.file.clone(),
+            sha256: a.sha256.clone(),
+            events: a.events as i64,
+        })
+        .collect();
+    report.removed = store.finish_audit_retention(&records, cutoff_ms).await?;
     Ok(report)
 }
 
@@ -100,9 +133,21 @@ async fn archive_session(
     cutoff_ms: i64,
     dry_run: bool,
 ) -> Result<ArchiveEntry> {
+    let name = format!("{session}/{:08}-{:08}.jsonl.zst", start.seq + 1, through);
+    let path = dir.join(&name);
     // The prefix, in order, its chain checked from where the last archive
-    // ended.
-    let mut lines = String::new();
+    // ended, streamed to a plain file (a session's years need not fit in
+    // memory), then compressed file to file.
+    let plain = path.with_extension("jsonl.partial");
+    let mut out: Option<std::io::BufWriter<std::fs::File>> = None;
+    if !dry_run {
+        let parent = plain.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {} (audit.archive_dir)", parent.display()))?;
+        let f = std::fs::File::create(&plain).with_context(|| format!("creating {}", plain.display()))?;
+        out = Some(std::io::BufWriter::new(f));
+    }
+    let mut content = Sha256::new();
     let mut head = start.clone();
     let mut after = start.seq as i64;
     let mut events = 0u64;
@@ -119,11 +164,16 @@ async fn archive_session(
             })
             .collect::<Result<_>>()?;
         head = verify(head, &parsed).with_context(|| {
-            format!("session {session}'s trail does not verify, so it is not archived; `tradelab audit verify --session {session}` names the event")
+            format!("session {session}'s trail does not verify, so nothing is archived; `tradelab audit verify --session {session}` names the event")
         })?;
         for r in &rows {
-            lines.push_str(&r.event);
-            lines.push('\n');
+            content.update(r.event.as_bytes());
+            content.update(b"\n");
+            if let Some(w) = out.as_mut() {
+                w.write_all(r.event.as_bytes())
+                    .and_then(|_| w.write_all(b"\n"))
+                    .with_context(|| format!("writing {}", plain.display()))?;
+            }
         }
         events += rows.len() as u64;
     }
@@ -133,47 +183,73 @@ async fn archive_session(
             head.seq
         );
     }
-    let name = format!("{session}/{:08}-{:08}.jsonl.zst", start.seq + 1, head.seq);
-    let content_sha256 = hex::encode(Sha256::digest(lines.as_bytes()));
-    let compressed = ruzstd::encoding::compress_to_vec(lines.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
-    let entry = ArchiveEntry {
+    let mut entry = ArchiveEntry {
         session: session.to_string(),
         first_seq: start.seq + 1,
         last_seq: head.seq,
         start_hash: start.hash,
         head_hash: head.hash.clone(),
         events,
-        file: name.clone(),
-        sha256: hex::encode(Sha256::digest(&compressed)),
-        content_sha256,
+        file: name,
+        sha256: String::new(),
+        content_sha256: hex::encode(content.finalize()),
         cutoff_ms,
     };
-    if dry_run {
+    let Some(w) = out else {
         return Ok(entry);
+    };
+    w.into_inner()
+        .map_err(|e| anyhow::anyhow!("writing {}: {}", plain.display(), e.error()))?
+        .sync_all()
+        .with_context(|| format!("writing {}", plain.display()))?;
+    let packed = path.with_extension("zst.partial");
+    {
+        let source = std::io::BufReader::new(std::fs::File::open(&plain)?);
+        let target = std::fs::File::create(&packed).with_context(|| format!("creating {}", packed.display()))?;
+        let mut target = std::io::BufWriter::new(target);
+        ruzstd::encoding::compress(source, &mut target, ruzstd::encoding::CompressionLevel::Fastest);
+        let file = target
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("writing {}: {}", packed.display(), e.error()))?;
+        file.sync_all()
+            .with_context(|| format!("writing {}", packed.display()))?;
     }
-    let path = dir.join(&name);
-    write_durably(&path, &compressed)?;
     // The file must read back as what was archived before anything goes.
-    if read_archive(&path)? != lines {
-        bail!("{} does not read back as written; nothing was deleted", path.display());
+    if archive_content_sha256(&packed)? != entry.content_sha256 {
+        bail!(
+            "{} does not read back as written; nothing was removed",
+            packed.display()
+        );
     }
-    let mut manifest = read_manifest(dir)?;
-    manifest.archives.push(entry.clone());
-    write_durably(
-        &dir.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)?.as_bytes(),
-    )?;
-    store
-        .archive_audit_prefix(
-            session,
-            head.seq as i64,
-            &head.hash,
-            &name,
-            &entry.sha256,
-            events as i64,
-        )
-        .await?;
+    entry.sha256 = file_sha256(&packed)?;
+    std::fs::rename(&packed, &path).with_context(|| format!("writing {}", path.display()))?;
+    let _ = std::fs::remove_file(&plain);
+    if let Some(d) = path.parent().and_then(|p| std::fs::File::open(p).ok()) {
+        let _ = d.sync_all();
+    }
     Ok(entry)
+}
+
+/// SHA-256 (hex) of a file, read in blocks.
+fn file_sha256(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// SHA-256 (hex) of an archive's decompressed content.
+fn archive_content_sha256(path: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    std::io::copy(&mut open_archive(path)?, &mut h).with_context(|| format!("decompressing {}", path.display()))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// An archive's decompressed content, as a stream.
+pub fn open_archive(path: &Path) -> Result<impl Read> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    ruzstd::decoding::StreamingDecoder::new(std::io::BufReader::new(file))
+        .map_err(|e| anyhow::anyhow!("{} is not a zstd file: {e}", path.display()))
 }
 
 /// Writes `bytes` to `path` through a temporary file, synced, then renamed.
@@ -203,18 +279,6 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
-}
-
-/// An archive's JSON Lines, decompressed.
-pub fn read_archive(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut decoder = ruzstd::decoding::StreamingDecoder::new(std::io::BufReader::new(file))
-        .map_err(|e| anyhow::anyhow!("{} is not a zstd file: {e}", path.display()))?;
-    let mut text = String::new();
-    decoder
-        .read_to_string(&mut text)
-        .with_context(|| format!("decompressing {}", path.display()))?;
-    Ok(text)
 }
 
 /// The cutoff as a date, for messages.

@@ -185,34 +185,33 @@ pub async fn export(store: &Store, session: &str, out: &mut dyn Write) -> Result
     })
 }
 
-/// Verifies an archive written by retention (zstd-compressed JSON Lines):
-/// every line is an event and the chain holds from `start` (genesis for a
-/// session's first archive).
+/// Verifies an archive written by retention (zstd-compressed JSON Lines),
+/// streamed: every line is an event and the chain holds from `start`.
 pub fn verify_archive(path: &std::path::Path, start: ChainHead) -> Result<Verification> {
-    let text = super::retention::read_archive(path)?;
-    let mut events = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(super::retention::open_archive(path)?);
+    let mut head = start;
+    let mut events = 0u64;
+    let mut session = String::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("decompressing {}", path.display()))?;
         let e =
             Event::from_json(line.as_bytes()).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), n + 1))?;
-        events.push(e);
-    }
-    let session = events.first().map(|e| e.session.clone()).unwrap_or_default();
-    Ok(match verify(start.clone(), &events) {
-        Ok(head) => Verification {
-            session,
-            events: events.len() as u64,
-            head,
-            problem: None,
-        },
-        Err(b) => {
-            let good = events.iter().take_while(|e| e.seq < b.seq).count() as u64;
-            let head = events
-                .iter()
-                .take_while(|e| e.seq < b.seq)
-                .last()
-                .map(ChainHead::of)
-                .unwrap_or(start);
-            stopped(&session, good, head, b)
+        if session.is_empty() {
+            session = e.session.clone();
         }
+        match verify(head.clone(), std::iter::once(&e)) {
+            Ok(h) => {
+                head = h;
+                events += 1;
+            }
+            Err(b) => return Ok(stopped(&session, events, head, b)),
+        }
+    }
+    Ok(Verification {
+        session,
+        events,
+        head,
+        problem: None,
     })
 }

@@ -75,10 +75,15 @@ pub fn run(g: &GlobalArgs, c: AuditCommand) -> Result<()> {
                     );
                 }
                 println!(
-                    "cutoff {} (audit.retention_years = {}): {} sessions {verb}",
+                    "cutoff {} (audit.retention_years = {}): {} sessions {verb}{}",
                     retention::cutoff_date(report.cutoff_ms),
                     settings.audit.retention_years,
-                    report.archived.len()
+                    report.archived.len(),
+                    if dry_run {
+                        String::new()
+                    } else {
+                        format!(", {} events removed from the store", report.removed)
+                    }
                 );
                 Ok(0)
             }
