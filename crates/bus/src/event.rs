@@ -199,7 +199,7 @@ pub struct DecisionEvent {
 }
 
 /// A decision's full inputs: enough to ask the model again and compare.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DecisionInputs {
     /// The normalised feature window, row-major (`bars x features`, oldest
     /// bar first); written as little-endian f32 bytes in standard base64:

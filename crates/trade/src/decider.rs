@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tradelab_agents::evaluate::{act_on_bar, Acting};
 use tradelab_agents::load::load_agent;
 use tradelab_agents::{Agent, Decision, MarketKey};
+use tradelab_bus::DecisionInputs;
 use tradelab_core::BarSeries;
 use tradelab_data::settings::FeatureSettings;
 use tradelab_env::{EnvConfig, MarketData, StreamingWindow};
@@ -47,29 +48,13 @@ pub trait Decider {
 }
 
 /// A model's decision with everything it was given: the audit trail's
-/// record of it.
+/// record of it (the inputs' window buffer is reused bar after bar).
 #[derive(Debug, Clone, Default)]
 pub struct DecisionTrace {
     /// The answer (action, quantity, probabilities, value).
     pub decision: Option<Decision>,
-    /// The normalised window, row-major.
-    pub window: Vec<f32>,
-    /// Its rows.
-    pub bars: usize,
-    /// The account features.
-    pub account: [f32; 3],
-    /// The actions allowed.
-    pub mask: [bool; 5],
-    /// The market's rows in the model's vocabulary.
-    pub market: [u32; 2],
-    /// The bar's close.
-    pub close: f64,
-    /// Units held before it.
-    pub position: f64,
-    /// Equity before it.
-    pub equity: f64,
-    /// Cash before it.
-    pub cash: f64,
+    /// What the model was given, as the decision event records it.
+    pub inputs: DecisionInputs,
 }
 
 /// A rule strategy as a decider; it never fails.
@@ -250,12 +235,13 @@ impl Decider for AgentDecider {
         let asked = act_on_bar(self.agent.as_mut(), window, m.key, &self.acting, ctx).map_err(|e| e.to_string())?;
         if let Some(asked) = asked {
             self.decisions += 1;
-            let t = &mut self.trace;
-            t.window.clear();
-            t.window.extend_from_slice(window);
             let features = self.agent.provenance().features.len().max(1);
-            t.bars = window.len() / features;
-            t.decision = Some(asked.decision);
+            self.trace.decision = Some(asked.decision);
+            let t = &mut self.trace.inputs;
+            t.window.0.clear();
+            t.window.0.extend_from_slice(window);
+            t.bars = (window.len() / features) as u32;
+            t.features = features as u32;
             t.account = asked.account;
             t.mask = asked.mask;
             t.market = [m.key.instrument, m.key.timeframe];

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tradelab_bus::event::{BreakerEvent, DecisionEvent, DecisionInputs, EventBody, FillEvent, ModelEvent, OrderEvent};
+use tradelab_bus::event::{BreakerEvent, DecisionEvent, EventBody, FillEvent, ModelEvent, OrderEvent};
 use tradelab_bus::event::{RiskVerdict, SessionNote};
 use tradelab_bus::Publisher;
 use tradelab_core::{Action, Bar};
@@ -1096,9 +1096,9 @@ impl<'a> Session<'a> {
         let Some(d) = t.decision else {
             return;
         };
-        let inputs = DecisionInputs::new(
-            &t.window, t.bars, t.account, t.mask, t.market, t.close, t.position, t.equity, t.cash,
-        );
+        // The copy is the decision path's share; the digest and encoding
+        // happen on the publisher's thread.
+        let inputs = t.inputs.clone();
         let symbol = self.spec.symbols[i].clone();
         self.publish(Some(bar_ts), |model| {
             EventBody::Decision(DecisionEvent {

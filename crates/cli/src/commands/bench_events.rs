@@ -57,17 +57,18 @@ impl Decider for TracedSma {
         let (position, equity, cash, close) = (ctx.position, ctx.equity, ctx.cash, ctx.bar.close);
         self.inner.decide(ctx)?;
         let action = ctx.orders.get(before).map_or(Action::Hold, |o| o.action);
-        let t = &mut self.trace;
-        t.window.clear();
         let r = (ctx.bar.close / ctx.bar.open - 1.0) as f32;
-        t.window.extend((0..WINDOW * FEATURES).map(|k| r * (k % 7) as f32));
-        t.bars = WINDOW;
-        t.decision = Some(Decision {
+        self.trace.decision = Some(Decision {
             action,
             quantity: 1.0,
             probabilities: [0.2; 5],
             value: r,
         });
+        let t = &mut self.trace.inputs;
+        t.window.0.clear();
+        t.window.0.extend((0..WINDOW * FEATURES).map(|k| r * (k % 7) as f32));
+        t.bars = WINDOW as u32;
+        t.features = FEATURES as u32;
         t.account = [0.0, r, 0.0];
         t.mask = [true; 5];
         t.market = [ctx.instrument as u32, 0];
