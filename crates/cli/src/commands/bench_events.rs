@@ -276,11 +276,8 @@ fn one_run(
 }
 
 pub fn run(settings: &Settings, bars: usize, repeats: usize) -> Result<()> {
-    let mut engine = settings.engine_config();
-    engine.risk.max_drawdown = 0.0;
-    engine.risk.daily_loss_limit = 0.0;
-    let dir = std::env::temp_dir().join(format!("tradelab-bench-events-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let engine = super::bench_trading::every_bar_engine(settings);
+    let dir = super::bench_trading::scratch_dir("events")?;
     let jetstream = (!settings.bus.url.is_empty()).then(|| JetStreamOptions {
         stream: format!("BENCH_{}", std::process::id()),
         subject_prefix: format!("bench.{}", std::process::id()),

@@ -100,14 +100,26 @@ fn sqlite_journal(
     Ok((j, path))
 }
 
-pub fn run(settings: &Settings, bars: usize, repeats: usize) -> Result<()> {
-    // The drawdown breaker would end a session early and flatter the
-    // figures: every bar is processed here.
+/// The broker the trading benchmarks run: the settings' own, with the
+/// drawdown and daily-loss breakers off, since ending a session early would
+/// flatter the figures (every bar is processed).
+pub(super) fn every_bar_engine(settings: &Settings) -> EngineConfig {
     let mut engine = settings.engine_config();
     engine.risk.max_drawdown = 0.0;
     engine.risk.daily_loss_limit = 0.0;
-    let scratch = std::env::temp_dir().join(format!("tradelab-bench-trading-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    engine
+}
+
+/// A scratch folder of this process for benchmark `name`, created.
+pub(super) fn scratch_dir(name: &str) -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("tradelab-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+pub fn run(settings: &Settings, bars: usize, repeats: usize) -> Result<()> {
+    let engine = every_bar_engine(settings);
+    let scratch = scratch_dir("trading")?;
     let result = measure(settings, bars, repeats, &engine, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     result
