@@ -367,9 +367,93 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// Softmax over the last dimension, with its gradient `y (dy - sum(dy y))`.
+/// candle_nn's `softmax_last_dim` has no backward pass (its gradient is
+/// silently zero), which left attention scores, and so the query and key
+/// projections, untrained.
+pub(crate) struct SoftmaxOp;
+
+impl candle_core::CustomOp1 for SoftmaxOp {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim-with-gradient"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = storage_f32(s, l, "softmax input")?;
+        let dim = l.shape().dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; x.len()];
+        for (row, o) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            let mut sum = 0f32;
+            for (o, v) in o.iter_mut().zip(row) {
+                *o = (v - max).exp();
+                sum += *o;
+            }
+            o.iter_mut().for_each(|v| *v /= sum);
+        }
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dim = y.dims().last().copied().unwrap_or(1).max(1);
+        let dx = with_f32(y, |y| {
+            with_f32(dy, |dy| {
+                let mut dx = vec![0f32; y.len()];
+                for ((y, g), d) in y
+                    .chunks_exact(dim)
+                    .zip(dy.chunks_exact(dim))
+                    .zip(dx.chunks_exact_mut(dim))
+                {
+                    let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                    for ((d, y), g) in d.iter_mut().zip(y).zip(g) {
+                        *d = y * (g - dot);
+                    }
+                }
+                Ok(dx)
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, y.shape(), y.device())?))
+    }
+}
+
+/// Softmax over the last dimension, differentiable: the kernel above on
+/// the CPU, candle's composed operations elsewhere.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        x.contiguous()?.apply_op1(SoftmaxOp)
+    } else {
+        candle_nn::ops::softmax(x, candle_core::D::Minus1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn softmax_has_the_composed_operations_values_and_gradient() {
+        let d = candle_core::Device::Cpu;
+        let x = Tensor::new(&[[0.3f32, -1.2, 2.0, 0.1], [5.0, 5.0, -3.0, 0.0]], &d).unwrap();
+        let w = Tensor::new(&[[1.0f32, -2.0, 0.5, 3.0], [0.2, 0.7, -1.0, 4.0]], &d).unwrap();
+        let grad = |f: &dyn Fn(&Tensor) -> Result<Tensor>| {
+            let v = candle_core::Var::from_tensor(&x).unwrap();
+            let y = f(v.as_tensor()).unwrap();
+            let g = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let dx = g.get(v.as_tensor()).expect("a gradient reaches the input").clone();
+            (y.to_vec2::<f32>().unwrap(), dx.to_vec2::<f32>().unwrap())
+        };
+        let (y1, g1) = grad(&|t| softmax_last_dim(t));
+        let (y2, g2) = grad(&|t| candle_nn::ops::softmax(t, candle_core::D::Minus1));
+        for (a, b) in y1
+            .iter()
+            .flatten()
+            .zip(y2.iter().flatten())
+            .chain(g1.iter().flatten().zip(g2.iter().flatten()))
+        {
+            assert!((a - b).abs() < 1e-6, "{y1:?} {g1:?} vs {y2:?} {g2:?}");
+        }
+        assert!(g1.iter().flatten().any(|v| v.abs() > 0.01));
+    }
 
     #[test]
     fn fast_tanh_and_sigmoid_are_within_1e_6_of_the_exact_functions() {

@@ -172,7 +172,7 @@ impl EncoderLayer {
             tq = 1;
         }
         let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
-        let att = candle_nn::ops::softmax_last_dim(&scores)?;
+        let att = crate::kernels::softmax_last_dim(&scores)?;
         let mixed = att
             .matmul(&v)?
             .reshape((b, self.heads, tq, dh))?

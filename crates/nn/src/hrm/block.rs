@@ -156,7 +156,7 @@ impl Block {
         let k = rotary.apply(&split(1)?)?;
         let v = split(2)?;
         let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
-        let att = candle_nn::ops::softmax_last_dim(&scores)?;
+        let att = crate::kernels::softmax_last_dim(&scores)?;
         let mixed = att
             .matmul(&v)?
             .reshape((b, self.heads, t, dh))?
