@@ -84,3 +84,12 @@ if "$VENVS/pkgenv/bin/python" -m pip install --quiet --disable-pip-version-check
 else
   echo >&2 "warning: could not install the Python package's test requirements; its tests will be skipped"
 fi
+
+# Captum: the independent reference for the forensics attributions
+# (integrated gradients), in the package venv beside its torch.
+echo >&2 "== Captum (attribution reference test)"
+if [ -x "$VENVS/pkgenv/bin/python" ] && "$VENVS/pkgenv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/reference/requirements-captum.txt; then
+  printf 'export TRADELAB_TEST_CAPTUM=%q\n' "$VENVS/pkgenv/bin/python"
+else
+  echo >&2 "warning: could not install Captum; the attribution reference test will be skipped"
+fi

@@ -6,6 +6,7 @@ use tradelab_core::Action;
 use tradelab_env::{VecEnv, ACCOUNT_FEATURES};
 
 use crate::error::AgentError;
+use crate::explanation::{Attribution, Internals};
 pub use crate::metadata::MarketKey;
 use crate::metadata::Provenance;
 
@@ -122,5 +123,23 @@ pub trait Agent {
     /// for agents that decide how long to think (empty for the others).
     fn take_segment_counts(&mut self) -> Vec<u64> {
         Vec::new()
+    }
+
+    /// Integrated gradients of `action`'s log-probability at `input` over
+    /// `steps` points (see [`Attribution`]); `None` for agents without
+    /// gradients (the tree and logistic baselines).
+    fn attribute(
+        &mut self,
+        _input: &AgentInput<'_>,
+        _action: Action,
+        _steps: usize,
+    ) -> Result<Option<Attribution>, AgentError> {
+        Ok(None)
+    }
+
+    /// What the model's parts said about `input` (a mixture's specialists,
+    /// the HRM's segments); empty for a single policy.
+    fn internals(&mut self, _input: &AgentInput<'_>) -> Result<Internals, AgentError> {
+        Ok(Internals::default())
     }
 }

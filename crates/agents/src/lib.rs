@@ -4,10 +4,12 @@
 //!
 //! 1. Interface: [`agent`] (the [`Agent`] trait: select an action, learn
 //!    from environments, save, load; the inputs and decisions it
-//!    exchanges), [`trainable`] (what the trainer needs beyond that),
+//!    exchanges), [`explanation`] (attributions and a model's internals
+//!    for the audit trail), [`trainable`] (what the trainer needs beyond that),
 //!    [`kinds`] (the one list of agent kinds), [`metadata`] (what
 //!    `metadata.json` records: vocabulary, provenance, validation).
-//! 2. Machinery: rollout storage and sampling, `gae`
+//! 2. Machinery: rollout storage and sampling, `attribution` (integrated
+//!    gradients through candle), `gae`
 //!    (generalised advantage estimation with truncation bootstrapping),
 //!    [`adam`] (with global clipping and checkpointable state),
 //!    [`checkpoint`] (`model.safetensors`, `optimizer.safetensors`,
@@ -45,6 +47,7 @@
 // Interface.
 pub mod agent;
 mod error;
+pub mod explanation;
 mod inputs;
 pub mod kinds;
 pub mod metadata;
@@ -55,6 +58,7 @@ pub mod trainable;
 
 // Machinery.
 pub mod adam;
+mod attribution;
 pub mod checkpoint;
 mod epochs;
 mod gae;

@@ -82,3 +82,64 @@ pub(crate) fn learns_and_acts_on_an_exposure_target<A: Agent>(
         greedy.quantity
     );
 }
+
+/// Checks an agent's explanation of its greedy decision on `input`: the
+/// explained output is the log of the probability the decision reported
+/// (so the attributions explain the policy that decided), the attributions
+/// are complete within the stated tolerance, and they are not all zero. Returns them and the decision.
+pub(crate) fn explains_its_decision<A: Agent>(
+    agent: &mut A,
+    input: &AgentInput<'_>,
+) -> (crate::explanation::Attribution, crate::agent::Decision) {
+    use crate::explanation::DEFAULT_STEPS;
+    let d = agent.select_action(input, true).unwrap();
+    let at = agent
+        .attribute(input, d.action, DEFAULT_STEPS)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} has gradients", agent.kind()));
+    assert_eq!((at.action, at.steps), (d.action, DEFAULT_STEPS));
+    let p = d.probabilities[d.action.index()];
+    assert!(
+        (at.output - p.ln()).abs() < 1e-3,
+        "{}: explained log-probability {} vs the decision's ln {p}",
+        agent.kind(),
+        at.output
+    );
+    let change = at.output - at.baseline_output;
+    assert!(
+        at.is_complete(),
+        "{}: gap {} for a change of {change}",
+        agent.kind(),
+        at.completeness_gap()
+    );
+    assert!(
+        at.window.iter().any(|v| *v != 0.0),
+        "{}: all-zero attributions",
+        agent.kind()
+    );
+    assert_eq!(at.by_feature().len(), at.features);
+    assert_eq!(at.by_bar().len(), at.bars);
+    (at, d)
+}
+
+/// Scales every policy head (`head.policy.weight`, a mixture's experts'
+/// too) by `head` and every trunk by `trunk`, so an untrained network's
+/// policy is far from uniform and its inputs move it: attributions worth
+/// checking.
+pub(crate) fn sharpen(params: &tradelab_nn::params::Params, head: f64, trunk: f64) {
+    let scaled = params
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            let factor = if name.ends_with("head.policy.weight") {
+                head
+            } else if name.ends_with("trunk.weight") {
+                trunk
+            } else {
+                1.0
+            };
+            (name, (t * factor).unwrap())
+        })
+        .collect();
+    params.assign(&scaled).unwrap();
+}

@@ -273,6 +273,8 @@ fn the_libraries_know_nothing_of_the_layers_above_them() {
 const AGENT_MODULES: &[(&str, u8)] = &[
     ("lib", 3),
     ("agent", 0),
+    ("explanation", 0),
+    ("attribution", 1),
     ("kinds", 0),
     ("metadata", 0),
     ("inputs", 0),

@@ -15,6 +15,7 @@
 //!   and one H step, so memory is flat in N x T; the update keeps the
 //!   M_max segment graphs of one minibatch until its backward pass.
 
+mod explain;
 pub mod halting;
 mod persist;
 pub mod pretrain;
@@ -35,6 +36,7 @@ use tradelab_nn::params::Params;
 use crate::adam::Adam;
 use crate::agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
 use crate::error::AgentError;
+use crate::explanation::{Attribution, Internals};
 use crate::inputs::{check_inputs, InputShape};
 use crate::metadata::Provenance;
 use crate::reward_scale::RewardScaler;
@@ -356,6 +358,19 @@ impl Agent for HrmAgent {
 
     fn take_segment_counts(&mut self) -> Vec<u64> {
         std::mem::replace(&mut self.segment_counts, vec![0; self.config.model.max_segments])
+    }
+
+    fn attribute(
+        &mut self,
+        input: &AgentInput<'_>,
+        action: Action,
+        steps: usize,
+    ) -> Result<Option<Attribution>, AgentError> {
+        self.attribute_decision(input, action, steps).map(Some)
+    }
+
+    fn internals(&mut self, input: &AgentInput<'_>) -> Result<Internals, AgentError> {
+        self.decision_internals(input)
     }
 }
 

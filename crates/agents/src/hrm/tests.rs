@@ -181,6 +181,42 @@ fn inference_halts_by_the_q_head_and_reports_segments() {
 }
 
 #[test]
+fn the_hrm_explains_a_decision_through_the_segments_it_ran() {
+    let s = hrm_settings();
+    let data = market(800);
+    let mut a = agent(&s, &data, 1);
+    let t = data.steps(Split::Train).start + 3;
+    // Untrained, it thinks to M_max: three segments, the last forced.
+    crate::testing::sharpen(&a.params, 100.0, 1.0);
+    a.weights_changed();
+    let parts = a.internals(&input(&data, t)).unwrap();
+    assert_eq!(parts.segments.len(), 3);
+    assert!(parts.specialists.is_empty());
+    crate::testing::explains_its_decision(&mut a, &input(&data, t));
+    // The decision's statistics are not the explanation's.
+    a.take_segment_counts();
+    a.attribute(&input(&data, t), Action::Hold, 4).unwrap();
+    assert_eq!(a.take_segment_counts(), vec![0, 0, 0]);
+    // A Q-head that prefers halting: one segment, and it halts there.
+    let mut all: BTreeMap<String, Tensor> = a
+        .params
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| (k, t.copy().unwrap()))
+        .collect();
+    all.insert(
+        "head.q_halt.bias".into(),
+        Tensor::new(&[5f32, -5.0], &Device::Cpu).unwrap(),
+    );
+    a.params.assign(&all).unwrap();
+    a.weights_changed();
+    let parts = a.internals(&input(&data, t)).unwrap();
+    assert_eq!(parts.segments.len(), 1);
+    assert!(parts.segments[0].q_halt > parts.segments[0].q_continue);
+    crate::testing::explains_its_decision(&mut a, &input(&data, t));
+}
+
+#[test]
 fn checkpoint_round_trip_keeps_config_states_and_optimizer_and_is_deterministic() {
     let s = hrm_settings();
     let data = market(1500);

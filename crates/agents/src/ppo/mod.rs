@@ -22,6 +22,7 @@
 //! The MLP policy trains on hand-written kernels instead of candle
 //! (`fused.rs`, the same loss; about 4x faster at its sizes).
 
+mod explain;
 mod fused;
 mod meta;
 mod mixture;
@@ -43,6 +44,7 @@ use tradelab_nn::policy::{EncoderKind, PolicyConfig, PolicyNet, PolicyOutput};
 use crate::adam::Adam;
 use crate::agent::{Agent, AgentInput, Decision, LearnStats, MarketKey};
 use crate::error::AgentError;
+use crate::explanation::{Attribution, Internals};
 use crate::inputs::{input_tensors, InputShape};
 use crate::metadata::Provenance;
 use crate::reward_scale::RewardScaler;
@@ -353,6 +355,19 @@ impl Agent for PpoAgent {
 
     fn provenance(&self) -> &Provenance {
         &self.provenance
+    }
+
+    fn attribute(
+        &mut self,
+        input: &AgentInput<'_>,
+        action: Action,
+        steps: usize,
+    ) -> Result<Option<Attribution>, AgentError> {
+        self.attribute_decision(input, action, steps).map(Some)
+    }
+
+    fn internals(&mut self, input: &AgentInput<'_>) -> Result<Internals, AgentError> {
+        self.decision_internals(input)
     }
 }
 

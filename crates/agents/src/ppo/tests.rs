@@ -393,6 +393,139 @@ fn a_mixture_learns_as_one_policy_and_acts_through_any_one_specialist() {
 }
 
 #[test]
+fn every_encoder_and_the_mixture_explain_a_decision_completely() {
+    use crate::testing::explains_its_decision;
+    let s = small_settings();
+    let data = market(&s);
+    let t = data.steps(Split::Train).start + 9;
+    let input = AgentInput {
+        window: data.window(t),
+        account: [0.02, 0.0, 0.0],
+        mask: [true, true, false, false, true],
+        market: KEY[0],
+    };
+    for encoder in ["lstm", "transformer", "mlp"] {
+        let mut a = agent(&s, encoder, &data);
+        crate::testing::sharpen(&a.params, 100.0, 3.0);
+        explains_its_decision(&mut a, &input);
+        assert_eq!(
+            a.internals(&input).unwrap(),
+            Internals::default(),
+            "{encoder}: one policy, no parts"
+        );
+    }
+    let (_, data, mut a, _) = mixture("lstm");
+    crate::testing::sharpen(&a.params, 100.0, 3.0);
+    let input = AgentInput {
+        window: data.window(t),
+        ..input
+    };
+    explains_its_decision(&mut a, &input);
+    let parts = a.internals(&input).unwrap();
+    assert_eq!(parts.specialists.len(), 4);
+    assert_eq!(parts.specialists[0].name, a.specialists()[0]);
+    assert!((parts.specialists.iter().map(|v| v.gate).sum::<f32>() - 1.0).abs() < 1e-4);
+    assert!(parts
+        .specialists
+        .iter()
+        .all(|v| input.mask[v.preferred.index()] && v.probability > 0.2));
+    // A window the model does not read is refused, not explained.
+    let short = AgentInput {
+        window: &input.window[1..],
+        ..input
+    };
+    assert!(a.attribute(&short, Action::Hold, 8).is_err());
+}
+
+/// Captum's `IntegratedGradients` on the same weights rebuilt in PyTorch
+/// (scripts/reference/captum_reference.py) gives the same attributions.
+/// The policy head is sharpened first, so the policy is far from uniform
+/// and the attributions are large. Runs when `TRADELAB_TEST_CAPTUM` names a
+/// Python with torch and Captum (`.ci/run` installs one).
+#[test]
+fn attributions_match_captums_integrated_gradients_on_the_same_weights() {
+    let Some(python) = std::env::var("TRADELAB_TEST_CAPTUM").ok().filter(|p| !p.is_empty()) else {
+        eprintln!("skipped: set TRADELAB_TEST_CAPTUM to a Python with torch and captum");
+        return;
+    };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/reference/captum_reference.py");
+    let s = small_settings();
+    let data = market(&s);
+    let dir = tempfile::tempdir().unwrap();
+    for encoder in ["lstm", "mlp"] {
+        let mut a = agent(&s, encoder, &data);
+        crate::testing::sharpen(&a.params, 100.0, 3.0);
+        let t = data.steps(Split::Train).start + 17;
+        let input = AgentInput {
+            window: data.window(t),
+            account: [0.04, 0.35, -0.02],
+            mask: [false, false, true, false, true],
+            market: KEY[0],
+        };
+        let d = a.select_action(&input, true).unwrap();
+        let ours = a.attribute(&input, d.action, 48).unwrap().unwrap();
+        let points = crate::attribution::path_points(48);
+        let weights_file = dir.path().join(format!("{encoder}.safetensors"));
+        std::fs::write(&weights_file, weights(&a)).unwrap();
+        let case = dir.path().join(format!("{encoder}.json"));
+        let spec = serde_json::json!({
+            "encoder": encoder, "window": input.window, "bars": ours.bars, "features": ours.features,
+            "account": input.account, "mask": [0, 0, 1, 0, 1], "instrument": 0, "timeframe": 0,
+            "action": d.action.index(),
+            "alphas": points.iter().map(|p| p.0).collect::<Vec<_>>(),
+            "weights": points.iter().map(|p| p.1).collect::<Vec<_>>(),
+        });
+        std::fs::write(&case, spec.to_string()).unwrap();
+        let out = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&weights_file)
+            .arg(&case)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let captum: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let theirs = |k: &str| -> Vec<f64> {
+            captum[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        };
+        let (window, account) = (theirs("window"), theirs("account"));
+        let largest = window.iter().chain(&account).fold(0f64, |m, v| m.max(v.abs()));
+        assert!(
+            largest > 1e-3,
+            "{encoder}: a sharpened policy has attributions well above rounding ({largest})"
+        );
+        let worst = ours
+            .window
+            .iter()
+            .chain(&ours.account)
+            .zip(window.iter().chain(&account))
+            .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+        eprintln!("{encoder}: largest attribution {largest:.3e}, largest difference from Captum {worst:.3e}");
+        assert!(
+            worst <= 1e-4 * largest + 1e-7,
+            "{encoder}: attributions differ from Captum's by {worst} (largest {largest})"
+        );
+        let output = captum["output"].as_f64().unwrap();
+        assert!(
+            (ours.output as f64 - output).abs() < 1e-4,
+            "{encoder}: {} vs {output}",
+            ours.output
+        );
+        // Both integrals make the same numerical error.
+        let delta = captum["delta"].as_f64().unwrap();
+        assert!(
+            (ours.completeness_gap() as f64 - delta).abs() < 1e-3 * largest + 1e-5,
+            "{encoder}: gap {} vs delta {delta}",
+            ours.completeness_gap()
+        );
+    }
+}
+
+#[test]
 fn transition_smoothness_is_measured_for_a_mixture_and_refused_for_a_single_policy() {
     let (s, data, a, switches) = mixture("mlp");
     let m =

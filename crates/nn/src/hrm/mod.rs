@@ -235,6 +235,25 @@ impl HrmNet {
         }
     }
 
+    /// `segments` segments from the initial states with the graph kept
+    /// whole, through every step and across segments (no detaching): the
+    /// function acting computes, differentiable end to end in its input,
+    /// for attributions. Training never uses it (its memory grows with
+    /// every step).
+    pub fn unrolled(&self, x: &Tensor, segments: usize) -> Result<SegmentOutput> {
+        let carry = self.initial_carry(x.dim(0)?)?;
+        let (mut z_h, mut z_l) = (carry.z_h, carry.z_l);
+        for _ in 0..segments.max(1) {
+            for i in 1..=self.steps() {
+                z_l = self.l_module.forward(&z_l, &(&z_h + x)?, &self.rotary)?;
+                if i % self.cfg.l_cycles == 0 {
+                    z_h = self.h_module.forward(&z_h, &z_l, &self.rotary)?;
+                }
+            }
+        }
+        self.heads(&z_h)
+    }
+
     fn steps(&self) -> usize {
         self.cfg.h_cycles * self.cfg.l_cycles
     }
