@@ -96,9 +96,9 @@ impl AuditCursor {
     }
 }
 
-const COLUMNS: &str = "session_id, seq, kind, at_ms, bar_ts, instrument, model, action, event, hash";
+pub(crate) const COLUMNS: &str = "session_id, seq, kind, at_ms, bar_ts, instrument, model, action, event, hash";
 
-fn row(r: &sqlx::any::AnyRow) -> Result<AuditEventRow, StoreError> {
+pub(crate) fn row(r: &sqlx::any::AnyRow) -> Result<AuditEventRow, StoreError> {
     Ok(AuditEventRow {
         session_id: r.try_get("session_id")?,
         seq: r.try_get("seq")?,
@@ -392,6 +392,18 @@ impl Store {
                 .await?
                 .rows_affected();
         }
+        // Explanations are derived from the events: they go with them.
+        for a in archives {
+            sqlx::query("DELETE FROM decision_explanations WHERE session_id = $1 AND seq <= $2")
+                .bind(&a.session_id)
+                .bind(a.through_seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM decision_explanations WHERE at_ms < $1")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?;
         match self.backend() {
             Backend::Sqlite => {
                 removed += sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")

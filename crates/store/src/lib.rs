@@ -31,6 +31,7 @@ pub mod audit;
 pub mod audit_events;
 mod connect;
 mod error;
+pub mod explanations;
 pub mod jobs;
 pub mod migrate;
 pub mod oauth;

@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_audit_events",
         include_str!("../migrations/0006_audit_events.sql"),
     ),
+    (
+        7,
+        "0007_decision_explanations",
+        include_str!("../migrations/0007_decision_explanations.sql"),
+    ),
 ];
 
 /// A fixed key for the PostgreSQL advisory lock that serialises migrations.

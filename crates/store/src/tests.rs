@@ -921,6 +921,46 @@ async fn the_audit_trail_keeps_each_event_once_and_pages_through_filters() {
         assert_eq!(sessions, [("a".to_string(), 30, 1030), ("b".to_string(), 5, 1005)]);
         assert!(AuditCursor::decode("12.x").is_err() && AuditCursor::decode("a.b.c").is_err());
 
+        // Explanations: one per decision (the first kept), and the walk
+        // over decisions waiting for one, oldest first, after a cursor.
+        use crate::explanations::ExplanationRow;
+        let explanation = |session: &str, seq: i64, text: &str| ExplanationRow {
+            session_id: session.into(),
+            seq,
+            at_ms: 1000 + seq,
+            model: "m".into(),
+            weights_sha256: "w".into(),
+            explanation: format!("{{\"text\":\"{text}\"}}"),
+            summary: text.into(),
+            explained_ms: 1,
+        };
+        let waiting = |rows: Vec<AuditEventRow>| -> Vec<(String, i64)> {
+            rows.into_iter().map(|e| (e.session_id, e.seq)).collect()
+        };
+        let first = waiting(s.unexplained_decisions(None, 3).await.unwrap());
+        assert_eq!(
+            first,
+            [("a".into(), 1), ("b".into(), 1), ("a".into(), 2)],
+            "{}",
+            db.name
+        );
+        let done = [
+            explanation("a", 1, "one"),
+            explanation("a", 2, "two"),
+            explanation("b", 2, "b2"),
+        ];
+        assert_eq!(s.record_explanations(&done).await.unwrap(), 3);
+        assert_eq!(s.record_explanations(&[explanation("a", 1, "again")]).await.unwrap(), 0);
+        assert_eq!(s.explanation("a", 1).await.unwrap().unwrap().summary, "one");
+        assert_eq!(s.explanation("a", 3).await.unwrap(), None);
+        let next = waiting(s.unexplained_decisions(Some(&(1001, "b".into(), 1)), 3).await.unwrap());
+        assert_eq!(next, [("b".into(), 3), ("a".into(), 4), ("b".into(), 4)], "{}", db.name);
+        assert_eq!(
+            waiting(s.unexplained_decisions(None, 100).await.unwrap()).len(),
+            20 + 5 - 3,
+            "fills are not decisions"
+        );
+
         // Retention: the events before the cutoff archived and removed; on
         // PostgreSQL by dropping whole months. Session c's events fall in
         // two months (2026-11 and 2026-12); the cutoff is 2026-12-01.
@@ -957,6 +997,11 @@ async fn the_audit_trail_keeps_each_event_once_and_pages_through_filters() {
             .collect();
         assert_eq!(left, [3, 4, 5, 6], "{}", db.name);
         assert!(s.session_audit_events("a", 0, 100).await.unwrap().is_empty());
+        assert_eq!(
+            s.explanation("a", 1).await.unwrap(),
+            None,
+            "explanations go with their decisions"
+        );
         // New events still land (in a month whose partition is made then).
         assert_eq!(
             s.record_audit_events(&[event("c", 7, "fill", month(70), "Z")])
