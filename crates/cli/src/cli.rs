@@ -81,9 +81,11 @@ pub enum Command {
     /// shown, verified (the hash chain) and exported.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// A forensics worker: reads the sessions' events from NATS JetStream
-    /// (bus.url) and writes them to the store's audit trail. Run any
-    /// number, on any machine that reaches the bus and the store.
+    /// A forensics worker: explains each decision of the trading sessions
+    /// (attributions, regime, gate, segments, a paragraph) into the store;
+    /// with bus.url set it first moves the events from NATS JetStream into
+    /// the audit trail. Run any number, on any machine that reaches the bus
+    /// and the store.
     Forensics(ForensicsArgs),
     /// Walk-forward with retraining: a fresh agent per fold trains on a
     /// window of the past and trades the next window; the out-of-sample
@@ -719,10 +721,15 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct ForensicsArgs {
-    /// Stop once no event has arrived for half a second, instead of running
+    /// Stop once there is nothing left to do (no event for half a second on
+    /// the bus; no decision waiting for an explanation), instead of running
     /// until Ctrl-C.
     #[arg(long)]
     pub until_idle: bool,
+    /// Interpolation points of the integrated gradients (more: a smaller
+    /// completeness gap, slower).
+    #[arg(long, default_value_t = tradelab_agents::explanation::DEFAULT_STEPS as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub steps: u64,
 }
 
 #[derive(Debug, Args)]

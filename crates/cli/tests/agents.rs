@@ -876,6 +876,67 @@ fn the_mixture_of_experts_trains_reports_its_specialists_and_blends_at_switches(
     let out = ok(tradelab(d, &["transitions", "--model", "moe1/best", "--bars", "4000"]));
     assert!(out.contains("soft blending") && out.contains("hard switching"), "{out}");
 
+    // Issue 22: a paper session's decisions explained by a forensics worker
+    // (the in-process default: from the store), each with complete
+    // attributions, the regime, the specialists and a paragraph.
+    let out = ok(tradelab(
+        d,
+        &["trade", "--model", "moe1/best", "--symbol", csv, "--out-dir", "paper"],
+    ));
+    let session = session_id(&out);
+    let decisions = audit_events(d, &[], &session, "decision", 1000);
+    let worker = ok(tradelab(d, &["forensics", "--until-idle", "--steps", "16"]));
+    assert!(
+        worker.contains(&format!("{} decisions explained, 0 left unexplained", decisions.len())),
+        "{worker}"
+    );
+    let again = ok(tradelab(d, &["forensics", "--until-idle"]));
+    assert!(again.contains("0 decisions explained"), "each decision once: {again}");
+    let shown = tradelab(d, &["audit", "show", decisions[0]["id"].as_str().unwrap()]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&shown.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&shown)));
+    let e = &doc["explanation"];
+    assert_eq!(e["model_kind"], "moe");
+    assert_eq!(e["action"], doc["event"]["data"]["action"]);
+    let at = &e["attributions"];
+    assert_eq!(
+        (at["method"].as_str(), at["steps"].as_u64()),
+        (Some("integrated_gradients"), Some(16))
+    );
+    assert_eq!(at["complete"], true, "{at}");
+    let named: Vec<&str> = at["by_feature"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, features, "one attribution per feature, by name");
+    assert_eq!(
+        at["by_bar"].as_array().unwrap().len() as u64,
+        doc["event"]["data"]["inputs"]["bars"].as_u64().unwrap()
+    );
+    let gap = at["completeness_gap"].as_f64().unwrap();
+    let change = at["output"].as_f64().unwrap() - at["baseline_output"].as_f64().unwrap();
+    let sum: f64 = at["by_feature"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(at["account"].as_array().unwrap())
+        .map(|n| n["value"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (sum - change - gap).abs() < 1e-4,
+        "the stored figures add up: {sum} vs {change} + {gap}"
+    );
+    assert!(!e["regime_probabilities"].as_array().unwrap().is_empty(), "{e}");
+    assert_eq!(e["specialists"].as_array().unwrap().len(), 4, "{e}");
+    let paragraph = e["text"].as_str().unwrap();
+    assert!(
+        paragraph.contains("specialist carried") && paragraph.contains("regime "),
+        "{paragraph}"
+    );
+    assert!(text(&shown).contains(paragraph), "audit show prints the paragraph");
+
     // A single policy is not a mixture.
     ok(tradelab(
         d,
@@ -1691,6 +1752,24 @@ fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tamperi
         &["decided with", "NAME@VERSION"],
     );
 
+    // The forensics worker explains every decision once; a logistic model
+    // has no gradients, and its explanation says so.
+    let worker = ok(tradelab(d, &["forensics", "--until-idle"]));
+    assert!(
+        worker.contains(&format!("{decided} decisions explained, 0 left unexplained")),
+        "{worker}"
+    );
+    let shown = tradelab(d, &["audit", "show", first.as_str().unwrap()]);
+    let doc: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(doc["explanation"]["attributions"], serde_json::Value::Null);
+    assert!(
+        doc["explanation"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("a logreg model has no gradients to attribute"),
+        "{doc}"
+    );
+
     // One fill's price edited in the database: verify names it and fails.
     let seq = fills.last().unwrap()["id"]
         .as_str()
@@ -1850,7 +1929,8 @@ fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tamperi
         "the same session, event for event: {verified} (worker: {worker})"
     );
     assert!(
-        worker.contains(&format!("{total} events received, {total} stored")),
+        worker.contains(&format!("{total} events received, {total} stored"))
+            && worker.contains(&format!("{decided} decisions explained, 0 left unexplained")),
         "{worker}"
     );
     let decisions2 = audit_events(d, &bus, &session2, "decision", 500);

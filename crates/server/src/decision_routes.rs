@@ -151,7 +151,11 @@ pub async fn list(State(s): State<Arc<AppState>>, Query(q): Query<DecisionQuery>
 }
 
 /// One decision in full: the event as published (its inputs, with the
-/// feature window, probabilities, value, and its place in the hash chain).
+/// feature window, probabilities, value, and its place in the hash chain)
+/// and, once a forensics worker has made it, its `explanation`
+/// (attributions per feature, bar and account input with the completeness
+/// check, regime probabilities, a mixture's specialists, the HRM's
+/// segments, and the paragraph); `null` until then.
 #[utoipa::path(get, path = "/v1/decisions/{id}", params(("id" = String, Path, description = "SESSION:SEQ")), responses((status = 200, body = Object), (status = 404, body = Problem)))]
 pub async fn one(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (session, seq) = trail::parse_event_id(&id).map_err(|e| Problem::bad_request(format!("{e:#}")))?;
@@ -159,5 +163,9 @@ pub async fn one(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiR
     let (event, _) = decision_of(&row)?;
     let mut doc = serde_json::to_value(&event).map_err(|e| Problem::internal("the audit trail", e))?;
     doc["id"] = Value::String(id);
+    let explanation = trail::explanation(&s.store, &session, seq)
+        .await
+        .map_err(|e| Problem::internal("the explanations", format!("{e:#}")))?;
+    doc["explanation"] = explanation.unwrap_or(Value::Null);
     Ok(Json(doc))
 }

@@ -952,6 +952,28 @@ async fn decisions_are_listed_filtered_paged_and_shown_from_the_audit_trail() {
     assert_eq!(one["event"]["kind"], "decision");
     assert_eq!(one["event"]["data"]["inputs"]["bars"], 4);
     assert_eq!(one["prev_hash"], rows[3].hash.as_str());
+    assert_eq!(one["explanation"], Value::Null, "not explained yet");
+    // A forensics worker's explanation is served with its decision.
+    let doc = serde_json::json!({"schema": 1, "action": "HOLD", "text": "Held (probability 0.90)."});
+    let explanation = |seq: i64, doc: &Value| tradelab_store::explanations::ExplanationRow {
+        session_id: "sess".into(),
+        seq,
+        at_ms: rows[4].at_ms,
+        model: "tiny".into(),
+        weights_sha256: "ab".repeat(32),
+        explanation: doc.to_string(),
+        summary: "Held.".into(),
+        explained_ms: 1,
+    };
+    api.store.record_explanations(&[explanation(5, &doc)]).await.unwrap();
+    let (_, one) = get_json(&api.app, "/v1/decisions/sess:5").await;
+    assert_eq!(one["explanation"]["text"], "Held (probability 0.90).");
+    assert_eq!(one["explanation"]["weights_sha256"], "ab".repeat(32));
+    // One from a newer tradelab is not misread.
+    let newer = serde_json::json!({"schema": 99});
+    api.store.record_explanations(&[explanation(6, &newer)]).await.unwrap();
+    let (status, _) = get_json(&api.app, "/v1/decisions/sess:6").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 
     for (uri, status, needle) in [
         ("/v1/decisions/sess:4", StatusCode::NOT_FOUND, "a fill, not a decision"),

@@ -1,9 +1,13 @@
 //! The audit trail of trading sessions: where a session's events go
 //! ([`publishing`]: the in-process bus writing to the store, or NATS
 //! JetStream), the worker that moves JetStream's events into the store
-//! ([`ingest`]), and reading the trail back: listing, showing, verifying
-//! each session's hash chain and exporting it ([`trail`]).
+//! ([`ingest`]), explaining decisions with the models that made them
+//! ([`forensics`], [`explain`]), and reading the trail back: listing,
+//! showing, verifying each session's hash chain and exporting it
+//! ([`trail`]), replaying it ([`replay`]) and archiving it ([`retention`]).
 
+pub mod explain;
+pub mod forensics;
 pub mod ingest;
 pub mod publishing;
 pub mod replay;

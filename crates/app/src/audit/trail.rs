@@ -58,6 +58,26 @@ pub async fn show(store: &Store, id: &str) -> Result<(AuditEventRow, Event)> {
     Ok((row, event))
 }
 
+/// A decision's explanation, if a forensics worker has stored one; the
+/// JSON document as stored (a newer schema than this build reads is
+/// refused).
+pub async fn explanation(store: &Store, session: &str, seq: i64) -> Result<Option<serde_json::Value>> {
+    let Some(row) = store.explanation(session, seq).await? else {
+        return Ok(None);
+    };
+    let doc: serde_json::Value = serde_json::from_str(&row.explanation).with_context(|| {
+        format!("the explanation of {session}:{seq} is damaged; delete its row and run `tradelab forensics`")
+    })?;
+    let schema = doc["schema"].as_u64().unwrap_or(0);
+    if schema > super::explain::EXPLANATION_SCHEMA as u64 {
+        bail!("the explanation of {session}:{seq} has schema {schema}, newer than this build reads; upgrade tradelab");
+    }
+    let mut doc = doc;
+    doc["weights_sha256"] = serde_json::Value::String(row.weights_sha256);
+    doc["explained_ms"] = serde_json::Value::from(row.explained_ms);
+    Ok(Some(doc))
+}
+
 /// What verifying one session's trail found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verification {

@@ -48,8 +48,18 @@ pub fn run(g: &GlobalArgs, c: AuditCommand) -> Result<()> {
                 print_listing(&page, json)
             }
             AuditCommand::Show { id } => {
-                let (_, event) = trail::show(&store, &id).await?;
-                println!("{}", serde_json::to_string_pretty(&event)?);
+                let (row, event) = trail::show(&store, &id).await?;
+                let mut doc = serde_json::to_value(&event)?;
+                if row.kind == "decision" {
+                    let explanation = trail::explanation(&store, &row.session_id, row.seq).await?;
+                    if let Some(text) = explanation.as_ref().and_then(|e| e["text"].as_str()) {
+                        eprintln!("{text}");
+                    } else {
+                        eprintln!("not explained yet: run `tradelab forensics --until-idle`");
+                    }
+                    doc["explanation"] = explanation.unwrap_or(serde_json::Value::Null);
+                }
+                println!("{}", serde_json::to_string_pretty(&doc)?);
                 Ok(0)
             }
             AuditCommand::Verify {
