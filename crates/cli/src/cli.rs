@@ -947,8 +947,9 @@ pub struct StressArgs {
 pub struct BenchArgs {
     /// engine, portfolio, csv, features, env, ppo, ppo-training (its MLP
     /// training throughput alone), hrm, trading (the trading loop) or
-    /// events (what a session's events cost; JetStream with bus.url) (the
-    /// last five not part of all) or all.
+    /// events (what a session's events cost; JetStream with bus.url),
+    /// forensics (explaining a decision, per agent kind; --bars caps the
+    /// decisions at 500) (the last six not part of all) or all.
     #[arg(default_value = "all")]
     pub what: String,
     /// Bars per series.

@@ -1825,6 +1825,9 @@ fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tamperi
     let mut args = retained.to_vec();
     args.extend(["trade", "--model", "lr/best", "--symbol", csv, "--out-dir", "paper3"]);
     let kept_session = session_id(&ok(tradelab(d, &args)));
+    let mut args = retained.to_vec();
+    args.extend(["forensics", "--until-idle"]);
+    let explained = ok(tradelab(d, &args));
     let retain = |extra: &[&str]| {
         let mut args = retained.to_vec();
         args.extend(["audit", "retain"]);
@@ -1868,8 +1871,13 @@ fn a_paper_session_leaves_an_audit_trail_that_verifies_exports_and_shows_tamperi
         ok(tradelab(d, &args)).contains("no events match"),
         "deleted from the store"
     );
+    assert!(
+        v.contains(&format!("{decided} explanations, checksum intact")),
+        "the explanations are archived beside the events: {v} (worker: {explained})"
+    );
     let manifest = read_json(d.join("archive/manifest.json"));
     assert_eq!(manifest["archives"][0]["events"], total as u64);
+    assert_eq!(manifest["archives"][0]["explanations"]["count"], decided as u64);
     if let Ok(z) = Command::new("zstd").args(["-t", file.to_str().unwrap()]).output() {
         assert!(z.status.success(), "the reference zstd reads it: {}", text(&z));
     }

@@ -28,6 +28,19 @@ pub struct ExplanationRow {
     pub explained_ms: i64,
 }
 
+fn explanation_row(r: &sqlx::any::AnyRow) -> Result<ExplanationRow, StoreError> {
+    Ok(ExplanationRow {
+        session_id: r.try_get("session_id")?,
+        seq: r.try_get("seq")?,
+        at_ms: r.try_get("at_ms")?,
+        model: r.try_get("model")?,
+        weights_sha256: r.try_get("weights_sha256")?,
+        explanation: r.try_get("explanation")?,
+        summary: r.try_get("summary")?,
+        explained_ms: r.try_get("explained_ms")?,
+    })
+}
+
 /// Where the walk over decisions waiting for an explanation has got to:
 /// `(at_ms, session, seq)` of the last one handed out.
 pub type DecisionCursor = (i64, String, i64);
@@ -69,19 +82,30 @@ impl Store {
         .bind(seq)
         .fetch_optional(&self.pool)
         .await?;
-        r.map(|r| {
-            Ok(ExplanationRow {
-                session_id: r.try_get("session_id")?,
-                seq: r.try_get("seq")?,
-                at_ms: r.try_get("at_ms")?,
-                model: r.try_get("model")?,
-                weights_sha256: r.try_get("weights_sha256")?,
-                explanation: r.try_get("explanation")?,
-                summary: r.try_get("summary")?,
-                explained_ms: r.try_get("explained_ms")?,
-            })
-        })
-        .transpose()
+        r.as_ref().map(explanation_row).transpose()
+    }
+
+    /// Session `session_id`'s explanations of decisions numbered after
+    /// `after_seq` up to `through_seq`, in order, at most `limit` (for
+    /// retention's archive).
+    pub async fn session_explanations(
+        &self,
+        session_id: &str,
+        after_seq: i64,
+        through_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ExplanationRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT session_id, seq, at_ms, model, weights_sha256, explanation, summary, explained_ms \
+             FROM decision_explanations WHERE session_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(session_id)
+        .bind(after_seq)
+        .bind(through_seq)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(explanation_row).collect()
     }
 
     /// Decisions with no explanation yet, oldest first, after `cursor`, at

@@ -15,14 +15,14 @@ async fn migrations_apply_once_and_reopening_is_harmless() {
         let s = &db.store;
         assert_eq!(
             migrate::applied(s).await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6],
+            vec![1, 2, 3, 4, 5, 6, 7],
             "{}",
             db.name
         );
         // Running them again (as a second process opening the database
         // would) changes nothing.
         migrate::run(s).await.unwrap();
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(
             s.backend(),
             if db.name == "sqlite" {
@@ -953,6 +953,14 @@ async fn the_audit_trail_keeps_each_event_once_and_pages_through_filters() {
         assert_eq!(s.record_explanations(&[explanation("a", 1, "again")]).await.unwrap(), 0);
         assert_eq!(s.explanation("a", 1).await.unwrap().unwrap().summary, "one");
         assert_eq!(s.explanation("a", 3).await.unwrap(), None);
+        let archived: Vec<i64> = s
+            .session_explanations("a", 1, 30, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(archived, [2], "after 1, through 30");
         let next = waiting(s.unexplained_decisions(Some(&(1001, "b".into(), 1)), 3).await.unwrap());
         assert_eq!(next, [("b".into(), 3), ("a".into(), 4), ("b".into(), 4)], "{}", db.name);
         assert_eq!(

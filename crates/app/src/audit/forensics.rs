@@ -43,6 +43,8 @@ pub struct Explainer {
     steps: usize,
     models: HashMap<String, std::result::Result<Model, String>>,
     session_weights: HashMap<String, Vec<String>>,
+    /// Sessions already warned about (their model holds other weights).
+    warned: std::collections::HashSet<String>,
 }
 
 async fn model_folder(store: &Store, spec: &str) -> Result<PathBuf> {
@@ -76,28 +78,39 @@ impl Explainer {
             steps: steps.max(1),
             models: HashMap::new(),
             session_weights: HashMap::new(),
+            warned: Default::default(),
         }
     }
 
-    async fn recorded_weights(&mut self, store: &Store, session: &str) -> Result<&[String]> {
-        if !self.session_weights.contains_key(session) {
-            let filter = AuditFilter {
-                session_id: Some(session.to_string()),
-                kind: Some("model".into()),
-                ..Default::default()
-            };
-            let rows = store.audit_events(&filter, None, 1000).await?;
-            let digests = rows
-                .iter()
-                .filter_map(|r| Event::from_json(r.event.as_bytes()).ok())
-                .filter_map(|e| match e.event {
-                    EventBody::Model(m) => Some(m.weights_sha256),
-                    _ => None,
-                })
-                .collect();
-            self.session_weights.insert(session.to_string(), digests);
+    /// Whether session `session`'s `model` events recorded weights
+    /// `digest`. A miss reads the store again: with several workers, the
+    /// session's `model` event may be stored by another after this one
+    /// first looked.
+    async fn recorded(&mut self, store: &Store, session: &str, digest: &str) -> Result<bool> {
+        if self
+            .session_weights
+            .get(session)
+            .is_some_and(|w| w.iter().any(|d| d == digest))
+        {
+            return Ok(true);
         }
-        Ok(&self.session_weights[session])
+        let filter = AuditFilter {
+            session_id: Some(session.to_string()),
+            kind: Some("model".into()),
+            ..Default::default()
+        };
+        let rows = store.audit_events(&filter, None, 1000).await?;
+        let digests: Vec<String> = rows
+            .iter()
+            .filter_map(|r| Event::from_json(r.event.as_bytes()).ok())
+            .filter_map(|e| match e.event {
+                EventBody::Model(m) => Some(m.weights_sha256),
+                _ => None,
+            })
+            .collect();
+        let found = digests.iter().any(|d| d == digest);
+        self.session_weights.insert(session.to_string(), digests);
+        Ok(found)
     }
 
     /// Explains the decisions among `rows` (other kinds are passed over)
@@ -130,23 +143,29 @@ impl Explainer {
                 }
                 self.models.insert(d.model.clone(), opened);
             }
-            let recorded = self.recorded_weights(store, &row.session_id).await?.to_vec();
-            let Some(Ok(model)) = self.models.get_mut(&d.model) else {
-                out.skipped += 1;
-                continue;
+            let digest = match self.models.get(&d.model) {
+                Some(Ok(model)) => model.weights_sha256.clone(),
+                _ => {
+                    out.skipped += 1;
+                    continue;
+                }
             };
-            if !recorded.contains(&model.weights_sha256) {
-                warn(format!(
-                    "decision {}:{} is not explained: model {} now holds weights {}, not the ones session {} recorded",
+            if !self.recorded(store, &row.session_id, &digest).await? {
+                if self.warned.insert(row.session_id.clone()) {
+                    warn(format!(
+                    "decisions of session {} (from {}) are not explained: model {} now holds weights {}, not the ones the session recorded; restore that version",
                     row.session_id,
                     row.seq,
                     d.model,
-                    &model.weights_sha256[..12],
-                    row.session_id
+                    &digest[..12]
                 ));
+                }
                 out.skipped += 1;
                 continue;
             }
+            let Some(Ok(model)) = self.models.get_mut(&d.model) else {
+                continue;
+            };
             let explanation = match explain(model.agent.as_mut(), &model.features, d, self.steps) {
                 Ok(e) => e,
                 Err(why) => {

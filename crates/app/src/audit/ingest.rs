@@ -82,7 +82,17 @@ pub fn run(
     let store = crate::record::open_store(&runtime, settings)?;
     let mut explainer = Explainer::new(steps);
     let stats = if settings.bus.url.is_empty() {
-        explain_stored(&runtime, &store, &mut explainer, until_idle, stop, &mut progress)
+        let mut stats = IngestStats::default();
+        explain_stored(
+            &runtime,
+            &store,
+            &mut explainer,
+            until_idle,
+            stop,
+            &mut progress,
+            &mut stats,
+        )
+        .map(|_| stats)
     } else {
         from_bus(
             settings,
@@ -124,6 +134,10 @@ fn from_bus(
             }
         };
         if batch.is_empty() {
+            // Idle: decisions left unexplained (a session's model event
+            // stored by another worker after its decisions reached this
+            // one, or a worker stopped between storing and explaining).
+            explain_stored(runtime, store, explainer, true, stop, progress, &mut stats)?;
             if until_idle {
                 break;
             }
@@ -156,6 +170,8 @@ fn from_bus(
     Ok(stats)
 }
 
+/// Explains the stored decisions that have none, oldest first; with
+/// `until_idle`, until none is left, otherwise until `stop`.
 fn explain_stored(
     runtime: &tokio::runtime::Runtime,
     store: &Store,
@@ -163,8 +179,8 @@ fn explain_stored(
     until_idle: bool,
     stop: &AtomicBool,
     progress: &mut dyn FnMut(&IngestStats),
-) -> Result<IngestStats> {
-    let mut stats = IngestStats::default();
+    stats: &mut IngestStats,
+) -> Result<()> {
     let mut cursor: Option<DecisionCursor> = None;
     while !stop.load(Ordering::SeqCst) {
         let rows = runtime
@@ -184,7 +200,7 @@ fn explain_stored(
             .block_on(explainer.explain_rows(store, &rows, &mut warn))
             .context("explaining decisions")?;
         stats.add(explained);
-        progress(&stats);
+        progress(stats);
     }
-    Ok(stats)
+    Ok(())
 }

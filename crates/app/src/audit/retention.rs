@@ -3,8 +3,9 @@
 //! in order, to a zstd-compressed JSON Lines file under
 //! `audit.archive_dir/<session>/`, read back, and listed in
 //! `manifest.json` with the file's SHA-256 and the chain head at its end.
-//! Only once every session's file is written are the events removed from
-//! the store, in one transaction with the archives' records (on PostgreSQL
+//! The decisions' explanations go to a file beside it, listed with it.
+//! Only once every session's files are written are the events (and their
+//! explanations) removed from the store, in one transaction with the archives' records (on PostgreSQL
 //! whole months at a time: the table is partitioned by month). The
 //! remaining trail verifies from the archived head; an archive verifies on
 //! its own (`tradelab audit verify --archive FILE`). A prefix whose chain
@@ -47,6 +48,24 @@ pub struct ArchiveEntry {
     pub content_sha256: String,
     /// The cutoff it was archived under, UTC milliseconds.
     pub cutoff_ms: i64,
+    /// The archived decisions' explanations, when any were stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanations: Option<ExplanationsArchive>,
+}
+
+/// The explanations of an archive's decisions, in a file beside it: one
+/// JSON line per decision (`session`, `seq`, `at_ms`, `model`,
+/// `weights_sha256`, `explained_ms`, `explanation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplanationsArchive {
+    /// The file, relative to the archive folder.
+    pub file: String,
+    /// Explanations in it.
+    pub count: u64,
+    /// SHA-256 of the compressed file.
+    pub sha256: String,
+    /// SHA-256 of the uncompressed JSON Lines.
+    pub content_sha256: String,
 }
 
 /// `manifest.json`.
@@ -194,17 +213,88 @@ async fn archive_session(
         sha256: String::new(),
         content_sha256: hex::encode(content.finalize()),
         cutoff_ms,
+        explanations: None,
     };
+    let base = format!("{session}/{:08}-{:08}", start.seq + 1, through);
+    entry.explanations = archive_explanations(store, dir, &base, session, start.seq as i64, through, dry_run).await?;
     let Some(w) = out else {
         return Ok(entry);
     };
+    entry.sha256 = seal(w, &plain, &path, &entry.content_sha256)?;
+    Ok(entry)
+}
+
+/// Writes the explanations of session `session`'s decisions `after + 1 ..=
+/// through` to `<base>.explanations.jsonl.zst`, read back like the events;
+/// `None` when none was stored.
+async fn archive_explanations(
+    store: &Store,
+    dir: &Path,
+    base: &str,
+    session: &str,
+    after: i64,
+    through: i64,
+    dry_run: bool,
+) -> Result<Option<ExplanationsArchive>> {
+    let name = format!("{base}.explanations.jsonl.zst");
+    let path = dir.join(&name);
+    let plain = path.with_extension("jsonl.partial");
+    let mut out: Option<std::io::BufWriter<std::fs::File>> = None;
+    let mut content = Sha256::new();
+    let (mut next, mut count) = (after, 0u64);
+    loop {
+        let rows = store.session_explanations(session, next, through, PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        next = last.seq;
+        if out.is_none() && !dry_run {
+            let f = std::fs::File::create(&plain).with_context(|| format!("creating {}", plain.display()))?;
+            out = Some(std::io::BufWriter::new(f));
+        }
+        for r in &rows {
+            let explanation: serde_json::Value =
+                serde_json::from_str(&r.explanation).unwrap_or(serde_json::Value::Null);
+            let line = serde_json::json!({
+                "session": r.session_id, "seq": r.seq, "at_ms": r.at_ms, "model": r.model,
+                "weights_sha256": r.weights_sha256, "explained_ms": r.explained_ms, "explanation": explanation,
+            })
+            .to_string();
+            content.update(line.as_bytes());
+            content.update(b"\n");
+            if let Some(w) = out.as_mut() {
+                w.write_all(line.as_bytes())
+                    .and_then(|_| w.write_all(b"\n"))
+                    .with_context(|| format!("writing {}", plain.display()))?;
+            }
+        }
+        count += rows.len() as u64;
+    }
+    if count == 0 {
+        return Ok(None);
+    }
+    let content_sha256 = hex::encode(content.finalize());
+    let sha256 = match out {
+        Some(w) => seal(w, &plain, &path, &content_sha256)?,
+        None => String::new(),
+    };
+    Ok(Some(ExplanationsArchive {
+        file: name,
+        count,
+        sha256,
+        content_sha256,
+    }))
+}
+
+/// Finishes an archive: the plain file `plain` (written through `w`) synced,
+/// compressed to `path` file to file, read back against `content_sha256`,
+/// and renamed into place. Returns the compressed file's SHA-256.
+fn seal(w: std::io::BufWriter<std::fs::File>, plain: &Path, path: &Path, content_sha256: &str) -> Result<String> {
     w.into_inner()
         .map_err(|e| anyhow::anyhow!("writing {}: {}", plain.display(), e.error()))?
         .sync_all()
         .with_context(|| format!("writing {}", plain.display()))?;
     let packed = path.with_extension("zst.partial");
     {
-        let source = std::io::BufReader::new(std::fs::File::open(&plain)?);
+        let source = std::io::BufReader::new(std::fs::File::open(plain)?);
         let target = std::fs::File::create(&packed).with_context(|| format!("creating {}", packed.display()))?;
         let mut target = std::io::BufWriter::new(target);
         ruzstd::encoding::compress(source, &mut target, ruzstd::encoding::CompressionLevel::Fastest);
@@ -215,19 +305,19 @@ async fn archive_session(
             .with_context(|| format!("writing {}", packed.display()))?;
     }
     // The file must read back as what was archived before anything goes.
-    if archive_content_sha256(&packed)? != entry.content_sha256 {
+    if archive_content_sha256(&packed)? != content_sha256 {
         bail!(
             "{} does not read back as written; nothing was removed",
             packed.display()
         );
     }
-    entry.sha256 = file_sha256(&packed)?;
-    std::fs::rename(&packed, &path).with_context(|| format!("writing {}", path.display()))?;
-    let _ = std::fs::remove_file(&plain);
+    let sha256 = file_sha256(&packed)?;
+    std::fs::rename(&packed, path).with_context(|| format!("writing {}", path.display()))?;
+    let _ = std::fs::remove_file(plain);
     if let Some(d) = path.parent().and_then(|p| std::fs::File::open(p).ok()) {
         let _ = d.sync_all();
     }
-    Ok(entry)
+    Ok(sha256)
 }
 
 /// SHA-256 (hex) of a file, read in blocks.

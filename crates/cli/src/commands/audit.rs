@@ -227,6 +227,21 @@ fn verify_archive(path: &Path) -> Result<i32> {
                 entry.session,
                 &v.head.hash[..16]
             );
+            let Some(x) = &entry.explanations else {
+                return Ok(0);
+            };
+            let file = dir.join(&x.file);
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let sha = tradelab_agents::checkpoint::sha256_hex(&bytes);
+            if sha != x.sha256 {
+                println!(
+                    "{}: BROKEN: its SHA-256 {sha} is not the manifest's {}",
+                    file.display(),
+                    x.sha256
+                );
+                return Ok(1);
+            }
+            println!("{}: {} explanations, checksum intact", file.display(), x.count);
             Ok(0)
         }
         None => {

@@ -109,11 +109,12 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         "hrm",
         "trading",
         "events",
+        "forensics",
     ]
     .contains(&what)
     {
         bail!(
-            "unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, ppo-training, hrm, trading, events or all"
+            "unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, ppo-training, hrm, trading, events, forensics or all"
         );
     }
     if what == "trading" {
@@ -124,6 +125,10 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
     if what == "events" {
         // A session's events: off, in-process, JetStream (bus.url).
         return super::bench_events::run(&settings, a.bars.min(200_000), a.repeats);
+    }
+    if what == "forensics" {
+        // Decisions explained per agent kind (a few hundred bars suffice).
+        return super::bench_forensics::run(&settings, a.bars.min(500), tradelab_agents::explanation::DEFAULT_STEPS);
     }
     if what == "hrm" {
         // Training steps on a PPO-sized minibatch (256), the paper preset on

@@ -7,6 +7,7 @@ mod backtest;
 mod backtests;
 mod bench;
 mod bench_events;
+mod bench_forensics;
 mod bench_hrm;
 mod bench_ppo;
 mod bench_trading;
