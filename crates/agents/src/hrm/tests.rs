@@ -151,6 +151,22 @@ fn segments_by_turbulence_cover_every_decision_and_average_to_the_greedy_pass() 
     );
 }
 
+/// Makes the Q-head prefer halting: bias (halt, continue) = (+5, -5).
+fn prefer_halting(a: &mut HrmAgent) {
+    let mut all: BTreeMap<String, Tensor> = a
+        .params
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| (k, t.copy().unwrap()))
+        .collect();
+    all.insert(
+        "head.q_halt.bias".into(),
+        Tensor::new(&[5f32, -5.0], &Device::Cpu).unwrap(),
+    );
+    a.params.assign(&all).unwrap();
+    a.weights_changed();
+}
+
 #[test]
 fn inference_halts_by_the_q_head_and_reports_segments() {
     let s = hrm_settings();
@@ -160,17 +176,7 @@ fn inference_halts_by_the_q_head_and_reports_segments() {
     // Untrained: Q_halt == Q_continue, so it thinks to M_max.
     a.select_action(&input(&data, t), true).unwrap();
     assert_eq!(a.take_segment_counts(), vec![0, 0, 1]);
-    // Make the Q-head prefer halting: bias (halt, continue) = (+5, -5).
-    let bias = Tensor::new(&[5f32, -5.0], &Device::Cpu).unwrap();
-    let mut all: BTreeMap<String, Tensor> = a
-        .params
-        .tensors()
-        .into_iter()
-        .map(|(k, t)| (k, t.copy().unwrap()))
-        .collect();
-    all.insert("head.q_halt.bias".into(), bias);
-    a.params.assign(&all).unwrap();
-    a.weights_changed();
+    prefer_halting(&mut a);
     let d = a.select_action(&input(&data, t), true).unwrap();
     assert_eq!(a.take_segment_counts(), vec![1, 0, 0]);
     assert!(matches!(d.action, Action::BuyLong | Action::SellShort | Action::Hold));
@@ -198,18 +204,7 @@ fn the_hrm_explains_a_decision_through_the_segments_it_ran() {
     a.attribute(&input(&data, t), Action::Hold, 4).unwrap();
     assert_eq!(a.take_segment_counts(), vec![0, 0, 0]);
     // A Q-head that prefers halting: one segment, and it halts there.
-    let mut all: BTreeMap<String, Tensor> = a
-        .params
-        .tensors()
-        .into_iter()
-        .map(|(k, t)| (k, t.copy().unwrap()))
-        .collect();
-    all.insert(
-        "head.q_halt.bias".into(),
-        Tensor::new(&[5f32, -5.0], &Device::Cpu).unwrap(),
-    );
-    a.params.assign(&all).unwrap();
-    a.weights_changed();
+    prefer_halting(&mut a);
     let parts = a.internals(&input(&data, t)).unwrap();
     assert_eq!(parts.segments.len(), 1);
     assert!(parts.segments[0].q_halt > parts.segments[0].q_continue);

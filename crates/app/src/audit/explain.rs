@@ -8,7 +8,7 @@
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use tradelab_agents::explanation::{Attribution, SegmentView, SpecialistView};
-use tradelab_agents::{Agent, AgentInput, MarketKey};
+use tradelab_agents::Agent;
 use tradelab_bus::DecisionEvent;
 use tradelab_core::Action;
 
@@ -120,26 +120,17 @@ fn attributions(at: &Attribution, features: &[String]) -> Attributions {
 /// Explains decision `d` with `agent` (the model that made it, whose
 /// features are named `features`), integrating over `steps` points.
 pub fn explain(agent: &mut dyn Agent, features: &[String], d: &DecisionEvent, steps: usize) -> Result<Explanation> {
-    let i = &d.inputs;
-    let window = i.window_values().map_err(|e| anyhow!(e))?;
+    let input = super::recorded_input(&d.inputs).map_err(|e| anyhow!(e))?;
+    let window = input.window;
     let action: Action = d
         .action
         .parse()
         .map_err(|_| anyhow!("the decision's action `{}` is not one of the five", d.action))?;
-    let input = AgentInput {
-        window,
-        account: i.account,
-        mask: i.mask,
-        market: MarketKey {
-            instrument: i.market[0],
-            timeframe: i.market[1],
-        },
-    };
     let attributions = agent
         .attribute(&input, action, steps)?
         .map(|at| attributions(&at, features));
     let internals = agent.internals(&input)?;
-    let last = &window[window.len().saturating_sub(i.features as usize)..];
+    let last = &window[window.len().saturating_sub(d.inputs.features as usize)..];
     let regime_probabilities = features
         .iter()
         .zip(last)

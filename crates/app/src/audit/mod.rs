@@ -17,6 +17,20 @@ pub mod trail;
 use tradelab_bus::Event;
 use tradelab_store::audit_events::AuditEventRow;
 
+/// The agent's input a decision event recorded (its window decoded): what
+/// the model saw, for asking it again or explaining it.
+pub fn recorded_input(i: &tradelab_bus::DecisionInputs) -> Result<tradelab_agents::AgentInput<'_>, String> {
+    Ok(tradelab_agents::AgentInput {
+        window: i.window_values()?,
+        account: i.account,
+        mask: i.mask,
+        market: tradelab_agents::MarketKey {
+            instrument: i.market[0],
+            timeframe: i.market[1],
+        },
+    })
+}
+
 /// An event as the store keeps it: the event's JSON as published, and the
 /// columns it is searched by.
 pub fn event_row(e: &Event) -> AuditEventRow {

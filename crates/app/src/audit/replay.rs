@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 use tradelab_agents::evaluate::{submit_decision, Acting};
-use tradelab_agents::{Agent, AgentInput, MarketKey};
+use tradelab_agents::Agent;
 use tradelab_bus::{DecisionEvent, Event, EventBody, OrderEvent};
 use tradelab_core::{Action, Bar};
 use tradelab_sim::order::{Order, OrderQty};
@@ -160,17 +160,7 @@ fn units(o: &Order) -> Option<f64> {
 /// `None` when the model gives back exactly what `d` recorded; otherwise
 /// what differs. An error when the inputs cannot be read.
 fn ask_again(agent: &mut dyn Agent, d: &DecisionEvent) -> std::result::Result<Option<String>, String> {
-    let i = &d.inputs;
-    let window = i.window_values()?;
-    let input = AgentInput {
-        window,
-        account: i.account,
-        mask: i.mask,
-        market: MarketKey {
-            instrument: i.market[0],
-            timeframe: i.market[1],
-        },
-    };
+    let input = super::recorded_input(&d.inputs)?;
     let again = agent.select_action(&input, true).map_err(|e| e.to_string())?;
     let mut what = Vec::new();
     if again.action.as_str() != d.action {

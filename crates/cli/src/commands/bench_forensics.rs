@@ -12,8 +12,6 @@ use std::time::Instant;
 
 use anyhow::Result;
 use tradelab_agents::explanation::COMPLETENESS_TOLERANCE;
-use tradelab_agents::hrm::{HrmAgent, HrmConfig};
-use tradelab_agents::ppo::{PpoAgent, PpoConfig};
 use tradelab_agents::{Agent, AgentInput, MarketKey};
 use tradelab_app::audit::explain::explain;
 use tradelab_app::markets::load_symbols;
@@ -26,28 +24,12 @@ const KEY: MarketKey = MarketKey {
     timeframe: 0,
 };
 
+/// The agent of `kind` at the settings' sizes, as the HRM and PPO
+/// benchmarks build theirs.
 fn agent(s: &Settings, kind: &str, data: &MarketData) -> Result<Box<dyn Agent>> {
-    let (features, window) = (data.n_features(), s.env.window);
     Ok(match kind {
-        "hrm" => Box::new(HrmAgent::new(HrmConfig {
-            features,
-            window,
-            instruments: 1,
-            timeframes: 1,
-            seed: s.seed,
-            ppo: s.ppo.clone(),
-            model: s.hierarchical_reasoning_model.clone(),
-        })?),
-        _ => Box::new(PpoAgent::new(PpoConfig {
-            encoder: kind.trim_start_matches("ppo-").into(),
-            features,
-            window,
-            instruments: 1,
-            timeframes: 1,
-            seed: s.seed,
-            ppo: s.ppo.clone(),
-            mixture: None,
-        })?),
+        "hrm" => Box::new(super::bench_hrm::agent(s, data)?),
+        _ => Box::new(super::bench_ppo::agent(s, kind.trim_start_matches("ppo-"), data)?),
     })
 }
 

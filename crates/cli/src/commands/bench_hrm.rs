@@ -31,7 +31,7 @@ const KEY: MarketKey = MarketKey {
 
 const MB: f64 = 1024.0 * 1024.0;
 
-fn agent(settings: &Settings, data: &MarketData) -> Result<HrmAgent> {
+pub(super) fn agent(settings: &Settings, data: &MarketData) -> Result<HrmAgent> {
     Ok(HrmAgent::new(HrmConfig {
         features: data.n_features(),
         window: settings.env.window,

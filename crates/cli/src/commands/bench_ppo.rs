@@ -18,7 +18,7 @@ const KEY: MarketKey = MarketKey {
     timeframe: 0,
 };
 
-fn agent(settings: &Settings, encoder: &str, data: &MarketData) -> Result<PpoAgent> {
+pub(super) fn agent(settings: &Settings, encoder: &str, data: &MarketData) -> Result<PpoAgent> {
     Ok(PpoAgent::new(PpoConfig {
         encoder: encoder.into(),
         features: data.n_features(),
