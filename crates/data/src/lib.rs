@@ -6,6 +6,8 @@
 //!   `dd.mm.YYYY HH:MM:SS.fff` and Unix-epoch timestamps), with row validation
 //!   and the repair policy from settings;
 //! - [`resample`]: OHLCV aggregation to a coarser timeframe;
+//! - [`downsample`]: at most N candles of a series for a chart, keeping
+//!   every high and low;
 //! - [`synthetic`]: a seeded regime-switching market with known regime labels;
 //! - [`features`]: technical indicators (streaming and batch, equal to TA-Lib);
 //! - [`cache`] and [`prepare`]: `tradelab data prepare`, which writes
@@ -22,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod downsample;
 pub mod error;
 pub mod features;
 pub mod load;
