@@ -4,7 +4,7 @@
 //! `tradelab serve` at start and `tradelab auth` (the server need not run).
 
 use anyhow::{Context, Result};
-use tradelab_auth::grant::{AUTHORIZATION_CODE, CLI_CLIENT_ID, DEVICE_CODE, REFRESH_TOKEN};
+use tradelab_auth::grant::{AUTHORIZATION_CODE, CLI_CLIENT_ID, DASHBOARD_CLIENT_ID, DEVICE_CODE, REFRESH_TOKEN};
 use tradelab_auth::jwt::{KeyRing, SigningKey, ALGORITHM};
 use tradelab_auth::sealed::{is_sealed, KeyEncryptionKey};
 use tradelab_auth::AuthSettings;
@@ -234,6 +234,51 @@ pub async fn ensure_cli_client(store: &Store) -> Result<()> {
     match store.create_client(&client).await {
         Ok(()) => Ok(()),
         Err(_) if store.client(CLI_CLIENT_ID).await?.is_some() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The redirect URIs of the dashboard's client: its `/callback` on this
+/// server's issuer and, for a browser on this machine, on loopback (any
+/// port, RFC 8252).
+pub fn dashboard_redirect_uris(issuer: &str) -> Vec<String> {
+    let mut uris = vec![
+        "http://127.0.0.1/callback".to_string(),
+        "http://[::1]/callback".to_string(),
+    ];
+    let own = format!("{}/callback", issuer.trim_end_matches('/'));
+    if !uris
+        .iter()
+        .any(|u| tradelab_auth::redirect::matches(std::slice::from_ref(u), &own))
+    {
+        uris.push(own);
+    }
+    uris
+}
+
+/// The public client the web dashboard signs in with, made at first start;
+/// its redirect URIs follow the issuer at every start.
+pub async fn ensure_dashboard_client(store: &Store, issuer: &str) -> Result<()> {
+    let uris = dashboard_redirect_uris(issuer);
+    if let Some(existing) = store.client(DASHBOARD_CLIENT_ID).await? {
+        if existing.redirect_uris != uris {
+            store.set_client_redirect_uris(DASHBOARD_CLIENT_ID, &uris).await?;
+        }
+        return Ok(());
+    }
+    let client = ClientRecord {
+        client_id: DASHBOARD_CLIENT_ID.into(),
+        name: "tradelab dashboard".into(),
+        secret_hash: None,
+        redirect_uris: uris,
+        grant_types: vec![AUTHORIZATION_CODE.into(), REFRESH_TOKEN.into()],
+        scopes: scope::ALL.join(" "),
+        resource_server: false,
+        created_ms: now_ms(),
+    };
+    match store.create_client(&client).await {
+        Ok(()) => Ok(()),
+        Err(_) if store.client(DASHBOARD_CLIENT_ID).await?.is_some() => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -489,6 +534,41 @@ mod tests {
         assert_eq!(c.redirect_uris, ["http://127.0.0.1/callback", "http://[::1]/callback"]);
         assert_eq!(c.grant_types, [AUTHORIZATION_CODE, REFRESH_TOKEN, DEVICE_CODE]);
         assert_eq!(c.scopes, scope::ALL.join(" "));
+    }
+
+    #[tokio::test]
+    async fn the_dashboards_client_is_public_and_follows_the_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        ensure_dashboard_client(&store, "http://127.0.0.1:8080").await.unwrap();
+        ensure_dashboard_client(&store, "http://127.0.0.1:8080").await.unwrap();
+        let c = store.client(DASHBOARD_CLIENT_ID).await.unwrap().unwrap();
+        assert_eq!(c.secret_hash, None, "a public client");
+        assert_eq!(c.grant_types, [AUTHORIZATION_CODE, REFRESH_TOKEN]);
+        // A loopback issuer is covered by the any-port loopback URIs.
+        assert_eq!(c.redirect_uris, ["http://127.0.0.1/callback", "http://[::1]/callback"]);
+        assert!(tradelab_auth::redirect::matches(
+            &c.redirect_uris,
+            "http://127.0.0.1:8080/callback"
+        ));
+        assert!(!tradelab_auth::redirect::matches(
+            &c.redirect_uris,
+            "http://127.0.0.1:8080/evil"
+        ));
+        // Behind a public name, the name's callback joins them, and only it.
+        ensure_dashboard_client(&store, "https://lab.example.com/")
+            .await
+            .unwrap();
+        let c = store.client(DASHBOARD_CLIENT_ID).await.unwrap().unwrap();
+        assert!(tradelab_auth::redirect::matches(
+            &c.redirect_uris,
+            "https://lab.example.com/callback"
+        ));
+        assert!(!tradelab_auth::redirect::matches(
+            &c.redirect_uris,
+            "https://evil.example.com/callback"
+        ));
+        assert_eq!(store.clients().await.unwrap().len(), 1);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 
 /// The public client `tradelab login` uses, registered at the server's first start.
 pub const CLI_CLIENT_ID: &str = "tradelab-cli";
+/// The public client the web dashboard (served by `tradelab serve` at `/`)
+/// uses, registered at every start with redirects to this server's
+/// `/callback`; first-party, so it is not shown a consent page.
+pub const DASHBOARD_CLIENT_ID: &str = "tradelab-dashboard";
 /// Authorization code with PKCE (RFC 6749 4.1, RFC 7636).
 pub const AUTHORIZATION_CODE: &str = "authorization_code";
 /// Refresh token rotation (RFC 6749 section 6).

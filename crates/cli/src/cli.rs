@@ -316,6 +316,10 @@ pub struct ServeArgs {
     /// Connections open at once; past it newcomers wait to be accepted.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+    /// Print the OpenAPI document (what /openapi.json serves) and exit:
+    /// the web dashboard's typed client is generated from it.
+    #[arg(long)]
+    pub print_openapi: bool,
 }
 
 #[derive(Debug, Args)]

@@ -60,6 +60,7 @@ async fn fixture_with(settings: Settings) -> Fixture {
             .unwrap();
     }
     auth_setup::ensure_cli_client(&store).await.unwrap();
+    auth_setup::ensure_dashboard_client(&store, ISSUER).await.unwrap();
     let client = |id: &str, secret: Option<&str>, redirects: &[&str], grants: &[&str], scopes: &str| ClientRecord {
         client_id: id.into(),
         name: format!("{id} app"),
@@ -349,7 +350,8 @@ async fn every_api_route_refuses_a_request_without_a_token() {
         let uri = path
             .replace("{name}", "tiny")
             .replace("{version}", "1")
-            .replace("{id}", "x");
+            .replace("{id}", "x")
+            .replace("{instrument}", "acme");
         for (method, op) in [("GET", &item.get), ("POST", &item.post)] {
             if op.is_none() {
                 continue;
@@ -405,7 +407,8 @@ async fn each_route_enforces_the_scopes_its_documentation_names() {
             let uri = path
                 .replace("{name}", "tiny")
                 .replace("{version}", "1")
-                .replace("{id}", "x");
+                .replace("{id}", "x")
+                .replace("{instrument}", "acme");
             let call = |scope: String| {
                 let app = f.app.clone();
                 let uri = uri.clone();
@@ -981,6 +984,178 @@ async fn a_one_time_password_must_be_changed_at_first_sign_in() {
     let user = f.store.user_by_name("tmp").await.unwrap().unwrap();
     assert!(!user.must_change_password);
     assert!(password::verify_password("a-long-new-password", &user.password_hash));
+}
+
+/// The dashboard is first-party: signed in (and past a one-time
+/// password's change), the browser goes straight back to it with a code,
+/// no consent page; its token carries the role's scopes, which `/v1/me`
+/// reports and the admin routes enforce.
+#[tokio::test]
+async fn the_dashboard_signs_in_without_a_consent_page_and_learns_its_role() {
+    use tradelab_auth::grant::DASHBOARD_CLIENT_ID;
+    let f = fixture().await;
+    let callback = format!("{ISSUER}/callback");
+    for (user, pw, new_pw) in [
+        ("vic", "vic-password-123", None),
+        ("tmp", "one-time-pass-1", Some("a-long-new-password")),
+    ] {
+        let v = verifier(7);
+        let mut b = Browser::new(&f.app);
+        let login = b
+            .send(
+                "GET",
+                &authorize_uri(DASHBOARD_CLIENT_ID, &callback, Some(&pkce::challenge_of(&v)), ""),
+                None,
+            )
+            .await;
+        assert!(login.body.contains("Sign in to continue"), "{}", login.body);
+        let mut done = b
+            .submit(
+                &login,
+                "/oauth/authorize",
+                &[("username", user), ("password", pw), ("action", "login")],
+            )
+            .await;
+        if let Some(new_pw) = new_pw {
+            assert!(done.body.contains("Choose a new one"), "{}", done.body);
+            done = b
+                .submit(
+                    &done,
+                    "/oauth/password",
+                    &[("new_password", new_pw), ("confirm", new_pw)],
+                )
+                .await;
+        }
+        assert_eq!(
+            done.status,
+            StatusCode::SEE_OTHER,
+            "no consent page for {user}: {}",
+            done.body
+        );
+        let location = done.location();
+        assert!(location.starts_with(&callback), "{location}");
+        let code = query_param(&location, "code").unwrap();
+        let token = post_form(
+            &f.app,
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &callback),
+                ("client_id", DASHBOARD_CLIENT_ID),
+                ("code_verifier", &v),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(token.status, StatusCode::OK, "{}", token.body);
+        let access = token.json()["access_token"].as_str().unwrap().to_string();
+        let me = get_with(&f.app, "/v1/me", Some(&access)).await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+        let me = me.json();
+        assert_eq!(me["username"], user);
+        let role = if user == "vic" { "viewer" } else { "researcher" };
+        assert_eq!(me["role"], role);
+        let scopes: Vec<&str> = me["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert!(!scopes.contains(&"admin"), "{scopes:?}");
+        assert_eq!(scopes.contains(&"train"), role == "researcher", "{scopes:?}");
+        for admin_only in ["/v1/admin/users", "/v1/admin/clients"] {
+            assert_eq!(
+                get_with(&f.app, admin_only, Some(&access)).await.status,
+                StatusCode::FORBIDDEN
+            );
+        }
+    }
+    // Another client still asks for consent.
+    let mut b = Browser::new(&f.app);
+    let v = verifier(8);
+    let login = b
+        .send(
+            "GET",
+            &authorize_uri("web", WEB_REDIRECT, Some(&pkce::challenge_of(&v)), ""),
+            None,
+        )
+        .await;
+    let consent = b
+        .submit(
+            &login,
+            "/oauth/authorize",
+            &[
+                ("username", "vic"),
+                ("password", "vic-password-123"),
+                ("action", "login"),
+            ],
+        )
+        .await;
+    assert!(consent.body.contains("asks to:"), "{}", consent.body);
+}
+
+/// The administrator's listings: every user with role and state, every
+/// client, public or not; never a password or secret hash.
+#[tokio::test]
+async fn the_admin_lists_users_and_clients_without_their_hashes() {
+    let f = fixture().await;
+    let admin = minted(&f, "admin", |_| {}).await;
+    let users = get_with(&f.app, "/v1/admin/users", Some(&admin)).await;
+    assert_eq!(users.status, StatusCode::OK, "{}", users.body);
+    let listed: Vec<(String, String, bool)> = users
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["username"].as_str().unwrap().to_string(),
+                u["role"].as_str().unwrap().to_string(),
+                u["must_change_password"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("ada".to_string(), "researcher".to_string(), false),
+            ("tmp".into(), "researcher".into(), true),
+            ("vic".into(), "viewer".into(), false)
+        ]
+    );
+    assert!(!users.body.contains("argon2"), "{}", users.body);
+    let clients = get_with(&f.app, "/v1/admin/clients", Some(&admin)).await;
+    assert_eq!(clients.status, StatusCode::OK, "{}", clients.body);
+    let public: Vec<(String, bool)> = clients
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["client_id"].as_str().unwrap().to_string(),
+                c["public"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        public,
+        [
+            ("api".to_string(), false),
+            ("svc".into(), false),
+            ("tradelab-cli".into(), true),
+            ("tradelab-dashboard".into(), true),
+            ("web".into(), true)
+        ]
+    );
+    assert!(!clients.body.contains("hash"), "{}", clients.body);
+    // A client acting for itself is named as one.
+    let me = get_with(&f.app, "/v1/me", Some(&admin)).await.json();
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("svc"), Some("client"))
+    );
 }
 
 /// Issue 19 finding 16: a signed-in session alone cannot change the

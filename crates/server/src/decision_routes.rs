@@ -107,7 +107,7 @@ fn decision_of(row: &AuditEventRow) -> Result<(Event, tradelab_bus::DecisionEven
 }
 
 /// Decisions of trading sessions, newest first, filtered and paged.
-#[utoipa::path(get, path = "/v1/decisions", params(DecisionQuery), responses((status = 200, body = DecisionPage), (status = 400, body = Problem)))]
+#[utoipa::path(get, path = "/v1/decisions", operation_id = "decisions", params(DecisionQuery), responses((status = 200, body = DecisionPage), (status = 400, body = Problem)))]
 pub async fn list(State(s): State<Arc<AppState>>, Query(q): Query<DecisionQuery>) -> ApiResult<Json<DecisionPage>> {
     let limit = match q.limit {
         None => 50,
@@ -156,7 +156,7 @@ pub async fn list(State(s): State<Arc<AppState>>, Query(q): Query<DecisionQuery>
 /// (attributions per feature, bar and account input with the completeness
 /// check, regime probabilities, a mixture's specialists, the HRM's
 /// segments, and the paragraph); `null` until then.
-#[utoipa::path(get, path = "/v1/decisions/{id}", params(("id" = String, Path, description = "SESSION:SEQ")), responses((status = 200, body = Object), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/decisions/{id}", operation_id = "decision", params(("id" = String, Path, description = "SESSION:SEQ")), responses((status = 200, body = Object), (status = 404, body = Problem)))]
 pub async fn one(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (session, seq) = trail::parse_event_id(&id).map_err(|e| Problem::bad_request(format!("{e:#}")))?;
     let row = s.store.audit_event(&session, seq).await?;

@@ -200,7 +200,7 @@ async fn token_gone(s: &AppState, caller: &crate::guard::Caller) -> Option<&'sta
 /// each time it changes, ending with an `end` event once it has ended.
 /// With auth on, the stream ends with a `denied` event once its token
 /// expires or is revoked (checked every two seconds).
-#[utoipa::path(get, path = "/v1/jobs/{id}/events", responses((status = 200, content_type = "text/event-stream"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", operation_id = "job_events", responses((status = 200, content_type = "text/event-stream"), (status = 404, body = Problem)))]
 pub async fn events(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,

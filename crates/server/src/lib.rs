@@ -3,6 +3,9 @@
 //!
 //! - [`routes`]: the `/v1` handlers (health, data sets, runs, models,
 //!   backtests, decisions) and `/metrics`;
+//! - [`price_routes`]: an instrument's bars, downsampled for charts;
+//! - [`admin_routes`]: who is signed in, and the users and clients;
+//! - [`web`]: the dashboard at `/`, built into the binary by `build.rs`;
 //! - [`audit`]: the decision audit trail's group-commit writer;
 //! - [`decide`]: the decision endpoint's checks and risk layer, apart from HTTP;
 //! - [`job_routes`]: training and backtest jobs: start, follow (status and
@@ -23,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin_routes;
 pub mod audit;
 pub mod cors;
 pub mod decide;
@@ -31,10 +35,12 @@ pub mod guard;
 pub mod job_routes;
 pub mod listen;
 pub mod oauth;
+pub mod price_routes;
 pub mod problem;
 pub mod routes;
 pub mod state;
 pub mod trading_routes;
+pub mod web;
 
 #[cfg(test)]
 mod auth_tests;
@@ -76,6 +82,10 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
     paths(
         routes::health,
         routes::datasets,
+        price_routes::bars,
+        admin_routes::me,
+        admin_routes::users,
+        admin_routes::clients,
         routes::runs,
         routes::run,
         routes::run_metrics,
@@ -109,6 +119,15 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
     modifiers(&OAuthScopes)
 )]
 pub struct ApiDoc;
+
+/// The OpenAPI document, as `/openapi.json` serves it (pretty-printed);
+/// `tradelab serve --print-openapi` prints it for the dashboard's typed
+/// client.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document is plain data and always serialises")
+}
 
 /// Adds the OAuth 2.0 security scheme to the OpenAPI document and, on each
 /// operation, the scopes the router demands of it (any one suffices). A
@@ -174,6 +193,10 @@ pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
     use tradelab_auth::scope::{ADMIN, BACKTEST, DATA_READ, MODELS_READ, MODELS_WRITE, TRADE, TRAIN};
     &[
         ("GET", "/v1/datasets", &[DATA_READ]),
+        ("GET", "/v1/datasets/{instrument}/bars", &[DATA_READ]),
+        ("GET", "/v1/me", tradelab_auth::scope::ALL),
+        ("GET", "/v1/admin/users", &[ADMIN]),
+        ("GET", "/v1/admin/clients", &[ADMIN]),
         ("GET", "/v1/runs", &[DATA_READ]),
         ("GET", "/v1/runs/{id}", &[DATA_READ]),
         ("GET", "/v1/runs/{id}/metrics", &[DATA_READ]),
@@ -215,6 +238,20 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
     let api = Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/datasets", get(routes::datasets).route_layer(needs(&[DATA_READ])))
+        .route(
+            "/v1/datasets/{instrument}/bars",
+            get(price_routes::bars).route_layer(needs(&[DATA_READ])),
+        )
+        // Any scope at all: every signed-in caller may ask who it is.
+        .route(
+            "/v1/me",
+            get(admin_routes::me).route_layer(needs(tradelab_auth::scope::ALL)),
+        )
+        .route("/v1/admin/users", get(admin_routes::users).route_layer(needs(&[ADMIN])))
+        .route(
+            "/v1/admin/clients",
+            get(admin_routes::clients).route_layer(needs(&[ADMIN])),
+        )
         .route("/v1/runs", get(routes::runs).route_layer(needs(&[DATA_READ])))
         .route("/v1/runs/{id}", get(routes::run).route_layer(needs(&[DATA_READ])))
         .route(
@@ -306,7 +343,7 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         )
         .route("/metrics", get(routes::metrics).route_layer(needs(&[ADMIN])))
         .merge(oauth::router())
-        .fallback(|| async { Problem::not_found("no such route; the API is described at /openapi.json and /docs") })
+        .fallback(web::serve)
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -996,3 +996,160 @@ async fn decisions_are_listed_filtered_paged_and_shown_from_the_audit_trail() {
         );
     }
 }
+
+/// The bundled data, as `data.raw_dir` names it for the bars route.
+fn bundled_data_settings() -> Settings {
+    let mut s = Settings::default();
+    s.data.raw_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/raw");
+    s
+}
+
+#[tokio::test]
+async fn price_bars_come_back_as_at_most_the_candles_asked_for_with_every_extreme_kept() {
+    let a = api_with(bundled_data_settings()).await;
+    let settings = bundled_data_settings();
+    let (series, _) = tradelab_data::load_symbol(
+        &settings.data.raw_dir,
+        "orcl",
+        &tradelab_data::LoadOptions::for_file(&settings.data, std::path::Path::new("orcl-1995-2014.txt")),
+    )
+    .unwrap();
+    let (status, all) = get_json(&a.app, "/v1/datasets/orcl/bars?max_points=100").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["instrument"], "orcl-1995-2014");
+    assert_eq!(all["timeframe"], "1d");
+    assert_eq!(all["total_bars"].as_u64(), Some(series.len() as u64));
+    let per = series.len().div_ceil(100);
+    assert_eq!(all["bars_per_point"].as_u64(), Some(per as u64));
+    let bars = all["bars"].as_array().unwrap();
+    assert_eq!(bars.len(), series.len().div_ceil(per));
+    assert!(bars.len() <= 100);
+    let top =
+        |key: &str, pick: fn(f64, f64) -> f64| bars.iter().map(|b| b[key].as_f64().unwrap()).reduce(pick).unwrap();
+    assert_eq!(
+        top("high", f64::max),
+        series.high.iter().cloned().fold(f64::MIN, f64::max)
+    );
+    assert_eq!(
+        top("low", f64::min),
+        series.low.iter().cloned().fold(f64::MAX, f64::min)
+    );
+    assert_eq!(bars[0]["time_ms"].as_i64(), Some(series.ts[0]));
+    assert_eq!(bars.last().unwrap()["close"].as_f64(), series.close.last().copied());
+
+    // A window in time, short enough to come back bar for bar.
+    let (from, to) = (series.ts[10], series.ts[19]);
+    let (_, window) = get_json(&a.app, &format!("/v1/datasets/orcl/bars?from_ms={from}&to_ms={to}")).await;
+    assert_eq!(
+        (window["total_bars"].as_u64(), window["bars_per_point"].as_u64()),
+        (Some(10), Some(1))
+    );
+    assert_eq!(window["bars"][0]["open"].as_f64(), Some(series.open[10]));
+
+    for (uri, status, names) in [
+        (
+            "/v1/datasets/orcl/bars?max_points=0",
+            StatusCode::BAD_REQUEST,
+            "max_points=0",
+        ),
+        (
+            "/v1/datasets/orcl/bars?max_points=10001",
+            StatusCode::BAD_REQUEST,
+            "1 to 10000",
+        ),
+        (
+            "/v1/datasets/orcl/bars?from_ms=yesterday",
+            StatusCode::BAD_REQUEST,
+            "from_ms",
+        ),
+        ("/v1/datasets/acme/bars", StatusCode::NOT_FOUND, "acme"),
+        ("/v1/datasets/2006/bars", StatusCode::BAD_REQUEST, "2006"),
+    ] {
+        let (s, p) = get_json(&a.app, uri).await;
+        assert_eq!(s, status, "{uri}: {p}");
+        assert!(p["detail"].as_str().unwrap_or("").contains(names), "{uri}: {p}");
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_at_the_root_and_api_paths_stay_problems() {
+    let a = api().await;
+    let (status, content_type, body) = call(&a.app, "GET", "/", None).await;
+    let page = String::from_utf8_lossy(&body).to_string();
+    match super::web::not_built() {
+        None => {
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(content_type, "text/html; charset=utf-8");
+            assert!(page.contains("<div id=\"root\">"), "{page}");
+            // A page of the app is the same document, routed in the browser.
+            let (s, _, deep) = call(&a.app, "GET", "/runs/some-run", None).await;
+            assert_eq!((s, deep), (StatusCode::OK, body.clone()));
+            let script = page
+                .split("src=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string();
+            let (s, js_type, _) = call(&a.app, "GET", &script, None).await;
+            assert_eq!(
+                (s, js_type.as_str()),
+                (StatusCode::OK, "text/javascript; charset=utf-8"),
+                "{script}"
+            );
+        }
+        Some(why) => {
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(page.contains(why) && page.contains("Node.js"), "{page}");
+        }
+    }
+    for (method, uri) in [
+        ("GET", "/v1/nope"),
+        ("GET", "/oauth/nope"),
+        ("POST", "/runs"),
+        ("GET", "/assets/missing.js"),
+    ] {
+        let (s, content_type, _) = call(&a.app, method, uri, None).await;
+        assert!(
+            s == StatusCode::NOT_FOUND || s == StatusCode::SERVICE_UNAVAILABLE && uri.starts_with("/assets"),
+            "{method} {uri}: {s}"
+        );
+        if s == StatusCode::NOT_FOUND {
+            assert_eq!(content_type, "application/problem+json", "{method} {uri}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_auth_the_caller_is_an_anonymous_administrator() {
+    let a = api().await;
+    let (status, me) = get_json(&a.app, "/v1/me").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("anonymous"), Some("admin"))
+    );
+    assert_eq!(me["scopes"].as_array().unwrap().len(), tradelab_auth::scope::ALL.len());
+}
+
+/// Operation ids name the typed client's functions: two alike would make
+/// one route's types answer for another's (it happened: the decisions and
+/// the trading sessions listings were both `list`).
+#[test]
+fn every_operation_has_its_own_id() {
+    use utoipa::OpenApi;
+    let doc = serde_json::to_value(super::ApiDoc::openapi()).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no id"));
+            if let Some(other) = seen.insert(id.to_string(), format!("{method} {path}")) {
+                panic!("`{id}` names both {other} and {method} {path}");
+            }
+        }
+    }
+    assert!(seen.len() >= 30, "{}", seen.len());
+}

@@ -198,7 +198,7 @@ pub async fn start(
 }
 
 /// Trading sessions, newest first.
-#[utoipa::path(get, path = "/v1/trading-sessions", params(Limit), responses((status = 200, body = [TradingSession])))]
+#[utoipa::path(get, path = "/v1/trading-sessions", operation_id = "trading_sessions", params(Limit), responses((status = 200, body = [TradingSession])))]
 pub async fn list(State(s): State<Arc<AppState>>, Query(q): Query<Limit>) -> ApiResult<Json<Vec<TradingSession>>> {
     let sessions = s.store.trading_sessions(q.get()?).await?;
     Ok(Json(sessions.into_iter().map(|x| s.session_view(x)).collect()))
@@ -244,7 +244,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// ending with an `end` event once the session is no longer alive and its
 /// events are all sent; a `denied` event ends it when its token expires
 /// or is revoked.
-#[utoipa::path(get, path = "/v1/trading-sessions/{id}/events", responses((status = 200, content_type = "text/event-stream"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/trading-sessions/{id}/events", operation_id = "trading_session_events", responses((status = 200, content_type = "text/event-stream"), (status = 404, body = Problem)))]
 pub async fn events(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -429,6 +429,20 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a client's redirect URIs (the dashboard's follow the
+    /// server's issuer, which a setting can change between starts).
+    pub async fn set_client_redirect_uris(&self, client_id: &str, uris: &[String]) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE auth_clients SET redirect_uris = $1 WHERE client_id = $2")
+            .bind(serde_json::to_string(uris).expect("strings serialise"))
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no client `{client_id}`")));
+        }
+        Ok(())
+    }
+
     /// The client with id `client_id`, if any.
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
         let row = sqlx::query(&format!("{CLIENT_COLUMNS} WHERE client_id = $1"))

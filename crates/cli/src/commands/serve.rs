@@ -6,6 +6,10 @@ use tradelab_server::ServeOptions;
 use crate::cli::{GlobalArgs, ServeArgs};
 
 pub fn run(g: &GlobalArgs, a: &ServeArgs) -> Result<()> {
+    if a.print_openapi {
+        println!("{}", tradelab_server::openapi_json());
+        return Ok(());
+    }
     let options = ServeOptions {
         addr: a.addr.clone(),
         timeout_secs: a.timeout_secs,

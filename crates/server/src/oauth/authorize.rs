@@ -262,6 +262,12 @@ async fn proceed(
         Continuation::Authorize(req) => {
             let client_scopes = ScopeSet::parse(&req.client.scopes).unwrap_or_default();
             match scope::grantable(&req.requested, &client_scopes, Some(role_of(user))) {
+                // The dashboard is this server's own page, redirecting only
+                // to this server: asking the user to consent to it would
+                // teach people to click through consent pages.
+                Ok(granted) if req.client.client_id == grant::DASHBOARD_CLIENT_ID => {
+                    issue_code(s, &req, user, &granted).await
+                }
                 Ok(granted) => pages::consent(carried, csrf, &req.client.name, &user.username, &granted, cookies),
                 Err(e) => refuse(s, &req.redirect_uri, req.state.as_deref(), "invalid_scope", &e),
             }
@@ -567,6 +573,13 @@ pub async fn consent(State(s): State<Arc<AppState>>, headers: HeaderMap, body: B
         Ok(g) => g,
         Err(e) => return refuse(&s, &req.redirect_uri, state, "invalid_scope", &e),
     };
+    issue_code(&s, &req, &user, &granted).await
+}
+
+/// A code for `granted` goes to the client: the redirect after consent,
+/// or at once for the first-party dashboard.
+async fn issue_code(s: &AppState, req: &AuthRequest, user: &UserRecord, granted: &ScopeSet) -> Response {
+    let state = req.state.as_deref();
     s.auth.purge_expired_codes(&s.store).await;
     let code = secret::new_secret("tlc_");
     let scope_text = granted.to_string();
@@ -585,7 +598,7 @@ pub async fn consent(State(s): State<Arc<AppState>>, headers: HeaderMap, body: B
     if let Err(e) = stored {
         eprintln!("error: storing a code: {e}");
         return refuse(
-            &s,
+            s,
             &req.redirect_uri,
             state,
             "server_error",

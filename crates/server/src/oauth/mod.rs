@@ -352,6 +352,8 @@ pub async fn start(
         eprintln!("auth: {line}");
     }
     auth_setup::ensure_cli_client(store).await?;
+    let issuer = auth_setup::issuer_for(settings, local);
+    auth_setup::ensure_dashboard_client(store, &issuer).await?;
     if !enabled {
         eprintln!(
             "WARNING: --insecure-no-auth: the API answers every request without a token. Use this only on a development machine."
@@ -359,7 +361,7 @@ pub async fn start(
     }
     Ok(std::sync::Arc::new(AuthServer::new(
         enabled,
-        auth_setup::issuer_for(settings, local),
+        issuer,
         settings.clone(),
         keys,
     )))

@@ -1,0 +1,113 @@
+//! An instrument's price bars for charts, downsampled on the server: a
+//! browser asked to draw a million bars gets at most `max_points` candles,
+//! each keeping its bucket's high and low (`tradelab_data::downsample`).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::problem::{ApiResult, Json, Path, Problem, Query};
+use super::state::AppState;
+use tradelab_data::downsample::{bars_per_candle, candles, time_range};
+use tradelab_data::load::{find_symbol, load_file, LoadOptions};
+use tradelab_data::DataError;
+
+/// Candles answered when `max_points` is not given.
+pub const DEFAULT_POINTS: usize = 2_000;
+/// The most candles one request may ask for.
+pub const MAX_POINTS: usize = 10_000;
+
+/// Which bars, and how many candles at most.
+#[derive(Deserialize, IntoParams)]
+pub struct BarsQuery {
+    /// At most this many candles (1 to 10000, default 2000).
+    pub max_points: Option<usize>,
+    /// Only bars at or after this time, milliseconds since the Unix epoch.
+    pub from_ms: Option<i64>,
+    /// Only bars at or before this time, milliseconds since the Unix epoch.
+    pub to_ms: Option<i64>,
+}
+
+/// One candle: a bar, or the bars of a bucket merged.
+#[derive(Serialize, ToSchema)]
+pub struct Candle {
+    /// The first bar's time, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// The first bar's open.
+    pub open: f64,
+    /// The highest high.
+    pub high: f64,
+    /// The lowest low.
+    pub low: f64,
+    /// The last bar's close.
+    pub close: f64,
+    /// The summed volume.
+    pub volume: f64,
+}
+
+/// An instrument's bars in the range asked for, as candles.
+#[derive(Serialize, ToSchema)]
+pub struct Bars {
+    /// The instrument (the file's stem in `data/raw`).
+    pub instrument: String,
+    /// Bar spacing, such as `1d`; `null` if it could not be inferred.
+    pub timeframe: Option<String>,
+    /// Bars in the range before downsampling.
+    pub total_bars: usize,
+    /// Bars merged into each candle (1: every bar as it is).
+    pub bars_per_point: usize,
+    /// The candles, oldest first.
+    pub bars: Vec<Candle>,
+}
+
+/// An instrument's price bars from the backtesting folder (`data/raw`),
+/// downsampled to at most `max_points` OHLC candles.
+#[utoipa::path(
+    get,
+    path = "/v1/datasets/{instrument}/bars",
+    params(("instrument" = String, Path, description = "The instrument, as `data/raw` names it"), BarsQuery),
+    responses((status = 200, body = Bars), (status = 400, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn bars(
+    State(s): State<Arc<AppState>>,
+    Path(instrument): Path<String>,
+    Query(q): Query<BarsQuery>,
+) -> ApiResult<Json<Bars>> {
+    let max_points = match q.max_points {
+        None => DEFAULT_POINTS,
+        Some(n @ 1..=MAX_POINTS) => n,
+        Some(n) => return Err(Problem::bad_request(format!("max_points={n}; use 1 to {MAX_POINTS}"))),
+    };
+    let data = s.settings.data.clone();
+    let series = tokio::task::spawn_blocking(move || {
+        let path = find_symbol(&data.raw_dir, &instrument)?;
+        load_file(&path, &LoadOptions::for_file(&data, &path)).map(|(series, _)| series)
+    })
+    .await
+    .map_err(|e| Problem::internal("loading the bars", e))?
+    .map_err(|e| match e {
+        DataError::UnknownSymbol { .. } | DataError::MissingDir { .. } => Problem::not_found(e.to_string()),
+        DataError::AmbiguousSymbol { .. } => Problem::bad_request(e.to_string()),
+        e => Problem::internal("loading the bars", e),
+    })?;
+    let range = time_range(&series, q.from_ms, q.to_ms);
+    Ok(Json(Bars {
+        timeframe: series.timeframe_or_inferred().map(|t| t.to_string()),
+        total_bars: range.len(),
+        bars_per_point: bars_per_candle(range.len(), max_points),
+        bars: candles(&series, range, max_points)
+            .into_iter()
+            .map(|c| Candle {
+                time_ms: c.time_ms,
+                open: c.open,
+                high: c.high,
+                low: c.low,
+                close: c.close,
+                volume: c.volume,
+            })
+            .collect(),
+        instrument: series.instrument,
+    }))
+}
