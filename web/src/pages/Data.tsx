@@ -1,0 +1,100 @@
+import { useMemo, useState, type FormEvent } from 'react';
+import { api, must } from '../api/client';
+import type { Bars, Dataset } from '../api/types';
+import { LoadState, Section } from '../components/Bits';
+import { Chart } from '../components/Chart';
+import { Table } from '../components/Table';
+import { fmtNum, fmtTime } from '../lib/format';
+import { useLocation, navigate } from '../lib/router';
+import { useLoad } from '../lib/useLoad';
+
+export default function Data() {
+  const { query } = useLocation();
+  const chosen = query.get('instrument') ?? '';
+  const sets = useLoad(async () => must(await api.GET('/v1/datasets')) as Dataset[], []);
+  const [typed, setTyped] = useState(chosen);
+  const show = (instrument: string) => navigate(`/data?instrument=${encodeURIComponent(instrument)}`, true);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (typed.trim()) show(typed.trim());
+  };
+  return (
+    <>
+      <h1>Data</h1>
+      <Section title="Prepared data sets">
+        <LoadState state={sets}>
+          {(rows) => (
+            <Table
+              caption="Data sets in data/final"
+              testId="datasets-table"
+              rows={rows}
+              rowKey={(d) => `${d.instrument}-${d.timeframe ?? ''}`}
+              columns={[
+                { key: 'instrument', header: 'Instrument' },
+                { key: 'timeframe', header: 'Timeframe' },
+                { key: 'rows', header: 'Bars', numeric: true },
+                { key: 'features', header: 'Features', value: (d) => d.features.length, numeric: true },
+                { key: 'source_sha256', header: 'Source SHA-256', render: (d) => <code title={d.source_sha256}>{d.source_sha256.slice(0, 12)}</code> },
+                {
+                  key: 'chart',
+                  header: 'Chart',
+                  sortable: false,
+                  render: (d) => (
+                    <button type="button" onClick={() => show(d.instrument)} aria-label={`Chart ${d.instrument}`}>
+                      Chart
+                    </button>
+                  ),
+                },
+              ]}
+              empty="No prepared data sets (run tradelab data prepare); any instrument in data/raw can still be charted below."
+            />
+          )}
+        </LoadState>
+      </Section>
+      <Section title="Price chart">
+        <form className="filters" onSubmit={submit}>
+          <div className="field">
+            <label htmlFor="data-instrument">Instrument</label>
+            <input id="data-instrument" value={typed} onChange={(e) => setTyped(e.target.value)} list="data-instruments" autoComplete="off" />
+            <datalist id="data-instruments">
+              {(sets.data ?? []).map((d) => (
+                <option key={d.instrument} value={d.instrument} />
+              ))}
+            </datalist>
+          </div>
+          <button type="submit">Show</button>
+        </form>
+        {chosen ? <PriceSeries instrument={chosen} /> : <p className="muted">Pick an instrument.</p>}
+      </Section>
+    </>
+  );
+}
+
+function PriceSeries({ instrument }: { instrument: string }) {
+  const bars = useLoad(
+    async () => must(await api.GET('/v1/datasets/{instrument}/bars', { params: { path: { instrument }, query: { max_points: 2000 } } })) as Bars,
+    [instrument],
+  );
+  const series = useMemo(
+    () => [
+      {
+        kind: 'candles' as const,
+        data: (bars.data?.bars ?? []).map((b) => ({ time: Math.floor(b.time_ms / 1000), open: b.open, high: b.high, low: b.low, close: b.close })),
+      },
+    ],
+    [bars.data],
+  );
+  return (
+    <LoadState state={bars}>
+      {(b) => (
+        <>
+          <p className="muted">
+            {b.instrument} ({b.timeframe ?? 'timeframe unknown'}): {fmtNum(b.total_bars)} bars
+            {b.bars_per_point > 1 ? `, ${b.bars_per_point} per candle` : ''}; {fmtTime(b.bars[0]?.time_ms)} to {fmtTime(b.bars[b.bars.length - 1]?.time_ms)}
+          </p>
+          <Chart series={series} label={`Price of ${b.instrument}`} testId="data-price-chart" height={380} />
+        </>
+      )}
+    </LoadState>
+  );
+}
