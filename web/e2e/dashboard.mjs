@@ -231,6 +231,10 @@ try {
     let drawn;
     for (let i = 0; i < 40 && !(drawn = await chartDrawn('data-price-chart')).ok; i++) await page.waitForTimeout(500);
     check(drawn.ok, `the data price chart is not drawn: ${drawn.why}`);
+    await page.getByTestId('data-validation').waitFor();
+    const found = await page.getByTestId('data-validation').textContent();
+    check(/rows read/.test(found ?? ''), `the validation findings are not shown: ${found}`);
+    await axe('data with a chart');
     await shot('data');
   });
 

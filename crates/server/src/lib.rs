@@ -3,7 +3,8 @@
 //!
 //! - [`routes`]: the `/v1` handlers (health, data sets, runs, models,
 //!   backtests, decisions) and `/metrics`;
-//! - [`price_routes`]: an instrument's bars, downsampled for charts;
+//! - [`price_routes`]: an instrument's bars, downsampled for charts, and
+//!   what validating its file found;
 //! - [`admin_routes`]: who is signed in, and the users and clients;
 //! - [`web`]: the dashboard at `/`, built into the binary by `build.rs`;
 //! - [`audit`]: the decision audit trail's group-commit writer;
@@ -83,6 +84,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         routes::health,
         routes::datasets,
         price_routes::bars,
+        price_routes::validation,
         admin_routes::me,
         admin_routes::users,
         admin_routes::clients,
@@ -194,6 +196,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
     &[
         ("GET", "/v1/datasets", &[DATA_READ]),
         ("GET", "/v1/datasets/{instrument}/bars", &[DATA_READ]),
+        ("GET", "/v1/datasets/{instrument}/validation", &[DATA_READ]),
         ("GET", "/v1/me", tradelab_auth::scope::ALL),
         ("GET", "/v1/admin/users", &[ADMIN]),
         ("GET", "/v1/admin/clients", &[ADMIN]),
@@ -241,6 +244,10 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route(
             "/v1/datasets/{instrument}/bars",
             get(price_routes::bars).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/datasets/{instrument}/validation",
+            get(price_routes::validation).route_layer(needs(&[DATA_READ])),
         )
         // Any scope at all: every signed-in caller may ask who it is.
         .route(

@@ -1,6 +1,7 @@
-//! An instrument's price bars for charts, downsampled on the server: a
-//! browser asked to draw a million bars gets at most `max_points` candles,
-//! each keeping its bucket's high and low (`tradelab_data::downsample`).
+//! An instrument's price file from the browser's side: its bars for charts,
+//! downsampled on the server (a browser asked to draw a million bars gets
+//! at most `max_points` candles, each keeping its bucket's high and low,
+//! `tradelab_data::downsample`), and what validating the file found.
 
 use std::sync::Arc;
 
@@ -10,9 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::state::AppState;
+use tradelab_core::BarSeries;
 use tradelab_data::downsample::{bars_per_candle, candles, time_range};
 use tradelab_data::load::{find_symbol, load_file, LoadOptions};
-use tradelab_data::DataError;
+use tradelab_data::{DataError, LoadReport};
 
 /// Candles answered when `max_points` is not given.
 pub const DEFAULT_POINTS: usize = 2_000;
@@ -80,18 +82,7 @@ pub async fn bars(
         Some(n @ 1..=MAX_POINTS) => n,
         Some(n) => return Err(Problem::bad_request(format!("max_points={n}; use 1 to {MAX_POINTS}"))),
     };
-    let data = s.settings.data.clone();
-    let series = tokio::task::spawn_blocking(move || {
-        let path = find_symbol(&data.raw_dir, &instrument)?;
-        load_file(&path, &LoadOptions::for_file(&data, &path)).map(|(series, _)| series)
-    })
-    .await
-    .map_err(|e| Problem::internal("loading the bars", e))?
-    .map_err(|e| match e {
-        DataError::UnknownSymbol { .. } | DataError::MissingDir { .. } => Problem::not_found(e.to_string()),
-        DataError::AmbiguousSymbol { .. } => Problem::bad_request(e.to_string()),
-        e => Problem::internal("loading the bars", e),
-    })?;
+    let (series, _) = load(&s, instrument).await?;
     let range = time_range(&series, q.from_ms, q.to_ms);
     Ok(Json(Bars {
         timeframe: series.timeframe_or_inferred().map(|t| t.to_string()),
@@ -109,5 +100,101 @@ pub async fn bars(
             })
             .collect(),
         instrument: series.instrument,
+    }))
+}
+
+/// Loads an instrument's file from `data.raw_dir` as backtests do (the
+/// repair policy and declared timeframe from the settings), off the async
+/// workers.
+async fn load(s: &AppState, instrument: String) -> Result<(BarSeries, LoadReport), Problem> {
+    let data = s.settings.data.clone();
+    tokio::task::spawn_blocking(move || {
+        let path = find_symbol(&data.raw_dir, &instrument)?;
+        load_file(&path, &LoadOptions::for_file(&data, &path))
+    })
+    .await
+    .map_err(|e| Problem::internal("loading the instrument", e))?
+    .map_err(|e| match e {
+        DataError::UnknownSymbol { .. } | DataError::MissingDir { .. } => Problem::not_found(e.to_string()),
+        DataError::AmbiguousSymbol { .. } => Problem::bad_request(e.to_string()),
+        // A file validation refuses whole is a finding about the data, not
+        // a fault of the server.
+        e @ (DataError::Format { .. } | DataError::InvalidRow { .. } | DataError::NoRows { .. }) => {
+            Problem::unprocessable(e.to_string())
+        }
+        e => Problem::internal("loading the instrument", e),
+    })
+}
+
+/// Findings listed at most; the counts cover them all.
+pub const MAX_FINDINGS: usize = 500;
+
+/// One row validation dropped or repaired.
+#[derive(Serialize, ToSchema)]
+pub struct Finding {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// `dropped` or `repaired`.
+    pub action: String,
+    /// What was wrong and, for a repair, what was changed.
+    pub message: String,
+}
+
+/// What loading an instrument's file found, as `tradelab data validate`
+/// prints it.
+#[derive(Serialize, ToSchema)]
+pub struct Validation {
+    /// The instrument (the file's stem).
+    pub instrument: String,
+    /// The layout detected: columns and timestamp format.
+    pub layout: String,
+    /// Set when the header did not match the rows and was corrected.
+    pub header_note: Option<String>,
+    /// What was done with an `Adj Close` column.
+    pub adjusted_close_note: Option<String>,
+    /// The declared or inferred timeframe.
+    pub timeframe: Option<String>,
+    /// Data rows read.
+    pub rows_read: usize,
+    /// Bars kept.
+    pub rows_loaded: usize,
+    /// Rows dropped.
+    pub dropped: usize,
+    /// Rows repaired.
+    pub repaired: usize,
+    /// The first findings in file order (at most 500).
+    pub findings: Vec<Finding>,
+}
+
+/// What validating an instrument's file in `data/raw` found: its layout,
+/// and every row dropped or repaired under the settings' repair policy.
+#[utoipa::path(
+    get,
+    path = "/v1/datasets/{instrument}/validation",
+    params(("instrument" = String, Path, description = "The instrument, as `data/raw` names it")),
+    responses((status = 200, body = Validation), (status = 404, body = Problem), (status = 422, body = Problem))
+)]
+pub async fn validation(State(s): State<Arc<AppState>>, Path(instrument): Path<String>) -> ApiResult<Json<Validation>> {
+    let (_, report) = load(&s, instrument).await?;
+    Ok(Json(Validation {
+        dropped: report.dropped(),
+        repaired: report.repaired(),
+        findings: report
+            .issues
+            .iter()
+            .take(MAX_FINDINGS)
+            .map(|i| Finding {
+                line: i.line,
+                action: i.action.name().to_string(),
+                message: i.message.clone(),
+            })
+            .collect(),
+        instrument: report.instrument,
+        layout: report.layout,
+        header_note: report.header_note,
+        adjusted_close_note: report.adjusted_close_note,
+        timeframe: report.timeframe.map(|t| t.to_string()),
+        rows_read: report.rows_read,
+        rows_loaded: report.rows_loaded,
     }))
 }

@@ -1153,3 +1153,47 @@ fn every_operation_has_its_own_id() {
     }
     assert!(seen.len() >= 30, "{}", seen.len());
 }
+
+#[tokio::test]
+async fn validation_findings_name_each_dropped_row_and_a_corrupt_file_is_a_422() {
+    let raw = tempfile::tempdir().unwrap();
+    std::fs::write(
+        raw.path().join("acme.csv"),
+        "Date,Open,High,Low,Close,Volume\n2020-01-02,10,11,9,10.5,100\n2020-01-03,10,11,9,not-a-price,100\n2020-01-06,10,11,9,10.5,100\n2020-01-07,10,11,9,10.6,100\n",
+    )
+    .unwrap();
+    std::fs::write(raw.path().join("junk.csv"), [0xffu8, 0xfe, 0x00, 0x13, 0x37].repeat(50)).unwrap();
+    let mut settings = Settings::default();
+    settings.data.raw_dir = raw.path().to_path_buf();
+    let a = api_with(settings).await;
+    let (status, v) = get_json(&a.app, "/v1/datasets/acme/validation").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["rows_read"].as_u64(), v["rows_loaded"].as_u64()),
+        (Some(4), Some(3)),
+        "{v}"
+    );
+    assert_eq!(
+        (v["dropped"].as_u64(), v["repaired"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["findings"][0]["line"], 3, "{v}");
+    assert_eq!(v["findings"][0]["action"], "dropped", "{v}");
+    assert!(
+        v["findings"][0]["message"].as_str().unwrap().contains("not-a-price"),
+        "{v}"
+    );
+    assert!(
+        v["layout"]
+            .as_str()
+            .unwrap()
+            .starts_with("date,open,high,low,close,volume"),
+        "{v}"
+    );
+    let (status, p) = get_json(&a.app, "/v1/datasets/junk/validation").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("junk"), "{p}");
+    let (status, _) = get_json(&a.app, "/v1/datasets/nothing/validation").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -161,6 +161,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/datasets/{instrument}/validation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What validating an instrument's file in `data/raw` found: its layout,
+         *     and every row dropped or repaired under the settings' repair policy.
+         */
+        get: operations["validation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/decisions": {
         parameters: {
             query?: never;
@@ -839,6 +859,15 @@ export interface components {
              */
             value: number;
         };
+        /** @description One row validation dropped or repaired. */
+        Finding: {
+            /** @description `dropped` or `repaired`. */
+            action: string;
+            /** @description 1-based line in the file. */
+            line: number;
+            /** @description What was wrong and, for a repair, what was changed. */
+            message: string;
+        };
         /** @description What garbage collection did (or, dry, would do). */
         GcReport: {
             /** @description Nothing was removed: the report says what would be. */
@@ -1232,6 +1261,32 @@ export interface components {
             /** @description The name the user signs in with. */
             username: string;
         };
+        /**
+         * @description What loading an instrument's file found, as `tradelab data validate`
+         *     prints it.
+         */
+        Validation: {
+            /** @description What was done with an `Adj Close` column. */
+            adjusted_close_note?: string | null;
+            /** @description Rows dropped. */
+            dropped: number;
+            /** @description The first findings in file order (at most 500). */
+            findings: components["schemas"]["Finding"][];
+            /** @description Set when the header did not match the rows and was corrected. */
+            header_note?: string | null;
+            /** @description The instrument (the file's stem). */
+            instrument: string;
+            /** @description The layout detected: columns and timestamp format. */
+            layout: string;
+            /** @description Rows repaired. */
+            repaired: number;
+            /** @description Bars kept. */
+            rows_loaded: number;
+            /** @description Data rows read. */
+            rows_read: number;
+            /** @description The declared or inferred timeframe. */
+            timeframe?: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -1493,6 +1548,44 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    validation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The instrument, as `data/raw` names it */
+                instrument: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Validation"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -15,6 +15,7 @@ export type Client = S['Client'];
 export type Dataset = S['Dataset'];
 export type Candle = S['Candle'];
 export type Bars = S['Bars'];
+export type Validation = S['Validation'];
 export type Run = Widen<S['Run'], 'params' | 'tags'>;
 export type Point = S['Point'];
 export type Model = Widen<S['Model'], 'metadata'>;

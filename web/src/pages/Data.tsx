@@ -1,6 +1,6 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { api, must } from '../api/client';
-import type { Bars, Dataset } from '../api/types';
+import type { Bars, Dataset, Validation } from '../api/types';
 import { LoadState, Section } from '../components/Bits';
 import { Chart } from '../components/Chart';
 import { Table } from '../components/Table';
@@ -85,15 +85,52 @@ function PriceSeries({ instrument }: { instrument: string }) {
     [bars.data],
   );
   return (
-    <LoadState state={bars}>
-      {(b) => (
-        <>
-          <p className="muted">
+    <>
+      <LoadState state={bars}>
+        {(b) => (
+          <>
+            <p className="muted">
             {b.instrument} ({b.timeframe ?? 'timeframe unknown'}): {fmtNum(b.total_bars)} bars
             {b.bars_per_point > 1 ? `, ${b.bars_per_point} per candle` : ''}; {fmtTime(b.bars[0]?.time_ms)} to {fmtTime(b.bars[b.bars.length - 1]?.time_ms)}
           </p>
-          <Chart series={series} label={`Price of ${b.instrument}`} testId="data-price-chart" height={380} />
-        </>
+            <Chart series={series} label={`Price of ${b.instrument}`} testId="data-price-chart" height={380} />
+          </>
+        )}
+      </LoadState>
+      <Findings instrument={instrument} />
+    </>
+  );
+}
+
+/** What validating the file found: its layout and each row dropped or repaired. */
+function Findings({ instrument }: { instrument: string }) {
+  const report = useLoad(
+    async () => must(await api.GET('/v1/datasets/{instrument}/validation', { params: { path: { instrument } } })) as Validation,
+    [instrument],
+  );
+  return (
+    <LoadState state={report}>
+      {(v) => (
+        <div data-testid="data-validation">
+          <h3>Validation</h3>
+          <p className="muted">
+            {v.layout}; {fmtNum(v.rows_read)} rows read, {fmtNum(v.rows_loaded)} kept: {fmtNum(v.dropped)} dropped, {fmtNum(v.repaired)} repaired
+            {v.header_note ? `; ${v.header_note}` : ''}
+            {v.adjusted_close_note ? `; ${v.adjusted_close_note}` : ''}
+          </p>
+          <Table
+            caption={v.findings.length < v.dropped + v.repaired ? `The first ${v.findings.length} findings` : 'Every finding, in file order'}
+            testId="validation-table"
+            rows={v.findings}
+            rowKey={(f) => `${f.line}-${f.action}`}
+            columns={[
+              { key: 'line', header: 'Line', numeric: true },
+              { key: 'action', header: 'Action' },
+              { key: 'message', header: 'Finding' },
+            ]}
+            empty="No row was dropped or repaired."
+          />
+        </div>
       )}
     </LoadState>
   );
