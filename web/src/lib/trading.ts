@@ -57,15 +57,17 @@ export function pnl(s: TradingSession): { equity: number | null; pnl: number | n
   };
 }
 
-/** HRP weights, where a session's spec or checkpoint carries them. */
-export function hrpWeights(s: TradingSession): Record<string, number> | null {
-  const find = (o: unknown): unknown =>
-    o && typeof o === 'object' ? ((o as Record<string, unknown>).hrp_weights ?? (o as Record<string, unknown>).hrp) : undefined;
-  const w = find(s.checkpoint) ?? find(s.spec);
-  if (!w || typeof w !== 'object') return null;
-  if (Array.isArray(w)) {
-    const symbols = positions(s).map((p) => p.symbol);
-    return Object.fromEntries(w.map((v, i) => [symbols[i] ?? `#${i + 1}`, Number(v)]));
-  }
-  return Object.fromEntries(Object.entries(w as Record<string, unknown>).map(([k, v]) => [k, Number(v)]));
+/**
+ * The correlations of the instruments' returns the session last computed
+ * (`checkpoint.risk`), with the number of returns behind them; `null`
+ * before there are any. NaN (an instrument that did not move) arrives as
+ * null and stays null.
+ */
+export function correlations(s: TradingSession): { symbols: string[]; matrix: (number | null)[][]; returns: number } | null {
+  const cp = (s.checkpoint ?? {}) as Record<string, unknown>;
+  const risk = cp.risk as { correlation?: unknown; returns?: unknown } | null | undefined;
+  if (!risk || !Array.isArray(risk.correlation) || risk.correlation.length === 0) return null;
+  const symbols = positions(s).map((p) => p.symbol);
+  const matrix = (risk.correlation as unknown[][]).map((row) => row.map((v) => (typeof v === 'number' ? v : null)));
+  return { symbols: matrix.map((_, i) => symbols[i] ?? `#${i + 1}`), matrix, returns: Number(risk.returns ?? 0) };
 }

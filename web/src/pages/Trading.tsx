@@ -5,7 +5,7 @@ import { LoadState, Section, StatusBadge } from '../components/Bits';
 import { Table } from '../components/Table';
 import { fmtNum, fmtPct, fmtTime } from '../lib/format';
 import { navigate, useLocation } from '../lib/router';
-import { breakers, hrpWeights, pnl, positions } from '../lib/trading';
+import { breakers, correlations, pnl, positions } from '../lib/trading';
 import { useLoad } from '../lib/useLoad';
 
 export default function Trading() {
@@ -56,7 +56,7 @@ export default function Trading() {
 
 function SessionDetail({ session }: { session: TradingSession }) {
   const p = pnl(session);
-  const hrp = hrpWeights(session);
+  const corr = correlations(session);
   const pos = positions(session);
   return (
     <>
@@ -98,14 +98,22 @@ function SessionDetail({ session }: { session: TradingSession }) {
             ]}
             empty="No breaker state recorded."
           />
-          {hrp ? (
+          {corr ? (
             <Table
-              caption="HRP weights"
-              rows={Object.entries(hrp)}
-              rowKey={([k]) => k}
+              caption={`Correlations of returns (last ${corr.returns} bars)`}
+              testId="correlations-table"
+              rows={corr.matrix.map((row, i) => ({ symbol: corr.symbols[i], row }))}
+              rowKey={(r) => r.symbol}
               columns={[
-                { key: 'k', header: 'Instrument', value: ([k]) => k },
-                { key: 'w', header: 'Weight', numeric: true, value: ([, w]) => w },
+                { key: 'symbol', header: 'Instrument', sortable: false },
+                ...corr.symbols.map((name, j) => ({
+                  key: `c${j}`,
+                  header: name,
+                  numeric: true,
+                  sortable: false,
+                  value: (r: { row: (number | null)[] }) => r.row[j],
+                  render: (r: { row: (number | null)[] }) => (r.row[j] === null ? '—' : fmtNum(r.row[j], 2)),
+                })),
               ]}
             />
           ) : null}
