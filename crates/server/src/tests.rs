@@ -561,9 +561,10 @@ async fn bad_requests_get_a_problem_document() {
         call(&a.app, "DELETE", "/v1/runs", None).await,
         "method",
     );
+    // Under the API's prefix; any other path is a page of the dashboard.
     problem(
         StatusCode::NOT_FOUND,
-        call(&a.app, "GET", "/v2/anything", None).await,
+        call(&a.app, "GET", "/v1/anything", None).await,
         "route",
     );
     problem(
