@@ -11,20 +11,12 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::http::{add_user, Server};
+use common::http::{add_user, server_command, Server};
 use common::{root, text};
 
 fn tradelab(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tradelab"));
-    c.current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env(
-            "TRADELAB_DATABASE_URL",
-            format!("sqlite://{}", dir.join("t.db").display()),
-        )
-        .env("TRADELAB_CONFIG_DIR", dir.join("config"))
-        .env_remove("TRADELAB_ADMIN_PASSWORD")
-        .args(common::SMALL_MODEL);
+    let mut c = server_command(dir);
+    c.args(common::SMALL_MODEL);
     c
 }
 

@@ -20,20 +20,12 @@ use serde_json::Value;
 
 mod common;
 
-use common::http::{add_user, Browser, Server};
+use common::http::{add_user, server_command, Browser, Server};
 use common::{root, text};
 
 fn tradelab(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tradelab"));
-    c.current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env(
-            "TRADELAB_DATABASE_URL",
-            format!("sqlite://{}", dir.join("t.db").display()),
-        )
-        .env("TRADELAB_CONFIG_DIR", dir.join("config"))
-        .env_remove("TRADELAB_ADMIN_PASSWORD")
-        .args(["--set", &format!("data.raw_dir={}", root().join("data/raw").display())]);
+    let mut c = server_command(dir);
+    c.args(["--set", &format!("data.raw_dir={}", root().join("data/raw").display())]);
     c
 }
 

@@ -8,6 +8,22 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// `tradelab` for a server of its own in `dir`: a fresh SQLite database
+/// and config folder there, no administrator password from the
+/// environment (the first start prints a one-time one).
+pub fn server_command(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tradelab"));
+    c.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env(
+            "TRADELAB_DATABASE_URL",
+            format!("sqlite://{}", dir.join("t.db").display()),
+        )
+        .env("TRADELAB_CONFIG_DIR", dir.join("config"))
+        .env_remove("TRADELAB_ADMIN_PASSWORD");
+    c
+}
+
 /// Adds a user with `cmd auth user add` (`cmd`: a `tradelab` command set
 /// up for the test's database), the password on stdin.
 pub fn add_user(mut cmd: Command, name: &str, role: &str, password: &str) {
