@@ -3,7 +3,7 @@
 //! at most `max_points` candles, each keeping its bucket's high and low,
 //! `tradelab_data::downsample`), and what validating the file found.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -82,13 +82,14 @@ pub async fn bars(
         Some(n @ 1..=MAX_POINTS) => n,
         Some(n) => return Err(Problem::bad_request(format!("max_points={n}; use 1 to {MAX_POINTS}"))),
     };
-    let (series, _) = load(&s, instrument).await?;
-    let range = time_range(&series, q.from_ms, q.to_ms);
+    let loaded = load(&s, instrument).await?;
+    let series = &loaded.series;
+    let range = time_range(series, q.from_ms, q.to_ms);
     Ok(Json(Bars {
         timeframe: series.timeframe_or_inferred().map(|t| t.to_string()),
         total_bars: range.len(),
         bars_per_point: bars_per_candle(range.len(), max_points),
-        bars: candles(&series, range, max_points)
+        bars: candles(series, range, max_points)
             .into_iter()
             .map(|c| Candle {
                 time_ms: c.time_ms,
@@ -99,18 +100,32 @@ pub async fn bars(
                 volume: c.volume,
             })
             .collect(),
-        instrument: series.instrument,
+        instrument: series.instrument.clone(),
     }))
 }
 
 /// Loads an instrument's file from `data.raw_dir` as backtests do (the
 /// repair policy and declared timeframe from the settings), off the async
 /// workers.
-async fn load(s: &AppState, instrument: String) -> Result<(BarSeries, LoadReport), Problem> {
+async fn load(s: &AppState, instrument: String) -> Result<Arc<Loaded>, Problem> {
     let data = s.settings.data.clone();
     tokio::task::spawn_blocking(move || {
         let path = find_symbol(&data.raw_dir, &instrument)?;
-        load_file(&path, &LoadOptions::for_file(&data, &path))
+        let options = LoadOptions::for_file(&data, &path);
+        let meta = std::fs::metadata(&path).map_err(|e| DataError::io(&path, e))?;
+        let key = format!(
+            "{}|{:?}|{}|{options:?}",
+            path.display(),
+            meta.modified().ok(),
+            meta.len()
+        );
+        if let Some(hit) = cached(&key) {
+            return Ok(hit);
+        }
+        let (series, report) = load_file(&path, &options)?;
+        let loaded = Arc::new(Loaded { series, report });
+        remember(key, loaded.clone());
+        Ok(loaded)
     })
     .await
     .map_err(|e| Problem::internal("loading the instrument", e))?
@@ -124,6 +139,40 @@ async fn load(s: &AppState, instrument: String) -> Result<(BarSeries, LoadReport
         }
         e => Problem::internal("loading the instrument", e),
     })
+}
+
+/// A file loaded, as the cache keeps it.
+pub struct Loaded {
+    /// Its bars.
+    pub series: BarSeries,
+    /// What validating it found.
+    pub report: LoadReport,
+}
+
+/// Files kept loaded: a chart's zooms and its validation panel read the
+/// same file again and again (a million-bar file takes about a second to
+/// parse), and each kept series costs 48 bytes a bar.
+const CACHED_FILES: usize = 2;
+
+/// The last files loaded, newest last, keyed by path, modification time,
+/// size and load options: a file written since is read again.
+static CACHE: Mutex<Vec<(String, Arc<Loaded>)>> = Mutex::new(Vec::new());
+
+fn cached(key: &str) -> Option<Arc<Loaded>> {
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let at = cache.iter().position(|(k, _)| k == key)?;
+    let hit = cache.remove(at);
+    let loaded = hit.1.clone();
+    cache.push(hit);
+    Some(loaded)
+}
+
+fn remember(key: String, loaded: Arc<Loaded>) {
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    cache.retain(|(k, _)| *k != key);
+    cache.push((key, loaded));
+    let excess = cache.len().saturating_sub(CACHED_FILES);
+    cache.drain(..excess);
 }
 
 /// Findings listed at most; the counts cover them all.
@@ -175,7 +224,8 @@ pub struct Validation {
     responses((status = 200, body = Validation), (status = 404, body = Problem), (status = 422, body = Problem))
 )]
 pub async fn validation(State(s): State<Arc<AppState>>, Path(instrument): Path<String>) -> ApiResult<Json<Validation>> {
-    let (_, report) = load(&s, instrument).await?;
+    let loaded = load(&s, instrument).await?;
+    let report = &loaded.report;
     Ok(Json(Validation {
         dropped: report.dropped(),
         repaired: report.repaired(),
@@ -189,10 +239,10 @@ pub async fn validation(State(s): State<Arc<AppState>>, Path(instrument): Path<S
                 message: i.message.clone(),
             })
             .collect(),
-        instrument: report.instrument,
-        layout: report.layout,
-        header_note: report.header_note,
-        adjusted_close_note: report.adjusted_close_note,
+        instrument: report.instrument.clone(),
+        layout: report.layout.clone(),
+        header_note: report.header_note.clone(),
+        adjusted_close_note: report.adjusted_close_note.clone(),
         timeframe: report.timeframe.map(|t| t.to_string()),
         rows_read: report.rows_read,
         rows_loaded: report.rows_loaded,

@@ -1192,6 +1192,20 @@ async fn validation_findings_name_each_dropped_row_and_a_corrupt_file_is_a_422()
             .starts_with("date,open,high,low,close,volume"),
         "{v}"
     );
+    // A file written since it was loaded (and cached) is read again.
+    std::fs::write(
+        raw.path().join("acme.csv"),
+        "Date,Open,High,Low,Close,Volume\n2020-01-02,10,11,9,10.5,100\n2020-01-03,10,11,9,10.7,100\n",
+    )
+    .unwrap();
+    let (_, v) = get_json(&a.app, "/v1/datasets/acme/validation").await;
+    assert_eq!(
+        (v["rows_loaded"].as_u64(), v["dropped"].as_u64()),
+        (Some(2), Some(0)),
+        "{v}"
+    );
+    let (_, bars) = get_json(&a.app, "/v1/datasets/acme/bars").await;
+    assert_eq!(bars["bars"][1]["close"].as_f64(), Some(10.7), "{bars}");
     let (status, p) = get_json(&a.app, "/v1/datasets/junk/validation").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert!(p["detail"].as_str().unwrap().contains("junk"), "{p}");
