@@ -1,11 +1,10 @@
 // The form that starts a backtest job. A refusal from the server (422 with
 // a problem document) is shown under the field its detail names.
 
-import { useState, type FormEvent } from 'react';
 import { api, must } from '../api/client';
-import { asProblem, fieldOfProblem, type Problem } from '../api/problem';
 import { STRATEGIES, type BacktestJob, type Job } from '../api/types';
 import { splitLines, splitList } from '../lib/forms';
+import { useJobForm } from '../lib/useJobForm';
 import { Field } from './Field';
 import { ProblemMessage } from './ProblemMessage';
 
@@ -43,36 +42,22 @@ export function backtestBody(f: {
 }
 
 export function BacktestForm({ onStarted, defaultSymbols = '' }: { onStarted: (job: Job) => void; defaultSymbols?: string }) {
-  const [form, setForm] = useState({
-    strategy: 'sma_crossover',
-    symbols: defaultSymbols,
-    fill: '',
-    commissionBps: '',
-    slippageBps: '',
-    maxDrawdown: '',
-    maxAssetFraction: '',
-    overrides: '',
-  });
-  const [problem, setProblem] = useState<Problem | null>(null);
-  const [busy, setBusy] = useState(false);
-  const field = problem ? fieldOfProblem(problem.detail, BACKTEST_FIELDS) : null;
-  const errorFor = (name: keyof typeof BACKTEST_FIELDS) => (field === name ? problem : null);
   // Cost and risk fields are sent as settings: their refusals land there.
-  const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm((f) => ({ ...f, [k]: e.target.value }));
-
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setProblem(null);
-    try {
-      const job = must(await api.POST('/v1/backtests', { body: backtestBody(form) }));
-      onStarted(job as Job);
-    } catch (err) {
-      setProblem(asProblem(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { form, set, submit, busy, problem, field, errorFor } = useJobForm(
+    {
+      strategy: 'sma_crossover',
+      symbols: defaultSymbols,
+      fill: '',
+      commissionBps: '',
+      slippageBps: '',
+      maxDrawdown: '',
+      maxAssetFraction: '',
+      overrides: '',
+    },
+    BACKTEST_FIELDS,
+    async (f) => must(await api.POST('/v1/backtests', { body: backtestBody(f) })) as Job,
+    onStarted,
+  );
 
   return (
     <form onSubmit={submit} aria-label="Start a backtest" data-testid="backtest-form" noValidate>

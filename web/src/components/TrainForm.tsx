@@ -1,8 +1,7 @@
-import { useState, type FormEvent } from 'react';
 import { api, must } from '../api/client';
-import { asProblem, fieldOfProblem, type Problem } from '../api/problem';
 import { AGENTS, type Job, type TrainJob } from '../api/types';
 import { splitLines, splitList } from '../lib/forms';
+import { useJobForm } from '../lib/useJobForm';
 import { Field } from './Field';
 import { ProblemMessage } from './ProblemMessage';
 
@@ -27,24 +26,12 @@ export function trainBody(f: { agent: string; symbols: string; steps: string; se
 }
 
 export function TrainForm({ onStarted }: { onStarted: (job: Job) => void }) {
-  const [form, setForm] = useState({ agent: 'logreg', symbols: '', steps: '', seed: '', name: '', overrides: '' });
-  const [problem, setProblem] = useState<Problem | null>(null);
-  const [busy, setBusy] = useState(false);
-  const field = problem ? fieldOfProblem(problem.detail, TRAIN_FIELDS) : null;
-  const errorFor = (name: keyof typeof TRAIN_FIELDS) => (field === name ? problem : null);
-  const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm((f) => ({ ...f, [k]: e.target.value }));
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setProblem(null);
-    try {
-      onStarted(must(await api.POST('/v1/training-jobs', { body: trainBody(form) })) as Job);
-    } catch (err) {
-      setProblem(asProblem(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { form, set, submit, busy, problem, field, errorFor } = useJobForm(
+    { agent: 'logreg', symbols: '', steps: '', seed: '', name: '', overrides: '' },
+    TRAIN_FIELDS,
+    async (f) => must(await api.POST('/v1/training-jobs', { body: trainBody(f) })) as Job,
+    onStarted,
+  );
   return (
     <form onSubmit={submit} aria-label="Train a model" data-testid="train-form" noValidate>
       <div className="form-grid">
