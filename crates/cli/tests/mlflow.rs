@@ -101,4 +101,14 @@ fn training_runs_are_mirrored_to_mlflow() {
         out.contains("warning: MLflow mirror") && out.contains("registered:"),
         "{out}"
     );
+
+    // Stopping the server leaves none of its processes behind.
+    let group = format!("-{}", mlflow.process_group());
+    drop(mlflow);
+    let alive = Command::new("kill")
+        .args(["-0", "--", &group])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!alive.success(), "mlflow processes outlived the server");
 }

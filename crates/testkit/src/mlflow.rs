@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,9 @@ impl MlflowServer {
             .arg(dir.path().join("artifacts"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: `mlflow server` forks a web server and
+            // workers, which outlive a kill of the parent alone.
+            .process_group(0)
             .spawn()
             .expect("mlflow starts");
         let server = MlflowServer { child, port, _dir: dir };
@@ -56,6 +60,11 @@ impl MlflowServer {
             std::thread::sleep(Duration::from_millis(250));
         }
         Some(server)
+    }
+
+    /// The id of the server's process group (its first process's id).
+    pub fn process_group(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its base URL, as `store.mlflow_url` takes it.
@@ -102,9 +111,37 @@ impl MlflowServer {
     }
 }
 
+impl MlflowServer {
+    /// Signals every process of the server's group (`kill -SIG -PGID`).
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Whether any process of the server's group is still alive.
+    fn group_alive(&self) -> bool {
+        Command::new("kill")
+            .args(["-0", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
 impl Drop for MlflowServer {
+    /// Stops the whole process group, politely and then for good, so no
+    /// web server or worker outlives the test (they used to pile up run
+    /// after run until memory ran out).
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.signal_group("-TERM");
+        let start = Instant::now();
+        while self.group_alive() && start.elapsed() < Duration::from_secs(5) {
+            let _ = self.child.try_wait();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.signal_group("-KILL");
         let _ = self.child.wait();
     }
 }
