@@ -37,11 +37,8 @@ pub fn bars_per_candle(bars: usize, max_points: usize) -> usize {
 /// bucket `bars_per_candle` bars wide but the last.
 pub fn candles(series: &BarSeries, range: Range<usize>, max_points: usize) -> Vec<Candle> {
     let range = range.start.min(series.len())..range.end.min(series.len());
-    let width = bars_per_candle(range.len(), max_points);
-    let mut out = Vec::with_capacity(range.len().div_ceil(width));
-    let mut start = range.start;
-    while start < range.end {
-        let end = (start + width).min(range.end);
+    let mut out = Vec::with_capacity(max_points.min(range.len()));
+    for Range { start, end } in buckets(range, max_points) {
         let mut c = Candle {
             time_ms: series.ts[start],
             open: series.open[start],
@@ -56,7 +53,36 @@ pub fn candles(series: &BarSeries, range: Range<usize>, max_points: usize) -> Ve
             c.volume += series.volume[i];
         }
         out.push(c);
-        start = end;
+    }
+    out
+}
+
+/// The buckets `candles` merges `range` into: consecutive index ranges,
+/// every one `bars_per_candle` wide but the last.
+pub fn buckets(range: Range<usize>, max_points: usize) -> impl Iterator<Item = Range<usize>> {
+    let width = bars_per_candle(range.len(), max_points);
+    range
+        .clone()
+        .step_by(width)
+        .map(move |start| start..(start + width).min(range.end))
+}
+
+/// Per-bar rows of `width` values (such as regime probabilities, row-major
+/// `bars × width`) averaged over the same buckets as [`candles`], so they
+/// line up with the candles of the same range: one row per bucket, flat.
+pub fn bucket_means(rows: &[f64], width: usize, range: Range<usize>, max_points: usize) -> Vec<f64> {
+    let bars = rows.len().checked_div(width).unwrap_or(0);
+    let range = range.start.min(bars)..range.end.min(bars);
+    let mut out = Vec::with_capacity(max_points.min(range.len()) * width);
+    for bucket in buckets(range, max_points) {
+        let n = bucket.len() as f64;
+        let at = out.len();
+        out.resize(at + width, 0.0);
+        for t in bucket {
+            for (o, x) in out[at..].iter_mut().zip(&rows[t * width..(t + 1) * width]) {
+                *o += x / n;
+            }
+        }
     }
     out
 }
@@ -110,6 +136,22 @@ mod tests {
         assert_eq!(c[1].open, s.open[16]);
         assert_eq!(c[1].close, s.close[31]);
         assert_eq!(c[62].close, s.close[999]);
+    }
+
+    #[test]
+    fn bucket_means_line_up_with_the_candles() {
+        let s = series(1_000);
+        let rows: Vec<f64> = (0..1_000).flat_map(|t| [t as f64, 1.0]).collect();
+        let c = candles(&s, 100..1_000, 64);
+        let m = bucket_means(&rows, 2, 100..1_000, 64);
+        assert_eq!(m.len(), 2 * c.len());
+        // 900 bars in buckets of 15: the first holds bars 100..115.
+        assert_eq!(c[0].time_ms, s.ts[100]);
+        assert!((m[0] - 107.0).abs() < 1e-9, "{}", m[0]);
+        assert!(m.chunks(2).all(|r| (r[1] - 1.0).abs() < 1e-12), "means of ones stay 1");
+        // Past the end, rows that do not exist are not invented.
+        assert_eq!(bucket_means(&rows, 2, 990..2_000, 64).len(), 20);
+        assert!(bucket_means(&rows, 0, 0..10, 64).is_empty());
     }
 
     #[test]

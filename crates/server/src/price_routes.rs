@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::state::AppState;
+use tradelab_app::regimes::MarketRegimes;
 use tradelab_core::BarSeries;
 use tradelab_data::downsample::{bars_per_candle, candles, time_range};
 use tradelab_data::load::{find_symbol, load_file, LoadOptions};
@@ -107,7 +108,7 @@ pub async fn bars(
 /// Loads an instrument's file from `data.raw_dir` as backtests do (the
 /// repair policy and declared timeframe from the settings), off the async
 /// workers.
-async fn load(s: &AppState, instrument: String) -> Result<Arc<Loaded>, Problem> {
+pub(crate) async fn load(s: &AppState, instrument: String) -> Result<Arc<Loaded>, Problem> {
     let data = s.settings.data.clone();
     tokio::task::spawn_blocking(move || {
         let path = find_symbol(&data.raw_dir, &instrument)?;
@@ -123,7 +124,11 @@ async fn load(s: &AppState, instrument: String) -> Result<Arc<Loaded>, Problem> 
             return Ok(hit);
         }
         let (series, report) = load_file(&path, &options)?;
-        let loaded = Arc::new(Loaded { series, report });
+        let loaded = Arc::new(Loaded {
+            series,
+            report,
+            regimes: Mutex::new(Vec::new()),
+        });
         remember(key, loaded.clone());
         Ok(loaded)
     })
@@ -147,6 +152,9 @@ pub struct Loaded {
     pub series: BarSeries,
     /// What validating it found.
     pub report: LoadReport,
+    /// Regime models fitted on it, keyed by the settings they were fitted
+    /// under (`regime_routes`): a fit takes seconds on a long file.
+    pub regimes: Mutex<Vec<(String, Arc<MarketRegimes>)>>,
 }
 
 /// Files kept loaded: a chart's zooms and its validation panel read the

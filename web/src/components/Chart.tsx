@@ -34,7 +34,7 @@ export interface XY {
 
 export type SeriesSpec =
   | { kind: 'candles'; data: Candle[]; markers?: SeriesMarker<Time>[] }
-  | { kind: 'line' | 'area' | 'histogram'; data: XY[]; title?: string; color?: string };
+  | { kind: 'line' | 'area' | 'histogram'; data: XY[]; title?: string; color?: string; solid?: boolean };
 
 export interface ChartProps {
   series: SeriesSpec[];
@@ -141,7 +141,12 @@ export function Chart({ series, label, testId, height = 300, axis = 'time', perc
         spec.kind === 'line'
           ? c.addSeries(LineSeries, { ...common, color, lineWidth: 2 })
           : spec.kind === 'area'
-            ? c.addSeries(AreaSeries, { ...common, lineColor: color, topColor: `${color}55`, bottomColor: `${color}05` })
+            ? c.addSeries(
+                AreaSeries,
+                spec.solid
+                  ? { ...common, lineColor: color, lineWidth: 1, topColor: color, bottomColor: color, lastValueVisible: false }
+                  : { ...common, lineColor: color, topColor: `${color}55`, bottomColor: `${color}05` },
+              )
             : c.addSeries(HistogramSeries, { ...common, color });
       s.setData(data);
       live.current.push(s);

@@ -1,10 +1,11 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { api, must } from '../api/client';
-import type { Bars, Dataset, Validation } from '../api/types';
+import type { Bars, Dataset, Regimes, Validation } from '../api/types';
 import { LoadState, Section } from '../components/Bits';
-import { Chart } from '../components/Chart';
+import { Chart, seriesColor } from '../components/Chart';
 import { Table } from '../components/Table';
 import { fmtNum, fmtTime } from '../lib/format';
+import { stackedBands, stateName } from '../lib/regimes';
 import { useLocation, navigate } from '../lib/router';
 import { useLoad } from '../lib/useLoad';
 
@@ -97,8 +98,63 @@ function PriceSeries({ instrument }: { instrument: string }) {
           </>
         )}
       </LoadState>
+      <RegimeChart instrument={instrument} />
       <Findings instrument={instrument} />
     </>
+  );
+}
+
+/** The regime model fitted on the file's training split, and p(state) over time under the price chart. */
+function RegimeChart({ instrument }: { instrument: string }) {
+  const report = useLoad(
+    async () => must(await api.GET('/v1/datasets/{instrument}/regimes', { params: { path: { instrument }, query: { max_points: 2000 } } })) as Regimes,
+    [instrument],
+  );
+  const series = useMemo(() => {
+    const r = report.data;
+    if (!r) return [];
+    const bands = stackedBands(r.points, r.states.length);
+    // Widest band first, so each narrower one is drawn over it.
+    return bands
+      .map((data, i) => ({ kind: 'area' as const, solid: true, data, color: seriesColor(i), title: '' }))
+      .reverse();
+  }, [report.data]);
+  return (
+    <LoadState state={report}>
+      {(r) => (
+        <div data-testid="data-regimes">
+          <h3>Market regimes</h3>
+          <p className="muted">
+            A Gaussian HMM with {r.states.length} states (chosen by BIC among {r.bic.map((b) => b.states).join(', ')}), fitted on the first{' '}
+            {fmtNum(r.training_bars)} bars{r.training_end_ms != null ? ` (to ${fmtTime(r.training_end_ms)})` : ''}; each bar's probabilities use no later bar.
+            {r.bars_per_point > 1 ? ` Averaged over ${r.bars_per_point} bars per point.` : ''}
+          </p>
+          <ul className="legend">
+            {r.states.map((s) => (
+              <li key={s.state}>
+                <span className="swatch" style={{ background: seriesColor(s.state) }} aria-hidden="true" /> {stateName(s.state, r.states.length)}
+              </li>
+            ))}
+          </ul>
+          <Chart series={series} label={`Probability of each market regime of ${r.instrument} over time`} testId="data-regime-chart" height={160} />
+          <Table
+            caption="States, calmest first, in a bar's units"
+            testId="regime-states-table"
+            rows={r.states}
+            rowKey={(s) => String(s.state)}
+            columns={[
+              { key: 'state', header: 'State', render: (s) => stateName(s.state, r.states.length) },
+              { key: 'mean_return', header: 'Return/bar', numeric: true, render: (s) => `${(s.mean_return * 100).toFixed(3)}%` },
+              { key: 'volatility', header: 'Volatility/bar', numeric: true, render: (s) => `${(s.volatility * 100).toFixed(2)}%` },
+              { key: 'trend_strength', header: 'Trend', numeric: true, render: (s) => s.trend_strength.toFixed(2) },
+              { key: 'stay_probability', header: 'Stays', numeric: true, render: (s) => s.stay_probability.toFixed(3) },
+              { key: 'share_training', header: 'Share: training', numeric: true, render: (s) => `${Math.round(s.share_training * 100)}%` },
+              { key: 'share_after', header: 'After', numeric: true, render: (s) => `${Math.round(s.share_after * 100)}%` },
+            ]}
+          />
+        </div>
+      )}
+    </LoadState>
   );
 }
 
