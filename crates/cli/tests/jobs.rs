@@ -171,6 +171,27 @@ fn killed_worker_journey(db: &str) {
     let (_, model) = http(&addr, "GET", "/v1/models/recovered/latest", None);
     assert_eq!(model["version"], 1, "registered once: {model}");
 
+    // The job's log holds both attempts: each worker's note of what it
+    // ran, the process's output, and how the attempt that finished ended.
+    let (_, log) = http(&addr, "GET", &format!("/v1/jobs/{id}/logs?limit=5000"), None);
+    let lines = log["lines"].as_array().unwrap();
+    let of = |attempt: i64, stream: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|l| l["attempt"] == attempt && l["stream"] == stream)
+            .map(|l| l["line"].as_str().unwrap())
+            .collect()
+    };
+    assert!(
+        of(1, "worker")[0].contains(&worker_a) && of(1, "worker")[0].contains("train"),
+        "{log}"
+    );
+    assert!(of(2, "worker")[0].starts_with("attempt 2 on worker"), "{log}");
+    assert!(of(2, "stdout").iter().any(|l| l.contains("registered")), "{log}");
+    assert_eq!(of(2, "worker").last(), Some(&"finished"), "{log}");
+    let seqs: Vec<i64> = lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "numbered in order");
+
     // Cancelling a running job stops it through its worker.
     let (_, job) = http(
         &addr,
@@ -192,6 +213,12 @@ fn killed_worker_journey(db: &str) {
         (j["status"] == "cancelled").then_some(j)
     });
     assert_eq!(cancelled["attempts"], 1);
+    let (_, log) = http(&addr, "GET", &format!("/v1/jobs/{id}/logs"), None);
+    let last = log["lines"].as_array().unwrap().last().unwrap();
+    assert!(
+        last["stream"] == "worker" && last["line"].as_str().unwrap().starts_with("cancelled"),
+        "{log}"
+    );
 
     // SIGTERM: the server stops accepting, finishes what is in flight, exits 0.
     let mut server = server;

@@ -253,3 +253,91 @@ pub async fn events(
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
+
+/// Which lines of a job's log.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct LogQuery {
+    /// Only lines numbered after this one (0, the default: from the start);
+    /// pass the last `seq` read to follow the log.
+    pub after: Option<i64>,
+    /// At most this many lines (1 to 5000, default 1000).
+    pub limit: Option<i64>,
+}
+
+/// One line of a job's log.
+#[derive(Serialize, ToSchema)]
+pub struct LogLine {
+    /// Its number in the job's log, from 1.
+    pub seq: i64,
+    /// The attempt that wrote it (more than 1 after a worker died).
+    pub attempt: i64,
+    /// When it was read, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// `stdout` or `stderr` of the job's process, or `worker` for the
+    /// worker's own notes (started, ended, why).
+    pub stream: String,
+    /// The text.
+    pub line: String,
+}
+
+/// A page of a job's log.
+#[derive(Serialize, ToSchema)]
+pub struct JobLogPage {
+    /// The job's status when the page was read: once it has ended, a page
+    /// shorter than `limit` is the end of the log.
+    pub status: String,
+    /// The lines, oldest first.
+    pub lines: Vec<LogLine>,
+    /// The `after` that asks for the next page (the last line's `seq`, or
+    /// the `after` given when there was none).
+    pub next_after: i64,
+}
+
+/// The most lines one request may ask for.
+pub const MAX_LOG_LINES: i64 = 5_000;
+
+/// A job's log: what its process printed on standard output and error and
+/// its worker's notes, line by line in order, across attempts.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/logs",
+    operation_id = "job_logs",
+    params(("id" = String, Path, description = "The job's id"), LogQuery),
+    responses((status = 200, body = JobLogPage), (status = 400, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn logs(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<JobLogPage>> {
+    let limit = match q.limit {
+        None => 1_000,
+        Some(n @ 1..=MAX_LOG_LINES) => n,
+        Some(n) => return Err(Problem::bad_request(format!("limit={n}; use 1 to {MAX_LOG_LINES}"))),
+    };
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(Problem::bad_request(format!("after={after}; use 0 or a line's seq")));
+    }
+    // Status first: a reader that sees `finished` and a short page has
+    // every line (the worker stores the log before it ends the job).
+    let status = s.store.job(&id).await?.status.as_str().to_string();
+    let lines: Vec<LogLine> = s
+        .store
+        .job_log(&id, after, limit)
+        .await?
+        .into_iter()
+        .map(|l| LogLine {
+            seq: l.seq,
+            attempt: l.attempt,
+            at_ms: l.at_ms,
+            stream: l.stream,
+            line: l.line,
+        })
+        .collect();
+    Ok(Json(JobLogPage {
+        status,
+        next_after: lines.last().map_or(after, |l| l.seq),
+        lines,
+    }))
+}

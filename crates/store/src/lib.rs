@@ -14,7 +14,8 @@
 //! - [`audit`]: backtests and decisions;
 //! - [`audit_events`]: trading sessions' audit trail (every event the bus
 //!   carried, hash-chained per session), filtered and paged;
-//! - [`jobs`]: background jobs and their progress;
+//! - [`jobs`]: background jobs and their progress; [`job_logs`]: the
+//!   lines they printed;
 //! - [`oauth`]: the authorization server's users, clients, grants, codes,
 //!   refresh tokens, signing keys and device codes.
 //! - [`trading`]: trading sessions (the account lease, the checkpoint they
@@ -32,6 +33,7 @@ pub mod audit_events;
 mod connect;
 mod error;
 pub mod explanations;
+pub mod job_logs;
 pub mod jobs;
 pub mod migrate;
 pub mod oauth;

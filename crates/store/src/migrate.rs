@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_decision_explanations",
         include_str!("../migrations/0007_decision_explanations.sql"),
     ),
+    (8, "0008_job_logs", include_str!("../migrations/0008_job_logs.sql")),
 ];
 
 /// A fixed key for the PostgreSQL advisory lock that serialises migrations.

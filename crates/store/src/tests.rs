@@ -1020,3 +1020,55 @@ async fn the_audit_trail_keeps_each_event_once_and_pages_through_filters() {
         db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_jobs_log_is_numbered_across_attempts_read_after_a_line_and_bounded() {
+    use crate::job_logs::{stream, MAX_LINE_BYTES};
+    for db in databases().await {
+        let s = &db.store;
+        let job = s.enqueue_job("train", &json!({})).await.unwrap();
+        assert!(s.job_log(&job, 0, 100).await.unwrap().is_empty(), "{}", db.name);
+        s.append_job_log(
+            &job,
+            1,
+            &[(10, stream::WORKER, "started"), (11, stream::STDOUT, "run r1")],
+        )
+        .await
+        .unwrap();
+        s.append_job_log(&job, 1, &[]).await.unwrap();
+        // A second attempt continues the numbering.
+        let long = "é".repeat(MAX_LINE_BYTES);
+        s.append_job_log(&job, 2, &[(20, stream::STDERR, &long), (21, stream::STDOUT, "done")])
+            .await
+            .unwrap();
+        let all = s.job_log(&job, 0, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4],
+            "{}",
+            db.name
+        );
+        assert_eq!(all.iter().map(|l| l.attempt).collect::<Vec<_>>(), vec![1, 1, 2, 2]);
+        assert_eq!(
+            (all[1].at_ms, all[1].stream.as_str(), all[1].line.as_str()),
+            (11, "stdout", "run r1")
+        );
+        assert!(all[2].line.len() < MAX_LINE_BYTES + 40, "{}", all[2].line.len());
+        assert!(
+            all[2].line.ends_with(&format!("[cut: {} bytes]", long.len())),
+            "{}",
+            db.name
+        );
+        // Following: the lines after the last one read, at most `limit`.
+        let next = s.job_log(&job, 2, 1).await.unwrap();
+        assert_eq!(next.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![3]);
+        assert!(s.job_log(&job, 4, 100).await.unwrap().is_empty());
+        // Another job's log is its own.
+        let other = s.enqueue_job("backtest", &json!({})).await.unwrap();
+        s.append_job_log(&other, 1, &[(30, stream::WORKER, "started")])
+            .await
+            .unwrap();
+        assert_eq!(s.job_log(&other, 0, 100).await.unwrap()[0].seq, 1);
+        assert_eq!(s.job_log(&job, 0, 100).await.unwrap().len(), 4);
+    }
+}

@@ -1,5 +1,5 @@
-import { useState } from 'react';
-import { api, must } from '../api/client';
+import { useEffect, useRef, useState } from 'react';
+import { api, must, saveBlob } from '../api/client';
 import { asProblem, type Problem } from '../api/problem';
 import type { Job } from '../api/types';
 import { useAuth } from '../auth/AuthProvider';
@@ -8,7 +8,8 @@ import { ProblemMessage } from '../components/ProblemMessage';
 import { Table } from '../components/Table';
 import { TrainForm } from '../components/TrainForm';
 import { fmtTime, jobFraction, TERMINAL_JOB } from '../lib/format';
-import { Link } from '../lib/router';
+import { logText, useJobLog } from '../lib/jobLog';
+import { Link, navigate, useLocation } from '../lib/router';
 import { useJobEvents } from '../lib/useJob';
 import { useLoad } from '../lib/useLoad';
 
@@ -44,8 +45,48 @@ function LiveProgress({ job }: { job: Job }) {
   );
 }
 
+/** A job's log, followed while it runs: the process's output, its errors, and the worker's notes. */
+function JobLogPanel({ id }: { id: string }) {
+  const log = useJobLog(id);
+  const box = useRef<HTMLPreElement>(null);
+  const [follow, setFollow] = useState(true);
+  useEffect(() => {
+    const el = box.current;
+    if (el && follow) el.scrollTop = el.scrollHeight;
+  }, [log.lines.length, follow]);
+  return (
+    <div data-testid="job-log-panel" data-complete={log.complete ? 'true' : 'false'}>
+      <p className="muted">
+        Job <code>{id.slice(0, 8)}</code>: {log.lines.length} lines{log.status ? `, ${log.status}` : ''}
+        {log.complete ? '' : '; following'}.{' '}
+        <label>
+          <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> Keep the end in view
+        </label>{' '}
+        <button type="button" disabled={!log.lines.length} onClick={() => saveBlob(new Blob([logText(log.lines)], { type: 'text/plain' }), `job-${id.slice(0, 8)}.log`)}>
+          Download
+        </button>{' '}
+        <button type="button" onClick={() => navigate('/jobs', true)}>
+          Close
+        </button>
+      </p>
+      <ProblemMessage problem={log.problem} />
+      <pre className="log" ref={box} data-testid="job-log" tabIndex={0} aria-label={`Log of job ${id.slice(0, 8)}`}>
+        {log.lines.map((l) => (
+          <span key={l.seq} className={`log-${l.stream}`} title={`attempt ${l.attempt}, ${fmtTime(l.at_ms)}`}>
+            {l.stream === 'stdout' ? '' : `[${l.stream}] `}
+            {l.line}
+            {'\n'}
+          </span>
+        ))}
+      </pre>
+    </div>
+  );
+}
+
 export default function Jobs() {
   const { can } = useAuth();
+  const { query } = useLocation();
+  const shownLog = query.get('log');
   const jobs = useLoad(async () => must(await api.GET('/v1/jobs', { params: { query: { limit: 100 } } })) as Job[], [], { intervalMs: 5000 });
   const [problem, setProblem] = useState<Problem | null>(null);
   const [started, setStarted] = useState<string | null>(null);
@@ -107,6 +148,16 @@ export default function Jobs() {
                 { key: 'result', header: 'Result', sortable: false, render: (j) => (j.error ? <span className="error-text">{j.error}</span> : <JobResult job={j} />) },
                 { key: 'created_ms', header: 'Queued', render: (j) => fmtTime(j.created_ms) },
                 {
+                  key: 'log',
+                  header: 'Log',
+                  sortable: false,
+                  render: (j) => (
+                    <button type="button" onClick={() => navigate(`/jobs?log=${encodeURIComponent(j.id)}`, true)} aria-label={`Log of ${j.kind} job ${j.id.slice(0, 8)}`}>
+                      Log
+                    </button>
+                  ),
+                },
+                {
                   key: 'cancel',
                   header: 'Cancel',
                   sortable: false,
@@ -123,6 +174,11 @@ export default function Jobs() {
           )}
         </LoadState>
       </Section>
+      {shownLog ? (
+        <Section title="Log">
+          <JobLogPanel key={shownLog} id={shownLog} />
+        </Section>
+      ) : null}
     </>
   );
 }

@@ -7,10 +7,12 @@
 //! - [`queue`]: apalis's SQL queue in the store's database;
 //! - [`worker`]: claiming, running, heartbeats, cancel, and recovery from a
 //!   dead worker;
+//! - [`log`]: what a job's process prints, stored line by line as its log;
 //! - [`batch`]: several jobs queued together and waited for (`train
 //!   --seeds`).
 
 pub mod batch;
+pub mod log;
 pub mod queue;
 pub mod spec;
 pub mod worker;

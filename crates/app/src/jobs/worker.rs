@@ -1,7 +1,8 @@
 //! Running jobs: an apalis worker takes tickets from the queue and, for
 //! each, claims the job's lease in the store and runs the job as a child
 //! `tradelab` process (the same code path as the command line), while
-//! renewing the lease and watching for a cancel request.
+//! renewing the lease and watching for a cancel request. What the process
+//! prints is the job's log ([`super::log`]).
 //!
 //! A child process, not a thread: a cancel is a kill, a crash in one job
 //! cannot take the worker down, and the child dies with its worker
@@ -17,10 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerFactoryFn};
-use tokio::io::AsyncReadExt;
+use tradelab_store::job_logs::stream;
 use tradelab_store::jobs::{Claim, JobStatus};
 use tradelab_store::Store;
 
+use super::log::JobLog;
 use super::queue::{Queue, Ticket};
 use super::spec::JobSpec;
 use crate::metrics::Metrics;
@@ -87,6 +89,15 @@ impl WorkerContext {
             Outcome::Cancelled => (JobStatus::Cancelled, None),
             Outcome::Lost => return Ok(()),
         };
+        if let Outcome::Failed(e) = &outcome {
+            // A payload refused before any process ran has no log yet.
+            if self.store.job_log(id, 0, 1).await.is_ok_and(|l| l.is_empty()) {
+                JobLog::start(self.store.clone(), id.to_string(), attempt, &format!("failed: {e}"))
+                    .await
+                    .close()
+                    .await;
+            }
+        }
         self.store.finish_job(id, &self.name, status, error).await?;
         if let Some(m) = &self.metrics {
             m.observe_job(&job.kind, status.as_str(), started.elapsed().as_secs_f64());
@@ -102,8 +113,11 @@ impl WorkerContext {
             .env(JOB_ID_ENV, id)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so a cancel stops whatever it started
+            // too (a shell's children would keep its output pipes open).
+            .process_group(0)
             .kill_on_drop(true);
         #[cfg(target_os = "linux")]
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
@@ -116,44 +130,44 @@ impl WorkerContext {
             });
         }
         eprintln!("job {id} ({}, attempt {attempt}): starting", spec.kind());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
-        // Keep the tail of stderr: its last `error:` line is the job's error.
-        let mut stderr = child.stderr.take().context("the child's stderr")?;
-        let reader = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf).await;
-            String::from_utf8_lossy(&buf).into_owned()
-        });
+        let opening = format!(
+            "attempt {attempt} on worker {}: tradelab {}",
+            self.name,
+            spec.args().join(" ")
+        );
+        let log = JobLog::start(self.store.clone(), id.to_string(), attempt, &opening).await;
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                log.note(format!("the job's process did not start: {e}"));
+                log.close().await;
+                return Err(e).with_context(|| format!("starting {}", self.binary.display()));
+            }
+        };
+        let mut stdout = log.pump(child.stdout.take().context("the child's stdout")?, stream::STDOUT);
+        // Stderr's last `error:` line is the job's error.
+        let mut stderr = log.pump(child.stderr.take().context("the child's stderr")?, stream::STDERR);
         let mut beat = tokio::time::interval(self.heartbeat());
         beat.tick().await;
         let outcome = loop {
             tokio::select! {
                 status = child.wait() => {
                     let status = status.context("waiting for the job's process")?;
-                    let err = reader.await.unwrap_or_default();
                     break if status.success() {
                         Outcome::Finished
                     } else {
-                        let line = err
-                            .lines()
-                            .rev()
-                            .find(|l| l.starts_with("error"))
-                            .map(|l| l.trim_start_matches("error: ").to_string())
-                            .unwrap_or_else(|| format!("the job's process ended with {status}"));
-                        Outcome::Failed(line)
+                        Outcome::Failed(format!("the job's process ended with {status}"))
                     };
                 }
                 _ = beat.tick() => {
                     match self.store.heartbeat_job(id, &self.name).await {
                         Ok(Some(JobStatus::CancelRequested)) => {
-                            let _ = child.kill().await;
+                            kill_group(&mut child).await;
                             break Outcome::Cancelled;
                         }
                         Ok(Some(_)) => {}
                         Ok(None) => {
-                            let _ = child.kill().await;
+                            kill_group(&mut child).await;
                             break Outcome::Lost;
                         }
                         // A database hiccup: keep working; the lease allows for it.
@@ -162,8 +176,52 @@ impl WorkerContext {
                 }
             }
         };
+        // The process is gone, so its pipes end: every line is read before
+        // the job is marked ended, and a reader of a finished job's log
+        // sees all of it.
+        let error = match tokio::time::timeout(DRAIN, async {
+            let _ = (&mut stdout).await;
+            (&mut stderr).await.ok().flatten()
+        })
+        .await
+        {
+            Ok(error) => error,
+            // Something outside the group still holds the pipes open.
+            Err(_) => {
+                stdout.abort();
+                stderr.abort();
+                None
+            }
+        };
+        let outcome = match (outcome, error) {
+            (Outcome::Failed(_), Some(error)) => Outcome::Failed(error),
+            (outcome, _) => outcome,
+        };
+        log.note(match &outcome {
+            Outcome::Finished => "finished".to_string(),
+            Outcome::Failed(e) => format!("failed: {e}"),
+            Outcome::Cancelled => "cancelled: the process was stopped on request".to_string(),
+            Outcome::Lost => "stopped: the lease passed to another worker, which runs the job now".to_string(),
+        });
+        log.close().await;
         Ok(outcome)
     }
+}
+
+/// How long the output of an ended job's process may take to be read.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Kills the job's process and every process it started (its group).
+async fn kill_group(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on the process group this worker created for its
+        // own child (`process_group(0)`: the group id is the child's pid).
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+    let _ = child.kill().await;
 }
 
 async fn handle(ticket: Ticket, ctx: Data<Arc<WorkerContext>>) -> Result<(), apalis::prelude::Error> {
@@ -353,6 +411,32 @@ mod tests {
         assert_eq!(job.status, JobStatus::Failed);
         assert_eq!(job.error.as_deref(), Some("the symbol `x` has no data file"));
 
+        // Its log: the worker's opening note, the process's lines on both
+        // streams in order, and how it ended.
+        let chatty = worker(
+            &store,
+            "echo 'step 1'; printf 'half\rdone\n'; echo 'warning: slow' >&2; echo 'error: the disk is full' >&2; exit 1",
+            None,
+        );
+        let id = enqueue(&store).await;
+        chatty.execute(&id).await.unwrap();
+        let log: Vec<(String, String)> = store
+            .job_log(&id, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.stream, l.line))
+            .collect();
+        assert!(
+            log[0].0 == "worker" && log[0].1.starts_with("attempt 1 on worker unit-worker: tradelab"),
+            "{log:?}"
+        );
+        let of = |stream: &str| -> Vec<&str> { log.iter().filter(|l| l.0 == stream).map(|l| l.1.as_str()).collect() };
+        assert_eq!(of("stdout"), ["step 1", "done"], "a redrawn line keeps its last state");
+        assert_eq!(of("stderr"), ["warning: slow", "error: the disk is full"]);
+        assert_eq!(log.last().unwrap().1, "failed: the disk is full");
+        assert_eq!(store.job(&id).await.unwrap().error.as_deref(), Some("the disk is full"));
+
         let silent = worker(&store, "exit 3", None);
         let id = enqueue(&store).await;
         silent.execute(&id).await.unwrap();
@@ -399,9 +483,11 @@ mod tests {
         assert_eq!(asked, JobStatus::CancelRequested);
         assert_eq!(store.job(&id).await.unwrap().status, JobStatus::Cancelled);
         assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the child was killed, not awaited"
+            started.elapsed() < Duration::from_secs(4),
+            "the child and the sleep it started were killed, not awaited"
         );
+        let log = store.job_log(&id, 0, 100).await.unwrap();
+        assert!(log.last().unwrap().line.starts_with("cancelled"), "{log:?}");
     }
 
     #[tokio::test]
