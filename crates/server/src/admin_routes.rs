@@ -1,5 +1,7 @@
 //! Who is signed in (`/v1/me`, so the dashboard can hide what the caller
-//! may not do) and the administrator's listings of users and clients.
+//! may not do), and the administrator's users and clients: listed, a user
+//! added (with a one-time password), enabled or disabled, a client removed
+//! (`tradelab_app::users` holds the checks the command line shares).
 //! The server still enforces every route's scope; these only inform.
 
 use std::sync::Arc;
@@ -10,8 +12,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::guard::Caller;
-use super::problem::{ApiResult, Json};
+use super::problem::{ApiResult, Json, Path, Problem};
 use super::state::AppState;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use tradelab_app::users;
 
 /// The caller, as its token says.
 #[derive(Serialize, ToSchema)]
@@ -72,23 +77,23 @@ pub struct User {
     pub created_ms: i64,
 }
 
-/// Every user, by name.
-#[utoipa::path(get, path = "/v1/admin/users", responses((status = 200, body = [User])))]
-pub async fn users(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<User>>> {
-    let mut users: Vec<User> = s
-        .store
-        .users()
-        .await?
-        .into_iter()
-        .map(|u| User {
+impl From<tradelab_store::oauth::UserRecord> for User {
+    fn from(u: tradelab_store::oauth::UserRecord) -> User {
+        User {
             id: u.id,
             username: u.username,
             role: u.role,
             enabled: u.disabled_ms.is_none(),
             must_change_password: u.must_change_password,
             created_ms: u.created_ms,
-        })
-        .collect();
+        }
+    }
+}
+
+/// Every user, by name.
+#[utoipa::path(get, path = "/v1/admin/users", responses((status = 200, body = [User])))]
+pub async fn users(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<User>>> {
+    let mut users: Vec<User> = s.store.users().await?.into_iter().map(User::from).collect();
     users.sort_by(|a, b| a.username.cmp(&b.username));
     Ok(Json(users))
 }
@@ -132,4 +137,81 @@ pub async fn clients(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<Clien
         .collect();
     clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     Ok(Json(clients))
+}
+
+/// A user to add.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The name they sign in with: 1 to 64 letters, digits, `-`, `_`, `.`
+    /// or `@`.
+    pub username: String,
+    /// `admin`, `researcher` or `viewer`.
+    pub role: String,
+}
+
+/// A user just added, with the one-time password made for them.
+#[derive(Serialize, ToSchema)]
+pub struct AddedUser {
+    /// The user.
+    pub user: User,
+    /// Shown once: they sign in with it and must choose their own.
+    pub one_time_password: String,
+}
+
+/// Adds a user with a one-time password, which they must change at their
+/// first sign-in (the answer is the only place it appears).
+#[utoipa::path(post, path = "/v1/admin/users", request_body = NewUser, responses((status = 201, body = AddedUser), (status = 422, body = Problem)))]
+pub async fn add_user(
+    State(s): State<Arc<AppState>>,
+    Json(new): Json<NewUser>,
+) -> ApiResult<(StatusCode, Json<AddedUser>)> {
+    let added = users::add_user(&s.store, &new.username, &new.role, None).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AddedUser {
+            user: added.user.into(),
+            one_time_password: added.one_time_password.unwrap_or_default(),
+        }),
+    ))
+}
+
+/// Whether a user may sign in.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserEnabled {
+    /// False disables the user and revokes every token they hold.
+    pub enabled: bool,
+}
+
+/// Enables or disables a user; disabling revokes their tokens at once. The
+/// last enabled administrator cannot be disabled.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/users/{username}/enabled",
+    params(("username" = String, Path, description = "The user's name")),
+    request_body = UserEnabled,
+    responses((status = 200, body = User), (status = 404, body = Problem), (status = 422, body = Problem))
+)]
+pub async fn set_user_enabled(
+    State(s): State<Arc<AppState>>,
+    Path(username): Path<String>,
+    Json(body): Json<UserEnabled>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(
+        users::set_user_enabled(&s.store, &username, body.enabled).await?.into(),
+    ))
+}
+
+/// Removes a client and revokes every token it holds. The dashboard's own
+/// client cannot be removed.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/clients/{client_id}",
+    params(("client_id" = String, Path, description = "The client's id")),
+    responses((status = 204), (status = 404, body = Problem), (status = 422, body = Problem))
+)]
+pub async fn remove_client(State(s): State<Arc<AppState>>, Path(client_id): Path<String>) -> ApiResult<StatusCode> {
+    users::remove_client(&s.store, &client_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

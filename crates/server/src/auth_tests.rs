@@ -266,6 +266,17 @@ async fn post_form_from(
     send(app, req.body(Body::from(s.finish())).unwrap()).await
 }
 
+/// A JSON request with a bearer token.
+async fn json_with(app: &Router, method: &str, uri: &str, body: Option<serde_json::Value>, token: &str) -> Answer {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json");
+    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+    send(app, req.body(body).unwrap()).await
+}
+
 async fn get_with(app: &Router, uri: &str, token: Option<&str>) -> Answer {
     let mut req = Request::builder().uri(uri);
     if let Some(t) = token {
@@ -352,7 +363,12 @@ async fn every_api_route_refuses_a_request_without_a_token() {
             .replace("{version}", "1")
             .replace("{id}", "x")
             .replace("{instrument}", "acme");
-        for (method, op) in [("GET", &item.get), ("POST", &item.post)] {
+        for (method, op) in [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ] {
             if op.is_none() {
                 continue;
             }
@@ -381,7 +397,12 @@ async fn each_route_enforces_the_scopes_its_documentation_names() {
     let doc = super::ApiDoc::openapi();
     let mut checked = 0;
     for (path, item) in &doc.paths.paths {
-        for (method, op) in [("GET", &item.get), ("POST", &item.post)] {
+        for (method, op) in [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ] {
             let Some(op) = op else { continue };
             if path == "/v1/health" {
                 assert!(op.security.is_none());
@@ -408,7 +429,11 @@ async fn each_route_enforces_the_scopes_its_documentation_names() {
                 .replace("{name}", "tiny")
                 .replace("{version}", "1")
                 .replace("{id}", "x")
-                .replace("{instrument}", "acme");
+                .replace("{instrument}", "acme")
+                // Names nobody has: a route's guard is what is checked, and
+                // an admin call that gets past it must change nothing.
+                .replace("{username}", "nobody")
+                .replace("{client_id}", "nobody");
             let call = |scope: String| {
                 let app = f.app.clone();
                 let uri = uri.clone();
@@ -1156,6 +1181,144 @@ async fn the_admin_lists_users_and_clients_without_their_hashes() {
         (me["username"].as_str(), me["role"].as_str()),
         (Some("svc"), Some("client"))
     );
+}
+
+/// The administrator adds a user (who gets a one-time password), disables
+/// and enables users (never the last administrator) and removes clients
+/// (never the dashboard's own), with every refusal named.
+#[tokio::test]
+async fn the_admin_adds_and_disables_users_and_removes_clients() {
+    use serde_json::json;
+    let f = fixture().await;
+    let admin = minted(&f, "admin", |_| {}).await;
+    let added = json_with(
+        &f.app,
+        "POST",
+        "/v1/admin/users",
+        Some(json!({"username": "neo", "role": "viewer"})),
+        &admin,
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    let added = added.json();
+    assert_eq!(
+        (
+            added["user"]["role"].as_str(),
+            added["user"]["must_change_password"].as_bool()
+        ),
+        (Some("viewer"), Some(true))
+    );
+    let one_time = added["one_time_password"].as_str().unwrap();
+    assert!(one_time.len() >= 12, "{added}");
+    let stored = f.store.user_by_name("neo").await.unwrap().unwrap();
+    assert!(
+        tradelab_auth::password::verify_password(one_time, &stored.password_hash),
+        "the password shown is the one stored"
+    );
+    for (body, needle) in [
+        (json!({"username": "neo", "role": "viewer"}), "already exists"),
+        (
+            json!({"username": "two words", "role": "viewer"}),
+            "not a valid user name",
+        ),
+        (json!({"username": "zed", "role": "god"}), "god"),
+    ] {
+        let r = json_with(&f.app, "POST", "/v1/admin/users", Some(body.clone()), &admin).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.body);
+        assert!(r.body.contains(needle), "{body}: {}", r.body);
+    }
+    let r = json_with(
+        &f.app,
+        "POST",
+        "/v1/admin/users",
+        Some(json!({"username": "zed", "role": "viewer", "password": "x"})),
+        &admin,
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an unknown field is refused: {}",
+        r.body
+    );
+
+    // Disabling and enabling.
+    let off = json_with(
+        &f.app,
+        "PUT",
+        "/v1/admin/users/vic/enabled",
+        Some(json!({"enabled": false})),
+        &admin,
+    )
+    .await;
+    assert_eq!(
+        (off.status, off.json()["enabled"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{}",
+        off.body
+    );
+    assert!(f
+        .store
+        .user_by_name("vic")
+        .await
+        .unwrap()
+        .unwrap()
+        .disabled_ms
+        .is_some());
+    let on = json_with(
+        &f.app,
+        "PUT",
+        "/v1/admin/users/vic/enabled",
+        Some(json!({"enabled": true})),
+        &admin,
+    )
+    .await;
+    assert_eq!(on.json()["enabled"].as_bool(), Some(true), "{}", on.body);
+    let r = json_with(
+        &f.app,
+        "PUT",
+        "/v1/admin/users/nobody/enabled",
+        Some(json!({"enabled": false})),
+        &admin,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // The only administrator stays enabled.
+    json_with(
+        &f.app,
+        "POST",
+        "/v1/admin/users",
+        Some(json!({"username": "root", "role": "admin"})),
+        &admin,
+    )
+    .await;
+    let r = json_with(
+        &f.app,
+        "PUT",
+        "/v1/admin/users/root/enabled",
+        Some(json!({"enabled": false})),
+        &admin,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("last enabled administrator"), "{}", r.body);
+
+    // Removing clients.
+    let r = json_with(&f.app, "DELETE", "/v1/admin/clients/web", None, &admin).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(f.store.client("web").await.unwrap().is_none());
+    let r = json_with(&f.app, "DELETE", "/v1/admin/clients/web", None, &admin).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = json_with(
+        &f.app,
+        "DELETE",
+        &format!("/v1/admin/clients/{}", tradelab_auth::grant::DASHBOARD_CLIENT_ID),
+        None,
+        &admin,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("dashboard"), "{}", r.body);
 }
 
 /// Issue 19 finding 16: a signed-in session alone cannot change the

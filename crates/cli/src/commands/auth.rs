@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use tradelab_app::auth_setup;
 use tradelab_app::record::open_store;
 use tradelab_app::runtime::runtime;
-use tradelab_auth::scope::{Role, ScopeSet};
-use tradelab_auth::{grant, password, redirect, secret};
+use tradelab_app::users;
+use tradelab_auth::scope::ScopeSet;
+use tradelab_auth::{grant, redirect, secret};
 use tradelab_core::time::format_datetime;
 use tradelab_store::oauth::ClientRecord;
 
@@ -33,18 +34,6 @@ pub fn run(g: &GlobalArgs, c: AuthCommand) -> Result<()> {
     })
 }
 
-fn valid_name(name: &str, what: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
-    if !ok {
-        bail!("`{name}` is not a valid {what}: use 1 to 64 letters, digits, '-', '_', '.' or '@'");
-    }
-    Ok(())
-}
-
 async fn user(store: &tradelab_store::Store, c: UserCommand) -> Result<()> {
     match c {
         UserCommand::Add {
@@ -52,27 +41,22 @@ async fn user(store: &tradelab_store::Store, c: UserCommand) -> Result<()> {
             role,
             password_stdin,
         } => {
-            valid_name(&username, "user name")?;
-            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
-            let (secret_text, temporary) = if password_stdin {
+            let password = if password_stdin {
                 let mut text = String::new();
                 std::io::stdin()
                     .read_to_string(&mut text)
                     .context("reading the password from standard input")?;
-                let text = text.trim_end_matches(['\n', '\r']).to_string();
-                password::check_new_password(&text).map_err(anyhow::Error::msg)?;
-                (text, false)
+                Some(text.trim_end_matches(['\n', '\r']).to_string())
             } else {
-                (password::random_password(), true)
+                None
             };
-            let hash = password::hash_password(&secret_text);
-            store.create_user(&username, &hash, role.as_str(), temporary).await?;
-            if temporary {
-                println!(
-                    "added {username} ({role}); one-time password: {secret_text} (shown once; it must be changed at first sign-in)"
-                );
-            } else {
-                println!("added {username} ({role})");
+            let added = users::add_user(store, &username, &role, password).await?;
+            let role = added.user.role;
+            match added.one_time_password {
+                Some(secret) => println!(
+                    "added {username} ({role}); one-time password: {secret} (shown once; it must be changed at first sign-in)"
+                ),
+                None => println!("added {username} ({role})"),
             }
         }
         UserCommand::List => {
@@ -96,17 +80,11 @@ async fn user(store: &tradelab_store::Store, c: UserCommand) -> Result<()> {
             }
         }
         UserCommand::Disable { username } => {
-            let active_admins = store.active_admins().await?;
-            if let Some(u) = store.user_by_name(&username).await? {
-                if u.role == "admin" && u.disabled_ms.is_none() && active_admins <= 1 {
-                    bail!("`{username}` is the last enabled administrator; add another before disabling this one");
-                }
-            }
-            store.set_user_disabled(&username, true).await?;
+            users::set_user_enabled(store, &username, false).await?;
             println!("disabled {username}; their tokens are revoked");
         }
         UserCommand::Enable { username } => {
-            store.set_user_disabled(&username, false).await?;
+            users::set_user_enabled(store, &username, true).await?;
             println!("enabled {username}");
         }
     }
@@ -124,7 +102,7 @@ async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
             scope,
             resource_server,
         } => {
-            valid_name(&client_id, "client id")?;
+            users::check_name(&client_id, "client id")?;
             if public && resource_server {
                 bail!("a resource server introspects tokens with its secret, so it cannot be --public");
             }
@@ -199,7 +177,7 @@ async fn client(store: &tradelab_store::Store, c: ClientCommand) -> Result<()> {
             }
         }
         ClientCommand::Remove { client_id } => {
-            store.remove_client(&client_id).await?;
+            users::remove_client(store, &client_id).await?;
             println!("removed {client_id}; its tokens are revoked");
         }
     }
