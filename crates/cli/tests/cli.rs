@@ -269,7 +269,11 @@ fn backtest_writes_the_seed_report_fields_and_a_chart() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("Sharpe"));
+    let text = stdout(&o);
+    assert!(
+        text.contains("Sharpe") && text.contains("95% interval") && text.contains("Sharpe minus buy-and-hold's"),
+        "{text}"
+    );
     let json = std::fs::read_to_string(dir.path().join("out/sma_crossover_10_30__nvda-1999-2014.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     for key in [
@@ -309,6 +313,20 @@ fn backtest_writes_the_seed_report_fields_and_a_chart() {
     );
     let none = stdout(&tradelab(dir.path(), &["backtests", "list", "--instrument", "btc"]));
     assert!(none.contains("no backtests recorded"), "{none}");
+    // The stored report carries buy-and-hold beside it and the Sharpe
+    // ratio's interval (the dashboard's report shows both).
+    let stored = tradelab(dir.path(), &["backtests", "show", id]);
+    let stored: serde_json::Value = serde_json::from_slice(&stored.stdout).unwrap();
+    assert_eq!(stored["baselines"][0]["name"], "buy_and_hold", "{stored}");
+    assert!(stored["baselines"][0]["metrics"]["sharpe"].is_number(), "{stored}");
+    let st = &stored["statistics"];
+    let (low, sharpe, high) = (
+        st["sharpe_low"].as_f64().unwrap(),
+        st["sharpe"].as_f64().unwrap(),
+        st["sharpe_high"].as_f64().unwrap(),
+    );
+    assert!(low <= sharpe && sharpe <= high, "{st}");
+    assert!(st["difference_p_value"].is_number(), "{st}");
     let trades = tradelab(dir.path(), &["backtests", "show", id, "--part", "trades"]);
     let trades: serde_json::Value = serde_json::from_slice(&trades.stdout).unwrap();
     assert_eq!(trades.as_array().unwrap().len(), v["trades"].as_array().unwrap().len());

@@ -210,7 +210,9 @@ function MetricsSection({ report }: { report: Obj }) {
       </Section>
       {stats ? (
         <Section title="Statistics">
-          <StatsView stats={stats as Obj} />
+          <div data-testid="backtest-statistics">
+            <StatsView stats={stats as Obj} />
+          </div>
         </Section>
       ) : null}
       {riskEvents.length ? (
