@@ -217,13 +217,23 @@ try {
         await page.getByTestId('users-table').waitFor();
         const users = await page.getByTestId('users-table').textContent();
         check(users?.includes('admin'), 'the users table does not list admin');
+        // Add a user: the one-time password shows once; then disable them.
+        await page.fill('#nu-username', 'e2e-added');
+        await page.selectOption('#nu-role', 'researcher');
+        await page.getByRole('button', { name: 'Add user' }).click();
+        const shown = (await page.getByTestId('one-time-password').textContent()) ?? '';
+        check(/One-time password: \S{12,}/.test(shown), `no one-time password shown: ${shown}`);
+        await page.getByRole('button', { name: 'Disable e2e-added' }).click();
+        await page.getByRole('button', { name: 'Enable e2e-added' }).waitFor({ timeout: T.ui });
+        const row = await page.getByTestId('users-table').locator('tr', { hasText: 'e2e-added' }).textContent();
+        check(/disabled/.test(row ?? ''), `the added user is not shown disabled: ${row}`);
       }
       await axe(name);
       await shot(name);
     });
   }
 
-  await step('data page draws a price chart', async () => {
+  await step('data page draws a price chart and the regimes', async () => {
     await nav('Data');
     await page.fill('#data-instrument', SYMBOL);
     await page.getByRole('button', { name: 'Show', exact: true }).click();
@@ -234,6 +244,11 @@ try {
     await page.getByTestId('data-validation').waitFor();
     const found = await page.getByTestId('data-validation').textContent();
     check(/rows read/.test(found ?? ''), `the validation findings are not shown: ${found}`);
+    await page.getByTestId('data-regime-chart').waitFor({ timeout: T.ui });
+    for (let i = 0; i < 40 && !(drawn = await chartDrawn('data-regime-chart')).ok; i++) await page.waitForTimeout(500);
+    check(drawn.ok, `the regime chart is not drawn: ${drawn.why}`);
+    const states = await page.getByTestId('regime-states-table').locator('tbody tr').count();
+    check(states >= 2, `the regime states table has ${states} rows`);
     await axe('data with a chart');
     await shot('data');
   });
@@ -262,6 +277,10 @@ try {
     await page.getByTestId('report-facts').waitFor();
     await page.getByTestId('metrics-table').waitFor();
     await page.getByTestId('trades-table').waitFor();
+    const heads = await page.getByTestId('metrics-table').locator('thead th').allTextContents();
+    check(heads.includes('buy_and_hold'), `buy-and-hold is not beside the strategy: ${heads.join(', ')}`);
+    const stats = (await page.getByTestId('backtest-statistics').textContent()) ?? '';
+    check(/sharpe low/.test(stats) && /difference p value/.test(stats), `the Sharpe interval and the difference from buy-and-hold are not shown: ${stats}`);
   });
 
   await step('the report draws the price chart with its trades, and the equity chart', async () => {
@@ -325,6 +344,16 @@ try {
       const row = await page.locator(`tr:has([data-testid$="${trainingJobId}"])`).textContent();
       throw new Error(`the training job ${outcome}: ${row}`);
     }
+  });
+
+  await step("the training job's log shows what it ran and how it ended", async () => {
+    await page.getByRole('button', { name: `Log of train job ${trainingJobId.slice(0, 8)}` }).click();
+    await page.waitForSelector('[data-testid="job-log-panel"][data-complete="true"]', { timeout: T.ui });
+    const text = (await page.getByTestId('job-log').textContent()) ?? '';
+    check(/\[worker\] attempt 1 on worker .*tradelab .*train/.test(text), `the log does not open with the worker's note: ${text.slice(0, 300)}`);
+    check(/\[worker\] finished\s*$/.test(text), `the log does not end with "finished": ${text.slice(-300)}`);
+    await axe('jobs with a log');
+    await shot('job-log');
   });
 
   await step('promote the model to production on the Models page', async () => {

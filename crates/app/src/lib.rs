@@ -8,6 +8,8 @@
 //!   by path or, after a move, by content;
 //! - [`markets`]: loading series by name or path, baselines, the training
 //!   vocabulary and market data ready for the environment;
+//! - [`backtest_statistics`]: a backtest beside buy-and-hold, and its
+//!   Sharpe ratio's interval;
 //! - [`registry`]: model references, registering checkpoints, verifying
 //!   files, garbage collection;
 //! - [`record`]: the synchronous recorder of runs, metrics, models,
@@ -21,11 +23,14 @@
 //!   runs it;
 //! - [`metrics`]: the Prometheus counters the server and workers update;
 //! - [`auth_setup`]: signing keys, the first administrator, the command
-//!   line's client;
+//!   line's client; [`users`]: adding and disabling users, removing
+//!   clients, with the checks the command line and the API share;
 //! - [`optimize`]: parameter searches over the rule baselines on every
 //!   core, their reports, heatmaps and walk-forward optimisation;
 //! - [`sweep`]: hyperparameter sweeps as jobs, their state, ranking and
 //!   overfitting statistics;
+//! - [`regimes`]: a market's regime model, fitted on its training split,
+//!   and the filtered probabilities of every bar;
 //! - [`run_liveness`]: runs whose process died are marked failed;
 //! - [`runtime`]: async runtimes and the shutdown signal.
 //!
@@ -37,6 +42,7 @@
 
 pub mod audit;
 pub mod auth_setup;
+pub mod backtest_statistics;
 pub mod data_sources;
 pub mod env_trace;
 pub mod jobs;
@@ -45,12 +51,14 @@ pub mod metrics;
 pub mod mlflow;
 pub mod optimize;
 pub mod record;
+pub mod regimes;
 pub mod registry;
 pub mod run_liveness;
 pub mod runtime;
 pub mod settings;
 pub mod sweep;
 pub mod trading;
+pub mod users;
 pub use settings::Settings;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::cell::Cell;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use tradelab_core::time::now_ms;
 
 /// MLflow's limits per log-batch request.
 const MAX_METRICS: usize = 1000;
@@ -180,13 +181,6 @@ impl Mirror {
             );
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Percent-encoding for a query value.

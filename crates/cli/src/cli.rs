@@ -953,7 +953,8 @@ pub struct BenchArgs {
     /// training throughput alone), hrm, trading (the trading loop) or
     /// events (what a session's events cost; JetStream with bus.url),
     /// forensics (explaining a decision, per agent kind; --bars caps the
-    /// decisions at 500) (the last six not part of all) or all.
+    /// decisions at 500), chart (the dashboard's chart and regime routes
+    /// on one file of --bars bars) (the last seven not part of all) or all.
     #[arg(default_value = "all")]
     pub what: String,
     /// Bars per series.

@@ -5,6 +5,8 @@
 //!   backtests, decisions) and `/metrics`;
 //! - [`price_routes`]: an instrument's bars, downsampled for charts, and
 //!   what validating its file found;
+//! - [`regime_routes`]: an instrument's regime model and probabilities,
+//!   bucketed as the bars are;
 //! - [`admin_routes`]: who is signed in, and the users and clients;
 //! - [`web`]: the dashboard at `/`, built into the binary by `build.rs`;
 //! - [`audit`]: the decision audit trail's group-commit writer;
@@ -38,6 +40,7 @@ pub mod listen;
 pub mod oauth;
 pub mod price_routes;
 pub mod problem;
+pub mod regime_routes;
 pub mod routes;
 pub mod state;
 pub mod trading_routes;
@@ -56,7 +59,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -85,9 +88,13 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         routes::datasets,
         price_routes::bars,
         price_routes::validation,
+        regime_routes::regimes,
         admin_routes::me,
         admin_routes::users,
         admin_routes::clients,
+        admin_routes::add_user,
+        admin_routes::set_user_enabled,
+        admin_routes::remove_client,
         routes::runs,
         routes::run,
         routes::run_metrics,
@@ -108,6 +115,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         job_routes::job,
         job_routes::cancel,
         job_routes::events,
+        job_routes::logs,
         trading_routes::start,
         trading_routes::list,
         trading_routes::status,
@@ -197,9 +205,13 @@ pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
         ("GET", "/v1/datasets", &[DATA_READ]),
         ("GET", "/v1/datasets/{instrument}/bars", &[DATA_READ]),
         ("GET", "/v1/datasets/{instrument}/validation", &[DATA_READ]),
+        ("GET", "/v1/datasets/{instrument}/regimes", &[DATA_READ]),
         ("GET", "/v1/me", tradelab_auth::scope::ALL),
         ("GET", "/v1/admin/users", &[ADMIN]),
         ("GET", "/v1/admin/clients", &[ADMIN]),
+        ("POST", "/v1/admin/users", &[ADMIN]),
+        ("PUT", "/v1/admin/users/{username}/enabled", &[ADMIN]),
+        ("DELETE", "/v1/admin/clients/{client_id}", &[ADMIN]),
         ("GET", "/v1/runs", &[DATA_READ]),
         ("GET", "/v1/runs/{id}", &[DATA_READ]),
         ("GET", "/v1/runs/{id}/metrics", &[DATA_READ]),
@@ -217,6 +229,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
         ("GET", "/v1/jobs/{id}", &[DATA_READ]),
         ("POST", "/v1/jobs/{id}/cancel", &[TRAIN, BACKTEST]),
         ("GET", "/v1/jobs/{id}/events", &[DATA_READ]),
+        ("GET", "/v1/jobs/{id}/logs", &[DATA_READ]),
         ("GET", "/v1/backtests/{id}", &[DATA_READ]),
         ("GET", "/v1/backtests/{id}/trades", &[DATA_READ]),
         ("GET", "/v1/backtests/{id}/equity", &[DATA_READ]),
@@ -249,15 +262,32 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
             "/v1/datasets/{instrument}/validation",
             get(price_routes::validation).route_layer(needs(&[DATA_READ])),
         )
+        .route(
+            "/v1/datasets/{instrument}/regimes",
+            get(regime_routes::regimes).route_layer(needs(&[DATA_READ])),
+        )
         // Any scope at all: every signed-in caller may ask who it is.
         .route(
             "/v1/me",
             get(admin_routes::me).route_layer(needs(tradelab_auth::scope::ALL)),
         )
-        .route("/v1/admin/users", get(admin_routes::users).route_layer(needs(&[ADMIN])))
+        .route(
+            "/v1/admin/users",
+            get(admin_routes::users)
+                .merge(post(admin_routes::add_user))
+                .route_layer(needs(&[ADMIN])),
+        )
+        .route(
+            "/v1/admin/users/{username}/enabled",
+            put(admin_routes::set_user_enabled).route_layer(needs(&[ADMIN])),
+        )
         .route(
             "/v1/admin/clients",
             get(admin_routes::clients).route_layer(needs(&[ADMIN])),
+        )
+        .route(
+            "/v1/admin/clients/{client_id}",
+            delete(admin_routes::remove_client).route_layer(needs(&[ADMIN])),
         )
         .route("/v1/runs", get(routes::runs).route_layer(needs(&[DATA_READ])))
         .route("/v1/runs/{id}", get(routes::run).route_layer(needs(&[DATA_READ])))
@@ -309,6 +339,10 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route(
             "/v1/jobs/{id}/events",
             get(job_routes::events).route_layer(needs(&[DATA_READ])),
+        )
+        .route(
+            "/v1/jobs/{id}/logs",
+            get(job_routes::logs).route_layer(needs(&[DATA_READ])),
         )
         .route(
             "/v1/backtests/{id}",

@@ -1212,3 +1212,142 @@ async fn validation_findings_name_each_dropped_row_and_a_corrupt_file_is_a_422()
     let (status, _) = get_json(&a.app, "/v1/datasets/nothing/validation").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn regime_probabilities_line_up_with_the_candles_and_match_the_command_line_fit() {
+    let a = api_with(bundled_data_settings()).await;
+    let settings = bundled_data_settings();
+    let (series, _) = tradelab_data::load_symbol(
+        &settings.data.raw_dir,
+        "orcl",
+        &tradelab_data::LoadOptions::for_file(&settings.data, std::path::Path::new("orcl-1995-2014.txt")),
+    )
+    .unwrap();
+    let (status, r) = get_json(&a.app, "/v1/datasets/orcl/regimes?max_points=100").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let (_, bars) = get_json(&a.app, "/v1/datasets/orcl/bars?max_points=100").await;
+
+    // The same fit as `tradelab regimes` (the app's use case), on the
+    // training split only.
+    let fitted =
+        tradelab_app::regimes::MarketRegimes::fit(&series.close, settings.env.train_fraction, &settings.regime)
+            .unwrap();
+    let k = fitted.state_count();
+    assert_eq!(r["training_bars"].as_u64(), Some(fitted.training_bars as u64));
+    assert_eq!(r["training_end_ms"].as_i64(), Some(series.ts[fitted.training_bars]));
+    assert_eq!(r["states"].as_array().unwrap().len(), k, "{r}");
+    assert_eq!(r["bic"].as_array().unwrap().len(), fitted.detector.bic.len());
+
+    // One point per candle, at the candle's time, each a distribution.
+    let points = r["points"].as_array().unwrap();
+    let candles = bars["bars"].as_array().unwrap();
+    assert_eq!(points.len(), candles.len());
+    assert_eq!(r["bars_per_point"], bars["bars_per_point"]);
+    for (p, c) in points.iter().zip(candles) {
+        assert_eq!(p["time_ms"], c["time_ms"]);
+        let probs: Vec<f64> = p["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(probs.len(), k);
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{probs:?}");
+    }
+    // Bar for bar in a short window: the filtered probabilities themselves.
+    let (from, to) = (series.ts[3000], series.ts[3004]);
+    let (_, window) = get_json(&a.app, &format!("/v1/datasets/orcl/regimes?from_ms={from}&to_ms={to}")).await;
+    assert_eq!(window["points"].as_array().unwrap().len(), 5, "{window}");
+    let p0: Vec<f64> = window["points"][0]["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(p0, fitted.at(3000));
+
+    for (uri, status, names) in [
+        (
+            "/v1/datasets/orcl/regimes?max_points=0",
+            StatusCode::BAD_REQUEST,
+            "max_points=0",
+        ),
+        ("/v1/datasets/acme/regimes", StatusCode::NOT_FOUND, "acme"),
+    ] {
+        let (s, p) = get_json(&a.app, uri).await;
+        assert_eq!(s, status, "{uri}: {p}");
+        assert!(p["detail"].as_str().unwrap_or("").contains(names), "{uri}: {p}");
+    }
+}
+
+#[tokio::test]
+async fn a_file_too_short_for_a_regime_model_is_a_422_that_says_why() {
+    let raw = tempfile::tempdir().unwrap();
+    let mut csv = String::from("Date,Open,High,Low,Close,Volume\n");
+    for d in 1..=28 {
+        csv.push_str(&format!("2020-02-{d:02},10,11,9,{}.5,100\n", 10 + d % 3));
+    }
+    std::fs::write(raw.path().join("tiny.csv"), csv).unwrap();
+    let mut settings = Settings::default();
+    settings.data.raw_dir = raw.path().to_path_buf();
+    let a = api_with(settings).await;
+    let (status, p) = get_json(&a.app, "/v1/datasets/tiny/regimes").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("tiny") && detail.contains("too few observations"),
+        "{p}"
+    );
+}
+
+#[tokio::test]
+async fn a_jobs_log_is_served_page_by_page_for_a_reader_to_follow() {
+    use tradelab_store::job_logs::stream;
+    let a = api().await;
+    let (_, job) = post_json(
+        &a.app,
+        "/v1/backtests",
+        &json!({"strategy": "momentum", "symbols": ["acme"]}),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let (s, page) = get_json(&a.app, &format!("/v1/jobs/{id}/logs")).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(
+        (page["status"].as_str(), page["next_after"].as_i64()),
+        (Some("queued"), Some(0))
+    );
+    assert!(page["lines"].as_array().unwrap().is_empty());
+    let lines: Vec<String> = (1..=5).map(|i| format!("line {i}")).collect();
+    let rows: Vec<(i64, &str, &str)> = lines.iter().map(|l| (1_000, stream::STDOUT, l.as_str())).collect();
+    a.store.append_job_log(&id, 1, &rows).await.unwrap();
+    let (_, first) = get_json(&a.app, &format!("/v1/jobs/{id}/logs?limit=2")).await;
+    assert_eq!(first["lines"][0]["line"], "line 1", "{first}");
+    assert_eq!(first["lines"][1]["stream"], "stdout", "{first}");
+    assert_eq!(first["next_after"], 2);
+    let (_, rest) = get_json(&a.app, &format!("/v1/jobs/{id}/logs?after=2")).await;
+    let rest: Vec<&str> = rest["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["line 3", "line 4", "line 5"]);
+    for (uri, status, names) in [
+        (
+            format!("/v1/jobs/{id}/logs?limit=0"),
+            StatusCode::BAD_REQUEST,
+            "limit=0",
+        ),
+        (
+            format!("/v1/jobs/{id}/logs?after=-1"),
+            StatusCode::BAD_REQUEST,
+            "after=-1",
+        ),
+        ("/v1/jobs/nope/logs".to_string(), StatusCode::NOT_FOUND, "nope"),
+    ] {
+        let (s, p) = get_json(&a.app, &uri).await;
+        assert_eq!(s, status, "{uri}: {p}");
+        assert!(p["detail"].as_str().unwrap_or("").contains(names), "{uri}: {p}");
+    }
+}

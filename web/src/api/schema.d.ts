@@ -38,6 +38,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/clients/{client_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Removes a client and revokes every token it holds. The dashboard's own
+         *     client cannot be removed.
+         */
+        delete: operations["remove_client"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/users": {
         parameters: {
             query?: never;
@@ -48,6 +68,30 @@ export interface paths {
         /** Every user, by name. */
         get: operations["users"];
         put?: never;
+        /**
+         * Adds a user with a one-time password, which they must change at their
+         *     first sign-in (the answer is the only place it appears).
+         */
+        post: operations["add_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{username}/enabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Enables or disables a user; disabling revokes their tokens at once. The
+         *     last enabled administrator cannot be disabled.
+         */
+        put: operations["set_user_enabled"];
         post?: never;
         delete?: never;
         options?: never;
@@ -153,6 +197,28 @@ export interface paths {
          *     downsampled to at most `max_points` OHLC candles.
          */
         get: operations["bars"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/datasets/{instrument}/regimes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An instrument's market regimes: a Gaussian HMM (states chosen by BIC)
+         *     fitted on the training split of its file in `data/raw`, and the
+         *     filtered probabilities of its bars, which use no later bar, averaged
+         *     over at most `max_points` buckets that match the bars route's candles.
+         */
+        get: operations["regimes"];
         put?: never;
         post?: never;
         delete?: never;
@@ -307,6 +373,26 @@ export interface paths {
          *     expires or is revoked (checked every two seconds).
          */
         get: operations["job_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A job's log: what its process printed on standard output and error and
+         *     its worker's notes, line by line in order, across attempts.
+         */
+        get: operations["job_logs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -615,6 +701,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A user just added, with the one-time password made for them. */
+        AddedUser: {
+            /** @description Shown once: they sign in with it and must choose their own. */
+            one_time_password: string;
+            /** @description The user. */
+            user: components["schemas"]["User"];
+        };
         /** @description A backtest job: the same choices as `tradelab backtest`. */
         BacktestJob: {
             /** @description next_open or signal_close. */
@@ -658,6 +751,16 @@ export interface components {
             timeframe?: string | null;
             /** @description Bars in the range before downsampling. */
             total_bars: number;
+        };
+        /** @description The BIC of one state count tried; the lowest was chosen. */
+        BicScore: {
+            /**
+             * Format: double
+             * @description Its Bayesian information criterion on the training split.
+             */
+            bic: number;
+            /** @description The number of states. */
+            states: number;
         };
         /** @description One candle: a bar, or the bars of a bucket merged. */
         Candle: {
@@ -936,6 +1039,47 @@ export interface components {
             /** @description The worker running it (or that last ran it). */
             worker?: string | null;
         };
+        /** @description A page of a job's log. */
+        JobLogPage: {
+            /** @description The lines, oldest first. */
+            lines: components["schemas"]["LogLine"][];
+            /**
+             * Format: int64
+             * @description The `after` that asks for the next page (the last line's `seq`, or
+             *     the `after` given when there was none).
+             */
+            next_after: number;
+            /**
+             * @description The job's status when the page was read: once it has ended, a page
+             *     shorter than `limit` is the end of the log.
+             */
+            status: string;
+        };
+        /** @description One line of a job's log. */
+        LogLine: {
+            /**
+             * Format: int64
+             * @description When it was read, milliseconds since the Unix epoch.
+             */
+            at_ms: number;
+            /**
+             * Format: int64
+             * @description The attempt that wrote it (more than 1 after a worker died).
+             */
+            attempt: number;
+            /** @description The text. */
+            line: string;
+            /**
+             * Format: int64
+             * @description Its number in the job's log, from 1.
+             */
+            seq: number;
+            /**
+             * @description `stdout` or `stderr` of the job's process, or `worker` for the
+             *     worker's own notes (started, ended, why).
+             */
+            stream: string;
+        };
         /** @description The caller, as its token says. */
         Me: {
             /**
@@ -974,6 +1118,16 @@ export interface components {
              * @description Its version under that name, from 1.
              */
             version: number;
+        };
+        /** @description A user to add. */
+        NewUser: {
+            /** @description `admin`, `researcher` or `viewer`. */
+            role: string;
+            /**
+             * @description The name they sign in with: 1 to 64 letters, digits, `-`, `_`, `.`
+             *     or `@`.
+             */
+            username: string;
         };
         /** @description An optimisation job: the same choices as `tradelab optimize`. */
         OptimizeJob: {
@@ -1120,6 +1274,82 @@ export interface components {
              */
             volume?: number;
         };
+        /** @description The regime probabilities of one bucket of bars. */
+        RegimePoint: {
+            /**
+             * @description The mean of p(state | bars so far) over the bucket, one per state,
+             *     calmest first; they sum to 1.
+             */
+            probabilities: number[];
+            /**
+             * Format: int64
+             * @description The bucket's first bar's time, milliseconds since the Unix epoch
+             *     (the matching candle's time).
+             */
+            time_ms: number;
+        };
+        /** @description One state of a fitted model, in the units of a bar. */
+        RegimeState: {
+            /**
+             * Format: double
+             * @description The mean log return of a bar in this state.
+             */
+            mean_return: number;
+            /**
+             * Format: double
+             * @description The share of later bars where it was the most likely state.
+             */
+            share_after: number;
+            /**
+             * Format: double
+             * @description The share of training bars where it was the most likely state.
+             */
+            share_training: number;
+            /** @description Its index: states are ordered by volatility, 0 the calmest. */
+            state: number;
+            /**
+             * Format: double
+             * @description The probability of staying in this state from one bar to the next.
+             */
+            stay_probability: number;
+            /**
+             * Format: double
+             * @description The mean trend strength (the trend window's return over its
+             *     volatility).
+             */
+            trend_strength: number;
+            /**
+             * Format: double
+             * @description A bar's typical volatility (the state's mean, back from log units).
+             */
+            volatility: number;
+        };
+        /**
+         * @description An instrument's regime model and its probabilities in the range asked
+         *     for.
+         */
+        Regimes: {
+            /** @description Bars averaged into each point (1: every bar as it is). */
+            bars_per_point: number;
+            /** @description Every state count tried, with its BIC. */
+            bic: components["schemas"]["BicScore"][];
+            /** @description The instrument (the file's stem in `data/raw`). */
+            instrument: string;
+            /** @description The probabilities, oldest first. */
+            points: components["schemas"]["RegimePoint"][];
+            /** @description The chosen model's states, calmest first. */
+            states: components["schemas"]["RegimeState"][];
+            /** @description Bars in the range before downsampling. */
+            total_bars: number;
+            /** @description The model was fitted on this many leading bars (`env.train_fraction`). */
+            training_bars: number;
+            /**
+             * Format: int64
+             * @description The time of the first bar after the training split, milliseconds;
+             *     `null` when every bar is in it.
+             */
+            training_end_ms?: number | null;
+        };
         /** @description One risk rule's verdict. */
         RiskCheck: {
             /** @description The figures behind the verdict, or the reason for a cut or refusal. */
@@ -1261,6 +1491,11 @@ export interface components {
             /** @description The name the user signs in with. */
             username: string;
         };
+        /** @description Whether a user may sign in. */
+        UserEnabled: {
+            /** @description False disables the user and revokes every token they hold. */
+            enabled: boolean;
+        };
         /**
          * @description What loading an instrument's file found, as `tradelab data validate`
          *     prints it.
@@ -1334,6 +1569,42 @@ export interface operations {
             };
         };
     };
+    remove_client: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id */
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     users: {
         parameters: {
             query?: never;
@@ -1349,6 +1620,79 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["User"][];
+                };
+            };
+        };
+    };
+    add_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewUser"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AddedUser"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_user_enabled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's name */
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserEnabled"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1548,6 +1892,59 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    regimes: {
+        parameters: {
+            query?: {
+                /** @description At most this many candles (1 to 10000, default 2000). */
+                max_points?: number | null;
+                /** @description Only bars at or after this time, milliseconds since the Unix epoch. */
+                from_ms?: number | null;
+                /** @description Only bars at or before this time, milliseconds since the Unix epoch. */
+                to_ms?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description The instrument, as `data/raw` names it */
+                instrument: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Regimes"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1785,6 +2182,52 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    job_logs: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only lines numbered after this one (0, the default: from the start);
+                 *     pass the last `seq` read to follow the log.
+                 */
+                after?: number | null;
+                /** @description At most this many lines (1 to 5000, default 1000). */
+                limit?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description The job's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobLogPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
             404: {

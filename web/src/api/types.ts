@@ -12,10 +12,12 @@ export type Problem = S['Problem'];
 export type Me = S['Me'];
 export type User = S['User'];
 export type Client = S['Client'];
+export type AddedUser = S['AddedUser'];
 export type Dataset = S['Dataset'];
 export type Candle = S['Candle'];
 export type Bars = S['Bars'];
 export type Validation = S['Validation'];
+export type Regimes = S['Regimes'];
 export type Run = Widen<S['Run'], 'params' | 'tags'>;
 export type Point = S['Point'];
 export type Model = Widen<S['Model'], 'metadata'>;
@@ -25,6 +27,8 @@ export type TrainJob = S['TrainJob'];
 export type Job = Widen<S['Job'], 'payload' | 'progress' | 'result'>;
 export type TradingSession = Widen<S['TradingSession'], 'spec' | 'checkpoint'>;
 export type DecisionSummary = S['DecisionSummary'];
+export type JobLogPage = S['JobLogPage'];
+export type LogLine = S['LogLine'];
 export type DecisionPage = S['DecisionPage'];
 
 /** A round-trip trade of a backtest report (sim::report::TradeRow). */

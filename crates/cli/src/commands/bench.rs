@@ -23,8 +23,9 @@ use tradelab_sim::strategies::SmaCrossover;
 use crate::cli::{BenchArgs, GlobalArgs};
 use crate::context::load_settings;
 
-/// Median and minimum seconds of `repeats` runs after one warm-up.
-fn time_it(repeats: usize, mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
+/// Median and minimum seconds of `repeats` runs after one warm-up, and
+/// the warm-up's answer (a check that the work was done).
+pub fn time_it(repeats: usize, mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
     let check = f();
     let mut t: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
@@ -81,6 +82,25 @@ fn peer_config(settings: &Settings, initial_cash: f64) -> EngineConfig {
     cfg
 }
 
+/// Writes `s` as a `datetime,open,high,low,close,volume` file; its size.
+pub fn write_ohlcv_csv(path: &Path, s: &BarSeries) -> Result<usize> {
+    let mut text = String::with_capacity(s.len() * 80);
+    text.push_str("datetime,open,high,low,close,volume\n");
+    for b in s.iter() {
+        text.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            tradelab_core::time::format_datetime(b.ts),
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume
+        ));
+    }
+    std::fs::write(path, &text)?;
+    Ok(text.len())
+}
+
 fn write_close_csv(path: &Path, s: &BarSeries) -> Result<()> {
     let mut out = String::with_capacity(s.len() * 20);
     out.push_str("close\n");
@@ -110,12 +130,17 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         "trading",
         "events",
         "forensics",
+        "chart",
     ]
     .contains(&what)
     {
         bail!(
-            "unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, ppo-training, hrm, trading, events, forensics or all"
+            "unknown benchmark `{what}`; choose engine, portfolio, csv, features, env, ppo, ppo-training, hrm, trading, events, forensics, chart or all"
         );
+    }
+    if what == "chart" {
+        // The dashboard's chart and regime routes on one long file.
+        return super::bench_chart::run(&settings, a.bars, a.repeats);
     }
     if what == "trading" {
         // --bars is the total across instruments (capped for the week run's
@@ -186,20 +211,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         let dir = std::env::temp_dir().join(format!("tradelab-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("bench.csv");
-        let mut text = String::with_capacity(a.bars * 80);
-        text.push_str("datetime,open,high,low,close,volume\n");
-        for b in series.iter() {
-            text.push_str(&format!(
-                "{},{},{},{},{},{}\n",
-                tradelab_core::time::format_datetime(b.ts),
-                b.open,
-                b.high,
-                b.low,
-                b.close,
-                b.volume
-            ));
-        }
-        std::fs::write(&path, &text)?;
+        let bytes = write_ohlcv_csv(&path, &series)?;
         let (med, min, rows) = time_it(a.repeats, || {
             load_file(&path, &LoadOptions::default()).map_or(0.0, |(s, _)| s.len() as f64)
         });
@@ -210,7 +222,7 @@ pub fn run(g: &GlobalArgs, a: &BenchArgs) -> Result<()> {
         println!(
             "{{\"tool\":\"tradelab\",\"bench\":\"csv_load_validate\",\"rows\":{},\"bytes\":{},\"median_s\":{med:.6},\"min_s\":{min:.6},\"rows_per_s\":{:.0}}}",
             a.bars,
-            text.len(),
+            bytes,
             a.bars as f64 / med
         );
     }

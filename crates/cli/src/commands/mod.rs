@@ -6,6 +6,7 @@ mod auth;
 mod backtest;
 mod backtests;
 mod bench;
+mod bench_chart;
 mod bench_events;
 mod bench_forensics;
 mod bench_hrm;
