@@ -34,7 +34,16 @@ export interface XY {
 
 export type SeriesSpec =
   | { kind: 'candles'; data: Candle[]; markers?: SeriesMarker<Time>[] }
-  | { kind: 'line' | 'area' | 'histogram'; data: XY[]; title?: string; color?: string; solid?: boolean };
+  | {
+      kind: 'line' | 'area' | 'histogram';
+      data: XY[];
+      title?: string;
+      color?: string;
+      /** An opaque area (for stacked bands). */
+      solid?: boolean;
+      /** A fixed value range, such as [0, 1] for probabilities: the scale fits it exactly. */
+      range?: [number, number];
+    };
 
 export interface ChartProps {
   series: SeriesSpec[];
@@ -136,7 +145,14 @@ export function Chart({ series, label, testId, height = 300, axis = 'time', perc
         return;
       }
       const data = cleanSeries(spec.data).map((d) => ({ time: d.time as UTCTimestamp, value: d.value }));
-      const common = { title: spec.title ?? '', priceLineVisible: false, lastValueVisible: true };
+      const range = spec.range;
+      const common = {
+        title: spec.title ?? '',
+        priceLineVisible: false,
+        lastValueVisible: true,
+        ...(range ? { autoscaleInfoProvider: () => ({ priceRange: { minValue: range[0], maxValue: range[1] } }) } : {}),
+      };
+      if (range) c.priceScale('right').applyOptions({ scaleMargins: { top: 0.02, bottom: 0 } });
       const s =
         spec.kind === 'line'
           ? c.addSeries(LineSeries, { ...common, color, lineWidth: 2 })

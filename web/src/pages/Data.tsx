@@ -116,7 +116,7 @@ function RegimeChart({ instrument }: { instrument: string }) {
     const bands = stackedBands(r.points, r.states.length);
     // Widest band first, so each narrower one is drawn over it.
     return bands
-      .map((data, i) => ({ kind: 'area' as const, solid: true, data, color: seriesColor(i), title: '' }))
+      .map((data, i) => ({ kind: 'area' as const, solid: true, range: [0, 1] as [number, number], data, color: seriesColor(i), title: '' }))
       .reverse();
   }, [report.data]);
   return (
