@@ -185,6 +185,8 @@ impl utoipa::Modify for OAuthScopes {
             let op = match *method {
                 "GET" => item.get.as_mut(),
                 "POST" => item.post.as_mut(),
+                "PUT" => item.put.as_mut(),
+                "DELETE" => item.delete.as_mut(),
                 _ => None,
             };
             if let Some(op) = op {
