@@ -50,6 +50,30 @@ pub struct Candle {
     pub volume: f64,
 }
 
+impl From<tradelab_data::downsample::Candle> for Candle {
+    fn from(c: tradelab_data::downsample::Candle) -> Candle {
+        Candle {
+            time_ms: c.time_ms,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            volume: c.volume,
+        }
+    }
+}
+
+impl BarsQuery {
+    /// `max_points`, or the default; a bad request when out of range.
+    pub fn points(&self) -> Result<usize, Problem> {
+        match self.max_points {
+            None => Ok(DEFAULT_POINTS),
+            Some(n @ 1..=MAX_POINTS) => Ok(n),
+            Some(n) => Err(Problem::bad_request(format!("max_points={n}; use 1 to {MAX_POINTS}"))),
+        }
+    }
+}
+
 /// An instrument's bars in the range asked for, as candles.
 #[derive(Serialize, ToSchema)]
 pub struct Bars {
@@ -78,11 +102,7 @@ pub async fn bars(
     Path(instrument): Path<String>,
     Query(q): Query<BarsQuery>,
 ) -> ApiResult<Json<Bars>> {
-    let max_points = match q.max_points {
-        None => DEFAULT_POINTS,
-        Some(n @ 1..=MAX_POINTS) => n,
-        Some(n) => return Err(Problem::bad_request(format!("max_points={n}; use 1 to {MAX_POINTS}"))),
-    };
+    let max_points = q.points()?;
     let loaded = load(&s, instrument).await?;
     let series = &loaded.series;
     let range = time_range(series, q.from_ms, q.to_ms);
@@ -92,14 +112,7 @@ pub async fn bars(
         bars_per_point: bars_per_candle(range.len(), max_points),
         bars: candles(series, range, max_points)
             .into_iter()
-            .map(|c| Candle {
-                time_ms: c.time_ms,
-                open: c.open,
-                high: c.high,
-                low: c.low,
-                close: c.close,
-                volume: c.volume,
-            })
+            .map(Candle::from)
             .collect(),
         instrument: series.instrument.clone(),
     }))

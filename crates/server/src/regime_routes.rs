@@ -10,7 +10,7 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::price_routes::{load, BarsQuery, Loaded, DEFAULT_POINTS, MAX_POINTS};
+use super::price_routes::{load, BarsQuery, Loaded};
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::state::AppState;
 use tradelab_app::regimes::{MarketRegimes, RegimeState};
@@ -74,11 +74,7 @@ pub async fn regimes(
     Path(instrument): Path<String>,
     Query(q): Query<BarsQuery>,
 ) -> ApiResult<Json<Regimes>> {
-    let max_points = match q.max_points {
-        None => DEFAULT_POINTS,
-        Some(n @ 1..=MAX_POINTS) => n,
-        Some(n) => return Err(Problem::bad_request(format!("max_points={n}; use 1 to {MAX_POINTS}"))),
-    };
+    let max_points = q.points()?;
     let loaded = load(&s, instrument).await?;
     let fitted = {
         let loaded = loaded.clone();

@@ -1005,16 +1005,22 @@ fn bundled_data_settings() -> Settings {
     s
 }
 
-#[tokio::test]
-async fn price_bars_come_back_as_at_most_the_candles_asked_for_with_every_extreme_kept() {
-    let a = api_with(bundled_data_settings()).await;
-    let settings = bundled_data_settings();
-    let (series, _) = tradelab_data::load_symbol(
+/// The bundled `orcl` daily file as the routes load it under `settings`.
+fn bundled_orcl(settings: &Settings) -> tradelab_core::BarSeries {
+    tradelab_data::load_symbol(
         &settings.data.raw_dir,
         "orcl",
         &tradelab_data::LoadOptions::for_file(&settings.data, std::path::Path::new("orcl-1995-2014.txt")),
     )
-    .unwrap();
+    .unwrap()
+    .0
+}
+
+#[tokio::test]
+async fn price_bars_come_back_as_at_most_the_candles_asked_for_with_every_extreme_kept() {
+    let a = api_with(bundled_data_settings()).await;
+    let settings = bundled_data_settings();
+    let series = bundled_orcl(&settings);
     let (status, all) = get_json(&a.app, "/v1/datasets/orcl/bars?max_points=100").await;
     assert_eq!(status, StatusCode::OK, "{all}");
     assert_eq!(all["instrument"], "orcl-1995-2014");
@@ -1217,12 +1223,7 @@ async fn validation_findings_name_each_dropped_row_and_a_corrupt_file_is_a_422()
 async fn regime_probabilities_line_up_with_the_candles_and_match_the_command_line_fit() {
     let a = api_with(bundled_data_settings()).await;
     let settings = bundled_data_settings();
-    let (series, _) = tradelab_data::load_symbol(
-        &settings.data.raw_dir,
-        "orcl",
-        &tradelab_data::LoadOptions::for_file(&settings.data, std::path::Path::new("orcl-1995-2014.txt")),
-    )
-    .unwrap();
+    let series = bundled_orcl(&settings);
     let (status, r) = get_json(&a.app, "/v1/datasets/orcl/regimes?max_points=100").await;
     assert_eq!(status, StatusCode::OK, "{r}");
     let (_, bars) = get_json(&a.app, "/v1/datasets/orcl/bars?max_points=100").await;

@@ -23,14 +23,7 @@ use super::bench::{random_walk, time_it};
 fn candles_json(series: &BarSeries, range: std::ops::Range<usize>) -> usize {
     let out: Vec<Candle> = candles(series, range, DEFAULT_POINTS)
         .into_iter()
-        .map(|c| Candle {
-            time_ms: c.time_ms,
-            open: c.open,
-            high: c.high,
-            low: c.low,
-            close: c.close,
-            volume: c.volume,
-        })
+        .map(Candle::from)
         .collect();
     serde_json::to_vec(&out).map_or(0, |v| v.len())
 }
