@@ -31,3 +31,21 @@ export function jobFraction(progress: Record<string, unknown> | null | undefined
 }
 
 export const TERMINAL_JOB = new Set(['finished', 'failed', 'cancelled']);
+
+/**
+ * A finished parameter search's result in one line: the best combination,
+ * its score, and the overfitting figures (deflated Sharpe, PBO) where the
+ * search computed them; null for a result that is not a search's.
+ */
+export function optimizationSummary(result: Record<string, unknown> | null | undefined): string | null {
+  const best = result?.best;
+  if (!best || typeof best !== 'object' || Array.isArray(best)) return null;
+  const params = Object.entries(best as Record<string, unknown>)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(', ');
+  const parts = [`${params}: ${String(result?.metric ?? 'score')} ${fmtNum(result?.score)}`];
+  if (typeof result?.combinations === 'number') parts[0] += ` (best of ${fmtNum(result.combinations)})`;
+  if (typeof result?.deflated_sharpe === 'number') parts.push(`deflated Sharpe ${fmtNum(result.deflated_sharpe, 2)}`);
+  if (typeof result?.pbo === 'number') parts.push(`PBO ${fmtNum(result.pbo, 2)}`);
+  return parts.join('; ');
+}

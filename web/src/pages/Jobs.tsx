@@ -7,7 +7,7 @@ import { LoadState, ProgressBar, Section, StatusBadge } from '../components/Bits
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Table } from '../components/Table';
 import { TrainForm } from '../components/TrainForm';
-import { fmtTime, jobFraction, TERMINAL_JOB } from '../lib/format';
+import { fmtTime, jobFraction, optimizationSummary, TERMINAL_JOB } from '../lib/format';
 import { logText, useJobLog } from '../lib/jobLog';
 import { Link, navigate, useLocation } from '../lib/router';
 import { useJobEvents } from '../lib/useJob';
@@ -31,6 +31,8 @@ function JobResult({ job }: { job: Job }) {
         ) : null}
       </span>
     );
+  const search = optimizationSummary(r);
+  if (search) return <span data-testid="optimization-result">{search}</span>;
   return <>—</>;
 }
 
