@@ -274,6 +274,8 @@ impl GaussianHmm {
 
     /// Fits every state count in `range` and keeps the lowest BIC; states
     /// sorted by feature `order_by`. Returns the model and each count's BIC.
+    /// The counts are fitted in parallel (each fit is deterministic on its
+    /// own, so the answer does not depend on the number of cores).
     pub fn select(
         data: &[f64],
         dims: usize,
@@ -283,10 +285,16 @@ impl GaussianHmm {
         tol: f64,
     ) -> Result<(GaussianHmm, Vec<(usize, f64)>), RegimeError> {
         let n = data.len() / dims;
+        use rayon::prelude::*;
+        let counts: Vec<usize> = range.collect();
+        let fits: Vec<Result<Fit, RegimeError>> = counts
+            .par_iter()
+            .map(|&k| GaussianHmm::fit(data, dims, k, order_by, max_iter, tol))
+            .collect();
         let mut best: Option<(f64, GaussianHmm)> = None;
         let mut scores = Vec::new();
-        for k in range {
-            let fit = GaussianHmm::fit(data, dims, k, order_by, max_iter, tol)?;
+        for (k, fit) in counts.into_iter().zip(fits) {
+            let fit = fit?;
             let bic = fit.model.bic(fit.log_likelihood, n);
             scores.push((k, bic));
             if best.as_ref().is_none_or(|(b, _)| bic < *b) {

@@ -34,7 +34,9 @@ pub fn run(settings: &Settings, bars: usize, repeats: usize) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("chart.csv");
     let bytes = super::bench::write_ohlcv_csv(&path, &series)?;
-    println!("median of {repeats} runs after a warm-up, one thread; {bars} one-minute bars, {bytes} bytes of CSV");
+    println!(
+        "median of {repeats} runs after a warm-up, one thread (the regime fit: one per state count tried); {bars} one-minute bars, {bytes} bytes of CSV"
+    );
 
     let first = |p: &Path| load_file(p, &LoadOptions::default()).map_or(0, |(s, _)| candles_json(&s, 0..s.len()));
     let (med, min, json) = time_it(repeats.min(5), || first(&path) as f64);
