@@ -8,6 +8,7 @@ import { TradesTable } from '../components/TradesTable';
 import { fmtNum, reportTimeSec } from '../lib/format';
 import { Link } from '../lib/router';
 import { useLoad } from '../lib/useLoad';
+import { statisticsSentences } from '../lib/statistics';
 
 /** The latest candle at or before `t` (candles sorted): markers must sit on a candle. */
 export function snapToCandle(times: number[], t: number): number | null {
@@ -228,8 +229,16 @@ function MetricsSection({ report }: { report: Obj }) {
 function StatsView({ stats }: { stats: Obj }) {
   const flat = Object.entries(stats).filter(([, v]) => typeof v !== 'object' || v === null);
   const nested = Object.entries(stats).filter(([, v]) => typeof v === 'object' && v !== null);
+  const sentences = statisticsSentences(stats);
   return (
     <>
+      {sentences ? (
+        <ul data-testid="statistics-summary">
+          {sentences.map((line) => (
+            <li key={line}>{line}</li>
+          ))}
+        </ul>
+      ) : null}
       {flat.length ? (
         <dl className="facts">
           {flat.map(([k, v]) => (
