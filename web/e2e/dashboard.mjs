@@ -286,7 +286,7 @@ try {
     check(heads.includes('buy_and_hold'), `buy-and-hold is not beside the strategy: ${heads.join(', ')}`);
     const stats = (await page.getByTestId('backtest-statistics').textContent()) ?? '';
     check(/sharpe low/.test(stats) && /difference p value/.test(stats), `the Sharpe interval and the difference from buy-and-hold are not shown: ${stats}`);
-    check(/95% interval .* Against buy-and-hold: [+−]\d/.test(stats), `the statistics are not summed up in sentences: ${stats}`);
+    check(/95% interval .*Against buy-and-hold: [+−]\d/.test(stats), `the statistics are not summed up in sentences: ${stats}`);
   });
 
   await step('the report draws the price chart with its trades, and the equity chart', async () => {
