@@ -13,6 +13,7 @@ use tradelab_sim::metrics::Metrics;
 use tradelab_sim::stats::sharpe::{
     probabilistic_sharpe, sharpe_difference, sharpe_interval, BootstrapSettings, ReturnMoments,
 };
+use tradelab_sim::stats::{equity_returns, Comparison};
 
 use crate::markets::{backtest, build_report};
 use crate::Settings;
@@ -58,14 +59,38 @@ pub struct BacktestStatistics {
     pub difference_high: Option<f64>,
     /// The p-value of "no difference from buy-and-hold".
     pub difference_p_value: Option<f64>,
+    /// The deflated Sharpe ratio: the probability that the true Sharpe
+    /// ratio beats the best of `trials` unskilled ones (evaluations of a
+    /// model; absent for a rule backtest, which is one trial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deflated_sharpe: Option<f64>,
+    /// The trials the deflated Sharpe ratio accounts for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trials: Option<usize>,
 }
 
-/// Bar-to-bar simple returns of an equity curve.
-pub fn curve_returns(equity: &[f64]) -> Vec<f64> {
-    equity
-        .windows(2)
-        .map(|w| if w[0] > 0.0 { w[1] / w[0] - 1.0 } else { 0.0 })
-        .collect()
+impl BacktestStatistics {
+    /// A model evaluation's comparison with buy-and-hold in the form a
+    /// stored backtest carries; `equity` is the model's curve (for the
+    /// probability that its Sharpe ratio is above zero).
+    pub fn of_comparison(c: &Comparison, equity: &[f64], boot: &BootstrapSettings) -> BacktestStatistics {
+        let m = ReturnMoments::of(&equity_returns(equity));
+        BacktestStatistics {
+            bars: c.observations,
+            confidence: boot.confidence,
+            resamples: boot.resamples,
+            sharpe: c.sharpe.sharpe,
+            sharpe_low: c.sharpe.low,
+            sharpe_high: c.sharpe.high,
+            probability_sharpe_above_zero: probabilistic_sharpe(m.sharpe(), 0.0, m.n, m.skew, m.kurtosis),
+            sharpe_minus_benchmark: c.difference.map(|d| d.difference),
+            difference_low: c.difference.map(|d| d.low),
+            difference_high: c.difference.map(|d| d.high),
+            difference_p_value: c.difference.map(|d| d.p_value),
+            deflated_sharpe: Some(c.deflated_sharpe),
+            trials: Some(c.trials),
+        }
+    }
 }
 
 /// Buy-and-hold beside `result` (the backtest of `strategy` on `feeds`),
@@ -81,7 +106,7 @@ pub fn compare_with_benchmark(
         seed: settings.seed,
         ..BootstrapSettings::default()
     };
-    let returns = curve_returns(&result.equity);
+    let returns = equity_returns(&result.equity);
     let per_year = result.periods_per_year;
     let interval = sharpe_interval(&returns, per_year, &cfg);
     let moments = ReturnMoments::of(&returns);
@@ -103,13 +128,15 @@ pub fn compare_with_benchmark(
         difference_low: None,
         difference_high: None,
         difference_p_value: None,
+        deflated_sharpe: None,
+        trials: None,
     };
     if strategy == BENCHMARK {
         return Ok((Vec::new(), stats));
     }
     let benchmark = backtest(settings, BENCHMARK, feeds)?;
     let (metrics, _) = build_report(&benchmark, settings);
-    if let Some(d) = sharpe_difference(&returns, &curve_returns(&benchmark.equity), per_year, &cfg) {
+    if let Some(d) = sharpe_difference(&returns, &equity_returns(&benchmark.equity), per_year, &cfg) {
         stats.sharpe_minus_benchmark = Some(d.difference);
         stats.difference_low = Some(d.low);
         stats.difference_high = Some(d.high);
@@ -178,9 +205,9 @@ mod tests {
 
     #[test]
     fn returns_of_a_curve_skip_a_wiped_out_start() {
-        let r = curve_returns(&[100.0, 110.0, 99.0]);
+        let r = equity_returns(&[100.0, 110.0, 99.0]);
         assert!((r[0] - 0.1).abs() < 1e-12 && (r[1] + 0.1).abs() < 1e-12, "{r:?}");
-        assert_eq!(curve_returns(&[0.0, 5.0]), vec![0.0]);
-        assert!(curve_returns(&[1.0]).is_empty());
+        assert_eq!(equity_returns(&[0.0, 5.0]), vec![0.0]);
+        assert!(equity_returns(&[1.0]).is_empty());
     }
 }

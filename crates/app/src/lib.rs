@@ -10,6 +10,9 @@
 //!   vocabulary and market data ready for the environment;
 //! - [`backtest_statistics`]: a backtest beside buy-and-hold, and its
 //!   Sharpe ratio's interval;
+//! - [`evaluation`]: a trained model out of sample beside every
+//!   baseline, with intervals and the deflated Sharpe ratio, and its
+//!   runs in the form the store keeps;
 //! - [`registry`]: model references, registering checkpoints, verifying
 //!   files, garbage collection;
 //! - [`record`]: the synchronous recorder of runs, metrics, models,
@@ -45,6 +48,7 @@ pub mod auth_setup;
 pub mod backtest_statistics;
 pub mod data_sources;
 pub mod env_trace;
+pub mod evaluation;
 pub mod jobs;
 pub mod markets;
 pub mod metrics;

@@ -72,11 +72,44 @@ impl ModelRef {
 /// registry reference (`NAME`, `NAME@VERSION`, `NAME@STAGE`) resolved in
 /// the store `settings` name and verified against its checksum.
 pub fn checkpoint_folder(settings: &Settings, spec: &Path) -> Result<PathBuf> {
-    if spec.exists() {
-        return Ok(spec.to_path_buf());
+    Ok(locate_checkpoint(settings, spec, false)?.folder)
+}
+
+/// A checkpoint to open: its folder and, when it was found in the
+/// registry, its record (name, version, training run).
+#[derive(Debug, Clone)]
+pub struct LocatedCheckpoint {
+    /// The folder holding the weights and `metadata.json`.
+    pub folder: PathBuf,
+    /// The registry's record, when `spec` named a registered model.
+    pub registered: Option<ModelRecord>,
+}
+
+impl LocatedCheckpoint {
+    /// How reports name the model: `NAME@VERSION` when registered, else the folder.
+    pub fn label(&self) -> String {
+        match &self.registered {
+            Some(m) => format!("{}@{}", m.name, m.version),
+            None => self.folder.display().to_string(),
+        }
+    }
+}
+
+/// Like [`checkpoint_folder`], keeping the registry's record; with
+/// `registered_only`, `spec` is only ever a registry reference (jobs: a
+/// client names no folder on the server, issue 19 finding 12).
+pub fn locate_checkpoint(settings: &Settings, spec: &Path, registered_only: bool) -> Result<LocatedCheckpoint> {
+    if !registered_only && spec.exists() {
+        return Ok(LocatedCheckpoint {
+            folder: spec.to_path_buf(),
+            registered: None,
+        });
     }
     let text = spec.to_string_lossy();
     if text.contains('/') {
+        if registered_only {
+            bail!("`{text}` is not a registered model; name one as NAME, NAME@VERSION or NAME@STAGE");
+        }
         bail!(
             "{} does not exist; pass a checkpoint folder or a registered model as NAME@VERSION",
             spec.display()
@@ -84,10 +117,17 @@ pub fn checkpoint_folder(settings: &Settings, spec: &Path) -> Result<PathBuf> {
     }
     let rt = crate::runtime::runtime()?;
     let store = crate::record::open_store(&rt, settings)?;
-    let record = rt.block_on(ModelRef::parse(&text)?.resolve(&store)).with_context(|| {
-        format!("`{text}` is missing: no checkpoint folder of that name, and no such registered model")
-    })?;
-    verified_location(&record)
+    let record = rt
+        .block_on(ModelRef::parse(&text)?.resolve(&store))
+        .with_context(|| match registered_only {
+            true => format!("`{text}` is not a registered model"),
+            false => format!("`{text}` is missing: no checkpoint folder of that name, and no such registered model"),
+        })?;
+    rt.block_on(store.close());
+    Ok(LocatedCheckpoint {
+        folder: verified_location(&record)?,
+        registered: Some(record),
+    })
 }
 
 /// The folder of a registered version, after checking that its weights

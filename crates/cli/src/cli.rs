@@ -779,6 +779,10 @@ pub struct EvaluateArgs {
     /// averaged action distributions (e.g. one setting's seeds).
     #[arg(long = "model", required = true)]
     pub models: Vec<PathBuf>,
+    /// Read --model as a registered model only, never as a folder (how
+    /// jobs run it: a client names no path on the server).
+    #[arg(long)]
+    pub registered: bool,
     /// Instrument(s) to evaluate on (default: those the model was trained on).
     #[arg(long = "symbol")]
     pub symbols: Vec<String>,

@@ -695,6 +695,17 @@ fn training_records_runs_and_the_registry_manages_versions() {
         ],
     ));
     assert!(eval.contains("buy_and_hold"), "{eval}");
+    // The evaluation is stored as a backtest named after the resolved version.
+    assert!(eval.contains("stored: backtest "), "{eval}");
+    let stored = ok(tradelab(d, &["backtests", "--json"]));
+    let rows: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["strategy"] == "model mlp-synth@1")
+        .unwrap_or_else(|| panic!("no stored evaluation of mlp-synth@1: {stored}"));
+    assert!(row["run_id"].is_string(), "linked to its training run: {row}");
     // Promoting another version archives the previous production one.
     ok(tradelab(d, &["models", "promote", "mlp-synth@2"]));
     let listed = ok(tradelab(d, &["models", "list", "mlp-synth"]));

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tradelab_core::time::format_datetime;
-use tradelab_store::audit::BacktestPart;
+use tradelab_store::audit::{BacktestPart, BacktestSummary};
 use tradelab_store::Store;
 
 use crate::cli::{BacktestsCommand, GlobalArgs};
@@ -30,11 +30,17 @@ pub fn run(g: &GlobalArgs, c: BacktestsCommand) -> Result<()> {
 }
 
 /// A backtest as `list --json` gives it: the headline figures of its report.
-fn summary(id: &str, run_id: Option<&str>, created_ms: i64, report: &Value) -> Value {
+/// A model's evaluation goes by its stored name (`model NAME@VERSION`),
+/// a rule by its report's (with its parameters).
+fn summary(b: &BacktestSummary, report: &Value) -> Value {
     let m = &report["metrics"];
+    let strategy = match report.get("evaluation") {
+        Some(_) => json!(b.strategy),
+        None => report["model_used"].clone(),
+    };
     json!({
-        "id": id, "run_id": run_id, "created": format_datetime(created_ms / 1000 * 1000),
-        "strategy": report["model_used"], "instruments": report["instruments"],
+        "id": b.id, "run_id": b.run_id, "created": format_datetime(b.created_ms / 1000 * 1000),
+        "strategy": strategy, "instruments": report["instruments"],
         "start_date": report["start_date"], "end_date": report["end_date"],
         "total_pnl": m["total_pnl"], "cagr": m["cagr"], "sharpe": m["sharpe"],
         "max_drawdown": m["max_drawdown"], "total_trades": m["total_trades"],
@@ -71,7 +77,7 @@ async fn list(
             continue;
         }
         let report = store.backtest_report(&b.id).await?;
-        let row = summary(&b.id, b.run_id.as_deref(), b.created_ms, &report);
+        let row = summary(&b, &report);
         if instrument.is_some_and(|i| !instruments(&row["instruments"]).contains(i)) {
             continue;
         }
