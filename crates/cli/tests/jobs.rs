@@ -299,3 +299,109 @@ fn an_optimisation_job_reports_progress_and_its_best_combination() {
     assert_eq!(report["results"]["rows"][0]["params"], *best);
     assert_eq!(report["walk_forward"]["folds"].as_array().unwrap().len(), 2);
 }
+
+/// The dashboard's "evaluate a model": a registered logistic regression,
+/// evaluated over the API as a job in two folds, comes back as two stored
+/// backtests named after the model, linked to its training run, with the
+/// baselines and the deflated Sharpe ratio; a job never opens a folder a
+/// client names, only registered models.
+#[test]
+fn a_registered_model_is_evaluated_as_a_job_into_stored_backtests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let db = format!("sqlite://{}", d.join("shared.db").display());
+    std::fs::create_dir_all(d.join("data/raw")).unwrap();
+    ok(tradelab(d, &db)
+        .args(["data", "synth", "--bars", "1500", "--out", "data/raw/synth.csv"])
+        .output()
+        .unwrap());
+    ok(tradelab(d, &db)
+        .args(["train", "--agent", "logreg", "--symbol", "synth"])
+        .output()
+        .unwrap());
+    // A folder called like a model: a client's name must not reach it.
+    std::fs::create_dir_all(d.join("logreg-folder")).unwrap();
+    let (_server, addr) = serve(d, &db);
+    let submit = |body: Value| {
+        let (status, job) = http(&addr, "POST", "/v1/evaluations", Some(&body));
+        assert_eq!(status, 202, "{job}");
+        job["id"].as_str().unwrap().to_string()
+    };
+    let id = submit(json!({"model": "logreg@1", "folds": 2, "settings": ["backtest.costs.entry_fixed=25"]}));
+    let folder = submit(json!({"model": "logreg-folder"}));
+    let (_worker, _) = start({
+        let mut c = tradelab(d, &db);
+        c.arg("worker");
+        c
+    });
+    let ended = |id: &str| {
+        wait_for("the evaluation to end", Duration::from_secs(180), || {
+            let (_, j) = http(&addr, "GET", &format!("/v1/jobs/{id}"), None);
+            let s = j["status"].as_str().unwrap_or("").to_string();
+            (s == "finished" || s == "failed" || s == "cancelled").then_some(j)
+        })
+    };
+    let done = ended(&id);
+    assert_eq!(done["status"], "finished", "{done}");
+    assert_eq!(done["result"]["model"], "logreg@1", "{done}");
+    let ids: Vec<String> = done["result"]["backtest_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "one stored backtest per fold: {done}");
+    assert_eq!(done["result"]["backtest_id"], ids[0].as_str());
+    assert_eq!(done["result"]["verdicts"].as_array().unwrap().len(), 2);
+    let (_, models) = http(&addr, "GET", "/v1/models", None);
+    let training_run = models[0]["run_id"].clone();
+    assert!(training_run.is_string(), "{models}");
+    let (_, listed) = http(&addr, "GET", "/v1/backtests", None);
+    for id in &ids {
+        let row = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(row["strategy"], "model logreg@1", "{row}");
+        assert_eq!(row["run_id"], training_run, "linked to the training run: {row}");
+        let (status, r) = http(&addr, "GET", &format!("/v1/backtests/{id}"), None);
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["model_used"], "logreg", "{r}");
+        let names: Vec<&str> = r["baselines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap())
+            .collect();
+        let expected = [
+            "buy_and_hold",
+            "sma_crossover",
+            "buy_and_hold_vol_target",
+            "momentum_vol_target",
+            "gbt",
+        ];
+        assert_eq!(names.len(), expected.len(), "{names:?}");
+        for (name, baseline) in names.iter().zip(expected) {
+            assert!(name.starts_with(baseline), "{names:?}");
+        }
+        let st = &r["statistics"];
+        assert_eq!(st["trials"], 1, "{st}");
+        assert!(
+            st["deflated_sharpe"].is_number() && st["sharpe_low"].is_number(),
+            "{st}"
+        );
+        assert_eq!(r["evaluation"]["split"], "test");
+        assert!(r["evaluation"]["run"].as_str().unwrap().contains("(fold "), "{r}");
+        let (status, trades) = http(&addr, "GET", &format!("/v1/backtests/{id}/trades"), None);
+        assert_eq!(status, 200, "{trades}");
+        let (status, equity) = http(&addr, "GET", &format!("/v1/backtests/{id}/equity"), None);
+        assert_eq!(status, 200, "{equity}");
+        assert!(equity.as_array().is_some_and(|e| !e.is_empty()), "{equity}");
+    }
+    let refused = ended(&folder);
+    assert_eq!(refused["status"], "failed", "{refused}");
+    let why = refused["error"].as_str().unwrap_or_default();
+    assert!(why.contains("logreg-folder"), "named as a registered model only: {why}");
+}

@@ -1890,6 +1890,24 @@ async fn decisions_record_who_asked_and_jobs_are_cancelled_by_their_own_scope() 
     );
     let trainer = minted(&f, "train", |_| {}).await;
     assert_eq!(send(&f.app, req(&trainer)).await.status, StatusCode::OK);
+    // A parameter search or an evaluation is started with `backtest`, so
+    // `backtest` cancels it (it used to ask for an `optimize` scope that
+    // does not exist, so nobody could).
+    for kind in ["optimize", "evaluate"] {
+        let job = f.store.enqueue_job(kind, &serde_json::json!({})).await.unwrap();
+        let req = |t: &str| {
+            Request::builder()
+                .method("POST")
+                .uri(format!("/v1/jobs/{job}/cancel"))
+                .header(header::AUTHORIZATION, format!("Bearer {t}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let refused = send(&f.app, req(&trainer)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{kind}: {}", refused.body);
+        assert!(refused.body.contains("needs the `backtest` scope"), "{}", refused.body);
+        assert_eq!(send(&f.app, req(&backtester)).await.status, StatusCode::OK, "{kind}");
+    }
     let caller = super::guard::Caller {
         client_id: "web".into(),
         username: Some("ada".into()),

@@ -1,4 +1,5 @@
-//! Jobs over HTTP: start a training run or a backtest, follow it (status,
+//! Jobs over HTTP: start a training run, a backtest, a parameter search
+//! or a model's evaluation, follow it (status,
 //! or a server-sent event stream of its progress), cancel it.
 
 use std::convert::Infallible;
@@ -17,14 +18,14 @@ use utoipa::ToSchema;
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::routes::Limit;
 use super::state::AppState;
-use tradelab_app::jobs::spec::{BacktestJob, JobSpec, OptimizeJob, TrainJob};
+use tradelab_app::jobs::spec::{BacktestJob, EvaluateJob, JobSpec, OptimizeJob, TrainJob};
 
 /// A background job (a training run or a backtest) as the queue records it.
 #[derive(Serialize, ToSchema)]
 pub struct Job {
     /// The job's random hex id.
     pub id: String,
-    /// `train`, `backtest` or `optimize`.
+    /// `train`, `backtest`, `optimize` or `evaluate`.
     pub kind: String,
     /// queued, running, cancel_requested, finished, failed or cancelled.
     pub status: String,
@@ -34,7 +35,7 @@ pub struct Job {
     /// The latest progress report (training: step, total, steps per second, ETA).
     #[schema(value_type = Object)]
     pub progress: Value,
-    /// What it produced: run id and model version, or backtest id.
+    /// What it produced: run id and model version, or backtest id(s).
     #[schema(value_type = Object)]
     pub result: Option<Value>,
     /// Why it failed, if it did.
@@ -107,6 +108,27 @@ pub async fn start_optimization(
     submit(&s, JobSpec::Optimize(job)).await
 }
 
+/// Starts the evaluation of a registered model out of sample as a
+/// background job: beside buy-and-hold, the rule and supervised baselines,
+/// with intervals and the deflated Sharpe ratio; its result names the
+/// stored backtests (one per instrument and fold).
+#[utoipa::path(post, path = "/v1/evaluations", request_body = EvaluateJob, responses((status = 202, body = Job), (status = 422, body = Problem)))]
+pub async fn start_evaluation(
+    State(s): State<Arc<AppState>>,
+    Json(job): Json<EvaluateJob>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    submit(&s, JobSpec::Evaluate(job)).await
+}
+
+/// The scope that starts (and so may cancel) a job of `kind`.
+fn scope_of(kind: &str) -> &'static str {
+    use tradelab_auth::scope::{BACKTEST, TRAIN};
+    match kind {
+        "train" => TRAIN,
+        _ => BACKTEST,
+    }
+}
+
 /// Jobs, newest first.
 #[utoipa::path(get, path = "/v1/jobs", params(Limit), responses((status = 200, body = [Job])))]
 pub async fn jobs(State(s): State<Arc<AppState>>, Query(q): Query<Limit>) -> ApiResult<Json<Vec<Job>>> {
@@ -134,13 +156,15 @@ pub async fn cancel(
     caller: Option<axum::Extension<crate::guard::Caller>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
-    // The route admits `train` or `backtest`; the job's kind decides which.
+    // The route admits `train` or `backtest`; the job's kind decides which
+    // (an optimisation or an evaluation is started, so cancelled, with `backtest`).
     let kind = s.store.job(&id).await?.kind;
+    let needs = scope_of(&kind);
     if let Some(axum::Extension(c)) = caller {
-        if !c.has(&kind) {
+        if !c.has(needs) {
             return Err(Problem::new(
                 axum::http::StatusCode::FORBIDDEN,
-                format!("cancelling a {kind} job needs the `{kind}` scope"),
+                format!("cancelling a {kind} job needs the `{needs}` scope"),
             ));
         }
     }

@@ -111,6 +111,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         job_routes::start_training,
         job_routes::start_backtest,
         job_routes::start_optimization,
+        job_routes::start_evaluation,
         job_routes::jobs,
         job_routes::job,
         job_routes::cancel,
@@ -227,6 +228,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, guard::Needs)] = {
         ("POST", "/v1/backtests", &[BACKTEST]),
         ("POST", "/v1/training-jobs", &[TRAIN]),
         ("POST", "/v1/optimizations", &[BACKTEST]),
+        ("POST", "/v1/evaluations", &[BACKTEST]),
         ("GET", "/v1/jobs", &[DATA_READ]),
         ("GET", "/v1/jobs/{id}", &[DATA_READ]),
         ("POST", "/v1/jobs/{id}/cancel", &[TRAIN, BACKTEST]),
@@ -331,6 +333,10 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route(
             "/v1/optimizations",
             post(job_routes::start_optimization).route_layer(needs(&[BACKTEST])),
+        )
+        .route(
+            "/v1/evaluations",
+            post(job_routes::start_evaluation).route_layer(needs(&[BACKTEST])),
         )
         .route("/v1/jobs", get(job_routes::jobs).route_layer(needs(&[DATA_READ])))
         .route("/v1/jobs/{id}", get(job_routes::job).route_layer(needs(&[DATA_READ])))

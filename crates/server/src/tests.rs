@@ -648,6 +648,18 @@ async fn jobs_are_queued_checked_followed_and_cancelled() {
         (StatusCode::ACCEPTED, Some("optimize")),
         "{job}"
     );
+    let (s, job) = post_json(
+        &a.app,
+        "/v1/evaluations",
+        &json!({"model": "logreg@production", "split": "test", "folds": 2}),
+    )
+    .await;
+    assert_eq!(
+        (s, job["kind"].as_str()),
+        (StatusCode::ACCEPTED, Some("evaluate")),
+        "{job}"
+    );
+    assert_eq!(job["payload"]["model"], "logreg@production");
     // What a client may not ask for is refused before anything is queued.
     for (route, body, needle) in [
         ("/v1/training-jobs", json!({"agent": "dqn"}), "unknown agent"),
@@ -682,16 +694,27 @@ async fn jobs_are_queued_checked_followed_and_cancelled() {
             json!({"strategy": "sma_crossover", "symbols": ["acme"], "params": ["--config=/etc/passwd"]}),
             "not a plain expression",
         ),
+        ("/v1/evaluations", json!({"model": "../models/logreg"}), "plain name"),
+        (
+            "/v1/evaluations",
+            json!({"model": "logreg", "split": "train"}),
+            "unknown split",
+        ),
+        (
+            "/v1/evaluations",
+            json!({"model": "logreg", "trials": 8}),
+            "needs trial_sharpe_std",
+        ),
     ] {
         let (s, p) = post_json(&a.app, route, &body).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {p}");
         assert!(p["detail"].as_str().unwrap().contains(needle), "{body}: {p}");
     }
-    assert_eq!(a.store.recent_jobs(10).await.unwrap().len(), 3);
+    assert_eq!(a.store.recent_jobs(10).await.unwrap().len(), 4);
     let (_, _, text) = call(&a.app, "GET", "/metrics", None).await;
     let text = String::from_utf8(text).unwrap();
     assert!(
-        text.contains("tradelab_jobs{status=\"queued\"} 2") && text.contains("tradelab_jobs{status=\"cancelled\"} 1"),
+        text.contains("tradelab_jobs{status=\"queued\"} 3") && text.contains("tradelab_jobs{status=\"cancelled\"} 1"),
         "{text}"
     );
 }

@@ -1,5 +1,5 @@
-//! What a job does: a training run or a backtest, as the command line the
-//! worker runs for it.
+//! What a job does (a training run, a backtest, a parameter search or a
+//! model's evaluation), as the command line the worker runs for it.
 
 use serde::{Deserialize, Serialize};
 use tradelab_agents::kinds::{self, AgentKind};
@@ -91,6 +91,35 @@ pub struct OptimizeJob {
     pub settings: Vec<String>,
 }
 
+/// An evaluation job: a registered model out of sample, as
+/// `tradelab evaluate` runs it; each of its runs is stored as a backtest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateJob {
+    /// A registered model: NAME (its latest version), NAME@VERSION or
+    /// NAME@STAGE (e.g. `logreg@production`). Never a path.
+    pub model: String,
+    /// Instruments to evaluate on (names in the data folders); default the
+    /// ones the model was trained on.
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// test (default) or validation.
+    pub split: Option<String>,
+    /// Consecutive folds of the split, each from a fresh account (1 to 20).
+    pub folds: Option<usize>,
+    /// Models or settings tried to arrive at this one, for the deflated
+    /// Sharpe ratio (default 1).
+    pub trials: Option<usize>,
+    /// Standard deviation of the annualised Sharpe ratios of those trials
+    /// (needed when trials is above 1).
+    pub trial_sharpe_std: Option<f64>,
+    /// Setting overrides, as `tradelab --set` takes them: `key.path=value`
+    /// (costs, fill policy, risk limits).
+    #[serde(default)]
+    pub settings: Vec<String>,
+}
+
 /// A job as queued and stored: its kind and its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -101,6 +130,8 @@ pub enum JobSpec {
     Backtest(BacktestJob),
     /// Runs `tradelab optimize`.
     Optimize(OptimizeJob),
+    /// Runs `tradelab evaluate`.
+    Evaluate(EvaluateJob),
 }
 
 /// A search expression a client may pass on: a plain key path, then `=`
@@ -217,6 +248,7 @@ impl JobSpec {
             JobSpec::Train(_) => "train",
             JobSpec::Backtest(_) => "backtest",
             JobSpec::Optimize(_) => "optimize",
+            JobSpec::Evaluate(_) => "evaluate",
         }
     }
 
@@ -315,6 +347,35 @@ impl JobSpec {
                 }
                 o.settings.iter().try_for_each(|s| check_override(s))
             }
+            JobSpec::Evaluate(e) => {
+                plain_name("model", &e.model)?;
+                for s in &e.symbols {
+                    plain_name("symbol", s)?;
+                }
+                if let Some(split) = &e.split {
+                    if split != "test" && split != "validation" {
+                        return Err(JobRejected::new(format!(
+                            "unknown split `{split}`; use test or validation (the train split is what the model learnt from)"
+                        )));
+                    }
+                }
+                if e.folds.is_some_and(|k| !(1..=20).contains(&k)) {
+                    return Err(JobRejected::new("folds must be between 1 and 20"));
+                }
+                match (e.trials, e.trial_sharpe_std) {
+                    (Some(0), _) => return Err(JobRejected::new("trials must be at least 1")),
+                    (Some(t), s) if t > 1 && !s.is_some_and(|s| s > 0.0 && s.is_finite()) => {
+                        return Err(JobRejected::new(format!(
+                            "trials {t} needs trial_sharpe_std: the spread (above 0) of the annualised Sharpe ratios those trials reached"
+                        )))
+                    }
+                    (_, Some(s)) if !s.is_finite() || s < 0.0 => {
+                        return Err(JobRejected::new("trial_sharpe_std must be a number of at least 0"))
+                    }
+                    _ => {}
+                }
+                e.settings.iter().try_for_each(|s| check_override(s))
+            }
         }
     }
 
@@ -371,6 +432,20 @@ impl JobSpec {
                 opt(&mut a, "--trials", o.trials.map(|t| t.to_string()));
                 opt(&mut a, "--metric", o.metric.clone());
                 opt(&mut a, "--walk-forward", o.walk_forward.map(|k| k.to_string()));
+            }
+            JobSpec::Evaluate(e) => {
+                for s in &e.settings {
+                    a.extend(["--set".into(), s.clone()]);
+                }
+                a.extend(NAMES_ONLY.map(String::from));
+                a.extend(["evaluate".into(), "--registered".into(), format!("--model={}", e.model)]);
+                for s in &e.symbols {
+                    a.extend(["--symbol".into(), s.clone()]);
+                }
+                opt(&mut a, "--split", e.split.clone());
+                opt(&mut a, "--folds", e.folds.map(|k| k.to_string()));
+                opt(&mut a, "--trials", e.trials.map(|k| k.to_string()));
+                opt(&mut a, "--trial-sharpe-std", e.trial_sharpe_std.map(|s| s.to_string()));
             }
         }
         a
@@ -431,6 +506,60 @@ mod tests {
         assert!(refused(&|j| j.walk_forward = Some(0)).contains("walk_forward"));
         assert!(refused(&|j| j.symbols = vec!["../x".into()]).contains("plain name"));
         assert!(refused(&|j| j.settings = vec!["store.url=x".into()]).contains("fixed by the server"));
+    }
+
+    #[test]
+    fn evaluation_jobs_name_a_registered_model_and_bad_ones_are_refused() {
+        let job = EvaluateJob {
+            model: "logreg@production".into(),
+            symbols: vec!["orcl".into()],
+            split: Some("validation".into()),
+            folds: Some(2),
+            trials: Some(12),
+            trial_sharpe_std: Some(0.4),
+            settings: vec!["backtest.costs.entry_fixed=25".into()],
+        };
+        let spec = JobSpec::Evaluate(job.clone());
+        assert_eq!(spec.check(), Ok(()));
+        assert_eq!(spec.kind(), "evaluate");
+        assert_eq!(
+            spec.args().join(" "),
+            "--set backtest.costs.entry_fixed=25 --set data.symbol_paths=false evaluate --registered --model=logreg@production --symbol orcl --split validation --folds 2 --trials 12 --trial-sharpe-std 0.4"
+        );
+        let bare = JobSpec::Evaluate(EvaluateJob {
+            model: "logreg".into(),
+            symbols: vec![],
+            split: None,
+            folds: None,
+            trials: None,
+            trial_sharpe_std: None,
+            settings: vec![],
+        });
+        assert_eq!(
+            bare.args().join(" "),
+            "--set data.symbol_paths=false evaluate --registered --model=logreg"
+        );
+        let refused = |edit: &dyn Fn(&mut EvaluateJob)| {
+            let mut j = job.clone();
+            edit(&mut j);
+            JobSpec::Evaluate(j).check().unwrap_err().detail
+        };
+        assert!(refused(&|j| j.model = "../models/x".into()).contains("plain name"));
+        assert!(refused(&|j| j.model = "--config=/etc/x".into()).contains("plain name"));
+        assert!(refused(&|j| j.model = String::new()).contains("plain name"));
+        assert!(refused(&|j| j.split = Some("train".into())).contains("unknown split"));
+        assert!(refused(&|j| j.folds = Some(0)).contains("folds"));
+        assert!(refused(&|j| j.folds = Some(21)).contains("folds"));
+        assert!(refused(&|j| j.trials = Some(0)).contains("at least 1"));
+        assert!(refused(&|j| j.trial_sharpe_std = None).contains("needs trial_sharpe_std"));
+        assert!(refused(&|j| j.trial_sharpe_std = Some(f64::NAN)).contains("needs trial_sharpe_std"));
+        assert!(refused(&|j| {
+            j.trials = None;
+            j.trial_sharpe_std = Some(-1.0)
+        })
+        .contains("at least 0"));
+        assert!(refused(&|j| j.symbols = vec!["/tmp/x.csv".into()]).contains("plain name"));
+        assert!(refused(&|j| j.settings = vec!["store.model_dir=/tmp".into()]).contains("fixed by the server"));
     }
 
     #[test]
