@@ -377,6 +377,35 @@ try {
     await shot('models');
   });
 
+  await step('evaluate the production model from the Backtests form; its report opens with the verdict beside the baselines', async () => {
+    await nav('Backtests');
+    await page.selectOption('#bt-subject', 'model');
+    await page.waitForFunction(() => document.querySelector('#bt-model')?.value?.startsWith('logreg@'), null, { timeout: T.ui });
+    const chosen = await page.locator('#bt-model option:checked').textContent();
+    check(/production/.test(chosen ?? ''), `the production version is not chosen first: ${chosen}`);
+    await axe('backtests, evaluating a model');
+    await page.getByRole('button', { name: 'Start evaluation' }).click();
+    await page.getByTestId('backtest-follow').waitFor({ timeout: T.ui });
+    await page.waitForURL((u) => /^\/backtests\/[^/]+$/.test(u.pathname), { timeout: T.backtest }).catch(async (e) => {
+      const text = await page.getByTestId('backtest-follow').textContent().catch(() => '');
+      throw new Error(`no evaluation report opened (${text?.trim()}): ${e.message}`);
+    });
+    const verdict = (await page.getByTestId('evaluation-verdict').textContent({ timeout: T.ui })) ?? '';
+    check(/^model vs buy-and-hold: Sharpe [+-]\d/.test(verdict.trim()), `no verdict on the evaluation: ${verdict}`);
+    const facts = (await page.getByTestId('evaluation-facts').textContent()) ?? '';
+    check(/Evaluation of model logreg@\d+ on its test split/.test(facts), `the evaluation does not say what was evaluated: ${facts}`);
+    const heads = await page.getByTestId('metrics-table').locator('thead th').allTextContents();
+    for (const b of ['logreg', 'buy_and_hold', 'sma_crossover', 'gbt']) check(heads.some((h) => h.startsWith(b)), `${b} is not in the metrics table: ${heads.join(', ')}`);
+    const stats = (await page.getByTestId('backtest-statistics').textContent()) ?? '';
+    check(/Deflated Sharpe ratio for 1 trial: \d/.test(stats), `the deflated Sharpe ratio is not stated: ${stats}`);
+    let drawn;
+    for (let i = 0; i < 60 && !(drawn = await chartDrawn('equity-chart')).ok; i++) await page.waitForTimeout(500);
+    check(drawn.ok, `the evaluation's equity chart is not drawn: ${drawn.why}`);
+    await settle();
+    await axe('evaluation report');
+    await shot('evaluation-report');
+  });
+
   await step('sign out revokes the refresh token', async () => {
     const held = lastRefreshToken;
     check(held, 'no refresh token was seen before sign-out');

@@ -71,7 +71,7 @@ fn the_dashboard_signs_in_runs_a_backtest_trains_promotes_and_keeps_a_viewer_out
         text(&run),
         server.output()
     );
-    for page in ["overview", "backtest-report", "models", "admin"] {
+    for page in ["overview", "backtest-report", "evaluation-report", "models", "admin"] {
         let png = shots.join(format!("{page}.png"));
         let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{} is missing or blank ({size} bytes)", png.display());

@@ -288,6 +288,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/evaluations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts the evaluation of a registered model out of sample as a
+         *     background job: beside buy-and-hold, the rule and supervised baselines,
+         *     with intervals and the deflated Sharpe ratio; its result names the
+         *     stored backtests (one per instrument and fold).
+         */
+        post: operations["start_evaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/health": {
         parameters: {
             query?: never;
@@ -962,6 +984,42 @@ export interface components {
              */
             value: number;
         };
+        /**
+         * @description An evaluation job: a registered model out of sample, as
+         *     `tradelab evaluate` runs it; each of its runs is stored as a backtest.
+         */
+        EvaluateJob: {
+            /** @description Consecutive folds of the split, each from a fresh account (1 to 20). */
+            folds?: number | null;
+            /**
+             * @description A registered model: NAME (its latest version), NAME@VERSION or
+             *     NAME@STAGE (e.g. `logreg@production`). Never a path.
+             */
+            model: string;
+            /**
+             * @description Setting overrides, as `tradelab --set` takes them: `key.path=value`
+             *     (costs, fill policy, risk limits).
+             */
+            settings?: string[];
+            /** @description test (default) or validation. */
+            split?: string | null;
+            /**
+             * @description Instruments to evaluate on (names in the data folders); default the
+             *     ones the model was trained on.
+             */
+            symbols?: string[];
+            /**
+             * Format: double
+             * @description Standard deviation of the annualised Sharpe ratios of those trials
+             *     (needed when trials is above 1).
+             */
+            trial_sharpe_std?: number | null;
+            /**
+             * @description Models or settings tried to arrive at this one, for the deflated
+             *     Sharpe ratio (default 1).
+             */
+            trials?: number | null;
+        };
         /** @description One row validation dropped or repaired. */
         Finding: {
             /** @description `dropped` or `repaired`. */
@@ -1020,13 +1078,13 @@ export interface components {
             error?: string | null;
             /** @description The job's random hex id. */
             id: string;
-            /** @description `train`, `backtest` or `optimize`. */
+            /** @description `train`, `backtest`, `optimize` or `evaluate`. */
             kind: string;
             /** @description What was asked for. */
             payload: Record<string, never>;
             /** @description The latest progress report (training: step, total, steps per second, ETA). */
             progress: Record<string, never>;
-            /** @description What it produced: run id and model version, or backtest id. */
+            /** @description What it produced: run id and model version, or backtest id(s). */
             result: Record<string, never>;
             /** @description queued, running, cancel_requested, finished, failed or cancelled. */
             status: string;
@@ -2057,6 +2115,37 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    start_evaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvaluateJob"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

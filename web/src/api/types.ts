@@ -23,6 +23,7 @@ export type Point = S['Point'];
 export type Model = Widen<S['Model'], 'metadata'>;
 export type BacktestSummary = S['BacktestSummary'];
 export type BacktestJob = S['BacktestJob'];
+export type EvaluateJob = S['EvaluateJob'];
 export type TrainJob = S['TrainJob'];
 export type Job = Widen<S['Job'], 'payload' | 'progress' | 'result'>;
 export type TradingSession = Widen<S['TradingSession'], 'spec' | 'checkpoint'>;

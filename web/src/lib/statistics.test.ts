@@ -15,6 +15,15 @@ describe("a backtest's statistics in sentences", () => {
     ]);
   });
 
+  it("adds a model evaluation's deflated Sharpe ratio, naming the trials it deflates for", () => {
+    const base = { bars: 300, confidence: 0.95, resamples: 2000, sharpe: 0.8, sharpe_low: -0.2, sharpe_high: 1.7 };
+    expect(statisticsSentences({ ...base, deflated_sharpe: 0.3141, trials: 24 })?.at(-1)).toBe(
+      'Deflated Sharpe ratio for 24 trials: 0.31 (the probability that the true Sharpe ratio beats the best of 24 unskilled trials).',
+    );
+    expect(statisticsSentences({ ...base, deflated_sharpe: 0.71, trials: 1 })?.at(-1)).toContain('for 1 trial: 0.71');
+    expect(statisticsSentences(base)?.join(' ')).not.toContain('Deflated');
+  });
+
   it('leaves out the comparison for buy-and-hold itself, and is null without a Sharpe interval', () => {
     const s = statisticsSentences({ confidence: 0.9, resamples: 10, bars: 5, sharpe: 1, sharpe_low: 0.5, sharpe_high: 1.5, sharpe_minus_benchmark: null });
     expect(s).toHaveLength(1);

@@ -1,6 +1,7 @@
 // A backtest's statistics (app::backtest_statistics) in sentences: the
-// Sharpe ratio with its interval, the chance it is above zero, and how it
-// compares with buy-and-hold's. Null when the report carries none of them.
+// Sharpe ratio with its interval, the chance it is above zero, how it
+// compares with buy-and-hold's and, for a model's evaluation, the deflated
+// Sharpe ratio for the trials it took. Null when the report carries none of them.
 
 import { fmtNum } from './format';
 
@@ -18,5 +19,13 @@ export function statisticsSentences(stats: Record<string, unknown>): string[] | 
     out.push(
       `Against buy-and-hold: ${signed(stats.sharpe_minus_benchmark)} (interval ${signed(stats.difference_low)} to ${signed(stats.difference_high)}, p = ${typeof stats.difference_p_value === 'number' ? stats.difference_p_value.toFixed(3) : '—'}).`,
     );
+  if (typeof stats.deflated_sharpe === 'number') {
+    const trials = typeof stats.trials === 'number' ? stats.trials : 1;
+    out.push(
+      trials > 1
+        ? `Deflated Sharpe ratio for ${fmtNum(trials)} trials: ${n2(stats.deflated_sharpe)} (the probability that the true Sharpe ratio beats the best of ${fmtNum(trials)} unskilled trials).`
+        : `Deflated Sharpe ratio for 1 trial: ${n2(stats.deflated_sharpe)} (with one trial, the probability that the true Sharpe ratio is above zero).`,
+    );
+  }
   return out;
 }

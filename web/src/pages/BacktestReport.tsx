@@ -70,8 +70,9 @@ export default function BacktestReport({ id }: { id: string }) {
       <LoadState state={report}>
         {(r) => (
           <>
+            <EvaluationFacts report={r} />
             <dl className="facts" data-testid="report-facts">
-              <dt>Strategy</dt>
+              <dt>{r.evaluation ? 'Model kind' : 'Strategy'}</dt>
               <dd>{String(r.model_used ?? '—')}</dd>
               <dt>Instruments</dt>
               <dd>{Array.isArray(r.instruments) ? (r.instruments as string[]).join(', ') : '—'}</dd>
@@ -172,6 +173,27 @@ function PriceChart({ report, trades }: { report: Obj; trades: TradeRow[] }) {
   );
 }
 
+/** A model evaluation's model, split and verdict, above the report's facts; nothing for a rule backtest. */
+function EvaluationFacts({ report }: { report: Obj }) {
+  const e = report.evaluation as Obj | undefined;
+  if (!e || typeof e !== 'object') return null;
+  const unseen = Array.isArray(e.unseen_instruments) ? (e.unseen_instruments as string[]) : [];
+  const seen = Array.isArray(e.seen_bars) ? (e.seen_bars as string[]) : [];
+  return (
+    <div className="evaluation" data-testid="evaluation-facts">
+      <p>
+        Evaluation of model <strong>{String(e.model)}</strong> on its {String(e.split)} split, out of sample and after costs: {String(e.run)}.
+      </p>
+      <p data-testid="evaluation-verdict" className={e.flat ? 'notice' : undefined}>
+        {String(e.verdict)}
+      </p>
+      {e.short_sample ? <p className="notice">Under three months or 30 bars: its annualised figures are noise.</p> : null}
+      {unseen.length ? <p>Never seen in training: {unseen.join(', ')} (traded through its unknown-instrument embedding).</p> : null}
+      {seen.length ? <p className="notice">Not out of sample: the model learnt from {seen.join('; ')}.</p> : null}
+    </div>
+  );
+}
+
 function MetricsSection({ report }: { report: Obj }) {
   const cols = metricColumns(report);
   const keys = [...new Set(cols.flatMap((c) => Object.keys(c.metrics)))].filter((k) => cols.some((c) => typeof c.metrics[k] !== 'object' || c.metrics[k] === null));
@@ -183,7 +205,7 @@ function MetricsSection({ report }: { report: Obj }) {
       <Section title="Metrics">
         <div className="table-wrap" tabIndex={0} role="region" aria-label="Metrics">
           <table data-testid="metrics-table">
-            <caption>{cols.length > 1 ? 'The strategy and its baselines side by side' : 'The strategy’s metrics'}</caption>
+            <caption>{cols.length > 1 ? `The ${report.evaluation ? 'model' : 'strategy'} and its baselines side by side` : 'The strategy’s metrics'}</caption>
             <thead>
               <tr>
                 <th scope="col">Metric</th>

@@ -19,7 +19,7 @@ export default function Backtests() {
     <>
       <h1>Backtests</h1>
       {can('backtest') ? (
-        <Section title="Start a backtest">
+        <Section title="Start a backtest or an evaluation">
           <BacktestForm onStarted={setStarted} />
           {started ? <FollowBacktest job={started} onDone={list.reload} /> : null}
         </Section>
