@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::price_routes::{load, BarsQuery, Loaded};
 use super::problem::{ApiResult, Json, Path, Problem, Query};
 use super::state::AppState;
-use tradelab_app::regimes::{MarketRegimes, RegimeState};
+use tradelab_app::regimes::{MarketRegimes, RegimeState, WAITED_FIT_BARS};
 use tradelab_data::downsample::{bars_per_candle, bucket_means, buckets, time_range};
 
 /// The regime probabilities of one bucket of bars.
@@ -42,8 +42,14 @@ pub struct BicScore {
 pub struct Regimes {
     /// The instrument (the file's stem in `data/raw`).
     pub instrument: String,
-    /// The model was fitted on this many leading bars (`env.train_fraction`).
+    /// The training split: this many leading bars (`env.train_fraction`).
     pub training_bars: usize,
+    /// The model was fitted on the training split's bars from this one on:
+    /// 0, or for a file whose split is longer than [`WAITED_FIT_BARS`], the
+    /// start of its latest bars (the fit's time grows with its bars).
+    pub fitted_from: usize,
+    /// That bar's time, milliseconds since the Unix epoch.
+    pub fitted_from_ms: Option<i64>,
     /// The time of the first bar after the training split, milliseconds;
     /// `null` when every bar is in it.
     pub training_end_ms: Option<i64>,
@@ -90,6 +96,8 @@ pub async fn regimes(
     Ok(Json(Regimes {
         instrument: series.instrument.clone(),
         training_bars: fitted.training_bars,
+        fitted_from: fitted.fitted_from,
+        fitted_from_ms: series.ts.get(fitted.fitted_from).copied(),
         training_end_ms: series.ts.get(fitted.training_bars).copied(),
         bic: fitted
             .detector
@@ -121,12 +129,13 @@ fn fit(loaded: &Loaded, settings: &tradelab_app::Settings) -> Result<Arc<MarketR
     }
     // Held while fitting: a second request for the same file waits for
     // this fit rather than starting its own.
-    let fitted = MarketRegimes::fit(&loaded.series.close, train_fraction, &settings.regime).map_err(|e| {
-        Problem::unprocessable(format!(
-            "the regime model of {} cannot be fitted: {e}",
-            loaded.series.instrument
-        ))
-    })?;
+    let fitted = MarketRegimes::fit_latest(&loaded.series.close, train_fraction, &settings.regime, WAITED_FIT_BARS)
+        .map_err(|e| {
+            Problem::unprocessable(format!(
+                "the regime model of {} cannot be fitted: {e}",
+                loaded.series.instrument
+            ))
+        })?;
     let fitted = Arc::new(fitted);
     kept.push((key, fitted.clone()));
     Ok(fitted)

@@ -125,8 +125,11 @@ function RegimeChart({ instrument }: { instrument: string }) {
         <div data-testid="data-regimes">
           <h3>Market regimes</h3>
           <p className="muted">
-            A Gaussian HMM with {r.states.length} states (chosen by BIC among {r.bic.map((b) => b.states).join(', ')}), fitted on the first{' '}
-            {fmtNum(r.training_bars)} bars{r.training_end_ms != null ? ` (to ${fmtTime(r.training_end_ms)})` : ''}; each bar's probabilities use no later bar.
+            A Gaussian HMM with {r.states.length} states (chosen by BIC among {r.bic.map((b) => b.states).join(', ')}), fitted on{' '}
+            {r.fitted_from > 0
+              ? `the latest ${fmtNum(r.training_bars - r.fitted_from)} of the first ${fmtNum(r.training_bars)} bars (from ${r.fitted_from_ms != null ? fmtTime(r.fitted_from_ms) : 'bar ' + fmtNum(r.fitted_from)}; a long file is fitted on a bounded recent window)`
+              : `the first ${fmtNum(r.training_bars)} bars`}
+            {r.training_end_ms != null ? ` (to ${fmtTime(r.training_end_ms)})` : ''}; each bar's probabilities use no later bar.
             {r.bars_per_point > 1 ? ` Averaged over ${r.bars_per_point} bars per point.` : ''}
           </p>
           <ul className="legend">
