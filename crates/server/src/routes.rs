@@ -395,13 +395,25 @@ pub struct BacktestSummary {
     pub created_ms: i64,
 }
 
+/// Which stored backtests to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BacktestsQuery {
+    /// At most this many, newest first (1 to 1000, default 50).
+    pub limit: Option<u32>,
+    /// Only those of this strategy, exactly as stored (a model's
+    /// evaluations are `model NAME@VERSION`).
+    pub strategy: Option<String>,
+}
+
 /// Stored backtests, newest first.
-#[utoipa::path(get, path = "/v1/backtests", params(Limit), responses((status = 200, body = [BacktestSummary])))]
+#[utoipa::path(get, path = "/v1/backtests", params(BacktestsQuery), responses((status = 200, body = [BacktestSummary]), (status = 400, body = Problem)))]
 pub async fn backtests(
     State(s): State<Arc<AppState>>,
-    Query(q): Query<Limit>,
+    Query(q): Query<BacktestsQuery>,
 ) -> ApiResult<Json<Vec<BacktestSummary>>> {
-    let list = s.store.recent_backtests(q.get()?).await?;
+    let limit = Limit { limit: q.limit }.get()?;
+    let list = s.store.backtests_of(q.strategy.as_deref(), limit).await?;
     Ok(Json(
         list.into_iter()
             .map(|b| BacktestSummary {

@@ -374,6 +374,14 @@ async fn read_routes_answer_from_the_store() {
         get_json(&a.app, &format!("/v1/backtests/{bt}/equity")).await.1,
         json!([1, 2])
     );
+    // Filtered by exact strategy name (a model's evaluations).
+    let (_, only) = get_json(&a.app, "/v1/backtests?strategy=momentum&limit=1").await;
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    assert_eq!(only[0]["id"].as_str(), Some(bt));
+    let (_, none) = get_json(&a.app, "/v1/backtests?strategy=model%20tiny%401").await;
+    assert_eq!(none, json!([]));
+    let (s, _) = get_json(&a.app, "/v1/backtests?limit=0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 
     let (s, doc) = get_json(&a.app, "/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
@@ -1259,6 +1267,11 @@ async fn regime_probabilities_line_up_with_the_candles_and_match_the_command_lin
     let k = fitted.state_count();
     assert_eq!(r["training_bars"].as_u64(), Some(fitted.training_bars as u64));
     assert_eq!(r["training_end_ms"].as_i64(), Some(series.ts[fitted.training_bars]));
+    assert_eq!(
+        r["fitted_from"], 0,
+        "a short file is fitted on its whole training split"
+    );
+    assert_eq!(r["fitted_from_ms"].as_i64(), Some(series.ts[0]));
     assert_eq!(r["states"].as_array().unwrap().len(), k, "{r}");
     assert_eq!(r["bic"].as_array().unwrap().len(), fitted.detector.bic.len());
 

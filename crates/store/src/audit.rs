@@ -133,9 +133,17 @@ impl Store {
 
     /// The `limit` most recent backtests, newest first.
     pub async fn recent_backtests(&self, limit: i64) -> Result<Vec<BacktestSummary>, StoreError> {
+        self.backtests_of(None, limit).await
+    }
+
+    /// The `limit` most recent backtests of `strategy` (exactly; all when
+    /// `None`), newest first.
+    pub async fn backtests_of(&self, strategy: Option<&str>, limit: i64) -> Result<Vec<BacktestSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, run_id, strategy, created_ms FROM backtests ORDER BY created_ms DESC, id DESC LIMIT $1",
+            "SELECT id, run_id, strategy, created_ms FROM backtests WHERE ($1 IS NULL OR strategy = $1) \
+             ORDER BY created_ms DESC, id DESC LIMIT $2",
         )
+        .bind(strategy)
         .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;

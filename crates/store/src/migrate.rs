@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_decision_explanations.sql"),
     ),
     (8, "0008_job_logs", include_str!("../migrations/0008_job_logs.sql")),
+    (
+        9,
+        "0009_backtests_by_strategy",
+        include_str!("../migrations/0009_backtests_by_strategy.sql"),
+    ),
 ];
 
 /// A fixed key for the PostgreSQL advisory lock that serialises migrations.

@@ -15,14 +15,14 @@ async fn migrations_apply_once_and_reopening_is_harmless() {
         let s = &db.store;
         assert_eq!(
             migrate::applied(s).await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8],
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9],
             "{}",
             db.name
         );
         // Running them again (as a second process opening the database
         // would) changes nothing.
         migrate::run(s).await.unwrap();
-        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(migrate::applied(s).await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(
             s.backend(),
             if db.name == "sqlite" {
@@ -259,6 +259,26 @@ async fn listings_parts_and_pruning() {
             (listed[0].id.as_str(), listed[0].run_id.as_deref()),
             (id.as_str(), Some(a.as_str()))
         );
+        // A model's evaluations, by their exact strategy name.
+        let evaluation = s
+            .record_backtest(None, "model m@1", &json!({}), &json!([]), &json!([]))
+            .await
+            .unwrap();
+        let of = |name: &'static str| {
+            let s = &s;
+            async move {
+                s.backtests_of(Some(name), 5)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|b| b.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(of("model m@1").await, vec![evaluation.clone()], "{}", db.name);
+        assert_eq!(of("momentum").await, vec![id.clone()]);
+        assert!(of("model m@").await.is_empty(), "exact names only");
+        assert_eq!(s.backtests_of(None, 5).await.unwrap().len(), 2);
 
         let meta = json!({});
         let m = NewModel {

@@ -1391,6 +1391,17 @@ export interface components {
             bars_per_point: number;
             /** @description Every state count tried, with its BIC. */
             bic: components["schemas"]["BicScore"][];
+            /**
+             * @description The model was fitted on the training split's bars from this one on:
+             *     0, or for a file whose split is longer than [`WAITED_FIT_BARS`], the
+             *     start of its latest bars (the fit's time grows with its bars).
+             */
+            fitted_from: number;
+            /**
+             * Format: int64
+             * @description That bar's time, milliseconds since the Unix epoch.
+             */
+            fitted_from_ms?: number | null;
             /** @description The instrument (the file's stem in `data/raw`). */
             instrument: string;
             /** @description The probabilities, oldest first. */
@@ -1399,7 +1410,7 @@ export interface components {
             states: components["schemas"]["RegimeState"][];
             /** @description Bars in the range before downsampling. */
             total_bars: number;
-            /** @description The model was fitted on this many leading bars (`env.train_fraction`). */
+            /** @description The training split: this many leading bars (`env.train_fraction`). */
             training_bars: number;
             /**
              * Format: int64
@@ -1759,7 +1770,12 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description At most this many, newest first (1 to 1000, default 50). */
-                limit?: number | null;
+                limit?: number;
+                /**
+                 * @description Only those of this strategy, exactly as stored (a model's
+                 *     evaluations are `model NAME@VERSION`).
+                 */
+                strategy?: string;
             };
             header?: never;
             path?: never;
@@ -1773,6 +1789,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BacktestSummary"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
         };

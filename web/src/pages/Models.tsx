@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react';
-import { api, downloadFile, must } from '../api/client';
+import { api, downloadFile, getJson, must } from '../api/client';
 import { asProblem, type Problem } from '../api/problem';
-import type { Model } from '../api/types';
+import type { BacktestSummary, Model, Obj } from '../api/types';
 import { useAuth } from '../auth/AuthProvider';
 import { JsonView, LoadState, Section, StatusBadge } from '../components/Bits';
 import { ProblemMessage } from '../components/ProblemMessage';
@@ -33,6 +33,38 @@ export function figures(m: Model | undefined): Record<string, unknown> {
   for (const k of ['validation', 'best_validation', 'test', 'test_metrics']) add(k, md[k]);
   for (const k of ['train_return_moving_average', 'parameters', 'trained_at']) if (k in md) out[k] = md[k];
   return out;
+}
+
+/** A stored evaluation's test figures, named as the comparison shows them. */
+export function testFigures(report: Obj | null | undefined): Record<string, unknown> {
+  if (!report || typeof report !== 'object') return {};
+  const m = (report.metrics ?? {}) as Obj;
+  const st = (report.statistics ?? {}) as Obj;
+  const e = (report.evaluation ?? {}) as Obj;
+  const split = typeof e.split === 'string' ? e.split : 'test';
+  const out: Record<string, unknown> = {};
+  const put = (k: string, v: unknown) => {
+    if (v !== undefined) out[`${split}.${k}`] = v;
+  };
+  put('total_return', m.total_return);
+  put('sharpe', m.sharpe);
+  put('max_drawdown', m.max_drawdown);
+  put('total_trades', m.total_trades);
+  put('sharpe_low', st.sharpe_low);
+  put('sharpe_high', st.sharpe_high);
+  put('sharpe_minus_buy_and_hold', st.sharpe_minus_benchmark);
+  put('difference_p_value', st.difference_p_value);
+  put('deflated_sharpe', st.deflated_sharpe);
+  return out;
+}
+
+/** The newest stored evaluation of a version (`model NAME@VERSION`), if any. */
+function useLatestEvaluation(version: string) {
+  return useLoad(async () => {
+    const list = must(await api.GET('/v1/backtests', { params: { query: { strategy: `model ${version}`, limit: 1 } } })) as BacktestSummary[];
+    if (!list.length) return null;
+    return { id: list[0].id, report: await getJson<Obj>(`/v1/backtests/${encodeURIComponent(list[0].id)}`) };
+  }, [version]);
 }
 
 export default function Models() {
@@ -172,8 +204,10 @@ function CompareVersions({ models }: { models: Model[] }) {
   const [b, setB] = useState(key(models[1]));
   const left = models.find((m) => key(m) === a);
   const right = models.find((m) => key(m) === b);
-  const fa = useMemo(() => figures(left), [left]);
-  const fb = useMemo(() => figures(right), [right]);
+  const ea = useLatestEvaluation(a);
+  const eb = useLatestEvaluation(b);
+  const fa = useMemo(() => ({ ...figures(left), ...testFigures(ea.data?.report) }), [left, ea.data]);
+  const fb = useMemo(() => ({ ...figures(right), ...testFigures(eb.data?.report) }), [right, eb.data]);
   const rows = [...new Set([...Object.keys(fa), ...Object.keys(fb)])].sort();
   const pick = (id: string, label: string, v: string, set: (v: string) => void) => (
     <div className="field">
@@ -211,7 +245,7 @@ function CompareVersions({ models }: { models: Model[] }) {
             {rows.length === 0 ? (
               <tr>
                 <td colSpan={3} className="empty">
-                  Neither version records validation figures.
+                  Neither version records validation or test figures.
                 </td>
               </tr>
             ) : (
@@ -226,6 +260,21 @@ function CompareVersions({ models }: { models: Model[] }) {
           </tbody>
         </table>
       </div>
+      <p className="muted" data-testid="compare-evaluations">
+        Test figures come from each version&apos;s newest stored evaluation (out of sample, after costs). <EvaluationLink version={a} found={ea.data} />;{' '}
+        <EvaluationLink version={b} found={eb.data} />.
+      </p>
     </Section>
+  );
+}
+
+/** A version's newest evaluation: its verdict, linking to the report. */
+function EvaluationLink({ version, found }: { version: string; found: { id: string; report: Obj } | null | undefined }) {
+  const verdict = (found?.report.evaluation as Obj | undefined)?.verdict;
+  return (
+    <>
+      {version}:{' '}
+      {found ? <Link href={`/backtests/${found.id}`}>{typeof verdict === 'string' ? verdict : 'its report'}</Link> : 'not evaluated yet (on the Backtests page)'}
+    </>
   );
 }
