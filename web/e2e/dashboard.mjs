@@ -13,6 +13,7 @@
 // <why>" and exits 1.
 
 import { mkdirSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -82,9 +83,13 @@ let lastRefreshToken = null;
 // The viewer's password once signed in (a first login may have changed it).
 let viewerPassword = VIEWER_PASSWORD;
 let trainingJobId = null;
+// The JavaScript files the app fetched: the first load is what arrived
+// before the overview was drawn (budget: 300 KB gzipped).
+const scripts = new Set();
 page.on('response', async (res) => {
   try {
     const url = new URL(res.url());
+    if (url.origin === BASE && url.pathname.endsWith('.js')) scripts.add(url.pathname);
     if (url.pathname === '/oauth/token' && res.status() === 200) {
       const body = await res.json();
       if (body.refresh_token) lastRefreshToken = body.refresh_token;
@@ -198,11 +203,46 @@ try {
     check(lastRefreshToken, 'the token endpoint gave no refresh token');
   });
 
-  await step('overview page', async () => {
+  await step('overview page, within the first-load budget', async () => {
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await settle();
+    await page.waitForLoadState('networkidle');
+    check(scripts.size > 0, "the app's scripts were not seen");
+    let bytes = 0;
+    for (const p of scripts) {
+      const res = await fetch(BASE + p);
+      check(res.ok, `${p}: HTTP ${res.status}`);
+      bytes += gzipSync(Buffer.from(await res.arrayBuffer())).length;
+    }
+    const kb = bytes / 1024;
+    console.log(`first load: ${kb.toFixed(0)} KB of gzipped JavaScript in ${scripts.size} files`);
+    check(kb < 300, `the first load is ${kb.toFixed(0)} KB of gzipped JavaScript, over the 300 KB budget`);
     await axe('overview');
     await shot('overview');
+  });
+
+  await step('the pages are reachable from the keyboard', async () => {
+    // Tab from the top of the page to the Backtests link, open it with Enter.
+    await page.evaluate(() => document.activeElement instanceof HTMLElement && document.activeElement.blur());
+    let reached = false;
+    for (let i = 0; i < 25 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.textContent?.trim() === 'Backtests' && !!document.activeElement.closest('nav'));
+    }
+    check(reached, 'Tab never reached the Backtests link of the main navigation');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    check(outline !== 'none', 'the focused link shows no focus outline');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Backtests' }).waitFor();
+    // The form's first control takes focus by Tab too.
+    let inForm = false;
+    for (let i = 0; i < 40 && !inForm; i++) {
+      await page.keyboard.press('Tab');
+      inForm = await page.evaluate(() => document.activeElement?.id === 'bt-subject');
+    }
+    check(inForm, "Tab never reached the backtest form's first field");
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
   });
 
   for (const [label, name] of [

@@ -145,14 +145,20 @@ mod tests {
     use super::*;
     use tradelab_data::synthetic::{generate, SyntheticConfig};
 
-    #[test]
-    fn states_are_fitted_on_the_training_split_and_every_bar_is_filtered() {
-        let market = generate(&SyntheticConfig {
+    /// 3,000 closes of the regime-switching synthetic market.
+    fn closes() -> Vec<f64> {
+        generate(&SyntheticConfig {
             bars: 3_000,
             seed: 7,
             ..SyntheticConfig::default()
-        });
-        let close = &market.series.close;
+        })
+        .series
+        .close
+    }
+
+    #[test]
+    fn states_are_fitted_on_the_training_split_and_every_bar_is_filtered() {
+        let close = &closes();
         let settings = RegimeSettings::default();
         let r = MarketRegimes::fit(close, 0.7, &settings).unwrap();
         assert_eq!(r.training_bars, 2_100);
@@ -181,12 +187,7 @@ mod tests {
 
     #[test]
     fn a_bounded_fit_reads_the_latest_training_bars_only_and_still_filters_every_bar() {
-        let market = generate(&SyntheticConfig {
-            bars: 3_000,
-            seed: 7,
-            ..SyntheticConfig::default()
-        });
-        let close = &market.series.close;
+        let close = &closes();
         let settings = RegimeSettings::default();
         let whole = MarketRegimes::fit(close, 0.7, &settings).unwrap();
         assert_eq!(whole.fitted_from, 0);

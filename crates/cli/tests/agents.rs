@@ -697,7 +697,7 @@ fn training_records_runs_and_the_registry_manages_versions() {
     assert!(eval.contains("buy_and_hold"), "{eval}");
     // The evaluation is stored as a backtest named after the resolved version.
     assert!(eval.contains("stored: backtest "), "{eval}");
-    let stored = ok(tradelab(d, &["backtests", "--json"]));
+    let stored = ok(tradelab(d, &["backtests", "list", "--json"]));
     let rows: serde_json::Value = serde_json::from_str(&stored).unwrap();
     let row = rows
         .as_array()

@@ -71,6 +71,8 @@ fn the_dashboard_signs_in_runs_a_backtest_trains_promotes_and_keeps_a_viewer_out
         text(&run),
         server.output()
     );
+    // The journey's steps and the first-load figure, for `--nocapture`.
+    eprintln!("{}", text(&run));
     for page in ["overview", "backtest-report", "evaluation-report", "models", "admin"] {
         let png = shots.join(format!("{page}.png"));
         let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);

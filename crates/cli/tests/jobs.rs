@@ -248,8 +248,9 @@ fn a_killed_workers_job_is_finished_by_another_on_postgres() {
     killed_worker_journey(&db.url);
 }
 
-#[test]
-fn an_optimisation_job_reports_progress_and_its_best_combination() {
+/// A folder with a shared SQLite database (its URL) and 1,500 synthetic
+/// bars as `data/raw/synth.csv`.
+fn synth_folder() -> (tempfile::TempDir, String) {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let db = format!("sqlite://{}", d.join("shared.db").display());
@@ -258,6 +259,13 @@ fn an_optimisation_job_reports_progress_and_its_best_combination() {
         .args(["data", "synth", "--bars", "1500", "--out", "data/raw/synth.csv"])
         .output()
         .unwrap());
+    (tmp, db)
+}
+
+#[test]
+fn an_optimisation_job_reports_progress_and_its_best_combination() {
+    let (tmp, db) = synth_folder();
+    let d = tmp.path();
     let (_server, addr) = serve(d, &db);
     let (status, job) = http(
         &addr,
@@ -307,14 +315,8 @@ fn an_optimisation_job_reports_progress_and_its_best_combination() {
 /// client names, only registered models.
 #[test]
 fn a_registered_model_is_evaluated_as_a_job_into_stored_backtests() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = synth_folder();
     let d = tmp.path();
-    let db = format!("sqlite://{}", d.join("shared.db").display());
-    std::fs::create_dir_all(d.join("data/raw")).unwrap();
-    ok(tradelab(d, &db)
-        .args(["data", "synth", "--bars", "1500", "--out", "data/raw/synth.csv"])
-        .output()
-        .unwrap());
     ok(tradelab(d, &db)
         .args(["train", "--agent", "logreg", "--symbol", "synth"])
         .output()

@@ -1868,19 +1868,22 @@ async fn an_event_stream_ends_when_its_token_is_revoked_or_expires() {
     assert!(rest.contains("event: denied") && rest.contains("expired"), "{rest}");
 }
 
+/// `POST /v1/jobs/{job}/cancel` with `token`.
+fn cancel_request(job: &str, token: &str) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri(format!("/v1/jobs/{job}/cancel"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn decisions_record_who_asked_and_jobs_are_cancelled_by_their_own_scope() {
     let f = fixture().await;
     let job = f.store.enqueue_job("train", &serde_json::json!({})).await.unwrap();
     let backtester = minted(&f, "backtest", |c| c.username = Some("ada".into())).await;
-    let req = |t: &str| {
-        Request::builder()
-            .method("POST")
-            .uri(format!("/v1/jobs/{job}/cancel"))
-            .header(header::AUTHORIZATION, format!("Bearer {t}"))
-            .body(Body::empty())
-            .unwrap()
-    };
+    let req = |t: &str| cancel_request(&job, t);
     let a = send(&f.app, req(&backtester)).await;
     assert_eq!(
         a.status,
@@ -1895,14 +1898,7 @@ async fn decisions_record_who_asked_and_jobs_are_cancelled_by_their_own_scope() 
     // does not exist, so nobody could).
     for kind in ["optimize", "evaluate"] {
         let job = f.store.enqueue_job(kind, &serde_json::json!({})).await.unwrap();
-        let req = |t: &str| {
-            Request::builder()
-                .method("POST")
-                .uri(format!("/v1/jobs/{job}/cancel"))
-                .header(header::AUTHORIZATION, format!("Bearer {t}"))
-                .body(Body::empty())
-                .unwrap()
-        };
+        let req = |t: &str| cancel_request(&job, t);
         let refused = send(&f.app, req(&trainer)).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{kind}: {}", refused.body);
         assert!(refused.body.contains("needs the `backtest` scope"), "{}", refused.body);
