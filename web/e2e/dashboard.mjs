@@ -446,6 +446,33 @@ try {
     await shot('evaluation-report');
   });
 
+  await step("a second version trained; comparing the two shows the evaluated one's test figures", async () => {
+    await nav('Jobs');
+    await page.selectOption('#tr-agent', 'logreg');
+    await page.fill('#tr-symbols', TRAIN_SYMBOL);
+    await page.fill('#tr-steps', TRAIN_STEPS);
+    await page.fill('#tr-seed', '8');
+    trainingJobId = null;
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.getByTestId('train-started').waitFor();
+    for (let i = 0; i < 100 && !trainingJobId; i++) await page.waitForTimeout(100);
+    check(trainingJobId, 'the second training job id was not seen');
+    await page.waitForSelector(`[data-testid="job-live-${trainingJobId}"][data-status="finished"], [data-testid="job-status-${trainingJobId}"][data-status="finished"]`, { timeout: T.job });
+    await nav('Models');
+    const production = await page.locator('#cmp-a option', { hasText: 'production' }).first().getAttribute('value');
+    check(production, 'no production version in the comparison');
+    await page.selectOption('#cmp-a', production);
+    const other = await page.locator('#cmp-b option:not(:has-text("production"))').first().getAttribute('value');
+    await page.selectOption('#cmp-b', other);
+    const evaluated = page.getByTestId('compare-evaluations');
+    await evaluated.filter({ hasText: 'model vs buy-and-hold' }).waitFor({ timeout: T.ui });
+    const rows = await page.locator('table', { has: page.locator('caption', { hasText: 'Validation and test figures' }) }).locator('tbody th').allTextContents();
+    for (const r of ['test.sharpe', 'test.deflated_sharpe', 'test.total_return']) check(rows.includes(r), `${r} is not compared: ${rows.join(', ')}`);
+    const text = (await evaluated.textContent()) ?? '';
+    check(/not evaluated yet/.test(text), `the unevaluated version is not said to be: ${text}`);
+    await axe('models, comparing versions');
+  });
+
   await step('sign out revokes the refresh token', async () => {
     const held = lastRefreshToken;
     check(held, 'no refresh token was seen before sign-out');
