@@ -448,6 +448,9 @@ try {
 
   await step("a second version trained; comparing the two shows the evaluated one's test figures", async () => {
     await nav('Jobs');
+    // The finished evaluation's row names the model and links its report by the verdict's call.
+    const evaluation = (await page.getByTestId('evaluation-result').first().textContent({ timeout: T.ui })) ?? '';
+    check(/^logreg@\d+: .*(buy-and-hold|flat)/.test(evaluation), `the evaluation job's result is not summed up: ${evaluation}`);
     await page.selectOption('#tr-agent', 'logreg');
     await page.fill('#tr-symbols', TRAIN_SYMBOL);
     await page.fill('#tr-steps', TRAIN_STEPS);

@@ -355,6 +355,12 @@ fn a_registered_model_is_evaluated_as_a_job_into_stored_backtests() {
     assert_eq!(ids.len(), 2, "one stored backtest per fold: {done}");
     assert_eq!(done["result"]["backtest_id"], ids[0].as_str());
     assert_eq!(done["result"]["verdicts"].as_array().unwrap().len(), 2);
+    // Progress counted the backtests: per fold the model, four rules, the boosted trees.
+    assert_eq!(
+        (done["progress"]["done"].as_u64(), done["progress"]["total"].as_u64()),
+        (Some(12), Some(12)),
+        "{done}"
+    );
     let (_, models) = http(&addr, "GET", "/v1/models", None);
     let training_run = models[0]["run_id"].clone();
     assert!(training_run.is_string(), "{models}");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { optimizationSummary } from './format';
+import { optimizationSummary, verdictCall } from './format';
 
 describe("a parameter search's result", () => {
   it('names the best combination, its score and the overfitting figures', () => {
@@ -12,5 +12,19 @@ describe("a parameter search's result", () => {
     expect(optimizationSummary({ best: { window: 20 }, score: 0.5, metric: 'total_return', deflated_sharpe: null, pbo: null })).toBe('window=20: total_return 0.5');
     expect(optimizationSummary({ backtest_id: 'b1' })).toBeNull();
     expect(optimizationSummary(null)).toBeNull();
+  });
+
+});
+
+describe("an evaluation's verdict", () => {
+  it('is cut to its call, after its figures', () => {
+    expect(
+      verdictCall('model vs buy-and-hold: Sharpe +1.05 vs -0.75, return +3.3% vs -2.9%, max drawdown 4.1% vs 6.1%: not distinguishable from buy-and-hold (p=0.260)'),
+    ).toBe('not distinguishable from buy-and-hold (p=0.260)');
+    expect(verdictCall('model vs buy-and-hold: Sharpe +0.00 vs +0.40, return +0.0% vs +5.1%, max drawdown 0.0% vs 3.0%: flat: no evidence of skill')).toBe(
+      'flat: no evidence of skill',
+    );
+    expect(verdictCall('something else')).toBe('something else');
+    expect(verdictCall(undefined)).toBeNull();
   });
 });

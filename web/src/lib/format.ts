@@ -49,3 +49,16 @@ export function optimizationSummary(result: Record<string, unknown> | null | und
   if (typeof result?.pbo === 'number') parts.push(`PBO ${fmtNum(result.pbo, 2)}`);
   return parts.join('; ');
 }
+
+/**
+ * The call at the end of an evaluation's verdict ("not distinguishable from
+ * buy-and-hold (p=0.260)", "flat: no evidence of skill"): what follows the
+ * figures; the whole verdict when it has no figures.
+ */
+export function verdictCall(verdict: unknown): string | null {
+  if (typeof verdict !== 'string' || !verdict) return null;
+  const figures = verdict.indexOf('% vs ');
+  const cut = figures >= 0 ? verdict.indexOf(': ', figures) : -1;
+  return cut >= 0 ? verdict.slice(cut + 2) : verdict;
+}
+

@@ -7,7 +7,7 @@ import { LoadState, ProgressBar, Section, StatusBadge } from '../components/Bits
 import { ProblemMessage } from '../components/ProblemMessage';
 import { Table } from '../components/Table';
 import { TrainForm } from '../components/TrainForm';
-import { fmtTime, jobFraction, optimizationSummary, TERMINAL_JOB } from '../lib/format';
+import { fmtTime, jobFraction, optimizationSummary, TERMINAL_JOB, verdictCall } from '../lib/format';
 import { logText, useJobLog } from '../lib/jobLog';
 import { Link, navigate, useLocation } from '../lib/router';
 import { useJobEvents } from '../lib/useJob';
@@ -16,6 +16,21 @@ import { useLoad } from '../lib/useLoad';
 /** Links to what a finished job produced. */
 function JobResult({ job }: { job: Job }) {
   const r = job.result ?? {};
+  if (Array.isArray(r.backtest_ids) && r.backtest_ids.length) {
+    // An evaluation: one report per instrument and fold, each with its call.
+    const calls = Array.isArray(r.verdicts) ? r.verdicts.map(verdictCall) : [];
+    return (
+      <span data-testid="evaluation-result">
+        {String(r.model ?? 'model')}:{' '}
+        {(r.backtest_ids as string[]).map((id, i) => (
+          <span key={id}>
+            {i ? '; ' : ''}
+            <Link href={`/backtests/${id}`}>{calls[i] ?? `report ${i + 1}`}</Link>
+          </span>
+        ))}
+      </span>
+    );
+  }
   if (typeof r.backtest_id === 'string') return <Link href={`/backtests/${r.backtest_id}`}>report</Link>;
   if (typeof r.model === 'string')
     return (

@@ -202,6 +202,11 @@ pub struct RunOutput<'r, 'a> {
     pub result: &'r BacktestResult<'a>,
     /// The series backtested, in the engine's order.
     pub feeds: &'r [&'r BarSeries],
+    /// Reports made so far, this one included, of `total`: the
+    /// evaluation's progress.
+    pub done: usize,
+    /// Reports the evaluation makes in all.
+    pub total: usize,
 }
 
 /// Opens the models (several decide together as an ensemble).
@@ -346,6 +351,23 @@ pub fn evaluate(
             fit_gbt(&markets, &target_env, &settings.gbt, scoring).context("fitting the boosted-trees baseline")?;
         supervised.push(Box::new(b));
     }
+    let per_run = 1 + COMPARED.len() + supervised.len();
+    let mut progress = Progress {
+        done: 0,
+        total: markets.len() * plan.folds * per_run + if plan.portfolio { 2 } else { 0 },
+    };
+    let mut emit =
+        |folder: Option<&str>, report: &BacktestReport, result: &BacktestResult<'_>, feeds: &[&BarSeries]| {
+            progress.done += 1;
+            output(RunOutput {
+                folder,
+                report,
+                result,
+                feeds,
+                done: progress.done,
+                total: progress.total,
+            })
+        };
     let mut runs = Vec::new();
     for m in &markets {
         let range = m.data.bars(split);
@@ -376,12 +398,7 @@ pub fn evaluate(
                 return Err(e).context("the model failed while deciding");
             }
             let (_, model) = build_report(&result, settings);
-            output(RunOutput {
-                folder,
-                report: &model,
-                result: &result,
-                feeds: &feeds,
-            })?;
+            emit(folder, &model, &result, &feeds)?;
             let label = format!(
                 "{} {}..{}{}",
                 m.data.series.instrument,
@@ -414,12 +431,7 @@ pub fn evaluate(
                     ));
                 }
                 let (_, report) = build_report(&held, settings);
-                output(RunOutput {
-                    folder,
-                    report: &report,
-                    result: &held,
-                    feeds: &feeds,
-                })?;
+                emit(folder, &report, &held, &feeds)?;
                 baselines.push(report);
             }
             for l in supervised.iter_mut() {
@@ -429,12 +441,7 @@ pub fn evaluate(
                     return Err(e).context("a supervised baseline failed while deciding");
                 }
                 let (_, report) = build_report(&result, settings);
-                output(RunOutput {
-                    folder,
-                    report: &report,
-                    result: &result,
-                    feeds: &feeds,
-                })?;
+                emit(folder, &report, &result, &feeds)?;
                 baselines.push(report);
             }
             let (mut statistics, stored_statistics) = compared.expect("buy-and-hold is compared");
@@ -454,7 +461,7 @@ pub fn evaluate(
             settings,
             plan,
             &boot,
-            output,
+            &mut emit,
         )?);
     }
     let segments = segment_summary(agent, &markets, split, settings)?;
@@ -467,6 +474,15 @@ pub fn evaluate(
         segments,
     })
 }
+
+/// Reports made so far of all the evaluation makes.
+struct Progress {
+    done: usize,
+    total: usize,
+}
+
+/// Hands a report to the caller's output, counting it.
+type Emit<'o> = dyn FnMut(Option<&str>, &BacktestReport, &BacktestResult<'_>, &[&BarSeries]) -> Result<()> + 'o;
 
 /// The model's run against buy-and-hold's over the same bars, for the
 /// terminal and for the store.

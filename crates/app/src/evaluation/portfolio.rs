@@ -12,7 +12,7 @@ use tradelab_sim::metrics::periods_per_year;
 use tradelab_sim::stats::sharpe::BootstrapSettings;
 use tradelab_sim::strategies::baseline;
 
-use super::{run_statistics, EvaluatedRun, EvaluationPlan, RunOutput};
+use super::{run_statistics, Emit, EvaluatedRun, EvaluationPlan};
 use crate::markets::build_report;
 use crate::Settings;
 
@@ -25,7 +25,7 @@ pub(super) fn portfolio(
     settings: &Settings,
     plan: &EvaluationPlan,
     boot: &BootstrapSettings,
-    output: &mut dyn FnMut(RunOutput<'_, '_>) -> Result<()>,
+    output: &mut Emit<'_>,
 ) -> Result<EvaluatedRun> {
     let split = plan.split;
     if markets.len() < 2 {
@@ -69,21 +69,11 @@ pub(super) fn portfolio(
     }
     let folder = Some("portfolio");
     let (_, model) = build_report(&result, settings);
-    output(RunOutput {
-        folder,
-        report: &model,
-        result: &result,
-        feeds: &feeds,
-    })?;
+    output(folder, &model, &result, &feeds)?;
     let mut hold = baseline("buy_and_hold", &settings.strategies).expect("buy-and-hold exists");
     let held = engine::run(&feeds, hold.as_mut(), &cfg);
     let (_, held_report) = build_report(&held, settings);
-    output(RunOutput {
-        folder,
-        report: &held_report,
-        result: &held,
-        feeds: &feeds,
-    })?;
+    output(folder, &held_report, &held, &feeds)?;
     let sizing = serde_json::to_value(settings.backtest.sizing.method)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

@@ -52,6 +52,13 @@ fn run(agent: &mut (dyn Agent + Send), current: &Settings, plan: &EvaluationPlan
     let evaluation = evaluate(agent, &mut settings, &[], plan, false, &mut |out| {
         written.push(format!("{}/{}", out.folder.unwrap_or("."), out.report.model_used));
         assert_eq!(out.feeds.len(), 1);
+        // Progress counts every report, to the total announced.
+        assert_eq!(out.done, written.len());
+        assert_eq!(
+            out.total,
+            plan.folds * 6,
+            "the model, four rule baselines, boosted trees"
+        );
         Ok(())
     })
     .unwrap();

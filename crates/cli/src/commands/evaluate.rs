@@ -53,6 +53,13 @@ pub fn run(g: &GlobalArgs, a: &EvaluateArgs) -> Result<()> {
         &plan,
         g.verbose,
         &mut |run| {
+            if let Some(r) = &recorder {
+                // A job's progress: the backtests done of all it runs.
+                r.job_progress(
+                    &serde_json::json!({"done": run.done, "total": run.total}),
+                    run.done == run.total,
+                );
+            }
             let dir = run.folder.map_or(out_dir.clone(), |f| out_dir.join(f));
             write_report(&dir, run.report, run.result, run.feeds).map(|_| ())
         },
