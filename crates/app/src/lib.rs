@@ -34,6 +34,9 @@
 //!   overfitting statistics;
 //! - [`regimes`]: a market's regime model, fitted on its training split,
 //!   and the filtered probabilities of every bar;
+//! - [`training`]: the shape of a new PPO agent or mixture for a set of
+//!   markets; [`walk_forward`]: walk-forward evaluation with retraining,
+//!   the folds stitched into one out-of-sample curve;
 //! - [`run_liveness`]: runs whose process died are marked failed;
 //! - [`runtime`]: async runtimes and the shutdown signal.
 //!
@@ -62,7 +65,9 @@ pub mod runtime;
 pub mod settings;
 pub mod sweep;
 pub mod trading;
+pub mod training;
 pub mod users;
+pub mod walk_forward;
 pub use settings::Settings;
 
 #[cfg(test)]

@@ -18,11 +18,11 @@ use tradelab_agents::Agent;
 use tradelab_env::Split;
 use tradelab_store::tracking::RunStatus;
 
-use super::train::ppo_config;
 use crate::cli::{GlobalArgs, MetaTrainArgs};
 use crate::context::load_settings;
 use tradelab_app::markets::{data_hash, load_series, markets, timeframe_name, vocabulary};
 use tradelab_app::record::Recorder;
+use tradelab_app::training::ppo_config;
 
 pub fn run(g: &GlobalArgs, a: &MetaTrainArgs) -> Result<()> {
     if !AgentKind::parse(&a.agent).is_some_and(AgentKind::is_ppo) {

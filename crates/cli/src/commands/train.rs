@@ -15,7 +15,7 @@ use tradelab_agents::kinds::{self, AgentKind};
 use tradelab_agents::load::load_agent;
 use tradelab_agents::metadata::ValidationMetrics;
 use tradelab_agents::metadata::{DataHash, Provenance, Vocabulary};
-use tradelab_agents::ppo::{MixtureConfig, PpoAgent, PpoConfig, MOE_KIND};
+use tradelab_agents::ppo::{PpoAgent, MOE_KIND};
 use tradelab_agents::settings::hrm_preset;
 use tradelab_agents::supervised::{fit_gbt, fit_logistic};
 use tradelab_agents::trainer::{
@@ -25,7 +25,6 @@ use tradelab_agents::Agent;
 use tradelab_app::Settings;
 use tradelab_core::BarSeries;
 use tradelab_env::{ActionSpace, Split, VecEnv};
-use tradelab_nn::policy::EncoderKind;
 use tradelab_regime::specialists::SPECIALISTS;
 use tradelab_store::tracking::RunStatus;
 
@@ -34,35 +33,7 @@ use crate::context::load_settings;
 use tradelab_app::data_sources::sourced_hash;
 use tradelab_app::markets::{load_series_sourced, markets, normalisations, vocabulary};
 use tradelab_app::record::Recorder;
-
-/// The encoder of a single-policy PPO agent, or why `agent` has none.
-fn encoder_of(agent: &str) -> Result<EncoderKind> {
-    match AgentKind::parse(agent).and_then(AgentKind::encoder) {
-        Some(e) => Ok(e),
-        None => bail!("unknown agent `{agent}`; choose one of: {}", kinds::names(|_| true)),
-    }
-}
-
-/// The shape of a new PPO agent or mixture (`agent` names it) for these
-/// features, markets and settings.
-pub fn ppo_config(agent: &str, features: &[String], vocab: &Vocabulary, settings: &Settings) -> Result<PpoConfig> {
-    let (encoder, mixture) = if agent == MOE_KIND {
-        let m = MixtureConfig::from_features(features, &SPECIALISTS, &settings.moe)?;
-        (settings.moe.encoder.name().to_string(), Some(m))
-    } else {
-        (encoder_of(agent)?.name().to_string(), None)
-    };
-    Ok(PpoConfig {
-        encoder,
-        features: features.len(),
-        window: settings.env.window,
-        instruments: vocab.instrument_rows(),
-        timeframes: vocab.timeframes.len(),
-        seed: settings.seed,
-        ppo: settings.ppo.clone(),
-        mixture,
-    })
-}
+use tradelab_app::training::ppo_config;
 
 /// What every run needs, whichever agent trains.
 struct RunData {
