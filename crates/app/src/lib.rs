@@ -34,6 +34,8 @@
 //!   overfitting statistics;
 //! - [`regimes`]: a market's regime model, fitted on its training split,
 //!   and the filtered probabilities of every bar;
+//! - [`adapt`]: online updates of a trained model on its newest bars,
+//!   kept only past a validation guard, and the decay they answer;
 //! - [`training`]: the shape of a new PPO agent or mixture for a set of
 //!   markets; [`walk_forward`]: walk-forward evaluation with retraining,
 //!   the folds stitched into one out-of-sample curve;
@@ -46,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+pub mod adapt;
 pub mod audit;
 pub mod auth_setup;
 pub mod backtest_statistics;

@@ -1,4 +1,5 @@
-//! `tradelab adapt`: online learning. A trained model continues PPO on a
+//! `tradelab adapt`: online learning (the use case is `tradelab_app::adapt`;
+//! this records the run, registers an accepted update and prints). A trained model continues PPO on a
 //! sliding window of the newest bars of a market it knows and is validated
 //! on the bars after that window; the update becomes a new checkpoint (and
 //! registry version) only if validation does not fall by more than
@@ -8,26 +9,22 @@
 //! bars are each traded greedily by the static model and by a model updated
 //! (with the same guard) on the bars before that window, never after.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use serde_json::json;
 use tradelab_agents::hrm::{HrmAgent, KIND as HRM};
-use tradelab_agents::metadata::Adaptation;
 use tradelab_agents::ppo::{read_model_kind, PpoAgent};
-use tradelab_agents::settings::Selection;
-use tradelab_agents::trainer::{train, validate, Scoring, TrainPlan, Trainable, TrainingMarket};
+use tradelab_agents::trainer::Trainable;
+use tradelab_agents::MarketKey;
+use tradelab_app::adapt::{first_unseen_bar, measure_decay, update, AdaptPlan, DecayWindow};
 use tradelab_app::Settings;
 use tradelab_core::BarSeries;
-use tradelab_env::MarketData;
 use tradelab_store::tracking::RunStatus;
 
 use crate::cli::{AdaptArgs, GlobalArgs};
 use crate::context::{load_settings, model_settings};
-use tradelab_app::markets::{data_hash, load_series, timeframe_name};
+use tradelab_app::markets::{load_series, timeframe_name};
 use tradelab_app::record::Recorder;
 
 pub fn run(g: &GlobalArgs, a: &AdaptArgs) -> Result<()> {
@@ -44,24 +41,6 @@ pub fn run(g: &GlobalArgs, a: &AdaptArgs) -> Result<()> {
     } else {
         run_for::<PpoAgent>(g, a, &folder)
     }
-}
-
-/// One update's outcome.
-#[derive(Debug, Clone, Serialize)]
-struct UpdateOutcome {
-    before_pct: f64,
-    after_pct: f64,
-    accepted: bool,
-    best_dir: PathBuf,
-}
-
-/// One walk-forward window.
-#[derive(Debug, Clone, Serialize)]
-struct FoldResult {
-    bars: (usize, usize),
-    static_pct: f64,
-    updated_pct: f64,
-    update_accepted: bool,
 }
 
 fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result<()> {
@@ -96,8 +75,14 @@ fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result
     let unseen = first_unseen_bar(agent.provenance(), &series, &settings);
     drop(agent);
 
+    let plan = AdaptPlan {
+        window: a.window,
+        validation: a.validation,
+        steps: a.steps,
+        max_worsening: a.max_worsening,
+    };
     if let Some(k) = a.walk_forward {
-        return walk_forward::<A>(a, folder, &series, key, &settings, &run_dir, k, unseen);
+        return decay::<A>(a, &plan, folder, &series, key, &settings, &run_dir, k, unseen);
     }
     if series.len().saturating_sub(a.validation) < unseen {
         eprintln!(
@@ -125,7 +110,7 @@ fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result
         &settings,
         window.clone(),
         validation.clone(),
-        a,
+        &plan,
         &run_dir,
     );
     let outcome = match outcome {
@@ -182,212 +167,35 @@ fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result
     Ok(())
 }
 
-/// The market prepared so that nothing from `validation` onward shapes the
-/// observation: normalisation and the regime model are fitted on the bars
-/// before it; then the splits are the window and the validation bars.
-fn prepare(
-    series: &BarSeries,
-    settings: &Settings,
-    window: Range<usize>,
-    validation: Range<usize>,
-) -> Result<Arc<MarketData>> {
-    let n = series.len() as f64;
-    let mut s = settings.clone();
-    s.env.train_fraction = validation.start as f64 / n;
-    s.env.validation_fraction = validation.len() as f64 / n;
-    let name = format!("{} ({})", series.instrument, timeframe_name(series));
-    let data = s
-        .market_data(series.clone())
-        .with_context(|| format!("preparing {name}"))?;
-    let data = data
-        .with_splits(window, validation, 0..0)
-        .with_context(|| format!("splitting {name} into the update window and its validation"))?;
-    Ok(Arc::new(data))
-}
-
-/// Trains a copy of the model at `folder` on `window`, validating on
-/// `validation`; the best validated checkpoint lands in `run_dir/best`.
+/// `--walk-forward K`: the decay measurement, a line per window as it ends.
 #[allow(clippy::too_many_arguments)]
-fn update<A: Trainable>(
-    folder: &Path,
-    series: &BarSeries,
-    key: tradelab_agents::MarketKey,
-    settings: &Settings,
-    window: Range<usize>,
-    validation: Range<usize>,
+fn decay<A: Trainable>(
     a: &AdaptArgs,
-    run_dir: &Path,
-) -> Result<UpdateOutcome> {
-    let data = prepare(series, settings, window.clone(), validation.clone())?;
-    let markets = [TrainingMarket { data, key }];
-    let mut agent = A::load(folder)?;
-    let updates = agent.updates_done();
-    // An update is accepted on validation return (`max_worsening` is in
-    // percent of return), so it is chosen by return too.
-    let scoring = Scoring {
-        selection: Selection::Return,
-        windows: 1,
-    };
-    let before = validate(&mut agent, &markets, &settings.env_config(), scoring, updates)?;
-    // The old run's best validation was on other bars: this update starts afresh.
-    agent.provenance_mut().best_validation = None;
-    agent.provenance_mut().evaluations_since_best = 0;
-    let total = agent.env_steps_done() + a.steps;
-    agent.set_total_steps(total);
-    let plan = TrainPlan {
-        run_dir: run_dir.to_path_buf(),
-        total_steps: total,
-        eval_every: settings.ppo.eval_every.max(1),
-        patience: settings.ppo.patience,
-        seed: settings.seed,
-        scoring,
-        instrument_dropout: None,
-        checkpoint_every: 0,
-        interrupt: None,
-    };
-    let summary = train(&mut agent, &markets, &settings.env_config(), &plan, |_| {})?;
-    let after = summary
-        .best
-        .as_ref()
-        .map(|b| b.return_pct)
-        .context("the update was never validated; raise --steps or lower ppo.eval_every")?;
-    let accepted = after >= before.return_pct - a.max_worsening;
-    // Record the update in the checkpoint it produced.
-    let mut best = A::load(&summary.best_dir)?;
-    best.provenance_mut().adaptations.push(Adaptation {
-        data: data_hash(series),
-        train_bars: (window.start, window.end),
-        validation_bars: (validation.start, validation.end),
-        steps: a.steps,
-        validation_before_pct: before.return_pct,
-        validation_after_pct: after,
-        seen_span: Some((
-            series.ts[window.start.min(validation.start)],
-            series.ts[window.end.max(validation.end) - 1],
-        )),
-    });
-    best.save(&summary.best_dir)?;
-    Ok(UpdateOutcome {
-        before_pct: before.return_pct,
-        after_pct: after,
-        accepted,
-        best_dir: summary.best_dir,
-    })
-}
-
-/// The first bar of `series` the model has not learnt from or been
-/// selected on: after its training and validation splits when this is the
-/// series it was trained on, else after the last bar of that market it saw.
-fn first_unseen_bar(p: &tradelab_agents::metadata::Provenance, series: &BarSeries, settings: &Settings) -> usize {
-    let h = data_hash(series);
-    let Some(seen) = p
-        .data
-        .iter()
-        .find(|d| d.instrument == h.instrument && d.timeframe == h.timeframe)
-    else {
-        return 0;
-    };
-    if seen.sha256 == h.sha256 {
-        let e = &settings.env;
-        return (series.len() as f64 * (e.train_fraction + e.validation_fraction)).round() as usize;
-    }
-    series
-        .ts
-        .iter()
-        .position(|t| tradelab_core::time::format_date(*t) > seen.last)
-        .unwrap_or(series.len())
-}
-
-/// Greedy return of the model at `folder` on `bars`.
-fn trade<A: Trainable>(
+    plan: &AdaptPlan,
     folder: &Path,
     series: &BarSeries,
-    key: tradelab_agents::MarketKey,
-    settings: &Settings,
-    bars: Range<usize>,
-) -> Result<f64> {
-    let data = prepare(series, settings, 0..0, bars)?;
-    let mut agent = A::load(folder)?;
-    let scoring = Scoring {
-        selection: Selection::Return,
-        windows: 1,
-    };
-    let markets = [TrainingMarket { data, key }];
-    Ok(validate(&mut agent, &markets, &settings.env_config(), scoring, 0)?.return_pct)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn walk_forward<A: Trainable>(
-    a: &AdaptArgs,
-    folder: &Path,
-    series: &BarSeries,
-    key: tradelab_agents::MarketKey,
+    key: MarketKey,
     settings: &Settings,
     run_dir: &Path,
     k: usize,
     unseen: usize,
 ) -> Result<()> {
-    let n = series.len();
-    let need = a.window + (k + 1) * a.validation;
-    if k == 0 || need > n {
-        bail!(
-            "--walk-forward {k} needs {need} bars (a {}-bar window and {} windows of {} bars) but the data has {n}",
-            a.window,
-            k + 1,
-            a.validation
-        );
-    }
-    if n - k * a.validation < unseen {
-        bail!(
-            "the traded windows would start at bar {} but the model learnt from or was selected on bars before {unseen}; \
-             use fewer or shorter windows (--walk-forward, --validation) or data that extends past the model's",
-            n - k * a.validation
-        );
-    }
-    // The guard validates each update on the last `validation / 2` bars
-    // before the window it will trade, so the traded bars stay unseen.
-    let guard = (a.validation / 2).max(1);
-    let mut current = folder.to_path_buf();
-    let mut folds = Vec::new();
-    for i in 0..k {
-        let start = n - (k - i) * a.validation;
-        let bars = start..start + a.validation;
-        let static_pct = trade::<A>(folder, series, key, settings, bars.clone())?;
-        let validation = start - guard..start;
-        let window = validation.start.saturating_sub(a.window)..validation.start;
-        let out = update::<A>(
-            &current,
-            series,
-            key,
-            settings,
-            window,
-            validation,
-            a,
-            &run_dir.join(format!("fold-{}", i + 1)),
-        )?;
-        if out.accepted {
-            current = out.best_dir.clone();
-        }
-        let updated_pct = trade::<A>(&current, series, key, settings, bars.clone())?;
+    let folds = measure_decay::<A>(plan, folder, series, key, settings, run_dir, k, unseen, &mut |i, w| {
         eprintln!(
-            "window {}/{k} (bars {}..{}): static {static_pct:+.2}%, updated {updated_pct:+.2}%{}",
+            "window {}/{k} (bars {}..{}): static {:+.2}%, updated {:+.2}%{}",
             i + 1,
-            bars.start,
-            bars.end,
-            if out.accepted {
+            w.bars.0,
+            w.bars.1,
+            w.static_pct,
+            w.updated_pct,
+            if w.update_accepted {
                 ""
             } else {
                 " (update refused by the guard)"
             }
         );
-        folds.push(FoldResult {
-            bars: (bars.start, bars.end),
-            static_pct,
-            updated_pct,
-            update_accepted: out.accepted,
-        });
-    }
-    let mean = |f: &dyn Fn(&FoldResult) -> f64| folds.iter().map(f).sum::<f64>() / folds.len() as f64;
+    })?;
+    let mean = |f: &dyn Fn(&DecayWindow) -> f64| folds.iter().map(f).sum::<f64>() / folds.len() as f64;
     let (s, u) = (mean(&|f| f.static_pct), mean(&|f| f.updated_pct));
     if a.json {
         println!(
