@@ -35,6 +35,18 @@ pub struct AdaptPlan {
     pub max_worsening: f64,
 }
 
+/// The market a model is updated and traded on, under the settings the
+/// update runs with.
+#[derive(Clone, Copy)]
+pub struct AdaptMarket<'a> {
+    /// The whole series (the update and validation windows are bars of it).
+    pub series: &'a BarSeries,
+    /// The model's row for it.
+    pub key: MarketKey,
+    /// The model's settings under the caller's seed.
+    pub settings: &'a Settings,
+}
+
 /// One update's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct UpdateOutcome {
@@ -86,17 +98,15 @@ fn prepare(
 
 /// Trains a copy of the model at `folder` on `window`, validating on
 /// `validation`; the best validated checkpoint lands in `run_dir/best`.
-#[allow(clippy::too_many_arguments)]
 pub fn update<A: Trainable>(
     folder: &Path,
-    series: &BarSeries,
-    key: MarketKey,
-    settings: &Settings,
+    market: AdaptMarket<'_>,
     window: Range<usize>,
     validation: Range<usize>,
     plan: &AdaptPlan,
     run_dir: &Path,
 ) -> Result<UpdateOutcome> {
+    let AdaptMarket { series, key, settings } = market;
     let data = prepare(series, settings, window.clone(), validation.clone())?;
     let markets = [TrainingMarket { data, key }];
     let mut agent = A::load(folder)?;
@@ -178,13 +188,8 @@ pub fn first_unseen_bar(p: &Provenance, series: &BarSeries, settings: &Settings)
 }
 
 /// Greedy return of the model at `folder` on `bars`.
-pub fn trade<A: Trainable>(
-    folder: &Path,
-    series: &BarSeries,
-    key: MarketKey,
-    settings: &Settings,
-    bars: Range<usize>,
-) -> Result<f64> {
+pub fn trade<A: Trainable>(folder: &Path, market: AdaptMarket<'_>, bars: Range<usize>) -> Result<f64> {
+    let AdaptMarket { series, key, settings } = market;
     let data = prepare(series, settings, 0..0, bars)?;
     let mut agent = A::load(folder)?;
     let scoring = Scoring {
@@ -199,18 +204,16 @@ pub fn trade<A: Trainable>(
 /// traded greedily by the static model at `folder` and by a model updated
 /// (with the same guard) on the bars before that window, never after;
 /// each window's result goes to `on_window` as it ends.
-#[allow(clippy::too_many_arguments)]
 pub fn measure_decay<A: Trainable>(
     plan: &AdaptPlan,
     folder: &Path,
-    series: &BarSeries,
-    key: MarketKey,
-    settings: &Settings,
+    market: AdaptMarket<'_>,
     run_dir: &Path,
     k: usize,
     unseen: usize,
     on_window: &mut dyn FnMut(usize, &DecayWindow),
 ) -> Result<Vec<DecayWindow>> {
+    let series = market.series;
     let n = series.len();
     let need = plan.window + (k + 1) * plan.validation;
     if k == 0 || need > n {
@@ -236,14 +239,12 @@ pub fn measure_decay<A: Trainable>(
     for i in 0..k {
         let start = n - (k - i) * plan.validation;
         let bars = start..start + plan.validation;
-        let static_pct = trade::<A>(folder, series, key, settings, bars.clone())?;
+        let static_pct = trade::<A>(folder, market, bars.clone())?;
         let validation = start - guard..start;
         let window = validation.start.saturating_sub(plan.window)..validation.start;
         let out = update::<A>(
             &current,
-            series,
-            key,
-            settings,
+            market,
             window,
             validation,
             plan,
@@ -252,7 +253,7 @@ pub fn measure_decay<A: Trainable>(
         if out.accepted {
             current = out.best_dir.clone();
         }
-        let updated_pct = trade::<A>(&current, series, key, settings, bars.clone())?;
+        let updated_pct = trade::<A>(&current, market, bars.clone())?;
         let window = DecayWindow {
             bars: (bars.start, bars.end),
             static_pct,

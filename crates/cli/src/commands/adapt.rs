@@ -16,10 +16,7 @@ use serde_json::json;
 use tradelab_agents::hrm::{HrmAgent, KIND as HRM};
 use tradelab_agents::ppo::{read_model_kind, PpoAgent};
 use tradelab_agents::trainer::Trainable;
-use tradelab_agents::MarketKey;
-use tradelab_app::adapt::{first_unseen_bar, measure_decay, update, AdaptPlan, DecayWindow};
-use tradelab_app::Settings;
-use tradelab_core::BarSeries;
+use tradelab_app::adapt::{first_unseen_bar, measure_decay, update, AdaptMarket, AdaptPlan, DecayWindow};
 use tradelab_store::tracking::RunStatus;
 
 use crate::cli::{AdaptArgs, GlobalArgs};
@@ -82,7 +79,12 @@ fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result
         max_worsening: a.max_worsening,
     };
     if let Some(k) = a.walk_forward {
-        return decay::<A>(a, &plan, folder, &series, key, &settings, &run_dir, k, unseen);
+        let market = AdaptMarket {
+            series: &series,
+            key,
+            settings: &settings,
+        };
+        return decay::<A>(a, &plan, folder, market, &run_dir, k, unseen);
     }
     if series.len().saturating_sub(a.validation) < unseen {
         eprintln!(
@@ -103,16 +105,12 @@ fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result
         )?),
         None => None,
     };
-    let outcome = update::<A>(
-        folder,
-        &series,
+    let market = AdaptMarket {
+        series: &series,
         key,
-        &settings,
-        window.clone(),
-        validation.clone(),
-        &plan,
-        &run_dir,
-    );
+        settings: &settings,
+    };
+    let outcome = update::<A>(folder, market, window.clone(), validation.clone(), &plan, &run_dir);
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -168,19 +166,16 @@ fn run_for<A: Trainable>(g: &GlobalArgs, a: &AdaptArgs, folder: &Path) -> Result
 }
 
 /// `--walk-forward K`: the decay measurement, a line per window as it ends.
-#[allow(clippy::too_many_arguments)]
 fn decay<A: Trainable>(
     a: &AdaptArgs,
     plan: &AdaptPlan,
     folder: &Path,
-    series: &BarSeries,
-    key: MarketKey,
-    settings: &Settings,
+    market: AdaptMarket<'_>,
     run_dir: &Path,
     k: usize,
     unseen: usize,
 ) -> Result<()> {
-    let folds = measure_decay::<A>(plan, folder, series, key, settings, run_dir, k, unseen, &mut |i, w| {
+    let folds = measure_decay::<A>(plan, folder, market, run_dir, k, unseen, &mut |i, w| {
         eprintln!(
             "window {}/{k} (bars {}..{}): static {:+.2}%, updated {:+.2}%{}",
             i + 1,
