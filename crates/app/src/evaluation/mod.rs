@@ -44,6 +44,7 @@ use crate::data_sources::{recorded_symbols, RecordedSymbols};
 use crate::markets::{build_report, data_hash, load_series, markets, timeframe_name};
 use crate::registry::LocatedCheckpoint;
 use crate::settings::model_settings;
+use crate::walk_forward::max_drawdown_pct;
 use crate::Settings;
 
 /// The baselines every model is compared with: buy-and-hold first (the
@@ -556,15 +557,7 @@ pub fn return_and_drawdown(equity: &[f64]) -> (f64, f64) {
     let (Some(first), Some(last)) = (equity.first(), equity.last()) else {
         return (0.0, 0.0);
     };
-    let mut peak = f64::MIN;
-    let mut worst: f64 = 0.0;
-    for e in equity {
-        peak = peak.max(*e);
-        if peak > 0.0 {
-            worst = worst.min(e / peak - 1.0);
-        }
-    }
-    ((last / first - 1.0) * 100.0, -worst * 100.0)
+    ((last / first - 1.0) * 100.0, max_drawdown_pct(equity))
 }
 
 /// Reasoning segments per decision for a model with adaptive computation
